@@ -1,0 +1,136 @@
+"""Arrow schemas of the six manifest tables: the contract between every stage.
+
+Each table is a folder of Parquet shards. Every row carries provenance (which stage, which
+version of it, which model and which weights made it); `random-init` is a legal weights id and
+stays visible as such. Rows hold URIs, never pixels.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0"
+"""Major.minor. Readers refuse files whose major differs from ours."""
+
+META_VERSION_KEY = b"liveditor.schema_version"
+META_TABLE_KEY = b"liveditor.table"
+
+NO_MODEL = "none"
+"""`model_name` / `weights_id` of rows made by a stage that runs no model."""
+RANDOM_INIT = "random-init"
+"""`weights_id` of rows made by a model whose weights were not trained."""
+
+PROVENANCE_FIELDS = [
+    pa.field("stage", pa.string(), nullable=False),
+    pa.field("stage_version", pa.string(), nullable=False),
+    pa.field("model_name", pa.string(), nullable=False),
+    pa.field("weights_id", pa.string(), nullable=False),
+]
+
+_VIDEOS = [
+    pa.field("video_id", pa.string(), nullable=False),  # first 16 hex chars of sha256
+    pa.field("uri", pa.string(), nullable=False),
+    pa.field("sha256", pa.string(), nullable=False),
+    pa.field("size_bytes", pa.int64(), nullable=False),
+    pa.field("duration_s", pa.float64()),
+    pa.field("fps", pa.float64()),
+    pa.field("frames", pa.int64()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("codec", pa.string()),
+    pa.field("status", pa.string(), nullable=False),  # ok | rejected
+    pa.field("reject_reason", pa.string()),
+]
+
+_CLIPS = [
+    pa.field("clip_id", pa.string(), nullable=False),  # f"{video_id}-{start_frame:07d}-{end_frame:07d}"
+    pa.field("video_id", pa.string(), nullable=False),
+    pa.field("start_frame", pa.int64(), nullable=False),
+    pa.field("end_frame", pa.int64(), nullable=False),  # exclusive
+    pa.field("start_time_s", pa.float64(), nullable=False),
+    pa.field("end_time_s", pa.float64(), nullable=False),
+    pa.field("fps", pa.float64(), nullable=False),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    pa.field("uri", pa.string()),  # the extracted clip file; null until extraction
+    pa.field("shot_method", pa.string(), nullable=False),
+    pa.field("status", pa.string(), nullable=False),  # ok | rejected
+    pa.field("reject_reason", pa.string()),
+]
+
+_OBJECTS = [
+    pa.field("object_id", pa.string(), nullable=False),
+    pa.field("clip_id", pa.string(), nullable=False),
+    pa.field("track_id", pa.int32(), nullable=False),
+    pa.field("class_name", pa.string(), nullable=False),
+    pa.field("confidence", pa.float32(), nullable=False),
+    pa.field("frame_indices", pa.list_(pa.int32()), nullable=False),  # clip-relative
+    pa.field("boxes", pa.list_(pa.list_(pa.float32(), 4)), nullable=False),  # xyxy pixels per frame
+    pa.field("mask_rle", pa.list_(pa.string())),  # COCO RLE counts per frame (compressed string)
+    pa.field("mask_height", pa.int32()),
+    pa.field("mask_width", pa.int32()),
+    pa.field("mask_uri", pa.string()),  # alternative to inline RLE for long tracks
+]
+
+_SCORES = [
+    pa.field("clip_id", pa.string(), nullable=False),
+    pa.field("signal", pa.string(), nullable=False),
+    pa.field("value", pa.float64()),
+    pa.field("passed", pa.bool_()),  # null when no threshold applies to this signal
+]
+
+_EDIT_PAIRS = [
+    pa.field("pair_id", pa.string(), nullable=False),
+    pa.field("clip_id", pa.string(), nullable=False),
+    pa.field("edit_type", pa.string(), nullable=False),
+    pa.field("instruction", pa.string(), nullable=False),
+    pa.field("source_uri", pa.string(), nullable=False),
+    pa.field("target_uri", pa.string(), nullable=False),
+    pa.field("mask_uri", pa.string()),
+    pa.field("gates_passed", pa.list_(pa.string()), nullable=False),
+    pa.field("split", pa.string(), nullable=False),  # train | val | test
+]
+
+_ERRORS = [
+    pa.field("error_id", pa.string(), nullable=False),
+    pa.field("input", pa.string(), nullable=False),
+    pa.field("error_class", pa.string(), nullable=False),
+    pa.field("message", pa.string(), nullable=False),
+    pa.field("attempt", pa.int32(), nullable=False),
+]
+
+SCHEMAS: dict[str, pa.Schema] = {
+    name: pa.schema(fields + PROVENANCE_FIELDS)
+    for name, fields in {
+        "videos": _VIDEOS,
+        "clips": _CLIPS,
+        "objects": _OBJECTS,
+        "scores": _SCORES,
+        "edit_pairs": _EDIT_PAIRS,
+        "errors": _ERRORS,
+    }.items()
+}
+
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    "videos": ("video_id",),
+    "clips": ("clip_id",),
+    "objects": ("object_id",),
+    "scores": ("clip_id", "signal", "stage"),
+    "edit_pairs": ("pair_id",),
+    "errors": ("error_id",),
+}
+
+FOREIGN_KEYS: dict[str, list[tuple[str, str, str]]] = {
+    # table: [(column, referenced table, referenced column)]
+    "clips": [("video_id", "videos", "video_id")],
+    "objects": [("clip_id", "clips", "clip_id")],
+    "scores": [("clip_id", "clips", "clip_id")],
+    "edit_pairs": [("clip_id", "clips", "clip_id")],
+}
+
+URI_COLUMNS: dict[str, tuple[str, ...]] = {
+    "videos": ("uri",),
+    "clips": ("uri",),
+    "objects": ("mask_uri",),
+    "edit_pairs": ("source_uri", "target_uri", "mask_uri"),
+}
