@@ -1,0 +1,32 @@
+# Two commands matter: `make demo` (the main job on the bundled sample corpus) and `make test`.
+# Both create the virtual environment on first use.
+
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DEMO    ?= out/demo
+
+.PHONY: venv demo test bench-cpu clean
+
+venv: $(STAMP)
+
+# ultralytics pulls the GUI build of OpenCV; we run headless, so swap it for the pinned headless wheel.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip uninstall -q -y opencv-python || true
+	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-python-headless==5.0.0.93"
+	touch $(STAMP)
+
+# Builds the synthetic sample corpus (with a few deliberately broken inputs), then curates it on a local Ray.
+demo: venv
+	$(BIN)/python -m curation.corpus $(DEMO)/corpus --with-bad-inputs
+	$(BIN)/python -m jobs.curate --config jobs/configs/curate.yaml --input $(DEMO)/corpus --output $(DEMO)/dataset --resume
+
+test: venv
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf out .pytest_cache
