@@ -1,0 +1,26 @@
+"""Parquet manifests: the contract between curation stages and the model's data loader."""
+
+from manifests.errors import ManifestError
+from manifests.layout import CommitInfo
+from manifests.reader import open_table, read_table
+from manifests.rle import rle_decode, rle_encode
+from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
+from manifests.validate import Issue, validate_dataset
+from manifests.writer import ManifestWriter
+
+__all__ = [
+    "FOREIGN_KEYS",
+    "PRIMARY_KEYS",
+    "SCHEMAS",
+    "SCHEMA_VERSION",
+    "URI_COLUMNS",
+    "CommitInfo",
+    "Issue",
+    "ManifestError",
+    "ManifestWriter",
+    "open_table",
+    "read_table",
+    "rle_decode",
+    "rle_encode",
+    "validate_dataset",
+]

@@ -1,0 +1,39 @@
+"""Which URI values point outside the dataset root: vectorised over Arrow arrays, exact where it matters."""
+
+from __future__ import annotations
+
+import posixpath
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+SCHEME_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://"
+ABSOLUTE_RE = r"^([/\\]|[A-Za-z]:[/\\])"
+# Problem kinds, in the order they are tested; a value counts under the first that applies.
+EMPTY, ABSOLUTE, ESCAPES = "empty", "absolute", "escapes"
+
+
+def uri_problems(values: pa.Array, allow_absolute: bool) -> dict[str, np.ndarray]:
+    """Boolean masks (one per problem kind) over `values`; nulls are never a problem."""
+    present = pc.is_valid(values)
+    empty = pc.and_(present, pc.equal(pc.utf8_trim_whitespace(values), ""))
+    outside = pc.or_(pc.match_substring_regex(values, SCHEME_RE), pc.match_substring_regex(values, ABSOLUTE_RE))
+    outside = pc.fill_null(outside, False)
+    relative = pc.and_(pc.and_(present, pc.invert(outside)), pc.invert(empty))
+    maybe_escapes = pc.fill_null(pc.and_(relative, pc.match_substring(values, "..")), False)
+    escapes = np.zeros(len(values), dtype=bool)
+    for i in np.flatnonzero(maybe_escapes.to_numpy(zero_copy_only=False)):
+        escapes[i] = escapes_root(values[int(i)].as_py())
+    absolute = np.zeros(len(values), dtype=bool) if allow_absolute else outside.to_numpy(zero_copy_only=False)
+    return {EMPTY: _np(empty), ABSOLUTE: absolute, ESCAPES: escapes}
+
+
+def escapes_root(relative_uri: str) -> bool:
+    """Whether a relative path climbs above its root once normalised (`a/../../b` does, `a/../b` not)."""
+    normal = posixpath.normpath(relative_uri.replace("\\", "/"))
+    return normal == ".." or normal.startswith("../")
+
+
+def _np(mask: pa.Array) -> np.ndarray:
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
