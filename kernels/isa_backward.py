@@ -1,0 +1,181 @@
+"""Triton ISA backward (FlashAttention-style, selections constant).
+
+Three kernels: dq per query-block item (exact tiles, then 0-th order tiles through k_mean); dk/dv per
+key-block item over the query blocks that use it exactly; and d(k_mean), d(v_mean) per tile of pooled
+blocks over the query blocks that use them as 0-th order terms. The pooled gradients reach tokens as
+dk_i += dkm_j / n_j inside the dk/dv kernel's second launch.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels.isa_forward import geometry_args
+from kernels.isa_reference import BlockLayout
+from kernels.isa_selection import Launch
+from kernels.isa_tiles import block_span, grad_scores, mask_tile, pooled_tile, tile_rows
+
+
+@triton.jit
+def _isa_dq_kernel(Q, K, V, DO, DQ, LSE, DELTA, KM, VM, MASK,
+                   OWN, BH, OFF, CNT, LST, MROW,
+                   s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                   D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr, GK: tl.constexpr,
+                   BP: tl.constexpr, HAS_MEAN: tl.constexpr):
+    item = tl.program_id(0)
+    bh = tl.load(BH + item)
+    base = (bh // H).to(tl.int64) * s_b + (bh % H).to(tl.int64) * s_h
+    d = tl.arange(0, D)
+    qrows, qvalid = tile_rows(OWN, item * GQ, 0, GQ, n_tgt, n_tot, nbt, GQ, BLK)
+    q_offs = base + qrows[:, None].to(tl.int64) * s_n + d[None, :]
+    q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
+    do = tl.load(DO + q_offs, mask=qvalid[:, None], other=0.0)
+    row_offs = bh.to(tl.int64) * n_tot + qrows
+    lse = tl.load(LSE + row_offs, mask=qvalid, other=0.0)
+    delta = tl.load(DELTA + row_offs, mask=qvalid, other=0.0)
+    dq = tl.zeros([GQ * BLK, D], tl.float32)
+    off = tl.load(OFF + item)
+    cnt = tl.load(CNT + item)
+    for t in range(0, tl.cdiv(cnt, GK)):
+        krows, kvalid = tile_rows(LST, off, t, cnt, n_tgt, n_tot, nbt, GK, BLK)
+        kv_offs = base + krows[:, None].to(tl.int64) * s_n + d[None, :]
+        k = tl.load(K + kv_offs, mask=kvalid[:, None], other=0.0)
+        v = tl.load(V + kv_offs, mask=kvalid[:, None], other=0.0)
+        s = tl.where(kvalid[None, :], tl.dot(q, tl.trans(k)) * qk_scale, float("-inf"))
+        p, ds = grad_scores(s, lse, delta, do, v)
+        dq = tl.dot(ds.to(k.dtype), k, dq)
+    if HAS_MEAN:
+        mrow = tl.load(MROW + item)
+        if mrow >= 0:
+            pooled = bh.to(tl.int64) * nb * D
+            for t in range(0, tl.cdiv(nb, BP)):
+                use = mask_tile(MASK, mrow, t, nb, BP)
+                if tl.max(use.to(tl.int32), 0) > 0:
+                    km, vm, log2n = pooled_tile(KM, VM, pooled, t, nb, n_tgt, n_tot, nbt, Q.dtype.element_ty,
+                                                D, BP, BLK)
+                    s = tl.dot(q, tl.trans(km)) * qk_scale + log2n[None, :]
+                    s = tl.where(use[None, :], s, float("-inf"))
+                    p, ds = grad_scores(s, lse, delta, do, vm)
+                    dq = tl.dot(ds.to(km.dtype), km, dq)
+    tl.store(DQ + q_offs, (dq * sm_scale).to(DQ.dtype.element_ty), mask=qvalid[:, None])
+
+
+@triton.jit
+def _isa_dkdv_kernel(Q, K, V, DO, DK, DV, LSE, DELTA, DKM, DVM,
+                     OWN, BH, OFF, CNT, LST, ACC,
+                     s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                     D: tl.constexpr, BLK: tl.constexpr, GK: tl.constexpr, GQ: tl.constexpr,
+                     ADD_MEAN: tl.constexpr):
+    item = tl.program_id(0)
+    bh = tl.load(BH + item)
+    base = (bh // H).to(tl.int64) * s_b + (bh % H).to(tl.int64) * s_h
+    d = tl.arange(0, D)
+    krows, kvalid = tile_rows(OWN, item * GK, 0, GK, n_tgt, n_tot, nbt, GK, BLK)
+    k_offs = base + krows[:, None].to(tl.int64) * s_n + d[None, :]
+    k = tl.load(K + k_offs, mask=kvalid[:, None], other=0.0)
+    v = tl.load(V + k_offs, mask=kvalid[:, None], other=0.0)
+    dk = tl.zeros([GK * BLK, D], tl.float32)
+    dv = tl.zeros([GK * BLK, D], tl.float32)
+    off = tl.load(OFF + item)
+    cnt = tl.load(CNT + item)
+    for t in range(0, tl.cdiv(cnt, GQ)):
+        qrows, qvalid = tile_rows(LST, off, t, cnt, n_tgt, n_tot, nbt, GQ, BLK)
+        q_offs = base + qrows[:, None].to(tl.int64) * s_n + d[None, :]
+        q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
+        do = tl.load(DO + q_offs, mask=qvalid[:, None], other=0.0)
+        row_offs = bh.to(tl.int64) * n_tot + qrows
+        lse = tl.load(LSE + row_offs, mask=qvalid, other=0.0)
+        delta = tl.load(DELTA + row_offs, mask=qvalid, other=0.0)
+        s_t = tl.where(qvalid[None, :], tl.dot(k, tl.trans(q)) * qk_scale, float("-inf"))
+        p_t = tl.math.exp2(s_t - lse[None, :])
+        dv = tl.dot(p_t.to(do.dtype), do, dv)
+        dp_t = tl.dot(v, tl.trans(do))
+        dk = tl.dot((p_t * (dp_t - delta[None, :])).to(q.dtype), q, dk)
+    dk = dk * sm_scale
+    if ADD_MEAN:
+        blk = tl.load(OWN + item * GK + tl.arange(0, GK * BLK) // BLK)
+        start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
+        inv_n = 1.0 / tl.maximum(end - start, 1).to(tl.float32)
+        pooled = (bh.to(tl.int64) * nb + tl.maximum(blk, 0)) * D
+        dk += tl.load(DKM + pooled[:, None] + d[None, :], mask=kvalid[:, None], other=0.0) * inv_n[:, None]
+        dv += tl.load(DVM + pooled[:, None] + d[None, :], mask=kvalid[:, None], other=0.0) * inv_n[:, None]
+    if tl.load(ACC + item) != 0:
+        dk += tl.load(DK + k_offs, mask=kvalid[:, None], other=0.0).to(tl.float32)
+        dv += tl.load(DV + k_offs, mask=kvalid[:, None], other=0.0).to(tl.float32)
+    tl.store(DK + k_offs, dk.to(DK.dtype.element_ty), mask=kvalid[:, None])
+    tl.store(DV + k_offs, dv.to(DV.dtype.element_ty), mask=kvalid[:, None])
+
+
+@triton.jit
+def _isa_mean_kv_kernel(Q, DO, LSE, DELTA, KM, VM, DKM, DVM, MASK,
+                        s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                        D: tl.constexpr, BLK: tl.constexpr, BP: tl.constexpr):
+    bh = tl.program_id(0)
+    t = tl.program_id(1)
+    base = (bh // H).to(tl.int64) * s_b + (bh % H).to(tl.int64) * s_h
+    pooled = bh.to(tl.int64) * nb * D
+    d = tl.arange(0, D)
+    km, vm, log2n = pooled_tile(KM, VM, pooled, t, nb, n_tgt, n_tot, nbt, Q.dtype.element_ty, D, BP, BLK)
+    dkm = tl.zeros([BP, D], tl.float32)
+    dvm = tl.zeros([BP, D], tl.float32)
+    for i in range(0, nb):
+        use = mask_tile(MASK, bh * nb + i, t, nb, BP)
+        if tl.max(use.to(tl.int32), 0) > 0:
+            start, end = block_span(i, n_tgt, n_tot, nbt, BLK)
+            qrows = start + tl.arange(0, BLK)
+            qvalid = qrows < end
+            q_offs = base + qrows[:, None].to(tl.int64) * s_n + d[None, :]
+            q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
+            do = tl.load(DO + q_offs, mask=qvalid[:, None], other=0.0)
+            row_offs = bh.to(tl.int64) * n_tot + qrows
+            lse = tl.load(LSE + row_offs, mask=qvalid, other=0.0)
+            delta = tl.load(DELTA + row_offs, mask=qvalid, other=0.0)
+            s_t = tl.dot(km, tl.trans(q)) * qk_scale + log2n[:, None]
+            s_t = tl.where(use[:, None] & qvalid[None, :], s_t, float("-inf"))
+            p_t = tl.math.exp2(s_t - lse[None, :])
+            dvm = tl.dot(p_t.to(do.dtype), do, dvm)
+            dp_t = tl.dot(vm, tl.trans(do))
+            dkm = tl.dot((p_t * (dp_t - delta[None, :])).to(q.dtype), q, dkm)
+    j = t * BP + tl.arange(0, BP)
+    offs = pooled + j[:, None].to(tl.int64) * D + d[None, :]
+    tl.store(DKM + offs, dkm * sm_scale, mask=(j < nb)[:, None])
+    tl.store(DVM + offs, dvm, mask=(j < nb)[:, None])
+
+
+def launch_mean_kv(q: torch.Tensor, do: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, km: torch.Tensor,
+                   vm: torch.Tensor, mask: torch.Tensor, layout: BlockLayout, tile: int, warps: int
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """d(k_mean), d(v_mean) in fp32 [B * H, nb, D] from every query block's 0-th order terms."""
+    dkm, dvm = torch.empty_like(km), torch.empty_like(vm)
+    grid = (q.shape[0] * q.shape[1], triton.cdiv(layout.nb, tile))
+    _isa_mean_kv_kernel[grid](q, do, lse, delta, km, vm, dkm, dvm, mask, *geometry_args(q, layout),
+                              D=q.shape[-1], BLK=layout.block, BP=tile, num_warps=warps)
+    return dkm, dvm
+
+
+def launch_dq(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dq: torch.Tensor,
+              lse: torch.Tensor, delta: torch.Tensor, km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor,
+              work: Launch, layout: BlockLayout, gk: int, warps: int, stages: int, mean_tile_blocks: int) -> None:
+    """dq for the query blocks owned by `work`'s items."""
+    if work.n_items == 0:
+        return
+    _isa_dq_kernel[(work.n_items,)](
+        q, k, v, do, dq, lse, delta, km, vm, mask, work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
+        *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, GK=gk, BP=mean_tile_blocks,
+        HAS_MEAN=work.any_mean, num_warps=warps, num_stages=stages)
+
+
+def launch_dkdv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dk: torch.Tensor,
+                dv: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dkm: torch.Tensor | None,
+                dvm: torch.Tensor | None, work: Launch, layout: BlockLayout, gq: int, warps: int, stages: int
+                ) -> None:
+    """dk, dv for the key blocks owned by `work`'s items (plus dkm/dvm spread over tokens when given)."""
+    if work.n_items == 0:
+        return
+    add_mean = dkm is not None
+    _isa_dkdv_kernel[(work.n_items,)](
+        q, k, v, do, dk, dv, lse, delta, dkm if add_mean else lse, dvm if add_mean else lse,
+        work.own, work.bh, work.off, work.cnt, work.lst, work.accumulate,
+        *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GK=work.group, GQ=gq, ADD_MEAN=add_mean,
+        num_warps=warps, num_stages=stages)

@@ -1,0 +1,78 @@
+"""Validated settings for ISA: the algorithm's knobs and the kernels' tile shapes, in one place."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+class IsaInputError(ValueError):
+    """Bad arguments to ISA (shapes, dtypes, alphas); the message is one line."""
+
+
+def keep_count(alpha: float, n: int) -> int:
+    """DESIGN 6: 'top alpha of n' keeps max(1, ceil(alpha * n)) items (none when n is 0)."""
+    if n == 0:
+        return 0
+    return min(n, max(1, math.ceil(round(alpha * n, 9))))
+
+
+@dataclass(frozen=True)
+class IsaConfig:
+    """The algorithm's parameters (DESIGN 6); validated at construction."""
+
+    block: int = 64
+    alpha_s: float = 0.125
+    alpha_f: float = 0.5
+    alpha_ns: float = 0.0625
+    dropped_mean: bool = False
+
+    def __post_init__(self) -> None:
+        if self.block < 16 or self.block & (self.block - 1):
+            raise IsaInputError(f"block must be a power of two >= 16, got {self.block}")
+        for name in ("alpha_s", "alpha_f", "alpha_ns"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise IsaInputError(f"{name} must be in (0, 1], got {value}")
+
+
+@dataclass(frozen=True)
+class TileConfig:
+    """Kernel tile shapes: a tile is `g` consecutive entries of a block list (g * block rows).
+
+    Sharp query blocks share one key list, so they are processed in groups (bigger MMA tiles);
+    flat query blocks each have their own list and run one block per program.
+    """
+
+    fwd_sharp_gq: int = 2
+    fwd_gk: int = 2
+    fwd_warps: int = 8
+    fwd_stages: int = 2
+    dq_sharp_gq: int = 2
+    dq_gk: int = 1
+    dq_warps: int = 8
+    dq_stages: int = 2
+    dkdv_sharp_gk: int = 2
+    dkdv_gq: int = 1
+    dkdv_warps: int = 8
+    dkdv_stages: int = 2
+    mean_tile: int = 64
+    mean_warps: int = 4
+
+
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int) -> None:
+    """One-line errors for inputs the kernels cannot take."""
+    if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
+        raise IsaInputError(f"q, k, v must share one [B, H, N, D] shape, got {tuple(q.shape)}, "
+                            f"{tuple(k.shape)}, {tuple(v.shape)}")
+    if not (q.dtype == k.dtype == v.dtype) or q.dtype not in SUPPORTED_DTYPES:
+        raise IsaInputError(f"q, k, v must share a dtype among fp16/bf16/fp32, got {q.dtype}, {k.dtype}, {v.dtype}")
+    n, d = q.shape[2], q.shape[3]
+    if not 0 <= n_ctx < n:
+        raise IsaInputError(f"n_ctx must be in [0, N) with N={n}, got {n_ctx}")
+    if d < 16 or d > 256 or d & (d - 1):
+        raise IsaInputError(f"head dim must be a power of two in [16, 256], got {d}")

@@ -1,0 +1,173 @@
+"""Readable PyTorch oracle of In-context Sparse Attention (DESIGN section 6) plus float64 dense attention.
+
+The selection functions here are also used by the Triton path (on its own pooled tensors), so both
+paths share one definition of which blocks are exact, which contribute their 0-th order term, and
+which are dropped.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from kernels.isa_config import IsaConfig, keep_count
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """Blocks of `block` tokens cut from 0 in the target and from n_tgt in the context."""
+
+    n_tgt: int
+    n_ctx: int
+    block: int
+
+    @property
+    def nbt(self) -> int:
+        return -(-self.n_tgt // self.block)
+
+    @property
+    def nbc(self) -> int:
+        return -(-self.n_ctx // self.block)
+
+    @property
+    def nb(self) -> int:
+        return self.nbt + self.nbc
+
+    def starts(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        j = torch.arange(self.nb, device=device)
+        return torch.where(j < self.nbt, j * self.block, self.n_tgt + (j - self.nbt) * self.block)
+
+    def lengths(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        j = torch.arange(self.nb, device=device)
+        ends = torch.where(j < self.nbt, self.n_tgt, self.n_tgt + self.n_ctx)
+        return torch.clamp(ends - self.starts(device), max=self.block)
+
+    def token_block(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Block id of every token, shape [N]."""
+        t = torch.arange(self.n_tgt + self.n_ctx, device=device)
+        return torch.where(t < self.n_tgt, t // self.block, self.nbt + (t - self.n_tgt) // self.block)
+
+
+@dataclass(frozen=True)
+class IsaSelection:
+    """Which key blocks each query block sees, per (batch, head); indices are constants for autograd.
+
+    exact_mask[b, h, i, j]: query block i attends to key block j token by token.
+    mean_mask[b, h, i, j]: key block j enters query block i's softmax as its 0-th order term.
+    """
+
+    layout: BlockLayout
+    kept: torch.Tensor  # [B, H, n_kept] key blocks kept by pre-selection, ascending
+    sharp: torch.Tensor  # [B, H, n_sharp] query blocks with exact attention, ascending
+    flat: torch.Tensor  # [B, H, n_flat] the other query blocks, ascending
+    flat_exact: torch.Tensor  # [B, H, n_flat, n_ns] exact key blocks of each flat query block, ascending
+    exact_mask: torch.Tensor  # [B, H, nb, nb] bool
+    mean_mask: torch.Tensor  # [B, H, nb, nb] bool
+
+
+def pool_blocks(x: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
+    """Per-block means in fp32 (valid tokens only), shape [B, H, nb, D]; differentiable."""
+    tb = layout.token_block(x.device)
+    sums = x.new_zeros(*x.shape[:2], layout.nb, x.shape[-1], dtype=torch.float32)
+    sums = sums.index_add(2, tb, x.float())
+    return sums / layout.lengths(x.device).to(torch.float32)[:, None]
+
+
+def _top_ascending(score: torch.Tensor, n_keep: int) -> torch.Tensor:
+    """Indices of the n_keep largest scores along the last dim (ties: lower index), ascending."""
+    order = torch.sort(score, dim=-1, descending=True, stable=True).indices[..., :n_keep]
+    return torch.sort(order, dim=-1).values
+
+
+def select_context_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, alpha_s: float) -> torch.Tensor:
+    """Kept key blocks [B, H, n_kept]: all target blocks plus the most salient context blocks."""
+    b, h, nbt = qm.shape[0], qm.shape[1], layout.nbt
+    target = torch.arange(nbt, device=qm.device).expand(b, h, nbt)
+    if layout.nbc == 0:
+        return target
+    logits = qm[:, :, :nbt] @ km.transpose(-1, -2) / math.sqrt(qm.shape[-1])
+    saliency = torch.softmax(logits, dim=-1)[..., nbt:].sum(dim=-2)
+    chosen = _top_ascending(saliency, keep_count(alpha_s, layout.nbc)) + nbt
+    return torch.cat([target, chosen], dim=-1)
+
+
+def pooled_logits_over_kept(qm: torch.Tensor, km: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """q_mean_i . k_mean_j / sqrt(D) for every query block i and kept key block j: [B, H, nb, n_kept]."""
+    km_kept = torch.gather(km, 2, kept[..., None].expand(-1, -1, -1, km.shape[-1]))
+    return qm @ km_kept.transpose(-1, -2) / math.sqrt(qm.shape[-1])
+
+
+def sharpness(pooled_logits: torch.Tensor) -> torch.Tensor:
+    """sum_j p_j^2 of the pooled softmax of each query block over the kept key blocks: [B, H, nb]."""
+    p = torch.softmax(pooled_logits, dim=-1)
+    return (p * p).sum(dim=-1)
+
+
+def select_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, cfg: IsaConfig) -> IsaSelection:
+    """Steps 2 to 4 of DESIGN 6 on pooled q, k ([B, H, nb, D], fp32)."""
+    with torch.no_grad():
+        nb, dev = layout.nb, qm.device
+        kept = select_context_blocks(qm, km, layout, cfg.alpha_s)
+        logits = pooled_logits_over_kept(qm, km, kept)
+        n_sharp = keep_count(cfg.alpha_f, nb)
+        sharp = _top_ascending(sharpness(logits), n_sharp)
+        is_sharp = torch.zeros(*qm.shape[:2], nb, dtype=torch.bool, device=dev).scatter_(2, sharp, True)
+        flat = torch.sort(torch.nonzero(~is_sharp.reshape(-1, nb))[:, 1].reshape(*qm.shape[:2], nb - n_sharp),
+                          dim=-1).values
+        flat_logits = torch.gather(logits, 2, flat[..., None].expand(-1, -1, -1, logits.shape[-1]))
+        pos = _top_ascending(flat_logits, keep_count(cfg.alpha_ns, kept.shape[-1]))
+        flat_exact = torch.gather(kept[:, :, None, :].expand(-1, -1, flat.shape[-1], -1), 3, pos)
+
+        is_kept = torch.zeros_like(is_sharp).scatter_(2, kept, True)
+        exact_mask = is_sharp[..., :, None] & is_kept[..., None, :]
+        flat_rows = torch.zeros(*flat.shape, nb, dtype=torch.bool, device=dev).scatter_(3, flat_exact, True)
+        exact_mask.scatter_(2, flat[..., None].expand(-1, -1, -1, nb), flat_rows)
+        mean_mask = (~is_sharp)[..., :, None] & is_kept[..., None, :] & ~exact_mask
+        if cfg.dropped_mean:
+            is_ctx = torch.arange(nb, device=dev) >= layout.nbt
+            mean_mask = mean_mask | (is_ctx & ~is_kept)[..., None, :]
+    return IsaSelection(layout, kept, sharp, flat, flat_exact, exact_mask, mean_mask)
+
+
+def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sel: IsaSelection) -> torch.Tensor:
+    """ISA output for a given selection, token-level softmax over exact keys and merged 0-th order terms.
+
+    Computes in fp32 (or fp64 for fp64 inputs), one (batch, head) at a time; differentiable in q, k, v.
+    """
+    dt = torch.promote_types(q.dtype, torch.float32)
+    layout = sel.layout
+    tb = layout.token_block(q.device)
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    km = pool_blocks(k, layout).to(dt)
+    vm = pool_blocks(v, layout).to(dt)
+    rows = []
+    for b in range(q.shape[0]):
+        heads = []
+        for h in range(q.shape[1]):
+            qf, kf, vf = q[b, h].to(dt), k[b, h].to(dt), v[b, h].to(dt)
+            exact = sel.exact_mask[b, h][tb][:, tb]
+            mean = sel.mean_mask[b, h][tb][:, tb]
+            s_exact = qf @ kf.T * scale
+            s_mean = (qf @ km[b, h].T * scale)[:, tb]
+            s = torch.where(exact, s_exact, torch.where(mean, s_mean, float("-inf")))
+            p = torch.softmax(s, dim=-1)
+            heads.append((p * exact) @ vf + (p * mean) @ vm[b, h][tb])
+        rows.append(torch.stack(heads))
+    return torch.stack(rows)
+
+
+def isa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig = IsaConfig()
+                  ) -> torch.Tensor:
+    """The oracle: pool, select, attend; output in q's dtype, shape [B, H, N, D]."""
+    layout = BlockLayout(q.shape[2] - n_ctx, n_ctx, cfg.block)
+    sel = select_blocks(pool_blocks(q.detach(), layout), pool_blocks(k.detach(), layout), layout, cfg)
+    return attention_from_selection(q, k, v, sel).to(q.dtype)
+
+
+def dense_attention_f64(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rows: torch.Tensor | None = None,
+                        ) -> torch.Tensor:
+    """softmax(q k^T / sqrt(D)) v in float64, optionally for a subset of query rows only."""
+    qd = q.double() if rows is None else q[:, :, rows].double()
+    s = qd @ k.double().transpose(-1, -2) / math.sqrt(q.shape[-1])
+    return torch.softmax(s, dim=-1) @ v.double()

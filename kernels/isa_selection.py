@@ -1,0 +1,121 @@
+"""Work lists for the ISA kernels, built from an IsaSelection with cheap torch ops on block indices.
+
+Every launch is a list of items; item i owns blocks own[i, :] (query blocks for forward and dq, key blocks
+for dk/dv) and walks the block list lst[off[i] : off[i] + cnt[i]] on the other side. Sharp query blocks of
+one (batch, head) share one key list (the kept blocks), so they are grouped g at a time into bigger tiles;
+flat query blocks run one per item. All indices are int32 constants (no autograd through selection).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from kernels.isa_reference import IsaSelection
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One kernel launch's items (see module docstring)."""
+
+    own: torch.Tensor  # [n_items, g] int32, -1 pads a group
+    bh: torch.Tensor  # [n_items] int32, flattened batch * heads index
+    off: torch.Tensor  # [n_items] int32
+    cnt: torch.Tensor  # [n_items] int32
+    lst: torch.Tensor  # [*] int32 block ids
+    mrow: torch.Tensor  # [n_items] int32: row of the mean mask (0-th order terms), -1 for none
+    accumulate: torch.Tensor  # [n_items] int32: 1 where an earlier launch already wrote these rows
+    any_mean: bool  # some item has 0-th order terms (mrow >= 0)
+
+    @property
+    def n_items(self) -> int:
+        return self.own.shape[0]
+
+    @property
+    def group(self) -> int:
+        return self.own.shape[1]
+
+
+def _i32(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.int32).contiguous()
+
+
+def _launch(own: torch.Tensor, bh: torch.Tensor, off: torch.Tensor, cnt: torch.Tensor, lst: torch.Tensor,
+            mrow: torch.Tensor, accumulate: torch.Tensor) -> Launch:
+    return Launch(_i32(own), _i32(bh), _i32(off), _i32(cnt), _i32(lst), _i32(mrow), _i32(accumulate),
+                  bool((mrow >= 0).any()))
+
+
+def _grouped(blocks: torch.Tensor, g: int) -> torch.Tensor:
+    """[BH, n] block ids -> [BH, ceil(n / g), g], padded with -1."""
+    n = blocks.shape[-1]
+    pad = -n % g
+    if pad:
+        blocks = torch.cat([blocks, blocks.new_full((blocks.shape[0], pad), -1)], dim=-1)
+    return blocks.reshape(blocks.shape[0], -1, g)
+
+
+def mean_rows(sel: IsaSelection) -> torch.Tensor:
+    """Mean mask as int8 [BH * nb, nb] (row = query block, column = key block)."""
+    nb = sel.layout.nb
+    return sel.mean_mask.reshape(-1, nb).to(torch.int8).contiguous()
+
+
+def query_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch | None]:
+    """Forward / dq work: sharp query blocks in groups of g_sharp over the kept keys; flat blocks alone."""
+    nb = sel.layout.nb
+    kept = sel.kept.reshape(-1, sel.kept.shape[-1])
+    n_bh, n_kept = kept.shape
+    dev = kept.device
+    has_mean = sel.mean_mask.reshape(-1, nb).any(dim=-1)
+
+    def mean_row(bh: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        row = bh * nb + first
+        return torch.where(has_mean[row], row, -1)
+
+    sharp = _grouped(sel.sharp.reshape(n_bh, -1), g_sharp)
+    per = sharp.shape[1]
+    bh = torch.arange(n_bh, device=dev).repeat_interleave(per)
+    own = sharp.reshape(-1, g_sharp)
+    zeros = torch.zeros_like(bh)
+    sharp_launch = _launch(own, bh, bh * n_kept, torch.full_like(bh, n_kept), kept.reshape(-1),
+                           mean_row(bh, own[:, 0]), zeros)
+    n_flat = sel.flat.shape[-1]
+    if n_flat == 0:
+        return sharp_launch, None
+    n_ns = sel.flat_exact.shape[-1]
+    own = sel.flat.reshape(-1, 1)
+    bh = torch.arange(n_bh, device=dev).repeat_interleave(n_flat)
+    items = torch.arange(own.shape[0], device=dev)
+    flat_launch = _launch(own, bh, items * n_ns, torch.full_like(items, n_ns), sel.flat_exact.reshape(-1),
+                          mean_row(bh, own[:, 0]), torch.zeros_like(items))
+    return sharp_launch, flat_launch
+
+
+def key_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch]:
+    """dk/dv work: kept key blocks in groups over all sharp query blocks, then every key block over its
+    flat users (a transposed index of flat_exact), adding to what the first launch wrote."""
+    nb = sel.layout.nb
+    kept = sel.kept.reshape(-1, sel.kept.shape[-1])
+    sharp = sel.sharp.reshape(kept.shape[0], -1)
+    n_bh, n_sharp = sharp.shape
+    dev = kept.device
+    groups = _grouped(kept, g_sharp)
+    per = groups.shape[1]
+    bh = torch.arange(n_bh, device=dev).repeat_interleave(per)
+    minus = torch.full_like(bh, -1)
+    sharp_launch = _launch(groups.reshape(-1, g_sharp), bh, bh * n_sharp, torch.full_like(bh, n_sharp),
+                           sharp.reshape(-1), minus, torch.zeros_like(bh))
+
+    keys = sel.flat_exact.reshape(n_bh, -1)
+    users = sel.flat[..., None].expand_as(sel.flat_exact).reshape(n_bh, -1)
+    order = torch.sort(keys, dim=-1, stable=True).indices
+    lst = torch.gather(users, 1, order)
+    counts = torch.zeros(n_bh, nb, dtype=torch.int64, device=dev).scatter_add_(1, keys, torch.ones_like(keys))
+    starts = torch.cumsum(counts, dim=-1) - counts + torch.arange(n_bh, device=dev)[:, None] * keys.shape[-1]
+    is_kept = torch.zeros(n_bh, nb, dtype=torch.int64, device=dev).scatter_(1, kept, 1)
+    own = torch.arange(nb, device=dev).repeat(n_bh)
+    flat_launch = _launch(own[:, None], torch.arange(n_bh, device=dev).repeat_interleave(nb), starts.reshape(-1),
+                          counts.reshape(-1), lst.reshape(-1),
+                          torch.full_like(own, -1), is_kept.reshape(-1))
+    return sharp_launch, flat_launch

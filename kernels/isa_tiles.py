@@ -1,0 +1,71 @@
+"""Triton helpers shared by the ISA kernels: block geometry, tile rows from block lists, online softmax.
+
+A tile is G consecutive entries of a block list; its G * BLK rows are the tokens of those blocks,
+addressed in place in the [B, H, N, D] tensors (no gathered copies). Rows past a partial block's end,
+or past the list's end (entry -1 or beyond `cnt`), are invalid.
+"""
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def block_span(blk, n_tgt, n_tot, nbt, BLK: tl.constexpr):
+    """First token and end token (exclusive) of block `blk`: target blocks from 0, context from n_tgt."""
+    is_tgt = blk < nbt
+    start = tl.where(is_tgt, blk * BLK, n_tgt + (blk - nbt) * BLK)
+    end = tl.minimum(tl.where(is_tgt, n_tgt, n_tot), start + BLK)
+    return start, end
+
+
+@triton.jit
+def tile_rows(ids_ptr, base, t, cnt, n_tgt, n_tot, nbt, G: tl.constexpr, BLK: tl.constexpr):
+    """Token rows and validity of tile t of the block list ids_ptr[base : base + cnt]."""
+    r = tl.arange(0, G * BLK)
+    slot = t * G + r // BLK
+    in_list = slot < cnt
+    blk = tl.load(ids_ptr + base + slot, mask=in_list, other=-1)
+    start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
+    rows = start + r % BLK
+    valid = in_list & (blk >= 0) & (rows < end)
+    return tl.where(valid, rows, 0), valid
+
+
+@triton.jit
+def online_softmax_step(acc, m_i, l_i, s, v):
+    """Merge one tile of base-2 logits s [M, N] with values v [N, D] into the running softmax."""
+    m_new = tl.maximum(m_i, tl.max(s, 1))
+    alpha = tl.math.exp2(m_i - m_new)
+    p = tl.math.exp2(s - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc)
+    return acc, m_new, l_i
+
+
+@triton.jit
+def pooled_tile(KM, VM, pooled_base, t, nb, n_tgt, n_tot, nbt, dtype,
+                D: tl.constexpr, BP: tl.constexpr, BLK: tl.constexpr):
+    """Pooled keys/values of blocks t*BP .. t*BP+BP-1 (cast to dtype) and log2 of their token counts."""
+    j = t * BP + tl.arange(0, BP)
+    d = tl.arange(0, D)
+    offs = pooled_base + j[:, None].to(tl.int64) * D + d[None, :]
+    km = tl.load(KM + offs, mask=(j < nb)[:, None], other=0.0).to(dtype)
+    vm = tl.load(VM + offs, mask=(j < nb)[:, None], other=0.0).to(dtype)
+    start, end = block_span(j, n_tgt, n_tot, nbt, BLK)
+    log2n = tl.math.log2(tl.maximum(end - start, 1).to(tl.float32))
+    return km, vm, log2n
+
+
+@triton.jit
+def mask_tile(MASK, mrow, t, nb, BP: tl.constexpr):
+    """Which of blocks t*BP .. t*BP+BP-1 enter query block row `mrow` as 0-th order terms."""
+    j = t * BP + tl.arange(0, BP)
+    return tl.load(MASK + mrow.to(tl.int64) * nb + j, mask=j < nb, other=0) != 0
+
+
+@triton.jit
+def grad_scores(s, lse, delta, do, v):
+    """dS of one tile from base-2 logits s [M, N] (-inf where masked): p * (dO v^T - delta)."""
+    p = tl.math.exp2(s - lse[:, None])
+    dp = tl.dot(do, tl.trans(v))
+    return p, p * (dp - delta[:, None])
