@@ -1,0 +1,255 @@
+"""`python -m manifests`: inspect, filter, chart and validate a dataset's manifests.
+
+Human tables by default, `--json` for scripts. Exit codes: 0 ok, 1 validation issues, 2 bad input
+(one `error: ...` line on stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from manifests.errors import ManifestError, first_line
+from manifests.expr import parse_filter
+from manifests.layout import MANIFESTS_DIR, check_table_name
+from manifests.progress import wants_progress
+from manifests.reader import committed_parts, open_table, scan_batches
+from manifests.render import human_bytes, print_json, print_table
+from manifests.schema import FOREIGN_KEYS, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
+from manifests.summary import TableSummary, summarize
+from manifests.validate import validate_dataset
+
+EXIT_OK, EXIT_ISSUES, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one `error:` line and exit 2 like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def dataset_root(text: str) -> Path:
+    root = Path(text)
+    if not (root / MANIFESTS_DIR).is_dir():
+        raise ManifestError(f"{root}: not a dataset root (no {MANIFESTS_DIR}/ folder)")
+    return root
+
+
+def table_arg(text: str) -> str:
+    check_table_name(text)
+    return text
+
+
+def column_list(text: str | None) -> list[str] | None:
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    root = dataset_root(args.root)
+    tables = [table_arg(args.table)] if args.table else list(SCHEMAS)
+    summaries = [summarize(root, t) for t in tables]
+    if args.json:
+        print_json({"root": str(root), "tables": [s.to_json() for s in summaries]})
+        return EXIT_OK
+    print_table(
+        ["table", "rows", "shards", "units", "bytes"],
+        [[s.table, s.rows, s.shards, s.units, human_bytes(s.bytes)] for s in summaries],
+    )
+    for s in summaries:
+        _print_summary_details(s, with_columns=bool(args.table))
+    return EXIT_OK
+
+
+def _print_summary_details(s: TableSummary, with_columns: bool) -> None:
+    if with_columns:
+        print(f"\n{s.table} columns (from Parquet footers)")
+        print_table(["column", "type", "min", "max", "nulls"], [[c.name, c.type, c.min, c.max, c.nulls] for c in s.columns])
+    for column, counts in s.counts.items():
+        if counts:
+            print(f"\n{s.table}.{column}")
+            print_table(["value", "rows"], list(counts.items()))
+    for title, groups in s.groups.items():
+        if groups:
+            print(f"\n{s.table}: {title}")
+            print_table(
+                ["group", "rows", "nulls", "min", "max", "mean"],
+                [[k, g["rows"], g["nulls"], g["min"], g["max"], g["mean"]] for k, g in groups.items()],
+            )
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    root, table = dataset_root(args.root), table_arg(args.table)
+    refs = {c: f"{t}.{rc}" for c, t, rc in FOREIGN_KEYS.get(table, [])}
+    columns = [
+        {
+            "name": f.name,
+            "type": str(f.type),
+            "nullable": f.nullable,
+            "primary_key": f.name in PRIMARY_KEYS[table],
+            "references": refs.get(f.name),
+            "uri": f.name in URI_COLUMNS.get(table, ()),
+        }
+        for f in SCHEMAS[table]
+    ]
+    versions: dict[str, int] = {}
+    for part in committed_parts(root, table):
+        version = part.metadata.metadata[META_VERSION_KEY].decode()
+        versions[version] = versions.get(version, 0) + 1
+    if args.json:
+        print_json({"table": table, "schema_version": SCHEMA_VERSION, "columns": columns, "file_versions": versions})
+        return EXIT_OK
+    print(f"{table} (schema version {SCHEMA_VERSION}; files: {versions or 'none'})")
+    print_table(
+        ["column", "type", "nullable", "role"],
+        [[c["name"], c["type"], "yes" if c["nullable"] else "no", _role(c)] for c in columns],
+    )
+    return EXIT_OK
+
+
+def _role(column: dict) -> str:
+    roles = ["primary key"] if column["primary_key"] else []
+    roles += [f"-> {column['references']}"] if column["references"] else []
+    roles += ["uri"] if column["uri"] else []
+    return ", ".join(roles)
+
+
+def _print_rows(args: argparse.Namespace, table: str, rows: pa.Table) -> None:
+    if args.json:
+        print_json({"table": table, "rows": rows.to_pylist()})
+        return
+    print_table(rows.column_names, [list(r.values()) for r in rows.to_pylist()])
+    print(f"({rows.num_rows} rows)")
+
+
+def cmd_head(args: argparse.Namespace) -> int:
+    root, table = dataset_root(args.root), table_arg(args.table)
+    columns = column_list(args.columns)
+    rows = _collect(open_table(root, table), table, columns, None, args.n)
+    _print_rows(args, table, rows)
+    return EXIT_OK
+
+
+def cmd_filter(args: argparse.Namespace) -> int:
+    root, table = dataset_root(args.root), table_arg(args.table)
+    where = parse_filter(args.expr, SCHEMAS[table])
+    dataset = open_table(root, table)
+    if args.count:
+        count = dataset.count_rows(filter=where)
+        print_json({"table": table, "count": count}) if args.json else print(count)
+        return EXIT_OK
+    _print_rows(args, table, _collect(dataset, table, column_list(args.columns), where, args.limit))
+    return EXIT_OK
+
+
+def _collect(dataset, table: str, columns: list[str] | None, where, limit: int) -> pa.Table:  # noqa: ANN001
+    """Up to `limit` matching rows, stopping the scan as soon as they are found."""
+    if limit < 0:
+        raise ManifestError("row limit must be >= 0")
+    batches, n = [], 0
+    for batch in scan_batches(dataset, table, columns, where):
+        if n >= limit:
+            break
+        batches.append(batch.slice(0, limit - n))
+        n += batches[-1].num_rows
+    schema = SCHEMAS[table] if columns is None else pa.schema([SCHEMAS[table].field(c) for c in columns])
+    return pa.Table.from_batches(batches, schema=schema) if batches else schema.empty_table()
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from manifests.histograms import plot_columns  # matplotlib only where charts are drawn
+
+    root, table = dataset_root(args.root), table_arg(args.table)
+    where = parse_filter(args.where, SCHEMAS[table]) if args.where else None
+    suffix = f" where {args.where}" if args.where else ""
+    paths = plot_columns(open_table(root, table), table, args.columns, Path(args.out), args.bins, where, suffix)
+    if args.json:
+        print_json({"table": table, "files": [str(p) for p in paths]})
+    else:
+        print("\n".join(str(p) for p in paths))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    root = dataset_root(args.root)
+    issues = validate_dataset(root, args.allow_absolute_uris, progress=wants_progress(args.progress))
+    if args.json:
+        print_json({"root": str(root), "ok": not issues, "issues": [i.to_json() for i in issues]})
+    elif issues:
+        print_table(["table", "check", "rows", "problem"], [[i.table, i.check, i.count, str(i)] for i in issues])
+    else:
+        print(f"ok: {root} is valid")
+    return EXIT_ISSUES if issues else EXIT_OK
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from manifests.contact_sheet import contact_sheet  # PyAV and matplotlib only where frames are drawn
+
+    tiles = contact_sheet(dataset_root(args.root), args.out, args.n)
+    masked = sum(t.mask is not None for t in tiles)
+    if args.json:
+        print_json({"out": args.out, "clips": [t.clip_id for t in tiles], "masks": masked})
+    else:
+        print(f"{args.out}: {len(tiles)} clips, {masked} with masks")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    common.add_argument("--progress", action="store_true", help="progress bars on stderr even when it is not a TTY")
+    parser = _Parser(prog="manifests", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:  # noqa: ANN001
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.add_argument("root", help="dataset root (the folder holding manifests/)")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = add("summary", cmd_summary, "rows, shards, bytes and column statistics from Parquet footers")
+    p.add_argument("table", nargs="?")
+    p = add("schema", cmd_schema, "columns, types and roles of a table")
+    p.add_argument("table")
+    p = add("head", cmd_head, "first rows of a table")
+    p.add_argument("table")
+    p.add_argument("-n", type=int, default=10)
+    p.add_argument("--columns", help="comma-separated columns to show")
+    p = add("filter", cmd_filter, 'rows matching an expression, e.g. \'signal == "blur" and value > 100\'')
+    p.add_argument("table")
+    p.add_argument("expr")
+    p.add_argument("--columns", help="comma-separated columns to show")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--count", action="store_true", help="print only the number of matching rows")
+    p = add("stats", cmd_stats, "histogram PNGs of columns")
+    p.add_argument("table")
+    p.add_argument("columns", nargs="+")
+    p.add_argument("--out", required=True, help="folder for the PNGs")
+    p.add_argument("--bins", type=int, default=50)
+    p.add_argument("--where", help="only rows matching this filter expression")
+    p = add("validate", cmd_validate, "check types, keys, references, URIs and provenance")
+    p.add_argument("--allow-absolute-uris", action="store_true")
+    p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("-n", type=int, default=16)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+    except (ManifestError, OSError, ValueError, pa.ArrowException) as exc:
+        print(f"error: {first_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

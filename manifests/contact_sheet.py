@@ -1,0 +1,140 @@
+"""A contact sheet of clips: one decoded frame per clip, with the object's mask and box drawn on it.
+
+Frames come from the clip files the `clips.uri` column names (decoded with PyAV); masks from the
+`objects` table's COCO RLE for the same clip and frame, so a glance shows both data and labels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+
+from manifests.errors import ManifestError  # noqa: E402
+from manifests.reader import open_table, read_table, scan_batches  # noqa: E402
+from manifests.rle import rle_decode  # noqa: E402
+
+MASK_COLOUR = np.array([1.0, 0.2, 0.2])
+
+
+@dataclass(frozen=True)
+class Tile:
+    clip_id: str
+    frame: np.ndarray  # H x W x 3 uint8
+    frame_index: int
+    mask: np.ndarray | None  # H x W bool, already at frame size
+    box: tuple[float, float, float, float] | None
+    label: str | None
+
+
+def resolve_uri(root: Path, uri: str) -> Path | None:
+    """A local path for a clip URI (relative to the dataset root, absolute, or file://); None if remote."""
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :])
+    if "://" in uri:
+        return None
+    path = Path(uri)
+    return path if path.is_absolute() else root / path
+
+
+def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
+    """The first `n` clips whose file exists, scanning only clip_id and uri."""
+    found: list[tuple[str, Path]] = []
+    checked = 0
+    first_missing = None
+    dataset = open_table(root, "clips")
+    for batch in scan_batches(dataset, "clips", ["clip_id", "uri"], pc.field("uri").is_valid()):
+        for clip_id, uri in zip(batch.column("clip_id").to_pylist(), batch.column("uri").to_pylist()):
+            checked += 1
+            path = resolve_uri(root, uri)
+            if path is not None and path.is_file():
+                found.append((clip_id, path))
+                if len(found) == n:
+                    return found
+            elif first_missing is None:
+                first_missing = uri
+    if not found:
+        if checked == 0:
+            raise ManifestError(f"sample: no clip in {root} has a uri (clips not extracted yet?)")
+        raise ManifestError(f"sample: none of the {checked} clip files exist under {root} (e.g. {first_missing})")
+    return found
+
+
+def decode_frame(path: Path, index: int) -> tuple[np.ndarray, int]:
+    """Frame `index` of a video (or its last frame if shorter) as RGB uint8, and the index returned."""
+    last, last_index = None, -1
+    with av.open(os.fspath(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            last, last_index = frame, i
+            if i >= index:
+                break
+    if last is None:
+        raise ManifestError(f"sample: {path} has no decodable video frames")
+    return last.to_ndarray(format="rgb24"), last_index
+
+
+def build_tiles(root: Path, clips: list[tuple[str, Path]]) -> list[Tile]:
+    columns = ["clip_id", "class_name", "frame_indices", "boxes", "mask_rle", "mask_height", "mask_width"]
+    ids = [clip_id for clip_id, _ in clips]
+    objects = read_table(root, "objects", columns=columns, filter=pc.field("clip_id").isin(ids)).to_pylist()
+    first_object = {}
+    for row in objects:
+        if row["frame_indices"] and row["clip_id"] not in first_object:
+            first_object[row["clip_id"]] = row
+    tiles = []
+    for clip_id, path in clips:
+        obj = first_object.get(clip_id)
+        want = obj["frame_indices"][0] if obj else 0
+        frame, got = decode_frame(path, want)
+        mask, box, label = None, None, None
+        if obj and got == want:
+            label = obj["class_name"]
+            box = tuple(obj["boxes"][0]) if obj["boxes"] else None  # frame pixels, as the schema says
+            if obj["mask_rle"] and obj["mask_rle"][0] and obj["mask_height"] and obj["mask_width"]:
+                small = rle_decode(obj["mask_rle"][0], obj["mask_height"], obj["mask_width"])
+                mask = _resize_nearest(small, frame.shape[:2])
+        tiles.append(Tile(clip_id, frame, got, mask, box, label))
+    return tiles
+
+
+def _resize_nearest(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    rows = (np.arange(shape[0]) * mask.shape[0] // shape[0]).clip(0, mask.shape[0] - 1)
+    cols = (np.arange(shape[1]) * mask.shape[1] // shape[1]).clip(0, mask.shape[1] - 1)
+    return mask[rows][:, cols]
+
+
+def contact_sheet(root: str | os.PathLike, out: str | os.PathLike, n: int = 16) -> list[Tile]:
+    """Write a grid PNG of up to `n` clips to `out`; returns the tiles drawn."""
+    if n < 1:
+        raise ManifestError("sample: -n must be at least 1")
+    root = Path(root)
+    tiles = build_tiles(root, find_clip_files(root, n))
+    cols = math.ceil(math.sqrt(len(tiles)))
+    rows = math.ceil(len(tiles) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, tile in zip(axes.flat, tiles):
+        image = tile.frame.astype(np.float32) / 255.0
+        if tile.mask is not None:
+            image[tile.mask] = 0.5 * image[tile.mask] + 0.5 * MASK_COLOUR
+        ax.imshow(image)
+        if tile.box is not None:
+            x0, y0, x1, y1 = tile.box
+            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="yellow", linewidth=1))
+        caption = f"{tile.clip_id[-24:]} f{tile.frame_index}" + (f" {tile.label}" if tile.label else "")
+        ax.set_title(caption, fontsize=7)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return tiles

@@ -1,0 +1,87 @@
+"""Histogram PNGs of manifest columns, computed in two streaming passes (range, then bin counts).
+
+Numeric columns get a histogram; string and boolean columns a bar chart of their commonest values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+import pyarrow.dataset as ds  # noqa: E402
+
+from manifests.errors import ManifestError  # noqa: E402
+from manifests.reader import check_columns, scan_batches  # noqa: E402
+from manifests.schema import SCHEMAS  # noqa: E402
+from manifests.summary import value_counts  # noqa: E402
+
+TOP_VALUES = 30
+
+
+def plot_columns(
+    dataset: ds.Dataset,
+    table: str,
+    columns: list[str],
+    out_dir: Path,
+    bins: int = 50,
+    where: ds.Expression | None = None,
+    title_suffix: str = "",
+) -> list[Path]:
+    """One PNG per column in `out_dir` (created), named `<table>.<column>.png`; returns their paths."""
+    check_columns(table, columns)
+    schema = SCHEMAS[table]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for column in columns:
+        kind = schema.field(column).type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            edges, counts = numeric_histogram(dataset, table, column, bins, where)
+            fig, ax = plt.subplots(figsize=(7, 4))
+            ax.stairs(counts, edges, fill=True)
+            ax.set_xlabel(column)
+        elif pa.types.is_string(kind) or pa.types.is_boolean(kind):
+            filtered = dataset if where is None else dataset.filter(where)
+            top = list(value_counts(filtered, table, column).items())[:TOP_VALUES]
+            fig, ax = plt.subplots(figsize=(7, max(3.0, 0.25 * len(top) + 1)))
+            ax.barh([k for k, _ in top][::-1], [v for _, v in top][::-1])
+            ax.set_xlabel("rows")
+        else:
+            raise ManifestError(f"{table}.{column}: type {kind} has no histogram (numeric, string or bool only)")
+        ax.set_title(f"{table}.{column}{title_suffix}")
+        fig.tight_layout()
+        path = out_dir / f"{table}.{column}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def numeric_histogram(
+    dataset: ds.Dataset, table: str, column: str, bins: int, where: ds.Expression | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bin edges and counts over the finite values of one numeric column (bounded memory)."""
+    low, high = np.inf, -np.inf
+    for batch in scan_batches(dataset, table, [column], where):
+        values = _finite(batch.column(column))
+        if len(values):
+            low, high = min(low, values.min()), max(high, values.max())
+    if low > high:
+        return np.array([0.0, 1.0]), np.zeros(1)
+    if low == high:
+        low, high = low - 0.5, high + 0.5
+    edges = np.linspace(low, high, bins + 1)
+    counts = np.zeros(bins)
+    for batch in scan_batches(dataset, table, [column], where):
+        counts += np.histogram(_finite(batch.column(column)), bins=edges)[0]
+    return edges, counts
+
+
+def _finite(values: pa.Array) -> np.ndarray:
+    array = pc.drop_null(values).to_numpy(zero_copy_only=False).astype(np.float64)
+    return array[np.isfinite(array)]
