@@ -1,0 +1,231 @@
+"""Clip extraction (stage 3): write frames [start, end) of a video as an H.264 mp4 in a resolution bucket.
+
+Two paths, chosen per clip:
+- ``copy``: remux the source's H.264 packets with PyAV, no decode and no quality loss. Taken only when
+  it is exact: the source is H.264, the bucket equals the source size, and the clip's frames are
+  exactly a contiguous run of packets in decode order that starts at an IDR picture (see ``copy_span``).
+  The whole video always qualifies.
+- ``reencode``: decode batch by batch (never the whole clip in memory), resize to the bucket with
+  cv2.INTER_AREA and encode with ``curation.video.VideoWriter`` (libx264, atomic temp+rename).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from curation.video import VideoError, VideoInfo, VideoWriter, probe, read_frames
+
+DEFAULT_BUCKETS: tuple[int, ...] = (144, 240, 360, 480, 720, 1080)
+"""Short-side sizes (pixels) clips are resized to."""
+
+_IDR_NAL_TYPE = 5
+
+
+class ExtractError(VideoError):
+    """A clip could not be extracted; one line naming the file and the problem."""
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    uri: str
+    frames: int
+    width: int
+    height: int
+    fps: float
+    method: str  # "copy" (packets remuxed) or "reencode" (decoded, resized, encoded)
+
+
+def _even(x: float) -> int:
+    return max(2, int(round(x / 2.0)) * 2)
+
+
+def resolution_bucket(width: int, height: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> tuple[int, int]:
+    """Output (width, height) for a source: never upscale, keep the aspect ratio, even dimensions.
+
+    Rule: the short side becomes the largest bucket <= the source's short side; the long side is
+    scaled by the same factor and rounded to the nearest even number. A source whose short side equals
+    a bucket keeps its size (so it can be stream-copied). A source smaller than every bucket keeps its
+    own size, rounded down to even dimensions.
+    """
+    if width <= 1 or height <= 1:
+        raise ExtractError(f"resolution {width}x{height} is too small to encode (need at least 2x2)")
+    if not buckets or any(b < 2 for b in buckets):
+        raise ExtractError(f"resolution buckets must be a non-empty list of sizes >= 2, got {list(buckets)}")
+    short, long_ = min(width, height), max(width, height)
+    fitting = [b for b in buckets if b <= short]
+    if not fitting:
+        return width - width % 2, height - height % 2
+    target = max(fitting)
+    if target == short:
+        return width - width % 2, height - height % 2
+    new_short = target - target % 2
+    new_long = _even(long_ * target / short)
+    return (new_long, new_short) if width >= height else (new_short, new_long)
+
+
+@dataclass(frozen=True)
+class PacketIndex:
+    """What stream copy needs to know about a video, read by demuxing (no decoding)."""
+
+    codec: str
+    width: int
+    height: int
+    pts: tuple[int, ...]  # presentation timestamps of the video packets, in decode order
+    idr: tuple[bool, ...]  # whether each packet holds an IDR picture (decodable with no earlier packet)
+
+
+def _nal_types(data: bytes, length_size: int | None) -> Iterator[int]:
+    """NAL unit types in one H.264 packet: AVCC (length-prefixed, as in mp4) or Annex B (start codes)."""
+    if length_size is None:
+        for chunk in data.replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01")[1:]:
+            if chunk:
+                yield chunk[0] & 0x1F
+        return
+    pos = 0
+    while pos + length_size < len(data):
+        size = int.from_bytes(data[pos : pos + length_size], "big")
+        yield data[pos + length_size] & 0x1F
+        pos += length_size + size
+
+
+def index_packets(path: str | Path) -> PacketIndex:
+    """Demux the first video stream and record each packet's pts and whether it is an IDR picture."""
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ExtractError(f"{path}: no video stream")
+            stream = container.streams.video[0]
+            ctx = stream.codec_context
+            extradata = ctx.extradata or b""
+            length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 and extradata[0] == 1 else None
+            pts: list[int] = []
+            idr: list[bool] = []
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                if packet.pts is None:
+                    raise ExtractError(f"{path}: packet without a timestamp; cannot index for stream copy")
+                pts.append(int(packet.pts))
+                is_idr = ctx.name == "h264" and packet.is_keyframe
+                idr.append(is_idr and _IDR_NAL_TYPE in _nal_types(bytes(packet), length_size))
+            return PacketIndex(ctx.name, ctx.width, ctx.height, tuple(pts), tuple(idr))
+    except av.FFmpegError as exc:
+        raise ExtractError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+
+
+def copy_span(index: PacketIndex, start_frame: int, end_frame: int) -> tuple[int, int] | None:
+    """Decode-order packet range [a, b) whose remux decodes to exactly frames [start, end), or None.
+
+    Frame i is the packet with the i-th smallest pts. The copy is exact when the clip's packets form a
+    contiguous run in decode order (so no frame outside the clip is needed and none leaks in, even with
+    B-frame reordering) and the run starts with an IDR picture (so nothing before it is referenced).
+    The whole stream is always exact.
+    """
+    n = len(index.pts)
+    if index.codec != "h264" or not 0 <= start_frame < end_frame <= n:
+        return None
+    if start_frame == 0 and end_frame == n:
+        return 0, n
+    display_rank = np.empty(n, np.int64)
+    display_rank[np.argsort(np.asarray(index.pts), kind="stable")] = np.arange(n)
+    positions = np.flatnonzero((display_rank >= start_frame) & (display_rank < end_frame))
+    a, b = int(positions[0]), int(positions[-1]) + 1
+    if b - a != len(positions) or not index.idr[a] or display_rank[a] != start_frame:
+        return None
+    return a, b
+
+
+def _tmp_path(out_path: Path) -> Path:
+    return out_path.with_name(f".{out_path.name}.tmp.mp4")
+
+
+def _remux(video_path: Path, span: tuple[int, int], out_path: Path) -> None:
+    """Copy decode-order packets [a, b) into a new mp4, timestamps shifted so the clip starts at 0."""
+    a, b = span
+    tmp = _tmp_path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with av.open(str(video_path)) as src, av.open(str(tmp), mode="w", format="mp4") as dst:
+            in_stream = src.streams.video[0]
+            out_stream = dst.add_stream_from_template(in_stream)
+            offset = None
+            position = 0
+            for packet in src.demux(in_stream):
+                if packet.size == 0:
+                    continue
+                if a <= position < b:
+                    offset = packet.pts if offset is None else offset  # the IDR at `a` is the clip's first frame
+                    packet.pts -= offset
+                    packet.dts = None if packet.dts is None else packet.dts - offset
+                    packet.stream = out_stream
+                    dst.mux(packet)
+                position += 1
+                if position >= b:
+                    break
+        tmp.replace(out_path)
+    except av.FFmpegError as exc:
+        raise ExtractError(f"{video_path}: stream copy failed ({type(exc).__name__}: {exc})") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _iter_range(path: Path, start: int, end: int, batch_size: int) -> Iterator[np.ndarray]:
+    for first in range(start, end, batch_size):
+        yield read_frames(path, range(first, min(first + batch_size, end)))
+
+
+def _reencode(
+    video_path: Path, info: VideoInfo, start: int, end: int, out_path: Path, bucket: tuple[int, int],
+    crf: int, preset: str, batch_size: int,
+) -> int:
+    written = 0
+    with VideoWriter(out_path, info.fps, crf=crf, preset=preset) as writer:
+        for batch in _iter_range(video_path, start, end, batch_size):
+            for frame in batch:
+                if frame.shape[1] != bucket[0] or frame.shape[0] != bucket[1]:
+                    frame = cv2.resize(frame, bucket, interpolation=cv2.INTER_AREA)
+                writer.write(frame)
+                written += 1
+    return written
+
+
+def extract_clip(
+    video_path: str | Path,
+    start_frame: int,
+    end_frame: int,
+    out_path: str | Path,
+    bucket: tuple[int, int],
+    crf: int = 18,
+    preset: str = "veryfast",
+    batch_size: int = 32,
+    allow_copy: bool = True,
+    index: PacketIndex | None = None,
+) -> ExtractResult:
+    """Write frames [start_frame, end_frame) of `video_path` to `out_path` as H.264 mp4 of size `bucket`.
+
+    Stream-copies when that is exact (see ``copy_span``), re-encodes otherwise. Pass a ``PacketIndex``
+    from ``index_packets`` when cutting many clips from one video so it is demuxed once.
+    """
+    src, out = Path(video_path), Path(out_path)
+    info = probe(src)
+    if not 0 <= start_frame < end_frame <= info.frames:
+        raise ExtractError(f"{src}: frame range [{start_frame}, {end_frame}) outside the video's {info.frames} frames")
+    width, height = int(bucket[0]), int(bucket[1])
+    if width < 2 or height < 2 or width % 2 or height % 2:
+        raise ExtractError(f"{src}: bucket {width}x{height} must have even sides >= 2")
+    if batch_size < 1:
+        raise ExtractError(f"batch_size must be >= 1, got {batch_size}")
+    if allow_copy and (width, height) == (info.width, info.height) and info.codec == "h264":
+        index = index_packets(src) if index is None else index
+        span = copy_span(index, start_frame, end_frame) if len(index.pts) == info.frames else None
+        if span is not None:
+            _remux(src, span, out)
+            return ExtractResult(str(out), end_frame - start_frame, width, height, info.fps, "copy")
+    frames = _reencode(src, info, start_frame, end_frame, out, (width, height), crf, preset, batch_size)
+    return ExtractResult(str(out), frames, width, height, info.fps, "reencode")
