@@ -1,0 +1,174 @@
+"""Run the curation stages over a corpus, through Ray Data or in-process, one committed unit at a time.
+
+Units: the sorted input list cut into batches of `batch_size` videos, unit `b000000`, `b000001`, ... so
+the same inputs always make the same units. A unit is done when its rows are committed in every table
+it writes (videos, clips, scores, errors); a re-run skips done units and redoes the others from
+scratch, which gives the same rows because every stage is deterministic and every file a unit writes
+(clip mp4s, manifest parts) is written to a temp name and renamed.
+
+Ray: `ray.data.from_items(units)` then one `map_batches` per stage with an actor pool (the stage's
+`setup()` runs once per actor; model stages keep their model loaded) and `batch_size=1` unit. Only the
+unit's small JSON crosses the object store; frames are decoded and dropped inside a stage. The driver
+pulls finished units with `iter_rows()` (streaming, so memory does not grow with the corpus) and
+commits each through the ManifestWriter. In-process mode runs the same stage objects in a loop.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from curation.job_config import CurateConfig, StageResources
+from curation.ray_runtime import ray_session
+from curation.stage import TABLES_WRITTEN, Stage, WorkUnit
+from curation.stages import STAGES
+from manifests import ManifestWriter
+
+
+class PipelineError(Exception):
+    """The job cannot start (no inputs, output in the way); one line."""
+
+
+@dataclass
+class RunStats:
+    units_total: int = 0
+    units_skipped: int = 0
+    units_done: int = 0
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES_WRITTEN, 0))
+    clips_ok: int = 0
+    source_seconds: float = 0.0
+    wall_s: float = 0.0
+
+    def add(self, unit: WorkUnit) -> None:
+        self.units_done += 1
+        for table in TABLES_WRITTEN:
+            self.rows[table] += len(unit.rows(table))
+        self.clips_ok += sum(1 for c in unit.rows("clips") if c["status"] == "ok")
+        self.source_seconds += sum(v["duration_s"] or 0.0 for v in unit.rows("videos"))
+
+
+def list_inputs(config: CurateConfig) -> list[Path]:
+    """Input files under `config.input` matching the glob, sorted by path so units are deterministic."""
+    root = Path(config.input)
+    if not root.is_dir():
+        raise PipelineError(f"input {root} is not a directory")
+    files = sorted((p for p in root.glob(config.input_glob) if p.is_file()), key=lambda p: p.as_posix())
+    if not files:
+        raise PipelineError(f"no input files match {config.input_glob!r} under {root}")
+    return files
+
+
+def plan_units(config: CurateConfig) -> list[WorkUnit]:
+    inputs = [str(p.absolute()) for p in list_inputs(config)]
+    out_root = str(Path(config.output).absolute())
+    size = config.batch_size
+    return [
+        WorkUnit(f"b{i // size:06d}", inputs[i : i + size], out_root) for i in range(0, len(inputs), size)
+    ]
+
+
+def is_done(root: str, unit_id: str) -> bool:
+    return all(ManifestWriter(root, table).is_committed(unit_id) for table in TABLES_WRITTEN)
+
+
+def commit_unit(unit: WorkUnit) -> None:
+    """Write the unit's rows to every table; already committed tables of a half-written unit are skipped."""
+    for table in TABLES_WRITTEN:
+        ManifestWriter(unit.out_root, table).write(unit.unit_id, unit.rows(table))
+
+
+def build_stages(config: CurateConfig) -> list[Stage]:
+    return [stage_cls(config) for stage_cls in STAGES]
+
+
+def resources_of(config: CurateConfig, stage_cls: type[Stage]) -> StageResources:
+    declared = StageResources(num_cpus=stage_cls.resources.num_cpus, num_gpus=stage_cls.resources.num_gpus)
+    return config.stage_resources(stage_cls.name, declared)
+
+
+class StageActor:
+    """Ray Data callable class around one stage: builds and sets it up once per actor."""
+
+    def __init__(self, stage_cls: type[Stage], config: CurateConfig) -> None:
+        self.stage = stage_cls(config)
+        self.stage.setup()
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        done = [self.stage.run(WorkUnit.from_json(str(text))).to_json() for text in batch["unit"]]
+        return {"unit": np.array(done, dtype=object)}
+
+
+def _iter_in_process(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]:
+    stages = build_stages(config)
+    for stage in stages:
+        stage.setup()
+    for unit in units:
+        for stage in stages:
+            unit = stage.run(unit)
+        yield unit
+
+
+def _iter_ray(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]:
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # one line per committed unit instead (see `run`)
+    ds = ray.data.from_items([{"unit": u.to_json()} for u in units], override_num_blocks=len(units))
+    for stage_cls in STAGES:
+        res = resources_of(config, stage_cls)
+        ds = ds.map_batches(
+            StageActor,
+            fn_constructor_args=(stage_cls, config),
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=res.concurrency),
+            num_cpus=res.num_cpus,
+            num_gpus=res.num_gpus,
+        )
+    for row in ds.iter_rows():
+        yield WorkUnit.from_json(str(row["unit"]))
+
+
+def run(
+    config: CurateConfig,
+    in_process: bool = False,
+    resume: bool = False,
+    log: Callable[[str], Any] = lambda line: print(line, file=sys.stderr, flush=True),
+) -> RunStats:
+    """Run the job; without `resume` an output that already holds manifests is refused."""
+    units = plan_units(config)
+    out_root = units[0].out_root
+    if not resume and (Path(out_root) / "manifests").exists():
+        raise PipelineError(f"output {out_root} already holds manifests; pass --resume to continue it")
+    pending = [u for u in units if not is_done(out_root, u.unit_id)]
+    stats = RunStats(units_total=len(units), units_skipped=len(units) - len(pending))
+    mode = "in-process" if in_process else "ray"
+    log(f"curate: {sum(len(u.inputs) for u in units)} inputs in {len(units)} units, "
+        f"{stats.units_skipped} already committed, {len(pending)} to run ({mode})")
+    start = time.perf_counter()
+    if pending:
+        if in_process:
+            _drain(_iter_in_process(config, pending), stats, log, start)
+        else:
+            with ray_session(config.num_cpus, config.ray_address) as where:
+                log(f"curate: ray {where}")
+                _drain(_iter_ray(config, pending), stats, log, start)
+    stats.wall_s = time.perf_counter() - start
+    return stats
+
+
+def _drain(done: Iterator[WorkUnit], stats: RunStats, log: Callable[[str], Any], start: float) -> None:
+    todo = stats.units_total - stats.units_skipped
+    for unit in done:
+        commit_unit(unit)
+        stats.add(unit)
+        clips = unit.rows("clips")
+        ok = sum(1 for c in clips if c["status"] == "ok")
+        log(f"curate: [{stats.units_done}/{todo}] {unit.unit_id} committed: {len(unit.rows('videos'))} videos, "
+            f"{len(clips)} clips ({ok} ok), {len(unit.rows('scores'))} scores, {len(unit.rows('errors'))} errors, "
+            f"{time.perf_counter() - start:.1f}s")

@@ -1,0 +1,164 @@
+"""The stage contract every curation stage follows (modelled on Cosmos-curate's stages).
+
+A stage is a small class: a frozen config given to a cheap `__init__` (it runs on the driver and
+again on every worker), `setup()` that loads models once per worker, and one method
+`process(unit) -> StageOutput` that turns the rows of one unit of work into new rows per manifest
+table. Class attributes name the stage, its version and the resources one worker of it needs. Rows
+get their provenance from `Stage.stamp` only, and a failure for one input becomes an `errors` row
+(through `Stage.isolate`) while the rest of the unit goes on.
+
+A `WorkUnit` is what crosses Ray's object store between stages: a unit id, a few input paths and
+small rows (URIs and numbers, never frames), serialised as one JSON string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from manifests.schema import NO_MODEL, PRIMARY_KEYS
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+TABLES_WRITTEN = ("videos", "clips", "scores", "errors")
+"""The manifest tables a curation unit writes; a unit is done when all of them are committed."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage reserves from Ray (fractions allowed, as in Ray)."""
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+
+@dataclass
+class WorkUnit:
+    """One unit of work: a deterministic batch of input videos and the rows made for it so far."""
+
+    unit_id: str
+    inputs: list[str]
+    out_root: str
+    attempt: int = 1
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        return self.tables.get(table, [])
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"unit_id": self.unit_id, "inputs": self.inputs, "out_root": self.out_root,
+             "attempt": self.attempt, "tables": self.tables},
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> "WorkUnit":
+        data = json.loads(text)
+        return cls(data["unit_id"], list(data["inputs"]), data["out_root"], int(data["attempt"]), data["tables"])
+
+
+@dataclass(frozen=True)
+class StageOutput:
+    """Rows a stage made or updated, per manifest table.
+
+    Merged into the unit by primary key: a row whose key already exists replaces it in place
+    (e.g. the extract stage filling `clips.uri`), a new key is appended. Order stays deterministic.
+    """
+
+    rows: dict[str, list[dict[str, Any]]]
+
+
+def merge_rows(old: list[dict[str, Any]], new: list[dict[str, Any]], key: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Upsert `new` into `old` by primary key, keeping the first-seen order of keys."""
+    merged = {tuple(r[k] for k in key): r for r in old}
+    for row in new:
+        merged[tuple(row[k] for k in key)] = row
+    return list(merged.values())
+
+
+def merge_output(unit: WorkUnit, output: StageOutput) -> WorkUnit:
+    tables = dict(unit.tables)
+    for table, rows in output.rows.items():
+        tables[table] = merge_rows(tables.get(table, []), rows, PRIMARY_KEYS[table])
+    return WorkUnit(unit.unit_id, unit.inputs, unit.out_root, unit.attempt, tables)
+
+
+def error_id(input_name: str, stage: str, attempt: int) -> str:
+    """Deterministic id of one failure, so a re-run of the same unit writes the same errors rows."""
+    return hashlib.sha256(f"{input_name}\0{stage}\0{attempt}".encode()).hexdigest()[:24]
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+class Stage(ABC):
+    """Base of every curation stage: rows in, rows out, declared resources, provenance in one place."""
+
+    name: ClassVar[str]
+    version: ClassVar[str]
+    resources: ClassVar[Resources] = Resources()
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+        self.model_name = NO_MODEL
+        self.weights_id = NO_MODEL
+
+    def setup(self) -> None:
+        """Load models on the worker that will run `process`; the default stage has none."""
+
+    @abstractmethod
+    def process(self, unit: WorkUnit) -> StageOutput:
+        """Make this stage's rows for one unit; must not raise for a bad input (see `isolate`)."""
+
+    def run(self, unit: WorkUnit) -> WorkUnit:
+        return merge_output(unit, self.process(unit))
+
+    def provenance(self, source: Any = None) -> dict[str, str]:
+        """Provenance columns of this stage's rows.
+
+        `source` is the detector or signal that made the value (anything with name, version,
+        model_name and weights_id): its model and weights replace the stage's, and its version joins
+        the stage's as "<stage version>+<source name>-<source version>".
+        """
+        if source is None:
+            return {"stage": self.name, "stage_version": self.version,
+                    "model_name": self.model_name, "weights_id": self.weights_id}
+        return {
+            "stage": self.name,
+            "stage_version": f"{self.version}+{source.name}-{source.version}",
+            "model_name": source.model_name,
+            "weights_id": source.weights_id,
+        }
+
+    def stamp(self, row: dict[str, Any], source: Any = None) -> dict[str, Any]:
+        return {**row, **self.provenance(source)}
+
+    def error_row(self, input_name: str, exc: BaseException, attempt: int) -> dict[str, Any]:
+        return self.stamp({
+            "error_id": error_id(input_name, self.name, attempt),
+            "input": input_name,
+            "error_class": type(exc).__name__,
+            "message": one_line(str(exc)) or type(exc).__name__,
+            "attempt": attempt,
+        })
+
+    def isolate(
+        self, items: Iterable[T], fn: Callable[[T], R], input_of: Callable[[T], str], attempt: int
+    ) -> tuple[list[R], list[dict[str, Any]]]:
+        """Apply `fn` to each item; an exception for one item becomes an errors row, the others go on."""
+        results: list[R] = []
+        errors: list[dict[str, Any]] = []
+        for item in items:
+            try:
+                results.append(fn(item))
+            except Exception as exc:  # noqa: BLE001 - any failure of one input is data, not a crash
+                errors.append(self.error_row(input_of(item), exc, attempt))
+        return results, errors

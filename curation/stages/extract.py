@@ -1,0 +1,46 @@
+"""Stage 3, clip extraction: candidate `clips` rows in, the same rows with the clip file's URI out.
+
+Each clip becomes `<output>/clips/<video_id>/<clip_id>.mp4` (H.264, resized to its resolution bucket,
+stream-copied where that is exact: see curation.extract). The file is written under a temp name and
+renamed, so a unit redone after a kill overwrites it and never leaves half a file. URIs are relative
+to the output root, so the dataset folder can move. A clip that fails becomes an `errors` row and
+stays in `clips` as rejected, with the reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from curation.extract import extract_clip, resolution_bucket
+from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stages.common import reject_failed
+
+CLIPS_DIR = "clips"
+
+
+def clip_uri(video_id: str, clip_id: str) -> str:
+    """Where a clip file lives, relative to the output root."""
+    return f"{CLIPS_DIR}/{video_id}/{clip_id}.mp4"
+
+
+class ExtractStage(Stage):
+    name = "extract"
+    version = "1"
+    resources = Resources(num_cpus=0.5)
+
+    def process(self, unit: WorkUnit) -> StageOutput:
+        videos = {v["video_id"]: v for v in unit.rows("videos")}
+        clips = [c for c in unit.rows("clips") if c["status"] == "ok"]
+        root = Path(unit.out_root)
+        done, errors = self.isolate(
+            clips, lambda c: self.extract(c, videos[c["video_id"]], root), lambda c: c["clip_id"], unit.attempt
+        )
+        return StageOutput({"clips": done + reject_failed(clips, errors, self.name), "errors": errors})
+
+    def extract(self, clip: dict[str, Any], video: dict[str, Any], root: Path) -> dict[str, Any]:
+        bucket = resolution_bucket(video["width"], video["height"], self.config.extract.buckets)
+        uri = clip_uri(clip["video_id"], clip["clip_id"])
+        result = extract_clip(video["uri"], clip["start_frame"], clip["end_frame"], root / uri, bucket,
+                              crf=self.config.extract.crf)
+        return {**clip, "uri": uri, "width": result.width, "height": result.height}

@@ -1,0 +1,98 @@
+"""Stage 1, ingest/probe: hash each input, read its header, reject what cannot or must not be decoded.
+
+Order matters for bad inputs: size and hash first (a zero-length file fails here), then the container
+header through PyAV without decoding a frame (text or image files fail here, and a huge resolution is
+rejected by the max-resolution threshold before any pixel is decoded), then the full probe (decord,
+PyAV where decord fails) for frames and fps. Unreadable inputs become `errors` rows; readable inputs
+rejected by a threshold become `videos` rows with status "rejected" and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import av
+
+from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stages.common import build_thresholds
+from curation.video import VideoError, probe
+from filters.thresholds import reject_reasons
+
+_HASH_CHUNK = 1 << 20
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def header_size(path: Path) -> tuple[int, int]:
+    """Width and height from the container header, without decoding; non-videos raise VideoError."""
+    try:
+        with av.open(str(path)) as container:
+            fmt = container.format.name
+            if fmt == "image2" or fmt.endswith("_pipe"):  # e.g. png_pipe: a still image, whatever its name
+                raise VideoError(f"{path}: a still image ({fmt}), not a video")
+            if not container.streams.video:
+                raise VideoError(f"{path}: no video stream")
+            ctx = container.streams.video[0].codec_context
+            return int(ctx.width), int(ctx.height)
+    except av.FFmpegError as exc:
+        raise VideoError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
+
+
+class IngestStage(Stage):
+    """Inputs (paths) in, `videos` rows out; one per readable input, `errors` rows for the rest."""
+
+    name = "ingest"
+    version = "1"
+    resources = Resources(num_cpus=0.5)
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.thresholds = build_thresholds(config.thresholds)
+
+    def process(self, unit: WorkUnit) -> StageOutput:
+        rows, errors = self.isolate(unit.inputs, self.video_row, str, unit.attempt)
+        return StageOutput({"videos": self._unique(rows, errors, unit.attempt), "errors": errors})
+
+    def _unique(self, rows: list[dict[str, Any]], errors: list[dict[str, Any]], attempt: int) -> list[dict[str, Any]]:
+        """One row per content hash: a byte-identical second input is an error, not a second video."""
+        seen: dict[str, str] = {}
+        unique = []
+        for row in rows:
+            if row["video_id"] in seen:
+                dup = VideoError(f"{row['uri']}: same content as {seen[row['video_id']]}")
+                errors.append(self.error_row(row["uri"], dup, attempt))
+                continue
+            seen[row["video_id"]] = row["uri"]
+            unique.append(row)
+        return unique
+
+    def video_row(self, uri: str) -> dict[str, Any]:
+        path = Path(uri)
+        size = path.stat().st_size
+        if size == 0:
+            raise VideoError(f"{path}: empty file (0 bytes)")
+        sha = sha256_of(path)
+        row: dict[str, Any] = {
+            "video_id": sha[:16], "uri": uri, "sha256": sha, "size_bytes": size,
+            "duration_s": None, "fps": None, "frames": None, "codec": None,
+            "status": "ok", "reject_reason": None,
+        }
+        width, height = header_size(path)
+        row.update(width=width, height=height)
+        reasons = reject_reasons({"width": width, "height": height}, self.thresholds)
+        if reasons:
+            return self.stamp({**row, "status": "rejected", "reject_reason": "; ".join(reasons)})
+        info = probe(path)
+        if info.frames < 2:
+            raise VideoError(f"{path}: {info.frames} frame(s): not a video")
+        row.update(duration_s=info.duration_s, fps=info.fps, frames=info.frames, codec=info.codec,
+                   width=info.width, height=info.height)
+        return self.stamp(row)

@@ -1,0 +1,59 @@
+"""`python -m jobs.curate --config FILE`: run the curation stages (ingest, shots, extract, signals) over a corpus.
+
+Locally it starts an embedded Ray bound to 127.0.0.1; on a cluster it is what `ray job submit
+--working-dir . -- python -m jobs.curate --config ...` runs (RAY_ADDRESS set by Ray, or --ray-address).
+`--in-process` runs the same stage classes in this process without Ray. An output that already holds
+manifests is refused unless `--resume` is given, which skips committed units and redoes the rest.
+Exit codes: 0 done, 2 bad config/input/output (one `error: ...` line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from curation.job_config import ConfigError, load_config
+from curation.pipeline import PipelineError, run
+from manifests import ManifestError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m jobs.curate", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True, help="YAML job config (see jobs/configs/curate.yaml)")
+    parser.add_argument("--input", help="input folder (overrides the config's `input`)")
+    parser.add_argument("--output", help="output root (overrides the config's `output`)")
+    parser.add_argument("--resume", action="store_true", help="continue an existing output, skipping committed units")
+    parser.add_argument("--in-process", action="store_true", help="run the stages in this process, without Ray")
+    parser.add_argument("--ray-address", help='join this Ray cluster ("auto", "ray://host:10001") instead of a local Ray')
+    parser.add_argument("--no-summary", action="store_true", help="do not print the manifest summary at the end")
+    return parser.parse_args(argv)
+
+
+def print_summary(root: str) -> None:
+    from manifests.cli import main as manifests_main
+
+    manifests_main(["summary", root])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load_config(args.config).with_paths(args.input, args.output)
+        if args.ray_address:
+            config = config.model_copy(update={"ray_address": args.ray_address})
+        stats = run(config, in_process=args.in_process, resume=args.resume)
+    except (ConfigError, PipelineError, ManifestError, OSError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    print(
+        f"curate: {stats.units_done} units run, {stats.units_skipped} skipped; "
+        f"{stats.rows['videos']} videos, {stats.rows['clips']} clips ({stats.clips_ok} ok), "
+        f"{stats.rows['scores']} scores, {stats.rows['errors']} errors in {stats.wall_s:.1f}s"
+    )
+    if not args.no_summary:
+        print_summary(config.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,121 @@
+"""The stage contract: provenance from one helper, per-input failures as errors rows, row merging, units."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from curation.job_config import ConfigError, load_config, parse_config
+from curation.pipeline import PipelineError, plan_units
+from curation.stage import Resources, Stage, StageOutput, WorkUnit, error_id, merge_output, merge_rows
+from curation.stages import STAGES
+from curation.stages.signals import decode_size
+from manifests import SCHEMAS
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class _Source:
+    name, version, model_name, weights_id = "det", "7", "some-model", "random-init"
+
+
+class _Halves(Stage):
+    """A tiny stage: one errors-table-free row per input, failing on inputs named 'bad*'."""
+
+    name = "halves"
+    version = "3"
+    resources = Resources(num_cpus=0.25)
+
+    def process(self, unit: WorkUnit) -> StageOutput:
+        def one(path: str) -> dict:
+            if Path(path).name.startswith("bad"):
+                raise ValueError(f"{path}: cannot\nread   this")
+            return self.stamp({"clip_id": Path(path).name, "signal": "n", "value": 1.0, "passed": None}, _Source())
+
+        rows, errors = self.isolate(unit.inputs, one, str, unit.attempt)
+        return StageOutput({"scores": rows, "errors": errors})
+
+
+def test_isolate_turns_one_failure_into_an_errors_row_and_keeps_the_rest():
+    unit = WorkUnit("b000000", ["/x/a.mp4", "/x/bad.mp4", "/x/c.mp4"], "/out")
+    out = _Halves(config=None).run(unit)
+    assert [r["clip_id"] for r in out.rows("scores")] == ["a.mp4", "c.mp4"]
+    (err,) = out.rows("errors")
+    assert err["input"] == "/x/bad.mp4" and err["error_class"] == "ValueError"
+    assert err["message"] == "/x/bad.mp4: cannot read this"  # one line
+    assert err["error_id"] == error_id("/x/bad.mp4", "halves", 1)
+    assert (err["stage"], err["stage_version"], err["model_name"], err["weights_id"]) == ("halves", "3", "none", "none")
+    # every row has exactly the columns its table's schema names
+    assert set(err) == set(SCHEMAS["errors"].names)
+    assert set(out.rows("scores")[0]) == set(SCHEMAS["scores"].names)
+
+
+def test_provenance_of_a_source_names_its_model_and_version():
+    row = _Halves(config=None).stamp({}, _Source())
+    assert row == {"stage": "halves", "stage_version": "3+det-7", "model_name": "some-model", "weights_id": "random-init"}
+
+
+def test_error_id_is_deterministic_and_depends_on_input_stage_and_attempt():
+    assert error_id("a", "s", 1) == error_id("a", "s", 1)
+    assert len({error_id("a", "s", 1), error_id("b", "s", 1), error_id("a", "t", 1), error_id("a", "s", 2)}) == 4
+
+
+def test_merge_rows_upserts_by_key_in_first_seen_order():
+    old = [{"k": 1, "v": "a"}, {"k": 2, "v": "b"}]
+    new = [{"k": 2, "v": "B"}, {"k": 3, "v": "c"}]
+    assert merge_rows(old, new, ("k",)) == [{"k": 1, "v": "a"}, {"k": 2, "v": "B"}, {"k": 3, "v": "c"}]
+
+
+def test_work_unit_round_trips_through_json_and_merge_keeps_other_tables():
+    unit = WorkUnit("b000004", ["/a.mp4"], "/out", 2, {"videos": [{"video_id": "v", "fps": 29.97002997002997}]})
+    back = WorkUnit.from_json(unit.to_json())
+    assert back == unit
+    merged = merge_output(back, StageOutput({"errors": [{"error_id": "e"}]}))
+    assert merged.rows("videos") == unit.rows("videos") and merged.rows("errors") == [{"error_id": "e"}]
+
+
+def test_every_stage_declares_name_version_and_resources():
+    names = [s.name for s in STAGES]
+    assert names == ["ingest", "shots", "extract", "signals"]
+    for stage in STAGES:
+        assert stage.version and isinstance(stage.resources, Resources) and stage.resources.num_cpus > 0
+
+
+@pytest.mark.parametrize(("size", "short", "want"), [((1920, 1080), 256, (456, 256)), ((160, 90), 256, (160, 90)),
+                                                    ((180, 320), 120, (120, 214))])
+def test_decode_size_shrinks_to_the_short_side_never_up_and_even(size, short, want):
+    assert decode_size(*size, short) == want
+
+
+def _config(tmp_path: Path, **changes) -> dict:
+    data = yaml.safe_load((REPO / "jobs/configs/curate.yaml").read_text())
+    data.update(input=str(tmp_path / "in"), output=str(tmp_path / "out"), **changes)
+    return data
+
+
+def test_shipped_config_validates_and_unknown_keys_are_refused(tmp_path):
+    cfg = load_config(REPO / "jobs/configs/curate.yaml")
+    assert cfg.thresholds["max_width"] < 7680  # the corpus' 8K input must be rejected at ingest
+    with pytest.raises(ConfigError, match="batchsize"):
+        parse_config(_config(tmp_path, batchsize=3))
+    with pytest.raises(ConfigError, match="min_blurr"):
+        parse_config(_config(tmp_path, thresholds={"min_blurr": 1.0}))
+    with pytest.raises(ConfigError, match="min_clip_s"):
+        parse_config(_config(tmp_path, shots={"min_clip_s": 5.0, "max_clip_s": 2.0}))
+    with pytest.raises(ConfigError, match="nosuch"):
+        parse_config(_config(tmp_path, signals={"names": ["blur", "nosuch"]}))
+    with pytest.raises(ConfigError, match="unknown stage"):
+        parse_config(_config(tmp_path, resources={"ingestt": {"num_cpus": 1}}))
+
+
+def test_units_are_sorted_batches_with_stable_ids(tmp_path):
+    (tmp_path / "in" / "sub").mkdir(parents=True)
+    for name in ["c.mp4", "a.mp4", "sub/b.mp4", "notes.txt"]:
+        (tmp_path / "in" / name).write_bytes(b"x")
+    units = plan_units(parse_config(_config(tmp_path, batch_size=2)))
+    assert [u.unit_id for u in units] == ["b000000", "b000001"]
+    assert [[Path(p).name for p in u.inputs] for u in units] == [["a.mp4", "c.mp4"], ["b.mp4"]]
+    with pytest.raises(PipelineError, match="no input files"):
+        plan_units(parse_config(_config(tmp_path, input_glob="*.mkv")))
