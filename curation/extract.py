@@ -125,10 +125,10 @@ def copy_span(index: PacketIndex, start_frame: int, end_frame: int) -> tuple[int
     Frame i is the packet with the i-th smallest pts. The copy is exact when the clip's packets form a
     contiguous run in decode order (so no frame outside the clip is needed and none leaks in, even with
     B-frame reordering) and the run starts with an IDR picture (so nothing before it is referenced).
-    The whole stream is always exact.
+    The whole stream is always exact. Streams with repeated pts are never copied (packets are picked by pts).
     """
     n = len(index.pts)
-    if index.codec != "h264" or not 0 <= start_frame < end_frame <= n:
+    if index.codec != "h264" or not 0 <= start_frame < end_frame <= n or len(set(index.pts)) != n:
         return None
     if start_frame == 0 and end_frame == n:
         return 0, n
@@ -145,29 +145,34 @@ def _tmp_path(out_path: Path) -> Path:
     return out_path.with_name(f".{out_path.name}.tmp.mp4")
 
 
-def _remux(video_path: Path, span: tuple[int, int], out_path: Path) -> None:
-    """Copy decode-order packets [a, b) into a new mp4, timestamps shifted so the clip starts at 0."""
+def _remux(video_path: Path, index: PacketIndex, span: tuple[int, int], out_path: Path) -> None:
+    """Copy decode-order packets [a, b) into a new mp4, timestamps shifted so the clip starts at 0.
+
+    Seeks to the IDR at `a` (no demuxing from the file's start) and picks packets by pts, which
+    ``copy_span`` has checked are unique.
+    """
     a, b = span
+    wanted = set(index.pts[a:b])
+    offset = index.pts[a]  # the IDR at `a` is the clip's first frame
     tmp = _tmp_path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with av.open(str(video_path)) as src, av.open(str(tmp), mode="w", format="mp4") as dst:
             in_stream = src.streams.video[0]
             out_stream = dst.add_stream_from_template(in_stream)
-            offset = None
-            position = 0
+            src.seek(offset, stream=in_stream, backward=True, any_frame=False)
             for packet in src.demux(in_stream):
-                if packet.size == 0:
+                if packet.size == 0 or packet.pts not in wanted:
                     continue
-                if a <= position < b:
-                    offset = packet.pts if offset is None else offset  # the IDR at `a` is the clip's first frame
-                    packet.pts -= offset
-                    packet.dts = None if packet.dts is None else packet.dts - offset
-                    packet.stream = out_stream
-                    dst.mux(packet)
-                position += 1
-                if position >= b:
+                wanted.discard(packet.pts)
+                packet.pts -= offset
+                packet.dts = None if packet.dts is None else packet.dts - offset
+                packet.stream = out_stream
+                dst.mux(packet)
+                if not wanted:
                     break
+        if wanted:
+            raise ExtractError(f"{video_path}: stream copy found {b - a - len(wanted)} of {b - a} packets")
         tmp.replace(out_path)
     except av.FFmpegError as exc:
         raise ExtractError(f"{video_path}: stream copy failed ({type(exc).__name__}: {exc})") from None
@@ -225,7 +230,7 @@ def extract_clip(
         index = index_packets(src) if index is None else index
         span = copy_span(index, start_frame, end_frame) if len(index.pts) == info.frames else None
         if span is not None:
-            _remux(src, span, out)
+            _remux(src, index, span, out)
             return ExtractResult(str(out), end_frame - start_frame, width, height, info.fps, "copy")
     frames = _reencode(src, info, start_frame, end_frame, out, (width, height), crf, preset, batch_size)
     return ExtractResult(str(out), frames, width, height, info.fps, "reencode")

