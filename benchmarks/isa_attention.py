@@ -1,0 +1,307 @@
+"""ISA vs dense attention (cuDNN, flash SDPA, FlexAttention): latency, exact-path TFLOP/s, error vs float64.
+
+Prints a table and writes JSON (--json-out). Error is measured on a subset of query rows and heads against
+float64 dense attention over all keys, on random inputs and on video-like inputs (smooth q/k over a
+T x H x W token grid, both parts starting at position 0, with 3D RoPE). --quick is a small smoke run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+import triton
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from kernels import IsaConfig, TileConfig, dense_attention_f64, isa_attention
+from kernels.isa import isa_forward, plan
+from kernels.isa_forward import launch_forward
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One benchmark shape: target and context share the token grid (frames, height, width)."""
+
+    grid: tuple[int, int, int]
+    heads: int
+    dim: int = 128
+
+    @property
+    def n_part(self) -> int:
+        return self.grid[0] * self.grid[1] * self.grid[2]
+
+    @property
+    def label(self) -> str:
+        return f"N={self.n_part}+{self.n_part} H={self.heads} D={self.dim}"
+
+
+FULL_SHAPES = [Shape((21, 30, 52), 12), Shape((21, 30, 52), 40), Shape((21, 34, 60), 12), Shape((21, 34, 60), 40)]
+QUICK_SHAPES = [Shape((5, 21, 39), 4)]
+ABLATION = [
+    ("default", {}),
+    ("alpha_s=0.25", {"alpha_s": 0.25}),
+    ("alpha_s=0.0625", {"alpha_s": 0.0625}),
+    ("alpha_f=0.25", {"alpha_f": 0.25}),
+    ("alpha_f=0.75", {"alpha_f": 0.75}),
+    ("alpha_ns=0.125", {"alpha_ns": 0.125}),
+    ("alpha_ns=0.03125", {"alpha_ns": 0.03125}),
+    ("dropped_mean", {"dropped_mean": True}),
+    ("alpha_s=alpha_f=1 (dense)", {"alpha_s": 1.0, "alpha_f": 1.0}),
+]
+
+
+def _rope_3d(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding with the head dim split over (t, y, x) positions; x [H, N, D], pos [N, 3]."""
+    d = x.shape[-1]
+    split = [d // 4, 3 * d // 8, d - d // 4 - 3 * d // 8]
+    angles = []
+    for axis, width in enumerate(split):
+        freqs = 10000.0 ** (-torch.arange(0, width, 2, device=x.device, dtype=torch.float32) / width)
+        angles.append(pos[:, axis, None].float() * freqs)
+    theta = torch.cat(angles, dim=-1)
+    cos, sin = theta.cos(), theta.sin()
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+def video_like_qkv(shape: Shape, device: str, seed: int) -> tuple[torch.Tensor, ...]:
+    """Smooth per-token features over the grid (context = source video, target = edited copy), projected
+    per head, with 3D RoPE; bf16 [1, H, 2 * n_part, D]."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    t, hh, ww = shape.grid
+    pos = torch.stack(torch.meshgrid(torch.arange(t), torch.arange(hh), torch.arange(ww), indexing="ij"), -1)
+    pos = pos.reshape(-1, 3).to(device)
+    rel = pos.float() / torch.tensor([t, hh, ww], device=device)
+
+    def field(n_feat: int) -> torch.Tensor:
+        freqs = torch.randint(0, 4, (3, n_feat), generator=g, device=device).float()
+        phase = torch.rand(n_feat, generator=g, device=device) * 2 * math.pi
+        return torch.cos(2 * math.pi * rel @ freqs + phase)
+
+    source = field(64)
+    target = source + 0.5 * field(64)
+    feats = torch.cat([target, source], dim=0)
+    feats = feats + 0.1 * torch.randn(feats.shape, generator=g, device=device)
+    full_pos = torch.cat([pos, pos], dim=0)
+    # Heads range from broad (gain 0.4) to local and peaky (gain 1.2), as in video DiTs.
+    gains = torch.linspace(0.4, 1.2, shape.heads, device=device)[:, None, None]
+    out = []
+    for is_value in (False, False, True):
+        w = torch.randn(shape.heads, 64, shape.dim, generator=g, device=device) / math.sqrt(8)
+        out.append(torch.einsum("nc,hcd->hnd", feats, w if is_value else w * gains))
+    q, k = _rope_3d(out[0], full_pos), _rope_3d(out[1], full_pos)
+    return tuple(x[None].to(torch.bfloat16).contiguous() for x in (q, k, out[2]))
+
+
+def random_qkv(shape: Shape, device: str, seed: int) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator(device=device).manual_seed(seed)
+    n = 2 * shape.n_part
+    return tuple(torch.randn(1, shape.heads, n, shape.dim, generator=g, device=device).to(torch.bfloat16)
+                 for _ in range(3))
+
+
+def _sdpa(backend: SDPBackend):
+    def run(q, k, v):
+        with sdpa_kernel(backend):
+            return F.scaled_dot_product_attention(q, k, v)
+    return run
+
+
+def _flex():
+    from torch.nn.attention.flex_attention import flex_attention
+    compiled = torch.compile(flex_attention, dynamic=False)
+    return lambda q, k, v: compiled(q, k, v)
+
+
+def _isa(n_ctx: int, tiles: TileConfig, **alphas):
+    return lambda q, k, v: isa_attention(q, k, v, n_ctx, tiles=tiles, **alphas)
+
+
+def bench_ms(fn, backward: bool, q, k, v) -> float:
+    """Median ms of fn (forward under no_grad, or forward + backward of a random output gradient)."""
+    if not backward:
+        with torch.no_grad():
+            return triton.testing.do_bench(lambda: fn(q, k, v), warmup=50, rep=300, return_mode="median")
+    qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    do = torch.randn_like(q)
+    return triton.testing.do_bench(lambda: fn(qg, kg, vg).backward(do), warmup=50, rep=300,
+                                   grad_to_none=[qg, kg, vg], return_mode="median")
+
+
+def error_vs_f64(fn, q, k, v, rows: torch.Tensor, heads: int) -> dict:
+    """Relative L2 and cosine of fn's output vs float64 dense attention on the chosen rows and heads."""
+    with torch.no_grad():
+        out = fn(q, k, v)[:, :heads, rows].double()
+        ref = dense_attention_f64(q[:, :heads], k[:, :heads], v[:, :heads], rows)
+    rel = ((out - ref).norm() / ref.norm()).item()
+    cos = F.cosine_similarity(out.flatten(), ref.flatten(), dim=0).item()
+    return {"rel_l2": rel, "cosine": cos}
+
+
+def exact_path_tflops(q, k, v, n_ctx: int, tiles: TileConfig) -> dict:
+    """Time the sharp-block forward launch alone (dense tiles over the kept keys) and count its FLOPs."""
+    cfg = IsaConfig()
+    with torch.no_grad():
+        p = plan(q, k, v, n_ctx, cfg, tiles)
+        sharp = p.fwd[0]
+        o, lse = isa_forward(q, k, v, p, tiles)
+        ms = triton.testing.do_bench(lambda: launch_forward(
+            q, k, v, o, lse, p.km, p.vm, p.mask, sharp, p.layout, tiles.fwd_gk, tiles.fwd_warps,
+            tiles.fwd_stages, tiles.mean_tile), warmup=50, rep=300, return_mode="median")
+        plan_ms = triton.testing.do_bench(lambda: plan(q, k, v, n_ctx, cfg, tiles), warmup=10, rep=100,
+                                          return_mode="median")
+    lengths = p.layout.lengths(q.device)
+    rows = lengths[p.selection.sharp].sum().item()
+    keys = lengths[p.selection.kept[0, 0]].sum().item()
+    flops = 4.0 * rows * keys * q.shape[-1]
+    return {"exact_ms": ms, "exact_tflops": flops / ms / 1e9, "plan_ms": plan_ms}
+
+
+def run_shape(shape: Shape, backends: list[str], backward: bool, tiles: TileConfig, err_rows: int,
+              err_heads: int, device: str) -> list[dict]:
+    n_ctx = shape.n_part
+    q, k, v = random_qkv(shape, device, seed=1)
+    vq, vk, vv = video_like_qkv(shape, device, seed=2)
+    n = 2 * shape.n_part
+    rows = torch.sort(torch.randperm(n, device=device)[:err_rows]).values
+    heads = min(err_heads, shape.heads)
+    fns = {"cudnn": _sdpa(SDPBackend.CUDNN_ATTENTION), "flash": _sdpa(SDPBackend.FLASH_ATTENTION),
+           "flex": _flex(), "isa": _isa(n_ctx, tiles)}
+    dense_flops = 4.0 * n * n * shape.dim * shape.heads
+    results = []
+    for name in backends:
+        fn = fns[name]
+        t0 = time.time()
+        row = {"shape": shape.label, "backend": name, "fwd_ms": bench_ms(fn, False, q, k, v)}
+        row["fwd_bwd_ms"] = bench_ms(fn, True, q, k, v) if backward else None
+        row["dense_tflops"] = dense_flops / row["fwd_ms"] / 1e9
+        row["random"] = error_vs_f64(fn, q, k, v, rows, heads)
+        row["video"] = error_vs_f64(fn, vq, vk, vv, rows, heads)
+        if name == "isa":
+            row.update(exact_path_tflops(q, k, v, n_ctx, tiles))
+        row["wall_s"] = time.time() - t0
+        results.append(row)
+        print(f"  done {shape.label} {name} in {row['wall_s']:.1f}s", file=sys.stderr, flush=True)
+    base = {r["backend"]: r for r in results}
+    for r in results:
+        for ref in ("cudnn", "flash", "flex"):
+            if ref in base:
+                r[f"fwd_vs_{ref}"] = r["fwd_ms"] / base[ref]["fwd_ms"]
+                if backward and base[ref]["fwd_bwd_ms"]:
+                    r[f"fwd_bwd_vs_{ref}"] = r["fwd_bwd_ms"] / base[ref]["fwd_bwd_ms"]
+    return results
+
+
+def run_ablation(shape: Shape, tiles: TileConfig, err_rows: int, err_heads: int, device: str) -> list[dict]:
+    """Error (video-like and random inputs) vs forward latency over the ISA options."""
+    q, k, v = video_like_qkv(shape, device, seed=2)
+    rq, rk, rv = random_qkv(shape, device, seed=1)
+    rows = torch.sort(torch.randperm(2 * shape.n_part, device=device)[:err_rows]).values
+    heads = min(err_heads, shape.heads)
+    out = []
+    for name, opts in ABLATION:
+        fn = _isa(shape.n_part, tiles, **opts)
+        out.append({"shape": shape.label, "variant": name, "fwd_ms": bench_ms(fn, False, q, k, v),
+                    "video": error_vs_f64(fn, q, k, v, rows, heads),
+                    "random": error_vs_f64(fn, rq, rk, rv, rows, heads)})
+    return out
+
+
+def run_sweep(shape: Shape, device: str) -> list[dict]:
+    """Forward/backward tile variants at one shape (ISA fwd and fwd+bwd ms, exact-path TFLOP/s)."""
+    q, k, v = random_qkv(shape, device, seed=1)
+    variants = {
+        "default": TileConfig(),
+        "fwd gq2 gk1": TileConfig(fwd_gk=1),
+        "fwd gq2 gk2 s3": TileConfig(fwd_stages=3),
+        "fwd gq2 gk1 s3": TileConfig(fwd_gk=1, fwd_stages=3),
+        "fwd gq2 gk1 w4": TileConfig(fwd_gk=1, fwd_warps=4, fwd_stages=3),
+        "fwd gq1 gk2 w4": TileConfig(fwd_sharp_gq=1, dq_sharp_gq=1, fwd_warps=4, fwd_stages=3),
+        "bwd dq gk2": TileConfig(dq_gk=2),
+        "bwd dkdv gq2": TileConfig(dkdv_gq=2),
+        "bwd dkdv gk1 w4": TileConfig(dkdv_sharp_gk=1, dkdv_warps=4),
+        "bwd s3": TileConfig(dq_stages=3, dkdv_stages=3),
+    }
+    out = []
+    for name, tiles in variants.items():
+        fn = _isa(shape.n_part, tiles)
+        try:
+            row = {"variant": name, "tiles": asdict(tiles), "fwd_ms": bench_ms(fn, False, q, k, v),
+                   "fwd_bwd_ms": bench_ms(fn, True, q, k, v) if name.startswith(("default", "bwd")) else None}
+            row.update(exact_path_tflops(q, k, v, shape.n_part, tiles))
+        except Exception as exc:  # a variant that fails to compile (shared memory) is reported, not fatal
+            row = {"variant": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
+        print(f"  sweep {name}: {row}", file=sys.stderr, flush=True)
+        out.append(row)
+    return out
+
+
+def _fmt(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def print_tables(results: list[dict], ablation: list[dict]) -> None:
+    print("| shape | backend | fwd ms | fwd+bwd ms | fwd / cuDNN | fwd+bwd / cuDNN | fwd / flash | fwd / flex "
+          "| TFLOP/s (dense-equiv) | exact-path TFLOP/s | rel-L2 random | cos random | rel-L2 video | cos video |")
+    print("|" + "---|" * 14)
+    for r in results:
+        print(f"| {r['shape']} | {r['backend']} | {r['fwd_ms']:.2f} | {_fmt(r['fwd_bwd_ms'], '.2f')} "
+              f"| {_fmt(r.get('fwd_vs_cudnn'), '.3f')} | {_fmt(r.get('fwd_bwd_vs_cudnn'), '.3f')} "
+              f"| {_fmt(r.get('fwd_vs_flash'), '.3f')} | {_fmt(r.get('fwd_vs_flex'), '.3f')} "
+              f"| {r['dense_tflops']:.0f} | {_fmt(r.get('exact_tflops'), '.0f')} "
+              f"| {r['random']['rel_l2']:.4f} | {r['random']['cosine']:.4f} "
+              f"| {r['video']['rel_l2']:.4f} | {r['video']['cosine']:.4f} |")
+    if ablation:
+        print("\n| shape | variant | fwd ms | rel-L2 video | cos video | rel-L2 random | cos random |")
+        print("|" + "---|" * 7)
+        for a in ablation:
+            print(f"| {a['shape']} | {a['variant']} | {a['fwd_ms']:.2f} | {a['video']['rel_l2']:.4f} "
+                  f"| {a['video']['cosine']:.4f} | {a['random']['rel_l2']:.4f} | {a['random']['cosine']:.4f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one small shape (smoke run)")
+    ap.add_argument("--shapes", default="all", help="'all' or comma-separated indices into the full shape list")
+    ap.add_argument("--backends", default="cudnn,flash,flex,isa")
+    ap.add_argument("--no-backward", action="store_true")
+    ap.add_argument("--ablation", action="store_true", help="ISA option ablation at the first shape")
+    ap.add_argument("--sweep", action="store_true", help="tile sweep at the first shape, then exit")
+    ap.add_argument("--err-rows", type=int, default=1024)
+    ap.add_argument("--err-heads", type=int, default=4)
+    ap.add_argument("--json-out", default=None)
+    args = ap.parse_args(argv)
+    if not torch.cuda.is_available():
+        print("error: this benchmark needs a CUDA GPU", file=sys.stderr)
+        return 2
+    shapes = QUICK_SHAPES if args.quick else (
+        FULL_SHAPES if args.shapes == "all" else [FULL_SHAPES[int(i)] for i in args.shapes.split(",")])
+    backends = [b for b in args.backends.split(",") if b]
+    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+    print(json.dumps(meta))
+    report: dict = {"meta": meta, "results": [], "ablation": [], "sweep": []}
+    tiles = TileConfig()
+    if args.sweep:
+        report["sweep"] = run_sweep(shapes[0], "cuda")
+    else:
+        for shape in shapes:
+            report["results"] += run_shape(shape, backends, not args.no_backward, tiles, args.err_rows,
+                                           args.err_heads, "cuda")
+            torch.cuda.empty_cache()
+        if args.ablation:
+            report["ablation"] = run_ablation(shapes[0], tiles, args.err_rows, args.err_heads, "cuda")
+        print_tables(report["results"], report["ablation"])
+    if args.json_out:
+        with open(args.json_out, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
