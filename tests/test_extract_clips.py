@@ -145,10 +145,11 @@ def test_real_clip_ranges_between_idrs_copy_exactly(tmp_path: Path) -> None:
     idrs = [i for i, idr in enumerate(index.idr) if idr]
     start, end = idrs[40], idrs[41]
     assert copy_span(index, start, end) is not None
-    result = extract_clip(src, start, end, tmp_path / "real.mp4", resolution_bucket(160, 90), index=index)
+    info = probe(src)
+    result = extract_clip(src, start, end, tmp_path / "real.mp4", resolution_bucket(160, 90), index=index, info=info)
     assert result.method == "copy" and probe(result.uri).frames == end - start
     np.testing.assert_array_equal(read_frames(result.uri), read_frames(src, range(start, end)))
-    shifted = extract_clip(src, start + 1, end, tmp_path / "shifted.mp4", (160, 90), index=index)
+    shifted = extract_clip(src, start + 1, end, tmp_path / "shifted.mp4", (160, 90), index=index, info=info)
     assert shifted.method == "reencode" and probe(shifted.uri).frames == end - start - 1
 
 
