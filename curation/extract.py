@@ -7,6 +7,7 @@ Two paths, chosen per clip:
   The whole video always qualifies.
 - ``reencode``: decode batch by batch (never the whole clip in memory), resize to the bucket with
   cv2.INTER_AREA and encode with ``curation.video.VideoWriter`` (libx264, atomic temp+rename).
+Clips carry the video stream only (no audio). Both paths write a temp name and rename on success.
 """
 
 from __future__ import annotations

@@ -23,19 +23,21 @@ def _frame(i: int) -> np.ndarray:
     return np.ascontiguousarray(skimage.data.coffee()[80 : 80 + H, 4 * i : 4 * i + W])
 
 
-def _encode_with_gop(path: Path, n: int, gop: int, bframes: int, open_gop: bool = False) -> Path:
-    """H.264 source with a fixed GOP structure.
+def _encode_with_gop(path: Path, n: int, gop: int, bframes: int, open_gop: bool = False, codec: str = "libx264") -> Path:
+    """A source with a fixed GOP structure (H.264 unless `codec` says otherwise).
 
     VideoWriter exposes no GOP options (it need not), so sources with mid-stream keyframes are
-    encoded here with PyAV's libx264 directly.
+    encoded here with PyAV directly.
     """
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(25))
+        stream = container.add_stream(codec, rate=Fraction(25))
         stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
-        stream.options = {
-            "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": str(bframes), "crf": "20",
-            "preset": "veryfast", "x264-params": f"open-gop={int(open_gop)}",
-        }
+        stream.gop_size = gop
+        if codec == "libx264":
+            stream.options = {
+                "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "bf": str(bframes), "crf": "20",
+                "preset": "veryfast", "x264-params": f"open-gop={int(open_gop)}",
+            }
         for i in range(n):
             for packet in stream.encode(av.VideoFrame.from_ndarray(_frame(i), format="rgb24")):
                 container.mux(packet)
@@ -160,6 +162,13 @@ def test_open_gop_keyframes_are_not_copied(tmp_path: Path) -> None:
     assert index.idr.count(True) == 1
     result = extract_clip(path, 12, 36, tmp_path / "clip.mp4", (W, H))
     assert result.method == "reencode" and probe(result.uri).frames == 24
+
+
+def test_non_h264_source_is_reencoded_to_h264(tmp_path: Path) -> None:
+    path = _encode_with_gop(tmp_path / "mpeg4.mp4", 24, 12, 0, codec="mpeg4")
+    assert probe(path).codec == "mpeg4" and copy_span(index_packets(path), 0, 24) is None
+    result = extract_clip(path, 0, 24, tmp_path / "clip.mp4", (W, H))
+    assert result.method == "reencode" and probe(result.uri).codec == "h264" and probe(result.uri).frames == 24
 
 
 @pytest.mark.parametrize(("start", "end"), [(13, 24), (12, 30), (5, 41)])
