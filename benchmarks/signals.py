@@ -51,7 +51,8 @@ def _caption(i: int) -> np.ndarray:
 
 @cache
 def _slides() -> list[np.ndarray]:
-    return [cv2.resize(getattr(skimage.data, n)(), (W, H), interpolation=cv2.INTER_AREA) for n in ("chelsea", "astronaut", "rocket")]
+    names = ("chelsea", "astronaut", "rocket")
+    return [cv2.resize(getattr(skimage.data, n)(), (W, H), interpolation=cv2.INTER_AREA) for n in names]
 
 
 CLIP_KINDS: dict[str, Callable[[int], np.ndarray]] = {
@@ -126,7 +127,8 @@ def bench_extract(src: Path, label: str, n_clips: int = 8) -> dict:
                                 info=info, allow_copy=allow_copy) for s, e in ranges]
         elapsed = time.perf_counter() - t0
         assert all(r.method == method for r in results)
-        exact = all(np.array_equal(read_frames(r.uri), read_frames(src, range(s, e))) for r, (s, e) in zip(results, ranges))
+        exact = all(np.array_equal(read_frames(r.uri), read_frames(src, range(s, e)))
+                    for r, (s, e) in zip(results, ranges))
         out[method] = {"ms_per_clip": 1e3 * elapsed / len(ranges), "frames_per_s": out["frames"] / elapsed,
                        "bit_exact": exact}
     return out
@@ -146,7 +148,8 @@ def main() -> None:
         ]
     kinds = list(CLIP_KINDS)
     print(f"Signals per clip ({W}x{H}, {N} frames, H.264; median of {args.reps} reps x {len(kinds)} clips)")
-    print(f"{'signal':<13}{'frames':>7}{'decode':>10}{'decode ms':>11}{'compute ms':>12}  " + "".join(f"{k:>11}" for k in kinds))
+    header = f"{'signal':<13}{'frames':>7}{'decode':>10}{'decode ms':>11}{'compute ms':>12}  "
+    print(header + "".join(f"{k:>11}" for k in kinds))
     for r in signals:
         size = f"{r['decode_wh'][0]}x{r['decode_wh'][1]}"
         vals = "".join(f"{r['values'][k]:>11.4g}" for k in kinds)

@@ -54,8 +54,8 @@ class TextOverlay(Signal):
 
     Area is a ratio, so the value does not depend on decode size; the frames should still be large
     enough for captions to be legible (``sampling.short_side`` 480). The detector runs at a short side
-    of ``det_short_side`` (480) instead of the library's 736: about 3-5x faster on this machine's CPU, and a
-    1-pixel-stroke 0.6-scale cv2 caption on a 640x360 frame is still read.
+    of ``det_short_side`` (480) instead of the library's 736: about 3-5x faster on a 2-core CPU, and
+    a 1-pixel-stroke 0.6-scale cv2 caption on a 640x360 frame is still read.
     """
 
     name = "text_overlay"

@@ -23,7 +23,9 @@ def _frame(i: int) -> np.ndarray:
     return np.ascontiguousarray(skimage.data.coffee()[80 : 80 + H, 4 * i : 4 * i + W])
 
 
-def _encode_with_gop(path: Path, n: int, gop: int, bframes: int, open_gop: bool = False, codec: str = "libx264") -> Path:
+def _encode_with_gop(
+    path: Path, n: int, gop: int, bframes: int, open_gop: bool = False, codec: str = "libx264"
+) -> Path:
     """A source with a fixed GOP structure (H.264 unless `codec` says otherwise).
 
     VideoWriter exposes no GOP options (it need not), so sources with mid-stream keyframes are
@@ -194,7 +196,8 @@ def test_reencode_resizes_to_bucket_and_matches_source(writer_video: Path, tmp_p
     info = probe(result.uri)
     assert (result.method, result.frames, info.frames) == ("reencode", 20, 20)
     assert (info.width, info.height) == (result.width, result.height) == bucket
-    source = np.stack([cv2.resize(f, bucket, interpolation=cv2.INTER_AREA) for f in read_frames(writer_video, range(4, 26))])
+    frames = read_frames(writer_video, range(4, 26))
+    source = np.stack([cv2.resize(f, bucket, interpolation=cv2.INTER_AREA) for f in frames])
     _assert_same_frames(read_frames(result.uri), source, tolerance=5.0)  # 4:2:0 chroma at 192x144 costs a few levels
 
 
@@ -218,15 +221,18 @@ def test_failure_mid_write_leaves_no_file(writer_video: Path, tmp_path: Path, mo
 # --- bad input ----------------------------------------------------------------------------------
 
 def test_bad_inputs_are_one_line_errors(writer_video: Path, tmp_path: Path) -> None:
+    def cut(src: Path, start: int, end: int, name: str, bucket: tuple[int, int] = (W, H)):
+        return lambda: extract_clip(src, start, end, tmp_path / name, bucket)
+
     cases = [
-        (lambda: extract_clip(tmp_path / "missing.mp4", 0, 5, tmp_path / "a.mp4", (W, H)), VideoError, "no such file"),
-        (lambda: extract_clip(writer_video, 30, 50, tmp_path / "b.mp4", (W, H)), ExtractError, "outside the video's 40 frames"),
-        (lambda: extract_clip(writer_video, 5, 5, tmp_path / "c.mp4", (W, H)), ExtractError, r"\[5, 5\)"),
-        (lambda: extract_clip(writer_video, 0, 5, tmp_path / "d.mp4", (191, 144)), ExtractError, "even sides"),
+        (cut(tmp_path / "missing.mp4", 0, 5, "a.mp4"), VideoError, "no such file"),
+        (cut(writer_video, 30, 50, "b.mp4"), ExtractError, "outside the video's 40 frames"),
+        (cut(writer_video, 5, 5, "c.mp4"), ExtractError, r"\[5, 5\)"),
+        (cut(writer_video, 0, 5, "d.mp4", (191, 144)), ExtractError, "even sides"),
     ]
     text = tmp_path / "notes.mp4"
     text.write_text("not a video at all\n" * 10)
-    cases.append((lambda: extract_clip(text, 0, 5, tmp_path / "e.mp4", (W, H)), VideoError, "notes.mp4"))
+    cases.append((cut(text, 0, 5, "e.mp4"), VideoError, "notes.mp4"))
     for call, error, pattern in cases:
         with pytest.raises(error, match=pattern) as info:
             call()

@@ -18,7 +18,8 @@ def test_defaults_are_valid_and_frozen() -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"min_luminance": 200, "max_luminance": 100}, "luminance: min_luminance=200 is greater than max_luminance=100"),
+        ({"min_luminance": 200, "max_luminance": 100},
+         "luminance: min_luminance=200 is greater than max_luminance=100"),
         ({"min_width": 4000, "max_width": 1920}, "width: min_width=4000 is greater than max_width=1920"),
         ({"min_duration_s": -1}, "threshold min_duration_s must be >= 0, got -1"),
         ({"max_static": 1.5}, "threshold max_static is a fraction and must be <= 1, got 1.5"),
@@ -56,7 +57,9 @@ def test_reject_reasons_one_per_failed_threshold() -> None:
 
 
 def test_resolution_and_duration_predicates() -> None:
-    cfg = FilterThresholds(min_width=256, min_height=144, max_width=3840, max_height=3840, min_duration_s=2, max_duration_s=60)
+    cfg = FilterThresholds(
+        min_width=256, min_height=144, max_width=3840, max_height=3840, min_duration_s=2, max_duration_s=60
+    )
     assert resolution_ok(1920, 1080, cfg) and resolution_ok(256, 144, cfg)
     assert not resolution_ok(200, 1080, cfg)  # too narrow
     assert not resolution_ok(7680, 4320, cfg)  # huge inputs are rejected
