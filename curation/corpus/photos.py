@@ -15,7 +15,7 @@ import numpy as np
 # Background photos (colour or grey) and the ones used to texture foreground objects.
 SKIMAGE_PHOTOS = (
     "astronaut", "coffee", "chelsea", "rocket", "camera", "coins",
-    "immunohistochemistry", "hubble_deep_field", "retina", "colorwheel", "moon", "brick", "grass",
+    "immunohistochemistry", "hubble_deep_field", "retina", "moon", "brick", "grass",
 )
 ULTRALYTICS_PHOTOS = ("bus", "zidane")
 PHOTOS = SKIMAGE_PHOTOS + ULTRALYTICS_PHOTOS

@@ -57,7 +57,7 @@ class ObjectPlan:
     texture: str  # photo the object's pixels come from
     texture_box: tuple[int, int, int, int]  # x0, y0, w, h crop of the texture photo
     size: tuple[int, int]  # base (w, h) in output pixels
-    first: int  # first and last (exclusive) frame the object is on screen (if inside the frame)
+    first: int  # the shot's pure frames [first, last): the object is drawn there (visible when inside the frame)
     last: int
     centre_start: tuple[float, float]
     centre_end: tuple[float, float]
@@ -112,9 +112,8 @@ def _objects(rng, shots, width, height, first_id, photos_used) -> list[ObjectPla
         if rng.random() < 0.35:
             continue
         for _ in range(int(rng.integers(1, 3))):
-            n = shot.pure_end - shot.pure_start
-            first = shot.pure_start + int(rng.integers(0, max(1, n // 4)))
-            last = shot.pure_end - int(rng.integers(0, max(1, n // 4)))
+            # on screen for the whole shot proper: objects enter and leave by moving, never by popping
+            first, last = shot.pure_start, shot.pure_end
             shape = SHAPES[int(rng.integers(len(SHAPES)))]
             base = float(rng.uniform(0.18, 0.35)) * min(width, height)
             aspect = {"disc": 1.0, "horse": 1.2}.get(shape, float(rng.uniform(0.6, 1.8)))
