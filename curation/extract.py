@@ -20,7 +20,7 @@ import av
 import cv2
 import numpy as np
 
-from curation.video import VideoError, VideoInfo, VideoWriter, probe, read_frames
+from curation.video import VideoError, VideoInfo, VideoWriter, iter_frame_batches, probe
 
 DEFAULT_BUCKETS: tuple[int, ...] = (144, 240, 360, 480, 720, 1080)
 """Short-side sizes (pixels) clips are resized to."""
@@ -181,18 +181,13 @@ def _remux(video_path: Path, index: PacketIndex, span: tuple[int, int], out_path
         tmp.unlink(missing_ok=True)
 
 
-def _iter_range(path: Path, start: int, end: int, batch_size: int) -> Iterator[np.ndarray]:
-    for first in range(start, end, batch_size):
-        yield read_frames(path, range(first, min(first + batch_size, end)))
-
-
 def _reencode(
     video_path: Path, info: VideoInfo, start: int, end: int, out_path: Path, bucket: tuple[int, int],
     crf: int, preset: str, batch_size: int,
 ) -> int:
     written = 0
     with VideoWriter(out_path, info.fps, crf=crf, preset=preset) as writer:
-        for batch in _iter_range(video_path, start, end, batch_size):
+        for _, batch in iter_frame_batches(video_path, batch_size, start=start, end=end):
             for frame in batch:
                 if frame.shape[1] != bucket[0] or frame.shape[0] != bucket[1]:
                     frame = cv2.resize(frame, bucket, interpolation=cv2.INTER_AREA)

@@ -144,8 +144,11 @@ def iter_frame_batches(
     width: int | None = None,
     height: int | None = None,
     step: int = 1,
+    start: int = 0,
+    end: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (index of first frame, frames (T, H, W, 3)) so long videos never sit in memory whole."""
+    """Yield (index of first frame, frames (T, H, W, 3)) over frames [start, end) taken every `step`,
+    opening the file once, so long videos never sit in memory whole."""
     p = _check_file(path)
     try:
         vr = _decord_reader(p, width, height)
@@ -153,15 +156,17 @@ def iter_frame_batches(
     except Exception:
         vr = None
     if vr is not None:
-        all_idx = list(range(0, n, step))
-        for start in range(0, len(all_idx), batch_size):
-            idx = all_idx[start : start + batch_size]
+        all_idx = list(range(start, n if end is None else min(end, n), step))
+        for first in range(0, len(all_idx), batch_size):
+            idx = all_idx[first : first + batch_size]
             yield idx[0], vr.get_batch(idx).asnumpy()
         return
     batch: list[np.ndarray] = []
     first = 0
     for i, frame in enumerate(_iter_pyav(p, width, height)):
-        if i % step:
+        if end is not None and i >= end:
+            break
+        if i < start or (i - start) % step:
             continue
         if not batch:
             first = i
