@@ -151,7 +151,7 @@ def exact_path_tflops(q, k, v, n_ctx: int, tiles: TileConfig) -> dict:
         sharp = p.fwd[0]
         o, lse = isa_forward(q, k, v, p, tiles)
         ms = triton.testing.do_bench(lambda: launch_forward(
-            q, k, v, o, lse, p.km, p.vm, p.mask, sharp, p.layout, tiles.fwd_gk, tiles.fwd_warps,
+            q, k, v, o, lse, p.km, p.vm, p.mask, sharp, p.layout, tiles.fwd_warps,
             tiles.fwd_stages, tiles.mean_tile), warmup=50, rep=300, return_mode="median")
         plan_ms = triton.testing.do_bench(lambda: plan(q, k, v, n_ctx, cfg, tiles), warmup=10, rep=100,
                                           return_mode="median")
@@ -217,15 +217,14 @@ def run_sweep(shape: Shape, device: str) -> list[dict]:
     q, k, v = random_qkv(shape, device, seed=1)
     variants = {
         "default": TileConfig(),
-        "fwd gq2 gk1": TileConfig(fwd_gk=1),
-        "fwd gq2 gk2 s3": TileConfig(fwd_stages=3),
-        "fwd gq2 gk1 s3": TileConfig(fwd_gk=1, fwd_stages=3),
-        "fwd gq2 gk1 w4": TileConfig(fwd_gk=1, fwd_warps=4, fwd_stages=3),
-        "fwd gq1 gk2 w4": TileConfig(fwd_sharp_gq=1, dq_sharp_gq=1, fwd_warps=4, fwd_stages=3),
-        "bwd dq gk2": TileConfig(dq_gk=2),
-        "bwd dkdv gq2": TileConfig(dkdv_gq=2),
-        "bwd dkdv gk1 w4": TileConfig(dkdv_sharp_gk=1, dkdv_warps=4),
-        "bwd s3": TileConfig(dq_stages=3, dkdv_stages=3),
+        "fwd gq1 w4 s4": TileConfig(fwd_stages=4),
+        "fwd gq2 w8 s4": TileConfig(fwd_sharp_gq=2, fwd_warps=8, fwd_stages=4),
+        "fwd gq2 w4 s3": TileConfig(fwd_sharp_gq=2, fwd_warps=4),
+        "fwd flat s2": TileConfig(flat_stages=2),
+        "bwd dq s4": TileConfig(dq_stages=4),
+        "bwd dkdv s4": TileConfig(dkdv_stages=4),
+        "bwd flat s2": TileConfig(flat_stages=2),
+        "bwd mean tile 32": TileConfig(mean_tile=32),
     }
     out = []
     for name, tiles in variants.items():
@@ -238,7 +237,19 @@ def run_sweep(shape: Shape, device: str) -> list[dict]:
             row = {"variant": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
         print(f"  sweep {name}: {row}", file=sys.stderr, flush=True)
         out.append(row)
+    print(profile_isa(q, k, v, shape.n_part), file=sys.stderr, flush=True)
     return out
+
+
+def profile_isa(q, k, v, n_ctx: int) -> str:
+    """Per-kernel GPU time of one ISA forward + backward (default tiles), as a table."""
+    qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
+    do = torch.randn_like(q)
+    isa_attention(qg, kg, vg, n_ctx).backward(do)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        isa_attention(qg, kg, vg, n_ctx).backward(do)
+        torch.cuda.synchronize()
+    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=18)
 
 
 def _fmt(x, spec: str) -> str:

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels.isa_backward import launch_dkdv, launch_dq, launch_mean_kv
+from kernels.isa_backward import launch_delta, launch_dkdv, launch_dq, launch_mean_kv
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig, check_inputs
 from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
@@ -21,7 +21,7 @@ class IsaPlan:
 
     layout: BlockLayout
     selection: IsaSelection
-    km: torch.Tensor
+    km: torch.Tensor  # pooled k, v in the inputs' dtype (MMA operands of the 0-th order terms)
     vm: torch.Tensor
     mask: torch.Tensor
     fwd: tuple[Launch, Launch | None]
@@ -33,7 +33,8 @@ def plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: Isa
     layout = BlockLayout(q.shape[2] - n_ctx, n_ctx, cfg.block)
     qm, km, vm = pool_qkv(q, k, v, layout)
     sel = select_blocks(qm, km, layout, cfg)
-    return IsaPlan(layout, sel, km, vm, mean_rows(sel), query_launches(sel, tiles.fwd_sharp_gq))
+    return IsaPlan(layout, sel, km.to(q.dtype), vm.to(q.dtype), mean_rows(sel),
+                   query_launches(sel, tiles.fwd_sharp_gq))
 
 
 def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: IsaPlan, tiles: TileConfig
@@ -41,10 +42,12 @@ def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: IsaPlan, t
     """O (q's layout and dtype) and base-2 LSE (fp32 [B * H, N])."""
     o = torch.empty_like(q)
     lse = torch.empty(q.shape[0] * q.shape[1], q.shape[2], device=q.device, dtype=torch.float32)
-    for work in p.fwd:
-        if work is not None:
-            launch_forward(q, k, v, o, lse, p.km, p.vm, p.mask, work, p.layout, tiles.fwd_gk, tiles.fwd_warps,
-                           tiles.fwd_stages, tiles.mean_tile)
+    sharp, flat = p.fwd
+    launch_forward(q, k, v, o, lse, p.km, p.vm, p.mask, sharp, p.layout, tiles.fwd_warps, tiles.fwd_stages,
+                   tiles.mean_tile)
+    if flat is not None:
+        launch_forward(q, k, v, o, lse, p.km, p.vm, p.mask, flat, p.layout, tiles.flat_warps, tiles.flat_stages,
+                       tiles.mean_tile)
     return o, lse
 
 
@@ -52,24 +55,25 @@ def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Ten
                  do: torch.Tensor, p: IsaPlan, tiles: TileConfig
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dq, dk, dv with the plan's selection held constant."""
-    if do.stride() != q.stride():
-        do = torch.empty_like(q).copy_(do)
-    delta = (o.float() * do.float()).sum(-1).reshape(lse.shape).contiguous()
+    do = do.contiguous()
+    delta = launch_delta(o, do)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    q_work = p.fwd if tiles.dq_sharp_gq == tiles.fwd_sharp_gq else query_launches(p.selection, tiles.dq_sharp_gq)
-    for work in q_work:
-        if work is not None:
-            launch_dq(q, k, v, do, dq, lse, delta, p.km, p.vm, p.mask, work, p.layout, tiles.dq_gk,
-                      tiles.dq_warps, tiles.dq_stages, tiles.mean_tile)
+    sharp, flat = p.fwd if tiles.dq_sharp_gq == tiles.fwd_sharp_gq else query_launches(p.selection,
+                                                                                      tiles.dq_sharp_gq)
+    launch_dq(q, k, v, do, dq, lse, delta, p.km, p.vm, p.mask, sharp, p.layout, tiles.dq_warps, tiles.dq_stages,
+              tiles.mean_tile)
+    if flat is not None:
+        launch_dq(q, k, v, do, dq, lse, delta, p.km, p.vm, p.mask, flat, p.layout, tiles.flat_warps,
+                  tiles.flat_stages, tiles.mean_tile)
     dkm = dvm = None
     if any(w is not None and w.any_mean for w in p.fwd):
         dkm, dvm = launch_mean_kv(q, do, lse, delta, p.km, p.vm, p.mask, p.layout, tiles.mean_tile,
                                   tiles.mean_warps)
     sharp_keys, all_keys = key_launches(p.selection, tiles.dkdv_sharp_gk)
-    launch_dkdv(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles.dkdv_gq,
-                tiles.dkdv_warps, tiles.dkdv_stages)
-    launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, all_keys, p.layout, tiles.dkdv_gq,
-                tiles.dkdv_warps, tiles.dkdv_stages)
+    launch_dkdv(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles.dkdv_warps,
+                tiles.dkdv_stages)
+    launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, all_keys, p.layout, tiles.flat_warps,
+                tiles.flat_stages)
     return dq, dk, dv
 
 
@@ -89,10 +93,8 @@ class _IsaFunction(torch.autograd.Function):
         return dq, dk, dv, None, None, None
 
 
-def _same_layout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """Kernels take one set of strides with a contiguous last dim; copy only when the inputs differ."""
-    if q.stride(-1) == 1 and q.stride() == k.stride() == v.stride():
-        return q, k, v
+def _contiguous(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The kernels' TMA descriptors view [B, H, N, D] as [B * H * N, D]; no copy for contiguous inputs."""
     return q.contiguous(), k.contiguous(), v.contiguous()
 
 
@@ -107,5 +109,5 @@ def isa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int,
     cfg = IsaConfig(block, alpha_s, alpha_f, alpha_ns, dropped_mean)
     if backend == "torch":
         return isa_reference(q, k, v, n_ctx, cfg)
-    q, k, v = _same_layout(q, k, v)
+    q, k, v = _contiguous(q, k, v)
     return _IsaFunction.apply(q, k, v, n_ctx, cfg, tiles or TileConfig())

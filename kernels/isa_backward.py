@@ -11,37 +11,35 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.isa_forward import geometry_args
+from kernels.isa_forward import block_descriptor, geometry_args
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import block_span, grad_scores, mask_tile, pooled_tile, tile_rows
+from kernels.isa_tiles import block_span, grad_scores, group_rows, listed_block, mask_tile, pooled_tile
 
 
 @triton.jit
-def _isa_dq_kernel(Q, K, V, DO, DQ, LSE, DELTA, KM, VM, MASK,
+def _isa_dq_kernel(Q, k_desc, v_desc, DO, DQ, LSE, DELTA, KM, VM, MASK,
                    OWN, BH, OFF, CNT, LST, MROW,
-                   s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
-                   D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr, GK: tl.constexpr,
+                   H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                   D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,
                    BP: tl.constexpr, HAS_MEAN: tl.constexpr):
     item = tl.program_id(0)
     bh = tl.load(BH + item)
-    base = (bh // H).to(tl.int64) * s_b + (bh % H).to(tl.int64) * s_h
+    row0 = bh * n_tot
     d = tl.arange(0, D)
-    qrows, qvalid = tile_rows(OWN, item * GQ, 0, GQ, n_tgt, n_tot, nbt, GQ, BLK)
-    q_offs = base + qrows[:, None].to(tl.int64) * s_n + d[None, :]
+    qrows, qvalid = group_rows(OWN, item * GQ, n_tgt, n_tot, nbt, GQ, BLK)
+    q_offs = (row0 + qrows)[:, None].to(tl.int64) * D + d[None, :]
     q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
     do = tl.load(DO + q_offs, mask=qvalid[:, None], other=0.0)
-    row_offs = bh.to(tl.int64) * n_tot + qrows
-    lse = tl.load(LSE + row_offs, mask=qvalid, other=0.0)
-    delta = tl.load(DELTA + row_offs, mask=qvalid, other=0.0)
+    lse = tl.load(LSE + row0 + qrows, mask=qvalid, other=0.0)
+    delta = tl.load(DELTA + row0 + qrows, mask=qvalid, other=0.0)
     dq = tl.zeros([GQ * BLK, D], tl.float32)
     off = tl.load(OFF + item)
     cnt = tl.load(CNT + item)
-    for t in range(0, tl.cdiv(cnt, GK)):
-        krows, kvalid = tile_rows(LST, off, t, cnt, n_tgt, n_tot, nbt, GK, BLK)
-        kv_offs = base + krows[:, None].to(tl.int64) * s_n + d[None, :]
-        k = tl.load(K + kv_offs, mask=kvalid[:, None], other=0.0)
-        v = tl.load(V + kv_offs, mask=kvalid[:, None], other=0.0)
+    for t in range(0, cnt):
+        start, kvalid = listed_block(LST, off + t, n_tgt, n_tot, nbt, BLK)
+        k = k_desc.load([row0 + start, 0])
+        v = v_desc.load([row0 + start, 0])
         s = tl.where(kvalid[None, :], tl.dot(q, tl.trans(k)) * qk_scale, float("-inf"))
         p, ds = grad_scores(s, lse, delta, do, v)
         dq = tl.dot(ds.to(k.dtype), k, dq)
@@ -62,31 +60,29 @@ def _isa_dq_kernel(Q, K, V, DO, DQ, LSE, DELTA, KM, VM, MASK,
 
 
 @triton.jit
-def _isa_dkdv_kernel(Q, K, V, DO, DK, DV, LSE, DELTA, DKM, DVM,
+def _isa_dkdv_kernel(q_desc, K, V, do_desc, DK, DV, LSE, DELTA, DKM, DVM,
                      OWN, BH, OFF, CNT, LST, ACC,
-                     s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
-                     D: tl.constexpr, BLK: tl.constexpr, GK: tl.constexpr, GQ: tl.constexpr,
-                     ADD_MEAN: tl.constexpr):
+                     H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                     D: tl.constexpr, BLK: tl.constexpr, GK: tl.constexpr, ADD_MEAN: tl.constexpr):
     item = tl.program_id(0)
     bh = tl.load(BH + item)
-    base = (bh // H).to(tl.int64) * s_b + (bh % H).to(tl.int64) * s_h
+    row0 = bh * n_tot
     d = tl.arange(0, D)
-    krows, kvalid = tile_rows(OWN, item * GK, 0, GK, n_tgt, n_tot, nbt, GK, BLK)
-    k_offs = base + krows[:, None].to(tl.int64) * s_n + d[None, :]
+    krows, kvalid = group_rows(OWN, item * GK, n_tgt, n_tot, nbt, GK, BLK)
+    k_offs = (row0 + krows)[:, None].to(tl.int64) * D + d[None, :]
     k = tl.load(K + k_offs, mask=kvalid[:, None], other=0.0)
     v = tl.load(V + k_offs, mask=kvalid[:, None], other=0.0)
     dk = tl.zeros([GK * BLK, D], tl.float32)
     dv = tl.zeros([GK * BLK, D], tl.float32)
     off = tl.load(OFF + item)
     cnt = tl.load(CNT + item)
-    for t in range(0, tl.cdiv(cnt, GQ)):
-        qrows, qvalid = tile_rows(LST, off, t, cnt, n_tgt, n_tot, nbt, GQ, BLK)
-        q_offs = base + qrows[:, None].to(tl.int64) * s_n + d[None, :]
-        q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
-        do = tl.load(DO + q_offs, mask=qvalid[:, None], other=0.0)
-        row_offs = bh.to(tl.int64) * n_tot + qrows
-        lse = tl.load(LSE + row_offs, mask=qvalid, other=0.0)
-        delta = tl.load(DELTA + row_offs, mask=qvalid, other=0.0)
+    for t in range(0, cnt):
+        start, qvalid = listed_block(LST, off + t, n_tgt, n_tot, nbt, BLK)
+        q = q_desc.load([row0 + start, 0])
+        do = do_desc.load([row0 + start, 0])
+        rows = row0 + start + tl.arange(0, BLK)
+        lse = tl.load(LSE + rows, mask=qvalid, other=0.0)
+        delta = tl.load(DELTA + rows, mask=qvalid, other=0.0)
         s_t = tl.where(qvalid[None, :], tl.dot(k, tl.trans(q)) * qk_scale, float("-inf"))
         p_t = tl.math.exp2(s_t - lse[None, :])
         dv = tl.dot(p_t.to(do.dtype), do, dv)
@@ -108,29 +104,27 @@ def _isa_dkdv_kernel(Q, K, V, DO, DK, DV, LSE, DELTA, DKM, DVM,
 
 
 @triton.jit
-def _isa_mean_kv_kernel(Q, DO, LSE, DELTA, KM, VM, DKM, DVM, MASK,
-                        s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+def _isa_mean_kv_kernel(q_desc, do_desc, LSE, DELTA, KM, VM, DKM, DVM, MASK,
+                        H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
                         D: tl.constexpr, BLK: tl.constexpr, BP: tl.constexpr):
     bh = tl.program_id(0)
     t = tl.program_id(1)
-    base = (bh // H).to(tl.int64) * s_b + (bh % H).to(tl.int64) * s_h
+    row0 = bh * n_tot
     pooled = bh.to(tl.int64) * nb * D
     d = tl.arange(0, D)
-    km, vm, log2n = pooled_tile(KM, VM, pooled, t, nb, n_tgt, n_tot, nbt, Q.dtype.element_ty, D, BP, BLK)
+    km, vm, log2n = pooled_tile(KM, VM, pooled, t, nb, n_tgt, n_tot, nbt, q_desc.dtype, D, BP, BLK)
     dkm = tl.zeros([BP, D], tl.float32)
     dvm = tl.zeros([BP, D], tl.float32)
     for i in range(0, nb):
         use = mask_tile(MASK, bh * nb + i, t, nb, BP)
         if tl.max(use.to(tl.int32), 0) > 0:
             start, end = block_span(i, n_tgt, n_tot, nbt, BLK)
-            qrows = start + tl.arange(0, BLK)
-            qvalid = qrows < end
-            q_offs = base + qrows[:, None].to(tl.int64) * s_n + d[None, :]
-            q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
-            do = tl.load(DO + q_offs, mask=qvalid[:, None], other=0.0)
-            row_offs = bh.to(tl.int64) * n_tot + qrows
-            lse = tl.load(LSE + row_offs, mask=qvalid, other=0.0)
-            delta = tl.load(DELTA + row_offs, mask=qvalid, other=0.0)
+            rows = start + tl.arange(0, BLK)
+            qvalid = rows < end
+            q = q_desc.load([row0 + start, 0])
+            do = do_desc.load([row0 + start, 0])
+            lse = tl.load(LSE + row0 + rows, mask=qvalid, other=0.0)
+            delta = tl.load(DELTA + row0 + rows, mask=qvalid, other=0.0)
             s_t = tl.dot(km, tl.trans(q)) * qk_scale + log2n[:, None]
             s_t = tl.where(use[:, None] & qvalid[None, :], s_t, float("-inf"))
             p_t = tl.math.exp2(s_t - lse[None, :])
@@ -143,39 +137,59 @@ def _isa_mean_kv_kernel(Q, DO, LSE, DELTA, KM, VM, DKM, DVM, MASK,
     tl.store(DVM + offs, dvm, mask=(j < nb)[:, None])
 
 
+@triton.jit
+def _delta_kernel(O, DO, DELTA, n_rows, D: tl.constexpr, R: tl.constexpr):
+    rows = tl.program_id(0) * R + tl.arange(0, R)
+    offs = rows[:, None].to(tl.int64) * D + tl.arange(0, D)[None, :]
+    inside = (rows < n_rows)[:, None]
+    o = tl.load(O + offs, mask=inside, other=0.0).to(tl.float32)
+    do = tl.load(DO + offs, mask=inside, other=0.0).to(tl.float32)
+    tl.store(DELTA + rows, tl.sum(o * do, 1), mask=rows < n_rows)
+
+
+def launch_delta(o: torch.Tensor, do: torch.Tensor) -> torch.Tensor:
+    """rowsum(O * dO) in fp32 [B * H, N] (contiguous o and do)."""
+    n_rows = o.numel() // o.shape[-1]
+    delta = torch.empty(o.shape[0] * o.shape[1], o.shape[2], device=o.device, dtype=torch.float32)
+    _delta_kernel[(triton.cdiv(n_rows, 64),)](o, do, delta, n_rows, D=o.shape[-1], R=64)
+    return delta
+
+
 def launch_mean_kv(q: torch.Tensor, do: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, km: torch.Tensor,
                    vm: torch.Tensor, mask: torch.Tensor, layout: BlockLayout, tile: int, warps: int
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """d(k_mean), d(v_mean) in fp32 [B * H, nb, D] from every query block's 0-th order terms."""
-    dkm, dvm = torch.empty_like(km), torch.empty_like(vm)
+    dkm = torch.empty(km.shape, device=km.device, dtype=torch.float32)
+    dvm = torch.empty_like(dkm)
     grid = (q.shape[0] * q.shape[1], triton.cdiv(layout.nb, tile))
-    _isa_mean_kv_kernel[grid](q, do, lse, delta, km, vm, dkm, dvm, mask, *geometry_args(q, layout),
+    _isa_mean_kv_kernel[grid](block_descriptor(q, layout.block), block_descriptor(do, layout.block), lse, delta,
+                              km, vm, dkm, dvm, mask, *geometry_args(q, layout),
                               D=q.shape[-1], BLK=layout.block, BP=tile, num_warps=warps)
     return dkm, dvm
 
 
 def launch_dq(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dq: torch.Tensor,
               lse: torch.Tensor, delta: torch.Tensor, km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor,
-              work: Launch, layout: BlockLayout, gk: int, warps: int, stages: int, mean_tile_blocks: int) -> None:
+              work: Launch, layout: BlockLayout, warps: int, stages: int, mean_tile_blocks: int) -> None:
     """dq for the query blocks owned by `work`'s items."""
     if work.n_items == 0:
         return
     _isa_dq_kernel[(work.n_items,)](
-        q, k, v, do, dq, lse, delta, km, vm, mask, work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
-        *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, GK=gk, BP=mean_tile_blocks,
+        q, block_descriptor(k, layout.block), block_descriptor(v, layout.block), do, dq, lse, delta, km, vm, mask, work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
+        *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, BP=mean_tile_blocks,
         HAS_MEAN=work.any_mean, num_warps=warps, num_stages=stages)
 
 
 def launch_dkdv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dk: torch.Tensor,
                 dv: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dkm: torch.Tensor | None,
-                dvm: torch.Tensor | None, work: Launch, layout: BlockLayout, gq: int, warps: int, stages: int
-                ) -> None:
+                dvm: torch.Tensor | None, work: Launch, layout: BlockLayout, warps: int, stages: int) -> None:
     """dk, dv for the key blocks owned by `work`'s items (plus dkm/dvm spread over tokens when given)."""
     if work.n_items == 0:
         return
     add_mean = dkm is not None
     _isa_dkdv_kernel[(work.n_items,)](
-        q, k, v, do, dk, dv, lse, delta, dkm if add_mean else lse, dvm if add_mean else lse,
+        block_descriptor(q, layout.block), k, v, block_descriptor(do, layout.block), dk, dv, lse, delta,
+        dkm if add_mean else lse, dvm if add_mean else lse,
         work.own, work.bh, work.off, work.cnt, work.lst, work.accumulate,
-        *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GK=work.group, GQ=gq, ADD_MEAN=add_mean,
+        *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GK=work.group, ADD_MEAN=add_mean,
         num_warps=warps, num_stages=stages)

@@ -1,5 +1,5 @@
 """Triton ISA forward: per work item (a group of query blocks), exact key blocks read in place through the
-item's block list, then the 0-th order terms of its mean blocks, all in one base-2 online softmax.
+item's block list (TMA tiles), then the 0-th order terms of its mean blocks, in one base-2 online softmax.
 
 Writes O in the input's [B, H, N, D] layout and LSE (base 2) as fp32 [B * H, N] for the backward.
 """
@@ -10,26 +10,27 @@ import math
 import torch
 import triton
 import triton.language as tl
+from triton.tools.tensor_descriptor import TensorDescriptor
 
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import mask_tile, online_softmax_step, pooled_tile, tile_rows
+from kernels.isa_tiles import group_rows, listed_block, mask_tile, online_softmax_step, pooled_tile
 
 LOG2E = 1.4426950408889634
 
 
 @triton.jit
-def _isa_fwd_kernel(Q, K, V, O, LSE, KM, VM, MASK,
+def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
                     OWN, BH, OFF, CNT, LST, MROW,
-                    s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
-                    D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr, GK: tl.constexpr,
+                    H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                    D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,
                     BP: tl.constexpr, HAS_MEAN: tl.constexpr):
     item = tl.program_id(0)
     bh = tl.load(BH + item)
-    base = (bh // H).to(tl.int64) * s_b + (bh % H).to(tl.int64) * s_h
+    row0 = bh * n_tot
     d = tl.arange(0, D)
-    qrows, qvalid = tile_rows(OWN, item * GQ, 0, GQ, n_tgt, n_tot, nbt, GQ, BLK)
-    q_offs = base + qrows[:, None].to(tl.int64) * s_n + d[None, :]
+    qrows, qvalid = group_rows(OWN, item * GQ, n_tgt, n_tot, nbt, GQ, BLK)
+    q_offs = (row0 + qrows)[:, None].to(tl.int64) * D + d[None, :]
     q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
 
     m_i = tl.full([GQ * BLK], float("-inf"), tl.float32)
@@ -37,11 +38,10 @@ def _isa_fwd_kernel(Q, K, V, O, LSE, KM, VM, MASK,
     acc = tl.zeros([GQ * BLK, D], tl.float32)
     off = tl.load(OFF + item)
     cnt = tl.load(CNT + item)
-    for t in range(0, tl.cdiv(cnt, GK)):
-        krows, kvalid = tile_rows(LST, off, t, cnt, n_tgt, n_tot, nbt, GK, BLK)
-        kv_offs = base + krows[:, None].to(tl.int64) * s_n + d[None, :]
-        k = tl.load(K + kv_offs, mask=kvalid[:, None], other=0.0)
-        v = tl.load(V + kv_offs, mask=kvalid[:, None], other=0.0)
+    for t in range(0, cnt):
+        start, kvalid = listed_block(LST, off + t, n_tgt, n_tot, nbt, BLK)
+        k = k_desc.load([row0 + start, 0])
+        v = v_desc.load([row0 + start, 0])
         s = tl.dot(q, tl.trans(k)) * qk_scale
         s = tl.where(kvalid[None, :], s, float("-inf"))
         acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v)
@@ -61,23 +61,29 @@ def _isa_fwd_kernel(Q, K, V, O, LSE, KM, VM, MASK,
 
     acc = acc / l_i[:, None]
     tl.store(O + q_offs, acc.to(O.dtype.element_ty), mask=qvalid[:, None])
-    tl.store(LSE + bh.to(tl.int64) * n_tot + qrows, m_i + tl.math.log2(l_i), mask=qvalid)
+    tl.store(LSE + row0.to(tl.int64) + qrows, m_i + tl.math.log2(l_i), mask=qvalid)
 
 
 def geometry_args(q: torch.Tensor, layout: BlockLayout) -> tuple:
-    """Scalar kernel arguments shared by all ISA kernels: strides, sizes, block counts and scales."""
+    """Scalar kernel arguments shared by all ISA kernels: sizes, block counts and scales."""
     d = q.shape[-1]
-    return (q.stride(0), q.stride(1), q.stride(2), q.shape[1], layout.n_tgt, q.shape[2], layout.nbt, layout.nb,
-            LOG2E / math.sqrt(d), 1.0 / math.sqrt(d))
+    return (q.shape[1], layout.n_tgt, q.shape[2], layout.nbt, layout.nb, LOG2E / math.sqrt(d), 1.0 / math.sqrt(d))
+
+
+def block_descriptor(x: torch.Tensor, block: int) -> TensorDescriptor:
+    """TMA descriptor of contiguous [B, H, N, D] seen as [B * H * N, D], one block of rows per load."""
+    flat = x.view(-1, x.shape[-1])
+    return TensorDescriptor(flat, list(flat.shape), list(flat.stride()), [block, x.shape[-1]])
 
 
 def launch_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
                    km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor, work: Launch, layout: BlockLayout,
-                   gk: int, warps: int, stages: int, mean_tile_blocks: int) -> None:
+                   warps: int, stages: int, mean_tile_blocks: int) -> None:
     """Run one forward launch (sharp or flat items) writing the rows of o and lse that its items own."""
     if work.n_items == 0:
         return
     _isa_fwd_kernel[(work.n_items,)](
-        q, k, v, o, lse, km, vm, mask, work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
-        *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, GK=gk, BP=mean_tile_blocks,
+        q, block_descriptor(k, layout.block), block_descriptor(v, layout.block), o, lse, km, vm, mask,
+        work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
+        *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, BP=mean_tile_blocks,
         HAS_MEAN=work.any_mean, num_warps=warps, num_stages=stages)

@@ -64,6 +64,7 @@ class IsaSelection:
     flat_exact: torch.Tensor  # [B, H, n_flat, n_ns] exact key blocks of each flat query block, ascending
     exact_mask: torch.Tensor  # [B, H, nb, nb] bool
     mean_mask: torch.Tensor  # [B, H, nb, nb] bool
+    dropped_mean: bool  # dropped context blocks enter every query block as 0-th order terms
 
 
 def pool_blocks(x: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
@@ -113,8 +114,7 @@ def select_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, cfg: 
         n_sharp = keep_count(cfg.alpha_f, nb)
         sharp = _top_ascending(sharpness(logits), n_sharp)
         is_sharp = torch.zeros(*qm.shape[:2], nb, dtype=torch.bool, device=dev).scatter_(2, sharp, True)
-        flat = torch.sort(torch.nonzero(~is_sharp.reshape(-1, nb))[:, 1].reshape(*qm.shape[:2], nb - n_sharp),
-                          dim=-1).values
+        flat = torch.argsort(is_sharp.to(torch.int8), dim=-1, stable=True)[..., :nb - n_sharp]
         flat_logits = torch.gather(logits, 2, flat[..., None].expand(-1, -1, -1, logits.shape[-1]))
         pos = _top_ascending(flat_logits, keep_count(cfg.alpha_ns, kept.shape[-1]))
         flat_exact = torch.gather(kept[:, :, None, :].expand(-1, -1, flat.shape[-1], -1), 3, pos)
@@ -127,7 +127,7 @@ def select_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, cfg: 
         if cfg.dropped_mean:
             is_ctx = torch.arange(nb, device=dev) >= layout.nbt
             mean_mask = mean_mask | (is_ctx & ~is_kept)[..., None, :]
-    return IsaSelection(layout, kept, sharp, flat, flat_exact, exact_mask, mean_mask)
+    return IsaSelection(layout, kept, sharp, flat, flat_exact, exact_mask, mean_mask, cfg.dropped_mean)
 
 
 def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sel: IsaSelection) -> torch.Tensor:

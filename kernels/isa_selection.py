@@ -41,9 +41,8 @@ def _i32(x: torch.Tensor) -> torch.Tensor:
 
 
 def _launch(own: torch.Tensor, bh: torch.Tensor, off: torch.Tensor, cnt: torch.Tensor, lst: torch.Tensor,
-            mrow: torch.Tensor, accumulate: torch.Tensor) -> Launch:
-    return Launch(_i32(own), _i32(bh), _i32(off), _i32(cnt), _i32(lst), _i32(mrow), _i32(accumulate),
-                  bool((mrow >= 0).any()))
+            mrow: torch.Tensor, accumulate: torch.Tensor, any_mean: bool) -> Launch:
+    return Launch(_i32(own), _i32(bh), _i32(off), _i32(cnt), _i32(lst), _i32(mrow), _i32(accumulate), any_mean)
 
 
 def _grouped(blocks: torch.Tensor, g: int) -> torch.Tensor:
@@ -67,11 +66,13 @@ def query_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch | No
     kept = sel.kept.reshape(-1, sel.kept.shape[-1])
     n_bh, n_kept = kept.shape
     dev = kept.device
-    has_mean = sel.mean_mask.reshape(-1, nb).any(dim=-1)
+    n_ns = sel.flat_exact.shape[-1]
+    # Known without a device sync: sharp rows have 0-th order terms only for dropped context blocks.
+    sharp_mean = sel.dropped_mean and n_kept < nb
+    flat_mean = sharp_mean or n_kept > n_ns
 
-    def mean_row(bh: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
-        row = bh * nb + first
-        return torch.where(has_mean[row], row, -1)
+    def mean_row(bh: torch.Tensor, first: torch.Tensor, any_mean: bool) -> torch.Tensor:
+        return bh * nb + first if any_mean else torch.full_like(bh, -1)
 
     sharp = _grouped(sel.sharp.reshape(n_bh, -1), g_sharp)
     per = sharp.shape[1]
@@ -79,16 +80,15 @@ def query_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch | No
     own = sharp.reshape(-1, g_sharp)
     zeros = torch.zeros_like(bh)
     sharp_launch = _launch(own, bh, bh * n_kept, torch.full_like(bh, n_kept), kept.reshape(-1),
-                           mean_row(bh, own[:, 0]), zeros)
+                           mean_row(bh, own[:, 0], sharp_mean), zeros, sharp_mean)
     n_flat = sel.flat.shape[-1]
     if n_flat == 0:
         return sharp_launch, None
-    n_ns = sel.flat_exact.shape[-1]
     own = sel.flat.reshape(-1, 1)
     bh = torch.arange(n_bh, device=dev).repeat_interleave(n_flat)
     items = torch.arange(own.shape[0], device=dev)
     flat_launch = _launch(own, bh, items * n_ns, torch.full_like(items, n_ns), sel.flat_exact.reshape(-1),
-                          mean_row(bh, own[:, 0]), torch.zeros_like(items))
+                          mean_row(bh, own[:, 0], flat_mean), torch.zeros_like(items), flat_mean)
     return sharp_launch, flat_launch
 
 
@@ -105,7 +105,7 @@ def key_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch]:
     bh = torch.arange(n_bh, device=dev).repeat_interleave(per)
     minus = torch.full_like(bh, -1)
     sharp_launch = _launch(groups.reshape(-1, g_sharp), bh, bh * n_sharp, torch.full_like(bh, n_sharp),
-                           sharp.reshape(-1), minus, torch.zeros_like(bh))
+                           sharp.reshape(-1), minus, torch.zeros_like(bh), False)
 
     keys = sel.flat_exact.reshape(n_bh, -1)
     users = sel.flat[..., None].expand_as(sel.flat_exact).reshape(n_bh, -1)
@@ -117,5 +117,5 @@ def key_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch]:
     own = torch.arange(nb, device=dev).repeat(n_bh)
     flat_launch = _launch(own[:, None], torch.arange(n_bh, device=dev).repeat_interleave(nb), starts.reshape(-1),
                           counts.reshape(-1), lst.reshape(-1),
-                          torch.full_like(own, -1), is_kept.reshape(-1))
+                          torch.full_like(own, -1), is_kept.reshape(-1), False)
     return sharp_launch, flat_launch

@@ -1,8 +1,9 @@
-"""Triton helpers shared by the ISA kernels: block geometry, tile rows from block lists, online softmax.
+"""Triton helpers shared by the ISA kernels: block geometry, rows of block groups, online softmax.
 
-A tile is G consecutive entries of a block list; its G * BLK rows are the tokens of those blocks,
-addressed in place in the [B, H, N, D] tensors (no gathered copies). Rows past a partial block's end,
-or past the list's end (entry -1 or beyond `cnt`), are invalid.
+A program owns a group of G blocks (its G * BLK rows are addressed in place in the [B, H, N, D] tensors)
+and walks a list of blocks on the other side, one block per step, each loaded through a TMA descriptor
+over the [B * H * N, D] view starting at the block's first token (no gathered copies). Rows past a
+partial block's end are masked out of the scores.
 """
 import triton
 import triton.language as tl
@@ -18,16 +19,22 @@ def block_span(blk, n_tgt, n_tot, nbt, BLK: tl.constexpr):
 
 
 @triton.jit
-def tile_rows(ids_ptr, base, t, cnt, n_tgt, n_tot, nbt, G: tl.constexpr, BLK: tl.constexpr):
-    """Token rows and validity of tile t of the block list ids_ptr[base : base + cnt]."""
+def group_rows(ids_ptr, base, n_tgt, n_tot, nbt, G: tl.constexpr, BLK: tl.constexpr):
+    """Token rows and validity of the G blocks ids_ptr[base : base + G] (-1 pads a group)."""
     r = tl.arange(0, G * BLK)
-    slot = t * G + r // BLK
-    in_list = slot < cnt
-    blk = tl.load(ids_ptr + base + slot, mask=in_list, other=-1)
+    blk = tl.load(ids_ptr + base + r // BLK)
     start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
     rows = start + r % BLK
-    valid = in_list & (blk >= 0) & (rows < end)
+    valid = (blk >= 0) & (rows < end)
     return tl.where(valid, rows, 0), valid
+
+
+@triton.jit
+def listed_block(lst_ptr, idx, n_tgt, n_tot, nbt, BLK: tl.constexpr):
+    """First token of block lst_ptr[idx] and which of its BLK rows are tokens (a TMA tile starts there)."""
+    blk = tl.load(lst_ptr + idx)
+    start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
+    return start, tl.arange(0, BLK) < end - start
 
 
 @triton.jit
