@@ -37,6 +37,8 @@ def test_layout_and_index(corpus):
     assert len(index["synthetic"]) == 3 and index["real"] == ["real/transnetv2_test.mp4"]
     assert [p.name for p in videos[-1:]] == ["transnetv2_test.mp4"]
     assert probe(videos[-1]).frames == 5301
+    real = load_truth(videos[-1])
+    assert real["source"] == "hand-checked" and len(real["cuts"]) >= 100 and real["shots"][-1]["end"] == 5301
     assert sorted(Path(p).name for p in index["bad"]) == [
         "empty.mp4", "huge_7680x4320.mp4", "image_png.mp4", "text.mp4", "truncated.mp4"]
 

