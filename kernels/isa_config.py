@@ -54,7 +54,7 @@ class TileConfig:
     dkdv_warps: int = 8
     dkdv_stages: int = 3
     flat_warps: int = 4  # flat items (one query or key block, few list entries) in every pass
-    flat_stages: int = 3
+    flat_stages: int = 2
     mean_tile: int = 64
     mean_warps: int = 4
 
