@@ -30,7 +30,7 @@ class FastConfig:
     min_shot_s: float = 0.25  # no two boundaries closer than this
     grad_half_s: float = 0.12  # half-window w of the linearity test
     grad_min_change: float = 0.25  # histogram change across [t-w, t+w] needed for a gradual transition
-    grad_max_residual: float = 0.35  # |mid - mean(ends)| / |end - start| at most this for a blend
+    grad_max_residual: float = 0.3  # |mid - mean(ends)| / |end - start| at most this for a blend
     grad_min_frames: int = 2  # consecutive candidate centres needed
     black_luma: float = 12.0  # mean grey (0-255) under which a frame counts as black
     batch_size: int = 64
@@ -103,7 +103,7 @@ def gradual_transitions(sig: FrameSignals, w: int, cfg: FastConfig, min_gap: int
             merged[-1][1] = max(merged[-1][1], b)
         else:
             merged.append([a, b])
-    # a transition must contain a real change: blends of two views of one static shot do not count
+    # it must contain a real change of content or a black frame: blends of two views of one shot do not count
     return [(a, b) for a, b in merged if b - a > 2 * w and _changes_across(sig, a, b, cfg)]
 
 
@@ -124,6 +124,8 @@ def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotD
     transitions = gradual_transitions(sig, w, cfg, min_gap)
     # a cut inside (or touching) a gradual transition is its steepest frame, not a second boundary
     cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in transitions)]
+    # a transition running into the first or last frame (opening fade-in, closing fade-out) starts no shot
+    transitions = [(a, b) for a, b in transitions if 0 < a and b < n]
     return ShotDetection(fps=fps, frames=n, cuts=cuts, transitions=transitions)
 
 
