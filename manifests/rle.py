@@ -6,6 +6,8 @@ pycocotools trusts it and would read past a malformed one.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from pycocotools import mask as coco_mask
 
@@ -35,7 +37,9 @@ def rle_decode(counts: str, height: int, width: int) -> np.ndarray:
         raise ManifestError(f"rle_decode: counts cover {sum(runs)} pixels, mask {height}x{width} has {height * width}")
     if height * width == 0:
         return np.zeros((height, width), dtype=bool)
-    decoded = coco_mask.decode({"size": [height, width], "counts": counts.encode("ascii")})
+    with warnings.catch_warnings():  # pycocotools 2.0.11 trips numpy 2's __array__ copy deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        decoded = coco_mask.decode({"size": [height, width], "counts": counts.encode("ascii")})
     return decoded.astype(bool)
 
 

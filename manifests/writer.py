@@ -107,7 +107,7 @@ class ManifestWriter:
             with open(temp, "wb") as sink:
                 writer = pq.ParquetWriter(sink, self.schema, compression=self.compression)
                 rows_in_part = 0
-                while offset < data.num_rows and rows_in_part < self.max_rows and sink.tell() < self.max_bytes:
+                while offset < data.num_rows and (rows_in_part == 0 or (rows_in_part < self.max_rows and sink.tell() < self.max_bytes)):
                     n = min(self.row_group_rows, self.max_rows - rows_in_part, data.num_rows - offset)
                     writer.write_table(data.slice(offset, n), row_group_size=n)
                     offset += n
