@@ -28,7 +28,7 @@ from curation.job_config import CurateConfig, StageResources
 from curation.ray_runtime import ray_session
 from curation.stage import TABLES_WRITTEN, Stage, WorkUnit
 from curation.stages import STAGES
-from manifests import ManifestWriter
+from manifests import SCHEMAS, ManifestWriter
 
 
 class PipelineError(Exception):
@@ -80,7 +80,8 @@ def is_done(root: str, unit_id: str) -> bool:
 def commit_unit(unit: WorkUnit) -> None:
     """Write the unit's rows to every table; already committed tables of a half-written unit are skipped."""
     for table in TABLES_WRITTEN:
-        ManifestWriter(unit.out_root, table).write(unit.unit_id, unit.rows(table))
+        rows = unit.rows(table) or SCHEMAS[table].empty_table()  # an empty list carries no columns
+        ManifestWriter(unit.out_root, table).write(unit.unit_id, rows)
 
 
 def build_stages(config: CurateConfig) -> list[Stage]:
@@ -102,6 +103,14 @@ class StageActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         done = [self.stage.run(WorkUnit.from_json(str(text))).to_json() for text in batch["unit"]]
         return {"unit": np.array(done, dtype=object)}
+
+
+def check_fits(config: CurateConfig) -> None:
+    """An embedded Ray has `num_cpus` CPUs; actor pools that reserve more would wait forever."""
+    wanted = sum(r.num_cpus * r.concurrency for r in (resources_of(config, s) for s in STAGES))
+    if config.ray_address is None and wanted > config.num_cpus + 1e-9:
+        raise PipelineError(f"the stages' actors reserve {wanted:g} CPUs but num_cpus is {config.num_cpus}: "
+                            "lower resources.<stage>.num_cpus or concurrency, or raise num_cpus")
 
 
 def _iter_in_process(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]:
@@ -155,6 +164,7 @@ def run(
         if in_process:
             _drain(_iter_in_process(config, pending), stats, log, start)
         else:
+            check_fits(config)
             with ray_session(config.num_cpus, config.ray_address) as where:
                 log(f"curate: ray {where}")
                 _drain(_iter_ray(config, pending), stats, log, start)

@@ -96,8 +96,9 @@ def _config(tmp_path: Path, **changes) -> dict:
 
 
 def test_shipped_config_validates_and_unknown_keys_are_refused(tmp_path):
-    cfg = load_config(REPO / "jobs/configs/curate.yaml")
-    assert cfg.thresholds["max_width"] < 7680  # the corpus' 8K input must be rejected at ingest
+    for name in ("curate.yaml", "curate_small.yaml"):
+        cfg = load_config(REPO / "jobs/configs" / name)
+        assert cfg.thresholds["max_width"] < 7680  # the corpus' 8K input must be rejected at ingest
     with pytest.raises(ConfigError, match="batchsize"):
         parse_config(_config(tmp_path, batchsize=3))
     with pytest.raises(ConfigError, match="min_blurr"):

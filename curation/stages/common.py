@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from curation.shots.base import ShotDetector, get_detector
+from curation.shots import ShotDetector, get_detector
 from filters.thresholds import FilterThresholds
 
 

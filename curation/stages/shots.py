@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from curation.shots.base import clip_ranges
+from curation.shots import clip_ranges
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.common import build_detector
 

@@ -2,16 +2,17 @@
 
 Per clip: the metadata predicates (width, height, duration) and every configured signal from
 filters/ (luminance, blur, motion, static, slideshow, text overlay via OCR), each a `scores` row with
-the signal's own provenance and `passed` from the thresholds. Frames are decoded from the extracted
-clip as each signal's `Sampling` asks (signals with the same sampling share one decode), at most at
-the sampling's short side, and dropped before the next clip. A clip failing any threshold is
-rejected with every reason joined; a clip whose frames cannot be read is an `errors` row.
+the signal's own provenance and `passed` from the thresholds. Frames are decoded from the source
+video's frames of the clip range as each signal's `Sampling` asks (signals with the same sampling
+share one decode), at most at the sampling's short side, and dropped before the next clip. Decoding
+the source rather than the extracted file keeps the values exactly reproducible: libx264 output is
+not bit-identical from run to run (mbtree), decoding is. A clip failing any threshold is rejected
+with every reason joined; a clip whose frames cannot be read is an `errors` row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,20 +50,22 @@ class SignalsStage(Stage):
 
     def process(self, unit: WorkUnit) -> StageOutput:
         clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
-        root = Path(unit.out_root)
-        judged, errors = self.isolate(clips, lambda c: self.judge(c, root), lambda c: c["clip_id"], unit.attempt)
+        videos = {v["video_id"]: v for v in unit.rows("videos")}
+        judged, errors = self.isolate(
+            clips, lambda c: self.judge(c, videos[c["video_id"]]), lambda c: c["clip_id"], unit.attempt
+        )
         scores = [s for _, rows in judged for s in rows]
         verdicts = [clip for clip, _ in judged] + reject_failed(clips, errors, self.name)
         return StageOutput({"clips": verdicts, "scores": scores, "errors": errors})
 
-    def judge(self, clip: dict[str, Any], root: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def judge(self, clip: dict[str, Any], video: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The clip with its verdict, and its scores rows."""
         values: dict[str, float] = {
             "width": float(clip["width"]), "height": float(clip["height"]),
             "duration": clip["end_time_s"] - clip["start_time_s"],
         }
         sources: dict[str, Signal | None] = dict.fromkeys(METADATA_SIGNALS)
-        for signal, frames in self._sampled(clip, root):
+        for signal, frames in self._sampled(clip, video):
             values[signal.name] = signal.compute(frames, clip["fps"])
             sources[signal.name] = signal
         passed = evaluate(values, self.thresholds)
@@ -75,13 +78,14 @@ class SignalsStage(Stage):
         verdict = {**clip, "status": "rejected" if reasons else "ok", "reject_reason": "; ".join(reasons) or None}
         return verdict, scores
 
-    def _sampled(self, clip: dict[str, Any], root: Path) -> Iterator[tuple[Signal, np.ndarray]]:
+    def _sampled(self, clip: dict[str, Any], video: dict[str, Any]) -> Iterator[tuple[Signal, np.ndarray]]:
         """Each signal with the frames it asked for; one decode per distinct sampling."""
         frames_by_sampling: dict[Sampling, np.ndarray] = {}
-        n = clip["end_frame"] - clip["start_frame"]
+        start, n = clip["start_frame"], clip["end_frame"] - clip["start_frame"]
         for signal in self.signals:
             sampling = signal.sampling
             if sampling not in frames_by_sampling:
-                w, h = decode_size(clip["width"], clip["height"], sampling.short_side)
-                frames_by_sampling[sampling] = read_frames(root / clip["uri"], sample_indices(n, sampling), w, h)
+                w, h = decode_size(video["width"], video["height"], sampling.short_side)
+                indices = [start + i for i in sample_indices(n, sampling)]
+                frames_by_sampling[sampling] = read_frames(video["uri"], indices, w, h)
             yield signal, frames_by_sampling[sampling]
