@@ -198,7 +198,7 @@ def run_shape(shape: Shape, backends: list[str], backward: bool, tiles: TileConf
         for ref in ("cudnn", "flash", "flex"):
             if ref in base:
                 r[f"fwd_vs_{ref}"] = r["fwd_ms"] / base[ref]["fwd_ms"]
-                if backward and base[ref]["fwd_bwd_ms"]:
+                if r["fwd_bwd_ms"] and base[ref]["fwd_bwd_ms"]:
                     r[f"fwd_bwd_vs_{ref}"] = r["fwd_bwd_ms"] / base[ref]["fwd_bwd_ms"]
     return results
 
