@@ -14,7 +14,8 @@ import triton.language as tl
 from kernels.isa_forward import block_descriptor, geometry_args
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import block_span, grad_scores, group_rows, listed_block, mask_tile, pooled_tile
+from kernels.isa_tiles import (block_span, exact_scores, grad_scores, listed_block, mask_tile, mean_scores, owned_group,
+                               pooled_tile)
 
 
 @triton.jit
@@ -24,23 +25,14 @@ def _isa_dq_kernel(Q, k_desc, v_desc, DO, DQ, LSE, DELTA, KM, VM, MASK,
                    D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,
                    BP: tl.constexpr, HAS_MEAN: tl.constexpr):
     item = tl.program_id(0)
-    bh = tl.load(BH + item)
-    row0 = bh * n_tot
-    d = tl.arange(0, D)
-    qrows, qvalid = group_rows(OWN, item * GQ, n_tgt, n_tot, nbt, GQ, BLK)
-    q_offs = (row0 + qrows)[:, None].to(tl.int64) * D + d[None, :]
+    bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D, GQ, BLK)
     q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
     do = tl.load(DO + q_offs, mask=qvalid[:, None], other=0.0)
     lse = tl.load(LSE + row0 + qrows, mask=qvalid, other=0.0)
     delta = tl.load(DELTA + row0 + qrows, mask=qvalid, other=0.0)
     dq = tl.zeros([GQ * BLK, D], tl.float32)
-    off = tl.load(OFF + item)
-    cnt = tl.load(CNT + item)
     for t in range(0, cnt):
-        start, kvalid = listed_block(LST, off + t, n_tgt, n_tot, nbt, BLK)
-        k = k_desc.load([row0 + start, 0])
-        v = v_desc.load([row0 + start, 0])
-        s = tl.where(kvalid[None, :], tl.dot(q, tl.trans(k)) * qk_scale, float("-inf"))
+        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0, n_tgt, n_tot, nbt, qk_scale, BLK)
         p, ds = grad_scores(s, lse, delta, do, v)
         dq = tl.dot(ds.to(k.dtype), k, dq)
     if HAS_MEAN:
@@ -50,10 +42,7 @@ def _isa_dq_kernel(Q, k_desc, v_desc, DO, DQ, LSE, DELTA, KM, VM, MASK,
             for t in range(0, tl.cdiv(nb, BP)):
                 use = mask_tile(MASK, mrow, t, nb, BP)
                 if tl.max(use.to(tl.int32), 0) > 0:
-                    km, vm, log2n = pooled_tile(KM, VM, pooled, t, nb, n_tgt, n_tot, nbt, Q.dtype.element_ty,
-                                                D, BP, BLK)
-                    s = tl.dot(q, tl.trans(km)) * qk_scale + log2n[None, :]
-                    s = tl.where(use[None, :], s, float("-inf"))
+                    s, km, vm = mean_scores(q, KM, VM, use, pooled, t, nb, n_tgt, n_tot, nbt, qk_scale, D, BP, BLK)
                     p, ds = grad_scores(s, lse, delta, do, vm)
                     dq = tl.dot(ds.to(km.dtype), km, dq)
     tl.store(DQ + q_offs, (dq * sm_scale).to(DQ.dtype.element_ty), mask=qvalid[:, None])
@@ -65,17 +54,11 @@ def _isa_dkdv_kernel(q_desc, K, V, do_desc, DK, DV, LSE, DELTA, DKM, DVM,
                      H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
                      D: tl.constexpr, BLK: tl.constexpr, GK: tl.constexpr, ADD_MEAN: tl.constexpr):
     item = tl.program_id(0)
-    bh = tl.load(BH + item)
-    row0 = bh * n_tot
-    d = tl.arange(0, D)
-    krows, kvalid = group_rows(OWN, item * GK, n_tgt, n_tot, nbt, GK, BLK)
-    k_offs = (row0 + krows)[:, None].to(tl.int64) * D + d[None, :]
+    bh, row0, krows, kvalid, k_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D, GK, BLK)
     k = tl.load(K + k_offs, mask=kvalid[:, None], other=0.0)
     v = tl.load(V + k_offs, mask=kvalid[:, None], other=0.0)
     dk = tl.zeros([GK * BLK, D], tl.float32)
     dv = tl.zeros([GK * BLK, D], tl.float32)
-    off = tl.load(OFF + item)
-    cnt = tl.load(CNT + item)
     for t in range(0, cnt):
         start, qvalid = listed_block(LST, off + t, n_tgt, n_tot, nbt, BLK)
         q = q_desc.load([row0 + start, 0])
@@ -94,8 +77,9 @@ def _isa_dkdv_kernel(q_desc, K, V, do_desc, DK, DV, LSE, DELTA, DKM, DVM,
         start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
         inv_n = 1.0 / tl.maximum(end - start, 1).to(tl.float32)
         pooled = (bh.to(tl.int64) * nb + tl.maximum(blk, 0)) * D
-        dk += tl.load(DKM + pooled[:, None] + d[None, :], mask=kvalid[:, None], other=0.0) * inv_n[:, None]
-        dv += tl.load(DVM + pooled[:, None] + d[None, :], mask=kvalid[:, None], other=0.0) * inv_n[:, None]
+        pooled_offs = pooled[:, None] + tl.arange(0, D)[None, :]
+        dk += tl.load(DKM + pooled_offs, mask=kvalid[:, None], other=0.0) * inv_n[:, None]
+        dv += tl.load(DVM + pooled_offs, mask=kvalid[:, None], other=0.0) * inv_n[:, None]
     if tl.load(ACC + item) != 0:
         dk += tl.load(DK + k_offs, mask=kvalid[:, None], other=0.0).to(tl.float32)
         dv += tl.load(DV + k_offs, mask=kvalid[:, None], other=0.0).to(tl.float32)
@@ -175,7 +159,8 @@ def launch_dq(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tenso
     if work.n_items == 0:
         return
     _isa_dq_kernel[(work.n_items,)](
-        q, block_descriptor(k, layout.block), block_descriptor(v, layout.block), do, dq, lse, delta, km, vm, mask, work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
+        q, block_descriptor(k, layout.block), block_descriptor(v, layout.block), do, dq, lse, delta, km, vm, mask,
+        work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
         *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, BP=mean_tile_blocks,
         HAS_MEAN=work.any_mean, num_warps=warps, num_stages=stages)
 

@@ -14,7 +14,7 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import group_rows, listed_block, mask_tile, online_softmax_step, pooled_tile
+from kernels.isa_tiles import exact_scores, mask_tile, mean_scores, online_softmax_step, owned_group
 
 LOG2E = 1.4426950408889634
 
@@ -26,24 +26,13 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
                     D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,
                     BP: tl.constexpr, HAS_MEAN: tl.constexpr):
     item = tl.program_id(0)
-    bh = tl.load(BH + item)
-    row0 = bh * n_tot
-    d = tl.arange(0, D)
-    qrows, qvalid = group_rows(OWN, item * GQ, n_tgt, n_tot, nbt, GQ, BLK)
-    q_offs = (row0 + qrows)[:, None].to(tl.int64) * D + d[None, :]
+    bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D, GQ, BLK)
     q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
-
     m_i = tl.full([GQ * BLK], float("-inf"), tl.float32)
     l_i = tl.zeros([GQ * BLK], tl.float32)
     acc = tl.zeros([GQ * BLK, D], tl.float32)
-    off = tl.load(OFF + item)
-    cnt = tl.load(CNT + item)
     for t in range(0, cnt):
-        start, kvalid = listed_block(LST, off + t, n_tgt, n_tot, nbt, BLK)
-        k = k_desc.load([row0 + start, 0])
-        v = v_desc.load([row0 + start, 0])
-        s = tl.dot(q, tl.trans(k)) * qk_scale
-        s = tl.where(kvalid[None, :], s, float("-inf"))
+        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0, n_tgt, n_tot, nbt, qk_scale, BLK)
         acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v)
 
     if HAS_MEAN:
@@ -53,10 +42,7 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
             for t in range(0, tl.cdiv(nb, BP)):
                 use = mask_tile(MASK, mrow, t, nb, BP)
                 if tl.max(use.to(tl.int32), 0) > 0:
-                    km, vm, log2n = pooled_tile(KM, VM, pooled, t, nb, n_tgt, n_tot, nbt, Q.dtype.element_ty,
-                                                D, BP, BLK)
-                    s = tl.dot(q, tl.trans(km)) * qk_scale + log2n[None, :]
-                    s = tl.where(use[None, :], s, float("-inf"))
+                    s, km, vm = mean_scores(q, KM, VM, use, pooled, t, nb, n_tgt, n_tot, nbt, qk_scale, D, BP, BLK)
                     acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, vm)
 
     acc = acc / l_i[:, None]

@@ -30,11 +30,32 @@ def group_rows(ids_ptr, base, n_tgt, n_tot, nbt, G: tl.constexpr, BLK: tl.conste
 
 
 @triton.jit
+def owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D: tl.constexpr, G: tl.constexpr, BLK: tl.constexpr):
+    """Program `item`'s head (bh, first row row0), its G blocks' rows, validity and [rows, D] offsets, and
+    the start and length of the block list it walks."""
+    bh = tl.load(BH + item)
+    row0 = bh * n_tot
+    rows, valid = group_rows(OWN, item * G, n_tgt, n_tot, nbt, G, BLK)
+    offs = (row0 + rows)[:, None].to(tl.int64) * D + tl.arange(0, D)[None, :]
+    return bh, row0, rows, valid, offs, tl.load(OFF + item), tl.load(CNT + item)
+
+
+@triton.jit
 def listed_block(lst_ptr, idx, n_tgt, n_tot, nbt, BLK: tl.constexpr):
     """First token of block lst_ptr[idx] and which of its BLK rows are tokens (a TMA tile starts there)."""
     blk = tl.load(lst_ptr + idx)
     start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
     return start, tl.arange(0, BLK) < end - start
+
+
+@triton.jit
+def exact_scores(q, k_desc, v_desc, LST, idx, row0, n_tgt, n_tot, nbt, qk_scale, BLK: tl.constexpr):
+    """Base-2 logits of q against key block LST[idx] (-inf past its end), with the block's K and V tiles."""
+    start, kvalid = listed_block(LST, idx, n_tgt, n_tot, nbt, BLK)
+    k = k_desc.load([row0 + start, 0])
+    v = v_desc.load([row0 + start, 0])
+    s = tl.where(kvalid[None, :], tl.dot(q, tl.trans(k)) * qk_scale, float("-inf"))
+    return s, k, v
 
 
 @triton.jit
@@ -61,6 +82,16 @@ def pooled_tile(KM, VM, pooled_base, t, nb, n_tgt, n_tot, nbt, dtype,
     start, end = block_span(j, n_tgt, n_tot, nbt, BLK)
     log2n = tl.math.log2(tl.maximum(end - start, 1).to(tl.float32))
     return km, vm, log2n
+
+
+@triton.jit
+def mean_scores(q, KM, VM, use, pooled_base, t, nb, n_tgt, n_tot, nbt, qk_scale,
+                D: tl.constexpr, BP: tl.constexpr, BLK: tl.constexpr):
+    """Base-2 logits of the 0-th order terms q . k_mean_j + log2(n_j) of pooled tile t (-inf where unused),
+    with the tile's pooled keys and values."""
+    km, vm, log2n = pooled_tile(KM, VM, pooled_base, t, nb, n_tgt, n_tot, nbt, q.dtype, D, BP, BLK)
+    s = tl.dot(q, tl.trans(km)) * qk_scale + log2n[None, :]
+    return tl.where(use[None, :], s, float("-inf")), km, vm
 
 
 @triton.jit
