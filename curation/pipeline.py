@@ -15,6 +15,9 @@ commits each through the ManifestWriter. In-process mode runs the same stage obj
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +74,41 @@ def plan_units(config: CurateConfig) -> list[WorkUnit]:
     return [
         WorkUnit(f"b{i // size:06d}", inputs[i : i + size], out_root) for i in range(0, len(inputs), size)
     ]
+
+
+PLAN_FILE = "curate_plan.json"
+_RUNTIME_KEYS = {"input", "output", "num_cpus", "ray_address", "resources"}
+"""Config keys that may change between a run and its resume: they move or schedule work, not shape rows."""
+
+
+def plan_fingerprint(config: CurateConfig, units: list[WorkUnit]) -> dict[str, Any]:
+    """What a resume must match: the unit plan (inputs per unit) and every setting that shapes rows."""
+    settings = config.model_dump(mode="json", exclude=_RUNTIME_KEYS)
+    digest = hashlib.sha256()
+    for unit in units:
+        digest.update(json.dumps([unit.unit_id, [os.path.relpath(p, config.input) for p in unit.inputs]]).encode())
+    return {"units": len(units), "inputs_sha256": digest.hexdigest(), "settings": settings}
+
+
+def check_plan(config: CurateConfig, units: list[WorkUnit], resume: bool) -> None:
+    """Refuse to mix outputs: no silent overwrite, and a resume only with the same inputs and settings."""
+    out = Path(units[0].out_root)
+    plan_path = out / PLAN_FILE
+    fingerprint = plan_fingerprint(config, units)
+    if not resume:
+        if (out / "manifests").exists() or plan_path.exists():
+            raise PipelineError(f"output {out} already holds a curation run; pass --resume to continue it")
+    elif plan_path.is_file():
+        before = json.loads(plan_path.read_text())
+        if before != fingerprint:
+            changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
+            raise PipelineError(f"output {out} was made with different {', '.join(changed)}; "
+                                "resume needs the same inputs and settings (or use a new output)")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    temp = plan_path.with_name(f".{PLAN_FILE}.tmp")
+    temp.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
+    temp.replace(plan_path)
 
 
 def is_done(root: str, unit_id: str) -> bool:
@@ -152,8 +190,7 @@ def run(
     """Run the job; without `resume` an output that already holds manifests is refused."""
     units = plan_units(config)
     out_root = units[0].out_root
-    if not resume and (Path(out_root) / "manifests").exists():
-        raise PipelineError(f"output {out_root} already holds manifests; pass --resume to continue it")
+    check_plan(config, units, resume)
     pending = [u for u in units if not is_done(out_root, u.unit_id)]
     stats = RunStats(units_total=len(units), units_skipped=len(units) - len(pending))
     mode = "in-process" if in_process else "ray"

@@ -28,7 +28,8 @@ BAD = {"truncated.mp4", "empty.mp4", "text.mp4", "image_png.mp4"}
 
 def _config(inputs: Path, output: Path, **changes) -> object:
     data = yaml.safe_load((REPO / "jobs/configs/curate_small.yaml").read_text())
-    data.update(input=str(inputs), output=str(output), input_glob="**/*.mp4", batch_size=4, num_cpus=2, **changes)
+    data.update({"input": str(inputs), "output": str(output), "input_glob": "**/*.mp4", "batch_size": 4,
+                 "num_cpus": 2, **changes})
     return parse_config(data)
 
 
@@ -117,6 +118,10 @@ def test_a_second_run_without_resume_is_refused_and_with_resume_skips_everything
     assert (stats.units_skipped, stats.units_done) == (2, 0)
     for table in TABLES:
         assert read_table(local_out, table).equals(before[table])
+    with pytest.raises(PipelineError, match="different settings"):
+        run(_config(corpus, local_out, thresholds={"min_blur": 99.0}), in_process=True, resume=True)
+    with pytest.raises(PipelineError, match="different inputs_sha256"):
+        run(_config(corpus, local_out, batch_size=3), in_process=True, resume=True)
 
 
 def _loopback(ip: str) -> bool:
