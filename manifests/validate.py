@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from manifests.errors import ManifestError
-from manifests.keyhash import duplicated, hash_rows, hash_strings, missing_from
+from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_from, sorted_unique
 from manifests.layout import MANIFESTS_DIR
 from manifests.progress import bar
 from manifests.reader import committed_parts, dataset_of, scan_batches
@@ -28,6 +28,7 @@ from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, uri_problems
 MAX_EXAMPLES = 3
 INPUT_URI_COLUMNS = {("videos", "uri")}
 """URI columns that name inputs, which may live anywhere (absolute paths and scheme URIs allowed)."""
+_REFERENCED = {ref_table for refs in FOREIGN_KEYS.values() for _, ref_table, _ in refs}
 _URI_PROBLEM_TEXT = {
     EMPTY: "are empty strings",
     ABSOLUTE: "are absolute paths or scheme URIs (allowed only with --allow-absolute-uris)",
@@ -92,18 +93,24 @@ def _scan_table(root: Path, table: str, allow_absolute: bool, issues: list[Issue
     blanks: Counter[str] = Counter()
     uri_counts: Counter[tuple[str, str]] = Counter()
     uri_examples: dict[tuple[str, str], list[str]] = {}
-    key_hashes: list[np.ndarray] = []
-    ref_hashes: dict[str, list[np.ndarray]] = {c: [] for c in ref_columns}
-    with bar(sum(p.metadata.num_rows for p in parts), f"validate {table}", progress) as pbar:
+    total = sum(p.metadata.num_rows for p in parts)
+    keys = np.empty(total, np.uint64)  # filled in place: no list of pieces plus a concatenated copy
+    refs = {c: np.empty(total, np.uint64) for c in ref_columns}
+    ref_count = Counter({c: 0 for c in ref_columns})
+    done = 0
+    with bar(total, f"validate {table}", progress) as pbar:
         for batch in scan_batches(dataset, table, columns):
+            hashed = {c: hash_strings(batch.column(c)) for c in dict.fromkeys(key_columns + ref_columns)}
             for name in required:
                 nulls[name] += batch.column(name).null_count
             for prov in PROVENANCE_FIELDS:
-                blanks[prov.name] += pc.sum(pc.equal(pc.utf8_trim_whitespace(batch.column(prov.name)), "")).as_py() or 0
-            key_hashes.append(hash_rows([batch.column(c) for c in key_columns]))
+                blanks[prov.name] += _count_blank(batch.column(prov.name))
+            keys[done : done + batch.num_rows] = hash_rows([hashed[c] for c in key_columns])
+            done += batch.num_rows
             for column in ref_columns:
-                values = batch.column(column)
-                ref_hashes[column].append(hash_strings(values)[pc.is_valid(values).to_numpy(zero_copy_only=False)])
+                valid = hashed[column][pc.is_valid(batch.column(column)).to_numpy(zero_copy_only=False)]
+                refs[column][ref_count[column] : ref_count[column] + len(valid)] = valid
+                ref_count[column] += len(valid)
             for column in uri_columns:
                 loose = allow_absolute or (table, column) in INPUT_URI_COLUMNS
                 for kind, mask in uri_problems(batch.column(column), loose).items():
@@ -121,20 +128,25 @@ def _scan_table(root: Path, table: str, allow_absolute: bool, issues: list[Issue
     for (column, kind), n in uri_counts.items():
         text = f"{table}.{column}: {n} URIs {_URI_PROBLEM_TEXT[kind]}"
         issues.append(Issue(table, "uri", text, column, n, tuple(uri_examples[column, kind])))
-    keys = np.concatenate(key_hashes) if key_hashes else np.empty(0, np.uint64)
-    _check_unique(table, dataset, key_columns, keys, issues)
-    refs = {c: np.concatenate(h) if h else np.empty(0, np.uint64) for c, h in ref_hashes.items()}
-    return _Scanned(dataset=dataset, keys=np.unique(keys), refs=refs)
+    keys, suspects = sorted_unique(keys[:done])
+    if len(suspects):
+        _check_unique(table, dataset, key_columns, suspects, issues)
+    refs = {c: h[: ref_count[c]] for c, h in refs.items()}
+    return _Scanned(dataset=dataset, keys=keys if table in _REFERENCED else keys[:0], refs=refs)
 
 
-def _check_unique(table: str, dataset: ds.Dataset, key_columns: list[str], keys: np.ndarray, issues: list[Issue]) -> None:
-    """Report primary keys that occur more than once, confirmed on the real values."""
-    suspects = duplicated(keys)
-    if not len(suspects):
-        return
+def _count_blank(values: pa.Array) -> int:
+    """Rows whose value is empty or whitespace (checked on the few distinct values, then counted)."""
+    distinct = pc.unique(values)
+    blank = distinct.filter(pc.fill_null(pc.equal(pc.utf8_trim_whitespace(distinct), ""), False))
+    return int(pc.sum(pc.is_in(values, value_set=blank)).as_py() or 0) if len(blank) else 0
+
+
+def _check_unique(table: str, dataset: ds.Dataset, key_columns: list[str], suspects: np.ndarray, issues: list[Issue]) -> None:
+    """Report primary keys whose hash occurs more than once, confirmed on the real values."""
     counts: Counter[tuple] = Counter()
     for batch in scan_batches(dataset, table, key_columns):
-        hit = np.isin(hash_rows([batch.column(c) for c in key_columns]), suspects)
+        hit = np.isin(hash_rows([hash_strings(batch.column(c)) for c in key_columns]), suspects)
         if hit.any():
             picked = batch.filter(pa.array(hit))
             counts.update(zip(*(picked.column(c).to_pylist() for c in key_columns)))
@@ -149,7 +161,7 @@ def _check_references(
     table: str, column: str, child: _Scanned, ref_table: str, ref_column: str, parent: _Scanned, issues: list[Issue]
 ) -> None:
     """Report values of `table.column` with no matching `ref_table.ref_column` (the parent's primary key)."""
-    dangling = int(missing_from(child.refs[column], parent.keys).sum())
+    dangling = count_missing(child.refs[column], parent.keys)
     if not dangling:
         return
     examples: list[str] = []

@@ -10,7 +10,7 @@ from pycocotools import mask as coco_mask
 
 from manifests import SCHEMAS, ManifestError, rle_decode, rle_encode
 from manifests.expr import parse_filter
-from manifests.keyhash import duplicated, hash_rows, hash_strings, missing_from
+from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_from, sorted_unique
 from manifests.rle import run_lengths
 from manifests.uris import escapes_root, uri_problems
 
@@ -59,9 +59,10 @@ def test_rle_encode_rejects_bad_masks():
 
 
 def test_string_hash_is_stable_across_layouts_and_distinguishes_near_misses():
-    values = pa.array(["", "a", None, "ab", "ba", "a" * 300, "a" * 299 + "b", "clip-0000001", "clip-0000010"])
+    values = pa.array(["", "a", None, "ab", "ba", "a" * 300, "a" * 299 + "b", "clip-0000001", "clip-0000010",
+                       "abcdefgh", "abcdefgh\x00", "abcdefg"])
     h = hash_strings(values)
-    assert len(set(h[[0, 1, 3, 4, 5, 6, 7, 8]].tolist())) == 8
+    assert len(set(h.tolist())) == len(values)
     assert np.array_equal(hash_strings(values.slice(3, 4)), h[3:7])
     assert np.array_equal(hash_strings(values.dictionary_encode()), h)
     assert np.array_equal(hash_strings(values.cast(pa.large_string())), h)
@@ -71,10 +72,12 @@ def test_string_hash_is_stable_across_layouts_and_distinguishes_near_misses():
 
 
 def test_row_hash_dup_and_membership():
-    keys = hash_rows([pa.array(["c1", "c1", "c2", "c1"]), pa.array(["blur", "motion", "blur", "blur"])])
-    assert len(duplicated(keys)) == 1 and duplicated(keys)[0] == keys[0]
+    keys = hash_rows([hash_strings(pa.array(["c1", "c1", "c2", "c1"])), hash_strings(pa.array(["blur", "motion", "blur", "blur"]))])
+    distinct, repeated = sorted_unique(keys)
+    assert len(distinct) == 3 and repeated.tolist() == [keys[0]]
     reference = np.sort(hash_strings(pa.array(["c1", "c2"])))
     assert missing_from(hash_strings(pa.array(["c2", "c9"])), reference).tolist() == [False, True]
+    assert count_missing(hash_strings(pa.array(["c9", "c2", "c8", "c9"])), reference) == 3
     assert missing_from(hash_strings(pa.array(["c2"])), np.empty(0, np.uint64)).tolist() == [True]
 
 
