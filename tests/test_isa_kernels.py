@@ -12,9 +12,10 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
-from kernels import IsaConfig, IsaInputError, dense_attention_f64, isa_attention  # noqa: E402
+from kernels import IsaConfig, IsaInputError, TileConfig, dense_attention_f64, isa_attention  # noqa: E402
 from kernels.isa_pool import pool_qkv  # noqa: E402
-from kernels.isa_reference import BlockLayout, pool_blocks  # noqa: E402
+from kernels.isa_reference import BlockLayout, pool_blocks, select_blocks  # noqa: E402
+from kernels.isa_selection import key_launches, query_launches  # noqa: E402
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -69,6 +70,47 @@ def test_kernel_matches_reference_forward_and_gradients(case, dtype):
     assert _rel(out, ref) < tol, f"seed {seed}"
     for name, g, rg in zip("qkv", grads, ref_grads):
         assert _rel(g, rg) < 2 * tol, f"d{name} seed {seed}"
+
+
+def test_grouped_sharp_tiles_match_reference():
+    """Sharp query blocks processed two per program (odd count: one padded group) give the same result."""
+    dtype = DTYPES[0]
+    q, k, v = _qkv((1, 2, 150, 16), dtype, seed=14)
+    grad = torch.randn(1, 2, 150, 16, device=DEVICE).to(dtype)
+    tiles = TileConfig(fwd_sharp_gq=2, dq_sharp_gq=1, dkdv_sharp_gk=1)
+    out = isa_attention(q, k, v, 60, block=16, alpha_s=0.25, alpha_ns=0.2, tiles=tiles)
+    out.backward(grad)
+    grads = [x.grad.clone() for x in (q, k, v)]
+    ref, ref_grads = _run("torch", q, k, v, 60, 16, (0.25, 0.5, 0.2), False, grad)
+    assert _rel(out, ref) < REL_TOL[dtype]
+    for g, rg in zip(grads, ref_grads):
+        assert _rel(g, rg) < 2 * REL_TOL[dtype]
+
+
+def test_work_lists_cover_every_exact_pair_once():
+    """Query-side and key-side work lists hold exactly the selection's exact (query block, key block) pairs."""
+    q, k, _ = _qkv((2, 2, 330, 16), torch.float32, seed=15)
+    layout = BlockLayout(200, 130, 16)
+    sel = select_blocks(pool_blocks(q.detach(), layout), pool_blocks(k.detach(), layout), layout,
+                        IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2))
+    nb = layout.nb
+
+    def pairs(work, own_is_query):
+        found = torch.zeros(4, nb, nb, dtype=torch.int64)
+        for i in range(work.n_items):
+            bh, off, cnt = work.bh[i].item(), work.off[i].item(), work.cnt[i].item()
+            for own in work.own[i].tolist():
+                for other in work.lst[off:off + cnt].tolist():
+                    if own >= 0:
+                        qb, kb = (own, other) if own_is_query else (other, own)
+                        found[bh, qb, kb] += 1
+        return found
+
+    expected = sel.exact_mask.reshape(4, nb, nb).long().cpu()
+    q_sharp, q_flat = query_launches(sel, g_sharp=2)
+    assert torch.equal(pairs(q_sharp, True) + pairs(q_flat, True), expected)
+    k_sharp, k_all = key_launches(sel, g_sharp=2)
+    assert torch.equal(pairs(k_sharp, False) + pairs(k_all, False), expected)
 
 
 @pytest.mark.parametrize("n,n_ctx,block", [(150, 60, 16), (96, 0, 32), (64, 63, 64)])
