@@ -128,8 +128,8 @@ def read_table(
     check_columns(table, columns)
     try:
         return dataset.to_table(columns=columns, filter=filter)
-    except pa.ArrowException as exc:
-        raise ManifestError(f"{table}: read failed ({first_line(exc)})") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise read_error(dataset, table, columns, exc) from None
 
 
 def scan_batches(
@@ -145,8 +145,19 @@ def scan_batches(
         yield from dataset.to_batches(
             columns=columns, filter=filter, batch_size=batch_rows, batch_readahead=READAHEAD_BATCHES, fragment_readahead=1
         )
-    except pa.ArrowException as exc:
-        raise ManifestError(f"{table}: read failed ({first_line(exc)})") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise read_error(dataset, table, columns, exc) from None
+
+
+def read_error(dataset: ds.Dataset, table: str, columns: list[str] | None, exc: BaseException) -> ManifestError:
+    """A one-line error naming the part whose data pages fail to decode (found by re-reading each part)."""
+    for fragment in dataset.get_fragments() if isinstance(dataset, ds.FileSystemDataset) else []:
+        try:
+            for _ in fragment.to_batches(columns=columns):
+                pass
+        except (pa.ArrowException, OSError) as bad:
+            return ManifestError(f"{fragment.path}: corrupt data ({first_line(bad)})")
+    return ManifestError(f"{table}: read failed ({first_line(exc)})")
 
 
 def check_columns(table: str, columns: list[str] | None) -> None:

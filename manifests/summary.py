@@ -21,7 +21,7 @@ CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
     "videos": ("status",),
     "clips": ("status",),
     "objects": ("class_name",),
-    "scores": ("signal",),
+    "scores": (),  # rows per signal come with its grouped value statistics
     "edit_pairs": ("edit_type", "split"),
     "errors": ("error_class",),
 }

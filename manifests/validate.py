@@ -62,6 +62,7 @@ class _Scanned:
     dataset: ds.Dataset
     keys: np.ndarray  # sorted unique primary-key hashes
     refs: dict[str, np.ndarray] = field(default_factory=dict)  # foreign-key column -> hashes of non-null values
+    complete: bool = True  # False when a corrupt part stopped the scan: its keys are partial
 
 
 def validate_dataset(root: str | os.PathLike, allow_absolute_uris: bool = False, progress: bool = False) -> list[Issue]:
@@ -73,8 +74,60 @@ def validate_dataset(root: str | os.PathLike, allow_absolute_uris: bool = False,
     scanned = {table: _scan_table(root, table, allow_absolute_uris, issues, progress) for table in SCHEMAS}
     for table, references in FOREIGN_KEYS.items():
         for column, ref_table, ref_column in references:
-            _check_references(table, column, scanned[table], ref_table, ref_column, scanned[ref_table], issues)
+            if scanned[table].complete and scanned[ref_table].complete:
+                _check_references(table, column, scanned[table], ref_table, ref_column, scanned[ref_table], issues)
     return issues
+
+
+class _RowChecks:
+    """Per-batch checks of one table, accumulated over a streaming scan."""
+
+    def __init__(self, table: str, total_rows: int, allow_absolute: bool) -> None:
+        self.table = table
+        self.allow_absolute = allow_absolute
+        self.key_columns = list(PRIMARY_KEYS[table])
+        self.ref_columns = [column for column, _, _ in FOREIGN_KEYS.get(table, [])]
+        self.uri_columns = list(URI_COLUMNS.get(table, ()))
+        self.required = [f.name for f in SCHEMAS[table] if not f.nullable]
+        self.columns = list(dict.fromkeys(self.required + self.uri_columns + self.key_columns + self.ref_columns))
+        self.nulls: Counter[str] = Counter()
+        self.blanks: Counter[str] = Counter()
+        self.uri_counts: Counter[tuple[str, str]] = Counter()
+        self.uri_examples: dict[tuple[str, str], list[str]] = {}
+        self.keys = np.empty(total_rows, np.uint64)  # filled in place: no list of pieces plus a concatenated copy
+        self.rows = 0
+        self.refs = {c: np.empty(total_rows, np.uint64) for c in self.ref_columns}
+        self.ref_rows: Counter[str] = Counter()
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        hashed = {c: hash_strings(batch.column(c)) for c in dict.fromkeys(self.key_columns + self.ref_columns)}
+        for name in self.required:
+            self.nulls[name] += batch.column(name).null_count
+        for prov in PROVENANCE_FIELDS:
+            self.blanks[prov.name] += _count_blank(batch.column(prov.name))
+        self.keys[self.rows : self.rows + batch.num_rows] = hash_rows([hashed[c] for c in self.key_columns])
+        self.rows += batch.num_rows
+        for column in self.ref_columns:
+            valid = hashed[column][pc.is_valid(batch.column(column)).to_numpy(zero_copy_only=False)]
+            self.refs[column][self.ref_rows[column] : self.ref_rows[column] + len(valid)] = valid
+            self.ref_rows[column] += len(valid)
+        for column in self.uri_columns:
+            loose = self.allow_absolute or (self.table, column) in INPUT_URI_COLUMNS
+            for kind, mask in uri_problems(batch.column(column), loose).items():
+                if mask.any():
+                    self.uri_counts[column, kind] += int(mask.sum())
+                    seen = self.uri_examples.setdefault((column, kind), [])
+                    picked = batch.column(column).filter(pa.array(mask))[: MAX_EXAMPLES - len(seen)]
+                    seen.extend(str(v) for v in picked.to_pylist())
+
+    def issues(self) -> list[Issue]:
+        t = self.table
+        found = [Issue(t, "required", f"{t}.{c}: {n} nulls in a required column", c, n) for c, n in self.nulls.items() if n]
+        found += [Issue(t, "provenance", f"{t}.{c}: {n} rows with empty provenance", c, n) for c, n in self.blanks.items() if n]
+        for (column, kind), n in self.uri_counts.items():
+            text = f"{t}.{column}: {n} URIs {_URI_PROBLEM_TEXT[kind]}"
+            found.append(Issue(t, "uri", text, column, n, tuple(self.uri_examples[column, kind])))
+        return found
 
 
 def _scan_table(root: Path, table: str, allow_absolute: bool, issues: list[Issue], progress: bool) -> _Scanned:
@@ -83,56 +136,22 @@ def _scan_table(root: Path, table: str, allow_absolute: bool, issues: list[Issue
 
     parts = committed_parts(root, table, on_error=file_issue)
     dataset = dataset_of(parts, table)
-    schema = SCHEMAS[table]
-    key_columns = list(PRIMARY_KEYS[table])
-    ref_columns = [column for column, _, _ in FOREIGN_KEYS.get(table, [])]
-    uri_columns = list(URI_COLUMNS.get(table, ()))
-    required = [f.name for f in schema if not f.nullable]
-    columns = list(dict.fromkeys(required + uri_columns + key_columns + ref_columns))
-    nulls: Counter[str] = Counter()
-    blanks: Counter[str] = Counter()
-    uri_counts: Counter[tuple[str, str]] = Counter()
-    uri_examples: dict[tuple[str, str], list[str]] = {}
-    total = sum(p.metadata.num_rows for p in parts)
-    keys = np.empty(total, np.uint64)  # filled in place: no list of pieces plus a concatenated copy
-    refs = {c: np.empty(total, np.uint64) for c in ref_columns}
-    ref_count = Counter({c: 0 for c in ref_columns})
-    done = 0
-    with bar(total, f"validate {table}", progress) as pbar:
-        for batch in scan_batches(dataset, table, columns):
-            hashed = {c: hash_strings(batch.column(c)) for c in dict.fromkeys(key_columns + ref_columns)}
-            for name in required:
-                nulls[name] += batch.column(name).null_count
-            for prov in PROVENANCE_FIELDS:
-                blanks[prov.name] += _count_blank(batch.column(prov.name))
-            keys[done : done + batch.num_rows] = hash_rows([hashed[c] for c in key_columns])
-            done += batch.num_rows
-            for column in ref_columns:
-                valid = hashed[column][pc.is_valid(batch.column(column)).to_numpy(zero_copy_only=False)]
-                refs[column][ref_count[column] : ref_count[column] + len(valid)] = valid
-                ref_count[column] += len(valid)
-            for column in uri_columns:
-                loose = allow_absolute or (table, column) in INPUT_URI_COLUMNS
-                for kind, mask in uri_problems(batch.column(column), loose).items():
-                    if mask.any():
-                        uri_counts[column, kind] += int(mask.sum())
-                        seen = uri_examples.setdefault((column, kind), [])
-                        seen.extend(str(v) for v in batch.column(column).filter(pa.array(mask))[: MAX_EXAMPLES - len(seen)].to_pylist())
-            pbar.update(batch.num_rows)
-    for name, n in nulls.items():
-        if n:
-            issues.append(Issue(table, "required", f"{table}.{name}: {n} nulls in a required column", name, n))
-    for name, n in blanks.items():
-        if n:
-            issues.append(Issue(table, "provenance", f"{table}.{name}: {n} rows with empty provenance", name, n))
-    for (column, kind), n in uri_counts.items():
-        text = f"{table}.{column}: {n} URIs {_URI_PROBLEM_TEXT[kind]}"
-        issues.append(Issue(table, "uri", text, column, n, tuple(uri_examples[column, kind])))
-    keys, suspects = sorted_unique(keys[:done])
-    if len(suspects):
-        _check_unique(table, dataset, key_columns, suspects, issues)
-    refs = {c: h[: ref_count[c]] for c, h in refs.items()}
-    return _Scanned(dataset=dataset, keys=keys if table in _REFERENCED else keys[:0], refs=refs)
+    checks = _RowChecks(table, sum(p.metadata.num_rows for p in parts), allow_absolute)
+    complete = True
+    with bar(len(checks.keys), f"validate {table}", progress) as pbar:
+        try:
+            for batch in scan_batches(dataset, table, checks.columns):
+                checks.add(batch)
+                pbar.update(batch.num_rows)
+        except ManifestError as exc:  # corrupt data pages: report, and keep checking the other tables
+            file_issue(exc)
+            complete = False
+    issues.extend(checks.issues())
+    keys, suspects = sorted_unique(checks.keys[: checks.rows])
+    if len(suspects) and complete:
+        _check_unique(table, dataset, checks.key_columns, suspects, issues)
+    refs = {c: h[: checks.ref_rows[c]] for c, h in checks.refs.items()}
+    return _Scanned(dataset, keys if table in _REFERENCED else keys[:0], refs, complete)
 
 
 def _count_blank(values: pa.Array) -> int:

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 from _manifests_helpers import clip_row, commit_raw, small_dataset, video_row
 
-from manifests import SCHEMAS, ManifestError, ManifestWriter, validate_dataset
+from manifests import SCHEMAS, ManifestError, ManifestWriter, read_table, validate_dataset
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY
 
 
@@ -98,3 +98,16 @@ def test_bad_files_become_issues_and_the_rest_is_still_checked(tmp_path):
     assert len(files) == 2 and "unsupported schema version 9.0" in files[1] and "foreign Parquet file" in files[0]
     assert any(i.check == "reference" and i.examples == ("nowhere",) for i in issues)
     assert all("\n" not in str(i) for i in issues)
+
+
+def test_corrupt_data_pages_are_an_issue_naming_the_file(tmp_path):
+    small_dataset(tmp_path, n_clips=600, unit_rows=300)
+    part = tmp_path / "manifests/clips/unit-000001-00000.parquet"
+    data = bytearray(part.read_bytes())
+    data[200:4000] = bytes(b ^ 0x5A for b in data[200:4000])  # footer intact, pages garbled
+    part.write_bytes(bytes(data))
+    issues = validate_dataset(tmp_path)
+    assert [i.check for i in issues] == ["file"]  # no spurious reference issues from the half-read table
+    assert "unit-000001-00000.parquet: corrupt data" in issues[0].message
+    with pytest.raises(ManifestError, match="unit-000001-00000.parquet: corrupt data"):
+        read_table(tmp_path, "clips")
