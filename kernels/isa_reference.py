@@ -53,8 +53,9 @@ class BlockLayout:
 class IsaSelection:
     """Which key blocks each query block sees, per (batch, head); indices are constants for autograd.
 
-    exact_mask[b, h, i, j]: query block i attends to key block j token by token.
-    mean_mask[b, h, i, j]: key block j enters query block i's softmax as its 0-th order term.
+    Sharp query blocks attend exactly to every kept key block; flat query blocks attend exactly to their
+    flat_exact blocks and take every other kept block as its 0-th order term; with dropped_mean, context
+    blocks not kept enter every query block as 0-th order terms. `block_masks` spells this out.
     """
 
     layout: BlockLayout
@@ -62,9 +63,7 @@ class IsaSelection:
     sharp: torch.Tensor  # [B, H, n_sharp] query blocks with exact attention, ascending
     flat: torch.Tensor  # [B, H, n_flat] the other query blocks, ascending
     flat_exact: torch.Tensor  # [B, H, n_flat, n_ns] exact key blocks of each flat query block, ascending
-    exact_mask: torch.Tensor  # [B, H, nb, nb] bool
-    mean_mask: torch.Tensor  # [B, H, nb, nb] bool
-    dropped_mean: bool  # dropped context blocks enter every query block as 0-th order terms
+    dropped_mean: bool
 
 
 def pool_blocks(x: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
@@ -113,21 +112,29 @@ def select_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, cfg: 
         logits = pooled_logits_over_kept(qm, km, kept)
         n_sharp = keep_count(cfg.alpha_f, nb)
         sharp = _top_ascending(sharpness(logits), n_sharp)
-        is_sharp = torch.zeros(*qm.shape[:2], nb, dtype=torch.bool, device=dev).scatter_(2, sharp, True)
-        flat = torch.argsort(is_sharp.to(torch.int8), dim=-1, stable=True)[..., :nb - n_sharp]
+        is_sharp = torch.zeros(*qm.shape[:2], nb, dtype=torch.int8, device=dev).scatter_(2, sharp, 1)
+        flat = torch.argsort(is_sharp, dim=-1, stable=True)[..., :nb - n_sharp]
         flat_logits = torch.gather(logits, 2, flat[..., None].expand(-1, -1, -1, logits.shape[-1]))
         pos = _top_ascending(flat_logits, keep_count(cfg.alpha_ns, kept.shape[-1]))
         flat_exact = torch.gather(kept[:, :, None, :].expand(-1, -1, flat.shape[-1], -1), 3, pos)
+    return IsaSelection(layout, kept, sharp, flat, flat_exact, cfg.dropped_mean)
 
-        is_kept = torch.zeros_like(is_sharp).scatter_(2, kept, True)
-        exact_mask = is_sharp[..., :, None] & is_kept[..., None, :]
-        flat_rows = torch.zeros(*flat.shape, nb, dtype=torch.bool, device=dev).scatter_(3, flat_exact, True)
-        exact_mask.scatter_(2, flat[..., None].expand(-1, -1, -1, nb), flat_rows)
-        mean_mask = (~is_sharp)[..., :, None] & is_kept[..., None, :] & ~exact_mask
-        if cfg.dropped_mean:
-            is_ctx = torch.arange(nb, device=dev) >= layout.nbt
-            mean_mask = mean_mask | (is_ctx & ~is_kept)[..., None, :]
-    return IsaSelection(layout, kept, sharp, flat, flat_exact, exact_mask, mean_mask, cfg.dropped_mean)
+
+def block_masks(sel: IsaSelection) -> tuple[torch.Tensor, torch.Tensor]:
+    """exact[b, h, i, j]: query block i attends to key block j token by token; mean[b, h, i, j]: key block j
+    enters query block i's softmax as its 0-th order term. Both bool [B, H, nb, nb]."""
+    nb, dev = sel.layout.nb, sel.kept.device
+    shape = (*sel.kept.shape[:2], nb)
+    is_sharp = torch.zeros(shape, dtype=torch.bool, device=dev).scatter_(2, sel.sharp, True)
+    is_kept = torch.zeros(shape, dtype=torch.bool, device=dev).scatter_(2, sel.kept, True)
+    exact = is_sharp[..., :, None] & is_kept[..., None, :]
+    flat_rows = torch.zeros(*sel.flat.shape, nb, dtype=torch.bool, device=dev).scatter_(3, sel.flat_exact, True)
+    exact.scatter_(2, sel.flat[..., None].expand(-1, -1, -1, nb), flat_rows)
+    mean = (~is_sharp)[..., :, None] & is_kept[..., None, :] & ~exact
+    if sel.dropped_mean:
+        is_ctx = torch.arange(nb, device=dev) >= sel.layout.nbt
+        mean = mean | (is_ctx & ~is_kept)[..., None, :]
+    return exact, mean
 
 
 def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sel: IsaSelection) -> torch.Tensor:
@@ -141,13 +148,14 @@ def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     scale = 1.0 / math.sqrt(q.shape[-1])
     km = pool_blocks(k, layout).to(dt)
     vm = pool_blocks(v, layout).to(dt)
+    exact_blocks, mean_blocks = block_masks(sel)
     rows = []
     for b in range(q.shape[0]):
         heads = []
         for h in range(q.shape[1]):
             qf, kf, vf = q[b, h].to(dt), k[b, h].to(dt), v[b, h].to(dt)
-            exact = sel.exact_mask[b, h][tb][:, tb]
-            mean = sel.mean_mask[b, h][tb][:, tb]
+            exact = exact_blocks[b, h][tb][:, tb]
+            mean = mean_blocks[b, h][tb][:, tb]
             s_exact = qf @ kf.T * scale
             s_mean = (qf @ km[b, h].T * scale)[:, tb]
             s = torch.where(exact, s_exact, torch.where(mean, s_mean, float("-inf")))

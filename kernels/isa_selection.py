@@ -55,9 +55,19 @@ def _grouped(blocks: torch.Tensor, g: int) -> torch.Tensor:
 
 
 def mean_rows(sel: IsaSelection) -> torch.Tensor:
-    """Mean mask as int8 [BH * nb, nb] (row = query block, column = key block)."""
-    nb = sel.layout.nb
-    return sel.mean_mask.reshape(-1, nb).to(torch.int8).contiguous()
+    """0-th order term mask as int8 [BH * nb, nb] (row = query block, column = key block); the same as
+    block_masks(sel)[1] without building the exact mask: flat rows take the kept blocks they do not attend
+    exactly, and with dropped_mean every row takes the context blocks not kept."""
+    nb, dev = sel.layout.nb, sel.kept.device
+    b, h = sel.kept.shape[:2]
+    is_kept = torch.zeros(b, h, nb, dtype=torch.int8, device=dev).scatter_(2, sel.kept, 1)
+    dropped = torch.zeros_like(is_kept)
+    if sel.dropped_mean:
+        dropped[..., sel.layout.nbt:] = 1 - is_kept[..., sel.layout.nbt:]
+    rows = dropped[..., None, :].expand(b, h, nb, nb).clone()
+    flat_rows = (is_kept + dropped)[..., None, :].expand(*sel.flat.shape, nb).clone().scatter_(3, sel.flat_exact, 0)
+    rows.scatter_(2, sel.flat[..., None].expand(-1, -1, -1, nb), flat_rows)
+    return rows.reshape(-1, nb)
 
 
 def query_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch | None]:

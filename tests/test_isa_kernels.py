@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 
 from kernels import IsaConfig, IsaInputError, TileConfig, dense_attention_f64, isa_attention  # noqa: E402
 from kernels.isa_pool import pool_qkv  # noqa: E402
-from kernels.isa_reference import BlockLayout, pool_blocks, select_blocks  # noqa: E402
-from kernels.isa_selection import key_launches, query_launches  # noqa: E402
+from kernels.isa_reference import BlockLayout, block_masks, pool_blocks, select_blocks  # noqa: E402
+from kernels.isa_selection import key_launches, mean_rows, query_launches  # noqa: E402
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -87,13 +87,17 @@ def test_grouped_sharp_tiles_match_reference():
         assert _rel(g, rg) < 2 * REL_TOL[dtype]
 
 
-def test_work_lists_cover_every_exact_pair_once():
-    """Query-side and key-side work lists hold exactly the selection's exact (query block, key block) pairs."""
+def _selection(dropped_mean: bool):
     q, k, _ = _qkv((2, 2, 330, 16), torch.float32, seed=15)
     layout = BlockLayout(200, 130, 16)
-    sel = select_blocks(pool_blocks(q.detach(), layout), pool_blocks(k.detach(), layout), layout,
-                        IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2))
-    nb = layout.nb
+    return select_blocks(pool_blocks(q.detach(), layout), pool_blocks(k.detach(), layout), layout,
+                         IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2, dropped_mean=dropped_mean))
+
+
+def test_work_lists_cover_every_exact_pair_once():
+    """Query-side and key-side work lists hold exactly the selection's exact (query block, key block) pairs."""
+    sel = _selection(dropped_mean=False)
+    nb = sel.layout.nb
 
     def pairs(work, own_is_query):
         found = torch.zeros(4, nb, nb, dtype=torch.int64)
@@ -106,11 +110,18 @@ def test_work_lists_cover_every_exact_pair_once():
                         found[bh, qb, kb] += 1
         return found
 
-    expected = sel.exact_mask.reshape(4, nb, nb).long().cpu()
+    expected = block_masks(sel)[0].reshape(4, nb, nb).long().cpu()
     q_sharp, q_flat = query_launches(sel, g_sharp=2)
     assert torch.equal(pairs(q_sharp, True) + pairs(q_flat, True), expected)
     k_sharp, k_all = key_launches(sel, g_sharp=2)
     assert torch.equal(pairs(k_sharp, False) + pairs(k_all, False), expected)
+
+
+@pytest.mark.parametrize("dropped_mean", [False, True])
+def test_kernel_mean_mask_equals_reference_mask(dropped_mean):
+    sel = _selection(dropped_mean)
+    nb = sel.layout.nb
+    assert torch.equal(mean_rows(sel).bool(), block_masks(sel)[1].reshape(-1, nb))
 
 
 @pytest.mark.parametrize("n,n_ctx,block", [(150, 60, 16), (96, 0, 32), (64, 63, 64)])

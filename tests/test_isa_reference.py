@@ -6,8 +6,8 @@ import torch
 
 from kernels import IsaConfig, dense_attention_f64, isa_reference
 from kernels.isa_config import keep_count
-from kernels.isa_reference import (BlockLayout, attention_from_selection, pool_blocks, select_blocks,
-                                   select_context_blocks)
+from kernels.isa_reference import (BlockLayout, attention_from_selection, block_masks, pool_blocks,
+                                   select_blocks, select_context_blocks)
 
 
 def _qkv(b: int, h: int, n: int, d: int, seed: int, dtype=torch.float32):
@@ -51,13 +51,14 @@ def test_selection_counts_and_disjoint_masks():
     assert sel.kept.shape[-1] == n_kept
     assert (sel.kept[..., :layout.nbt] == torch.arange(layout.nbt)).all()
     assert sel.sharp.shape[-1] == keep_count(0.5, layout.nb)
-    assert not (sel.exact_mask & sel.mean_mask).any()
-    exact_per_row = sel.exact_mask.sum(-1)
+    exact_mask, mean_mask = block_masks(sel)
+    assert not (exact_mask & mean_mask).any()
+    exact_per_row = exact_mask.sum(-1)
     is_sharp = torch.zeros(2, 2, layout.nb, dtype=torch.bool).scatter_(2, sel.sharp, True)
     assert (exact_per_row[is_sharp] == n_kept).all()
     assert (exact_per_row[~is_sharp] == keep_count(0.2, n_kept)).all()
-    assert ((sel.exact_mask | sel.mean_mask).sum(-1)[~is_sharp] == n_kept).all()
-    assert not sel.mean_mask[is_sharp].any()
+    assert ((exact_mask | mean_mask).sum(-1)[~is_sharp] == n_kept).all()
+    assert not mean_mask[is_sharp].any()
 
 
 def test_selection_ties_go_to_the_lower_index():
@@ -75,8 +76,8 @@ def test_dropped_mean_adds_zeroth_order_terms_of_dropped_context():
     sel_dm = _selection(q, k, 120, IsaConfig(block=16, alpha_s=0.25, dropped_mean=True))
     dropped = torch.ones(sel.layout.nb, dtype=torch.bool)
     dropped[sel.kept[0, 0]] = False
-    assert not sel.mean_mask[0, 0][:, dropped].any()
-    assert sel_dm.mean_mask[0, 0][:, dropped].all()
+    assert not block_masks(sel)[1][0, 0][:, dropped].any()
+    assert block_masks(sel_dm)[1][0, 0][:, dropped].all()
     assert not torch.allclose(attention_from_selection(q, k, v, sel), attention_from_selection(q, k, v, sel_dm))
 
 
@@ -90,6 +91,7 @@ def test_all_exact_equals_dense(n, n_ctx):
 def _naive_f64(q, k, v, sel):
     """One query token at a time: explicit list of (logit, value) terms, softmax, weighted sum."""
     layout, tb = sel.layout, sel.layout.token_block()
+    exact_mask, mean_mask = block_masks(sel)
     lengths = layout.lengths().double()
     scale = 1.0 / math.sqrt(q.shape[-1])
     out = []
@@ -99,8 +101,8 @@ def _naive_f64(q, k, v, sel):
             vm = torch.stack([v[b, h][tb == j].mean(0) for j in range(layout.nb)])
             for r in range(q.shape[2]):
                 i = tb[r]
-                cols = sel.exact_mask[b, h, i][tb]
-                means = sel.mean_mask[b, h, i]
+                cols = exact_mask[b, h, i][tb]
+                means = mean_mask[b, h, i]
                 logits = torch.cat([k[b, h][cols] @ q[b, h, r] * scale,
                                     km[means] @ q[b, h, r] * scale + lengths[means].log()])
                 p = torch.softmax(logits, 0)
