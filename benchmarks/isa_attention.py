@@ -296,9 +296,18 @@ def main(argv: list[str] | None = None) -> int:
     if not torch.cuda.is_available():
         print("error: this benchmark needs a CUDA GPU", file=sys.stderr)
         return 2
-    shapes = QUICK_SHAPES if args.quick else (
-        FULL_SHAPES if args.shapes == "all" else [FULL_SHAPES[int(i)] for i in args.shapes.split(",")])
+    try:
+        shapes = QUICK_SHAPES if args.quick else (
+            FULL_SHAPES if args.shapes == "all" else [FULL_SHAPES[int(i)] for i in args.shapes.split(",")])
+    except (ValueError, IndexError):
+        print(f"error: --shapes takes 'all' or indices 0..{len(FULL_SHAPES) - 1}, got {args.shapes!r}",
+              file=sys.stderr)
+        return 2
     backends = [b for b in args.backends.split(",") if b]
+    unknown = set(backends) - {"cudnn", "flash", "flex", "isa"}
+    if unknown:
+        print(f"error: unknown backends {sorted(unknown)}", file=sys.stderr)
+        return 2
     meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
             "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     print(json.dumps(meta))
