@@ -103,7 +103,7 @@ def machine() -> dict[str, object]:
     mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal")), 0) if Path("/proc/meminfo").exists() else 0
     return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1), "arch": platform.machine(),
-            "python": platform.python_version()}
+            "python": platform.python_version(), "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
 
 
 def main() -> int:

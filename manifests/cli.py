@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from manifests.errors import ManifestError, first_line
 from manifests.expr import parse_filter
@@ -147,7 +149,7 @@ def cmd_filter(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _collect(dataset, table: str, columns: list[str] | None, where, limit: int) -> pa.Table:  # noqa: ANN001
+def _collect(dataset: ds.Dataset, table: str, columns: list[str] | None, where: ds.Expression | None, limit: int) -> pa.Table:
     """Up to `limit` matching rows, stopping the scan as soon as they are found."""
     if limit < 0:
         raise ManifestError("row limit must be >= 0")
@@ -206,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="manifests", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def add(name: str, handler, help_text: str) -> argparse.ArgumentParser:  # noqa: ANN001
+    def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
         p.add_argument("root", help="dataset root (the folder holding manifests/)")
         p.set_defaults(handler=handler)

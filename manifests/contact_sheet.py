@@ -12,16 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
-import matplotlib
+import numpy as np
+import pyarrow.compute as pc
+from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI backend
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-
-from manifests.errors import ManifestError  # noqa: E402
-from manifests.reader import open_table, read_table, scan_batches  # noqa: E402
-from manifests.rle import rle_decode  # noqa: E402
+from manifests.errors import ManifestError
+from manifests.reader import open_table, read_table, scan_batches
+from manifests.rle import rle_decode
 
 MASK_COLOUR = np.array([1.0, 0.2, 0.2])
 
@@ -120,7 +118,8 @@ def contact_sheet(root: str | os.PathLike, out: str | os.PathLike, n: int = 16) 
     tiles = build_tiles(root, find_clip_files(root, n))
     cols = math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 2.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, tile in zip(axes.flat, tiles):
@@ -130,11 +129,10 @@ def contact_sheet(root: str | os.PathLike, out: str | os.PathLike, n: int = 16) 
         ax.imshow(image)
         if tile.box is not None:
             x0, y0, x1, y1 = tile.box
-            ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="yellow", linewidth=1))
+            ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="yellow", linewidth=1))
         caption = f"{tile.clip_id[-24:]} f{tile.frame_index}" + (f" {tile.label}" if tile.label else "")
         ax.set_title(caption, fontsize=7)
     fig.tight_layout()
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
-    plt.close(fig)
     return tiles

@@ -7,19 +7,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI backend
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.compute as pc  # noqa: E402
-import pyarrow.dataset as ds  # noqa: E402
-
-from manifests.errors import ManifestError  # noqa: E402
-from manifests.reader import check_columns, scan_batches  # noqa: E402
-from manifests.schema import SCHEMAS  # noqa: E402
-from manifests.summary import value_counts  # noqa: E402
+from manifests.errors import ManifestError
+from manifests.reader import check_columns, scan_batches
+from manifests.schema import SCHEMAS
+from manifests.summary import value_counts
 
 TOP_VALUES = 30
 
@@ -42,13 +39,15 @@ def plot_columns(
         kind = schema.field(column).type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind):
             edges, counts = numeric_histogram(dataset, table, column, bins, where)
-            fig, ax = plt.subplots(figsize=(7, 4))
+            fig = Figure(figsize=(7, 4))
+            ax = fig.subplots()
             ax.stairs(counts, edges, fill=True)
             ax.set_xlabel(column)
         elif pa.types.is_string(kind) or pa.types.is_boolean(kind):
             filtered = dataset if where is None else dataset.filter(where)
             top = list(value_counts(filtered, table, column).items())[:TOP_VALUES]
-            fig, ax = plt.subplots(figsize=(7, max(3.0, 0.25 * len(top) + 1)))
+            fig = Figure(figsize=(7, max(3.0, 0.25 * len(top) + 1)))
+            ax = fig.subplots()
             ax.barh([k for k, _ in top][::-1], [v for _, v in top][::-1])
             ax.set_xlabel("rows")
         else:
@@ -57,7 +56,6 @@ def plot_columns(
         fig.tight_layout()
         path = out_dir / f"{table}.{column}.png"
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         written.append(path)
     return written
 

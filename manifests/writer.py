@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -69,7 +70,7 @@ class ManifestWriter:
         marker = marker_path(self.root, self.table, unit_id)
         if marker.is_file():
             info = read_marker(marker, self.table)
-            return CommitInfo(**{**info.__dict__, "skipped": True})
+            return replace(info, skipped=True)
         data = conform(self.table, rows)
         marker.parent.mkdir(parents=True, exist_ok=True)
         self._remove_leftovers(unit_id)
