@@ -11,9 +11,9 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 
 from manifests.errors import ManifestError, first_line
 from manifests.expr import parse_filter
@@ -24,6 +24,9 @@ from manifests.render import human_bytes, print_json, print_table
 from manifests.schema import FOREIGN_KEYS, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
 from manifests.summary import TableSummary, summarize
 from manifests.validate import validate_dataset
+
+if TYPE_CHECKING:  # pyarrow.dataset pulls in pandas (~0.4 s): only commands that scan load it
+    import pyarrow.dataset as ds
 
 EXIT_OK, EXIT_ISSUES, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -11,7 +11,6 @@ import ast
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from manifests.errors import ManifestError
 
@@ -28,7 +27,7 @@ _COMPARE = {
 _FLIPPED = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE, ast.Eq: ast.Eq, ast.NotEq: ast.NotEq}
 
 
-def parse_filter(text: str, schema: pa.Schema) -> ds.Expression:
+def parse_filter(text: str, schema: pa.Schema) -> pc.Expression:
     """The Expression for `text` over `schema`; ManifestError (one line) for anything not whitelisted."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
@@ -41,7 +40,7 @@ class _Parser:
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
 
-    def boolean(self, node: ast.expr) -> ds.Expression:
+    def boolean(self, node: ast.expr) -> pc.Expression:
         if isinstance(node, ast.BoolOp):
             exprs = [self.boolean(v) for v in node.values]
             out = exprs[0]
@@ -58,7 +57,7 @@ class _Parser:
             return pc.field(node.id)
         return self.reject(node)
 
-    def compare(self, node: ast.Compare) -> ds.Expression:
+    def compare(self, node: ast.Compare) -> pc.Expression:
         out = None
         left = node.left
         for op, right in zip(node.ops, node.comparators):
@@ -67,7 +66,7 @@ class _Parser:
             left = right
         return out
 
-    def one_comparison(self, left: ast.expr, op: ast.cmpop, right: ast.expr) -> ds.Expression:
+    def one_comparison(self, left: ast.expr, op: ast.cmpop, right: ast.expr) -> pc.Expression:
         if isinstance(op, (ast.Is, ast.IsNot)):
             if not self.is_null_literal(right):
                 raise ManifestError("filter: 'is' / 'is not' only compare with None (or null)")
@@ -101,7 +100,7 @@ class _Parser:
             isinstance(node, ast.Name) and node.id in _NULL_NAMES and node.id not in self.schema.names
         )
 
-    def column(self, node: ast.expr) -> ds.Expression:
+    def column(self, node: ast.expr) -> pc.Expression:
         if not isinstance(node, ast.Name):
             raise ManifestError(f"filter: expected a column name, got {_describe(node)}")
         self.column_type(node)
@@ -128,7 +127,7 @@ class _Parser:
             raise ManifestError(f"filter: literal {ast.unparse(node)} does not match column type {column_type}")
         return value
 
-    def reject(self, node: ast.AST) -> ds.Expression:
+    def reject(self, node: ast.AST) -> pc.Expression:
         raise ManifestError(f"filter: {_describe(node)} is not allowed; allowed: {_ALLOWED}")
 
 

@@ -44,8 +44,7 @@ def plot_columns(
             ax.stairs(counts, edges, fill=True)
             ax.set_xlabel(column)
         elif pa.types.is_string(kind) or pa.types.is_boolean(kind):
-            filtered = dataset if where is None else dataset.filter(where)
-            top = list(value_counts(filtered, table, column).items())[:TOP_VALUES]
+            top = list(value_counts(scan_batches(dataset, table, [column], where), column).items())[:TOP_VALUES]
             fig = Figure(figsize=(7, max(3.0, 0.25 * len(top) + 1)))
             ax = fig.subplots()
             ax.barh([k for k, _ in top][::-1], [v for _, v in top][::-1])

@@ -10,14 +10,17 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from manifests.errors import ManifestError, first_line
 from manifests.layout import CommitInfo, committed_units, table_dir
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 SCAN_BATCH_ROWS = 65_536
 READAHEAD_BATCHES = 4
@@ -106,6 +109,8 @@ def committed_parts(
 
 def dataset_of(parts: list[Part], table: str) -> ds.Dataset:
     """A dataset over checked parts with our schema (absent nullable columns read as nulls)."""
+    import pyarrow.dataset as ds  # imported here: it pulls in pandas, which footer-only commands never need
+
     schema = SCHEMAS[table]
     if not parts:
         return ds.dataset(schema.empty_table())
@@ -151,6 +156,8 @@ def scan_batches(
 
 def read_error(dataset: ds.Dataset, table: str, columns: list[str] | None, exc: BaseException) -> ManifestError:
     """A one-line error naming the part whose data pages fail to decode (found by re-reading each part)."""
+    import pyarrow.dataset as ds
+
     for fragment in dataset.get_fragments() if isinstance(dataset, ds.FileSystemDataset) else []:
         try:
             for _ in fragment.to_batches(columns=columns):
@@ -158,6 +165,22 @@ def read_error(dataset: ds.Dataset, table: str, columns: list[str] | None, exc: 
         except (pa.ArrowException, OSError) as bad:
             return ManifestError(f"{fragment.path}: corrupt data ({first_line(bad)})")
     return ManifestError(f"{table}: read failed ({first_line(exc)})")
+
+
+def part_batches(parts: list[Part], table: str, columns: list[str], batch_rows: int = SCAN_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """Stream `columns` of parts straight from Parquet (no pyarrow.dataset); absent columns read as nulls."""
+    check_columns(table, columns)
+    schema = pa.schema([SCHEMAS[table].field(c) for c in columns])
+    for part in parts:
+        present = [c for c in columns if c in part.metadata.schema.names]
+        try:
+            for batch in pq.ParquetFile(part.path).iter_batches(batch_size=batch_rows, columns=present):
+                yield pa.record_batch(
+                    [batch.column(c) if c in present else pa.nulls(batch.num_rows, f.type) for c, f in zip(columns, schema)],
+                    schema=schema,
+                )
+        except (pa.ArrowException, OSError) as exc:
+            raise ManifestError(f"{part.path}: corrupt data ({first_line(exc)})") from None
 
 
 def check_columns(table: str, columns: list[str] | None) -> None:

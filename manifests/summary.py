@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.layout import check_table_name
-from manifests.reader import Part, committed_parts, dataset_of, scan_batches
+from manifests.reader import Part, committed_parts, part_batches
 from manifests.schema import SCHEMAS
 
 CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -77,12 +78,11 @@ def summarize(root: str | os.PathLike, table: str) -> TableSummary:
         bytes=sum(p.path.stat().st_size for p in parts),
         columns=footer_stats(parts, SCHEMAS[table]),
     )
-    dataset = dataset_of(parts, table)
     for column in CATEGORY_COLUMNS.get(table, ()):
-        summary.counts[column] = value_counts(dataset, table, column)
+        summary.counts[column] = value_counts(part_batches(parts, table, [column]), column)
     if table in GROUPED_VALUES:
         key, value = GROUPED_VALUES[table]
-        summary.groups[f"{value} by {key}"] = grouped_stats(dataset, table, key, value)
+        summary.groups[f"{value} by {key}"] = grouped_stats(part_batches(parts, table, [key, value]), key, value)
     return summary
 
 
@@ -118,20 +118,20 @@ def _merge(stats: ColumnStats, chunk: object) -> None:
         stats.max = high if stats.max is None else max(stats.max, high)
 
 
-def value_counts(dataset: pa.dataset.Dataset, table: str, column: str) -> dict[str, int]:
+def value_counts(batches: Iterable[pa.RecordBatch], column: str) -> dict[str, int]:
     """Counts of each value of one column (nulls as 'null'), most frequent first."""
     counts: Counter[str] = Counter()
-    for batch in scan_batches(dataset, table, [column]):
+    for batch in batches:
         for item in pc.value_counts(batch.column(column)).to_pylist():
             counts["null" if item["values"] is None else str(item["values"])] += item["counts"]
     return dict(counts.most_common())
 
 
-def grouped_stats(dataset: pa.dataset.Dataset, table: str, key: str, value: str) -> dict[str, dict[str, float | int | None]]:
+def grouped_stats(batches: Iterable[pa.RecordBatch], key: str, value: str) -> dict[str, dict[str, float | int | None]]:
     """Per value of `key`: rows, nulls, min, max and mean of `value`, merged batch by batch."""
     merged: dict[str, dict[str, float | int | None]] = {}
     aggregations = [(value, "min"), (value, "max"), (value, "sum"), (value, "count"), ([], "count_all")]
-    for batch in scan_batches(dataset, table, [key, value]):
+    for batch in batches:
         grouped = pa.table(batch).group_by(key).aggregate(aggregations)
         for row in grouped.to_pylist():
             group = merged.setdefault(str(row[key]), {"rows": 0, "nulls": 0, "min": None, "max": None, "sum": 0.0})

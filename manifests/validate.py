@@ -11,11 +11,11 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from manifests.errors import ManifestError
 from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_from, sorted_unique
@@ -24,6 +24,9 @@ from manifests.progress import bar
 from manifests.reader import committed_parts, dataset_of, scan_batches
 from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, PROVENANCE_FIELDS, SCHEMAS, URI_COLUMNS
 from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, uri_problems
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 MAX_EXAMPLES = 3
 INPUT_URI_COLUMNS = {("videos", "uri")}

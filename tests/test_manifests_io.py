@@ -12,6 +12,7 @@ import pytest
 from _manifests_helpers import clip_row, commit_raw, files_under, small_dataset, video_row
 
 from manifests import SCHEMAS, ManifestError, ManifestWriter, open_table, read_table
+from manifests.reader import committed_parts, part_batches
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY
 
 
@@ -215,3 +216,11 @@ def test_many_units_read_in_order(tmp_path):
 
 def _prov():
     return {"stage": "filters", "stage_version": "1", "model_name": "none", "weights_id": "none"}
+
+
+def test_older_file_without_a_nullable_column_reads_it_as_nulls(tmp_path):
+    data = pa.Table.from_pylist([clip_row(0)], schema=SCHEMAS["clips"]).drop_columns(["uri"])
+    commit_raw(tmp_path, "clips", "old", data, {META_VERSION_KEY: b"1.0", META_TABLE_KEY: b"clips"})
+    assert read_table(tmp_path, "clips", columns=["uri"]).column("uri").to_pylist() == [None]
+    batches = list(part_batches(committed_parts(tmp_path, "clips"), "clips", ["clip_id", "uri"]))
+    assert batches[0].column("uri").null_count == 1 and batches[0].column("clip_id")[0].as_py() == clip_row(0)["clip_id"]
