@@ -172,7 +172,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     root, table = dataset_root(args.root), table_arg(args.table)
     where = parse_filter(args.where, SCHEMAS[table]) if args.where else None
     suffix = f" where {args.where}" if args.where else ""
-    paths = plot_columns(open_table(root, table), table, args.columns, Path(args.out), args.bins, where, suffix)
+    dataset = open_table(root, table)
+    paths = plot_columns(dataset, table, args.columns, Path(args.out), args.bins, where, suffix, wants_progress(args.progress))
     if args.json:
         print_json({"table": table, "files": [str(p) for p in paths]})
     else:

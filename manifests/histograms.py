@@ -5,6 +5,7 @@ Numeric columns get a histogram; string and boolean columns a bar chart of their
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pyarrow.dataset as ds
 from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI backend
 
 from manifests.errors import ManifestError
+from manifests.progress import bar
 from manifests.reader import check_columns, scan_batches
 from manifests.schema import SCHEMAS
 from manifests.summary import value_counts
@@ -29,6 +31,7 @@ def plot_columns(
     bins: int = 50,
     where: ds.Expression | None = None,
     title_suffix: str = "",
+    progress: bool = False,
 ) -> list[Path]:
     """One PNG per column in `out_dir` (created), named `<table>.<column>.png`; returns their paths."""
     check_columns(table, columns)
@@ -38,13 +41,14 @@ def plot_columns(
     for column in columns:
         kind = schema.field(column).type
         if pa.types.is_integer(kind) or pa.types.is_floating(kind):
-            edges, counts = numeric_histogram(dataset, table, column, bins, where)
+            edges, counts = numeric_histogram(dataset, table, column, bins, where, progress)
             fig = Figure(figsize=(7, 4))
             ax = fig.subplots()
             ax.stairs(counts, edges, fill=True)
             ax.set_xlabel(column)
         elif pa.types.is_string(kind) or pa.types.is_boolean(kind):
-            top = list(value_counts(scan_batches(dataset, table, [column], where), column).items())[:TOP_VALUES]
+            batches = _counted(scan_batches(dataset, table, [column], where), f"{column} values", progress)
+            top = list(value_counts(batches, column).items())[:TOP_VALUES]
             fig = Figure(figsize=(7, max(3.0, 0.25 * len(top) + 1)))
             ax = fig.subplots()
             ax.barh([k for k, _ in top][::-1], [v for _, v in top][::-1])
@@ -60,11 +64,11 @@ def plot_columns(
 
 
 def numeric_histogram(
-    dataset: ds.Dataset, table: str, column: str, bins: int, where: ds.Expression | None
+    dataset: ds.Dataset, table: str, column: str, bins: int, where: ds.Expression | None, progress: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bin edges and counts over the finite values of one numeric column (bounded memory)."""
     low, high = np.inf, -np.inf
-    for batch in scan_batches(dataset, table, [column], where):
+    for batch in _counted(scan_batches(dataset, table, [column], where), f"{column} range", progress):
         values = _finite(batch.column(column))
         if len(values):
             low, high = min(low, values.min()), max(high, values.max())
@@ -74,9 +78,17 @@ def numeric_histogram(
         low, high = low - 0.5, high + 0.5
     edges = np.linspace(low, high, bins + 1)
     counts = np.zeros(bins)
-    for batch in scan_batches(dataset, table, [column], where):
+    for batch in _counted(scan_batches(dataset, table, [column], where), f"{column} bins", progress):
         counts += np.histogram(_finite(batch.column(column)), bins=edges)[0]
     return edges, counts
+
+
+def _counted(batches: Iterable[pa.RecordBatch], desc: str, progress: bool) -> Iterator[pa.RecordBatch]:
+    """Pass batches through, counting matching rows on a progress bar."""
+    with bar(None, desc, progress) as pbar:
+        for batch in batches:
+            pbar.update(batch.num_rows)
+            yield batch
 
 
 def _finite(values: pa.Array) -> np.ndarray:

@@ -11,6 +11,6 @@ def wants_progress(requested: bool) -> bool:
     return requested or sys.stderr.isatty()
 
 
-def bar(total: int, desc: str, enabled: bool) -> tqdm:
-    """A row-count bar; disabled bars cost nothing and print nothing."""
+def bar(total: int | None, desc: str, enabled: bool) -> tqdm:
+    """A row-count bar (total None: a counter); disabled bars cost nothing and print nothing."""
     return tqdm(total=total, desc=desc, unit="rows", unit_scale=True, file=sys.stderr, disable=not enabled, leave=False)

@@ -145,3 +145,12 @@ def test_corrupt_part_is_one_error_line(tmp_path):
     done = run_cli("validate", tmp_path, "--json")
     assert done.returncode == 1 and "not a readable Parquet file" in done.stdout
     assert "manifests/videos/unit-000000-00000.parquet" in files_under(tmp_path)  # validation never deletes
+
+
+def test_progress_bars_go_to_stderr_only_when_asked(dataset, tmp_path):
+    quiet = run_cli("validate", dataset)
+    assert quiet.returncode == 0 and quiet.stderr == ""  # stderr is not a TTY here
+    loud = run_cli("validate", dataset, "--progress")
+    assert loud.returncode == 0 and "validate clips" in loud.stderr and "validate clips" not in loud.stdout
+    charts = run_cli("stats", dataset, "clips", "fps", "--out", tmp_path, "--progress")
+    assert charts.returncode == 0 and "fps range" in charts.stderr
