@@ -23,7 +23,6 @@ from manifests.errors import ManifestError
 from manifests.layout import (
     TEMP_TAG,
     CommitInfo,
-    check_unit_id,
     fsync_dir,
     marker_dir,
     marker_path,
