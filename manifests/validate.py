@@ -1,4 +1,4 @@
-"""Check a whole dataset: file integrity, required values, unique keys, references, URIs, provenance.
+"""Check a whole dataset: file integrity, required values, unique keys, references, URIs, provenance, per-frame shapes.
 
 Everything streams: each table is scanned once, batch by batch, over only the columns a check needs;
 keys are kept as 64-bit hashes (8 bytes a row), and the rare second pass that names examples runs
@@ -31,6 +31,10 @@ if TYPE_CHECKING:
 MAX_EXAMPLES = 3
 INPUT_URI_COLUMNS = {("videos", "uri")}
 """URI columns that name inputs, which may live anywhere (absolute paths and scheme URIs allowed)."""
+PER_FRAME_LISTS: dict[str, tuple[str, ...]] = {"objects": ("frame_indices", "boxes", "mask_rle")}
+"""List columns holding one entry per frame: in a row, each non-null one has the first one's length."""
+MASK_SIZE: dict[str, tuple[str, str, str]] = {"objects": ("mask_rle", "mask_height", "mask_width")}
+"""RLE columns and the size columns without which they cannot be decoded."""
 _REFERENCED = {ref_table for refs in FOREIGN_KEYS.values() for _, ref_table, _ in refs}
 _URI_PROBLEM_TEXT = {
     EMPTY: "are empty strings",
@@ -44,7 +48,7 @@ class Issue:
     """One kind of problem in one table (and column), with how many rows have it and a few examples."""
 
     table: str
-    check: str  # file | required | provenance | uri | primary_key | reference
+    check: str  # file | required | provenance | uri | shape | primary_key | reference
     message: str
     column: str | None = None
     count: int = 1
@@ -92,7 +96,12 @@ class _RowChecks:
         self.ref_columns = [column for column, _, _ in FOREIGN_KEYS.get(table, [])]
         self.uri_columns = list(URI_COLUMNS.get(table, ()))
         self.required = [f.name for f in SCHEMAS[table] if not f.nullable]
-        self.columns = list(dict.fromkeys(self.required + self.uri_columns + self.key_columns + self.ref_columns))
+        self.per_frame = list(PER_FRAME_LISTS.get(table, ()))
+        self.mask_size = MASK_SIZE.get(table)
+        extra = self.per_frame + list(self.mask_size or ())
+        self.columns = list(dict.fromkeys(self.required + self.uri_columns + self.key_columns + self.ref_columns + extra))
+        self.misaligned: Counter[str] = Counter()  # per-frame list column -> rows of another length
+        self.unsized = 0  # rows with an RLE mask but no mask size
         self.nulls: Counter[str] = Counter()
         self.blanks: Counter[str] = Counter()
         self.uri_counts: Counter[tuple[str, str]] = Counter()
@@ -114,6 +123,7 @@ class _RowChecks:
             valid = hashed[column][pc.is_valid(batch.column(column)).to_numpy(zero_copy_only=False)]
             self.refs[column][self.ref_rows[column] : self.ref_rows[column] + len(valid)] = valid
             self.ref_rows[column] += len(valid)
+        self._check_shapes(batch)
         for column in self.uri_columns:
             loose = self.allow_absolute or (self.table, column) in INPUT_URI_COLUMNS
             for kind, mask in uri_problems(batch.column(column), loose).items():
@@ -123,10 +133,29 @@ class _RowChecks:
                     picked = batch.column(column).filter(pa.array(mask))[: MAX_EXAMPLES - len(seen)]
                     seen.extend(str(v) for v in picked.to_pylist())
 
+    def _check_shapes(self, batch: pa.RecordBatch) -> None:
+        if self.per_frame:
+            frames = pc.list_value_length(batch.column(self.per_frame[0]))
+            for column in self.per_frame[1:]:
+                differs = pc.not_equal(pc.list_value_length(batch.column(column)), frames)
+                self.misaligned[column] += int(pc.sum(pc.fill_null(differs, False)).as_py() or 0)
+        if self.mask_size:
+            rle, height, width = (batch.column(c) for c in self.mask_size)
+            unsized = pc.and_(pc.is_valid(rle), pc.or_(pc.is_null(height), pc.is_null(width)))
+            self.unsized += int(pc.sum(unsized).as_py() or 0)
+
     def issues(self) -> list[Issue]:
         t = self.table
         found = [Issue(t, "required", f"{t}.{c}: {n} nulls in a required column", c, n) for c, n in self.nulls.items() if n]
         found += [Issue(t, "provenance", f"{t}.{c}: {n} rows with empty provenance", c, n) for c, n in self.blanks.items() if n]
+        for column, n in self.misaligned.items():
+            if n:
+                text = f"{t}.{column}: {n} rows whose length differs from {self.per_frame[0]} (one entry per frame)"
+                found.append(Issue(t, "shape", text, column, n))
+        if self.unsized:
+            rle, height, width = self.mask_size
+            text = f"{t}.{rle}: {self.unsized} rows have masks but no {height}/{width} to decode them"
+            found.append(Issue(t, "shape", text, rle, self.unsized))
         for (column, kind), n in self.uri_counts.items():
             text = f"{t}.{column}: {n} URIs {_URI_PROBLEM_TEXT[kind]}"
             found.append(Issue(t, "uri", text, column, n, tuple(self.uri_examples[column, kind])))

@@ -111,3 +111,19 @@ def test_corrupt_data_pages_are_an_issue_naming_the_file(tmp_path):
     assert "unit-000001-00000.parquet: corrupt data" in issues[0].message
     with pytest.raises(ManifestError, match="unit-000001-00000.parquet: corrupt data"):
         read_table(tmp_path, "clips")
+
+
+def test_per_frame_lists_must_align_and_masks_need_a_size(tmp_path):
+    ManifestWriter(tmp_path, "videos").write("v", [video_row("v0")])
+    ManifestWriter(tmp_path, "clips").write("c", [clip_row(0)])
+    base = {"clip_id": clip_row(0)["clip_id"], "track_id": 0, "class_name": "dog", "confidence": 0.9,
+            "frame_indices": [0, 1], "boxes": [[0, 0, 2, 2], [0, 0, 2, 2]], "mask_rle": ["04", "04"],
+            "mask_height": 2, "mask_width": 2, "stage": "objects", "stage_version": "1", "model_name": "sam",
+            "weights_id": "random-init"}
+    rows = [dict(base, object_id="ok"), dict(base, object_id="short", boxes=[[0, 0, 2, 2]]),
+            dict(base, object_id="unsized", mask_height=None), dict(base, object_id="no-masks", mask_rle=None)]
+    ManifestWriter(tmp_path, "objects").write("o", rows)
+    issues = _by_check(validate_dataset(tmp_path))
+    assert issues["objects", "shape", "boxes"].count == 1
+    assert issues["objects", "shape", "mask_rle"].count == 1 and "no mask_height/mask_width" in issues["objects", "shape", "mask_rle"].message
+    assert len(issues) == 2
