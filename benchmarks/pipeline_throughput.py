@@ -7,7 +7,7 @@ the whole tree. Throughput = clips written / wall time and source seconds / wall
 time measured around the whole job (Ray start-up included). Bar (DESIGN.md section 8): Ray >= 0.85x
 in-process. Boundedness: the peaks at the smaller and the larger corpus should be about equal.
 
-    python benchmarks/pipeline_throughput.py --videos 50 200 --cores 1 --json-out pipeline.json
+    python benchmarks/pipeline_throughput.py --videos 50 200 --cores 1 2   # JSON: benchmarks/results/
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ class Result:
     worker_peak_rss_mib: float
     tree_peak_rss_mib: float
     processes_peak: int
+    peak_rss_mib_by_process: dict[str, float]
 
 
 def build_inputs(root: Path, videos: int) -> Path:
@@ -69,7 +71,14 @@ def write_config(path: Path, inputs: Path, output: Path, cores: int, batch_size:
     return path
 
 
-def sample_tree(proc: psutil.Process, peaks: dict[str, float]) -> None:
+def process_label(proc: psutil.Process) -> str:
+    """A stable name for a Ray process: its title (e.g. ray::MapWorker(MapBatches(ShotsStageActor))) or exe."""
+    cmdline = proc.cmdline()
+    title = cmdline[0].split(" ")[0] if cmdline else proc.name()
+    return re.sub(r"\.[A-Za-z_]+$", "", title) if title.startswith("ray::") else proc.name()  # drop ".method"
+
+
+def sample_tree(proc: psutil.Process, peaks: dict[str, float], by_process: dict[str, float]) -> None:
     """Fold the current RSS of the job's process tree into `peaks` (processes may vanish mid-read)."""
     try:
         children = proc.children(recursive=True)
@@ -79,16 +88,21 @@ def sample_tree(proc: psutil.Process, peaks: dict[str, float]) -> None:
     rss = []
     for child in children:
         try:
-            rss.append(child.memory_info().rss)
+            value, label = child.memory_info().rss, process_label(child)
         except psutil.NoSuchProcess:
             continue
+        rss.append(value)
+        if value:  # a process still starting reads 0 under a half-set title
+            by_process[label] = max(by_process.get(label, 0.0), value)
     peaks["driver"] = max(peaks["driver"], driver)
     peaks["worker"] = max([peaks["worker"], *rss])
     peaks["tree"] = max(peaks["tree"], driver + sum(rss))
     peaks["procs"] = max(peaks["procs"], 1 + len(rss))
 
 
-def run_job(config: Path, in_process: bool, cores: list[int], interval: float) -> tuple[float, dict[str, float]]:
+def run_job(
+    config: Path, in_process: bool, cores: list[int], interval: float
+) -> tuple[float, dict[str, float], dict[str, float]]:
     cmd = [sys.executable, "-m", "jobs.curate", "--config", str(config), "--no-summary"]
     if in_process:
         cmd.append("--in-process")
@@ -98,25 +112,27 @@ def run_job(config: Path, in_process: bool, cores: list[int], interval: float) -
                              preexec_fn=lambda: os.sched_setaffinity(0, cores))
     proc = psutil.Process(child.pid)
     peaks = {"driver": 0.0, "worker": 0.0, "tree": 0.0, "procs": 0.0}
+    by_process: dict[str, float] = {}
     while child.poll() is None:
-        sample_tree(proc, peaks)
+        sample_tree(proc, peaks, by_process)
         time.sleep(interval)
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"error: job failed ({child.returncode}): {child.stderr.read().strip().splitlines()[-1:]}")
-    return wall, peaks
+    return wall, peaks, by_process
 
 
 def measure(mode: str, inputs: Path, videos: int, cores: list[int], work: Path, batch_size: int,
             interval: float) -> Result:
     out = work / f"out-{mode}-{videos}-{len(cores)}"
     config = write_config(work / f"{out.name}.yaml", inputs, out, len(cores), batch_size)
-    wall, peaks = run_job(config, mode == "in-process", cores, interval)
+    wall, peaks, by_process = run_job(config, mode == "in-process", cores, interval)
     clips = read_table(out, "clips", columns=["status"]).num_rows
     source_s = sum(d or 0.0 for d in read_table(out, "videos", columns=["duration_s"]).column(0).to_pylist())
     return Result(mode, videos, len(cores), round(wall, 2), clips, round(source_s, 1), round(clips / wall, 3),
                   round(source_s / wall / len(cores), 3), round(peaks["driver"] / MiB, 1),
-                  round(peaks["worker"] / MiB, 1), round(peaks["tree"] / MiB, 1), int(peaks["procs"]))
+                  round(peaks["worker"] / MiB, 1), round(peaks["tree"] / MiB, 1), int(peaks["procs"]),
+                  {k: round(v / MiB, 1) for k, v in sorted(by_process.items())})
 
 
 def print_table(results: list[Result]) -> None:
@@ -127,6 +143,15 @@ def print_table(results: list[Result]) -> None:
         print(f"{r.mode:<11}{r.videos:>7}{r.cores:>6}{r.wall_s:>8.1f}{r.clips:>7}{r.clips_per_s:>9.3f}"
               f"{r.source_s_per_s_per_core:>13.3f}{r.driver_peak_rss_mib:>11.0f}{r.worker_peak_rss_mib:>11.0f}"
               f"{r.tree_peak_rss_mib:>10.0f}{r.processes_peak:>6}")
+
+
+def print_processes(results: list[Result]) -> None:
+    """Peak RSS of each kind of Ray process, per run: which one, if any, grows with the corpus."""
+    for r in results:
+        if r.peak_rss_mib_by_process:
+            print(f"\n{r.mode} {r.videos} videos {r.cores} cores, peak RSS MiB by process:")
+            for label, mib in r.peak_rss_mib_by_process.items():
+                print(f"  {label:<60}{mib:>8.0f}")
 
 
 def ratios(results: list[Result]) -> dict[str, float]:
@@ -142,27 +167,30 @@ def ratios(results: list[Result]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, nargs="+", default=[50, 200], help="corpus sizes to run")
-    parser.add_argument("--cores", type=int, default=1, help="CPUs both modes are pinned to (num_cpus of the job)")
+    parser.add_argument("--cores", type=int, nargs="+", default=[1],
+                        help="CPU counts both modes are pinned to (num_cpus of the job), one run each")
     parser.add_argument("--modes", nargs="+", default=["in-process", "ray"], choices=["in-process", "ray"])
     parser.add_argument("--batch-size", type=int, default=4, help="videos per unit")
     parser.add_argument("--work-dir", help="where corpora and outputs go (reused corpora); default a temp dir")
     parser.add_argument("--interval", type=float, default=0.1, help="RSS sampling period, seconds")
-    parser.add_argument("--json-out", default="pipeline_throughput.json")
+    parser.add_argument("--json-out", default=str(REPO / "benchmarks/results/pipeline_throughput.json"))
     args = parser.parse_args()
     available = sorted(os.sched_getaffinity(0))
-    if args.cores > len(available):
-        raise SystemExit(f"error: --cores {args.cores} but only {len(available)} CPUs are available")
-    cores = available[: args.cores]
+    if max(args.cores) > len(available):
+        raise SystemExit(f"error: --cores {max(args.cores)} but only {len(available)} CPUs are available")
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="pipeline-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     results = []
     for videos in args.videos:
         inputs = build_inputs(work, videos)
-        for mode in args.modes:
-            results.append(measure(mode, inputs, videos, cores, work, args.batch_size, args.interval))
-            print_table(results[-1:])
+        for n_cores in args.cores:
+            for mode in args.modes:
+                results.append(measure(mode, inputs, videos, available[:n_cores], work, args.batch_size,
+                                       args.interval))
+                print_table(results[-1:])
     print()
     print_table(results)
+    print_processes(results)
     summary = ratios(results)
     for key, value in summary.items():
         print(f"ray / in-process throughput at {key}: {value:.3f} (bar >= 0.85: {'met' if value >= 0.85 else 'NOT met'})")
@@ -173,6 +201,7 @@ def main() -> None:
         "results": [asdict(r) for r in results],
         "ray_over_in_process": summary,
     }
+    Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json_out).write_text(json.dumps(report, indent=1) + "\n")
 
 

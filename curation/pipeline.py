@@ -1,8 +1,6 @@
 """Run the curation stages over a corpus, through Ray Data or in-process, one committed unit at a time.
 
-Units: the sorted input list cut into batches of `batch_size` videos, unit `b000000`, `b000001`, ... so
-the same inputs always make the same units. A unit is done when its rows are committed in every table
-it writes (videos, clips, scores, errors); a re-run skips done units and redoes the others from
+Units and their commits are in curation/units.py: a re-run skips done units and redoes the others from
 scratch, which gives the same rows because every stage is deterministic and every file a unit writes
 (clip mp4s, manifest parts) is written to a temp name and renamed.
 
@@ -15,27 +13,21 @@ commits each through the ManifestWriter. In-process mode runs the same stage obj
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from curation.job_config import CurateConfig, StageResources
-from curation.ray_runtime import ray_session
+from curation.ray_runtime import cluster_address, ray_session
 from curation.stage import TABLES_WRITTEN, Stage, WorkUnit
 from curation.stages import STAGES
-from manifests import SCHEMAS, ManifestWriter
+from curation.units import PipelineError, check_plan, commit_unit, is_done, plan_units
 
-
-class PipelineError(Exception):
-    """The job cannot start (no inputs, output in the way); one line."""
+__all__ = ["PipelineError", "RunStats", "run"]
 
 
 @dataclass
@@ -54,72 +46,6 @@ class RunStats:
             self.rows[table] += len(unit.rows(table))
         self.clips_ok += sum(1 for c in unit.rows("clips") if c["status"] == "ok")
         self.source_seconds += sum(v["duration_s"] or 0.0 for v in unit.rows("videos"))
-
-
-def list_inputs(config: CurateConfig) -> list[Path]:
-    """Input files under `config.input` matching the glob, sorted by path so units are deterministic."""
-    root = Path(config.input)
-    if not root.is_dir():
-        raise PipelineError(f"input {root} is not a directory")
-    files = sorted((p for p in root.glob(config.input_glob) if p.is_file()), key=lambda p: p.as_posix())
-    if not files:
-        raise PipelineError(f"no input files match {config.input_glob!r} under {root}")
-    return files
-
-
-def plan_units(config: CurateConfig) -> list[WorkUnit]:
-    inputs = [str(p.absolute()) for p in list_inputs(config)]
-    out_root = str(Path(config.output).absolute())
-    size = config.batch_size
-    return [
-        WorkUnit(f"b{i // size:06d}", inputs[i : i + size], out_root) for i in range(0, len(inputs), size)
-    ]
-
-
-PLAN_FILE = "curate_plan.json"
-_RUNTIME_KEYS = {"input", "output", "num_cpus", "ray_address", "resources"}
-"""Config keys that may change between a run and its resume: they move or schedule work, not shape rows."""
-
-
-def plan_fingerprint(config: CurateConfig, units: list[WorkUnit]) -> dict[str, Any]:
-    """What a resume must match: the unit plan (inputs per unit) and every setting that shapes rows."""
-    settings = config.model_dump(mode="json", exclude=_RUNTIME_KEYS)
-    digest = hashlib.sha256()
-    for unit in units:
-        digest.update(json.dumps([unit.unit_id, [os.path.relpath(p, config.input) for p in unit.inputs]]).encode())
-    return {"units": len(units), "inputs_sha256": digest.hexdigest(), "settings": settings}
-
-
-def check_plan(config: CurateConfig, units: list[WorkUnit], resume: bool) -> None:
-    """Refuse to mix outputs: no silent overwrite, and a resume only with the same inputs and settings."""
-    out = Path(units[0].out_root)
-    plan_path = out / PLAN_FILE
-    fingerprint = plan_fingerprint(config, units)
-    if not resume:
-        if (out / "manifests").exists() or plan_path.exists():
-            raise PipelineError(f"output {out} already holds a curation run; pass --resume to continue it")
-    elif plan_path.is_file():
-        before = json.loads(plan_path.read_text())
-        if before != fingerprint:
-            changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
-            raise PipelineError(f"output {out} was made with different {', '.join(changed)}; "
-                                "resume needs the same inputs and settings (or use a new output)")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    temp = plan_path.with_name(f".{PLAN_FILE}.tmp")
-    temp.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
-    temp.replace(plan_path)
-
-
-def is_done(root: str, unit_id: str) -> bool:
-    return all(ManifestWriter(root, table).is_committed(unit_id) for table in TABLES_WRITTEN)
-
-
-def commit_unit(unit: WorkUnit) -> None:
-    """Write the unit's rows to every table; already committed tables of a half-written unit are skipped."""
-    for table in TABLES_WRITTEN:
-        rows = unit.rows(table) or SCHEMAS[table].empty_table()  # an empty list carries no columns
-        ManifestWriter(unit.out_root, table).write(unit.unit_id, rows)
 
 
 def build_stages(config: CurateConfig) -> list[Stage]:
@@ -146,7 +72,7 @@ class StageActor:
 def check_fits(config: CurateConfig) -> None:
     """An embedded Ray has `num_cpus` CPUs; actor pools that reserve more would wait forever."""
     wanted = sum(r.num_cpus * r.concurrency for r in (resources_of(config, s) for s in STAGES))
-    if config.ray_address is None and wanted > config.num_cpus + 1e-9:
+    if cluster_address(config.ray_address) is None and wanted > config.num_cpus + 1e-9:
         raise PipelineError(f"the stages' actors reserve {wanted:g} CPUs but num_cpus is {config.num_cpus}: "
                             "lower resources.<stage>.num_cpus or concurrency, or raise num_cpus")
 
@@ -169,8 +95,9 @@ def _iter_ray(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]
     ds = ray.data.from_items([{"unit": u.to_json()} for u in units], override_num_blocks=len(units))
     for stage_cls in STAGES:
         res = resources_of(config, stage_cls)
+        named = type(f"{stage_cls.__name__}Actor", (StageActor,), {})  # names the actors, e.g. in `ps`
         ds = ds.map_batches(
-            StageActor,
+            named,
             fn_constructor_args=(stage_cls, config),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=res.concurrency),
@@ -187,9 +114,11 @@ def run(
     resume: bool = False,
     log: Callable[[str], Any] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> RunStats:
-    """Run the job; without `resume` an output that already holds manifests is refused."""
+    """Run the job; without `resume` an output that already holds a run is refused."""
     units = plan_units(config)
     out_root = units[0].out_root
+    if not in_process:
+        check_fits(config)
     check_plan(config, units, resume)
     pending = [u for u in units if not is_done(out_root, u.unit_id)]
     stats = RunStats(units_total=len(units), units_skipped=len(units) - len(pending))
@@ -201,7 +130,6 @@ def run(
         if in_process:
             _drain(_iter_in_process(config, pending), stats, log, start)
         else:
-            check_fits(config)
             with ray_session(config.num_cpus, config.ray_address) as where:
                 log(f"curate: ray {where}")
                 _drain(_iter_ray(config, pending), stats, log, start)

@@ -34,12 +34,17 @@ def short_temp_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="ray-", dir=base))
 
 
+def cluster_address(address: str | None = None) -> str | None:
+    """The cluster to join: the given address, else RAY_ADDRESS (set by `ray job submit`); None = start locally."""
+    return address or os.environ.get("RAY_ADDRESS") or None
+
+
 @contextmanager
 def ray_session(num_cpus: int, address: str | None = None) -> Iterator[str]:
     """Run the body with Ray initialised; yields "local" or the address joined. Always shuts Ray down."""
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS") or None
+    address = cluster_address(address)
     temp_dir = None
     if address:
         ray.init(address=address, logging_level="WARNING")
