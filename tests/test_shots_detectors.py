@@ -61,7 +61,7 @@ def test_transnetv2_streaming_equals_wheel_predict_frames(transnet):
     frames = np.concatenate([b for _, b in zip(range(3), decode_small(real_clip_source(), batch_size=77))])
     ref, _ = transnet._model.predict_frames(torch.from_numpy(frames), quiet=True)
     windows = list(sliding_windows([frames[:100], frames[100:]]))
-    ours = np.concatenate(transnet._forward(torch, windows[:2]) + transnet._forward(torch, windows[2:]))
+    ours = np.concatenate(transnet.forward_windows(windows[:2]) + transnet.forward_windows(windows[2:]))
     np.testing.assert_allclose(ours[: len(frames)], ref.numpy(), atol=1e-4)
     assert (ref.numpy() > 0.5).sum() >= 1  # the slice holds at least one cut, so the check is not vacuous
 

@@ -15,9 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m curation.corpus", description=__doc__)
     parser.add_argument("out_dir")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--videos", type=int, default=None, help="number of synthetic videos (default 10, 3 with --quick)")
+    parser.add_argument("--videos", type=int, default=None,
+                        help="number of synthetic videos (default 10, 3 with --quick)")
     parser.add_argument("--quick", action="store_true", help="smaller, shorter videos for tests")
-    parser.add_argument("--with-bad-inputs", action="store_true", help="also write bad/ (truncated, empty, text, PNG, 8K)")
+    parser.add_argument("--with-bad-inputs", action="store_true",
+                        help="also write bad/ (truncated, empty, text, PNG, 8K)")
     parser.add_argument("--no-real", action="store_true", help="skip copying the real TransNetV2 test clip")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()

@@ -127,7 +127,8 @@ def _objects(rng, shots, width, height, first_id, photos_used) -> list[ObjectPla
 
             def point(outside: bool) -> tuple[float, float]:
                 if outside:
-                    return (float(rng.choice([-0.3 * size[0], width + 0.3 * size[0]])), float(rng.uniform(0.2, 0.8) * height))
+                    x = float(rng.choice([-0.3 * size[0], width + 0.3 * size[0]]))
+                    return (x, float(rng.uniform(0.2, 0.8) * height))
                 return (float(rng.uniform(0.2, 0.8) * width), float(rng.uniform(0.25, 0.75) * height))
 
             out.append(ObjectPlan(
@@ -162,7 +163,8 @@ def plan_video(seed: int, index: int, quick: bool, photo_hw) -> VideoPlan:
         content_start = pure_start
         if i > 0:
             prev = transitions[-1]
-            content_start = prev.start if prev.kind == "dissolve" else prev.end - (prev.end - prev.start - prev.hold) // 2
+            ramp = (prev.end - prev.start - prev.hold) // 2  # a fade brings the new shot in over its last ramp
+            content_start = prev.start if prev.kind == "dissolve" else prev.end - ramp
         content_end = pure_end
         if i < n_shots - 1:
             (span, hold), kind = spans[i], kinds[i]
@@ -170,7 +172,8 @@ def plan_video(seed: int, index: int, quick: bool, photo_hw) -> VideoPlan:
             t = pure_end + span
             content_end = pure_end + (span if kind == "dissolve" else (span - hold) // 2)
         aspect = width / height
-        shots.append(ShotPlan(photos[i], _camera(rng, photo_hw(photos[i]), aspect), content_start, content_end, pure_start, pure_end))
+        camera = _camera(rng, photo_hw(photos[i]), aspect)
+        shots.append(ShotPlan(photos[i], camera, content_start, content_end, pure_start, pure_end))
     objects = _objects(rng, shots, width, height, 1, photo_hw)
     name = f"synth_{index:03d}_{width}x{height}_{fpsf:.2f}fps".replace(".", "p")
     return VideoPlan(name, width, height, fps, t, tuple(shots), tuple(transitions), tuple(objects))

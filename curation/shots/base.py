@@ -49,7 +49,9 @@ class ShotDetection:
         return [(a, b) for a, b in zip(edges, edges[1:]) if b > a]
 
 
-def clip_ranges(detection: ShotDetection, min_len_s: float, max_len_s: float, trim_frames: int) -> list[tuple[int, int]]:
+def clip_ranges(
+    detection: ShotDetection, min_len_s: float, max_len_s: float, trim_frames: int
+) -> list[tuple[int, int]]:
     """Clean clip ranges: transition frames removed, `trim_frames` cut at each boundary, too-short
     pieces dropped and too-long ones split into near-equal parts no longer than `max_len_s`."""
     if min_len_s < 0 or max_len_s <= 0 or max_len_s < min_len_s or trim_frames < 0:

@@ -33,6 +33,7 @@ class FastConfig:
     grad_max_residual: float = 0.3  # |mid - mean(ends)| / |end - start| at most this for a blend
     grad_min_frames: int = 2  # consecutive candidate centres needed
     black_luma: float = 12.0  # mean grey (0-255) under which a frame counts as black
+    fade_min_span: float = 8.0  # grey change across the window for a blend with a black end (a fade ramp)
     batch_size: int = 64
 
     def __post_init__(self) -> None:
@@ -46,17 +47,19 @@ def frame_changes(sig: FrameSignals, thumb_weight: float) -> np.ndarray:
     """Combined change from frame t-1 to t (index 0 is 0)."""
     out = np.zeros(len(sig), np.float32)
     if len(sig) > 1:
-        out[1:] = hist_distance(sig.hist[1:], sig.hist[:-1]) + thumb_weight * thumb_distance(sig.thumb[1:], sig.thumb[:-1])
+        hist = hist_distance(sig.hist[1:], sig.hist[:-1])
+        out[1:] = hist + thumb_weight * thumb_distance(sig.thumb[1:], sig.thumb[:-1])
     return out
 
 
 def adaptive_ratio(change: np.ndarray, k: int) -> np.ndarray:
     """change[t] / mean of change over [t-k, t+k] without t (edges use the neighbours that exist)."""
-    n = len(change)
+    idx = np.arange(len(change))
     csum = np.concatenate([[0.0], np.cumsum(change, dtype=np.float64)])
-    lo, hi = np.clip(np.arange(n) - k, 1, n), np.clip(np.arange(n) + k + 1, 1, n)
-    total = csum[hi] - csum[lo] - np.where((np.arange(n) >= lo) & (np.arange(n) < hi), change, 0)
-    count = np.maximum(hi - lo - ((np.arange(n) >= lo) & (np.arange(n) < hi)), 1)
+    lo, hi = np.clip(idx - k, 1, len(change)), np.clip(idx + k + 1, 1, len(change))  # change[0] is no neighbour
+    inside = (idx >= lo) & (idx < hi)
+    total = csum[hi] - csum[lo] - np.where(inside, change, 0)
+    count = np.maximum(hi - lo - inside, 1)
     return change / (total / count + 1e-3)
 
 
@@ -81,7 +84,8 @@ def gradual_candidates(sig: FrameSignals, w: int, cfg: FastConfig) -> np.ndarray
     residual = np.abs(m - 0.5 * (a + b)).mean(axis=1) / (span + 1.0)
     change = hist_distance(sig.hist[2 * w :], sig.hist[: n - 2 * w])
     dark = np.minimum(sig.luma[: n - 2 * w], sig.luma[2 * w :]) < cfg.black_luma  # fade ramps: one end black
-    out[w : n - w] = (residual <= cfg.grad_max_residual) & ((change >= cfg.grad_min_change) | (dark & (span > 8)))
+    content_change = (change >= cfg.grad_min_change) | (dark & (span > cfg.fade_min_span))
+    out[w : n - w] = (residual <= cfg.grad_max_residual) & content_change
     return out
 
 

