@@ -142,6 +142,7 @@ class FastDetector(ShotDetector):
         self.model_name = "histogram-adaptive"
 
     def signals(self, video_path: str | Path) -> tuple[float, FrameSignals]:
+        """(fps, per-frame signals), decoded at 64x36 in streamed batches; about 3.3 KB a frame is kept."""
         try:
             fps = probe(video_path).fps
             batches = iter_frame_batches(video_path, self.config.batch_size, width=DECODE_W, height=DECODE_H)
