@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,7 +51,11 @@ class Result:
     worker_peak_rss_mib: float
     tree_peak_rss_mib: float
     processes_peak: int
+    cpu_s: float  # user + system seconds of the whole process tree (sampled; misses < one interval per process)
+    clips_per_cpu_s: float
+    load_avg_1m_before_after: tuple[float, float]
     peak_rss_mib_by_process: dict[str, float]
+    cpu_s_by_process: dict[str, float]  # summed over processes of the same kind
 
 
 def build_inputs(root: Path, videos: int) -> Path:
@@ -78,17 +83,26 @@ def process_label(proc: psutil.Process) -> str:
     return re.sub(r"\.[A-Za-z_]+$", "", title) if title.startswith("ray::") else proc.name()  # drop ".method"
 
 
-def sample_tree(proc: psutil.Process, peaks: dict[str, float], by_process: dict[str, float]) -> None:
-    """Fold the current RSS of the job's process tree into `peaks` (processes may vanish mid-read)."""
+def sample_tree(
+    proc: psutil.Process, peaks: dict[str, float], by_process: dict[str, float], cpu: dict[int, float],
+    labels: dict[int, str],
+) -> None:
+    """Fold the current RSS of the job's process tree into `peaks` and its CPU seconds into `cpu` (per pid,
+    last value seen; processes may vanish mid-read)."""
     try:
         children = proc.children(recursive=True)
         driver = proc.memory_info().rss
+        times = proc.cpu_times()
+        cpu[proc.pid] = times.user + times.system
     except psutil.NoSuchProcess:
         return
     rss = []
     for child in children:
         try:
             value, label = child.memory_info().rss, process_label(child)
+            times = child.cpu_times()
+            cpu[child.pid] = times.user + times.system
+            labels[child.pid] = label
         except psutil.NoSuchProcess:
             continue
         rss.append(value)
@@ -102,7 +116,7 @@ def sample_tree(proc: psutil.Process, peaks: dict[str, float], by_process: dict[
 
 def run_job(
     config: Path, in_process: bool, cores: list[int], interval: float
-) -> tuple[float, dict[str, float], dict[str, float]]:
+) -> tuple[float, dict[str, float], dict[str, float], dict[str, float]]:
     cmd = [sys.executable, "-m", "jobs.curate", "--config", str(config), "--no-summary"]
     if in_process:
         cmd.append("--in-process")
@@ -113,52 +127,66 @@ def run_job(
     proc = psutil.Process(child.pid)
     peaks = {"driver": 0.0, "worker": 0.0, "tree": 0.0, "procs": 0.0}
     by_process: dict[str, float] = {}
+    cpu: dict[int, float] = {}
+    labels: dict[int, str] = {child.pid: "driver"}
     while child.poll() is None:
-        sample_tree(proc, peaks, by_process)
+        sample_tree(proc, peaks, by_process, cpu, labels)
         time.sleep(interval)
+    peaks["cpu_s"] = sum(cpu.values())
+    cpu_by_process: dict[str, float] = {}
+    for pid, seconds in cpu.items():
+        cpu_by_process[labels[pid]] = cpu_by_process.get(labels[pid], 0.0) + seconds
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"error: job failed ({child.returncode}): {child.stderr.read().strip().splitlines()[-1:]}")
-    return wall, peaks, by_process
+    return wall, peaks, by_process, cpu_by_process
 
 
 def measure(mode: str, inputs: Path, videos: int, cores: list[int], work: Path, batch_size: int,
             interval: float) -> Result:
     out = work / f"out-{mode}-{videos}-{len(cores)}"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh output each time: a resume would skip the work
     config = write_config(work / f"{out.name}.yaml", inputs, out, len(cores), batch_size)
-    wall, peaks, by_process = run_job(config, mode == "in-process", cores, interval)
+    load_before = os.getloadavg()[0]
+    wall, peaks, by_process, cpu_by_process = run_job(config, mode == "in-process", cores, interval)
+    load = (round(load_before, 1), round(os.getloadavg()[0], 1))  # the machine is shared: say how busy it was
     clips = read_table(out, "clips", columns=["status"]).num_rows
     source_s = sum(d or 0.0 for d in read_table(out, "videos", columns=["duration_s"]).column(0).to_pylist())
     return Result(mode, videos, len(cores), round(wall, 2), clips, round(source_s, 1), round(clips / wall, 3),
                   round(source_s / wall / len(cores), 3), round(peaks["driver"] / MiB, 1),
                   round(peaks["worker"] / MiB, 1), round(peaks["tree"] / MiB, 1), int(peaks["procs"]),
-                  {k: round(v / MiB, 1) for k, v in sorted(by_process.items())})
+                  round(peaks["cpu_s"], 1), round(clips / peaks["cpu_s"], 3), load,
+                  {k: round(v / MiB, 1) for k, v in sorted(by_process.items())},
+                  {k: round(v, 1) for k, v in sorted(cpu_by_process.items())})
 
 
 def print_table(results: list[Result]) -> None:
-    head = (f"{'mode':<11}{'videos':>7}{'cores':>6}{'wall s':>8}{'clips':>7}{'clips/s':>9}{'src-s/s/core':>13}"
-            f"{'driver MiB':>11}{'worker MiB':>11}{'tree MiB':>10}{'procs':>6}")
+    head = (f"{'mode':<11}{'videos':>7}{'cores':>6}{'wall s':>8}{'cpu s':>8}{'clips':>7}{'clips/s':>9}"
+            f"{'clips/cpu-s':>12}{'src-s/s/core':>13}{'driver MiB':>11}{'worker MiB':>11}{'tree MiB':>10}"
+            f"{'procs':>6}{'load':>11}")
     print(head)
     for r in results:
-        print(f"{r.mode:<11}{r.videos:>7}{r.cores:>6}{r.wall_s:>8.1f}{r.clips:>7}{r.clips_per_s:>9.3f}"
-              f"{r.source_s_per_s_per_core:>13.3f}{r.driver_peak_rss_mib:>11.0f}{r.worker_peak_rss_mib:>11.0f}"
-              f"{r.tree_peak_rss_mib:>10.0f}{r.processes_peak:>6}")
+        load = "/".join(f"{x:.1f}" for x in r.load_avg_1m_before_after)
+        print(f"{r.mode:<11}{r.videos:>7}{r.cores:>6}{r.wall_s:>8.1f}{r.cpu_s:>8.1f}{r.clips:>7}{r.clips_per_s:>9.3f}"
+              f"{r.clips_per_cpu_s:>12.3f}{r.source_s_per_s_per_core:>13.3f}{r.driver_peak_rss_mib:>11.0f}"
+              f"{r.worker_peak_rss_mib:>11.0f}{r.tree_peak_rss_mib:>10.0f}{r.processes_peak:>6}{load:>11}")
 
 
 def print_processes(results: list[Result]) -> None:
-    """Peak RSS of each kind of Ray process, per run: which one, if any, grows with the corpus."""
+    """Peak RSS and CPU seconds of each kind of Ray process, per run: what grows, where the overhead goes."""
     for r in results:
         if r.peak_rss_mib_by_process:
-            print(f"\n{r.mode} {r.videos} videos {r.cores} cores, peak RSS MiB by process:")
+            print(f"\n{r.mode} {r.videos} videos {r.cores} cores:{'peak RSS MiB':>36}{'cpu s':>8}")
             for label, mib in r.peak_rss_mib_by_process.items():
-                print(f"  {label:<60}{mib:>8.0f}")
+                print(f"  {label:<54}{mib:>8.0f}{r.cpu_s_by_process.get(label, 0.0):>8.1f}")
+            print(f"  {'driver':<54}{r.driver_peak_rss_mib:>8.0f}{r.cpu_s_by_process.get('driver', 0.0):>8.1f}")
 
 
-def ratios(results: list[Result]) -> dict[str, float]:
-    """Ray / in-process throughput for each (videos, cores) measured both ways."""
+def ratios(results: list[Result], per: str) -> dict[str, float]:
+    """Ray / in-process throughput (`per` = "clips_per_s" or "clips_per_cpu_s") for each (videos, cores)."""
     by = {(r.mode, r.videos, r.cores): r for r in results}
     return {
-        f"{v}videos_{c}cores": round(by[("ray", v, c)].clips_per_s / by[("in-process", v, c)].clips_per_s, 3)
+        f"{v}videos_{c}cores": round(getattr(by[("ray", v, c)], per) / getattr(by[("in-process", v, c)], per), 3)
         for (mode, v, c) in by
         if mode == "ray" and ("in-process", v, c) in by
     }
@@ -191,9 +219,11 @@ def main() -> None:
     print()
     print_table(results)
     print_processes(results)
-    summary = ratios(results)
-    for key, value in summary.items():
-        print(f"ray / in-process throughput at {key}: {value:.3f} (bar >= 0.85: {'met' if value >= 0.85 else 'NOT met'})")
+    summary = {per: ratios(results, per) for per in ("clips_per_s", "clips_per_cpu_s")}
+    for per, values in summary.items():
+        for key, value in values.items():
+            verdict = "met" if value >= 0.85 else "NOT met"
+            print(f"ray / in-process {per} at {key}: {value:.3f} (bar >= 0.85: {verdict})")
     report = {
         "machine": f"{platform.machine()} {psutil.cpu_count()} CPUs, {psutil.virtual_memory().total / (1 << 30):.0f} GiB",
         "date": time.strftime("%Y-%m-%d"),
