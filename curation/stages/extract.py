@@ -9,12 +9,14 @@ stays in `clips` as rejected, with the reason.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from curation.extract import extract_clip, resolution_bucket
+from curation.extract import PacketIndex, extract_clip, index_packets, resolution_bucket
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.common import reject_failed
+from curation.video import VideoInfo, probe
 
 CLIPS_DIR = "clips"
 
@@ -22,6 +24,14 @@ CLIPS_DIR = "clips"
 def clip_uri(video_id: str, clip_id: str) -> str:
     """Where a clip file lives, relative to the output root."""
     return f"{CLIPS_DIR}/{video_id}/{clip_id}.mp4"
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A source video's probe and (when a clip of it could be stream-copied) its packet index."""
+
+    info: VideoInfo
+    index: PacketIndex | None
 
 
 class ExtractStage(Stage):
@@ -33,14 +43,23 @@ class ExtractStage(Stage):
         videos = {v["video_id"]: v for v in unit.rows("videos")}
         clips = [c for c in unit.rows("clips") if c["status"] == "ok"]
         root = Path(unit.out_root)
+        sources: dict[str, _Source] = {}  # probed and indexed once per video, not once per clip
         done, errors = self.isolate(
-            clips, lambda c: self.extract(c, videos[c["video_id"]], root), lambda c: c["clip_id"], unit.attempt
+            clips, lambda c: self.extract(c, videos[c["video_id"]], root, sources), lambda c: c["clip_id"],
+            unit.attempt,
         )
         return StageOutput({"clips": done + reject_failed(clips, errors, self.name), "errors": errors})
 
-    def extract(self, clip: dict[str, Any], video: dict[str, Any], root: Path) -> dict[str, Any]:
+    def extract(
+        self, clip: dict[str, Any], video: dict[str, Any], root: Path, sources: dict[str, _Source]
+    ) -> dict[str, Any]:
         bucket = resolution_bucket(video["width"], video["height"], self.config.extract.buckets)
+        source = sources.get(video["video_id"])
+        if source is None:
+            info = probe(video["uri"])
+            copyable = info.codec == "h264" and tuple(bucket) == (info.width, info.height)
+            source = sources[video["video_id"]] = _Source(info, index_packets(video["uri"]) if copyable else None)
         uri = clip_uri(clip["video_id"], clip["clip_id"])
         result = extract_clip(video["uri"], clip["start_frame"], clip["end_frame"], root / uri, bucket,
-                              crf=self.config.extract.crf)
+                              crf=self.config.extract.crf, info=source.info, index=source.index)
         return {**clip, "uri": uri, "width": result.width, "height": result.height}
