@@ -61,6 +61,7 @@ class CurateConfig(_Strict):
 
     input: str
     input_glob: str = "**/*.mp4"
+    follow_symlinks_outside_input: bool = False
     output: str
     batch_size: int = Field(4, ge=1)
     num_cpus: int = Field(2, ge=1)

@@ -17,15 +17,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
+from curation.faults import CommitFaults, Faults
 from curation.job_config import CurateConfig, StageResources
 from curation.ray_runtime import cluster_address, ray_session
 from curation.stage import TABLES_WRITTEN, Stage, WorkUnit
 from curation.stages import STAGES
-from curation.units import PipelineError, check_plan, commit_unit, is_done, plan_units
+from curation.units import PipelineError, commit_unit, is_done, plan_units
 
 __all__ = ["PipelineError", "RunStats", "run"]
 
@@ -58,15 +60,28 @@ def resources_of(config: CurateConfig, stage_cls: type[Stage]) -> StageResources
 
 
 class StageActor:
-    """Ray Data callable class around one stage: builds and sets it up once per actor."""
+    """Ray Data callable class around one stage: builds and sets it up once per actor.
 
-    def __init__(self, stage_cls: type[Stage], config: CurateConfig) -> None:
-        self.stage = stage_cls(config)
+    `stage_actor_class` makes one subclass per stage with the stage class and config as class attributes,
+    so the actor has no constructor arguments: Ray would park those in the object store, and warns on the
+    console that restarted actors could lose them.
+    """
+
+    stage_cls: ClassVar[type[Stage]]
+    config: ClassVar[CurateConfig]
+
+    def __init__(self) -> None:
+        self.stage = self.stage_cls(self.config)
         self.stage.setup()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         done = [self.stage.run(WorkUnit.from_json(str(text))).to_json() for text in batch["unit"]]
         return {"unit": np.array(done, dtype=object)}
+
+
+def stage_actor_class(stage_cls: type[Stage], config: CurateConfig) -> type[StageActor]:
+    """The actor class of one stage, named after it (e.g. `IngestStageActor` in `ps` and Ray's logs)."""
+    return type(f"{stage_cls.__name__}Actor", (StageActor,), {"stage_cls": stage_cls, "config": config})
 
 
 def check_fits(config: CurateConfig) -> None:
@@ -95,10 +110,8 @@ def _iter_ray(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]
     ds = ray.data.from_items([{"unit": u.to_json()} for u in units], override_num_blocks=len(units))
     for stage_cls in STAGES:
         res = resources_of(config, stage_cls)
-        named = type(f"{stage_cls.__name__}Actor", (StageActor,), {})  # names the actors, e.g. in `ps`
         ds = ds.map_batches(
-            named,
-            fn_constructor_args=(stage_cls, config),
+            stage_actor_class(stage_cls, config),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=res.concurrency),
             num_cpus=res.num_cpus,
@@ -115,11 +128,12 @@ def run(
     log: Callable[[str], Any] = lambda line: print(line, file=sys.stderr, flush=True),
 ) -> RunStats:
     """Run the job; without `resume` an output that already holds a run is refused."""
-    units = plan_units(config)
-    out_root = units[0].out_root
+    faults = CommitFaults(Faults.from_env())
+    config = config.with_paths(str(Path(config.input).absolute()), str(Path(config.output).absolute()))
     if not in_process:
         check_fits(config)
-    check_plan(config, units, resume)
+    units = plan_units(config, resume)
+    out_root = units[0].out_root
     pending = [u for u in units if not is_done(out_root, u.unit_id)]
     stats = RunStats(units_total=len(units), units_skipped=len(units) - len(pending))
     mode = "in-process" if in_process else "ray"
@@ -128,19 +142,20 @@ def run(
     start = time.perf_counter()
     if pending:
         if in_process:
-            _drain(_iter_in_process(config, pending), stats, log, start)
+            _drain(_iter_in_process(config, pending), stats, log, start, faults)
         else:
-            with ray_session(config.num_cpus, config.ray_address) as where:
+            with ray_session(config.num_cpus, config.ray_address, Path(out_root) / "logs" / "ray") as where:
                 log(f"curate: ray {where}")
-                _drain(_iter_ray(config, pending), stats, log, start)
+                _drain(_iter_ray(config, pending), stats, log, start, faults)
     stats.wall_s = time.perf_counter() - start
     return stats
 
 
-def _drain(done: Iterator[WorkUnit], stats: RunStats, log: Callable[[str], Any], start: float) -> None:
+def _drain(done: Iterator[WorkUnit], stats: RunStats, log: Callable[[str], Any], start: float,
+           faults: CommitFaults) -> None:
     todo = stats.units_total - stats.units_skipped
     for unit in done:
-        commit_unit(unit)
+        commit_unit(unit, faults.after_commit)
         stats.add(unit)
         clips = unit.rows("clips")
         ok = sum(1 for c in clips if c["status"] == "ok")

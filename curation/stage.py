@@ -13,13 +13,15 @@ small rows (URIs and numbers, never frames), serialised as one JSON string.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
+from curation.faults import crash_fault, raise_fault
 from manifests.schema import NO_MODEL, PRIMARY_KEYS
 
 T = TypeVar("T")
@@ -27,6 +29,11 @@ R = TypeVar("R")
 
 TABLES_WRITTEN = ("videos", "clips", "scores", "errors")
 """The manifest tables a curation unit writes; a unit is done when all of them are committed."""
+
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EMFILE, errno.ENFILE,
+                            errno.ENOMEM})
+"""OS errors that say the machine (disk full, file too large, read-only, out of descriptors) failed, not the
+input: they fail the unit instead of becoming `errors` rows, so a resume on a mended machine redoes it."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class WorkUnit:
     out_root: str
     attempt: int = 1
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    planned: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """What the plan knows of each input (curation.inputs.InputPlan as JSON): size, hash, duplicate_of."""
 
     def rows(self, table: str) -> list[dict[str, Any]]:
         return self.tables.get(table, [])
@@ -53,14 +62,15 @@ class WorkUnit:
     def to_json(self) -> str:
         return json.dumps(
             {"unit_id": self.unit_id, "inputs": self.inputs, "out_root": self.out_root,
-             "attempt": self.attempt, "tables": self.tables},
+             "attempt": self.attempt, "tables": self.tables, "planned": self.planned},
             separators=(",", ":"),
         )
 
     @classmethod
     def from_json(cls, text: str) -> "WorkUnit":
         data = json.loads(text)
-        return cls(data["unit_id"], list(data["inputs"]), data["out_root"], int(data["attempt"]), data["tables"])
+        return cls(data["unit_id"], list(data["inputs"]), data["out_root"], int(data["attempt"]), data["tables"],
+                   data["planned"])
 
 
 @dataclass(frozen=True)
@@ -86,7 +96,7 @@ def merge_output(unit: WorkUnit, output: StageOutput) -> WorkUnit:
     tables = dict(unit.tables)
     for table, rows in output.rows.items():
         tables[table] = merge_rows(tables.get(table, []), rows, PRIMARY_KEYS[table])
-    return WorkUnit(unit.unit_id, unit.inputs, unit.out_root, unit.attempt, tables)
+    return replace(unit, tables=tables)
 
 
 def error_id(input_name: str, stage: str, attempt: int) -> str:
@@ -119,6 +129,7 @@ class Stage(ABC):
         """Make this stage's rows for one unit; must not raise for a bad input (see `isolate`)."""
 
     def run(self, unit: WorkUnit) -> WorkUnit:
+        crash_fault(self.name, unit.out_root)
         return merge_output(unit, self.process(unit))
 
     def provenance(self, source: Any = None) -> dict[str, str]:
@@ -158,7 +169,10 @@ class Stage(ABC):
         errors: list[dict[str, Any]] = []
         for item in items:
             try:
+                raise_fault(self.name, input_of(item))
                 results.append(fn(item))
             except Exception as exc:  # noqa: BLE001 - any failure of one input is data, not a crash
+                if getattr(exc, "errno", None) in MACHINE_ERRNOS:
+                    raise  # the machine, not the input: the unit fails and a resume redoes it
                 errors.append(self.error_row(input_of(item), exc, attempt))
         return results, errors

@@ -1,18 +1,22 @@
-"""Units of work: the deterministic plan of a curation run, its fingerprint for resume, and commits.
+"""Units of work: the deterministic plan of a curation run, saved for resume, and per-unit commits.
 
-The sorted input list is cut into batches of `batch_size` videos, unit `b000000`, `b000001`, ... A unit
-is done when its rows are committed in every table it writes; a resume redoes the others and must see
-the same plan and the same row-shaping settings, recorded in `<output>/curate_plan.json` at the start.
+Every path the input glob matches, sorted, is cut into batches of `batch_size`: unit `b000000`,
+`b000001`, ... The plan also holds what curation/inputs.py learns on the driver (sizes, and hashes and
+duplicates among inputs of equal size), so every unit, on any node, in any order, and after any resume,
+decides duplicates the same way. It is saved in `<output>/curate_plan.json` at the start; `--resume` runs
+that saved plan, refusing changed settings or inputs added since. A unit is done when its rows are
+committed in every table it writes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from curation.inputs import list_matches, plan_inputs
 from curation.job_config import CurateConfig
 from curation.stage import TABLES_WRITTEN, WorkUnit
 from manifests import SCHEMAS, ManifestWriter
@@ -22,69 +26,120 @@ class PipelineError(Exception):
     """The job cannot start (no inputs, output in the way, resume of another plan); one line."""
 
 
-def list_inputs(config: CurateConfig) -> list[Path]:
-    """Input files under `config.input` matching the glob, sorted by path so units are deterministic."""
-    root = Path(config.input)
-    if not root.is_dir():
-        raise PipelineError(f"input {root} is not a directory")
-    files = sorted((p for p in root.glob(config.input_glob) if p.is_file()), key=lambda p: p.as_posix())
-    if not files:
-        raise PipelineError(f"no input files match {config.input_glob!r} under {root}")
-    return files
-
-
-def plan_units(config: CurateConfig) -> list[WorkUnit]:
-    inputs = [str(p.absolute()) for p in list_inputs(config)]
-    out_root = str(Path(config.output).absolute())
-    size = config.batch_size
-    return [
-        WorkUnit(f"b{i // size:06d}", inputs[i : i + size], out_root) for i in range(0, len(inputs), size)
-    ]
-
-
 PLAN_FILE = "curate_plan.json"
+PLAN_VERSION = 2
 _RUNTIME_KEYS = {"input", "output", "num_cpus", "ray_address", "resources"}
 """Config keys that may change between a run and its resume: they move or schedule work, not shape rows."""
 
 
-def plan_fingerprint(config: CurateConfig, units: list[WorkUnit]) -> dict[str, Any]:
-    """What a resume must match: the unit plan (inputs per unit) and every setting that shapes rows."""
-    settings = config.model_dump(mode="json", exclude=_RUNTIME_KEYS)
-    digest = hashlib.sha256()
-    for unit in units:
-        digest.update(json.dumps([unit.unit_id, [os.path.relpath(p, config.input) for p in unit.inputs]]).encode())
-    return {"units": len(units), "inputs_sha256": digest.hexdigest(), "settings": settings}
+def list_inputs(config: CurateConfig) -> list[Path]:
+    """Every path under `config.input` that the glob matches, sorted by path so units are deterministic."""
+    root = Path(config.input)
+    if not root.is_dir():
+        raise PipelineError(f"input {root} is not a directory")
+    matches = list_matches(root, config.input_glob)
+    if not matches:
+        raise PipelineError(f"no input files match {config.input_glob!r} under {root}")
+    return matches
 
 
-def check_plan(config: CurateConfig, units: list[WorkUnit], resume: bool) -> None:
-    """Refuse to mix outputs: no silent overwrite, and a resume only with the same inputs and settings."""
-    out = Path(units[0].out_root)
+def new_plan(config: CurateConfig) -> dict[str, Any]:
+    """The plan as saved: row-shaping settings, units of input paths (relative to the input root), inputs."""
+    root = Path(config.input).absolute()
+    paths = [root / p.relative_to(config.input) for p in list_inputs(config)]
+    planned = plan_inputs(paths, root, config.follow_symlinks_outside_input)
+    relative = [p.relative_to(root).as_posix() for p in paths]
+    size = config.batch_size
+    return {
+        "plan_version": PLAN_VERSION,
+        "settings": config.model_dump(mode="json", exclude=_RUNTIME_KEYS),
+        "units": [[f"b{i // size:06d}", relative[i : i + size]] for i in range(0, len(relative), size)],
+        "inputs": {rel: planned[str(root / rel)].to_json() for rel in relative},
+    }
+
+
+def units_of(plan: dict[str, Any], config: CurateConfig) -> list[WorkUnit]:
+    root = Path(config.input).absolute()
+    out_root = str(Path(config.output).absolute())
+
+    def absolute(rel: str) -> str:
+        return str(root / rel)
+
+    return [
+        WorkUnit(unit_id, [absolute(r) for r in inputs], out_root,
+                 planned={absolute(r): plan["inputs"][r] for r in inputs})
+        for unit_id, inputs in plan["units"]
+    ]
+
+
+def _read_plan(path: Path) -> dict[str, Any]:
+    try:
+        plan = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PipelineError(f"{path}: cannot read the saved plan ({exc})") from None
+    if not isinstance(plan, dict) or plan.get("plan_version") != PLAN_VERSION:
+        raise PipelineError(f"{path}: a plan of another version of this job; resume into a new output")
+    return plan
+
+
+def _write_plan(path: Path, plan: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(plan, indent=1, sort_keys=True) + "\n")
+    temp.replace(path)
+
+
+def check_writable(out: Path) -> None:
+    """Refuse at start, in one line, an output root that cannot be written (read-only, not a folder)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        raise PipelineError(f"output {out} is not writable ({exc.strerror or type(exc).__name__})") from None
+
+
+def plan_units(config: CurateConfig, resume: bool) -> list[WorkUnit]:
+    """The run's units: a new plan (refusing an output that holds a run), or with `resume` the saved one.
+
+    A resume refuses other row-shaping settings and inputs that match now but were not planned (they would
+    be silently left out); planned inputs deleted since become `errors` rows when their unit runs.
+    """
+    out = Path(config.output)
     plan_path = out / PLAN_FILE
-    fingerprint = plan_fingerprint(config, units)
+    check_writable(out)
     if not resume:
         if (out / "manifests").exists() or plan_path.exists():
             raise PipelineError(f"output {out} already holds a curation run; pass --resume to continue it")
     elif plan_path.is_file():
-        before = json.loads(plan_path.read_text())
-        if before != fingerprint:
-            changed = sorted(k for k in fingerprint if before.get(k) != fingerprint[k])
-            raise PipelineError(f"output {out} was made with different {', '.join(changed)}; "
-                                "resume needs the same inputs and settings (or use a new output)")
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    temp = plan_path.with_name(f".{PLAN_FILE}.tmp")
-    temp.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
-    temp.replace(plan_path)
+        plan = _read_plan(plan_path)
+        settings = config.model_dump(mode="json", exclude=_RUNTIME_KEYS)
+        if plan["settings"] != settings:
+            changed = sorted(k for k in settings if plan["settings"].get(k) != settings[k])
+            raise PipelineError(f"output {out} was made with different settings ({', '.join(changed)}); "
+                                "resume needs the same settings (or use a new output)")
+        root = Path(config.input)
+        added = sorted(set(p.relative_to(root).as_posix() for p in list_matches(root, config.input_glob))
+                       - set(plan["inputs"]))
+        if added:
+            raise PipelineError(f"{len(added)} input(s) match now that the run did not plan (first: {added[0]}); "
+                                "resume needs the same inputs (or use a new output)")
+        return units_of(plan, config)
+    plan = new_plan(config)
+    _write_plan(plan_path, plan)
+    return units_of(plan, config)
 
 
 def is_done(root: str, unit_id: str) -> bool:
     return all(ManifestWriter(root, table).is_committed(unit_id) for table in TABLES_WRITTEN)
 
 
-def commit_unit(unit: WorkUnit) -> None:
-    """Write the unit's rows to every table; already committed tables of a half-written unit are skipped."""
+def commit_unit(unit: WorkUnit, after_table_commit: Callable[[], None] = lambda: None) -> None:
+    """Write the unit's rows to every table; already committed tables of a half-written unit are skipped.
+
+    `after_table_commit` runs after each table actually written (fault injection counts them).
+    """
     for table in TABLES_WRITTEN:
         rows = unit.rows(table) or SCHEMAS[table].empty_table()  # an empty list carries no columns
-        ManifestWriter(unit.out_root, table).write(unit.unit_id, rows)
-
-
+        if not ManifestWriter(unit.out_root, table).write(unit.unit_id, rows).skipped:
+            after_table_commit()

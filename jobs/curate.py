@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from curation.faults import FaultSpecError
 from curation.job_config import ConfigError, load_config
 from curation.pipeline import PipelineError, run
+from curation.ray_runtime import RayStartError
 from manifests import ManifestError
 
 
@@ -42,9 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.ray_address:
             config = config.model_copy(update={"ray_address": args.ray_address})
         stats = run(config, in_process=args.in_process, resume=args.resume)
-    except (ConfigError, PipelineError, ManifestError, OSError) as exc:
+    except (ConfigError, PipelineError, ManifestError, FaultSpecError, RayStartError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except Exception as exc:  # noqa: BLE001 - e.g. disk full, a lost cluster: one line, committed units kept
+        first = next((line for line in str(exc).splitlines() if line.strip()), "")
+        print(f"error: {type(exc).__name__}: {first[:300]} (committed units are kept; fix the cause and run "
+              "again with --resume)", file=sys.stderr)
+        return 1
     print(
         f"curate: {stats.units_done} units run, {stats.units_skipped} skipped; "
         f"{stats.rows['videos']} videos, {stats.rows['clips']} clips ({stats.clips_ok} ok), "

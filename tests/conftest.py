@@ -2,8 +2,7 @@
 
 import os
 
-# A single-node Ray must stay wholly on loopback and must not phone home (see docs/RAY.md).
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Ray must not phone home (loopback is curation/ray_runtime.py's job, tested from a plain environment).
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 # Ultralytics and friends must never try the network from tests.
 os.environ.setdefault("YOLO_OFFLINE", "1")

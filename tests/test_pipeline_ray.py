@@ -1,20 +1,23 @@
 """The curation pipeline end to end: through Ray and in-process on a quick corpus with every bad input.
 
 One Ray run and one in-process run over the same inputs (module fixtures, shared by the tests):
-both must produce the same manifests row for row; every bad input is an errors row (or, for the 8K
-one, a rejected videos row) while the good videos of the same unit still produce clips; the local
-Ray binds only to loopback.
+both must produce the same manifests row for row and pass `manifests validate`; every bad input is an
+errors row (or, for the 8K one, a rejected videos row) while the good videos of the same unit still
+produce clips; every path the glob matches (folders, dangling links, links out of the root, byte-identical
+copies in other units) is accounted for; the local Ray binds only to loopback.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import os
+import shutil
 from pathlib import Path
 
 import psutil
 import pytest
 import yaml
 
+from _job_helpers import is_loopback, sockets_of
 from curation.corpus import build_corpus
 from curation.job_config import parse_config
 from curation.pipeline import PipelineError, run
@@ -24,6 +27,13 @@ from manifests import PRIMARY_KEYS, read_table, validate_dataset
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("videos", "clips", "scores", "errors")
 BAD = {"truncated.mp4", "empty.mp4", "text.mp4", "image_png.mp4"}
+PATHS = {  # input name -> what its errors row must say
+    "dangling.mp4": "dangling symbolic link",
+    "folder.mp4": "a folder, not a video file",
+    "outside.mp4": "outside the input root",
+    "zz_copy_of_synth_000.mp4": "same content as",
+    "zz_link_to_synth_001.mp4": "same content as",
+}
 
 
 def _config(inputs: Path, output: Path, **changes) -> object:
@@ -39,8 +49,15 @@ def corpus(tmp_path_factory) -> Path:
     build_corpus(root, seed=0, quick=True, with_bad_inputs=True)
     inputs = root / "inputs"  # the synthetic videos and the bad ones; the 212 s real clip is left out
     inputs.mkdir()
-    for src in sorted((root / "synthetic").glob("*.mp4")) + sorted((root / "bad").glob("*.mp4")):
-        (inputs / src.name).symlink_to(src)
+    synthetic = sorted((root / "synthetic").glob("*.mp4"))
+    for src in synthetic + sorted((root / "bad").glob("*.mp4")):
+        os.link(src, inputs / src.name)
+    # 13 paths in 4 units; the copies sort last, so the first copy of each video is in an earlier unit
+    (inputs / "dangling.mp4").symlink_to(root / "nowhere.mp4")
+    (inputs / "folder.mp4").mkdir()
+    (inputs / "outside.mp4").symlink_to(synthetic[2])  # outside the input root: never opened
+    shutil.copyfile(synthetic[0], inputs / "zz_copy_of_synth_000.mp4")
+    (inputs / "zz_link_to_synth_001.mp4").symlink_to(inputs / synthetic[1].name)  # inside the root: followed
     return inputs
 
 
@@ -48,7 +65,7 @@ def corpus(tmp_path_factory) -> Path:
 def ray_out(corpus, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ray") / "out"
     stats = run(_config(corpus, out), in_process=False)
-    assert stats.units_done == stats.units_total == 2  # 8 inputs, 4 per unit: good and bad mixed in both
+    assert stats.units_done == stats.units_total == 4  # 13 inputs, 4 per unit: good and bad mixed
     return out
 
 
@@ -89,11 +106,25 @@ def test_bad_inputs_become_errors_rows_and_good_videos_still_make_clips(ray_out)
     clips = read_table(ray_out, "clips").to_pylist()
     made = {c["video_id"] for c in clips}
     assert made <= {v["video_id"] for v in good}
-    # synth_000 shares unit b000000 with empty, huge and png inputs: the failures did not stop it
+    # synth_000 shares unit b000001 with the png input and a link out of the root: they did not stop it
     assert videos["synth_000_256x144_25p00fps.mp4"]["video_id"] in made and len(made) >= 2
     for clip in clips:
         assert clip["uri"].startswith("clips/") and (ray_out / clip["uri"]).is_file()
         assert clip["status"] in ("ok", "rejected") and (clip["status"] == "ok") == (clip["reject_reason"] is None)
+
+
+def test_every_matched_path_is_accounted_for_and_copies_name_the_first(corpus, ray_out):
+    matched = {p.name for p in corpus.glob("**/*.mp4")}
+    videos = {Path(v["uri"]).name for v in read_table(ray_out, "videos").to_pylist()}
+    errors = {Path(e["input"]).name: e for e in read_table(ray_out, "errors").to_pylist() if e["stage"] == "ingest"}
+    assert videos | set(errors) == matched and not videos & set(errors)
+    for name, needle in PATHS.items():
+        assert needle in errors[name]["message"], errors[name]
+    assert errors["zz_copy_of_synth_000.mp4"]["error_class"] == "DuplicateInput"
+    synth = sorted(corpus.glob("synth_*.mp4"))
+    assert f"same content as {synth[0]} " in errors["zz_copy_of_synth_000.mp4"]["message"]
+    assert f"same content as {synth[1]} " in errors["zz_link_to_synth_001.mp4"]["message"]
+    assert errors["outside.mp4"]["error_class"] == "InputError"
 
 
 def test_scores_rows_carry_each_signals_provenance_and_verdicts_follow_them(ray_out):
@@ -115,20 +146,13 @@ def test_a_second_run_without_resume_is_refused_and_with_resume_skips_everything
         run(_config(corpus, local_out), in_process=True)
     before = {t: read_table(local_out, t) for t in TABLES}
     stats = run(_config(corpus, local_out), in_process=True, resume=True)
-    assert (stats.units_skipped, stats.units_done) == (2, 0)
+    assert (stats.units_skipped, stats.units_done) == (4, 0)
     for table in TABLES:
         assert read_table(local_out, table).equals(before[table])
     with pytest.raises(PipelineError, match="different settings"):
         run(_config(corpus, local_out, thresholds={"min_blur": 99.0}), in_process=True, resume=True)
-    with pytest.raises(PipelineError, match="different inputs_sha256"):
+    with pytest.raises(PipelineError, match=r"different settings \(batch_size\)"):
         run(_config(corpus, local_out, batch_size=3), in_process=True, resume=True)
-
-
-def _loopback(ip: str) -> bool:
-    addr = ipaddress.ip_address(ip)
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return addr.is_loopback
 
 
 def test_local_ray_listens_only_on_loopback():
@@ -137,10 +161,7 @@ def test_local_ray_listens_only_on_loopback():
 
         assert ray.data.range(8).map_batches(lambda b: b, batch_size=2).count() == 8  # start some workers
         me = psutil.Process()
-        pids = {me.pid} | {p.pid for p in me.children(recursive=True)}
-        conns = [c for c in psutil.net_connections(kind="inet") if c.pid in pids]
-        listening = [c for c in conns if c.status == psutil.CONN_LISTEN]
+        listening, remote = sockets_of({me.pid} | {p.pid for p in me.children(recursive=True)})
         assert len(listening) >= 3  # gcs, raylet, workers: the check below is not vacuous
-        assert all(_loopback(c.laddr.ip) for c in listening), [c.laddr for c in listening]
-        remote = [c for c in conns if c.raddr and not _loopback(c.raddr.ip)]
+        assert all(is_loopback(ip) for ip, _ in listening), listening
         assert remote == []

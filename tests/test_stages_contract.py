@@ -91,7 +91,7 @@ def test_decode_size_shrinks_to_the_short_side_never_up_and_even(size, short, wa
 
 def _config(tmp_path: Path, **changes) -> dict:
     data = yaml.safe_load((REPO / "jobs/configs/curate.yaml").read_text())
-    data.update(input=str(tmp_path / "in"), output=str(tmp_path / "out"), **changes)
+    data.update({"input": str(tmp_path / "in"), "output": str(tmp_path / "out"), **changes})
     return data
 
 
@@ -115,8 +115,16 @@ def test_units_are_sorted_batches_with_stable_ids(tmp_path):
     (tmp_path / "in" / "sub").mkdir(parents=True)
     for name in ["c.mp4", "a.mp4", "sub/b.mp4", "notes.txt"]:
         (tmp_path / "in" / name).write_bytes(b"x")
-    units = plan_units(parse_config(_config(tmp_path, batch_size=2)))
+    units = plan_units(parse_config(_config(tmp_path, batch_size=2)), resume=False)
     assert [u.unit_id for u in units] == ["b000000", "b000001"]
     assert [[Path(p).name for p in u.inputs] for u in units] == [["a.mp4", "c.mp4"], ["b.mp4"]]
+    # three one-byte files of equal size and content: hashed, the later two planned as duplicates of a.mp4
+    first = units[0].inputs[0]
+    assert units[0].planned[first]["duplicate_of"] is None
+    assert {u.planned[p]["duplicate_of"] for u in units for p in u.inputs if p != first} == {first}
+    assert plan_units(parse_config(_config(tmp_path, batch_size=2)), resume=True) == units  # the saved plan
+    (tmp_path / "in" / "sub" / "new.mp4").write_bytes(b"y")  # added since: a resume would leave it out
+    with pytest.raises(PipelineError, match="1 input.* match now that the run did not plan"):
+        plan_units(parse_config(_config(tmp_path, batch_size=2)), resume=True)
     with pytest.raises(PipelineError, match="no input files"):
-        plan_units(parse_config(_config(tmp_path, input_glob="*.mkv")))
+        plan_units(parse_config(_config(tmp_path, input_glob="*.mkv", output=str(tmp_path / "out2"))), resume=False)

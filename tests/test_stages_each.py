@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
 from curation.corpus import build_corpus
+from curation.inputs import plan_inputs
 from curation.job_config import parse_config
 from curation.stage import WorkUnit
 from curation.stages import ExtractStage, IngestStage, ShotsStage, SignalsStage
@@ -48,10 +50,15 @@ def _check_schema(unit: WorkUnit) -> None:
             assert set(row) == set(SCHEMAS[table].names), f"{table} row has {sorted(set(row) ^ set(SCHEMAS[table].names))}"
 
 
-def test_ingest_rows_for_videos_errors_for_bad_inputs(corpus, stages, config):
+def test_ingest_rows_for_videos_errors_for_bad_inputs(corpus, stages, config, tmp_path):
     bad = sorted(str(p) for p in (corpus / "bad").iterdir())
     good = _videos(corpus)
-    unit = stages[0].run(WorkUnit("b000000", good + bad + [good[0]], config.output))
+    copy = tmp_path / "zz_copy.mp4"  # byte-identical to good[0], later in plan order
+    shutil.copyfile(good[0], copy)
+    inputs = good + bad + [str(copy)]
+    planned = plan_inputs([Path(p) for p in inputs], corpus, allow_outside=False)
+    unit = stages[0].run(WorkUnit("b000000", inputs, config.output,
+                                  planned={p: planned[p].to_json() for p in inputs}))
     _check_schema(unit)
     videos = {Path(v["uri"]).name: v for v in unit.rows("videos")}
     for path in good:
@@ -63,8 +70,8 @@ def test_ingest_rows_for_videos_errors_for_bad_inputs(corpus, stages, config):
     assert "empty file" in errors["empty.mp4"]
     assert "still image" in errors["image_png.mp4"]
     assert "not a readable video" in errors["text.mp4"] and "truncated.mp4" in errors
-    # the same file given twice is one video and one error, not a duplicate key
-    assert len(unit.rows("errors")) == 5 and "same content" in errors[Path(good[0]).name]
+    # a byte-identical copy is one video and one error naming the first, not a duplicate key
+    assert len(unit.rows("errors")) == 5 and f"same content as {good[0]}" in errors["zz_copy.mp4"]
 
 
 def test_shots_make_clip_rows_within_the_length_limits_with_detector_provenance(corpus, stages, config):

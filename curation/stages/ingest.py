@@ -1,34 +1,26 @@
 """Stage 1, ingest/probe: hash each input, read its header, reject what cannot or must not be decoded.
 
-Order matters for bad inputs: size and hash first (a zero-length file fails here), then the container
-header through PyAV without decoding a frame (text or image files fail here, and a huge resolution is
-rejected by the max-resolution threshold before any pixel is decoded), then the full probe (decord,
-PyAV where decord fails) for frames and fps. Unreadable inputs become `errors` rows; readable inputs
+Order matters for bad inputs: first the path itself (a folder, a dangling link or a link out of the
+input root fails here, before anything is opened), then what the plan knows of it (a later byte-identical
+copy of an earlier input fails here: see curation/inputs.py), then size and hash (a zero-length file, or
+one changed since planning, fails here), then the container header through PyAV without decoding a frame
+(text or image files fail here, and a huge resolution is rejected by the max-resolution threshold before
+any pixel is decoded), then the full probe (decord, PyAV where decord fails) for frames and fps. Unreadable inputs become `errors` rows; readable inputs
 rejected by a threshold become `videos` rows with status "rejected" and the reason.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import av
 
+from curation.inputs import DuplicateInput, InputError, InputPlan, check_unchanged, input_problem, sha256_of
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.common import build_thresholds
 from curation.video import VideoError, probe
 from filters.thresholds import reject_reasons
-
-_HASH_CHUNK = 1 << 20
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def header_size(path: Path) -> tuple[int, int]:
@@ -56,30 +48,28 @@ class IngestStage(Stage):
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.thresholds = build_thresholds(config.thresholds)
+        self.input_root = Path(config.input).absolute()
 
     def process(self, unit: WorkUnit) -> StageOutput:
-        rows, errors = self.isolate(unit.inputs, self.video_row, str, unit.attempt)
-        return StageOutput({"videos": self._unique(rows, errors, unit.attempt), "errors": errors})
+        def row(uri: str) -> dict[str, Any]:
+            planned = unit.planned.get(uri)
+            return self.video_row(uri, InputPlan.from_json(planned) if planned else None)
 
-    def _unique(self, rows: list[dict[str, Any]], errors: list[dict[str, Any]], attempt: int) -> list[dict[str, Any]]:
-        """One row per content hash: a byte-identical second input is an error, not a second video."""
-        seen: dict[str, str] = {}
-        unique = []
-        for row in rows:
-            if row["video_id"] in seen:
-                dup = VideoError(f"{row['uri']}: same content as {seen[row['video_id']]}")
-                errors.append(self.error_row(row["uri"], dup, attempt))
-                continue
-            seen[row["video_id"]] = row["uri"]
-            unique.append(row)
-        return unique
+        rows, errors = self.isolate(unit.inputs, row, str, unit.attempt)
+        return StageOutput({"videos": rows, "errors": errors})
 
-    def video_row(self, uri: str) -> dict[str, Any]:
+    def video_row(self, uri: str, planned: InputPlan | None = None) -> dict[str, Any]:
         path = Path(uri)
+        problem = input_problem(path, self.input_root, self.config.follow_symlinks_outside_input)
+        if problem:
+            raise InputError(problem)
+        if planned is not None and planned.duplicate_of is not None:
+            raise DuplicateInput(f"{path}: same content as {planned.duplicate_of} (kept: first in plan order)")
         size = path.stat().st_size
         if size == 0:
             raise VideoError(f"{path}: empty file (0 bytes)")
         sha = sha256_of(path)
+        check_unchanged(path, size, sha, planned)
         row: dict[str, Any] = {
             "video_id": sha[:16], "uri": uri, "sha256": sha, "size_bytes": size,
             "duration_s": None, "fps": None, "frames": None, "codec": None,
