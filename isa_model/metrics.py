@@ -34,7 +34,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     bsz, c, t, h, w = a.shape
     x = _unit(a).permute(0, 2, 1, 3, 4).reshape(bsz * t * c, 1, h, w)
     y = _unit(b).permute(0, 2, 1, 3, 4).reshape(bsz * t * c, 1, h, w)
-    g = _gaussian(min(11, h, w) // 2 * 2 + 1).to(x.device)
+    g = _gaussian((min(11, h, w) - 1) // 2 * 2 + 1).to(x.device)  # odd, no larger than the frame
     k = len(g)
 
     def blur(z: torch.Tensor) -> torch.Tensor:

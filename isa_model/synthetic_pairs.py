@@ -37,7 +37,7 @@ def render_clip(rng: np.random.Generator, frames: int, height: int, width: int) 
     c0, c1 = rng.uniform(0, 255, (2, 3)).astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     shapes = [(rng.uniform(0, width), rng.uniform(0, height), rng.uniform(-2, 2), rng.uniform(-2, 2),
-               rng.uniform(4, min(height, width) / 3), rng.uniform(0, 255, 3), rng.integers(2)) for _ in range(3)]
+               rng.uniform(min(height, width) / 8, min(height, width) / 3), rng.uniform(0, 255, 3), rng.integers(2)) for _ in range(3)]
     texture = rng.normal(0, 12, (height, width, 1)).astype(np.float32)
     out = np.empty((frames, height, width, 3), np.uint8)
     for t in range(frames):
