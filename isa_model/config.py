@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernels import IsaConfig
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 
 
@@ -20,12 +22,9 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class IsaSettings:
-    block: int = 64
-    alpha_s: float = 0.125
-    alpha_f: float = 0.5
-    alpha_ns: float = 0.0625
-    dropped_mean: bool = False
+class IsaSettings(IsaConfig):
+    """The kernel's parameters (validated there) plus which implementation runs them."""
+
     backend: str = "triton"  # "triton" or "torch" (the readable oracle, for CPU tests)
 
 
@@ -129,7 +128,9 @@ def _build(cls, values: dict[str, Any], where: str):
         kwargs[key] = value
     try:
         return cls(**kwargs)
-    except TypeError as exc:
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # a wrong type, or a value the kernels' config refuses
         raise ConfigError(f"{where}: {exc}") from None
 
 
