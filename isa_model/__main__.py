@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--steps", type=int)
     v.add_argument("--guidance", type=float)
     v.add_argument("--max-pairs", type=int)
+    v.add_argument("--weights", choices=("ema", "model"), default="ema", help="EMA (default) or raw weights")
     e = sub.add_parser("edit", help="edit a clip with an instruction")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--video", required=True)
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             from isa_model.validate import print_report, validate
 
             wanted = load_config(args.config) if args.config else None
-            report = validate(args.ckpt, args.out, args.data, wanted, args.steps, args.guidance, args.max_pairs)
+            report = validate(args.ckpt, args.out, args.data, wanted, args.steps, args.guidance, args.max_pairs,
+                              weights=args.weights)
             print_report(report)
             print(json.dumps({"validation": f"{args.out}/validation.json"}))
         else:

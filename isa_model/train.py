@@ -39,6 +39,11 @@ def lr_at(step: int, cfg: Config) -> float:
     return cfg.train.lr * min(1.0, (step + 1) / max(1, cfg.train.warmup))
 
 
+def ema_decay(step: int, target: float) -> float:
+    """EMA decay with warm-up: early averages must not keep the initial (zero adaLN) weights for long."""
+    return min(target, (1 + step) / (10 + step))
+
+
 def dataset_root(cfg: Config, out: Path) -> Path:
     """The configured dataset, or the synthetic pair set built (once) beside the run."""
     if cfg.data.root:
@@ -141,9 +146,10 @@ class Trainer:
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
         self.opt.step()
+        decay = ema_decay(self.step, cfg.train.ema)
         with torch.no_grad():
             for k, p in self.model.named_parameters():
-                self.ema[k].lerp_(p.detach().float(), 1 - cfg.train.ema)
+                self.ema[k].lerp_(p.detach().float(), 1 - decay)
         return {"loss": loss.item(), "grad_norm": float(grad_norm)}
 
     def run(self, time_limit: float | None = None) -> list[dict[str, Any]]:

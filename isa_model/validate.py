@@ -75,14 +75,14 @@ def write_previews(rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tenso
 
 def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | None = None,
              wanted: Config | None = None, steps: int | None = None, guidance: float | None = None,
-             max_pairs: int | None = None, previews: int = 4, seed: int = 0) -> dict[str, Any]:
-    """Score the checkpoint on the val split; writes `validation.json` and previews under `out`."""
+             max_pairs: int | None = None, previews: int = 4, seed: int = 0, weights: str = "ema") -> dict[str, Any]:
+    """Score the checkpoint's `weights` (ema or model) on the val split; writes `validation.json` and previews."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = ck.latest(Path(ckpt_path))
     if ckpt is None:
         raise ConfigError(f"{ckpt_path}: no checkpoint found")
-    model, cfg = load_model(ckpt, device, wanted)
-    twin, _ = load_model(ckpt, device, wanted, attention="dense" if cfg.model.attention == "isa" else "isa")
+    model, cfg = load_model(ckpt, device, wanted, weights)
+    twin, _ = load_model(ckpt, device, wanted, weights, attention="dense" if cfg.model.attention == "isa" else "isa")
     steps = steps or cfg.train.sample_steps
     guidance = cfg.train.guidance if guidance is None else guidance
     root = Path(data_root or cfg.data.root or ckpt.parent.parent / "synthetic_pairs")
@@ -126,7 +126,7 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
             if len(preview_rows) < previews:
                 preview_rows.append((batch["pair_id"][i], src[i], tgt[i], pred[i]))
     report = summarise(per)
-    report.update(checkpoint=ckpt.name, config=cfg.name, attention=cfg.model.attention,
+    report.update(checkpoint=ckpt.name, weights=weights, config=cfg.name, attention=cfg.model.attention,
                   context_cache=cfg.model.context_cache, steps=steps, guidance=guidance, pairs=sum(map(len, per.values())),
                   skipped=skipped, sample_s_per_step=sample_s / max(1, steps * len(loader)),
                   attention_per_step=attention_ms_per_step(cfg, 2 * cfg.data.batch_size, device),

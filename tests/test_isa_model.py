@@ -131,3 +131,28 @@ def test_metrics():
     mask[..., 4:] = 1
     assert psnr(a, b, mask).item() > 90  # the changed half is outside the mask
     assert ssim(a, a).item() == pytest.approx(1.0, abs=1e-6) and ssim(a, b).item() < 1
+
+
+class _ExactVelocity(LIVEditor):
+    """The velocity field of rectified flow towards a known x0, v = (x_t - x0) / t: the sampler must land on x0."""
+
+    x0: torch.Tensor
+
+    def forward(self, x_t, t, source, text):
+        x0 = self.x0.repeat(x_t.shape[0] // self.x0.shape[0], 1, 1, 1, 1)
+        return (x_t - x0) / t.view(-1, 1, 1, 1, 1)
+
+
+def test_euler_sampler_follows_the_flow_to_the_data():
+    model = _ExactVelocity(tiny(attention="dense").model).eval()
+    _, _, src, _ = _inputs(model)
+    model.x0 = src.clamp(-1, 1) * 0.5
+    noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(4))
+    out = euler_sample(model, src, model.text.tokenize(["a", "b"]), noise, steps=4, guidance=1.5)
+    assert torch.allclose(out, model.x0, atol=1e-5)
+
+
+def test_ema_decay_warms_up():
+    from isa_model.train import ema_decay
+
+    assert ema_decay(0, 0.999) == 0.1 and ema_decay(10**6, 0.999) == 0.999
