@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # One device call for LIVEditor (docs/MODEL.md): GPU model tests, the speed benchmark, a resumable
 # `small` training run on synthetic pairs built there, and validation. Everything lands in $OUT.
-# Run from a copy of the repository that holds .whl/ (av, open_clip_torch, ftfy, wcwidth wheels).
+# Run from a copy of the repository that holds .whl/ (av, pycocotools, open_clip_torch, ftfy, wcwidth wheels
+# for Python 3.12: the device image lacks them).
 #   TRAIN_S: training time limit in seconds (default 240); RUN: run folder (kept for a resumed call);
 #   TRAIN_ONLY=1 skips the GPU tests and the speed benchmark.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD
-RUN=${RUN:-/tmp/liveditor-small}
+SITE=$(mktemp -d)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || exit 1
+export PYTHONPATH=$SITE:$PWD
+RUN=${RUN:-$(mktemp -d)/liveditor-small}
 LOG=$OUT/run.log
 {
   date -u; nvidia-smi -L
