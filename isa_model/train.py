@@ -139,7 +139,7 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step, cfg)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.train.bf16):
-            text = self.model.encode_text(tokens) if self.world == 1 else self.net.module.encode_text(tokens)
+            text = self.model.encode_text(tokens)  # its grads reach DDP's hooks like any parameter's
             pred = self.net(x_t, t, source, text)
         loss = torch.nn.functional.mse_loss(pred.float(), v)
         self.opt.zero_grad(set_to_none=True)
