@@ -1,0 +1,129 @@
+"""LIVEditor speed on one GPU: ISA vs dense training step, and context-cached vs uncached sampling step.
+
+Model: the `small` config's transformer at larger buckets (RoPE makes it size-agnostic). Training step =
+forward + backward + AdamW step under bf16 autocast, batch 1. Sampling step = one denoiser call with CFG
+(batch 2): uncached = full in-context sequence (target + source tokens), cached = target tokens only over
+their own K/V plus the source K/V computed once (context-cache mode). Times are medians of CUDA-event
+timings after warm-up. Prints a table and writes JSON.
+
+    python3 benchmarks/model_speed.py --out benchmarks/results/model_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from isa_model.config import load_config
+from isa_model.model import LIVEditor
+from isa_model.train import flow_target
+
+SHAPES = {"train-bucket": (8, 64, 64), "32K": (16, 128, 128), "64K": (32, 128, 128)}  # (frames, H, W) per clip
+
+
+def timed(fn, warmup: int = 3, repeats: int = 10) -> float:
+    """Median milliseconds of fn() by CUDA events."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
+
+
+def build(shape: tuple[int, int, int], **changes) -> LIVEditor:
+    cfg = load_config("small").model
+    cfg = dataclasses.replace(cfg, frames=shape[0], height=shape[1], width=shape[2], **changes)
+    torch.manual_seed(0)
+    return LIVEditor(cfg).cuda()
+
+
+def train_step_ms(shape: tuple[int, int, int], attention: str) -> float:
+    model = build(shape, attention=attention).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    c = model.cfg
+    x0, src = (torch.randn(1, 3, c.frames, c.height, c.width, device="cuda") for _ in range(2))
+    tokens = model.text.tokenize(["invert the colours"]).cuda()
+    t = torch.rand(1, device="cuda")
+
+    def step() -> None:
+        x_t, v = flow_target(x0, torch.randn_like(x0), t)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = torch.nn.functional.mse_loss(model(x_t, t, src, model.encode_text(tokens)).float(), v)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    ms = timed(step)
+    del model, opt
+    torch.cuda.empty_cache()
+    return ms
+
+
+@torch.no_grad()
+def sample_step_ms(shape: tuple[int, int, int], attention: str, cached: bool) -> tuple[float, float]:
+    """(ms per denoising step, ms to build the context cache once) at batch 2 (CFG)."""
+    model = build(shape, attention=attention, context_cache=cached).eval()
+    c = model.cfg
+    x, src = (torch.randn(2, 3, c.frames, c.height, c.width, device="cuda") for _ in range(2))
+    t = torch.full((2,), 0.5, device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        text = model.encode_text(model.text.tokenize(["invert the colours", ""]).cuda())
+        if cached:
+            cache_ms = timed(lambda: model.encode_context(src, text), warmup=1, repeats=3)
+            cache = model.encode_context(src, text)
+            ms = timed(lambda: model.forward_cached(x, t, text, cache))
+        else:
+            cache_ms = 0.0
+            ms = timed(lambda: model(x, t, src, text))
+    del model
+    torch.cuda.empty_cache()
+    return ms, cache_ms
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="benchmarks/results/model_speed.json")
+    parser.add_argument("--shapes", default="train-bucket,32K,64K")
+    args = parser.parse_args()
+    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": []}
+    for name in args.shapes.split(","):
+        shape = SHAPES[name]
+        tokens = 2 * (shape[0] * (shape[1] // 4) * (shape[2] // 4))
+        row = {"shape": name, "frames_h_w": shape, "tokens_per_sample": tokens}
+        row["train_isa_ms"] = train_step_ms(shape, "isa")
+        row["train_dense_ms"] = train_step_ms(shape, "dense")
+        row["sample_full_isa_ms"], _ = sample_step_ms(shape, "isa", cached=False)
+        row["sample_full_dense_ms"], _ = sample_step_ms(shape, "dense", cached=False)
+        row["sample_cached_ms"], row["cache_build_ms"] = sample_step_ms(shape, "isa", cached=True)
+        row["train_speedup"] = row["train_dense_ms"] / row["train_isa_ms"]
+        row["cache_speedup_vs_isa"] = row["sample_full_isa_ms"] / row["sample_cached_ms"]
+        row["cache_speedup_vs_dense"] = row["sample_full_dense_ms"] / row["sample_cached_ms"]
+        results["rows"].append(row)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1))
+        print(json.dumps(row), flush=True)
+    print(f"\n{results['device']}, {results['date']}, small model (dim 512, depth 8, 4 heads of 128), bf16")
+    print(f"{'shape':<13} {'tokens':>7} {'train ISA':>10} {'dense':>8} {'x':>5} | {'sample full ISA':>15} "
+          f"{'full dense':>10} {'cached':>7} {'x ISA':>6} {'x dense':>7} {'cache once':>10}")
+    for r in results["rows"]:
+        print(f"{r['shape']:<13} {r['tokens_per_sample']:>7} {r['train_isa_ms']:>8.1f}ms {r['train_dense_ms']:>6.1f}ms "
+              f"{r['train_speedup']:>5.2f} | {r['sample_full_isa_ms']:>13.1f}ms {r['sample_full_dense_ms']:>8.1f}ms "
+              f"{r['sample_cached_ms']:>5.1f}ms {r['cache_speedup_vs_isa']:>6.2f} {r['cache_speedup_vs_dense']:>7.2f} "
+              f"{r['cache_build_ms']:>8.1f}ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""`python -m isa_model {train,validate,edit}`: the LIVEditor command line.
+
+Bad input (a missing file, an unknown config, a checkpoint from another config) is one `error: ...` line
+and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from isa_model.config import ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m isa_model", description="LIVEditor: in-context video editing with ISA")
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train (single process or under torchrun)")
+    t.add_argument("--config", required=True, help="tiny, small or a JSON file")
+    t.add_argument("--out", required=True, help="run folder (metrics.jsonl, checkpoints/, loss.png)")
+    t.add_argument("--data", help="dataset root with manifests/edit_pairs (default: the config's, else synthetic)")
+    t.add_argument("--steps", type=int, help="override train.steps")
+    t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
+    t.add_argument("--attention", choices=("isa", "dense"), help="override model.attention")
+    t.add_argument("--context-cache", action="store_true", help="train in context K/V cache mode")
+    v = sub.add_parser("validate", help="sample the val split and score it")
+    v.add_argument("--ckpt", required=True, help="a checkpoint folder or a run's checkpoints/ folder")
+    v.add_argument("--out", required=True)
+    v.add_argument("--config", help="fail unless the checkpoint was trained with this config's model")
+    v.add_argument("--data", help="dataset root (default: the one the run trained on)")
+    v.add_argument("--steps", type=int)
+    v.add_argument("--guidance", type=float)
+    v.add_argument("--max-pairs", type=int)
+    v.add_argument("--weights", choices=("ema", "model"), default="ema", help="EMA (default) or raw weights")
+    e = sub.add_parser("edit", help="edit a clip with an instruction")
+    e.add_argument("--ckpt", required=True)
+    e.add_argument("--video", required=True)
+    e.add_argument("--instruction", required=True)
+    e.add_argument("--out", default="edit.mp4")
+    e.add_argument("--steps", type=int, default=16)
+    e.add_argument("--guidance", type=float, default=1.5)
+    e.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict]:
+    changes: dict[str, dict] = {"model": {}, "data": {}, "train": {}}
+    if args.data:
+        changes["data"]["root"] = args.data
+    if args.steps:
+        changes["train"]["steps"] = args.steps
+    if args.attention:
+        changes["model"]["attention"] = args.attention
+    if args.context_cache:
+        changes["model"]["context_cache"] = True
+    return changes
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            from isa_model.train import train
+
+            train(load_config(args.config, _overrides(args)), args.out, args.resume, args.time_limit)
+        elif args.command == "validate":
+            from isa_model.validate import print_report, validate
+
+            wanted = load_config(args.config) if args.config else None
+            report = validate(args.ckpt, args.out, args.data, wanted, args.steps, args.guidance, args.max_pairs,
+                              weights=args.weights)
+            print_report(report)
+            print(json.dumps({"validation": f"{args.out}/validation.json"}))
+        else:
+            from isa_model.sample import edit_video
+
+            path = edit_video(args.ckpt, args.video, args.instruction, args.out, args.steps, args.guidance, args.seed)
+            print(f"wrote {path}")
+    except (ConfigError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

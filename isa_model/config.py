@@ -1,0 +1,163 @@
+"""Run configuration: model, data and training settings as frozen dataclasses, read from one JSON file.
+
+A config file is a JSON object with `name`, `model`, `data` and `train` sections; unknown keys and bad
+values are refused at start with a one-line `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernels import IsaConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A config file or checkpoint does not fit; the message is one line."""
+
+
+@dataclass(frozen=True)
+class IsaSettings(IsaConfig):
+    """The kernel's parameters (validated there) plus which implementation runs them."""
+
+    backend: str = "triton"  # "triton" or "torch" (the readable oracle, for CPU tests)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    frames: int = 4  # clip length T in frames (pixel space; latent frames when an encoder is set)
+    height: int = 32
+    width: int = 32
+    channels: int = 3
+    patch: tuple[int, int, int] = (1, 8, 8)  # (pt, ph, pw)
+    dim: int = 64
+    depth: int = 2
+    heads: int = 2
+    mlp_ratio: float = 4.0
+    attention: str = "isa"  # "isa" or "dense" (torch SDPA)
+    context_cache: bool = False  # source tokens at timestep 0, attending only to source (cacheable K/V)
+    isa: IsaSettings = field(default_factory=IsaSettings)
+    text_model: str = "ViT-B-32"  # open_clip config whose text tower and tokenizer are used
+    text_width: int = 0  # 0: the open_clip config's own; else override (tiny towers for tests)
+    text_layers: int = 0
+    text_heads: int = 0
+    text_context: int = 77
+    text_weights: str = ""  # path to an open_clip CLIP checkpoint; empty = random-init
+    latent: str = "pixel"  # where a latent encoder plugs in; only "pixel" exists (no VAE weights offline)
+
+    def __post_init__(self) -> None:
+        if self.attention not in ("isa", "dense"):
+            raise ConfigError(f"model.attention must be 'isa' or 'dense', got {self.attention!r}")
+        if self.latent != "pixel":
+            raise ConfigError(f"model.latent {self.latent!r}: only 'pixel' is available")
+        if self.dim % self.heads:
+            raise ConfigError(f"model.dim {self.dim} is not a multiple of heads {self.heads}")
+        head_dim = self.dim // self.heads
+        if head_dim & (head_dim - 1) or not 16 <= head_dim <= 256:
+            raise ConfigError(f"head dim {head_dim} must be a power of two in 16..256 (ISA kernels)")
+        for size, p, name in zip((self.frames, self.height, self.width), self.patch, ("frames", "height", "width")):
+            if size % p:
+                raise ConfigError(f"model.{name} {size} is not a multiple of its patch size {p}")
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Token grid (Tn, Hn, Wn) of one clip."""
+        return (self.frames // self.patch[0], self.height // self.patch[1], self.width // self.patch[2])
+
+    @property
+    def tokens_per_clip(self) -> int:
+        t, h, w = self.grid
+        return t * h * w
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = ""  # dataset root holding manifests/edit_pairs; empty = build the synthetic pair set
+    synthetic_clips: int = 8  # clips in the synthetic set when root is empty
+    synthetic_size: tuple[int, int] = (48, 64)  # (height, width) of the synthetic clips
+    synthetic_frames: int = 12
+    batch_size: int = 2
+    workers: int = 0
+    frame_stride: int = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 20
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup: int = 10
+    grad_clip: float = 1.0
+    ema: float = 0.999
+    text_dropout: float = 0.1  # probability of the empty instruction, for classifier-free guidance
+    log_every: int = 5
+    ckpt_every: int = 10
+    seed: int = 0
+    sample_steps: int = 8
+    guidance: float = 1.5
+    bf16: bool = True  # autocast on GPU only
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _build(cls, values: dict[str, Any], where: str):
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    kwargs = {}
+    for key, value in values.items():
+        if key == "isa":
+            value = _build(IsaSettings, value, f"{where}.isa")
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # a wrong type, or a value the kernels' config refuses
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    """Validate a config dict (as written in a config file or a checkpoint)."""
+    unknown = sorted(set(values) - {"name", "model", "data", "train"})
+    if unknown:
+        raise ConfigError(f"config: unknown section(s) {', '.join(unknown)}")
+    return Config(
+        name=str(values.get("name", "custom")),
+        model=_build(ModelConfig, values.get("model", {}), "model"),
+        data=_build(DataConfig, values.get("data", {}), "data"),
+        train=_build(TrainConfig, values.get("train", {}), "train"),
+    )
+
+
+def load_config(name_or_path: str, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """`tiny` / `small` (files in isa_model/configs) or a path to a JSON config; overrides per section."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = CONFIG_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        raise ConfigError(f"config {name_or_path!r}: no such file")
+    try:
+        values = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"config {path.name}: not JSON ({exc})") from None
+    for section, changes in (overrides or {}).items():
+        values.setdefault(section, {}).update(changes)
+    return config_from_dict(values)

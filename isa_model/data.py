@@ -1,0 +1,156 @@
+"""Edit pairs from the `edit_pairs` manifest as training batches.
+
+Rows are read through `manifests.read_table` (one split), clips decoded through `curation.video` (decord,
+PyAV fallback), `frames` frames sampled at a stride, resized to cover the bucket and cropped (random crop for
+training, centre for validation), instructions tokenised by the model's open_clip tokenizer. Every random
+choice comes from (seed, epoch, row), so a batch depends only on the seed and the position, and a resumed
+run sees the same batches. A pair whose files are missing or undecodable is skipped and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import open_clip
+import pyarrow.dataset as ds
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from curation.video import probe, read_frames
+from isa_model.config import ModelConfig
+from manifests import read_table
+
+COLUMNS = ["pair_id", "edit_type", "instruction", "source_uri", "target_uri", "mask_uri"]
+
+
+def to_bucket(frames: torch.Tensor, height: int, width: int, top: float, left: float) -> torch.Tensor:
+    """(T, C, H0, W0) float -> (T, C, height, width): scale to cover the bucket, crop at (top, left) in [0, 1]."""
+    h0, w0 = frames.shape[-2:]
+    s = max(height / h0, width / w0)
+    h1, w1 = max(height, round(h0 * s)), max(width, round(w0 * s))
+    if (h1, w1) != (h0, w0):
+        frames = F.interpolate(frames, size=(h1, w1), mode="bilinear", antialias=True, align_corners=False)
+    y, x = round(top * (h1 - height)), round(left * (w1 - width))
+    return frames[..., y : y + height, x : x + width]
+
+
+def frame_indices(available: int, frames: int, stride: int, start_u: float) -> list[int]:
+    """`frames` indices at `stride` from a start chosen by start_u in [0, 1); short clips repeat their last frame."""
+    span = (frames - 1) * stride + 1
+    start = int(start_u * max(1, available - span + 1))
+    return [min(start + i * stride, available - 1) for i in range(frames)]
+
+
+class EditPairs(Dataset):
+    """Indexed by (epoch, row); returns a dict of tensors, or None for a pair that cannot be read."""
+
+    def __init__(self, root: str | Path, split: str, cfg: ModelConfig, seed: int, stride: int = 1,
+                 train: bool = True) -> None:
+        self.root = Path(root)
+        table = read_table(root, "edit_pairs", columns=COLUMNS, filter=ds.field("split") == split)
+        self.rows = table.sort_by("pair_id").to_pylist()
+        self.cfg = cfg
+        self.seed = seed
+        self.stride = stride
+        self.train = train
+        self.tokenizer = open_clip.get_tokenizer(cfg.text_model, context_length=cfg.text_context)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any] | None:
+        epoch, i = key
+        row = self.rows[i]
+        rng = np.random.default_rng([self.seed, epoch, i])
+        u = rng.random(3) if self.train else np.full(3, 0.5)
+        try:
+            return self._load(row, u)
+        except Exception:  # a bad pair must not stop training: the collate step counts it
+            return None
+
+    def _load(self, row: dict[str, Any], u: np.ndarray) -> dict[str, Any]:
+        cfg = self.cfg
+        src_path, tgt_path = self.root / row["source_uri"], self.root / row["target_uri"]
+        available = min(probe(src_path).frames, probe(tgt_path).frames)
+        idx = frame_indices(available, cfg.frames, self.stride, float(u[0]))
+        clips = [torch.from_numpy(read_frames(p, idx)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (T, 3, H, W)
+                 for p in (src_path, tgt_path)]
+        if clips[0].shape != clips[1].shape:
+            raise ValueError(f"{row['pair_id']}: source and target sizes differ")
+        mask = torch.full((cfg.frames, 1, *clips[0].shape[-2:]), -1.0)  # -1: no mask
+        if row["mask_uri"]:
+            m = np.load(self.root / row["mask_uri"])  # (T0, H, W) bool
+            mask = torch.from_numpy(m[idx].astype(np.float32))[:, None]
+        out = [to_bucket(x, cfg.height, cfg.width, float(u[1]), float(u[2])) for x in (*clips, mask)]
+        source, target, mask = (x.transpose(0, 1).contiguous() for x in out)  # (C, T, H, W)
+        return {
+            "source": source, "target": target, "mask": mask[0] if row["mask_uri"] else None,
+            "tokens": self.tokenizer([row["instruction"]])[0],
+            "edit_type": row["edit_type"], "pair_id": row["pair_id"], "instruction": row["instruction"],
+        }
+
+
+def collate(items: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Stack the readable pairs; `skipped` counts the ones that were not."""
+    good = [x for x in items if x is not None]
+    batch: dict[str, Any] = {"skipped": len(items) - len(good), "size": len(good)}
+    if not good:
+        return batch
+    for key in ("source", "target", "tokens"):
+        batch[key] = torch.stack([x[key] for x in good])
+    batch["mask"] = [x["mask"] for x in good]  # (T, H, W) or None where the pair has no mask
+    for key in ("edit_type", "pair_id", "instruction"):
+        batch[key] = [x[key] for x in good]
+    return batch
+
+
+@dataclass
+class Position:
+    """Where the data stream stands: epoch and the number of this rank's items already taken in it."""
+    epoch: int = 0
+    offset: int = 0
+
+
+class ResumableSampler(Sampler):
+    """Seeded permutation per epoch, sharded by rank, starting at a saved position; yields (epoch, row)."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1, shuffle: bool = True,
+                 position: Position | None = None, epochs: int | None = None) -> None:
+        self.n, self.seed, self.rank, self.world, self.shuffle = n, seed, rank, world, shuffle
+        self.start = position or Position()
+        self.epochs = epochs
+
+    def order(self, epoch: int) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            perm = torch.randperm(self.n, generator=g).tolist()
+        else:
+            perm = list(range(self.n))
+        per_rank = len(perm) // self.world if self.shuffle else -(-len(perm) // self.world)
+        return perm[self.rank :: self.world][:per_rank]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch, offset = self.start.epoch, self.start.offset
+        while self.epochs is None or epoch < self.epochs:
+            for i in self.order(epoch)[offset:]:
+                yield epoch, i
+            epoch, offset = epoch + 1, 0
+
+    def __len__(self) -> int:
+        return len(self.order(0)) * (self.epochs or 1)
+
+
+def advance(pos: Position, items: int, per_epoch: int) -> Position:
+    """The position after taking `items` more items."""
+    total = pos.offset + items
+    return Position(pos.epoch + total // per_epoch, total % per_epoch)
+
+
+def make_loader(dataset: EditPairs, batch_size: int, workers: int, sampler: ResumableSampler) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
+                      pin_memory=torch.cuda.is_available(), persistent_workers=False,
+                      prefetch_factor=4 if workers else None)

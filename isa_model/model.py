@@ -1,0 +1,291 @@
+"""LIVEditor: a video diffusion transformer that edits in context (DESIGN section 7).
+
+One sequence per sample: noisy target tokens first, then the source clip's (context) tokens, both 3D
+patches with 3D RoPE positions starting at 0. Timestep and instruction (open_clip text tower, pooled)
+condition every block through adaLN-Zero, as in DiT. Every self-attention is ISA (`kernels.isa_attention`)
+or dense SDPA. In context-cache mode the source tokens are conditioned at timestep 0 and attend only to
+each other, so their keys/values are computed once per sample and reused at every denoising step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import open_clip
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from open_clip.model import CLIPTextCfg, _build_text_tower
+
+from isa_model.config import ModelConfig
+from kernels import isa_attention
+
+RANDOM_INIT = "random-init"
+
+
+# ---------------------------------------------------------------- pure pieces (testable alone)
+
+def patchify(video: torch.Tensor, patch: tuple[int, int, int]) -> torch.Tensor:
+    """(B, C, T, H, W) -> (B, Tn*Hn*Wn, C*pt*ph*pw), tokens in (t, h, w) raster order."""
+    b, c, t, h, w = video.shape
+    pt, ph, pw = patch
+    x = video.reshape(b, c, t // pt, pt, h // ph, ph, w // pw, pw)
+    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, Tn, Hn, Wn, C, pt, ph, pw)
+    return x.reshape(b, (t // pt) * (h // ph) * (w // pw), c * pt * ph * pw)
+
+
+def unpatchify(tokens: torch.Tensor, patch: tuple[int, int, int], grid: tuple[int, int, int], channels: int
+               ) -> torch.Tensor:
+    """Inverse of `patchify`: (B, N, C*pt*ph*pw) -> (B, C, T, H, W)."""
+    b = tokens.shape[0]
+    (pt, ph, pw), (tn, hn, wn) = patch, grid
+    x = tokens.reshape(b, tn, hn, wn, channels, pt, ph, pw)
+    x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)  # (B, C, Tn, pt, Hn, ph, Wn, pw)
+    return x.reshape(b, channels, tn * pt, hn * ph, wn * pw)
+
+
+def rope_split(head_dim: int) -> tuple[int, int, int]:
+    """Head channels given to the (t, h, w) axes; each even, t gets a quarter."""
+    dt = (head_dim // 4) // 2 * 2
+    dh = (head_dim - dt) // 4 * 2
+    return dt, dh, head_dim - dt - dh
+
+
+def rope_3d(grid: tuple[int, int, int], head_dim: int, theta: float = 10000.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin tables (N, head_dim/2) for a (Tn, Hn, Wn) grid whose positions start at 0."""
+    angles = []
+    axes = torch.meshgrid(*(torch.arange(n, dtype=torch.float64) for n in grid), indexing="ij")
+    for pos, d in zip(axes, rope_split(head_dim)):
+        freqs = theta ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)  # (d/2,)
+        angles.append(pos.reshape(-1, 1) * freqs)  # (N, d/2)
+    a = torch.cat(angles, dim=1)  # (N, head_dim/2)
+    return a.cos().float(), a.sin().float()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (2i, 2i+1) of x (B, H, N, D) by the angles of each token (N, D/2)."""
+    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, H, N, D/2) each
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.flatten(-2).to(x.dtype)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of t in [0, 1] (scaled by 1000 as in DiT): (B,) -> (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: ModelConfig) -> torch.Tensor:
+    """The one attention of the model. q (B, H, Nq, D); k, v (B, H, N, D) whose last n_ctx tokens are context.
+
+    Nq == N: full in-context attention (ISA or dense). Nq < N: target-only queries over target + cached
+    context keys, dense until `isa_attention` takes q shorter than k (then only this condition changes).
+    """
+    if cfg.attention == "dense" or q.shape[2] != k.shape[2]:
+        return F.scaled_dot_product_attention(q, k, v)
+    s = cfg.isa
+    return isa_attention(q, k, v, n_ctx, block=s.block, alpha_s=s.alpha_s, alpha_f=s.alpha_f, alpha_ns=s.alpha_ns,
+                         dropped_mean=s.dropped_mean, backend=s.backend)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, n_tgt: int) -> torch.Tensor:
+    """adaLN with separate (shift, scale) for target tokens [:n_tgt] and context tokens [n_tgt:].
+
+    shift, scale: (B, 2, dim), index 0 for the target part, 1 for the context part."""
+    parts = [x[:, :n_tgt] * (1 + scale[:, :1]) + shift[:, :1]]
+    if x.shape[1] > n_tgt:
+        parts.append(x[:, n_tgt:] * (1 + scale[:, 1:]) + shift[:, 1:])
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+def gate(x: torch.Tensor, g: torch.Tensor, n_tgt: int) -> torch.Tensor:
+    """Per-part residual gate, g: (B, 2, dim)."""
+    parts = [x[:, :n_tgt] * g[:, :1]]
+    if x.shape[1] > n_tgt:
+        parts.append(x[:, n_tgt:] * g[:, 1:])
+    return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+
+
+# ---------------------------------------------------------------- modules
+
+class Block(nn.Module):
+    """DiT block (adaLN-Zero) with qk-RMSNorm and 3D RoPE."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.heads = cfg.heads
+        self.norm1 = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
+        self.q_norm = nn.RMSNorm(cfg.dim // cfg.heads, eps=1e-6)
+        self.k_norm = nn.RMSNorm(cfg.dim // cfg.heads, eps=1e-6)
+        self.proj = nn.Linear(cfg.dim, cfg.dim)
+        self.norm2 = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        hidden = int(cfg.dim * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(cfg.dim, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, cfg.dim))
+        self.ada = nn.Linear(cfg.dim, 6 * cfg.dim)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+
+    def qkv_heads(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        b, n, _ = h.shape
+        q, k, v = self.qkv(h).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x (B, H, N, D)
+        q = apply_rope(self.q_norm(q), cos, sin).to(v.dtype)
+        k = apply_rope(self.k_norm(k), cos, sin).to(v.dtype)
+        return q, k, v
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, n_tgt: int, cos: torch.Tensor, sin: torch.Tensor,
+                ctx_kv: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x (B, N, dim) with N = n_tgt + n_ctx; c (B, 2, dim) conditioning of the target and context parts.
+        Returns the new x and this block's (k, v) of x, (B, H, N, D) each.
+
+        Context-cache mode: ctx_kv None and cfg.context_cache -> context queries see context keys only;
+        ctx_kv given -> x holds target tokens only and attends over its own K/V plus the cached ones."""
+        b, n, dim = x.shape
+        shift1, scale1, g1, shift2, scale2, g2 = self.ada(F.silu(c)).chunk(6, dim=-1)  # each (B, 2, dim)
+        q, k, v = self.qkv_heads(modulate(self.norm1(x), shift1, scale1, n_tgt), cos, sin)  # (B, H, N, D)
+        if ctx_kv is not None:
+            o = attention(q, torch.cat([k, ctx_kv[0]], 2), torch.cat([v, ctx_kv[1]], 2), ctx_kv[0].shape[2], self.cfg)
+        elif self.cfg.context_cache and n > n_tgt:
+            o_tgt = attention(q[:, :, :n_tgt], k, v, n - n_tgt, self.cfg)  # (B, H, n_tgt, D)
+            o_ctx = attention(q[:, :, n_tgt:], k[:, :, n_tgt:], v[:, :, n_tgt:], 0, self.cfg)
+            o = torch.cat([o_tgt, o_ctx], dim=2)
+        else:
+            o = attention(q, k, v, n - n_tgt, self.cfg)  # (B, H, N, D)
+        o = o.transpose(1, 2).reshape(b, n, dim)
+        x = x + gate(self.proj(o), g1, n_tgt)
+        x = x + gate(self.mlp(modulate(self.norm2(x), shift2, scale2, n_tgt)), g2, n_tgt)
+        return x, (k, v)
+
+
+class TextEncoder(nn.Module):
+    """open_clip's text tower and tokenizer; random-init unless `text_weights` names a CLIP checkpoint."""
+
+    def __init__(self, cfg: ModelConfig, out_dim: int) -> None:
+        super().__init__()
+        text_cfg = dict(open_clip.get_model_config(cfg.text_model)["text_cfg"])
+        for key, value in (("width", cfg.text_width), ("layers", cfg.text_layers), ("heads", cfg.text_heads)):
+            if value:
+                text_cfg[key] = value
+        text_cfg["context_length"] = cfg.text_context
+        self.tower = _build_text_tower(out_dim, CLIPTextCfg(**text_cfg))
+        self.tokenizer = open_clip.get_tokenizer(cfg.text_model, context_length=cfg.text_context)
+        self.weights_id = RANDOM_INIT
+        if cfg.text_weights:
+            self.weights_id = self._load(cfg.text_weights)
+
+    def _load(self, path: str) -> str:
+        from safetensors.torch import load_file
+
+        state = load_file(path) if path.endswith(".safetensors") else torch.load(path, map_location="cpu",
+                                                                                 weights_only=True)
+        own = self.tower.state_dict()
+        text = {k: v for k, v in state.items() if k in own and k != "text_projection" and v.shape == own[k].shape}
+        missing = [k for k in own if k not in text and k != "text_projection"]
+        if missing:
+            raise ValueError(f"text weights {path}: {len(missing)} text-tower tensors missing (e.g. {missing[0]})")
+        self.tower.load_state_dict(text, strict=False)
+        return f"open_clip:{self.tokenizer.__class__.__name__}:{path.rsplit('/', 1)[-1]}"
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        return self.tokenizer(texts)  # (B, L) int64
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.tower(tokens)  # (B, out_dim)
+
+
+@dataclass
+class ContextCache:
+    """Per-block (k, v) of the source tokens, (B, H, N_ctx, D) each, valid for one sample batch."""
+    kv: list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class LIVEditor(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        patch_dim = cfg.channels * math.prod(cfg.patch)
+        self.embed = nn.Linear(patch_dim, cfg.dim)
+        self.part = nn.Parameter(torch.zeros(2, cfg.dim))  # target / context type embedding
+        nn.init.normal_(self.part, std=0.02)
+        self.t_embed = nn.Sequential(nn.Linear(256, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
+        self.text = TextEncoder(cfg, cfg.dim)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.final_ada = nn.Linear(cfg.dim, 2 * cfg.dim)
+        self.out = nn.Linear(cfg.dim, patch_dim)
+        for m in (self.final_ada, self.out):
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+        cos, sin = rope_3d(cfg.grid, cfg.dim // cfg.heads)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+    def rope(self, video_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
+        """RoPE tables for one clip of this shape (the config's bucket is precomputed)."""
+        grid = tuple(s // p for s, p in zip(video_shape[-3:], self.cfg.patch))
+        if grid == self.cfg.grid:
+            return self.rope_cos, self.rope_sin
+        cos, sin = rope_3d(grid, self.cfg.dim // self.cfg.heads)
+        return cos.to(self.rope_cos.device), sin.to(self.rope_cos.device)
+
+    def condition(self, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """(B,) timesteps + (B, dim) text -> (B, dim)."""
+        return self.t_embed(timestep_embedding(t, 256)) + text
+
+    def part_conditions(self, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """(B, 2, dim): the target at t; the context at t, or at 0 (clean) in context-cache mode."""
+        t_ctx = torch.zeros_like(t) if self.cfg.context_cache else t
+        return torch.stack([self.condition(t, text), self.condition(t_ctx, text)], dim=1)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Velocity for the target. x_t, source: (B, C, T, H, W); t: (B,) in [0, 1]; text: (B, dim) from
+        `encode_text`. Returns (B, C, T, H, W)."""
+        cos, sin = self.rope(x_t.shape)
+        tgt = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0]  # (B, Nt, dim)
+        ctx = self.embed(patchify(source, self.cfg.patch)) + self.part[1]  # (B, Nc, dim)
+        n_tgt = tgt.shape[1]
+        x = torch.cat([tgt, ctx], dim=1)  # (B, N, dim)
+        cos2, sin2 = torch.cat([cos, cos]), torch.cat([sin, sin])  # both parts start at position 0
+        c = self.part_conditions(t, text)
+        for block in self.blocks:
+            x, _ = block(x, c, n_tgt, cos2, sin2)
+        return self.head(x[:, :n_tgt], c[:, 0], x_t.shape)
+
+    def head(self, x: torch.Tensor, c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        shift, scale = self.final_ada(F.silu(c)).chunk(2, dim=-1)  # (B, dim) each
+        x = self.final_norm(x) * (1 + scale[:, None]) + shift[:, None]
+        grid = tuple(s // p for s, p in zip(shape[-3:], self.cfg.patch))
+        return unpatchify(self.out(x), self.cfg.patch, grid, self.cfg.channels)
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.text(tokens)
+
+    @torch.no_grad()
+    def encode_context(self, source: torch.Tensor, text: torch.Tensor) -> ContextCache:
+        """Context-cache mode: the source tokens' per-block K/V, computed once per sample."""
+        if not self.cfg.context_cache:
+            raise ValueError("encode_context needs a model built with context_cache=True")
+        cos, sin = self.rope(source.shape)
+        x = self.embed(patchify(source, self.cfg.patch)) + self.part[1]  # (B, Nc, dim)
+        t0 = torch.zeros(source.shape[0], device=source.device)
+        c = self.part_conditions(t0, text)[:, 1:].expand(-1, 2, -1)  # context conditioning for every token
+        kv = []
+        for block in self.blocks:
+            x, block_kv = block(x, c, x.shape[1], cos, sin)  # context alone: attends to itself only
+            kv.append(block_kv)
+        return ContextCache(kv)
+
+    def forward_cached(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, cache: ContextCache
+                       ) -> torch.Tensor:
+        """Same output as `forward` in context-cache mode, running only the target tokens."""
+        cos, sin = self.rope(x_t.shape)
+        x = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0]  # (B, Nt, dim)
+        c = self.part_conditions(t, text)
+        for block, kv in zip(self.blocks, cache.kv):
+            x, _ = block(x, c, x.shape[1], cos, sin, ctx_kv=kv)
+        return self.head(x, c[:, 0], x_t.shape)

@@ -1,0 +1,87 @@
+"""Sampling: Euler steps along the rectified-flow path with classifier-free guidance on the instruction,
+optionally through the context K/V cache; loading a trained model; editing a user's clip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from isa_model import checkpoint as ck
+from isa_model.config import Config, ConfigError
+from isa_model.data import to_bucket
+from isa_model.model import LIVEditor
+
+
+def load_model(ckpt_path: str | Path, device: torch.device, wanted: Config | None = None, which: str = "ema",
+               **model_changes) -> tuple[LIVEditor, Config]:
+    """The model of a checkpoint (EMA weights by default); `model_changes` switch modes (attention, backend)."""
+    ckpt = ck.latest(Path(ckpt_path))
+    if ckpt is None:
+        raise ConfigError(f"{ckpt_path}: no checkpoint found")
+    cfg, _ = ck.read_config(ckpt)
+    if wanted is not None:
+        ck.check_same_model(cfg, wanted, ckpt)
+    isa = dataclasses.replace(cfg.model.isa, **model_changes.pop("isa", {}))
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, isa=isa, **model_changes))
+    model = LIVEditor(cfg.model)
+    model.load_state_dict(ck.load_weights(ckpt, which))
+    return model.to(device).eval(), cfg
+
+
+@torch.no_grad()
+def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor, steps: int,
+                 guidance: float = 1.0, use_cache: bool = True) -> torch.Tensor:
+    """Integrate from noise (t = 1) to the edit (t = 0). source, noise: (B, C, T, H, W); tokens (B, L).
+
+    With guidance != 1 the conditional and the empty-instruction branches run as one doubled batch. In
+    context-cache mode (and use_cache) the source K/V are computed once here and reused at every step."""
+    b = source.shape[0]
+    text = model.encode_text(tokens.to(source.device))  # (B, dim)
+    if guidance != 1.0:
+        empty = model.text.tokenize([""]).to(source.device).expand(b, -1)
+        text = torch.cat([text, model.encode_text(empty)])  # (2B, dim)
+        source = torch.cat([source, source])
+    cache = model.encode_context(source, text) if model.cfg.context_cache and use_cache else None
+    x = noise
+    ts = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
+    for i in range(steps):
+        xin = torch.cat([x, x]) if guidance != 1.0 else x
+        t = ts[i].expand(xin.shape[0])
+        v = model.forward_cached(xin, t, text, cache) if cache is not None else model(xin, t, source, text)
+        if guidance != 1.0:
+            v_cond, v_null = v.float().chunk(2)
+            v = v_null + guidance * (v_cond - v_null)
+        x = x - (ts[i] - ts[i + 1]) * v.float()
+    return x.clamp(-1, 1)
+
+
+def edit_video(ckpt_path: str | Path, video: str | Path, instruction: str, out: str | Path, steps: int = 16,
+               guidance: float = 1.5, seed: int = 0) -> Path:
+    """Edit the first clip-length frames of a user's video; writes source | edit side by side as mp4."""
+    from curation.video import VideoError, VideoWriter, probe, read_frames
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model, cfg = load_model(ckpt_path, device)
+    try:
+        info = probe(video)
+        idx = [min(i, info.frames - 1) for i in range(cfg.model.frames)]
+        frames = read_frames(video, idx)  # (T, H, W, 3)
+    except VideoError as exc:
+        raise ConfigError(str(exc)) from None
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1  # (T, 3, H, W)
+    source = to_bucket(clip, cfg.model.height, cfg.model.width, 0.5, 0.5).transpose(0, 1)[None].to(device)
+    tokens = model.text.tokenize([instruction])
+    noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(seed)).to(device)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        pred = euler_sample(model, source, tokens, noise, steps, guidance)
+    pair = torch.cat([source, pred], dim=-1)[0]  # (C, T, H, 2W)
+    rgb = ((pair.permute(1, 2, 3, 0).float().cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+    out = Path(out)
+    with VideoWriter(out, fps=info.fps or 12.0) as writer:
+        for frame in rgb:
+            writer.write(frame)
+    return out

@@ -1,0 +1,236 @@
+"""Training: rectified flow on the target tokens, AdamW, bf16 autocast on GPU, grad clipping, EMA, metrics
+JSONL, safetensors checkpoints with exact resume; one process or `torchrun` DDP (nccl on GPU, gloo on CPU).
+
+`python -m isa_model train --config tiny --out runs/tiny [--resume] [--time-limit 300]`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from isa_model import checkpoint as ck
+from isa_model.config import Config, ConfigError
+from isa_model.data import EditPairs, Position, ResumableSampler, advance, make_loader
+from isa_model.model import LIVEditor
+from isa_model.synthetic_pairs import build_pairs
+
+
+def flow_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rectified flow: x_t = (1 - t) x0 + t noise, velocity v = noise - x0 (t = 1 is pure noise)."""
+    tb = t.view(-1, *([1] * (x0.dim() - 1)))
+    return (1 - tb) * x0 + tb * noise, noise - x0
+
+
+def sample_timesteps(n: int, gen: torch.Generator) -> torch.Tensor:
+    """Logit-normal timesteps (SD3): more weight on the middle of the path."""
+    return torch.sigmoid(torch.randn(n, generator=gen))
+
+
+def lr_at(step: int, cfg: Config) -> float:
+    return cfg.train.lr * min(1.0, (step + 1) / max(1, cfg.train.warmup))
+
+
+def ema_decay(step: int, target: float) -> float:
+    """EMA decay with warm-up: early averages must not keep the initial (zero adaLN) weights for long."""
+    return min(target, (1 + step) / (10 + step))
+
+
+def dataset_root(cfg: Config, out: Path) -> Path:
+    """The configured dataset, or the synthetic pair set built (once) beside the run."""
+    if cfg.data.root:
+        return Path(cfg.data.root)
+    root = out / "synthetic_pairs"
+    build_pairs(root, cfg.data.synthetic_clips, cfg.data.synthetic_frames, tuple(cfg.data.synthetic_size),
+                seed=cfg.train.seed)
+    return root
+
+
+class Trainer:
+    """Holds the model, EMA, optimiser, data position and RNG; `run` trains to `cfg.train.steps`."""
+
+    def __init__(self, cfg: Config, out: str | Path, resume: bool = False) -> None:
+        self.cfg, self.out = cfg, Path(out)
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        cuda = torch.cuda.is_available()
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if cuda else "gloo")
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu")
+        if cuda:
+            torch.cuda.set_device(self.device)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self.world > 1 and self.rank != 0:
+            dist.barrier()  # rank 0 builds the synthetic set first
+        root = dataset_root(cfg, self.out)
+        if self.world > 1 and self.rank == 0:
+            dist.barrier()
+        torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
+        self.model = LIVEditor(cfg.model).to(self.device)
+        self.ema = {k: p.detach().float().clone() for k, p in self.model.named_parameters()}
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay,
+                                     betas=(0.9, 0.99))
+        self.gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + self.rank)
+        self.step, self.position = 0, Position()
+        self.dataset = EditPairs(root, "train", cfg.model, cfg.train.seed, cfg.data.frame_stride, train=True)
+        if len(self.dataset) == 0:
+            raise ConfigError(f"{root}: no train rows in edit_pairs")
+        self.empty_tokens = self.model.text.tokenize([""])  # (1, L): the unconditional instruction
+        if resume and (last := ck.latest(self.out / "checkpoints")):
+            self._resume(last)
+        sampler = ResumableSampler(len(self.dataset), cfg.train.seed, self.rank, self.world, position=self.position)
+        self.per_epoch = len(sampler.order(0))
+        self.loader = make_loader(self.dataset, cfg.data.batch_size, cfg.data.workers, sampler)
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device] if cuda else None)
+        self.skipped = 0
+
+    def provenance(self) -> dict[str, str]:
+        return {"text_weights": self.model.text.weights_id, "text_model": self.cfg.model.text_model,
+                "weights": "trained-from-scratch", "latent": self.cfg.model.latent}
+
+    def _resume(self, ckpt: Path) -> None:
+        saved, _ = ck.read_config(ckpt)
+        ck.check_same_model(saved, self.cfg, ckpt)
+        self.model.load_state_dict(ck.load_weights(ckpt, "model"))
+        self.ema = {k: v.to(self.device) for k, v in ck.load_weights(ckpt, "ema").items()}
+        state = ck.load_state(ckpt)
+        self.opt.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        self.position = Position(**state["position"])
+        self.gen.set_state(state["rng"][self.rank])
+        if self.rank == 0:
+            print(f"resumed from {ckpt.name} at step {self.step}", flush=True)
+
+    def _gather_rng(self) -> list[torch.Tensor]:
+        if self.world == 1:
+            return [self.gen.get_state()]
+        states: list[Any] = [None] * self.world
+        dist.all_gather_object(states, self.gen.get_state())
+        return states
+
+    def save(self) -> Path | None:
+        rng = self._gather_rng()
+        if self.rank != 0:
+            return None
+        state = {"optimizer": self.opt.state_dict(), "step": self.step, "position": asdict(self.position), "rng": rng}
+        return ck.save_checkpoint(self.out / "checkpoints", self.step, self.cfg, self.model, self.ema, state,
+                                  self.provenance())
+
+    def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
+        cfg, dev = self.cfg, self.device
+        x0 = batch["target"].to(dev, non_blocking=True)  # (B, C, T, H, W)
+        source = batch["source"].to(dev, non_blocking=True)
+        b = x0.shape[0]
+        noise = torch.randn(x0.shape, generator=self.gen).to(dev)
+        t = sample_timesteps(b, self.gen).to(dev)
+        drop = torch.rand(b, generator=self.gen) < cfg.train.text_dropout
+        tokens = torch.where(drop[:, None], self.empty_tokens, batch["tokens"]).to(dev)  # (B, L)
+        x_t, v = flow_target(x0, noise, t)
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(self.step, cfg)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.train.bf16):
+            text = self.model.encode_text(tokens)  # its grads reach DDP's hooks like any parameter's
+            pred = self.net(x_t, t, source, text)
+        loss = torch.nn.functional.mse_loss(pred.float(), v)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
+        self.opt.step()
+        decay = ema_decay(self.step, cfg.train.ema)
+        with torch.no_grad():
+            for k, p in self.model.named_parameters():
+                self.ema[k].lerp_(p.detach().float(), 1 - decay)
+        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+
+    def run(self, time_limit: float | None = None) -> list[dict[str, Any]]:
+        """Train until the configured step count (or the time limit, checkpointing there); returns the logs."""
+        cfg = self.cfg
+        tokens_per_sample = 2 * cfg.model.tokens_per_clip
+        logs, start = [], time.time()
+        metrics = (self.out / "metrics.jsonl").open("a") if self.rank == 0 else None
+        bar = tqdm(total=cfg.train.steps, initial=self.step, disable=self.rank != 0, desc="train", dynamic_ncols=True)
+        batches = iter(self.loader)
+        while self.step < cfg.train.steps:
+            t0 = time.time()
+            batch = next(batches)
+            self.position = advance(self.position, batch["skipped"] + batch["size"], self.per_epoch)
+            self.skipped += batch["skipped"]
+            if batch["size"] == 0:
+                continue
+            out = self.train_step(batch)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.step += 1
+            dt = time.time() - t0
+            out.update(step=self.step, lr=lr_at(self.step - 1, cfg), skipped=self.skipped, step_s=dt,
+                       tokens_per_s=tokens_per_sample * batch["size"] * self.world / dt)
+            logs.append(out)
+            if metrics:
+                metrics.write(json.dumps(out) + "\n")
+                metrics.flush()
+            bar.update(1)
+            if self.step % cfg.train.log_every == 0:
+                bar.set_postfix(loss=f"{out['loss']:.4f}", tok_s=f"{out['tokens_per_s']:.0f}")
+            out_of_time = time_limit is not None and time.time() - start > time_limit
+            if self.world > 1:
+                flag = torch.tensor([float(out_of_time)], device=self.device)
+                dist.all_reduce(flag)
+                out_of_time = bool(flag.item())
+            if self.step % cfg.train.ckpt_every == 0 or self.step == cfg.train.steps or out_of_time:
+                self.save()
+            if out_of_time:
+                break
+        bar.close()
+        if metrics:
+            metrics.close()
+            plot_loss(self.out / "metrics.jsonl", self.out / "loss.png")
+        return logs
+
+
+def plot_loss(metrics: Path, png: Path) -> None:
+    """Loss per step (and its running mean) from a metrics file, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    steps = [r["step"] for r in rows]
+    loss = [r["loss"] for r in rows]
+    k = max(1, len(loss) // 50)
+    smooth = [sum(loss[max(0, i - k + 1) : i + 1]) / len(loss[max(0, i - k + 1) : i + 1]) for i in range(len(loss))]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(steps, loss, alpha=0.3, label="loss")
+    ax.plot(steps, smooth, label=f"mean of {k}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("rectified-flow MSE")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def train(cfg: Config, out: str | Path, resume: bool = False, time_limit: float | None = None) -> list[dict[str, Any]]:
+    trainer = Trainer(cfg, out, resume)
+    try:
+        logs = trainer.run(time_limit)
+        if trainer.rank == 0 and logs:
+            last = logs[-1]
+            print(f"step {last['step']}: loss {last['loss']:.4f}, {last['tokens_per_s']:.0f} tokens/s, "
+                  f"{trainer.skipped} pairs skipped", flush=True)
+        return logs
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+

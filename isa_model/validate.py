@@ -1,0 +1,161 @@
+"""Validation on the held-out split: sample every val pair (Euler + CFG), score against the target and against
+the copy-the-source baseline (PSNR/SSIM overall, per edit type, inside/outside the mask), compare ISA with
+dense attention for the same noise, time attention per denoising step, write previews (mp4 and PNG).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from isa_model import checkpoint as ck
+from isa_model.config import Config, ConfigError
+from isa_model.data import EditPairs, ResumableSampler, make_loader
+from isa_model.metrics import psnr, ssim
+from isa_model.model import attention
+from isa_model.sample import euler_sample, load_model
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else None
+
+
+def attention_ms_per_step(cfg: Config, batch: int, device: torch.device, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds spent in attention in one denoising step of the model (all blocks), ISA vs dense, on random
+    q, k, v of the model's shapes (full in-context sequence; CFG doubles the batch)."""
+    m = cfg.model
+    n = 2 * m.tokens_per_clip
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    q, k, v = (torch.randn(batch, m.heads, n, m.dim // m.heads, device=device, dtype=dtype) for _ in range(3))
+    out = {}
+    for mode in ("isa", "dense"):
+        mcfg = type(m)(**{**m.__dict__, "attention": mode})
+        attention(q, k, v, m.tokens_per_clip, mcfg)  # warm-up (compiles kernels)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            attention(q, k, v, m.tokens_per_clip, mcfg)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        out[f"{mode}_ms"] = 1000 * (time.perf_counter() - t0) / repeats * m.depth
+    return out
+
+
+def _frames_rgb(video: torch.Tensor) -> np.ndarray:
+    """(C, T, H, W) in [-1, 1] -> (T, H, W, 3) uint8."""
+    return ((video.permute(1, 2, 3, 0).float().cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+
+
+def write_previews(rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]], out: Path) -> list[str]:
+    """source | target | prediction side by side: one mp4 of all previewed pairs and one PNG (first, middle
+    and last frame of each pair)."""
+    from PIL import Image
+
+    from curation.video import VideoWriter
+
+    strips = [np.concatenate([_frames_rgb(x) for x in (src, tgt, pred)], axis=2) for _, src, tgt, pred in rows]
+    mp4 = out / "preview.mp4"
+    with VideoWriter(mp4, fps=6.0) as writer:
+        for strip in strips:
+            for frame in strip:
+                writer.write(frame)
+    t = strips[0].shape[0]
+    png_rows = [np.concatenate([s[i] for i in (0, t // 2, t - 1)], axis=0) for s in strips]
+    Image.fromarray(np.concatenate(png_rows, axis=0)).save(out / "preview.png")
+    return [mp4.name, "preview.png"]
+
+
+def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | None = None,
+             wanted: Config | None = None, steps: int | None = None, guidance: float | None = None,
+             max_pairs: int | None = None, previews: int = 4, seed: int = 0, weights: str = "ema") -> dict[str, Any]:
+    """Score the checkpoint's `weights` (ema or model) on the val split; writes `validation.json` and previews."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    ckpt = ck.latest(Path(ckpt_path))
+    if ckpt is None:
+        raise ConfigError(f"{ckpt_path}: no checkpoint found")
+    model, cfg = load_model(ckpt, device, wanted, weights)
+    twin, _ = load_model(ckpt, device, wanted, weights, attention="dense" if cfg.model.attention == "isa" else "isa")
+    steps = steps or cfg.train.sample_steps
+    guidance = cfg.train.guidance if guidance is None else guidance
+    root = Path(data_root or cfg.data.root or ckpt.parent.parent / "synthetic_pairs")
+    dataset = EditPairs(root, "val", cfg.model, seed, cfg.data.frame_stride, train=False)
+    n = min(len(dataset), max_pairs or len(dataset))
+    if n == 0:
+        raise ConfigError(f"{root}: no val rows in edit_pairs")
+    sampler = ResumableSampler(n, seed, shuffle=False, epochs=1)
+    loader = make_loader(dataset, cfg.data.batch_size, cfg.data.workers, sampler)
+    gen = torch.Generator().manual_seed(seed)
+    per: dict[str, list[dict[str, float]]] = defaultdict(list)
+    preview_rows, skipped, sample_s = [], 0, 0.0
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for batch in loader:
+        skipped += batch["skipped"]
+        if batch["size"] == 0:
+            continue
+        src, tgt = batch["source"].to(device), batch["target"].to(device)
+        noise = torch.randn(src.shape, generator=gen).to(device)
+        with autocast:
+            t0 = time.perf_counter()
+            pred = euler_sample(model, src, batch["tokens"], noise, steps, guidance)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            sample_s += time.perf_counter() - t0
+            pred_twin = euler_sample(twin, src, batch["tokens"], noise, steps, guidance)
+        scores = {"psnr": psnr(pred, tgt), "ssim": ssim(pred, tgt), "copy_psnr": psnr(src, tgt),
+                  "copy_ssim": ssim(src, tgt), "isa_vs_dense_psnr": psnr(pred, pred_twin)}
+        for i, edit_type in enumerate(batch["edit_type"]):
+            row = {k: float(v[i]) for k, v in scores.items()}
+            mask = batch["mask"][i]
+            if mask is not None:
+                m = mask[None].to(device)
+                row["psnr_inside"] = float(psnr(pred[i : i + 1], tgt[i : i + 1], m)[0])
+                row["psnr_outside"] = float(psnr(pred[i : i + 1], tgt[i : i + 1], 1 - m)[0])
+                row["copy_psnr_inside"] = float(psnr(src[i : i + 1], tgt[i : i + 1], m)[0])
+                row["copy_psnr_outside"] = float(psnr(src[i : i + 1], tgt[i : i + 1], 1 - m)[0])
+            per[edit_type].append(row)
+            if len(preview_rows) < previews:
+                preview_rows.append((batch["pair_id"][i], src[i], tgt[i], pred[i]))
+    report = summarise(per)
+    report.update(checkpoint=ckpt.name, weights=weights, config=cfg.name, attention=cfg.model.attention,
+                  context_cache=cfg.model.context_cache, steps=steps, guidance=guidance, pairs=sum(map(len, per.values())),
+                  skipped=skipped, sample_s_per_step=sample_s / max(1, steps * len(loader)),
+                  attention_per_step=attention_ms_per_step(cfg, 2 * cfg.data.batch_size, device),
+                  device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")
+    if preview_rows:
+        report["previews"] = write_previews(preview_rows, out)
+    (out / "validation.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def summarise(per: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
+    """Means per edit type and overall, and the gain over copying the source."""
+    by_type = {}
+    for edit_type, rows in sorted(per.items()):
+        keys = sorted({k for r in rows for k in r})
+        by_type[edit_type] = {k: _mean([r.get(k, float("nan")) for r in rows]) for k in keys}
+        by_type[edit_type]["pairs"] = len(rows)
+        by_type[edit_type]["gain_db"] = by_type[edit_type]["psnr"] - by_type[edit_type]["copy_psnr"]
+    rows = [r for rs in per.values() for r in rs]
+    overall = {k: _mean([r[k] for r in rows]) for k in ("psnr", "ssim", "copy_psnr", "copy_ssim", "isa_vs_dense_psnr")}
+    overall["gain_db"] = overall["psnr"] - overall["copy_psnr"]
+    return {"overall": overall, "per_edit_type": by_type}
+
+
+def print_report(report: dict[str, Any]) -> None:
+    print(f"{'edit type':<12} {'pairs':>5} {'PSNR':>7} {'copy':>7} {'gain':>7} {'SSIM':>6} {'ISA/dense':>9}")
+    for name, r in [*report["per_edit_type"].items(), ("overall", {**report["overall"], "pairs": report["pairs"]})]:
+        print(f"{name:<12} {r['pairs']:>5} {r['psnr']:>7.2f} {r['copy_psnr']:>7.2f} {r['gain_db']:>+7.2f} "
+              f"{r['ssim']:>6.3f} {r['isa_vs_dense_psnr']:>9.2f}")
+    a = report["attention_per_step"]
+    print(f"attention per step: ISA {a['isa_ms']:.2f} ms, dense {a['dense_ms']:.2f} ms; "
+          f"{report['skipped']} pairs skipped")

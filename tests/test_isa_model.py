@@ -1,0 +1,158 @@
+"""LIVEditor model: shapes, patches, RoPE, ISA vs dense, the context K/V cache, metrics, sampling."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from _isa_model_helpers import tiny
+
+from isa_model.config import ConfigError, IsaSettings
+from isa_model.metrics import psnr, ssim
+from isa_model.model import LIVEditor, patchify, rope_3d, unpatchify
+from isa_model.sample import euler_sample
+
+
+def _model(**changes) -> LIVEditor:
+    """The tiny model with its zero-initialised (adaLN-Zero) layers randomised, so every path matters."""
+    torch.manual_seed(0)
+    model = LIVEditor(tiny(**changes).model).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "ada" in name or name.startswith("out."):
+                p.normal_(0, 0.05)
+    return model
+
+
+def _inputs(model: LIVEditor, b: int = 2):
+    g = torch.Generator().manual_seed(1)
+    cfg = model.cfg
+    shape = (b, cfg.channels, cfg.frames, cfg.height, cfg.width)
+    x, src = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
+    text = model.encode_text(model.text.tokenize(["invert the colours", "make it sepia"][:b]))
+    return x, torch.tensor([0.3, 0.8][:b]), src, text
+
+
+def test_patchify_roundtrip_and_token_order():
+    video = torch.randn(2, 3, 4, 16, 24)
+    tokens = patchify(video, (2, 8, 8))
+    assert tokens.shape == (2, 2 * 2 * 3, 3 * 2 * 8 * 8)
+    assert torch.equal(unpatchify(tokens, (2, 8, 8), (2, 2, 3), 3), video)
+    # token 1 is the patch one step to the right (w fastest), its first value is pixel (t=0, h=0, w=8)
+    assert tokens[0, 1, 0] == video[0, 0, 0, 0, 8]
+
+
+def test_rope_tables_start_at_zero_and_rotate_by_axis():
+    cos, sin = rope_3d((2, 3, 4), 32)
+    assert cos.shape == (24, 16)
+    assert torch.allclose(cos[0], torch.ones(16)) and torch.allclose(sin[0], torch.zeros(16))
+    # moving along w changes only the w channels; along t only the t channels (head dim 32 -> 8/12/12)
+    assert torch.allclose(sin[1, :10], torch.zeros(10)) and sin[1, 10:].abs().sum() > 0
+    assert sin[12, :4].abs().sum() > 0 and torch.allclose(sin[12, 4:], torch.zeros(12))
+
+
+def test_forward_shapes_and_text_provenance():
+    model = _model()
+    x, t, src, text = _inputs(model)
+    assert text.shape == (2, model.cfg.dim)
+    out = model(x, t, src, text)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert model.text.weights_id == "random-init"
+
+
+def test_config_rejects_bad_head_dim_and_unknown_keys():
+    with pytest.raises(ConfigError, match="power of two"):
+        tiny(dim=96, heads=2)
+    with pytest.raises(ConfigError, match="unknown key"):
+        tiny(colour="red")
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_isa_with_every_block_exact_equals_dense(backend):
+    exact = IsaSettings(block=16, alpha_s=1.0, alpha_f=1.0, alpha_ns=1.0, backend=backend)
+    isa, dense = _model(isa=dataclasses.asdict(exact)), _model(attention="dense")
+    x, t, src, text = _inputs(isa, b=1)
+    with torch.no_grad():
+        a, b = isa(x, t, src, text), dense(x, t, src, text)
+    assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
+def test_default_isa_is_sparse_so_it_differs_from_dense():
+    isa, dense = _model(), _model(attention="dense")
+    x, t, src, text = _inputs(isa)
+    with torch.no_grad():
+        assert not torch.allclose(isa(x, t, src, text), dense(x, t, src, text), atol=1e-4)
+
+
+@pytest.mark.parametrize("attention", ["isa", "dense"])
+def test_context_cache_equals_uncached_in_its_own_mode(attention):
+    model = _model(context_cache=True, attention=attention)
+    x, t, src, text = _inputs(model)
+    with torch.no_grad():
+        uncached = model(x, t, src, text)
+        cache = model.encode_context(src, text)
+        cached = model.forward_cached(x, t, text, cache)
+        assert torch.allclose(uncached, cached, atol=1e-5), (uncached - cached).abs().max()
+        # the cache is the same at every step: a second step with another timestep still matches
+        t2 = torch.tensor([0.1, 0.5])
+        assert torch.allclose(model(x, t2, src, text), model.forward_cached(x, t2, text, cache), atol=1e-5)
+        # and the mode is a different model from full in-context attention with the same weights
+        full = LIVEditor(dataclasses.replace(model.cfg, context_cache=False)).eval()
+        full.load_state_dict(model.state_dict())
+        assert not torch.allclose(full(x, t, src, text), uncached, atol=1e-4)
+
+
+def test_context_cache_needs_the_mode():
+    model = _model()
+    x, _, src, text = _inputs(model)
+    with pytest.raises(ValueError, match="context_cache"):
+        model.encode_context(src, text)
+
+
+def test_sampling_cached_equals_uncached_and_guidance_changes_output():
+    model = _model(context_cache=True, attention="dense")
+    _, _, src, _ = _inputs(model)
+    tokens = model.text.tokenize(["invert the colours", "make it sepia"])
+    noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(3))
+    a = euler_sample(model, src, tokens, noise, steps=3, guidance=2.0, use_cache=True)
+    b = euler_sample(model, src, tokens, noise, steps=3, guidance=2.0, use_cache=False)
+    c = euler_sample(model, src, tokens, noise, steps=3, guidance=1.0)
+    assert a.shape == src.shape and torch.allclose(a, b, atol=1e-5)
+    assert not torch.allclose(a, c, atol=1e-4)
+
+
+def test_metrics():
+    a = torch.zeros(1, 3, 2, 8, 8)
+    b = a.clone()
+    b[..., :4] = 0.2  # in [0, 1] units an error of 0.1 on half the pixels: mse 0.005
+    assert psnr(a, b).item() == pytest.approx(10 * torch.log10(torch.tensor(1 / 0.005)).item(), rel=1e-5)
+    mask = torch.zeros(1, 2, 8, 8)
+    mask[..., 4:] = 1
+    assert psnr(a, b, mask).item() > 90  # the changed half is outside the mask
+    assert ssim(a, a).item() == pytest.approx(1.0, abs=1e-6) and ssim(a, b).item() < 1
+
+
+class _ExactVelocity(LIVEditor):
+    """The velocity field of rectified flow towards a known x0, v = (x_t - x0) / t: the sampler must land on x0."""
+
+    x0: torch.Tensor
+
+    def forward(self, x_t, t, source, text):
+        x0 = self.x0.repeat(x_t.shape[0] // self.x0.shape[0], 1, 1, 1, 1)
+        return (x_t - x0) / t.view(-1, 1, 1, 1, 1)
+
+
+def test_euler_sampler_follows_the_flow_to_the_data():
+    model = _ExactVelocity(tiny(attention="dense").model).eval()
+    _, _, src, _ = _inputs(model)
+    model.x0 = src.clamp(-1, 1) * 0.5
+    noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(4))
+    out = euler_sample(model, src, model.text.tokenize(["a", "b"]), noise, steps=4, guidance=1.5)
+    assert torch.allclose(out, model.x0, atol=1e-5)
+
+
+def test_ema_decay_warms_up():
+    from isa_model.train import ema_decay
+
+    assert ema_decay(0, 0.999) == 0.1 and ema_decay(10**6, 0.999) == 0.999

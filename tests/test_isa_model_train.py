@@ -1,0 +1,95 @@
+"""LIVEditor training and CLIs: exact resume, DDP on CPU (gloo, 2 processes), validate / edit, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from _isa_model_helpers import pair_set, tiny
+
+from isa_model import checkpoint as ck
+from isa_model.__main__ import main
+from isa_model.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return pair_set(tmp_path_factory.mktemp("pairs"))
+
+
+def _cfg(root, steps):
+    base = tiny(attention="dense")  # ISA itself is covered in test_isa_model.py; this keeps the steps fast
+    return type(base)(base.name, base.model, type(base.data)(**{**base.data.__dict__, "root": str(root)}),
+                      type(base.train)(**{**base.train.__dict__, "steps": steps, "ckpt_every": 2}))
+
+
+def test_resume_gives_the_same_next_losses(root, tmp_path):
+    straight = [r["loss"] for r in train(_cfg(root, 3), tmp_path / "a")]
+    first = train(_cfg(root, 2), tmp_path / "b")
+    resumed = train(_cfg(root, 3), tmp_path / "b", resume=True)
+    assert [r["step"] for r in resumed] == [3]
+    assert [r["loss"] for r in first] == straight[:2]
+    assert [r["loss"] for r in resumed] == straight[2:]  # bitwise: weights, Adam, EMA, data position, RNG
+    ema_a = ck.load_weights(ck.latest(tmp_path / "a" / "checkpoints"), "ema")
+    ema_b = ck.load_weights(ck.latest(tmp_path / "b" / "checkpoints"), "ema")
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+
+
+def test_ddp_on_cpu_with_gloo(root, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "isa_model", "train", "--config", "tiny", "--attention", "dense", "--data", str(root),
+           "--steps", "2", "--out", str(tmp_path / "ddp")]
+    run = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    state = ck.load_state(ck.latest(tmp_path / "ddp" / "checkpoints"))
+    assert len(state["rng"]) == 2 and not torch.equal(state["rng"][0], state["rng"][1])
+    rows = [json.loads(x) for x in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and all(r["loss"] > 0 for r in rows)
+
+
+@pytest.fixture(scope="module")
+def run_dir(root, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--config", "tiny", "--data", str(root), "--steps", "2", "--out", str(out)]) == 0
+    return out
+
+
+def test_cli_validate_writes_metrics_and_previews(run_dir, capsys):
+    val = run_dir / "val"
+    assert main(["validate", "--ckpt", str(run_dir / "checkpoints"), "--out", str(val), "--config", "tiny",
+                 "--steps", "2", "--max-pairs", "4"]) == 0
+    report = json.loads((val / "validation.json").read_text())
+    assert report["pairs"] == 4 and report["attention"] == "isa"
+    assert set(report["per_edit_type"]) == {"invert", "sepia", "grayscale", "invert_box"}
+    box = report["per_edit_type"]["invert_box"]
+    # outside the mask the source is the target (up to H.264), inside it is the negative
+    assert box["copy_psnr_outside"] > 25 > 15 > box["copy_psnr_inside"]
+    assert report["overall"]["isa_vs_dense_psnr"] > 0 and (val / "preview.png").is_file()
+    assert (val / "preview.mp4").stat().st_size > 0 and "gain" in capsys.readouterr().out
+
+
+def test_cli_checkpoint_from_another_config_is_one_line_error(run_dir, tmp_path, capsys):
+    assert main(["validate", "--ckpt", str(run_dir / "checkpoints"), "--out", str(tmp_path), "--config", "small"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "trained with config 'tiny', not 'small'" in err
+
+
+def test_cli_edit_and_its_errors(run_dir, root, tmp_path, capsys):
+    out = tmp_path / "edited.mp4"
+    video = next((root / "clips").glob("*.mp4"))
+    assert main(["edit", "--ckpt", str(run_dir / "checkpoints"), "--video", str(video), "--instruction",
+                 "invert the colours", "--out", str(out), "--steps", "2"]) == 0
+    assert out.stat().st_size > 0
+    assert main(["edit", "--ckpt", str(run_dir / "checkpoints"), "--video", str(tmp_path / "nope.mp4"),
+                 "--instruction", "x", "--out", str(tmp_path / "e.mp4")]) == 2
+    assert main(["train", "--config", "nonexistent", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "nope.mp4: no such file" in err and "config 'nonexistent': no such file" in err
