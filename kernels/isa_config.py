@@ -27,8 +27,11 @@ class IsaConfig:
     alpha_f: float = 0.5
     alpha_ns: float = 0.0625
     dropped_mean: bool = False
+    mean_terms: bool = True  # False: plain block-sparse top-k (flat blocks drop their non-exact kept blocks)
 
     def __post_init__(self) -> None:
+        if self.dropped_mean and not self.mean_terms:
+            raise IsaInputError("dropped_mean=True needs mean_terms=True (both are 0-th order terms)")
         if self.block < 16 or self.block & (self.block - 1):
             raise IsaInputError(f"block must be a power of two >= 16, got {self.block}")
         for name in ("alpha_s", "alpha_f", "alpha_ns"):
@@ -63,14 +66,18 @@ SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int) -> None:
-    """One-line errors for inputs the kernels cannot take."""
-    if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
-        raise IsaInputError(f"q, k, v must share one [B, H, N, D] shape, got {tuple(q.shape)}, "
-                            f"{tuple(k.shape)}, {tuple(v.shape)}")
+    """One-line errors for inputs the kernels cannot take. q is [B, H, N, D] like k and v, or holds the
+    target tokens alone ([B, H, N - n_ctx, D], target-only queries over a context K/V cache)."""
+    if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise IsaInputError(f"q, k, v shapes must be [B, H, N, D] (q may hold the target tokens only), got "
+                            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     if not (q.dtype == k.dtype == v.dtype) or q.dtype not in SUPPORTED_DTYPES:
         raise IsaInputError(f"q, k, v must share a dtype among fp16/bf16/fp32, got {q.dtype}, {k.dtype}, {v.dtype}")
-    n, d = q.shape[2], q.shape[3]
+    n, d = k.shape[2], q.shape[3]
     if not 0 <= n_ctx < n:
         raise IsaInputError(f"n_ctx must be in [0, N) with N={n}, got {n_ctx}")
+    if q.shape[2] not in (n, n - n_ctx):
+        raise IsaInputError(f"q must hold all N={n} tokens or the N - n_ctx={n - n_ctx} target tokens, "
+                            f"got {q.shape[2]}")
     if d < 16 or d > 256 or d & (d - 1):
         raise IsaInputError(f"head dim must be a power of two in [16, 256], got {d}")

@@ -22,17 +22,19 @@ LOG2E = 1.4426950408889634
 @triton.jit
 def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
                     OWN, BH, OFF, CNT, LST, MROW,
-                    H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                    H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale,
                     D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,
                     BP: tl.constexpr, HAS_MEAN: tl.constexpr):
     item = tl.program_id(0)
-    bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D, GQ, BLK)
+    bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_q, n_tgt, n_tot, nbt,
+                                                            D, GQ, BLK)
+    row0k = bh * n_tot
     q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
     m_i = tl.full([GQ * BLK], float("-inf"), tl.float32)
     l_i = tl.zeros([GQ * BLK], tl.float32)
     acc = tl.zeros([GQ * BLK, D], tl.float32)
     for t in range(0, cnt):
-        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0, n_tgt, n_tot, nbt, qk_scale, BLK)
+        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
         acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v)
 
     if HAS_MEAN:
@@ -51,9 +53,11 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
 
 
 def geometry_args(q: torch.Tensor, layout: BlockLayout) -> tuple:
-    """Scalar kernel arguments shared by all ISA kernels: sizes, block counts and scales."""
+    """Scalar kernel arguments shared by all ISA kernels: sizes (key tokens n_tot, query tokens n_q), block
+    counts (all nb, query nbq) and scales."""
     d = q.shape[-1]
-    return (q.shape[1], layout.n_tgt, q.shape[2], layout.nbt, layout.nb, LOG2E / math.sqrt(d), 1.0 / math.sqrt(d))
+    return (q.shape[1], layout.n_tgt, layout.n_tot, layout.n_q, layout.nbt, layout.nb, layout.nbq,
+            LOG2E / math.sqrt(d), 1.0 / math.sqrt(d))
 
 
 def block_descriptor(x: torch.Tensor, block: int) -> TensorDescriptor:

@@ -16,11 +16,16 @@ from kernels.isa_config import IsaConfig, keep_count
 
 @dataclass(frozen=True)
 class BlockLayout:
-    """Blocks of `block` tokens cut from 0 in the target and from n_tgt in the context."""
+    """Blocks of `block` tokens cut from 0 in the target and from n_tgt in the context.
+
+    With target_only the queries are the target tokens alone (context K/V cache): query blocks are the
+    nbt target blocks, key blocks all nb.
+    """
 
     n_tgt: int
     n_ctx: int
     block: int
+    target_only: bool = False
 
     @property
     def nbt(self) -> int:
@@ -33,6 +38,20 @@ class BlockLayout:
     @property
     def nb(self) -> int:
         return self.nbt + self.nbc
+
+    @property
+    def n_tot(self) -> int:
+        return self.n_tgt + self.n_ctx
+
+    @property
+    def n_q(self) -> int:
+        """Query tokens: the target alone with target_only, else every token."""
+        return self.n_tgt if self.target_only else self.n_tot
+
+    @property
+    def nbq(self) -> int:
+        """Query blocks (the first nbq blocks of the layout)."""
+        return self.nbt if self.target_only else self.nb
 
     def starts(self, device: torch.device | str = "cpu") -> torch.Tensor:
         j = torch.arange(self.nb, device=device)
@@ -64,14 +83,22 @@ class IsaSelection:
     flat: torch.Tensor  # [B, H, n_flat] the other query blocks, ascending
     flat_exact: torch.Tensor  # [B, H, n_flat, n_ns] exact key blocks of each flat query block, ascending
     dropped_mean: bool
+    mean_terms: bool = True  # False: flat blocks ignore their non-exact kept blocks (plain block-sparse top-k)
+
+
+def layout_for(q: torch.Tensor, k: torch.Tensor, n_ctx: int, block: int) -> BlockLayout:
+    """The block layout of checked inputs: target-only queries when q has fewer tokens than k."""
+    return BlockLayout(k.shape[2] - n_ctx, n_ctx, block, target_only=q.shape[2] < k.shape[2])
 
 
 def pool_blocks(x: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
-    """Per-block means in fp32 (valid tokens only), shape [B, H, nb, D]; differentiable."""
-    tb = layout.token_block(x.device)
-    sums = x.new_zeros(*x.shape[:2], layout.nb, x.shape[-1], dtype=torch.float32)
+    """Per-block means in fp32 (valid tokens only), shape [B, H, nb, D] (nbt blocks for target-only
+    queries, x [B, H, n_tgt, D]); differentiable."""
+    n_blocks = layout.nbt if x.shape[2] == layout.n_tgt else layout.nb
+    tb = layout.token_block(x.device)[:x.shape[2]]
+    sums = x.new_zeros(*x.shape[:2], n_blocks, x.shape[-1], dtype=torch.float32)
     sums = sums.index_add(2, tb, x.float())
-    return sums / layout.lengths(x.device).to(torch.float32)[:, None]
+    return sums / layout.lengths(x.device)[:n_blocks].to(torch.float32)[:, None]
 
 
 def _top_ascending(score: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -105,9 +132,9 @@ def sharpness(pooled_logits: torch.Tensor) -> torch.Tensor:
 
 
 def select_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, cfg: IsaConfig) -> IsaSelection:
-    """Steps 2 to 4 of DESIGN 6 on pooled q, k ([B, H, nb, D], fp32)."""
+    """Steps 2 to 4 of DESIGN 6 on pooled q ([B, H, nbq, D]) and k ([B, H, nb, D]), fp32."""
     with torch.no_grad():
-        nb, dev = layout.nb, qm.device
+        nb, dev = layout.nbq, qm.device
         kept = select_context_blocks(qm, km, layout, cfg.alpha_s)
         logits = pooled_logits_over_kept(qm, km, kept)
         n_sharp = keep_count(cfg.alpha_f, nb)
@@ -117,20 +144,20 @@ def select_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, cfg: 
         flat_logits = torch.gather(logits, 2, flat[..., None].expand(-1, -1, -1, logits.shape[-1]))
         pos = _top_ascending(flat_logits, keep_count(cfg.alpha_ns, kept.shape[-1]))
         flat_exact = torch.gather(kept[:, :, None, :].expand(-1, -1, flat.shape[-1], -1), 3, pos)
-    return IsaSelection(layout, kept, sharp, flat, flat_exact, cfg.dropped_mean)
+    return IsaSelection(layout, kept, sharp, flat, flat_exact, cfg.dropped_mean, cfg.mean_terms)
 
 
 def block_masks(sel: IsaSelection) -> tuple[torch.Tensor, torch.Tensor]:
     """exact[b, h, i, j]: query block i attends to key block j token by token; mean[b, h, i, j]: key block j
-    enters query block i's softmax as its 0-th order term. Both bool [B, H, nb, nb]."""
-    nb, dev = sel.layout.nb, sel.kept.device
-    shape = (*sel.kept.shape[:2], nb)
-    is_sharp = torch.zeros(shape, dtype=torch.bool, device=dev).scatter_(2, sel.sharp, True)
-    is_kept = torch.zeros(shape, dtype=torch.bool, device=dev).scatter_(2, sel.kept, True)
+    enters query block i's softmax as its 0-th order term. Both bool [B, H, nbq, nb]."""
+    nb, nbq, dev = sel.layout.nb, sel.layout.nbq, sel.kept.device
+    batch_heads = sel.kept.shape[:2]
+    is_sharp = torch.zeros(*batch_heads, nbq, dtype=torch.bool, device=dev).scatter_(2, sel.sharp, True)
+    is_kept = torch.zeros(*batch_heads, nb, dtype=torch.bool, device=dev).scatter_(2, sel.kept, True)
     exact = is_sharp[..., :, None] & is_kept[..., None, :]
     flat_rows = torch.zeros(*sel.flat.shape, nb, dtype=torch.bool, device=dev).scatter_(3, sel.flat_exact, True)
     exact.scatter_(2, sel.flat[..., None].expand(-1, -1, -1, nb), flat_rows)
-    mean = (~is_sharp)[..., :, None] & is_kept[..., None, :] & ~exact
+    mean = (~is_sharp)[..., :, None] & is_kept[..., None, :] & ~exact & sel.mean_terms
     if sel.dropped_mean:
         is_ctx = torch.arange(nb, device=dev) >= sel.layout.nbt
         mean = mean | (is_ctx & ~is_kept)[..., None, :]
@@ -145,6 +172,7 @@ def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     dt = torch.promote_types(q.dtype, torch.float32)
     layout = sel.layout
     tb = layout.token_block(q.device)
+    tq = tb[:q.shape[2]]  # query tokens' blocks (the target alone for target-only queries)
     scale = 1.0 / math.sqrt(q.shape[-1])
     km = pool_blocks(k, layout).to(dt)
     vm = pool_blocks(v, layout).to(dt)
@@ -154,8 +182,8 @@ def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
         heads = []
         for h in range(q.shape[1]):
             qf, kf, vf = q[b, h].to(dt), k[b, h].to(dt), v[b, h].to(dt)
-            exact = exact_blocks[b, h][tb][:, tb]
-            mean = mean_blocks[b, h][tb][:, tb]
+            exact = exact_blocks[b, h][tq][:, tb]
+            mean = mean_blocks[b, h][tq][:, tb]
             s_exact = qf @ kf.T * scale
             s_mean = (qf @ km[b, h].T * scale)[:, tb]
             s = torch.where(exact, s_exact, torch.where(mean, s_mean, float("-inf")))
@@ -167,8 +195,9 @@ def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
 
 def isa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig = IsaConfig()
                   ) -> torch.Tensor:
-    """The oracle: pool, select, attend; output in q's dtype, shape [B, H, N, D]."""
-    layout = BlockLayout(q.shape[2] - n_ctx, n_ctx, cfg.block)
+    """The oracle: pool, select, attend; output in q's dtype and shape ([B, H, N, D], or [B, H, N_tgt, D]
+    for target-only queries)."""
+    layout = layout_for(q, k, n_ctx, cfg.block)
     sel = select_blocks(pool_blocks(q.detach(), layout), pool_blocks(k.detach(), layout), layout, cfg)
     return attention_from_selection(q, k, v, sel).to(q.dtype)
 

@@ -55,34 +55,35 @@ def _grouped(blocks: torch.Tensor, g: int) -> torch.Tensor:
 
 
 def mean_rows(sel: IsaSelection) -> torch.Tensor:
-    """0-th order term mask as int8 [BH * nb, nb] (row = query block, column = key block); the same as
+    """0-th order term mask as int8 [BH * nbq, nb] (row = query block, column = key block); the same as
     block_masks(sel)[1] without building the exact mask: flat rows take the kept blocks they do not attend
-    exactly, and with dropped_mean every row takes the context blocks not kept."""
-    nb, dev = sel.layout.nb, sel.kept.device
+    exactly (when mean_terms), and with dropped_mean every row takes the context blocks not kept."""
+    nb, nbq, dev = sel.layout.nb, sel.layout.nbq, sel.kept.device
     b, h = sel.kept.shape[:2]
     is_kept = torch.zeros(b, h, nb, dtype=torch.int8, device=dev).scatter_(2, sel.kept, 1)
     dropped = torch.zeros_like(is_kept)
     if sel.dropped_mean:
         dropped[..., sel.layout.nbt:] = 1 - is_kept[..., sel.layout.nbt:]
-    rows = dropped[..., None, :].expand(b, h, nb, nb).clone()
-    flat_rows = (is_kept + dropped)[..., None, :].expand(*sel.flat.shape, nb).clone().scatter_(3, sel.flat_exact, 0)
+    rows = dropped[..., None, :].expand(b, h, nbq, nb).clone()
+    flat_terms = is_kept * int(sel.mean_terms) + dropped
+    flat_rows = flat_terms[..., None, :].expand(*sel.flat.shape, nb).clone().scatter_(3, sel.flat_exact, 0)
     rows.scatter_(2, sel.flat[..., None].expand(-1, -1, -1, nb), flat_rows)
     return rows.reshape(-1, nb)
 
 
 def query_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch | None]:
     """Forward / dq work: sharp query blocks in groups of g_sharp over the kept keys; flat blocks alone."""
-    nb = sel.layout.nb
+    nb, nbq = sel.layout.nb, sel.layout.nbq
     kept = sel.kept.reshape(-1, sel.kept.shape[-1])
     n_bh, n_kept = kept.shape
     dev = kept.device
     n_ns = sel.flat_exact.shape[-1]
     # Known without a device sync: sharp rows have 0-th order terms only for dropped context blocks.
     sharp_mean = sel.dropped_mean and n_kept < nb
-    flat_mean = sharp_mean or n_kept > n_ns
+    flat_mean = sharp_mean or (sel.mean_terms and n_kept > n_ns)
 
     def mean_row(bh: torch.Tensor, first: torch.Tensor, any_mean: bool) -> torch.Tensor:
-        return bh * nb + first if any_mean else torch.full_like(bh, -1)
+        return bh * nbq + first if any_mean else torch.full_like(bh, -1)
 
     sharp = _grouped(sel.sharp.reshape(n_bh, -1), g_sharp)
     per = sharp.shape[1]

@@ -30,11 +30,12 @@ def group_rows(ids_ptr, base, n_tgt, n_tot, nbt, G: tl.constexpr, BLK: tl.conste
 
 
 @triton.jit
-def owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D: tl.constexpr, G: tl.constexpr, BLK: tl.constexpr):
-    """Program `item`'s head (bh, first row row0), its G blocks' rows, validity and [rows, D] offsets, and
-    the start and length of the block list it walks."""
+def owned_group(OWN, BH, OFF, CNT, item, n_rows, n_tgt, n_tot, nbt,
+                D: tl.constexpr, G: tl.constexpr, BLK: tl.constexpr):
+    """Program `item`'s head (bh, first row row0 = bh * n_rows in the owned tensor), its G blocks' rows,
+    validity and [rows, D] offsets, and the start and length of the block list it walks."""
     bh = tl.load(BH + item)
-    row0 = bh * n_tot
+    row0 = bh * n_rows
     rows, valid = group_rows(OWN, item * G, n_tgt, n_tot, nbt, G, BLK)
     offs = (row0 + rows)[:, None].to(tl.int64) * D + tl.arange(0, D)[None, :]
     return bh, row0, rows, valid, offs, tl.load(OFF + item), tl.load(CNT + item)
