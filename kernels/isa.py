@@ -98,16 +98,58 @@ def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Ten
     return dq, dk, dv
 
 
+_PLAN_GRAPHS: dict[tuple, tuple | None] = {}  # per (shapes, dtype, device, layout, config, group); None: failed
+
+
+def _graphed_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout, cfg: IsaConfig,
+                  tiles: TileConfig) -> tuple[IsaPlan, torch.Tensor, torch.Tensor] | None:
+    """Pool, then replay the ~60 selection and work-list ops as one captured CUDA graph (they launch at
+    host speed otherwise). The plan's tensors are the graph's static outputs, overwritten by the next call of
+    the same shapes, so this is only for calls that consume the plan at once (no autograd). None: capture
+    failed once for this key; plan eagerly."""
+    key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, layout, cfg, tiles.fwd_sharp_gq)
+    if key not in _PLAN_GRAPHS:
+        pooled = pool_qkv(q, k, v, layout)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up outside the capture, as torch's graph docs ask
+                _plan_from_pooled(pooled[0], pooled[1], q, k, layout, cfg, tiles)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                p = _plan_from_pooled(pooled[0], pooled[1], q, k, layout, cfg, tiles)
+            _PLAN_GRAPHS[key] = (pooled, graph, p)
+        except RuntimeError:
+            _PLAN_GRAPHS[key] = None
+    entry = _PLAN_GRAPHS[key]
+    if entry is None:
+        return None
+    pooled, graph, p = entry
+    pool_qkv(q, k, v, layout, out=pooled)
+    graph.replay()
+    return p, pooled[1], pooled[2]
+
+
+def _pooled_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig, tiles: TileConfig,
+                 p: IsaPlan | None, graphed: bool) -> tuple[IsaPlan, torch.Tensor, torch.Tensor]:
+    """The plan (given, graphed or eager) and pooled k, v in q's dtype."""
+    if p is not None:
+        _, km, vm = pool_qkv(None, k, v, p.layout)
+        return p, km.to(q.dtype), vm.to(q.dtype)
+    layout = layout_for(q, k, n_ctx, cfg.block)
+    found = _graphed_plan(q, k, v, layout, cfg, tiles) if graphed else None
+    if found is None:
+        qm, km, vm = pool_qkv(q, k, v, layout)
+        found = _plan_from_pooled(qm, km, q, k, layout, cfg, tiles), km, vm
+    p, km, vm = found
+    return p, km.to(q.dtype), vm.to(q.dtype)
+
+
 class _IsaFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, n_ctx: int, cfg: IsaConfig, tiles: TileConfig, p: IsaPlan | None):  # type: ignore[override]
-        if p is None:
-            layout = layout_for(q, k, n_ctx, cfg.block)
-            qm, km, vm = pool_qkv(q, k, v, layout)
-            p = _plan_from_pooled(qm, km, q, k, layout, cfg, tiles)
-        else:
-            _, km, vm = pool_qkv(None, k, v, p.layout)
-        km, vm = km.to(q.dtype), vm.to(q.dtype)
+        p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, p, graphed=False)
         o, lse = isa_forward(q, k, v, km, vm, p, tiles)
         ctx.save_for_backward(q, k, v, o, lse, km, vm)
         ctx.plan, ctx.tiles = p, tiles
@@ -152,4 +194,8 @@ def isa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int,
         return (isa_reference(q, k, v, n_ctx, cfg) if plan is None
                 else attention_from_selection(q, k, v, plan.selection).to(q.dtype))
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # TMA views [B * H * N, D]: no copy if contiguous
-    return _IsaFunction.apply(q, k, v, n_ctx, cfg, tiles or TileConfig(), plan)
+    tiles = tiles or TileConfig()
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
+        return _IsaFunction.apply(q, k, v, n_ctx, cfg, tiles, plan)
+    p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, plan, graphed=tiles.graph_plan and q.is_cuda)
+    return isa_forward(q, k, v, km, vm, p, tiles)[0]

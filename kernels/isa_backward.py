@@ -14,7 +14,7 @@ import triton.language as tl
 from kernels.isa_forward import block_descriptor, geometry_args
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import (block_span, exact_scores, grad_scores, listed_block, mask_tile, mean_scores, owned_group,
+from kernels.isa_tiles import (block_span, exact_scores, grad_scores, mask_partial, mask_tile, mean_scores, owned_group,
                                pooled_tile)
 
 
@@ -64,13 +64,14 @@ def _isa_dkdv_kernel(q_desc, K, V, do_desc, DK, DV, LSE, DELTA, DKM, DVM,
     dk = tl.zeros([GK * BLK, D], tl.float32)
     dv = tl.zeros([GK * BLK, D], tl.float32)
     for t in range(0, cnt):
-        start, qvalid = listed_block(LST, off + t, n_tgt, n_tot, nbt, BLK)
+        start, end = block_span(tl.load(LST + off + t), n_tgt, n_tot, nbt, BLK)
+        qvalid = tl.arange(0, BLK) < end - start
         q = q_desc.load([row0 + start, 0])
         do = do_desc.load([row0 + start, 0])
         rows = row0 + start + tl.arange(0, BLK)
         lse = tl.load(LSE + rows, mask=qvalid, other=0.0)
         delta = tl.load(DELTA + rows, mask=qvalid, other=0.0)
-        s_t = tl.where(qvalid[None, :], tl.dot(k, tl.trans(q)) * qk_scale, float("-inf"))
+        s_t = mask_partial(tl.dot(k, tl.trans(q)) * qk_scale, start, end, BLK)
         p_t = tl.math.exp2(s_t - lse[None, :])
         dv = tl.dot(p_t.to(do.dtype), do, dv)
         dp_t = tl.dot(v, tl.trans(do))

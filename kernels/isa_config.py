@@ -60,6 +60,7 @@ class TileConfig:
     flat_stages: int = 2
     mean_tile: int = 64
     mean_warps: int = 4
+    graph_plan: bool = True  # inference calls on CUDA replay the selection ops as one CUDA graph per shape
 
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)

@@ -37,14 +37,18 @@ def _pool_kernel(Q, K, V, QM, KM, VM, q_sb, q_sh, s_b, s_h, s_n, H, n_tgt, n_tot
             _pool_rows(Q, QM, b * q_sb + h * q_sh, s_n, rows, valid, inv, out_q, D)
 
 
-def pool_qkv(q: torch.Tensor | None, k: torch.Tensor, v: torch.Tensor | None, layout: BlockLayout
+def pool_qkv(q: torch.Tensor | None, k: torch.Tensor, v: torch.Tensor | None, layout: BlockLayout,
+             out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
              ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
-    """Block means as contiguous fp32 [B, H, nb, D] (q: [B, H, nbq, D]) in one pass; q or v may be None
-    (not pooled). k and v share strides, every last dim is contiguous, q and k share the token stride."""
+    """Block means as contiguous fp32 [B, H, nb, D] (q: [B, H, nbq, D]) in one pass, into `out` if given;
+    q or v may be None (not pooled). k and v share strides, every last dim is contiguous, q and k share the
+    token stride."""
     b, h, n, d = k.shape
-    qm = None if q is None else torch.empty(b, h, layout.nbq, d, device=k.device, dtype=torch.float32)
-    km = torch.empty(b, h, layout.nb, d, device=k.device, dtype=torch.float32)
-    vm = None if v is None else torch.empty_like(km)
+    if out is None:
+        out = (torch.empty(b, h, layout.nbq, d, device=k.device, dtype=torch.float32),
+               torch.empty(b, h, layout.nb, d, device=k.device, dtype=torch.float32),
+               torch.empty(b, h, layout.nb, d, device=k.device, dtype=torch.float32))
+    qm, km, vm = (out[0] if q is not None else None), out[1], (out[2] if v is not None else None)
     qs = k if q is None else q
     _pool_kernel[(b * h, layout.nb)](qs, k, k if v is None else v, km if qm is None else qm, km,
                                      km if vm is None else vm, qs.stride(0), qs.stride(1), k.stride(0), k.stride(1),

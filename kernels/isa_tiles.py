@@ -42,20 +42,21 @@ def owned_group(OWN, BH, OFF, CNT, item, n_rows, n_tgt, n_tot, nbt,
 
 
 @triton.jit
-def listed_block(lst_ptr, idx, n_tgt, n_tot, nbt, BLK: tl.constexpr):
-    """First token of block lst_ptr[idx] and which of its BLK rows are tokens (a TMA tile starts there)."""
-    blk = tl.load(lst_ptr + idx)
-    start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
-    return start, tl.arange(0, BLK) < end - start
+def mask_partial(s, start, end, BLK: tl.constexpr):
+    """-inf in the columns of s [M, BLK] past the listed block's end; only a part's last block is partial,
+    so full blocks skip the select."""
+    if end - start < BLK:
+        s = tl.where((tl.arange(0, BLK) < end - start)[None, :], s, float("-inf"))
+    return s
 
 
 @triton.jit
 def exact_scores(q, k_desc, v_desc, LST, idx, row0, n_tgt, n_tot, nbt, qk_scale, BLK: tl.constexpr):
     """Base-2 logits of q against key block LST[idx] (-inf past its end), with the block's K and V tiles."""
-    start, kvalid = listed_block(LST, idx, n_tgt, n_tot, nbt, BLK)
+    start, end = block_span(tl.load(LST + idx), n_tgt, n_tot, nbt, BLK)
     k = k_desc.load([row0 + start, 0])
     v = v_desc.load([row0 + start, 0])
-    s = tl.where(kvalid[None, :], tl.dot(q, tl.trans(k)) * qk_scale, float("-inf"))
+    s = mask_partial(tl.dot(q, tl.trans(k)) * qk_scale, start, end, BLK)
     return s, k, v
 
 
