@@ -197,7 +197,7 @@ def exact_path_tflops(q, k, v, n_ctx: int, tiles: TileConfig) -> dict:
         o, lse = isa_forward(q, k, v, km, vm, p, tiles)
         ms = triton.testing.do_bench(lambda: launch_forward(
             q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles.fwd_warps,
-            tiles.fwd_stages, tiles.mean_tile), warmup=25, rep=200, return_mode="median")
+            tiles.fwd_stages, tiles.mean_tile, tiles.fwd_key_blocks), warmup=25, rep=200, return_mode="median")
         plan_ms = triton.testing.do_bench(lambda: isa_plan(q, k, n_ctx, tiles=tiles), warmup=10, rep=100,
                                           return_mode="median")
         reuse_ms = triton.testing.do_bench(lambda: isa_attention(q, k, v, n_ctx, plan=p, tiles=tiles), warmup=25,
@@ -298,44 +298,54 @@ def run_ablation(shape: Shape, tiles: TileConfig, err_rows: int, err_heads: int,
     return out
 
 
-def run_sweep(shape: Shape, device: str) -> list[dict]:
-    """Forward/backward tile variants at one shape (ISA fwd and fwd+bwd ms, exact-path TFLOP/s)."""
+FWD_VARIANTS = {
+    "gq1 kp1 w4 s3 (v6 default)": TileConfig(),
+    "gq1 kp2 w4 s2": TileConfig(fwd_key_blocks=2, fwd_stages=2),
+    "gq1 kp2 w4 s3": TileConfig(fwd_key_blocks=2),
+    "gq2 kp1 w8 s3": TileConfig(fwd_sharp_gq=2, fwd_warps=8),
+    "gq2 kp2 w8 s2": TileConfig(fwd_sharp_gq=2, fwd_key_blocks=2, fwd_warps=8, fwd_stages=2),
+    "gq2 kp2 w8 s3": TileConfig(fwd_sharp_gq=2, fwd_key_blocks=2, fwd_warps=8),
+}
+
+
+def run_sweep(shape: Shape, device: str) -> tuple[list[dict], TileConfig]:
+    """Forward tile variants at one shape (whole-call fwd ms, exact-path TFLOP/s); returns the rows and the
+    fastest variant's tiles, which the rest of the run uses."""
     q, k, v = random_qkv(shape, device, seed=1)
-    variants = {
-        "default": TileConfig(),
-        "fwd gq1 w4 s4": TileConfig(fwd_stages=4),
-        "fwd gq2 w8 s4": TileConfig(fwd_sharp_gq=2, fwd_warps=8, fwd_stages=4),
-        "fwd gq2 w4 s3": TileConfig(fwd_sharp_gq=2, fwd_warps=4),
-        "fwd flat s2": TileConfig(flat_stages=2),
-        "bwd dq s4": TileConfig(dq_stages=4),
-        "bwd dkdv s4": TileConfig(dkdv_stages=4),
-        "bwd flat s2": TileConfig(flat_stages=2),
-        "bwd mean tile 32": TileConfig(mean_tile=32),
-    }
-    out = []
-    for name, tiles in variants.items():
+    out, best = [], None
+    for name, tiles in FWD_VARIANTS.items():
         fn = _isa(shape.n_part, tiles)
         try:
-            row = {"variant": name, "tiles": asdict(tiles), "fwd_ms": bench_ms(fn, False, q, k, v),
-                   "fwd_bwd_ms": bench_ms(fn, True, q, k, v) if name.startswith(("default", "bwd")) else None}
+            row = {"variant": name, "tiles": asdict(tiles), "fwd_ms": bench_ms(fn, False, q, k, v)}
             row.update(exact_path_tflops(q, k, v, shape.n_part, tiles))
+            if best is None or row["fwd_ms"] < best[0]:
+                best = (row["fwd_ms"], tiles)
         except Exception as exc:  # a variant that fails to compile (shared memory) is reported, not fatal
             row = {"variant": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
         print(f"  sweep {name}: {row}", file=sys.stderr, flush=True)
         out.append(row)
-    print(profile_isa(q, k, v, shape.n_part), file=sys.stderr, flush=True)
-    return out
+    tiles = best[1] if best else TileConfig()
+    print(profile_isa(q, k, v, shape.n_part, tiles), flush=True)
+    return out, tiles
 
 
-def profile_isa(q, k, v, n_ctx: int) -> str:
-    """Per-kernel GPU time of one ISA forward + backward (default tiles), as a table."""
+def profile_isa(q, k, v, n_ctx: int, tiles: TileConfig) -> str:
+    """Per-kernel GPU time of one ISA forward (no grad) and of one forward + backward, as tables."""
     qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
     do = torch.randn_like(q)
-    isa_attention(qg, kg, vg, n_ctx).backward(do)
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        isa_attention(qg, kg, vg, n_ctx).backward(do)
-        torch.cuda.synchronize()
-    return prof.key_averages().table(sort_by="cuda_time_total", row_limit=18)
+    isa_attention(qg, kg, vg, n_ctx, tiles=tiles).backward(do)
+    tables = []
+    for backward in (False, True):
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+            if backward:
+                isa_attention(qg, kg, vg, n_ctx, tiles=tiles).backward(do)
+            else:
+                with torch.no_grad():
+                    isa_attention(q, k, v, n_ctx, tiles=tiles)
+            torch.cuda.synchronize()
+        title = "forward + backward" if backward else "forward (no grad, graphed plan)"
+        tables.append(f"profile: {title}\n" + prof.key_averages().table(sort_by="cuda_time_total", row_limit=16))
+    return "\n".join(tables)
 
 
 def _fmt(x, spec: str) -> str:
@@ -394,7 +404,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", default="cudnn,flash,flex,isa")
     ap.add_argument("--no-backward", action="store_true")
     ap.add_argument("--ablation", action="store_true", help="ISA option ablation at the first shape")
-    ap.add_argument("--sweep", action="store_true", help="tile sweep at the first shape, then exit")
+    ap.add_argument("--sweep", action="store_true",
+                    help="forward tile sweep and profile at the first shape; the fastest tiles are used after it")
     ap.add_argument("--tradeoff", action="store_true", help="error vs latency over alpha_f at the first shape")
     ap.add_argument("--plot-out", default=None, help="PNG of the --tradeoff rows")
     ap.add_argument("--err-rows", type=int, default=1024)
@@ -422,23 +433,30 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"meta": meta, "results": [], "ablation": [], "sweep": [], "tradeoff": []}
     tiles = TileConfig()
     if args.sweep:
-        report["sweep"] = run_sweep(shapes[0], "cuda")
-    else:
-        for i, shape in enumerate(shapes):
-            report["results"] += run_shape(shape, backends, not args.no_backward, tiles, args.err_rows,
-                                           args.err_heads, "cuda")
-            torch.cuda.empty_cache()
-            if args.ablation and i == 0:
-                report["ablation"] = run_ablation(shapes[0], tiles, args.err_rows, args.err_heads, "cuda")
-            if args.tradeoff and i == 0:
-                report["tradeoff"] = run_tradeoff(shapes[0], tiles, args.err_rows, args.err_heads, "cuda")
-                cudnn = [r["fwd_ms"] for r in report["results"] if r["backend"] == "cudnn"]
-                if args.plot_out:
-                    plot_tradeoff(report["tradeoff"], cudnn[0] if cudnn else None, args.plot_out)
-                print_tradeoff(report["tradeoff"], cudnn[0] if cudnn else None)
-            print_tables(report["results"], report["ablation"])
-            print_isa_extras(report["results"])
-            _dump(report, args.json_out)
+        report["sweep"], tiles = run_sweep(shapes[0], "cuda")
+        report["tiles"] = asdict(tiles)
+        print(f"tiles for the rest of the run: {tiles}", flush=True)
+    for i, shape in enumerate(shapes):
+        report["results"] += run_shape(shape, backends, not args.no_backward, tiles, args.err_rows,
+                                       args.err_heads, "cuda")
+        torch.cuda.empty_cache()
+        if args.ablation and i == 0:
+            report["ablation"] = run_ablation(shapes[0], tiles, args.err_rows, args.err_heads, "cuda")
+        if args.tradeoff and i == 0:
+            report["tradeoff"] = run_tradeoff(shapes[0], tiles, args.err_rows, args.err_heads, "cuda")
+            cudnn = [r["fwd_ms"] for r in report["results"] if r["backend"] == "cudnn"]
+            if args.plot_out:
+                plot_tradeoff(report["tradeoff"], cudnn[0] if cudnn else None, args.plot_out)
+        _dump(report, args.json_out)
+    for row in report["sweep"]:
+        print(f"sweep | {row['variant']} | fwd {_fmt(row.get('fwd_ms'), '.2f')} ms | exact "
+              f"{_fmt(row.get('exact_ms'), '.2f')} ms, {_fmt(row.get('exact_tflops'), '.0f')} TFLOP/s"
+              f"{' | ' + row['error'] if 'error' in row else ''}")
+    if report["tradeoff"]:
+        cudnn = [r["fwd_ms"] for r in report["results"] if r["backend"] == "cudnn"]
+        print_tradeoff(report["tradeoff"], cudnn[0] if cudnn else None)
+    print_tables(report["results"], report["ablation"])
+    print_isa_extras(report["results"])
     _dump(report, args.json_out)
     return 0
 

@@ -11,7 +11,7 @@ date -u +"%Y-%m-%d %H:%M UTC" | tee -a "$OUT/gpu.txt"
 timeout "${ISA_TEST_TIMEOUT:-300}" python3 -m pytest -q -p no:cacheprovider -o addopts="" \
     tests/test_isa_kernels.py tests/test_isa_reference.py tests/test_isa_target_plan.py 2>&1 | tee "$OUT/tests.log"
 if [ "$#" -eq 0 ]; then
-    set -- --shapes 0,2,1,3 --backends cudnn,isa --tradeoff
+    set -- --shapes 0,2,1,3 --backends cudnn,isa --sweep --tradeoff
 fi
 python3 benchmarks/isa_attention.py --json-out "$OUT/isa_bench.json" --plot-out "$OUT/isa_tradeoff.png" "$@" \
     2>&1 | tee "$OUT/bench.log"

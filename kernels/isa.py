@@ -12,7 +12,7 @@ from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
 from kernels.isa_reference import (BlockLayout, IsaSelection, attention_from_selection, isa_reference, layout_for,
                                    select_blocks)
-from kernels.isa_selection import Launch, key_launches, mean_rows, query_launches
+from kernels.isa_selection import Launch, key_launches, mean_rows, pack_bits, query_launches
 
 BACKENDS = ("triton", "torch")
 
@@ -30,7 +30,7 @@ class IsaPlan:
     shape: tuple[int, ...]  # (B, H, N_q, N, D) of the inputs it was planned for
     device: torch.device
     selection: IsaSelection
-    mask: torch.Tensor  # int8 [B * H * nbq, nb]
+    mask: torch.Tensor  # 0-th order terms, bit-packed int32 [B * H * nbq, ceil(nb / 32)]
     fwd: tuple[Launch, Launch | None]
 
     def check(self, q: torch.Tensor, k: torch.Tensor, n_ctx: int) -> None:
@@ -44,7 +44,7 @@ class IsaPlan:
 def _plan_from_pooled(qm: torch.Tensor, km: torch.Tensor, q: torch.Tensor, k: torch.Tensor, layout: BlockLayout,
                       cfg: IsaConfig, tiles: TileConfig) -> IsaPlan:
     sel = select_blocks(qm, km, layout, cfg)
-    return IsaPlan(layout, cfg, (*q.shape[:3], k.shape[2], q.shape[3]), q.device, sel, mean_rows(sel),
+    return IsaPlan(layout, cfg, (*q.shape[:3], k.shape[2], q.shape[3]), q.device, sel, pack_bits(mean_rows(sel)),
                    query_launches(sel, tiles.fwd_sharp_gq))
 
 
@@ -67,7 +67,7 @@ def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, km: torch.Ten
     lse = torch.empty(q.shape[0] * q.shape[1], q.shape[2], device=q.device, dtype=torch.float32)
     sharp, flat = p.fwd if tiles.fwd_sharp_gq == p.fwd[0].group else query_launches(p.selection, tiles.fwd_sharp_gq)
     launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles.fwd_warps, tiles.fwd_stages,
-                   tiles.mean_tile)
+                   tiles.mean_tile, tiles.fwd_key_blocks)
     if flat is not None:
         launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles.flat_warps, tiles.flat_stages,
                        tiles.mean_tile)

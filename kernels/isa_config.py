@@ -50,6 +50,7 @@ class TileConfig:
     fwd_sharp_gq: int = 1  # 64x64 tiles with 4 warps beat 128x64 with 8 on H200 (462 vs 420 TFLOP/s)
     fwd_warps: int = 4
     fwd_stages: int = 3
+    fwd_key_blocks: int = 1  # listed key blocks per step of the sharp forward loop (1 or 2)
     dq_sharp_gq: int = 2
     dq_warps: int = 8
     dq_stages: int = 3
@@ -61,6 +62,10 @@ class TileConfig:
     mean_tile: int = 64
     mean_warps: int = 4
     graph_plan: bool = True  # inference calls on CUDA replay the selection ops as one CUDA graph per shape
+
+    def __post_init__(self) -> None:
+        if self.fwd_key_blocks not in (1, 2):
+            raise IsaInputError(f"fwd_key_blocks must be 1 or 2, got {self.fwd_key_blocks}")
 
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)

@@ -71,6 +71,17 @@ def mean_rows(sel: IsaSelection) -> torch.Tensor:
     return rows.reshape(-1, nb)
 
 
+def pack_bits(rows: torch.Tensor) -> torch.Tensor:
+    """0/1 int8 [R, nb] -> int32 [R, ceil(nb / 32)], bit j % 32 of word j // 32 = rows[:, j] (8x smaller
+    than the int8 mask; the kernels read bits)."""
+    n_rows, nb = rows.shape
+    n_words = -(-nb // 32)
+    padded = torch.nn.functional.pad(rows, (0, n_words * 32 - nb)).reshape(n_rows, n_words, 32)
+    weights = torch.ones(32, dtype=torch.int64, device=rows.device) << torch.arange(32, device=rows.device)
+    words = (padded.to(torch.int64) * weights).sum(-1)
+    return (words - ((words >> 31) << 32)).to(torch.int32)  # two's complement: bit 31 set -> negative
+
+
 def query_launches(sel: IsaSelection, g_sharp: int) -> tuple[Launch, Launch | None]:
     """Forward / dq work: sharp query blocks in groups of g_sharp over the kept keys; flat blocks alone."""
     nb, nbq = sel.layout.nb, sel.layout.nbq

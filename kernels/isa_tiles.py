@@ -73,6 +73,20 @@ def online_softmax_step(acc, m_i, l_i, s, v):
 
 
 @triton.jit
+def online_softmax_pair(acc, m_i, l_i, s, v, s2, v2):
+    """online_softmax_step over two key tiles at once (one max, one rescale of acc for both)."""
+    m_new = tl.maximum(m_i, tl.maximum(tl.max(s, 1), tl.max(s2, 1)))
+    alpha = tl.math.exp2(m_i - m_new)
+    p = tl.math.exp2(s - m_new[:, None])
+    p2 = tl.math.exp2(s2 - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1) + tl.sum(p2, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc)
+    acc = tl.dot(p2.to(v2.dtype), v2, acc)
+    return acc, m_new, l_i
+
+
+@triton.jit
 def pooled_tile(KM, VM, pooled_base, t, nb, n_tgt, n_tot, nbt, dtype,
                 D: tl.constexpr, BP: tl.constexpr, BLK: tl.constexpr):
     """Pooled keys/values of blocks t*BP .. t*BP+BP-1 (cast to dtype) and log2 of their token counts."""
@@ -98,9 +112,11 @@ def mean_scores(q, KM, VM, use, pooled_base, t, nb, n_tgt, n_tot, nbt, qk_scale,
 
 @triton.jit
 def mask_tile(MASK, mrow, t, nb, BP: tl.constexpr):
-    """Which of blocks t*BP .. t*BP+BP-1 enter query block row `mrow` as 0-th order terms."""
+    """Which of blocks t*BP .. t*BP+BP-1 enter query block row `mrow` as 0-th order terms (bit-packed mask
+    rows of ceil(nb / 32) int32 words)."""
     j = t * BP + tl.arange(0, BP)
-    return tl.load(MASK + mrow.to(tl.int64) * nb + j, mask=j < nb, other=0) != 0
+    words = tl.load(MASK + mrow.to(tl.int64) * ((nb + 31) // 32) + j // 32, mask=j < nb, other=0)
+    return ((words >> (j % 32)) & 1) != 0
 
 
 @triton.jit

@@ -90,7 +90,7 @@ def test_target_only_sharpness_ranked_among_target_blocks():
     assert sel.flat.shape[-1] == 13 - keep_count(0.5, 13)
     exact, mean = block_masks(sel)
     assert exact.shape == mean.shape == (2, 2, 13, layout.nb)
-    assert plan.mask.shape == (2 * 2 * 13, layout.nb)
+    assert plan.mask.shape == (2 * 2 * 13, 1)  # 22 key blocks: one word of bits per query block
 
 
 def test_reused_plan_gives_the_same_output_and_gradients():
