@@ -11,7 +11,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +22,7 @@ from kernels import IsaConfig, TileConfig, dense_attention_f64, isa_attention, i
 from kernels.isa import isa_forward
 from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
+from kernels.isa_reference import block_masks
 
 
 @dataclass(frozen=True)
@@ -145,22 +146,53 @@ def error_vs_f64(fn, q, k, v, rows: torch.Tensor, heads: int) -> dict:
 
 
 TRADEOFF_ALPHA_F = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
+TRADEOFF_METHODS = {"isa": {}, "isa per-head alpha_f": {"per_head_alpha_f": True},
+                    "block-sparse": {"mean_terms": False}}
 
 
 def run_tradeoff(shape: Shape, tiles: TileConfig, err_rows: int, err_heads: int, device: str) -> list[dict]:
-    """Relative L2 error (video-like inputs) against forward latency over alpha_f, for ISA and for the same
-    kernels without 0-th order terms (plain block-sparse top-k at equal exact work)."""
+    """Relative L2 error (video-like inputs) against forward latency over alpha_f, for ISA, ISA with per-head
+    alpha_f from pooled sharpness (same total of sharp blocks), and the same kernels without 0-th order
+    terms (plain block-sparse top-k at equal exact work)."""
     q, k, v = video_like_qkv(shape, device, seed=2)
     rows = torch.sort(torch.randperm(2 * shape.n_part, device=device)[:err_rows]).values
     heads = min(err_heads, shape.heads)
     out = []
-    for mean_terms in (True, False):
+    for method, opts in TRADEOFF_METHODS.items():
         for alpha_f in TRADEOFF_ALPHA_F:
-            cfg = IsaConfig(alpha_f=alpha_f, mean_terms=mean_terms)
+            cfg = IsaConfig(alpha_f=alpha_f, **opts)
             fn = lambda q_, k_, v_, cfg=cfg: isa_attention(q_, k_, v_, shape.n_part, config=cfg, tiles=tiles)  # noqa: E731
-            row = {"shape": shape.label, "method": "isa" if mean_terms else "block-sparse", "alpha_f": alpha_f,
+            row = {"shape": shape.label, "method": method, "alpha_f": alpha_f,
                    "fwd_ms": bench_ms(fn, False, q, k, v), "video": error_vs_f64(fn, q, k, v, rows, heads)}
             print(f"  tradeoff {row}", file=sys.stderr, flush=True)
+            out.append(row)
+    return out
+
+
+CPU_ERROR_SHAPE = Shape((5, 15, 27), 8)
+
+
+def run_cpu_error_grid(shape: Shape, err_rows: int) -> list[dict]:
+    """Error only (no latency), on the CPU with the torch oracle: rel-L2 against float64 dense attention on
+    video-like inputs for each method of the trade-off grid, plus each method's exact work as a fraction of
+    dense (the latency proxy: equal between isa and its per-head variant by construction)."""
+    q, k, v = video_like_qkv(shape, "cpu", seed=2)
+    q, k, v = q.float(), k.float(), v.float()
+    rows = torch.sort(torch.randperm(2 * shape.n_part)[:err_rows]).values
+    ref = dense_attention_f64(q, k, v, rows)
+    out = []
+    for method, opts in TRADEOFF_METHODS.items():
+        for alpha_f in TRADEOFF_ALPHA_F[:-1]:
+            cfg = IsaConfig(alpha_f=alpha_f, **opts)
+            plan = isa_plan(q, k, shape.n_part, config=cfg)
+            got = isa_attention(q, k, v, shape.n_part, plan=plan, backend="torch")[:, :, rows].double()
+            exact = block_masks(plan.selection)[0].double()
+            lengths = plan.layout.lengths().double()
+            exact_frac = (exact * lengths[:, None] * lengths[None, :]).sum() / (shape.heads * (2 * shape.n_part) ** 2)
+            row = {"shape": shape.label, "method": method, "alpha_f": alpha_f, "exact_fraction": exact_frac.item(),
+                   "video": {"rel_l2": ((got - ref).norm() / ref.norm()).item(),
+                             "cosine": F.cosine_similarity(got.flatten(), ref.flatten(), dim=0).item()}}
+            print(f"  cpu error {row}", file=sys.stderr, flush=True)
             out.append(row)
     return out
 
@@ -171,7 +203,7 @@ def plot_tradeoff(rows: list[dict], cudnn_ms: float | None, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method in ("isa", "block-sparse"):
+    for method in TRADEOFF_METHODS:
         pts = [r for r in rows if r["method"] == method]
         x = [r["fwd_ms"] / (cudnn_ms or 1.0) for r in pts]
         ax.plot(x, [r["video"]["rel_l2"] for r in pts], "o-", label=method)
@@ -203,10 +235,11 @@ def exact_path_tflops(q, k, v, n_ctx: int, tiles: TileConfig) -> dict:
         reuse_ms = triton.testing.do_bench(lambda: isa_attention(q, k, v, n_ctx, plan=p, tiles=tiles), warmup=25,
                                            rep=200, return_mode="median")
         eager_ms = triton.testing.do_bench(
-            lambda: isa_attention(q, k, v, n_ctx, tiles=TileConfig(graph_plan=False)), warmup=25, rep=200,
+            lambda: isa_attention(q, k, v, n_ctx, tiles=replace(tiles, graph_plan=False)), warmup=25, rep=200,
             return_mode="median")
     lengths = p.layout.lengths(q.device)
-    rows = lengths[p.selection.sharp].sum().item()
+    sharp = p.selection.sharp
+    rows = lengths[sharp.clamp(max=p.layout.nbq - 1)][sharp < p.layout.nbq].sum().item()
     keys = lengths[p.selection.kept[0, 0]].sum().item()
     flops = 4.0 * rows * keys * q.shape[-1]
     return {"exact_ms": ms, "exact_tflops": flops / ms / 1e9, "plan_ms": plan_ms, "fwd_reused_plan_ms": reuse_ms,
@@ -299,12 +332,12 @@ def run_ablation(shape: Shape, tiles: TileConfig, err_rows: int, err_heads: int,
 
 
 FWD_VARIANTS = {
-    "gq1 kp1 w4 s3 (v6 default)": TileConfig(),
-    "gq1 kp2 w4 s2": TileConfig(fwd_key_blocks=2, fwd_stages=2),
-    "gq1 kp2 w4 s3": TileConfig(fwd_key_blocks=2),
-    "gq2 kp1 w8 s3": TileConfig(fwd_sharp_gq=2, fwd_warps=8),
-    "gq2 kp2 w8 s2": TileConfig(fwd_sharp_gq=2, fwd_key_blocks=2, fwd_warps=8, fwd_stages=2),
-    "gq2 kp2 w8 s3": TileConfig(fwd_sharp_gq=2, fwd_key_blocks=2, fwd_warps=8),
+    "gq2 kp2 w8 s3 (default)": TileConfig(),
+    "gq1 kp1 w4 s3 (v6)": TileConfig(fwd_sharp_gq=1, fwd_key_blocks=1, fwd_warps=4),
+    "gq1 kp2 w4 s2": TileConfig(fwd_sharp_gq=1, fwd_warps=4, fwd_stages=2),
+    "gq1 kp2 w4 s3": TileConfig(fwd_sharp_gq=1, fwd_warps=4),
+    "gq2 kp1 w8 s3": TileConfig(fwd_key_blocks=1),
+    "gq2 kp2 w8 s2": TileConfig(fwd_stages=2),
 }
 
 
@@ -408,10 +441,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="forward tile sweep and profile at the first shape; the fastest tiles are used after it")
     ap.add_argument("--tradeoff", action="store_true", help="error vs latency over alpha_f at the first shape")
     ap.add_argument("--plot-out", default=None, help="PNG of the --tradeoff rows")
+    ap.add_argument("--cpu-error-grid", action="store_true",
+                    help="no GPU: error of every trade-off method on the CPU oracle at a small shape, then exit")
     ap.add_argument("--err-rows", type=int, default=1024)
     ap.add_argument("--err-heads", type=int, default=4)
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args(argv)
+    if args.cpu_error_grid:
+        torch.manual_seed(0)
+        rows = run_cpu_error_grid(CPU_ERROR_SHAPE, args.err_rows)
+        print("| method | alpha_f | exact work / dense | rel-L2 video | cos video |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['method']} | {r['alpha_f']:g} | {r['exact_fraction']:.3f} | {r['video']['rel_l2']:.4f} "
+                  f"| {r['video']['cosine']:.4f} |")
+        meta = {"device": "cpu", "torch": torch.__version__, "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+        _dump({"meta": meta, "cpu_error_grid": rows}, args.json_out)
+        return 0
     if not torch.cuda.is_available():
         print("error: this benchmark needs a CUDA GPU", file=sys.stderr)
         return 2

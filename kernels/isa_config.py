@@ -28,6 +28,7 @@ class IsaConfig:
     alpha_ns: float = 0.0625
     dropped_mean: bool = False
     mean_terms: bool = True  # False: plain block-sparse top-k (flat blocks drop their non-exact kept blocks)
+    per_head_alpha_f: bool = False  # True: the same total of sharp blocks, shared among heads by pooled sharpness
 
     def __post_init__(self) -> None:
         if self.dropped_mean and not self.mean_terms:
@@ -47,10 +48,12 @@ class TileConfig:
     flat query blocks each have their own list and run one block per program.
     """
 
-    fwd_sharp_gq: int = 1  # 64x64 tiles with 4 warps beat 128x64 with 8 on H200 (462 vs 420 TFLOP/s)
-    fwd_warps: int = 4
+    # Sharp forward: 2 query blocks x 2 key blocks per step, 8 warps: 483 TFLOP/s on H200 against 456 for
+    # 1 x 1 with 4 warps (docs/ISA.md, v10 sweep).
+    fwd_sharp_gq: int = 2
+    fwd_warps: int = 8
     fwd_stages: int = 3
-    fwd_key_blocks: int = 1  # listed key blocks per step of the sharp forward loop (1 or 2)
+    fwd_key_blocks: int = 2  # listed key blocks per step of the sharp forward loop (1 or 2)
     dq_sharp_gq: int = 2
     dq_warps: int = 8
     dq_stages: int = 3

@@ -58,6 +58,7 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
                     s, km, vm = mean_scores(q, KM, VM, use, pooled, t, nb, n_tgt, n_tot, nbt, qk_scale, D, BP, BLK)
                     acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, vm)
 
+    l_i = tl.where(l_i > 0, l_i, 1.0)  # rows of empty items (per-head padding) are not stored
     acc = acc / l_i[:, None]
     tl.store(O + q_offs, acc.to(O.dtype.element_ty), mask=qvalid[:, None])
     tl.store(LSE + row0.to(tl.int64) + qrows, m_i + tl.math.log2(l_i), mask=qvalid)

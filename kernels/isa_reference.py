@@ -79,11 +79,12 @@ class IsaSelection:
 
     layout: BlockLayout
     kept: torch.Tensor  # [B, H, n_kept] key blocks kept by pre-selection, ascending
-    sharp: torch.Tensor  # [B, H, n_sharp] query blocks with exact attention, ascending
-    flat: torch.Tensor  # [B, H, n_flat] the other query blocks, ascending
+    sharp: torch.Tensor  # [B, H, n_sharp] query blocks with exact attention, ascending (*)
+    flat: torch.Tensor  # [B, H, n_flat] the other query blocks, ascending (*)
     flat_exact: torch.Tensor  # [B, H, n_flat, n_ns] exact key blocks of each flat query block, ascending
     dropped_mean: bool
     mean_terms: bool = True  # False: flat blocks ignore their non-exact kept blocks (plain block-sparse top-k)
+    # (*) with per-head counts (IsaConfig.per_head_alpha_f) both are [B, H, nbq], padded at the end with nbq.
 
 
 def layout_for(q: torch.Tensor, k: torch.Tensor, n_ctx: int, block: int) -> BlockLayout:
@@ -131,17 +132,41 @@ def sharpness(pooled_logits: torch.Tensor) -> torch.Tensor:
     return (p * p).sum(dim=-1)
 
 
+def sharp_across_heads(score: torch.Tensor, n_per_head: int) -> torch.Tensor:
+    """Per-head alpha_f from pooled sharpness: bool [B, H, nq]. Each batch element's budget of H * n_per_head
+    sharp blocks goes to its sharpest (head, block) pairs over all heads (ties: lower index), every head
+    keeping at least its sharpest block; peaky heads get more exact blocks, broad heads fewer."""
+    b, h, nq = score.shape
+    boosted = score.scatter(2, score.argmax(-1, keepdim=True), float("inf"))
+    top = torch.sort(boosted.reshape(b, h * nq), dim=-1, descending=True, stable=True).indices[:, :h * n_per_head]
+    return torch.zeros(b, h * nq, dtype=torch.bool, device=score.device).scatter_(1, top, True).reshape(b, h, nq)
+
+
+def _split_padded(is_sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sharp and flat block ids [B, H, nq] each, ascending, padded at the end with nq (counts vary by head)."""
+    nq = is_sharp.shape[-1]
+    pos = torch.arange(nq, device=is_sharp.device)
+    n_sharp = is_sharp.sum(-1, keepdim=True)
+    sharp_first = torch.argsort((~is_sharp).to(torch.int8), dim=-1, stable=True)
+    flat_first = torch.argsort(is_sharp.to(torch.int8), dim=-1, stable=True)
+    return (torch.where(pos < n_sharp, sharp_first, nq), torch.where(pos < nq - n_sharp, flat_first, nq))
+
+
 def select_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, cfg: IsaConfig) -> IsaSelection:
     """Steps 2 to 4 of DESIGN 6 on pooled q ([B, H, nbq, D]) and k ([B, H, nb, D]), fp32."""
     with torch.no_grad():
-        nb, dev = layout.nbq, qm.device
+        nq, dev = layout.nbq, qm.device
         kept = select_context_blocks(qm, km, layout, cfg.alpha_s)
         logits = pooled_logits_over_kept(qm, km, kept)
-        n_sharp = keep_count(cfg.alpha_f, nb)
-        sharp = _top_ascending(sharpness(logits), n_sharp)
-        is_sharp = torch.zeros(*qm.shape[:2], nb, dtype=torch.int8, device=dev).scatter_(2, sharp, 1)
-        flat = torch.argsort(is_sharp, dim=-1, stable=True)[..., :nb - n_sharp]
-        flat_logits = torch.gather(logits, 2, flat[..., None].expand(-1, -1, -1, logits.shape[-1]))
+        n_sharp = keep_count(cfg.alpha_f, nq)
+        if cfg.per_head_alpha_f:
+            sharp, flat = _split_padded(sharp_across_heads(sharpness(logits), n_sharp))
+        else:
+            sharp = _top_ascending(sharpness(logits), n_sharp)
+            is_sharp = torch.zeros(*qm.shape[:2], nq, dtype=torch.int8, device=dev).scatter_(2, sharp, 1)
+            flat = torch.argsort(is_sharp, dim=-1, stable=True)[..., :nq - n_sharp]
+        rows = flat.clamp(max=nq - 1)  # padding rows (per-head counts) take any row; they are never used
+        flat_logits = torch.gather(logits, 2, rows[..., None].expand(-1, -1, -1, logits.shape[-1]))
         pos = _top_ascending(flat_logits, keep_count(cfg.alpha_ns, kept.shape[-1]))
         flat_exact = torch.gather(kept[:, :, None, :].expand(-1, -1, flat.shape[-1], -1), 3, pos)
     return IsaSelection(layout, kept, sharp, flat, flat_exact, cfg.dropped_mean, cfg.mean_terms)
@@ -152,11 +177,13 @@ def block_masks(sel: IsaSelection) -> tuple[torch.Tensor, torch.Tensor]:
     enters query block i's softmax as its 0-th order term. Both bool [B, H, nbq, nb]."""
     nb, nbq, dev = sel.layout.nb, sel.layout.nbq, sel.kept.device
     batch_heads = sel.kept.shape[:2]
-    is_sharp = torch.zeros(*batch_heads, nbq, dtype=torch.bool, device=dev).scatter_(2, sel.sharp, True)
+    # One extra row (index nbq) absorbs the padding of per-head sharp/flat lists.
+    is_sharp = torch.zeros(*batch_heads, nbq + 1, dtype=torch.bool, device=dev).scatter_(2, sel.sharp, True)
     is_kept = torch.zeros(*batch_heads, nb, dtype=torch.bool, device=dev).scatter_(2, sel.kept, True)
     exact = is_sharp[..., :, None] & is_kept[..., None, :]
     flat_rows = torch.zeros(*sel.flat.shape, nb, dtype=torch.bool, device=dev).scatter_(3, sel.flat_exact, True)
-    exact.scatter_(2, sel.flat[..., None].expand(-1, -1, -1, nb), flat_rows)
+    exact = exact.scatter(2, sel.flat[..., None].expand(-1, -1, -1, nb), flat_rows)[..., :nbq, :]
+    is_sharp = is_sharp[..., :nbq]
     mean = (~is_sharp)[..., :, None] & is_kept[..., None, :] & ~exact & sel.mean_terms
     if sel.dropped_mean:
         is_ctx = torch.arange(nb, device=dev) >= sel.layout.nbt

@@ -1,4 +1,5 @@
-"""Target-only queries (context K/V cache), reusable plans and the plain block-sparse option of ISA.
+"""Target-only queries (context K/V cache), reusable plans and the configuration options of ISA (plain
+block-sparse top-k, per-head alpha_f from pooled sharpness).
 
 Triton kernels (the interpreter on CPU: fp32/fp16 at tiny shapes; bf16/fp16 on GPU) against the torch
 oracle and against float64 dense attention where every block is exact.
@@ -14,7 +15,7 @@ import pytest  # noqa: E402
 
 from kernels import IsaConfig, IsaInputError, dense_attention_f64, isa_attention, isa_plan  # noqa: E402
 from kernels.isa_config import keep_count  # noqa: E402
-from kernels.isa_reference import block_masks  # noqa: E402
+from kernels.isa_reference import block_masks, sharp_across_heads  # noqa: E402
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -26,6 +27,7 @@ CASES = {
     "tails": (1, 2, 90, 60, 16, IsaConfig(block=16, alpha_s=0.25, alpha_f=0.5, alpha_ns=0.2)),
     "dropped-mean": (1, 1, 100, 70, 16, IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2, dropped_mean=True)),
     "block-sparse": (2, 1, 96, 50, 32, IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2, mean_terms=False)),
+    "per-head": (1, 3, 90, 60, 16, IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2, per_head_alpha_f=True)),
 }
 if ON_GPU:
     CASES["gpu-large"] = (1, 3, 2000, 1800, 128, IsaConfig())
@@ -131,3 +133,28 @@ def test_mismatched_plan_or_config_is_a_one_line_error():
         IsaConfig(dropped_mean=True, mean_terms=False)
     with pytest.raises(IsaInputError, match="either config"):
         isa_attention(q, k, v, 32, config=IsaConfig(block=16), alpha_s=0.5)
+
+
+def test_per_head_alpha_f_shares_one_budget_by_sharpness():
+    score = torch.tensor([[[0.9, 0.8, 0.7, 0.6], [0.1, 0.2, 0.1, 0.1], [0.5, 0.95, 0.4, 0.3]]])  # [1, 3, 4]
+    is_sharp = sharp_across_heads(score, n_per_head=2)  # budget 6 of 12
+    assert is_sharp.sum().item() == 6 and (is_sharp.sum(-1) >= 1).all()
+    assert is_sharp[0, 0].tolist() == [True, True, True, True]  # the peaky head takes the spare budget
+    assert is_sharp[0, 1].tolist() == [False, True, False, False]  # the others keep only their sharpest
+    assert is_sharp[0, 2].tolist() == [False, True, False, False]
+
+
+def test_per_head_full_queries_kernel_matches_oracle_and_keeps_the_total():
+    q, k, v = _qkv(1, 3, 150, 16, seed=28)
+    cfg = IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2, per_head_alpha_f=True)
+    plan = isa_plan(q, k, 60, config=cfg)
+    live = plan.selection.sharp < plan.layout.nbq
+    assert live.sum().item() == 3 * keep_count(0.5, plan.layout.nb) and (live.sum(-1) >= 1).all()
+    exact, mean = block_masks(plan.selection)
+    assert not (exact & mean).any()
+    grad = torch.randn(1, 3, 150, 16, device=DEVICE).to(DTYPE)
+    out, grads = _out_and_grads(q, k, v, 60, grad, plan=plan)
+    ref, ref_grads = _out_and_grads(q, k, v, 60, grad, plan=plan, backend="torch")
+    assert _rel(out, ref) < REL_TOL
+    for g, rg in zip(grads, ref_grads):
+        assert _rel(g, rg) < 2 * REL_TOL
