@@ -1,4 +1,5 @@
-"""`isa_attention`: In-context Sparse Attention behind one autograd entry point (Triton or torch reference)."""
+"""`isa_attention` and `isa_plan`: In-context Sparse Attention behind one autograd entry point (Triton or
+torch reference), with block selections that can be planned once and reused."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,66 +10,86 @@ from kernels.isa_backward import launch_delta, launch_dkdv, launch_dq, launch_me
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig, check_inputs
 from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
-from kernels.isa_reference import BlockLayout, IsaSelection, isa_reference, select_blocks
-from kernels.isa_selection import Launch, key_launches, mean_rows, query_launches
+from kernels.isa_reference import (BlockLayout, IsaSelection, attention_from_selection, isa_reference, layout_for,
+                                   select_blocks)
+from kernels.isa_selection import Launch, key_launches, mean_rows, pack_bits, query_launches
 
 BACKENDS = ("triton", "torch")
 
 
 @dataclass(frozen=True)
 class IsaPlan:
-    """Everything the kernels need besides q, k, v: selection, pooled k/v, mean mask and work lists."""
+    """Which key blocks each query block sees (selection), the 0-th order mask and the forward work lists.
+
+    Built from pooled q and k; reusable for any q, k, v of the same shapes (a sampler's later denoising
+    steps): the pooled k/v of the 0-th order terms are taken from each call's own k and v.
+    """
 
     layout: BlockLayout
+    config: IsaConfig
+    shape: tuple[int, ...]  # (B, H, N_q, N, D) of the inputs it was planned for
+    device: torch.device
     selection: IsaSelection
-    km: torch.Tensor  # pooled k, v in the inputs' dtype (MMA operands of the 0-th order terms)
-    vm: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor  # 0-th order terms, bit-packed int32 [B * H * nbq, ceil(nb / 32)]
     fwd: tuple[Launch, Launch | None]
 
+    def check(self, q: torch.Tensor, k: torch.Tensor, n_ctx: int) -> None:
+        """One-line error when this plan was made for other shapes, context length or device."""
+        got = (*q.shape[:3], k.shape[2], q.shape[3])
+        if got != self.shape or n_ctx != self.layout.n_ctx or q.device != self.device:
+            raise IsaInputError(f"plan was made for (B, H, N_q, N, D)={self.shape}, n_ctx={self.layout.n_ctx} on "
+                                f"{self.device}; got {got}, n_ctx={n_ctx} on {q.device}")
 
-def plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig, tiles: TileConfig
-         ) -> IsaPlan:
-    """Pool (Triton, one pass over q, k, v), select blocks and build the forward work lists."""
-    layout = BlockLayout(q.shape[2] - n_ctx, n_ctx, cfg.block)
-    qm, km, vm = pool_qkv(q, k, v, layout)
+
+def _plan_from_pooled(qm: torch.Tensor, km: torch.Tensor, q: torch.Tensor, k: torch.Tensor, layout: BlockLayout,
+                      cfg: IsaConfig, tiles: TileConfig) -> IsaPlan:
     sel = select_blocks(qm, km, layout, cfg)
-    return IsaPlan(layout, sel, km.to(q.dtype), vm.to(q.dtype), mean_rows(sel),
+    return IsaPlan(layout, cfg, (*q.shape[:3], k.shape[2], q.shape[3]), q.device, sel, pack_bits(mean_rows(sel)),
                    query_launches(sel, tiles.fwd_sharp_gq))
 
 
-def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, p: IsaPlan, tiles: TileConfig
-                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """O (q's layout and dtype) and base-2 LSE (fp32 [B * H, N])."""
+def isa_plan(q: torch.Tensor, k: torch.Tensor, n_ctx: int, config: IsaConfig | None = None,
+             tiles: TileConfig | None = None) -> IsaPlan:
+    """Select blocks for q [B, H, N or N - n_ctx, D] over k [B, H, N, D] without attending: pass the result
+    as `isa_attention(..., plan=plan)` to skip planning (same shapes only)."""
+    check_inputs(q, k, k, n_ctx)
+    cfg = config or IsaConfig()
+    layout = layout_for(q, k, n_ctx, cfg.block)
+    q, k = q.detach().contiguous(), k.detach().contiguous()
+    qm, km, _ = pool_qkv(q, k, None, layout)
+    return _plan_from_pooled(qm, km, q, k, layout, cfg, tiles or TileConfig())
+
+
+def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, km: torch.Tensor, vm: torch.Tensor,
+                p: IsaPlan, tiles: TileConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """O (q's layout and dtype) and base-2 LSE (fp32 [B * H, N_q]); km, vm pooled in q's dtype."""
     o = torch.empty_like(q)
     lse = torch.empty(q.shape[0] * q.shape[1], q.shape[2], device=q.device, dtype=torch.float32)
-    sharp, flat = p.fwd
-    launch_forward(q, k, v, o, lse, p.km, p.vm, p.mask, sharp, p.layout, tiles.fwd_warps, tiles.fwd_stages,
-                   tiles.mean_tile)
+    sharp, flat = p.fwd if tiles.fwd_sharp_gq == p.fwd[0].group else query_launches(p.selection, tiles.fwd_sharp_gq)
+    launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles.fwd_warps, tiles.fwd_stages,
+                   tiles.mean_tile, tiles.fwd_key_blocks)
     if flat is not None:
-        launch_forward(q, k, v, o, lse, p.km, p.vm, p.mask, flat, p.layout, tiles.flat_warps, tiles.flat_stages,
+        launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles.flat_warps, tiles.flat_stages,
                        tiles.mean_tile)
     return o, lse
 
 
 def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
-                 do: torch.Tensor, p: IsaPlan, tiles: TileConfig
+                 do: torch.Tensor, km: torch.Tensor, vm: torch.Tensor, p: IsaPlan, tiles: TileConfig
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dq, dk, dv with the plan's selection held constant."""
     do = do.contiguous()
     delta = launch_delta(o, do)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    sharp, flat = p.fwd if tiles.dq_sharp_gq == tiles.fwd_sharp_gq else query_launches(p.selection,
-                                                                                      tiles.dq_sharp_gq)
-    launch_dq(q, k, v, do, dq, lse, delta, p.km, p.vm, p.mask, sharp, p.layout, tiles.dq_warps, tiles.dq_stages,
+    sharp, flat = p.fwd if tiles.dq_sharp_gq == p.fwd[0].group else query_launches(p.selection, tiles.dq_sharp_gq)
+    launch_dq(q, k, v, do, dq, lse, delta, km, vm, p.mask, sharp, p.layout, tiles.dq_warps, tiles.dq_stages,
               tiles.mean_tile)
     if flat is not None:
-        launch_dq(q, k, v, do, dq, lse, delta, p.km, p.vm, p.mask, flat, p.layout, tiles.flat_warps,
+        launch_dq(q, k, v, do, dq, lse, delta, km, vm, p.mask, flat, p.layout, tiles.flat_warps,
                   tiles.flat_stages, tiles.mean_tile)
     dkm = dvm = None
     if any(w is not None and w.any_mean for w in p.fwd):
-        dkm, dvm = launch_mean_kv(q, do, lse, delta, p.km, p.vm, p.mask, p.layout, tiles.mean_tile,
-                                  tiles.mean_warps)
+        dkm, dvm = launch_mean_kv(q, do, lse, delta, km, vm, p.mask, p.layout, tiles.mean_tile, tiles.mean_warps)
     sharp_keys, all_keys = key_launches(p.selection, tiles.dkdv_sharp_gk)
     launch_dkdv(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles.dkdv_warps,
                 tiles.dkdv_stages)
@@ -77,37 +98,104 @@ def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Ten
     return dq, dk, dv
 
 
+_PLAN_GRAPHS: dict[tuple, tuple | None] = {}  # per (shapes, dtype, device, layout, config, group); None: failed
+
+
+def _graphed_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout, cfg: IsaConfig,
+                  tiles: TileConfig) -> tuple[IsaPlan, torch.Tensor, torch.Tensor] | None:
+    """Pool, then replay the ~60 selection and work-list ops as one captured CUDA graph (they launch at
+    host speed otherwise). The plan's tensors are the graph's static outputs, overwritten by the next call of
+    the same shapes, so this is only for calls that consume the plan at once (no autograd). None: capture
+    failed once for this key; plan eagerly."""
+    key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, layout, cfg, tiles.fwd_sharp_gq)
+    if key not in _PLAN_GRAPHS:
+        pooled = pool_qkv(q, k, v, layout)
+        try:
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):  # warm-up outside the capture, as torch's graph docs ask
+                _plan_from_pooled(pooled[0], pooled[1], q, k, layout, cfg, tiles)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                p = _plan_from_pooled(pooled[0], pooled[1], q, k, layout, cfg, tiles)
+            _PLAN_GRAPHS[key] = (pooled, graph, p)
+        except RuntimeError:
+            _PLAN_GRAPHS[key] = None
+    entry = _PLAN_GRAPHS[key]
+    if entry is None:
+        return None
+    pooled, graph, p = entry
+    pool_qkv(q, k, v, layout, out=pooled)
+    graph.replay()
+    return p, pooled[1], pooled[2]
+
+
+def _pooled_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig, tiles: TileConfig,
+                 p: IsaPlan | None, graphed: bool) -> tuple[IsaPlan, torch.Tensor, torch.Tensor]:
+    """The plan (given, graphed or eager) and pooled k, v in q's dtype."""
+    if p is not None:
+        _, km, vm = pool_qkv(None, k, v, p.layout)
+        return p, km.to(q.dtype), vm.to(q.dtype)
+    layout = layout_for(q, k, n_ctx, cfg.block)
+    found = _graphed_plan(q, k, v, layout, cfg, tiles) if graphed else None
+    if found is None:
+        qm, km, vm = pool_qkv(q, k, v, layout)
+        found = _plan_from_pooled(qm, km, q, k, layout, cfg, tiles), km, vm
+    p, km, vm = found
+    return p, km.to(q.dtype), vm.to(q.dtype)
+
+
 class _IsaFunction(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, n_ctx: int, cfg: IsaConfig, tiles: TileConfig):  # type: ignore[override]
-        p = plan(q, k, v, n_ctx, cfg, tiles)
-        o, lse = isa_forward(q, k, v, p, tiles)
-        ctx.save_for_backward(q, k, v, o, lse)
+    def forward(ctx, q, k, v, n_ctx: int, cfg: IsaConfig, tiles: TileConfig, p: IsaPlan | None):  # type: ignore[override]
+        p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, p, graphed=False)
+        o, lse = isa_forward(q, k, v, km, vm, p, tiles)
+        ctx.save_for_backward(q, k, v, o, lse, km, vm)
         ctx.plan, ctx.tiles = p, tiles
         return o
 
     @staticmethod
     def backward(ctx, do):  # type: ignore[override]
-        q, k, v, o, lse = ctx.saved_tensors
-        dq, dk, dv = isa_backward(q, k, v, o, lse, do, ctx.plan, ctx.tiles)
-        return dq, dk, dv, None, None, None
+        q, k, v, o, lse, km, vm = ctx.saved_tensors
+        dq, dk, dv = isa_backward(q, k, v, o, lse, do, km, vm, ctx.plan, ctx.tiles)
+        return dq, dk, dv, None, None, None, None
 
 
-def _contiguous(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """The kernels' TMA descriptors view [B, H, N, D] as [B * H * N, D]; no copy for contiguous inputs."""
-    return q.contiguous(), k.contiguous(), v.contiguous()
+def _config(config: IsaConfig | None, options: dict, plan: IsaPlan | None) -> IsaConfig:
+    """One IsaConfig from `config`, the keyword options or the plan; two that disagree are an error."""
+    given = {name: value for name, value in options.items() if value is not None}
+    if config is not None and given:
+        raise IsaInputError(f"pass either config or the options {sorted(given)}, not both")
+    cfg = config or IsaConfig(**given)
+    if plan is None:
+        return cfg
+    if (config is not None or given) and cfg != plan.config:
+        raise IsaInputError(f"plan was made with {plan.config}, not {cfg}")
+    return plan.config
 
 
-def isa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, *, block: int = 64,
-                  alpha_s: float = 0.125, alpha_f: float = 0.5, alpha_ns: float = 0.0625,
-                  dropped_mean: bool = False, backend: str = "triton", tiles: TileConfig | None = None
+def isa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, *,
+                  config: IsaConfig | None = None, plan: IsaPlan | None = None, block: int | None = None,
+                  alpha_s: float | None = None, alpha_f: float | None = None, alpha_ns: float | None = None,
+                  dropped_mean: bool | None = None, backend: str = "triton", tiles: TileConfig | None = None
                   ) -> torch.Tensor:
-    """ISA over q, k, v [B, H, N, D] whose last n_ctx tokens are the context (DESIGN 6); differentiable."""
+    """ISA (DESIGN 6), differentiable. k, v [B, H, N, D] whose last n_ctx tokens are the context; q is
+    [B, H, N, D] or the target tokens alone [B, H, N - n_ctx, D] (context K/V cache). `plan` (from
+    `isa_plan` on inputs of these shapes) skips selection; its config then applies."""
     if backend not in BACKENDS:
         raise IsaInputError(f"backend must be one of {BACKENDS}, got {backend!r}")
     check_inputs(q, k, v, n_ctx)
-    cfg = IsaConfig(block, alpha_s, alpha_f, alpha_ns, dropped_mean)
+    if plan is not None:
+        plan.check(q, k, n_ctx)
+    cfg = _config(config, {"block": block, "alpha_s": alpha_s, "alpha_f": alpha_f, "alpha_ns": alpha_ns,
+                           "dropped_mean": dropped_mean}, plan)
     if backend == "torch":
-        return isa_reference(q, k, v, n_ctx, cfg)
-    q, k, v = _contiguous(q, k, v)
-    return _IsaFunction.apply(q, k, v, n_ctx, cfg, tiles or TileConfig())
+        return (isa_reference(q, k, v, n_ctx, cfg) if plan is None
+                else attention_from_selection(q, k, v, plan.selection).to(q.dtype))
+    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # TMA views [B * H * N, D]: no copy if contiguous
+    tiles = tiles or TileConfig()
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
+        return _IsaFunction.apply(q, k, v, n_ctx, cfg, tiles, plan)
+    p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, plan, graphed=tiles.graph_plan and q.is_cuda)
+    return isa_forward(q, k, v, km, vm, p, tiles)[0]

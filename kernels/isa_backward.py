@@ -14,25 +14,27 @@ import triton.language as tl
 from kernels.isa_forward import block_descriptor, geometry_args
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import (block_span, exact_scores, grad_scores, listed_block, mask_tile, mean_scores, owned_group,
+from kernels.isa_tiles import (block_span, exact_scores, grad_scores, mask_partial, mask_tile, mean_scores, owned_group,
                                pooled_tile)
 
 
 @triton.jit
 def _isa_dq_kernel(Q, k_desc, v_desc, DO, DQ, LSE, DELTA, KM, VM, MASK,
                    OWN, BH, OFF, CNT, LST, MROW,
-                   H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                   H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale,
                    D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,
                    BP: tl.constexpr, HAS_MEAN: tl.constexpr):
     item = tl.program_id(0)
-    bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D, GQ, BLK)
+    bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_q, n_tgt, n_tot, nbt,
+                                                            D, GQ, BLK)
+    row0k = bh * n_tot
     q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
     do = tl.load(DO + q_offs, mask=qvalid[:, None], other=0.0)
     lse = tl.load(LSE + row0 + qrows, mask=qvalid, other=0.0)
     delta = tl.load(DELTA + row0 + qrows, mask=qvalid, other=0.0)
     dq = tl.zeros([GQ * BLK, D], tl.float32)
     for t in range(0, cnt):
-        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0, n_tgt, n_tot, nbt, qk_scale, BLK)
+        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
         p, ds = grad_scores(s, lse, delta, do, v)
         dq = tl.dot(ds.to(k.dtype), k, dq)
     if HAS_MEAN:
@@ -51,22 +53,25 @@ def _isa_dq_kernel(Q, k_desc, v_desc, DO, DQ, LSE, DELTA, KM, VM, MASK,
 @triton.jit
 def _isa_dkdv_kernel(q_desc, K, V, do_desc, DK, DV, LSE, DELTA, DKM, DVM,
                      OWN, BH, OFF, CNT, LST, ACC,
-                     H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                     H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale,
                      D: tl.constexpr, BLK: tl.constexpr, GK: tl.constexpr, ADD_MEAN: tl.constexpr):
     item = tl.program_id(0)
-    bh, row0, krows, kvalid, k_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D, GK, BLK)
+    bh, row0k, krows, kvalid, k_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_tot, n_tgt, n_tot, nbt,
+                                                             D, GK, BLK)
+    row0 = bh * n_q
     k = tl.load(K + k_offs, mask=kvalid[:, None], other=0.0)
     v = tl.load(V + k_offs, mask=kvalid[:, None], other=0.0)
     dk = tl.zeros([GK * BLK, D], tl.float32)
     dv = tl.zeros([GK * BLK, D], tl.float32)
     for t in range(0, cnt):
-        start, qvalid = listed_block(LST, off + t, n_tgt, n_tot, nbt, BLK)
+        start, end = block_span(tl.load(LST + off + t), n_tgt, n_tot, nbt, BLK)
+        qvalid = tl.arange(0, BLK) < end - start
         q = q_desc.load([row0 + start, 0])
         do = do_desc.load([row0 + start, 0])
         rows = row0 + start + tl.arange(0, BLK)
         lse = tl.load(LSE + rows, mask=qvalid, other=0.0)
         delta = tl.load(DELTA + rows, mask=qvalid, other=0.0)
-        s_t = tl.where(qvalid[None, :], tl.dot(k, tl.trans(q)) * qk_scale, float("-inf"))
+        s_t = mask_partial(tl.dot(k, tl.trans(q)) * qk_scale, start, end, BLK)
         p_t = tl.math.exp2(s_t - lse[None, :])
         dv = tl.dot(p_t.to(do.dtype), do, dv)
         dp_t = tl.dot(v, tl.trans(do))
@@ -89,18 +94,18 @@ def _isa_dkdv_kernel(q_desc, K, V, do_desc, DK, DV, LSE, DELTA, DKM, DVM,
 
 @triton.jit
 def _isa_mean_kv_kernel(q_desc, do_desc, LSE, DELTA, KM, VM, DKM, DVM, MASK,
-                        H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                        H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale,
                         D: tl.constexpr, BLK: tl.constexpr, BP: tl.constexpr):
     bh = tl.program_id(0)
     t = tl.program_id(1)
-    row0 = bh * n_tot
+    row0 = bh * n_q
     pooled = bh.to(tl.int64) * nb * D
     d = tl.arange(0, D)
     km, vm, log2n = pooled_tile(KM, VM, pooled, t, nb, n_tgt, n_tot, nbt, q_desc.dtype, D, BP, BLK)
     dkm = tl.zeros([BP, D], tl.float32)
     dvm = tl.zeros([BP, D], tl.float32)
-    for i in range(0, nb):
-        use = mask_tile(MASK, bh * nb + i, t, nb, BP)
+    for i in range(0, nbq):
+        use = mask_tile(MASK, bh * nbq + i, t, nb, BP)
         if tl.max(use.to(tl.int32), 0) > 0:
             start, end = block_span(i, n_tgt, n_tot, nbt, BLK)
             rows = start + tl.arange(0, BLK)

@@ -27,8 +27,12 @@ class IsaConfig:
     alpha_f: float = 0.5
     alpha_ns: float = 0.0625
     dropped_mean: bool = False
+    mean_terms: bool = True  # False: plain block-sparse top-k (flat blocks drop their non-exact kept blocks)
+    per_head_alpha_f: bool = False  # True: the same total of sharp blocks, shared among heads by pooled sharpness
 
     def __post_init__(self) -> None:
+        if self.dropped_mean and not self.mean_terms:
+            raise IsaInputError("dropped_mean=True needs mean_terms=True (both are 0-th order terms)")
         if self.block < 16 or self.block & (self.block - 1):
             raise IsaInputError(f"block must be a power of two >= 16, got {self.block}")
         for name in ("alpha_s", "alpha_f", "alpha_ns"):
@@ -44,9 +48,12 @@ class TileConfig:
     flat query blocks each have their own list and run one block per program.
     """
 
-    fwd_sharp_gq: int = 1  # 64x64 tiles with 4 warps beat 128x64 with 8 on H200 (462 vs 420 TFLOP/s)
-    fwd_warps: int = 4
+    # Sharp forward: 2 query blocks x 2 key blocks per step, 8 warps: 483 TFLOP/s on H200 against 456 for
+    # 1 x 1 with 4 warps (docs/ISA.md, v10 sweep).
+    fwd_sharp_gq: int = 2
+    fwd_warps: int = 8
     fwd_stages: int = 3
+    fwd_key_blocks: int = 2  # listed key blocks per step of the sharp forward loop (1 or 2)
     dq_sharp_gq: int = 2
     dq_warps: int = 8
     dq_stages: int = 3
@@ -57,20 +64,29 @@ class TileConfig:
     flat_stages: int = 2
     mean_tile: int = 64
     mean_warps: int = 4
+    graph_plan: bool = True  # inference calls on CUDA replay the selection ops as one CUDA graph per shape
+
+    def __post_init__(self) -> None:
+        if self.fwd_key_blocks not in (1, 2):
+            raise IsaInputError(f"fwd_key_blocks must be 1 or 2, got {self.fwd_key_blocks}")
 
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def check_inputs(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int) -> None:
-    """One-line errors for inputs the kernels cannot take."""
-    if q.dim() != 4 or q.shape != k.shape or q.shape != v.shape:
-        raise IsaInputError(f"q, k, v must share one [B, H, N, D] shape, got {tuple(q.shape)}, "
-                            f"{tuple(k.shape)}, {tuple(v.shape)}")
+    """One-line errors for inputs the kernels cannot take. q is [B, H, N, D] like k and v, or holds the
+    target tokens alone ([B, H, N - n_ctx, D], target-only queries over a context K/V cache)."""
+    if q.dim() != 4 or k.dim() != 4 or k.shape != v.shape or q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
+        raise IsaInputError(f"q, k, v shapes must be [B, H, N, D] (q may hold the target tokens only), got "
+                            f"{tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
     if not (q.dtype == k.dtype == v.dtype) or q.dtype not in SUPPORTED_DTYPES:
         raise IsaInputError(f"q, k, v must share a dtype among fp16/bf16/fp32, got {q.dtype}, {k.dtype}, {v.dtype}")
-    n, d = q.shape[2], q.shape[3]
+    n, d = k.shape[2], q.shape[3]
     if not 0 <= n_ctx < n:
         raise IsaInputError(f"n_ctx must be in [0, N) with N={n}, got {n_ctx}")
+    if q.shape[2] not in (n, n - n_ctx):
+        raise IsaInputError(f"q must hold all N={n} tokens or the N - n_ctx={n - n_ctx} target tokens, "
+                            f"got {q.shape[2]}")
     if d < 16 or d > 256 or d & (d - 1):
         raise IsaInputError(f"head dim must be a power of two in [16, 256], got {d}")

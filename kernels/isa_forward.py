@@ -14,7 +14,8 @@ from triton.tools.tensor_descriptor import TensorDescriptor
 
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import exact_scores, mask_tile, mean_scores, online_softmax_step, owned_group
+from kernels.isa_tiles import (exact_scores, mask_tile, mean_scores, online_softmax_pair, online_softmax_step,
+                               owned_group)
 
 LOG2E = 1.4426950408889634
 
@@ -22,18 +23,30 @@ LOG2E = 1.4426950408889634
 @triton.jit
 def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
                     OWN, BH, OFF, CNT, LST, MROW,
-                    H, n_tgt, n_tot, nbt, nb, qk_scale, sm_scale,
+                    H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale,
                     D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,
-                    BP: tl.constexpr, HAS_MEAN: tl.constexpr):
+                    BP: tl.constexpr, HAS_MEAN: tl.constexpr, KP: tl.constexpr):
     item = tl.program_id(0)
-    bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D, GQ, BLK)
+    bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_q, n_tgt, n_tot, nbt,
+                                                            D, GQ, BLK)
+    row0k = bh * n_tot
     q = tl.load(Q + q_offs, mask=qvalid[:, None], other=0.0)
     m_i = tl.full([GQ * BLK], float("-inf"), tl.float32)
     l_i = tl.zeros([GQ * BLK], tl.float32)
     acc = tl.zeros([GQ * BLK, D], tl.float32)
-    for t in range(0, cnt):
-        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0, n_tgt, n_tot, nbt, qk_scale, BLK)
-        acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v)
+    if KP == 2:  # two listed key blocks per step: one rescale of the accumulator per 2 * BLK keys
+        for t in range(0, cnt // 2):
+            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + 2 * t, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
+            s2, k2, v2 = exact_scores(q, k_desc, v_desc, LST, off + 2 * t + 1, row0k, n_tgt, n_tot, nbt, qk_scale,
+                                      BLK)
+            acc, m_i, l_i = online_softmax_pair(acc, m_i, l_i, s, v, s2, v2)
+        if cnt % 2 == 1:
+            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + cnt - 1, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
+            acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v)
+    else:
+        for t in range(0, cnt):
+            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
+            acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v)
 
     if HAS_MEAN:
         mrow = tl.load(MROW + item)
@@ -45,15 +58,18 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
                     s, km, vm = mean_scores(q, KM, VM, use, pooled, t, nb, n_tgt, n_tot, nbt, qk_scale, D, BP, BLK)
                     acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, vm)
 
+    l_i = tl.where(l_i > 0, l_i, 1.0)  # rows of empty items (per-head padding) are not stored
     acc = acc / l_i[:, None]
     tl.store(O + q_offs, acc.to(O.dtype.element_ty), mask=qvalid[:, None])
     tl.store(LSE + row0.to(tl.int64) + qrows, m_i + tl.math.log2(l_i), mask=qvalid)
 
 
 def geometry_args(q: torch.Tensor, layout: BlockLayout) -> tuple:
-    """Scalar kernel arguments shared by all ISA kernels: sizes, block counts and scales."""
+    """Scalar kernel arguments shared by all ISA kernels: sizes (key tokens n_tot, query tokens n_q), block
+    counts (all nb, query nbq) and scales."""
     d = q.shape[-1]
-    return (q.shape[1], layout.n_tgt, q.shape[2], layout.nbt, layout.nb, LOG2E / math.sqrt(d), 1.0 / math.sqrt(d))
+    return (q.shape[1], layout.n_tgt, layout.n_tot, layout.n_q, layout.nbt, layout.nb, layout.nbq,
+            LOG2E / math.sqrt(d), 1.0 / math.sqrt(d))
 
 
 def block_descriptor(x: torch.Tensor, block: int) -> TensorDescriptor:
@@ -64,12 +80,13 @@ def block_descriptor(x: torch.Tensor, block: int) -> TensorDescriptor:
 
 def launch_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
                    km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor, work: Launch, layout: BlockLayout,
-                   warps: int, stages: int, mean_tile_blocks: int) -> None:
-    """Run one forward launch (sharp or flat items) writing the rows of o and lse that its items own."""
+                   warps: int, stages: int, mean_tile_blocks: int, key_blocks: int = 1) -> None:
+    """Run one forward launch (sharp or flat items) writing the rows of o and lse that its items own;
+    key_blocks (1 or 2) listed key blocks per loop step."""
     if work.n_items == 0:
         return
     _isa_fwd_kernel[(work.n_items,)](
         q, block_descriptor(k, layout.block), block_descriptor(v, layout.block), o, lse, km, vm, mask,
         work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
         *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, BP=mean_tile_blocks,
-        HAS_MEAN=work.any_mean, num_warps=warps, num_stages=stages)
+        HAS_MEAN=work.any_mean, KP=key_blocks, num_warps=warps, num_stages=stages)

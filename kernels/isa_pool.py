@@ -10,30 +10,48 @@ from kernels.isa_tiles import block_span
 
 
 @triton.jit
-def _pool_kernel(Q, K, V, QM, KM, VM, s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb,
-                 D: tl.constexpr, BLK: tl.constexpr):
+def _pool_rows(X, XM, base, s_n, rows, valid, inv, out, D: tl.constexpr):
+    d = tl.arange(0, D)
+    x = tl.load(X + base + rows[:, None].to(tl.int64) * s_n + d[None, :], mask=valid[:, None], other=0.0)
+    tl.store(XM + out, tl.sum(x.to(tl.float32), 0) * inv)
+
+
+@triton.jit
+def _pool_kernel(Q, K, V, QM, KM, VM, q_sb, q_sh, s_b, s_h, s_n, H, n_tgt, n_tot, nbt, nb, nbq,
+                 D: tl.constexpr, BLK: tl.constexpr, POOL_Q: tl.constexpr, POOL_V: tl.constexpr):
     bh = tl.program_id(0)
     blk = tl.program_id(1)
     start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
     rows = start + tl.arange(0, BLK)
     valid = rows < end
-    d = tl.arange(0, D)
-    offs = (bh // H).to(tl.int64) * s_b + (bh % H).to(tl.int64) * s_h + rows[:, None].to(tl.int64) * s_n + d[None, :]
     inv = 1.0 / (end - start).to(tl.float32)
+    b, h = (bh // H).to(tl.int64), (bh % H).to(tl.int64)
+    d = tl.arange(0, D)
     out = (bh.to(tl.int64) * nb + blk) * D + d
-    q = tl.load(Q + offs, mask=valid[:, None], other=0.0).to(tl.float32)
-    tl.store(QM + out, tl.sum(q, 0) * inv)
-    k = tl.load(K + offs, mask=valid[:, None], other=0.0).to(tl.float32)
-    tl.store(KM + out, tl.sum(k, 0) * inv)
-    v = tl.load(V + offs, mask=valid[:, None], other=0.0).to(tl.float32)
-    tl.store(VM + out, tl.sum(v, 0) * inv)
+    _pool_rows(K, KM, b * s_b + h * s_h, s_n, rows, valid, inv, out, D)
+    if POOL_V:
+        _pool_rows(V, VM, b * s_b + h * s_h, s_n, rows, valid, inv, out, D)
+    if POOL_Q:
+        if blk < nbq:
+            out_q = (bh.to(tl.int64) * nbq + blk) * D + d
+            _pool_rows(Q, QM, b * q_sb + h * q_sh, s_n, rows, valid, inv, out_q, D)
 
 
-def pool_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Block means of q, k, v as contiguous fp32 [B, H, nb, D] (q, k, v share strides, last dim contiguous)."""
-    b, h, n, d = q.shape
-    outs = [torch.empty(b, h, layout.nb, d, device=q.device, dtype=torch.float32) for _ in range(3)]
-    _pool_kernel[(b * h, layout.nb)](q, k, v, *outs, q.stride(0), q.stride(1), q.stride(2), h,
-                                     layout.n_tgt, n, layout.nbt, layout.nb, D=d, BLK=layout.block)
-    return outs[0], outs[1], outs[2]
+def pool_qkv(q: torch.Tensor | None, k: torch.Tensor, v: torch.Tensor | None, layout: BlockLayout,
+             out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor | None]:
+    """Block means as contiguous fp32 [B, H, nb, D] (q: [B, H, nbq, D]) in one pass, into `out` if given;
+    q or v may be None (not pooled). k and v share strides, every last dim is contiguous, q and k share the
+    token stride."""
+    b, h, n, d = k.shape
+    if out is None:
+        out = (torch.empty(b, h, layout.nbq, d, device=k.device, dtype=torch.float32),
+               torch.empty(b, h, layout.nb, d, device=k.device, dtype=torch.float32),
+               torch.empty(b, h, layout.nb, d, device=k.device, dtype=torch.float32))
+    qm, km, vm = (out[0] if q is not None else None), out[1], (out[2] if v is not None else None)
+    qs = k if q is None else q
+    _pool_kernel[(b * h, layout.nb)](qs, k, k if v is None else v, km if qm is None else qm, km,
+                                     km if vm is None else vm, qs.stride(0), qs.stride(1), k.stride(0), k.stride(1),
+                                     k.stride(2), h, layout.n_tgt, n, layout.nbt, layout.nb, layout.nbq,
+                                     D=d, BLK=layout.block, POOL_Q=q is not None, POOL_V=v is not None)
+    return qm, km, vm

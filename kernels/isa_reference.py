@@ -16,11 +16,16 @@ from kernels.isa_config import IsaConfig, keep_count
 
 @dataclass(frozen=True)
 class BlockLayout:
-    """Blocks of `block` tokens cut from 0 in the target and from n_tgt in the context."""
+    """Blocks of `block` tokens cut from 0 in the target and from n_tgt in the context.
+
+    With target_only the queries are the target tokens alone (context K/V cache): query blocks are the
+    nbt target blocks, key blocks all nb.
+    """
 
     n_tgt: int
     n_ctx: int
     block: int
+    target_only: bool = False
 
     @property
     def nbt(self) -> int:
@@ -33,6 +38,20 @@ class BlockLayout:
     @property
     def nb(self) -> int:
         return self.nbt + self.nbc
+
+    @property
+    def n_tot(self) -> int:
+        return self.n_tgt + self.n_ctx
+
+    @property
+    def n_q(self) -> int:
+        """Query tokens: the target alone with target_only, else every token."""
+        return self.n_tgt if self.target_only else self.n_tot
+
+    @property
+    def nbq(self) -> int:
+        """Query blocks (the first nbq blocks of the layout)."""
+        return self.nbt if self.target_only else self.nb
 
     def starts(self, device: torch.device | str = "cpu") -> torch.Tensor:
         j = torch.arange(self.nb, device=device)
@@ -60,18 +79,27 @@ class IsaSelection:
 
     layout: BlockLayout
     kept: torch.Tensor  # [B, H, n_kept] key blocks kept by pre-selection, ascending
-    sharp: torch.Tensor  # [B, H, n_sharp] query blocks with exact attention, ascending
-    flat: torch.Tensor  # [B, H, n_flat] the other query blocks, ascending
+    sharp: torch.Tensor  # [B, H, n_sharp] query blocks with exact attention, ascending (*)
+    flat: torch.Tensor  # [B, H, n_flat] the other query blocks, ascending (*)
     flat_exact: torch.Tensor  # [B, H, n_flat, n_ns] exact key blocks of each flat query block, ascending
     dropped_mean: bool
+    mean_terms: bool = True  # False: flat blocks ignore their non-exact kept blocks (plain block-sparse top-k)
+    # (*) with per-head counts (IsaConfig.per_head_alpha_f) both are [B, H, nbq], padded at the end with nbq.
+
+
+def layout_for(q: torch.Tensor, k: torch.Tensor, n_ctx: int, block: int) -> BlockLayout:
+    """The block layout of checked inputs: target-only queries when q has fewer tokens than k."""
+    return BlockLayout(k.shape[2] - n_ctx, n_ctx, block, target_only=q.shape[2] < k.shape[2])
 
 
 def pool_blocks(x: torch.Tensor, layout: BlockLayout) -> torch.Tensor:
-    """Per-block means in fp32 (valid tokens only), shape [B, H, nb, D]; differentiable."""
-    tb = layout.token_block(x.device)
-    sums = x.new_zeros(*x.shape[:2], layout.nb, x.shape[-1], dtype=torch.float32)
+    """Per-block means in fp32 (valid tokens only), shape [B, H, nb, D] (nbt blocks for target-only
+    queries, x [B, H, n_tgt, D]); differentiable."""
+    n_blocks = layout.nbt if x.shape[2] == layout.n_tgt else layout.nb
+    tb = layout.token_block(x.device)[:x.shape[2]]
+    sums = x.new_zeros(*x.shape[:2], n_blocks, x.shape[-1], dtype=torch.float32)
     sums = sums.index_add(2, tb, x.float())
-    return sums / layout.lengths(x.device).to(torch.float32)[:, None]
+    return sums / layout.lengths(x.device)[:n_blocks].to(torch.float32)[:, None]
 
 
 def _top_ascending(score: torch.Tensor, n_keep: int) -> torch.Tensor:
@@ -104,33 +132,59 @@ def sharpness(pooled_logits: torch.Tensor) -> torch.Tensor:
     return (p * p).sum(dim=-1)
 
 
+def sharp_across_heads(score: torch.Tensor, n_per_head: int) -> torch.Tensor:
+    """Per-head alpha_f from pooled sharpness: bool [B, H, nq]. Each batch element's budget of H * n_per_head
+    sharp blocks goes to its sharpest (head, block) pairs over all heads (ties: lower index), every head
+    keeping at least its sharpest block; peaky heads get more exact blocks, broad heads fewer."""
+    b, h, nq = score.shape
+    boosted = score.scatter(2, score.argmax(-1, keepdim=True), float("inf"))
+    top = torch.sort(boosted.reshape(b, h * nq), dim=-1, descending=True, stable=True).indices[:, :h * n_per_head]
+    return torch.zeros(b, h * nq, dtype=torch.bool, device=score.device).scatter_(1, top, True).reshape(b, h, nq)
+
+
+def _split_padded(is_sharp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sharp and flat block ids [B, H, nq] each, ascending, padded at the end with nq (counts vary by head)."""
+    nq = is_sharp.shape[-1]
+    pos = torch.arange(nq, device=is_sharp.device)
+    n_sharp = is_sharp.sum(-1, keepdim=True)
+    sharp_first = torch.argsort((~is_sharp).to(torch.int8), dim=-1, stable=True)
+    flat_first = torch.argsort(is_sharp.to(torch.int8), dim=-1, stable=True)
+    return (torch.where(pos < n_sharp, sharp_first, nq), torch.where(pos < nq - n_sharp, flat_first, nq))
+
+
 def select_blocks(qm: torch.Tensor, km: torch.Tensor, layout: BlockLayout, cfg: IsaConfig) -> IsaSelection:
-    """Steps 2 to 4 of DESIGN 6 on pooled q, k ([B, H, nb, D], fp32)."""
+    """Steps 2 to 4 of DESIGN 6 on pooled q ([B, H, nbq, D]) and k ([B, H, nb, D]), fp32."""
     with torch.no_grad():
-        nb, dev = layout.nb, qm.device
+        nq, dev = layout.nbq, qm.device
         kept = select_context_blocks(qm, km, layout, cfg.alpha_s)
         logits = pooled_logits_over_kept(qm, km, kept)
-        n_sharp = keep_count(cfg.alpha_f, nb)
-        sharp = _top_ascending(sharpness(logits), n_sharp)
-        is_sharp = torch.zeros(*qm.shape[:2], nb, dtype=torch.int8, device=dev).scatter_(2, sharp, 1)
-        flat = torch.argsort(is_sharp, dim=-1, stable=True)[..., :nb - n_sharp]
-        flat_logits = torch.gather(logits, 2, flat[..., None].expand(-1, -1, -1, logits.shape[-1]))
+        n_sharp = keep_count(cfg.alpha_f, nq)
+        if cfg.per_head_alpha_f:
+            sharp, flat = _split_padded(sharp_across_heads(sharpness(logits), n_sharp))
+        else:
+            sharp = _top_ascending(sharpness(logits), n_sharp)
+            is_sharp = torch.zeros(*qm.shape[:2], nq, dtype=torch.int8, device=dev).scatter_(2, sharp, 1)
+            flat = torch.argsort(is_sharp, dim=-1, stable=True)[..., :nq - n_sharp]
+        rows = flat.clamp(max=nq - 1)  # padding rows (per-head counts) take any row; they are never used
+        flat_logits = torch.gather(logits, 2, rows[..., None].expand(-1, -1, -1, logits.shape[-1]))
         pos = _top_ascending(flat_logits, keep_count(cfg.alpha_ns, kept.shape[-1]))
         flat_exact = torch.gather(kept[:, :, None, :].expand(-1, -1, flat.shape[-1], -1), 3, pos)
-    return IsaSelection(layout, kept, sharp, flat, flat_exact, cfg.dropped_mean)
+    return IsaSelection(layout, kept, sharp, flat, flat_exact, cfg.dropped_mean, cfg.mean_terms)
 
 
 def block_masks(sel: IsaSelection) -> tuple[torch.Tensor, torch.Tensor]:
     """exact[b, h, i, j]: query block i attends to key block j token by token; mean[b, h, i, j]: key block j
-    enters query block i's softmax as its 0-th order term. Both bool [B, H, nb, nb]."""
-    nb, dev = sel.layout.nb, sel.kept.device
-    shape = (*sel.kept.shape[:2], nb)
-    is_sharp = torch.zeros(shape, dtype=torch.bool, device=dev).scatter_(2, sel.sharp, True)
-    is_kept = torch.zeros(shape, dtype=torch.bool, device=dev).scatter_(2, sel.kept, True)
+    enters query block i's softmax as its 0-th order term. Both bool [B, H, nbq, nb]."""
+    nb, nbq, dev = sel.layout.nb, sel.layout.nbq, sel.kept.device
+    batch_heads = sel.kept.shape[:2]
+    # One extra row (index nbq) absorbs the padding of per-head sharp/flat lists.
+    is_sharp = torch.zeros(*batch_heads, nbq + 1, dtype=torch.bool, device=dev).scatter_(2, sel.sharp, True)
+    is_kept = torch.zeros(*batch_heads, nb, dtype=torch.bool, device=dev).scatter_(2, sel.kept, True)
     exact = is_sharp[..., :, None] & is_kept[..., None, :]
     flat_rows = torch.zeros(*sel.flat.shape, nb, dtype=torch.bool, device=dev).scatter_(3, sel.flat_exact, True)
-    exact.scatter_(2, sel.flat[..., None].expand(-1, -1, -1, nb), flat_rows)
-    mean = (~is_sharp)[..., :, None] & is_kept[..., None, :] & ~exact
+    exact = exact.scatter(2, sel.flat[..., None].expand(-1, -1, -1, nb), flat_rows)[..., :nbq, :]
+    is_sharp = is_sharp[..., :nbq]
+    mean = (~is_sharp)[..., :, None] & is_kept[..., None, :] & ~exact & sel.mean_terms
     if sel.dropped_mean:
         is_ctx = torch.arange(nb, device=dev) >= sel.layout.nbt
         mean = mean | (is_ctx & ~is_kept)[..., None, :]
@@ -145,6 +199,7 @@ def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     dt = torch.promote_types(q.dtype, torch.float32)
     layout = sel.layout
     tb = layout.token_block(q.device)
+    tq = tb[:q.shape[2]]  # query tokens' blocks (the target alone for target-only queries)
     scale = 1.0 / math.sqrt(q.shape[-1])
     km = pool_blocks(k, layout).to(dt)
     vm = pool_blocks(v, layout).to(dt)
@@ -154,8 +209,8 @@ def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
         heads = []
         for h in range(q.shape[1]):
             qf, kf, vf = q[b, h].to(dt), k[b, h].to(dt), v[b, h].to(dt)
-            exact = exact_blocks[b, h][tb][:, tb]
-            mean = mean_blocks[b, h][tb][:, tb]
+            exact = exact_blocks[b, h][tq][:, tb]
+            mean = mean_blocks[b, h][tq][:, tb]
             s_exact = qf @ kf.T * scale
             s_mean = (qf @ km[b, h].T * scale)[:, tb]
             s = torch.where(exact, s_exact, torch.where(mean, s_mean, float("-inf")))
@@ -167,8 +222,9 @@ def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
 
 def isa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig = IsaConfig()
                   ) -> torch.Tensor:
-    """The oracle: pool, select, attend; output in q's dtype, shape [B, H, N, D]."""
-    layout = BlockLayout(q.shape[2] - n_ctx, n_ctx, cfg.block)
+    """The oracle: pool, select, attend; output in q's dtype and shape ([B, H, N, D], or [B, H, N_tgt, D]
+    for target-only queries)."""
+    layout = layout_for(q, k, n_ctx, cfg.block)
     sel = select_blocks(pool_blocks(q.detach(), layout), pool_blocks(k.detach(), layout), layout, cfg)
     return attention_from_selection(q, k, v, sel).to(q.dtype)
 

@@ -30,31 +30,33 @@ def group_rows(ids_ptr, base, n_tgt, n_tot, nbt, G: tl.constexpr, BLK: tl.conste
 
 
 @triton.jit
-def owned_group(OWN, BH, OFF, CNT, item, n_tgt, n_tot, nbt, D: tl.constexpr, G: tl.constexpr, BLK: tl.constexpr):
-    """Program `item`'s head (bh, first row row0), its G blocks' rows, validity and [rows, D] offsets, and
-    the start and length of the block list it walks."""
+def owned_group(OWN, BH, OFF, CNT, item, n_rows, n_tgt, n_tot, nbt,
+                D: tl.constexpr, G: tl.constexpr, BLK: tl.constexpr):
+    """Program `item`'s head (bh, first row row0 = bh * n_rows in the owned tensor), its G blocks' rows,
+    validity and [rows, D] offsets, and the start and length of the block list it walks."""
     bh = tl.load(BH + item)
-    row0 = bh * n_tot
+    row0 = bh * n_rows
     rows, valid = group_rows(OWN, item * G, n_tgt, n_tot, nbt, G, BLK)
     offs = (row0 + rows)[:, None].to(tl.int64) * D + tl.arange(0, D)[None, :]
     return bh, row0, rows, valid, offs, tl.load(OFF + item), tl.load(CNT + item)
 
 
 @triton.jit
-def listed_block(lst_ptr, idx, n_tgt, n_tot, nbt, BLK: tl.constexpr):
-    """First token of block lst_ptr[idx] and which of its BLK rows are tokens (a TMA tile starts there)."""
-    blk = tl.load(lst_ptr + idx)
-    start, end = block_span(blk, n_tgt, n_tot, nbt, BLK)
-    return start, tl.arange(0, BLK) < end - start
+def mask_partial(s, start, end, BLK: tl.constexpr):
+    """-inf in the columns of s [M, BLK] past the listed block's end; only a part's last block is partial,
+    so full blocks skip the select."""
+    if end - start < BLK:
+        s = tl.where((tl.arange(0, BLK) < end - start)[None, :], s, float("-inf"))
+    return s
 
 
 @triton.jit
 def exact_scores(q, k_desc, v_desc, LST, idx, row0, n_tgt, n_tot, nbt, qk_scale, BLK: tl.constexpr):
     """Base-2 logits of q against key block LST[idx] (-inf past its end), with the block's K and V tiles."""
-    start, kvalid = listed_block(LST, idx, n_tgt, n_tot, nbt, BLK)
+    start, end = block_span(tl.load(LST + idx), n_tgt, n_tot, nbt, BLK)
     k = k_desc.load([row0 + start, 0])
     v = v_desc.load([row0 + start, 0])
-    s = tl.where(kvalid[None, :], tl.dot(q, tl.trans(k)) * qk_scale, float("-inf"))
+    s = mask_partial(tl.dot(q, tl.trans(k)) * qk_scale, start, end, BLK)
     return s, k, v
 
 
@@ -67,6 +69,20 @@ def online_softmax_step(acc, m_i, l_i, s, v):
     l_i = l_i * alpha + tl.sum(p, 1)
     acc = acc * alpha[:, None]
     acc = tl.dot(p.to(v.dtype), v, acc)
+    return acc, m_new, l_i
+
+
+@triton.jit
+def online_softmax_pair(acc, m_i, l_i, s, v, s2, v2):
+    """online_softmax_step over two key tiles at once (one max, one rescale of acc for both)."""
+    m_new = tl.maximum(m_i, tl.maximum(tl.max(s, 1), tl.max(s2, 1)))
+    alpha = tl.math.exp2(m_i - m_new)
+    p = tl.math.exp2(s - m_new[:, None])
+    p2 = tl.math.exp2(s2 - m_new[:, None])
+    l_i = l_i * alpha + tl.sum(p, 1) + tl.sum(p2, 1)
+    acc = acc * alpha[:, None]
+    acc = tl.dot(p.to(v.dtype), v, acc)
+    acc = tl.dot(p2.to(v2.dtype), v2, acc)
     return acc, m_new, l_i
 
 
@@ -96,9 +112,11 @@ def mean_scores(q, KM, VM, use, pooled_base, t, nb, n_tgt, n_tot, nbt, qk_scale,
 
 @triton.jit
 def mask_tile(MASK, mrow, t, nb, BP: tl.constexpr):
-    """Which of blocks t*BP .. t*BP+BP-1 enter query block row `mrow` as 0-th order terms."""
+    """Which of blocks t*BP .. t*BP+BP-1 enter query block row `mrow` as 0-th order terms (bit-packed mask
+    rows of ceil(nb / 32) int32 words)."""
     j = t * BP + tl.arange(0, BP)
-    return tl.load(MASK + mrow.to(tl.int64) * nb + j, mask=j < nb, other=0) != 0
+    words = tl.load(MASK + mrow.to(tl.int64) * ((nb + 31) // 32) + j // 32, mask=j < nb, other=0)
+    return ((words >> (j % 32)) & 1) != 0
 
 
 @triton.jit

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from kernels import IsaConfig, IsaInputError, TileConfig, dense_attention_f64, isa_attention  # noqa: E402
 from kernels.isa_pool import pool_qkv  # noqa: E402
 from kernels.isa_reference import BlockLayout, block_masks, pool_blocks, select_blocks  # noqa: E402
-from kernels.isa_selection import key_launches, mean_rows, query_launches  # noqa: E402
+from kernels.isa_selection import key_launches, mean_rows, pack_bits, query_launches  # noqa: E402
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
@@ -72,12 +72,14 @@ def test_kernel_matches_reference_forward_and_gradients(case, dtype):
         assert _rel(g, rg) < 2 * tol, f"d{name} seed {seed}"
 
 
-def test_grouped_sharp_tiles_match_reference():
-    """Sharp query blocks processed two per program (odd count: one padded group) give the same result."""
+@pytest.mark.parametrize("tiles", [TileConfig(fwd_sharp_gq=1, fwd_key_blocks=1, dq_sharp_gq=1, dkdv_sharp_gk=1),
+                                   TileConfig(fwd_sharp_gq=1, fwd_key_blocks=2)], ids=["single", "key-pairs"])
+def test_grouped_sharp_tiles_match_reference(tiles):
+    """Sharp query blocks one per program instead of the default two (odd count there: one padded group),
+    with one or two key blocks per step (odd kept count: one single step at the end), give the same result."""
     dtype = DTYPES[0]
     q, k, v = _qkv((1, 2, 150, 16), dtype, seed=14)
     grad = torch.randn(1, 2, 150, 16, device=DEVICE).to(dtype)
-    tiles = TileConfig(fwd_sharp_gq=2, dq_sharp_gq=1, dkdv_sharp_gk=1)
     out = isa_attention(q, k, v, 60, block=16, alpha_s=0.25, alpha_ns=0.2, tiles=tiles)
     out.backward(grad)
     grads = [x.grad.clone() for x in (q, k, v)]
@@ -87,16 +89,19 @@ def test_grouped_sharp_tiles_match_reference():
         assert _rel(g, rg) < 2 * REL_TOL[dtype]
 
 
-def _selection(dropped_mean: bool):
+def _selection(dropped_mean: bool, per_head: bool = False):
     q, k, _ = _qkv((2, 2, 330, 16), torch.float32, seed=15)
     layout = BlockLayout(200, 130, 16)
     return select_blocks(pool_blocks(q.detach(), layout), pool_blocks(k.detach(), layout), layout,
-                         IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2, dropped_mean=dropped_mean))
+                         IsaConfig(block=16, alpha_s=0.25, alpha_ns=0.2, dropped_mean=dropped_mean,
+                                   per_head_alpha_f=per_head))
 
 
-def test_work_lists_cover_every_exact_pair_once():
-    """Query-side and key-side work lists hold exactly the selection's exact (query block, key block) pairs."""
-    sel = _selection(dropped_mean=False)
+@pytest.mark.parametrize("per_head", [False, True], ids=["same-count", "per-head-count"])
+def test_work_lists_cover_every_exact_pair_once(per_head):
+    """Query-side and key-side work lists hold exactly the selection's exact (query block, key block) pairs
+    (with per-head counts: padded items walk nothing)."""
+    sel = _selection(dropped_mean=False, per_head=per_head)
     nb = sel.layout.nb
 
     def pairs(work, own_is_query):
@@ -117,11 +122,20 @@ def test_work_lists_cover_every_exact_pair_once():
     assert torch.equal(pairs(k_sharp, False) + pairs(k_all, False), expected)
 
 
-@pytest.mark.parametrize("dropped_mean", [False, True])
-def test_kernel_mean_mask_equals_reference_mask(dropped_mean):
-    sel = _selection(dropped_mean)
+@pytest.mark.parametrize("dropped_mean,per_head", [(False, False), (True, False), (True, True)])
+def test_kernel_mean_mask_equals_reference_mask(dropped_mean, per_head):
+    sel = _selection(dropped_mean, per_head)
     nb = sel.layout.nb
     assert torch.equal(mean_rows(sel).bool(), block_masks(sel)[1].reshape(-1, nb))
+
+
+def test_pack_bits_round_trips_every_bit():
+    rows = (torch.rand(5, 70) < 0.5).to(torch.int8)
+    rows[0, 31] = rows[1, 63] = 1  # sign bits of both full words
+    packed = pack_bits(rows)
+    assert packed.dtype == torch.int32 and packed.shape == (5, 3)
+    bits = (packed[:, :, None] >> torch.arange(32)) & 1
+    assert torch.equal(bits.reshape(5, 96)[:, :70].to(torch.int8), rows)
 
 
 @pytest.mark.parametrize("n,n_ctx,block", [(150, 60, 16), (96, 0, 32), (64, 63, 64)])
