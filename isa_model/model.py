@@ -82,9 +82,9 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg
     """The one attention of the model. q (B, H, Nq, D); k, v (B, H, N, D) whose last n_ctx tokens are context.
 
     Nq == N: full in-context attention (ISA or dense). Nq < N: target-only queries over target + cached
-    context keys, dense until `isa_attention` takes q shorter than k (then only this condition changes).
+    context keys (ISA ranks sharpness among the target query blocks only).
     """
-    if cfg.attention == "dense" or q.shape[2] != k.shape[2]:
+    if cfg.attention == "dense":
         return F.scaled_dot_product_attention(q, k, v)
     s = cfg.isa
     return isa_attention(q, k, v, n_ctx, block=s.block, alpha_s=s.alpha_s, alpha_f=s.alpha_f, alpha_ns=s.alpha_ns,
