@@ -20,10 +20,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-python-headless==5.0.0.93"
 	touch $(STAMP)
 
-# Builds the synthetic sample corpus (with a few deliberately broken inputs), then curates it on a local Ray.
+# Builds the synthetic sample corpus (with a few deliberately broken inputs), curates it on a local Ray, then
+# trains the `tiny` LIVEditor for a few steps and prints its validation metrics.
 demo: venv
 	$(BIN)/python -m curation.corpus $(DEMO)/corpus --with-bad-inputs
 	$(BIN)/python -m jobs.curate --config jobs/configs/curate.yaml --input $(DEMO)/corpus --output $(DEMO)/dataset --resume
+	$(BIN)/python -m isa_model train --config tiny --out $(DEMO)/model
+	$(BIN)/python -m isa_model validate --ckpt $(DEMO)/model/checkpoints --out $(DEMO)/model/val
 
 test: venv
 	$(BIN)/python -m pytest
