@@ -2,42 +2,17 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
+from _moving_disc import H, T, W, moving_disc_clip, texture
 
 from curation.models.mask_proposer import ProposerConfig, propose
 from curation.models.tracks import Track, link_tracks, mask_box, mask_iou, matched_iou, temporal_iou
 from manifests.rle import rle_decode
 
-H, W, T = 96, 128, 16
-
-
-def _texture(seed: int, h: int, w: int, blur: int) -> np.ndarray:
-    noise = np.random.default_rng(seed).integers(0, 256, (h, w, 3)).astype(np.uint8)
-    return cv2.GaussianBlur(noise, (0, 0), blur)
-
-
-def _clip(centres: list[tuple[float, float]], pan: float = 2.0, radius: int = 14) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Frames (T, H, W, 3) of a camera panning over a texture with a textured disc at `centres`, and its masks."""
-    world = _texture(1, H, W + int(pan * T) + 4, 2)
-    world = cv2.normalize(world, None, 0, 255, cv2.NORM_MINMAX)
-    skin = cv2.normalize(_texture(2, H, W, 1), None, 0, 255, cv2.NORM_MINMAX)
-    frames, masks = [], []
-    yy, xx = np.mgrid[:H, :W]
-    for t, (cx, cy) in enumerate(centres):
-        x0 = int(round(pan * t))
-        frame = world[:, x0 : x0 + W].copy()
-        mask = (xx - cx) ** 2 + (yy - cy) ** 2 <= radius**2
-        frame[mask] = skin[mask]
-        frames.append(frame)
-        masks.append(mask)
-    return np.stack(frames), masks
-
-
 def test_finds_the_moving_disc_under_a_panning_camera():
     centres = [(30 + 4 * t, 48.0) for t in range(T)]
-    frames, truth = _clip(centres)
+    frames, truth = moving_disc_clip(centres)
     tracks = propose(frames)
     assert len(tracks) >= 1
     score = matched_iou({1: dict(enumerate(truth))}, tracks)[1]
@@ -51,7 +26,7 @@ def test_finds_the_moving_disc_under_a_panning_camera():
 
 def test_a_disc_leaving_through_the_border_keeps_a_clipped_box():
     centres = [(70 + 5 * t, 48.0) for t in range(T)]  # ends beyond the right edge
-    frames, truth = _clip(centres)
+    frames, truth = moving_disc_clip(centres)
     tracks = propose(frames)
     touching = [b for tr in tracks for b in tr.frame_boxes() if b[2] == W]
     assert touching, "a mask touching the right border"
@@ -59,12 +34,12 @@ def test_a_disc_leaving_through_the_border_keeps_a_clipped_box():
 
 
 def test_static_camera_and_static_scene_give_no_objects():
-    frames = np.repeat(_texture(3, H, W, 2)[None], 8, axis=0)
+    frames = np.repeat(texture(3, H, W, 2)[None], 8, axis=0)
     assert propose(frames) == []
 
 
 def test_one_frame_clip_has_no_moving_objects_and_bad_input_is_refused():
-    frames, _ = _clip([(40.0, 48.0)])
+    frames, _ = moving_disc_clip([(40.0, 48.0)])
     assert propose(frames) == []
     with pytest.raises(ValueError, match="uint8 RGB"):
         propose(frames.astype(np.float32))
