@@ -56,7 +56,7 @@ class FakeVlm(http.server.BaseHTTPRequestHandler):
             server.max_inflight = max(server.max_inflight, server.inflight)
             server.requests.append((scenario, dict(self.headers), body))
         try:
-            self._answer(scenario, n)
+            self._answer(scenario, n, body)
         finally:
             with server.lock:
                 server.inflight -= 1
@@ -70,7 +70,7 @@ class FakeVlm(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def _answer(self, scenario: str, n: int) -> None:
+    def _answer(self, scenario: str, n: int, body: dict) -> None:
         ok = _completion(json.dumps({"caption": "a red disc moves left"}))
         if scenario == "ok":
             self._send(200, ok)
@@ -99,6 +99,10 @@ class FakeVlm(http.server.BaseHTTPRequestHandler):
             self._send(400, {"error": f"bad request, you sent {self.headers['Authorization']}"})
         elif scenario == "echo500":
             self._send(500, {"error": f"upstream rejected {self.headers['Authorization']}"})
+        elif scenario == "stage":  # answers whichever question was asked
+            prompt = body["messages"][0]["content"][0]["text"]
+            answer = {"rating": 4, "reason": "sharp"} if "Rate the visual quality" in prompt else {"caption": "a disc"}
+            self._send(200, _completion(json.dumps(answer)))
         elif scenario == "busy":
             time.sleep(0.05)
             self._send(200, ok)
@@ -108,6 +112,7 @@ class FakeVlm(http.server.BaseHTTPRequestHandler):
 def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeVlm)
     srv.daemon_threads = True
+    srv.handle_error = lambda request, address: None  # a client that timed out and left is expected here
     srv.lock = threading.Lock()
     srv.counts = collections.Counter()
     srv.requests = []
@@ -212,3 +217,52 @@ def test_map_bounds_concurrency_and_keeps_order_with_errors_in_place(server):
     assert [isinstance(g, VlmRefused) for g in got] == [i % 3 == 0 for i in range(8)]
     assert str(got[3]) == "item 3" and server.counts["busy"] == 5
     assert server.max_inflight <= 2
+
+
+def _stage_unit(root, server, scenario: str):
+    from dataclasses import dataclass
+
+    from curation.stage import WorkUnit
+    from curation.stages.vlm_scores import VlmScoresConfig, VlmScoresStage
+    from curation.video import VideoWriter
+
+    @dataclass(frozen=True)
+    class Job:
+        vlm_scores: VlmScoresConfig
+
+    with VideoWriter(root / "a.mp4", fps=25.0) as w:
+        for f in np.repeat(FRAMES[:1], 3, axis=0):
+            w.write(f)
+    (root / "broken.mp4").write_bytes(b"junk")
+    cfg = VlmScoresConfig(client=VlmConfig(base_url=f"http://127.0.0.1:{server.server_port}/{scenario}/v1",
+                                           model="tiny-vlm", api_key_env="TEST_VLM_STAGE_KEY", max_retries=0))
+    stage = VlmScoresStage(Job(cfg))
+    clips = [{"clip_id": c, "status": "ok", "uri": f"{c}.mp4"} for c in ("a", "broken")]
+    return stage, WorkUnit("b000003", [], str(root), tables={"clips": clips})
+
+
+def test_stage_writes_quality_rows_captions_and_errors_rows(server, tmp_path, monkeypatch):
+    from manifests import SCHEMAS
+
+    monkeypatch.setenv("TEST_VLM_STAGE_KEY", KEY)
+    stage, unit = _stage_unit(tmp_path, server, "stage")
+    stage.setup()
+    out = stage.process(unit).rows
+    (row,) = out["scores"]
+    assert set(row) == set(SCHEMAS["scores"].names)
+    assert (row["clip_id"], row["signal"], row["value"], row["passed"]) == ("a", "vlm_quality", 4.0, None)
+    assert (row["model_name"], row["weights_id"]) == ("tiny-vlm", "served:tiny-vlm")
+    assert [e["input"] for e in out["errors"]] == ["broken"]
+    captions = (tmp_path / "captions/vlm/b000003.jsonl").read_text().splitlines()
+    assert [json.loads(c) for c in captions] == [{"clip_id": "a", "caption": "a disc", "model": "tiny-vlm"}]
+
+
+def test_stage_turns_bad_answers_into_errors_rows_without_the_key(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_VLM_STAGE_KEY", KEY)
+    for scenario, error_class in (("malformed", "VlmMalformed"), ("refusal", "VlmRefused"), ("echo500", "VlmHttpError")):
+        stage, unit = _stage_unit(tmp_path, server, scenario)
+        stage.setup()
+        out = stage.process(unit).rows
+        assert out["scores"] == []
+        errors = {e["input"]: e for e in out["errors"]}
+        assert errors["a"]["error_class"] == error_class and KEY not in json.dumps(out)

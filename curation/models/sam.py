@@ -27,10 +27,10 @@ MOBILE_SAM = Family("mobile-sam", download_ultralytics_asset)
 class SamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["segment-anything", "ultralytics-mobile-sam"] = "ultralytics-mobile-sam"
+    backend: Literal["segment-anything", "ultralytics-mobile-sam"] = "segment-anything"
     arch: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"  # segment-anything's architectures
     image_size: int = Field(1024, ge=64)  # segment-anything only; published weights need 1024
-    weights: WeightsConfig = WeightsConfig(weights="mobile_sam.pt")
+    weights: WeightsConfig = WeightsConfig(weights="vit_b")  # a SAM_URLS key, a path, or e.g. mobile_sam.pt
     device: str = "cpu"
 
     @model_validator(mode="after")
