@@ -10,13 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from filters.masks import mask_iou, temporal_iou
 from manifests.rle import rle_encode
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """IoU of two bool masks of one size; two empty masks count as 0 (nothing to agree on)."""
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
 def mask_box(mask: np.ndarray) -> list[float]:
@@ -25,13 +20,6 @@ def mask_box(mask: np.ndarray) -> list[float]:
     if not len(xs):
         return [0.0, 0.0, 0.0, 0.0]
     return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
-
-
-def temporal_iou(masks: list[np.ndarray]) -> float | None:
-    """Mean IoU of consecutive masks of a track: 1.0 = a perfectly stable mask; None for one mask."""
-    if len(masks) < 2:
-        return None
-    return float(np.mean([mask_iou(a, b) for a, b in zip(masks, masks[1:])]))
 
 
 @dataclass
