@@ -1,0 +1,138 @@
+"""Weights-free masks of moving objects: camera-compensated background subtraction, GrabCut, tracking.
+
+So that real object masks exist where no detector weights can be had. Per clip:
+1. register consecutive frames (camera.py) and rebuild each frame's background as the median of
+   frames spread over the clip, warped into it;
+2. foreground = colour distance to that background above a threshold; a second pass rebuilds the
+   background leaving out the first pass's foreground (objects that linger on a pixel);
+3. connected regions, cleaned by morphology, optionally refined by GrabCut around each region;
+4. regions linked into tracks across frames (tracks.py), short tracks dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from curation.models.camera import (
+    background_at,
+    background_mosaic,
+    background_samples,
+    chain_to_first,
+    register_pair,
+    residual_flow,
+    to_canvas,
+    to_grey,
+)
+from curation.models.tracks import Track, link_tracks
+
+NAME = "motion-proposer"
+VERSION = "1"
+CLASS_NAME = "moving-object"
+
+
+@dataclass(frozen=True)
+class ProposerConfig:
+    """Knobs of the proposer; defaults measured on the synthetic corpus (benchmarks/mask_proposer.py)."""
+
+    background_samples: int = 15  # frames spread over the clip whose median is the background
+    passes: int = 2  # background rebuilds; each later one leaves out the previous foreground
+    threshold: float = 28.0  # colour distance (0-255, max over RGB) to the background that counts as moving
+    weak_threshold: float = 8.0  # a weaker colour distance that counts where the flow also says moving
+    flow_threshold: float = 1.0  # pixels per frame of motion beyond the camera's
+    min_area: float = 0.003  # smallest region kept, as a fraction of the frame
+    grabcut: bool = True
+    grabcut_iters: int = 3
+    min_track_frames: int = 3  # and at least a fifth of the clip
+    link_iou: float = 0.1
+
+
+def colour_distance(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """Per-pixel max over RGB of |frame - background|, lightly blurred, float32 (H, W)."""
+    diff = np.abs(frame.astype(np.float32) - background).max(axis=2)
+    return cv2.GaussianBlur(diff, (5, 5), 0)
+
+
+def clean(mask: np.ndarray, min_pixels: int) -> np.ndarray:
+    """Open then close, fill holes, drop regions under `min_pixels`: label image int32 (H, W), 0 = background."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k)
+    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, iterations=2)
+    filled = m.copy()
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
+    keep = np.zeros(n, np.int32)
+    next_id = 1
+    for i in range(1, n):
+        if stats[i, cv2.CC_STAT_AREA] >= min_pixels:
+            keep[i] = next_id
+            next_id += 1
+    return keep[labels]
+
+
+def grabcut_refine(frame: np.ndarray, region: np.ndarray, iters: int) -> np.ndarray:
+    """GrabCut in a box around `region`: its eroded core is sure foreground, far pixels sure background."""
+    h, w = region.shape
+    ys, xs = np.nonzero(region)
+    pad = max(8, int(0.25 * max(np.ptp(ys) + 1, np.ptp(xs) + 1)))
+    y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + 1 + pad)
+    x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + 1 + pad)
+    sub = region[y0:y1, x0:x1].astype(np.uint8)
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
+    near = cv2.dilate(sub, k, iterations=2)
+    core = cv2.erode(sub, k)
+    gc = np.full(sub.shape, cv2.GC_BGD, np.uint8)
+    gc[near > 0] = cv2.GC_PR_BGD
+    gc[sub > 0] = cv2.GC_PR_FGD
+    gc[core > 0] = cv2.GC_FGD
+    if not (gc == cv2.GC_FGD).any() or (gc == cv2.GC_BGD).sum() < 16:
+        return region
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    crop = np.ascontiguousarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_RGB2BGR))
+    try:
+        cv2.grabCut(crop, gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+    except cv2.error:  # a degenerate colour model (e.g. a flat crop): keep the motion mask
+        return region
+    out = np.zeros_like(region)
+    out[y0:y1, x0:x1] = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
+    return out
+
+
+def foreground(frames: np.ndarray, config: ProposerConfig) -> list[np.ndarray]:
+    """Per frame, a bool (H, W) mask of pixels that move against the compensated camera."""
+    grey = [to_grey(f) for f in frames]
+    pairs = [register_pair(grey[i], grey[i + 1]) for i in range(len(grey) - 1)]
+    flow_moving = [residual_flow(grey[t], grey[t + 1], pairs[t]) > config.flow_threshold for t in range(len(pairs))]
+    flow_moving.append(flow_moving[-1])  # the last frame moves as the one before it
+    into, size = to_canvas(chain_to_first(pairs), *frames.shape[1:3])
+    samples = background_samples(len(frames), config.background_samples)
+    moving: list[np.ndarray] | None = None
+    for _ in range(config.passes):
+        mosaic = background_mosaic(frames, into, size, samples, moving)
+        dist = [colour_distance(frames[t], background_at(mosaic, frames[t], into[t])) for t in range(len(frames))]
+        masks = [(d > config.threshold) | ((d > config.weak_threshold) & f) for d, f in zip(dist, flow_moving)]
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
+        moving = [cv2.dilate(m.astype(np.uint8), k).astype(bool) for m in masks]
+    return masks
+
+
+def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> list[Track]:
+    """Tracks of moving objects in RGB frames (T, H, W, 3) of one shot; [] for fewer than 2 frames."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"propose: expected uint8 RGB frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    if len(frames) < 2:
+        return []  # motion needs two frames; a one-frame clip has no moving objects to show
+    h, w = frames.shape[1:3]
+    min_pixels = max(16, int(config.min_area * h * w))
+    regions: list[list[np.ndarray]] = []
+    for t, mask in enumerate(foreground(frames, config)):
+        labels = clean(mask, min_pixels)
+        found = [labels == i for i in range(1, int(labels.max()) + 1)]
+        if config.grabcut:
+            found = [grabcut_refine(frames[t], r, config.grabcut_iters) for r in found]
+        regions.append([r for r in found if r.sum() >= min_pixels])
+    min_frames = max(config.min_track_frames, len(frames) // 5)
+    return link_tracks(regions, config.link_iou, min_frames)

@@ -1,0 +1,141 @@
+"""SAM masks prompted by boxes, through segment-anything's SamPredictor or ultralytics' MobileSAM.
+
+Both take one RGB frame and N xyxy boxes and give N bool masks at the frame's size; the image is
+embedded once per frame and every box reuses the embedding. Which backend a stage uses is a config
+choice; benchmarks/mask_proposer.py --models times both (docs/PERFORMANCE.md, "Object masks").
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
+from curation.models.weights import Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, url_downloader
+
+SAM_URLS = {  # segment-anything's published checkpoints (its README)
+    "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
+    "vit_l": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
+    "vit_h": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth",
+}
+SEGMENT_ANYTHING = Family("sam", url_downloader(SAM_URLS))
+MOBILE_SAM = Family("mobile-sam", download_ultralytics_asset)
+
+
+class SamConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["segment-anything", "ultralytics-mobile-sam"] = "segment-anything"
+    arch: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"  # segment-anything's architectures
+    image_size: int = Field(1024, ge=64)  # segment-anything only; published weights need 1024
+    weights: WeightsConfig = WeightsConfig(weights="vit_b")  # a SAM_URLS key, a path, or e.g. mobile_sam.pt
+    device: str = "cpu"
+
+    @model_validator(mode="after")
+    def _weights_fit(self) -> "SamConfig":
+        if self.image_size % 16:
+            raise ValueError(f"sam.image_size {self.image_size} must be a multiple of 16 (the ViT patch)")
+        return self
+
+
+# (embed dim, depth, heads, global-attention blocks) of segment-anything's ViT encoders (its build_sam.py)
+SAM_ARCHS = {"vit_b": (768, 12, 12, (2, 5, 8, 11)), "vit_l": (1024, 24, 16, (5, 11, 17, 23)),
+             "vit_h": (1280, 32, 16, (7, 15, 23, 31))}
+
+
+def build_sam(arch: str, image_size: int):
+    """segment-anything's Sam as its build_sam.py makes it, at any input size (1024 for real weights)."""
+    from functools import partial
+
+    import torch
+    from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+    dim, depth, heads, global_attn = SAM_ARCHS[arch]
+    grid = image_size // 16
+    encoder = ImageEncoderViT(depth=depth, embed_dim=dim, img_size=image_size, mlp_ratio=4,
+                              norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=heads, patch_size=16,
+                              qkv_bias=True, use_rel_pos=True, global_attn_indexes=global_attn, window_size=14,
+                              out_chans=256)
+    prompts = PromptEncoder(embed_dim=256, image_embedding_size=(grid, grid), input_image_size=(image_size, image_size),
+                            mask_in_chans=16)
+    decoder = MaskDecoder(num_multimask_outputs=3,
+                          transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+                          transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256)
+    return Sam(image_encoder=encoder, prompt_encoder=prompts, mask_decoder=decoder,
+               pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+
+
+class SamMasker:
+    """Box-prompted masks; `setup()` builds the model (real weights or random-init) on the worker."""
+
+    version = "1"
+
+    def __init__(self, config: SamConfig) -> None:
+        self.config = config
+        self.name = "sam" if config.backend == "segment-anything" else "mobile-sam"
+        self.model_name = f"sam-{config.arch}" if config.backend == "segment-anything" else "mobile-sam"
+        self.weights_id = ""
+        self._predict = None
+
+    def setup(self) -> None:
+        if self.config.backend == "segment-anything":
+            resolved = resolve_weights(self.config.weights, SEGMENT_ANYTHING)
+            self._predict = self._segment_anything(resolved)
+        else:
+            resolved = resolve_weights(self.config.weights, MOBILE_SAM)
+            self._predict = self._mobile_sam(resolved)
+        self.weights_id = resolved.weights_id
+
+    def _segment_anything(self, resolved: ResolvedWeights):
+        import torch
+        from segment_anything import SamPredictor
+
+        if not resolved.random_init and self.config.image_size != 1024:
+            raise ValueError(f"sam.image_size must be 1024 with real weights, got {self.config.image_size}")
+        model = build_sam(self.config.arch, self.config.image_size)
+        if not resolved.random_init:
+            model.load_state_dict(load_state_dict(resolved.path))
+        predictor = SamPredictor(model.to(self.config.device).eval())
+
+        def predict(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                predictor.set_image(frame)  # RGB uint8 (H, W, 3)
+                tb = predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float32), frame.shape[:2])
+                masks, _, _ = predictor.predict_torch(None, None, boxes=tb.to(predictor.device), multimask_output=False)
+            return masks[:, 0].cpu().numpy()  # (N, H, W) bool
+
+        return predict
+
+    def _mobile_sam(self, resolved: ResolvedWeights):
+        import_ultralytics()
+        import torch
+        from ultralytics.models.sam import Predictor
+        from ultralytics.models.sam.build import build_mobile_sam
+
+        model = build_mobile_sam(checkpoint=None)
+        if not resolved.random_init:
+            model.load_state_dict(load_state_dict(resolved.path))
+        predictor = Predictor(overrides={"task": "segment", "mode": "predict", "imgsz": 1024, "conf": 0.0,
+                                         "device": self.config.device, "save": False, "verbose": False})
+        predictor.setup_model(model=model, verbose=False)
+
+        def predict(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+            with torch.inference_mode():
+                predictor.set_image(np.ascontiguousarray(frame[:, :, ::-1]))  # ultralytics wants BGR
+                result = predictor(bboxes=boxes.tolist())[0]
+            predictor.reset_image()
+            if result.masks is None:
+                return np.zeros((len(boxes), *frame.shape[:2]), bool)
+            return result.masks.data.cpu().numpy().astype(bool)  # (N, H, W)
+
+        return predict
+
+    def masks(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Bool masks (N, H, W) for xyxy `boxes` (N, 4) in `frame`'s pixels; (0, H, W) for no boxes."""
+        if self._predict is None:
+            raise RuntimeError("SamMasker.setup() was not called")
+        if len(boxes) == 0:
+            return np.zeros((0, *frame.shape[:2]), bool)
+        return self._predict(frame, np.asarray(boxes, np.float32))

@@ -1,0 +1,92 @@
+"""Object tracks: per-frame masks linked across a clip, their boxes, RLE and temporal mask IoU.
+
+Shared by every mask method (the motion proposer, YOLO + SAM), so each writes the same `objects` rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from filters.masks import mask_iou, temporal_iou
+from manifests.rle import rle_encode
+
+
+def mask_box(mask: np.ndarray) -> list[float]:
+    """xyxy box of a bool mask in pixels, x2/y2 exclusive (as the corpus truth writes them)."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+
+
+@dataclass
+class Track:
+    """One object through a clip: clip-relative frame indices and a bool (H, W) mask per frame."""
+
+    track_id: int
+    frames: list[int] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    class_name: str = "object"
+    confidence: float = 1.0
+    boxes: list[list[float]] | None = None  # detector boxes; mask boxes when None
+
+    def frame_boxes(self) -> list[list[float]]:
+        return self.boxes if self.boxes is not None else [mask_box(m) for m in self.masks]
+
+    def rles(self) -> list[str]:
+        return [rle_encode(m) for m in self.masks]
+
+    def stability(self) -> float | None:
+        return temporal_iou(self.masks)
+
+
+def link_tracks(regions: list[list[np.ndarray]], min_iou: float, min_frames: int, max_gap: int = 5) -> list[Track]:
+    """Link per-frame regions into tracks by best IoU with each track's last mask (Hungarian).
+
+    A track missing for up to `max_gap` - 1 frames can be picked up again; tracks seen on fewer than
+    `min_frames` frames are dropped. Ids are 1.. in order of first appearance.
+    """
+    live: list[Track] = []
+    done: list[Track] = []
+    for t, found in enumerate(regions):
+        still: list[Track] = []
+        for tr in live:
+            (still if t - tr.frames[-1] <= max_gap else done).append(tr)
+        live = still
+        cost = np.array([[1.0 - mask_iou(tr.masks[-1], r) for r in found] for tr in live]).reshape(len(live), len(found))
+        rows, cols = linear_sum_assignment(cost) if cost.size else (np.array([], int), np.array([], int))
+        taken = set()
+        for i, j in zip(rows, cols):
+            if 1.0 - cost[i, j] >= min_iou:
+                live[i].frames.append(t)
+                live[i].masks.append(found[j])
+                taken.add(j)
+        live += [Track(0, [t], [r]) for j, r in enumerate(found) if j not in taken]
+    kept = sorted((tr for tr in done + live if len(tr.frames) >= min_frames), key=lambda tr: (tr.frames[0], mask_box(tr.masks[0])))
+    for i, tr in enumerate(kept, start=1):
+        tr.track_id = i
+    return kept
+
+
+def matched_iou(truth: dict[int, dict[int, np.ndarray]], tracks: list[Track]) -> dict[int, float]:
+    """Per true object, its mean per-frame mask IoU with the track matched to it (0 on frames it misses).
+
+    `truth` is {object id: {frame: bool mask}}; objects and tracks are matched one to one (Hungarian)
+    on the summed IoU, so one track cannot score for two objects.
+    """
+    ids = sorted(truth)
+    if not ids:
+        return {}
+    by_frame = [dict(zip(tr.frames, tr.masks)) for tr in tracks]
+    gain = np.zeros((len(ids), len(tracks)))  # (objects, tracks): summed IoU over the object's frames
+    for i, oid in enumerate(ids):
+        for j, pred in enumerate(by_frame):
+            gain[i, j] = sum(mask_iou(m, pred[f]) for f, m in truth[oid].items() if f in pred)
+    rows, cols = linear_sum_assignment(-gain) if tracks else (np.array([], int), np.array([], int))
+    out = dict.fromkeys(ids, 0.0)
+    for i, j in zip(rows, cols):
+        out[ids[i]] = float(gain[i, j] / len(truth[ids[i]]))
+    return out

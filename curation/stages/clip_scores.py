@@ -1,0 +1,88 @@
+"""Stage 6, CLIP scores: extracted `clips` in, `scores` rows (alignment, consistency, aesthetic) out.
+
+Each ok clip's file is decoded once at `frames_per_clip` evenly spread frames and embedded in
+batches; the embeddings of every clip of the unit go to one file per shard,
+`<output>/embeddings/clip/<unit id>.npz` (written under a temp name, then renamed), so re-scoring
+against new text is cheap (`rescore`). No filter acts on these values while the weights are
+`random-init` (`passed` stays null).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from curation.models.clip import ClipConfig, ClipEmbedder, clip_scores
+from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.video import probe, read_frames
+
+EMBEDDINGS_DIR = "embeddings/clip"
+
+
+class ClipScoresConfig(BaseModel):
+    """The `clip_scores` section of a job config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    clip: ClipConfig = ClipConfig()
+    frames_per_clip: int = Field(8, ge=1)
+    text: str | None = "a video"  # the caption or instruction to align against; None = no alignment score
+
+
+def embeddings_uri(unit_id: str) -> str:
+    """Where a unit's frame embeddings live, relative to the output root."""
+    return f"{EMBEDDINGS_DIR}/{unit_id}.npz"
+
+
+def save_embeddings(path: Path, embeddings: dict[str, np.ndarray]) -> None:
+    """{clip id: (T, D)} as float16 arrays in one npz, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **{k: v.astype(np.float16) for k, v in embeddings.items()})
+    os.replace(tmp, path)
+
+
+def rescore(path: Path, embedder: ClipEmbedder, text: str) -> dict[str, float]:
+    """Text alignment of every clip in an embeddings file against new text, without decoding a frame."""
+    t = embedder.texts([text])[0]
+    with np.load(path) as z:
+        return {cid: clip_scores(z[cid].astype(np.float32), t, embedder._aesthetic)["clip_text_alignment"]
+                for cid in z.files}
+
+
+class ClipScoresStage(Stage):
+    name = "clip_scores"
+    version = "1"
+    resources = Resources(num_cpus=1.0)
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.section: ClipScoresConfig = config.clip_scores
+        self.embedder = ClipEmbedder(self.section.clip)
+
+    def setup(self) -> None:
+        self.embedder.setup()
+
+    def process(self, unit: WorkUnit) -> StageOutput:
+        clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
+        root = Path(unit.out_root)
+        done, errors = self.isolate(clips, lambda c: (c["clip_id"], self.embed(root / c["uri"])),
+                                    lambda c: c["clip_id"], unit.attempt)
+        if done:
+            save_embeddings(root / embeddings_uri(unit.unit_id), dict(done))
+        rows = []
+        for clip_id, emb in done:
+            for signal, value in self.embedder.scores(emb, self.section.text).items():
+                if value is not None:
+                    rows.append(self.stamp({"clip_id": clip_id, "signal": signal, "value": value, "passed": None},
+                                           source=self.embedder))
+        return StageOutput({"scores": rows, "errors": errors})
+
+    def embed(self, path: Path) -> np.ndarray:
+        n = probe(path).frames
+        indices = sorted(set(np.linspace(0, n - 1, min(n, self.section.frames_per_clip)).round().astype(int).tolist()))
+        return self.embedder.frames(read_frames(path, indices))  # (T, D)

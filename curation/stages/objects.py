@@ -1,0 +1,136 @@
+"""Stage 5, objects: extracted `clips` in, `objects` rows (a track each, per-frame boxes and RLE masks) out.
+
+Each ok clip's file is decoded once (at most `short_side` on its short side) and handed to every
+configured method: the weights-free motion proposer (its own provenance, no model) and/or YOLO
+detection + tracking with SAM masks prompted by the boxes (their weights id, `random-init` here).
+A track's `confidence` is the detector's best score, or for the proposer its temporal mask IoU (how
+stable the mask is). Frame indices are relative to the clip file. A clip that cannot be decoded is an
+`errors` row; a clip with no moving or detected object simply has no rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from curation.models import mask_proposer
+from curation.models.mask_proposer import ProposerConfig
+from curation.models.sam import SamConfig, SamMasker
+from curation.models.tracks import Track
+from curation.models.yolo import YoloConfig, YoloTracker
+from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stages.signals import decode_size
+from curation.video import probe, read_frames
+from manifests.schema import NO_MODEL
+
+
+class ObjectsConfig(BaseModel):
+    """The `objects` section of a job config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    methods: tuple[str, ...] = ("proposer",)  # any of "proposer", "yolo-sam"
+    short_side: int = Field(360, ge=16)
+    max_frames: int = Field(300, ge=1)  # frames per clip, evenly spread when the clip is longer
+    proposer: dict[str, Any] = Field(default_factory=dict)  # ProposerConfig fields
+    yolo: YoloConfig = YoloConfig()
+    sam: SamConfig = SamConfig()
+
+
+@dataclass
+class _Proposer:
+    """The proposer seen as a provenance source (name, version, model and weights)."""
+
+    config: ProposerConfig
+    name: str = mask_proposer.NAME
+    version: str = mask_proposer.VERSION
+    model_name: str = NO_MODEL
+    weights_id: str = NO_MODEL
+
+
+def object_id(clip_id: str, source: str, track_id: int) -> str:
+    return hashlib.sha256(f"{clip_id}\0{source}\0{track_id}".encode()).hexdigest()[:24]
+
+
+class ObjectsStage(Stage):
+    name = "objects"
+    version = "1"
+    resources = Resources(num_cpus=1.0)
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.section: ObjectsConfig = config.objects
+        unknown = set(self.section.methods) - {"proposer", "yolo-sam"}
+        if unknown:
+            raise ValueError(f"objects.methods: unknown {sorted(unknown)}; known: proposer, yolo-sam")
+        self.proposer = _Proposer(ProposerConfig(**self.section.proposer))
+        self.yolo = YoloTracker(self.section.yolo) if "yolo-sam" in self.section.methods else None
+        self.sam = SamMasker(self.section.sam) if self.yolo else None
+
+    def setup(self) -> None:
+        if self.yolo is not None:
+            self.yolo.setup()
+            self.sam.setup()
+
+    def process(self, unit: WorkUnit) -> StageOutput:
+        clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
+        found, errors = self.isolate(clips, lambda c: self.clip_objects(c, Path(unit.out_root)),
+                                     lambda c: c["clip_id"], unit.attempt)
+        return StageOutput({"objects": [row for rows in found for row in rows], "errors": errors})
+
+    def clip_objects(self, clip: dict[str, Any], root: Path) -> list[dict[str, Any]]:
+        path = root / clip["uri"]
+        info = probe(path)
+        indices = np.linspace(0, info.frames - 1, min(self.section.max_frames, info.frames)).round().astype(int)
+        w, h = decode_size(info.width, info.height, self.section.short_side)
+        frames = read_frames(path, sorted(set(indices.tolist())), w, h)  # (T, H, W, 3), decoded once
+        kept = sorted(set(indices.tolist()))
+        rows: list[dict[str, Any]] = []
+        if "proposer" in self.section.methods:
+            tracks = mask_proposer.propose(frames, self.proposer.config)
+            for tr in tracks:
+                tr.class_name, tr.confidence = mask_proposer.CLASS_NAME, tr.stability() or 0.0
+            rows += [self._row(clip, tr, kept, self.proposer) for tr in tracks]
+        if self.yolo is not None:
+            rows += [self._row(clip, tr, kept, self.yolo) for tr in self._yolo_sam(frames)]
+        return rows
+
+    def _yolo_sam(self, frames: np.ndarray) -> list[Track]:
+        """YOLO tracks with a SAM mask per tracked box; the SAM weights join the row's weights id."""
+        tracks = self.yolo.track(frames)
+        by_frame: dict[int, list[tuple[Track, list[float]]]] = {}
+        for tr in tracks:
+            for f, box in zip(tr.frames, tr.boxes):
+                by_frame.setdefault(f, []).append((tr, box))
+        for f in sorted(by_frame):
+            masks = self.sam.masks(frames[f], np.array([b for _, b in by_frame[f]]))
+            for (tr, _), m in zip(by_frame[f], masks):
+                tr.masks.append(m)
+        return tracks
+
+    def _row(self, clip: dict[str, Any], tr: Track, kept: list[int], source: Any) -> dict[str, Any]:
+        h, w = tr.masks[0].shape if tr.masks else (None, None)
+        row = {
+            "object_id": object_id(clip["clip_id"], source.name, tr.track_id),
+            "clip_id": clip["clip_id"],
+            "track_id": tr.track_id,
+            "class_name": tr.class_name,
+            "confidence": float(tr.confidence),
+            "frame_indices": [int(kept[f]) for f in tr.frames],
+            "boxes": tr.frame_boxes(),
+            "mask_rle": tr.rles() if tr.masks else None,
+            "mask_height": h,
+            "mask_width": w,
+            "mask_uri": None,
+        }
+        stamped = self.stamp(row, source=source)
+        if source is self.yolo:  # two models made this row: name both, and both weights ids
+            stamped["model_name"] = f"{self.yolo.model_name}+{self.sam.model_name}"
+            ids = {self.yolo.weights_id, self.sam.weights_id}
+            stamped["weights_id"] = ids.pop() if len(ids) == 1 else f"{self.yolo.weights_id}+{self.sam.weights_id}"
+        return stamped

@@ -1,0 +1,94 @@
+"""Stage 7, VLM scores: extracted `clips` in, a `vlm_quality` score row per clip and its caption out.
+
+Each ok clip's file is decoded once at `frames_per_clip` evenly spread frames; the questions go to
+the OpenAI-compatible server through `VlmClient.map` (at most `max_concurrency` in flight). A clip
+whose frames cannot be read, or whose answer is malformed, refused, timed out or an HTTP error, is
+one `errors` row (never the API key). Captions are text, which `scores` cannot hold: they go to
+`<output>/captions/vlm/<unit id>.jsonl` (clip_id, caption, model), written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from curation.models.vlm import VlmClient, VlmConfig, VlmError
+from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stages.signals import decode_size
+from curation.video import probe, read_frames
+
+CAPTIONS_DIR = "captions/vlm"
+
+
+class VlmScoresConfig(BaseModel):
+    """The `vlm_scores` section of a job config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    client: VlmConfig
+    frames_per_clip: int = Field(4, ge=1)
+    caption: bool = True
+
+
+def captions_uri(unit_id: str) -> str:
+    return f"{CAPTIONS_DIR}/{unit_id}.jsonl"
+
+
+class VlmScoresStage(Stage):
+    name = "vlm_scores"
+    version = "1"
+    resources = Resources(num_cpus=0.25)
+
+    def __init__(self, config: Any) -> None:
+        super().__init__(config)
+        self.section: VlmScoresConfig = config.vlm_scores
+        self.model_name = self.section.client.model
+        self.weights_id = f"served:{self.section.client.model}"  # the server's weights are not ours to hash
+        self.client: VlmClient | None = None
+
+    def setup(self) -> None:
+        self.client = VlmClient(self.section.client)
+
+    def process(self, unit: WorkUnit) -> StageOutput:
+        clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
+        root = Path(unit.out_root)
+        decoded, errors = self.isolate(clips, lambda c: (c["clip_id"], self.frames(root / c["uri"])),
+                                       lambda c: c["clip_id"], unit.attempt)
+        answers = self.client.map(self.ask, [frames for _, frames in decoded])
+        scores, captions = [], []
+        for (clip_id, _), got in zip(decoded, answers):
+            if isinstance(got, VlmError):
+                errors.append(self.error_row(clip_id, got, unit.attempt))
+                continue
+            rating, caption = got
+            scores.append(self.stamp({"clip_id": clip_id, "signal": "vlm_quality", "value": float(rating), "passed": None}))
+            if caption is not None:
+                captions.append({"clip_id": clip_id, "caption": caption, "model": self.model_name})
+        if captions:
+            write_jsonl(root / captions_uri(unit.unit_id), captions)
+        return StageOutput({"scores": scores, "errors": errors})
+
+    def frames(self, path: Path) -> np.ndarray:
+        info = probe(path)
+        n = min(info.frames, self.section.frames_per_clip)
+        w, h = decode_size(info.width, info.height, self.section.client.image_short_side)
+        return read_frames(path, sorted(set(np.linspace(0, info.frames - 1, n).round().astype(int).tolist())), w, h)
+
+    def ask(self, frames: np.ndarray) -> tuple[int, str | None]:
+        """(quality rating, caption or None); the first VlmError ends the clip's questions."""
+        rating = self.client.rate_quality(frames).rating
+        caption = self.client.caption(frames).caption if self.section.caption else None
+        return rating, caption
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """One JSON object per line, written under a temp name and renamed (never half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    os.replace(tmp, path)
