@@ -63,6 +63,14 @@ def _config(tmp: Path, corpus: Path, out: Path) -> Path:
     return path
 
 
+NO_AGENT_YET = "No available agent to submit job"
+
+
+def _submit(command: list[str], log_path: Path) -> subprocess.Popen:
+    with log_path.open("w") as log:
+        return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+
 def _stage_actor_nodes(dashboard: str, alive_only: bool) -> dict[str, set[str]]:
     """Node id -> names of the stage actors on it, alive now or ever (Ray's state API, through the dashboard)."""
     from ray.util.state import list_actors
@@ -83,15 +91,17 @@ def test_job_submit_to_a_three_node_loopback_cluster_survives_losing_a_worker_no
     submit = [RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO),
               "--runtime-env-json", json.dumps(runtime_env), "--",
               "python", "-m", "jobs.curate", "--config", str(_config(tmp_path, corpus, out)), "--no-summary"]
-    with (tmp_path / "submit.log").open("w") as log:
-        proc = subprocess.Popen(submit, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    proc = _submit(submit, tmp_path / "submit.log")
     try:
-        deadline = time.monotonic() + 600
+        deadline, tries = time.monotonic() + 600, 1
         while not Path(f"{release}.paused").exists():
-            assert proc.poll() is None, (tmp_path / "submit.log").read_text()
+            if proc.poll() is not None:  # only a job server whose agent has not registered yet may refuse it
+                log = (tmp_path / "submit.log").read_text()
+                assert NO_AGENT_YET in log and tries < 30, log
+                time.sleep(2)
+                proc, tries = _submit(submit, tmp_path / "submit.log"), tries + 1
             assert time.monotonic() < deadline, "the job never reached its second commit"
             time.sleep(0.2)
-        # every Ray process of the cluster (children of this test process) listens on loopback only
         listening, remote = sockets_of({p.pid for p in psutil.Process().children(recursive=True)})
         assert len(listening) >= 6 and all(is_loopback(ip) for ip, _ in listening), listening
         assert remote == []
