@@ -15,7 +15,7 @@ from typing import Any
 
 from curation.job_config import CurateConfig
 from curation.stage import TABLES_WRITTEN, WorkUnit
-from manifests import SCHEMAS, ManifestWriter
+from manifests import SCHEMAS, ManifestWriter, is_unit_complete, mark_unit_complete
 
 
 class PipelineError(Exception):
@@ -78,13 +78,14 @@ def check_plan(config: CurateConfig, units: list[WorkUnit], resume: bool) -> Non
 
 
 def is_done(root: str, unit_id: str) -> bool:
-    return all(ManifestWriter(root, table).is_committed(unit_id) for table in TABLES_WRITTEN)
+    return is_unit_complete(root, unit_id, TABLES_WRITTEN)
 
 
 def commit_unit(unit: WorkUnit) -> None:
-    """Write the unit's rows to every table; already committed tables of a half-written unit are skipped."""
+    """Write the unit's rows to every table (a table that already holds them is skipped), then mark it complete."""
     for table in TABLES_WRITTEN:
         rows = unit.rows(table) or SCHEMAS[table].empty_table()  # an empty list carries no columns
-        ManifestWriter(unit.out_root, table).write(unit.unit_id, rows)
+        ManifestWriter(unit.out_root, table).write(unit.unit_id, rows, complete=False)
+    mark_unit_complete(unit.out_root, unit.unit_id, TABLES_WRITTEN)
 
 

@@ -1,7 +1,8 @@
-"""Read committed parts of a table through pyarrow.dataset, refusing files that are not ours.
+"""Read the files of a snapshot (complete units only) through pyarrow.dataset, refusing files that are not ours.
 
 Every part's footer is checked before use: it must carry our table name and a schema version with
-our major, and its columns must have our types. Footers are small, so this stays cheap at scale.
+our major, its columns must have our types and its row count must be what the Delta log says. Footers
+are small, so this stays cheap at scale. Nothing here calls delta-rs once a snapshot is in hand.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests.errors import ManifestError, first_line
-from manifests.layout import CommitInfo, committed_units, table_dir
+from manifests.layout import check_table_name
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
+from manifests.snapshot import Snapshot, take_snapshot
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -29,10 +31,10 @@ READAHEAD_BATCHES = 4
 
 @dataclass(frozen=True)
 class Part:
-    """One committed Parquet file and its (already read) footer."""
+    """One committed Parquet file of a complete unit and its (already read) footer."""
 
     path: Path
-    unit: CommitInfo
+    unit_id: str
     metadata: pq.FileMetaData
 
 
@@ -77,33 +79,32 @@ def check_part(path: Path, table: str) -> pq.FileMetaData:
 
 
 def committed_parts(
-    root: str | os.PathLike, table: str, on_error: Callable[[ManifestError], None] | None = None
+    root: str | os.PathLike,
+    table: str,
+    on_error: Callable[[ManifestError], None] | None = None,
+    version: int | None = None,
+    snapshot: Snapshot | None = None,
 ) -> list[Part]:
-    """All parts named by the table's commit markers, footers checked, in unit then part order.
+    """The parts of `table` in `snapshot` (default: one taken now, with the table at `version`), footers checked.
 
-    With `on_error`, a bad part or marker is reported there and left out instead of raising.
+    With `on_error`, a bad part is reported there and left out instead of raising.
     """
-    folder = table_dir(root, table)
+    check_table_name(table)
+    if snapshot is None:
+        snapshot = take_snapshot(root, [table], None if version is None else {table: version})
     parts: list[Part] = []
-    try:
-        units = committed_units(root, table)
-    except ManifestError as exc:
-        if on_error is None:
-            raise
-        on_error(exc)
-        return parts
-    for unit in units:
+    for entry in snapshot.table(table).files:
+        path = Path(snapshot.root) / entry.path
         try:
-            unit_parts = [Part(folder / name, unit, check_part(folder / name, table)) for name in unit.files]
-            found = sum(p.metadata.num_rows for p in unit_parts)
-            if found != unit.rows:
-                raise ManifestError(f"{table}: unit {unit.unit_id} commit marker says {unit.rows} rows, its parts hold {found}")
+            meta = check_part(path, table)
+            if entry.rows >= 0 and meta.num_rows != entry.rows:
+                raise ManifestError(f"{path}: the Delta log says {entry.rows} rows, the file holds {meta.num_rows}")
         except ManifestError as exc:
             if on_error is None:
                 raise
             on_error(exc)
             continue
-        parts.extend(unit_parts)
+        parts.append(Part(path, entry.unit, meta))
     return parts
 
 
@@ -117,9 +118,11 @@ def dataset_of(parts: list[Part], table: str) -> ds.Dataset:
     return ds.dataset([str(p.path) for p in parts], schema=schema, format="parquet")
 
 
-def open_table(root: str | os.PathLike, table: str) -> ds.Dataset:
-    """A pyarrow dataset over the committed parts of `table` (empty, not an error, if none)."""
-    return dataset_of(committed_parts(root, table), table)
+def open_table(
+    root: str | os.PathLike, table: str, version: int | None = None, snapshot: Snapshot | None = None
+) -> ds.Dataset:
+    """A pyarrow dataset over the complete units of `table` (latest, at `version`, or as in `snapshot`)."""
+    return dataset_of(committed_parts(root, table, version=version, snapshot=snapshot), table)
 
 
 def read_table(
@@ -127,9 +130,11 @@ def read_table(
     table: str,
     columns: list[str] | None = None,
     filter: ds.Expression | None = None,  # noqa: A002 - mirrors pyarrow's own keyword
+    version: int | None = None,
+    snapshot: Snapshot | None = None,
 ) -> pa.Table:
     """Read `columns` of the rows matching `filter`, letting Parquet skip what it can."""
-    dataset = open_table(root, table)
+    dataset = open_table(root, table, version, snapshot)
     check_columns(table, columns)
     try:
         return dataset.to_table(columns=columns, filter=filter)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from manifests.rle import rle_encode
 from manifests.schema import NO_MODEL, RANDOM_INIT, SCHEMAS
+from manifests.units import mark_unit_complete
 from manifests.writer import ManifestWriter
 
 SIGNALS = ("blur", "luminance", "motion")
@@ -226,11 +227,16 @@ def synthetic_tables(
 
 
 def write_tables(root: str | os.PathLike, tables: dict[str, pa.Table], unit_rows: int = 100_000, **writer_options: int) -> None:
-    """Write each table through ManifestWriter in units of `unit_rows` (like a stage's input batches)."""
+    """Write each table through ManifestWriter in units of `unit_rows` (like a stage's input batches),
+    then mark each unit complete in the tables it wrote."""
+    written: dict[str, list[str]] = {}
     for table, data in tables.items():
         writer = ManifestWriter(Path(root), table, **writer_options)
         for k, offset in enumerate(range(0, max(data.num_rows, 1), unit_rows)):
-            writer.write(f"unit-{k:06d}", data.slice(offset, unit_rows))
+            writer.write(f"unit-{k:06d}", data.slice(offset, unit_rows), complete=False)
+            written.setdefault(f"unit-{k:06d}", []).append(table)
+    for unit_id, names in written.items():
+        mark_unit_complete(Path(root), unit_id, names)
 
 
 def write_clip_files(root: str | os.PathLike, clips: pa.Table, n: int, size: tuple[int, int] = (64, 36), frames: int = 8) -> list[Path]:

@@ -22,6 +22,7 @@ from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_fr
 from manifests.layout import MANIFESTS_DIR
 from manifests.progress import bar
 from manifests.reader import committed_parts, dataset_of, scan_batches
+from manifests.snapshot import unreadable_files
 from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, PROVENANCE_FIELDS, SCHEMAS, URI_COLUMNS
 from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, uri_problems
 
@@ -48,7 +49,7 @@ class Issue:
     """One kind of problem in one table (and column), with how many rows have it and a few examples."""
 
     table: str
-    check: str  # file | required | provenance | uri | shape | primary_key | reference
+    check: str  # file | required | provenance | uri | shape | primary_key | reference | unit | orphan
     message: str
     column: str | None = None
     count: int = 1
@@ -79,6 +80,8 @@ def validate_dataset(root: str | os.PathLike, allow_absolute_uris: bool = False,
         raise ManifestError(f"{root}: not a dataset root (no {MANIFESTS_DIR}/ folder)")
     issues: list[Issue] = []
     scanned = {table: _scan_table(root, table, allow_absolute_uris, issues, progress) for table in SCHEMAS}
+    for table in SCHEMAS:
+        _check_units(root, table, issues)
     for table, references in FOREIGN_KEYS.items():
         for column, ref_table, ref_column in references:
             if scanned[table].complete and scanned[ref_table].complete:
@@ -184,6 +187,17 @@ def _scan_table(root: Path, table: str, allow_absolute: bool, issues: list[Issue
         _check_unique(table, dataset, checks.key_columns, suspects, issues)
     refs = {c: h[: checks.ref_rows[c]] for c, h in checks.refs.items()}
     return _Scanned(dataset, keys if table in _REFERENCED else keys[:0], refs, complete)
+
+
+def _check_units(root: Path, table: str, issues: list[Issue]) -> None:
+    """Report units committed to `table` but not complete, and files no commit names (both unread)."""
+    hidden, orphans = unreadable_files(root, table)
+    if hidden:
+        text = f"{table}: {len(hidden)} units are committed here but not complete (readers skip them until they are)"
+        issues.append(Issue(table, "unit", text, None, len(hidden), tuple(sorted(hidden)[:MAX_EXAMPLES])))
+    if orphans:
+        text = f"{table}: {len(orphans)} Parquet files no commit names (a killed writer's; `manifests gc` removes them)"
+        issues.append(Issue(table, "orphan", text, None, len(orphans), tuple(orphans[:MAX_EXAMPLES])))
 
 
 def _count_blank(values: pa.Array) -> int:

@@ -1,0 +1,135 @@
+"""The one place that talks to delta-rs: open a table at a version, list its files, commit files
+as an idempotent transaction, remove files (compaction) and vacuum (gc).
+
+A unit's commit carries a Delta application transaction (appId = unit id, version = a 63-bit digest of
+the unit's rows). Delta's conflict checker fails a commit whose appId a concurrent winner also set, and
+a writer that loads the table first sees the appId of any earlier commit, so a unit lands at most once
+and a different-rows re-commit is recognised by its digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from manifests.errors import ManifestError, first_line
+
+MAX_COMMIT_RETRIES = 10_000
+"""delta-rs rebases a losing append on the winner and retries; many writers on one table need many tries."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One data file of a table version: path relative to the table folder, rows and bytes."""
+
+    path: str
+    rows: int
+    bytes: int
+
+
+def _deltalake():  # imported lazily: footer-only commands stay fast, and forked workers never touch it
+    import deltalake
+    import deltalake.exceptions
+    import deltalake.transaction
+
+    return deltalake
+
+
+def load(folder: Path, version: int | None = None):
+    """The DeltaTable at `folder` (at `version`, or the latest), or None when no table was ever created."""
+    dl = _deltalake()
+    if not (folder / "_delta_log").is_dir():
+        if version is not None:
+            raise ManifestError(f"{folder}: no Delta table, so no version {version}")
+        return None
+    try:
+        return dl.DeltaTable(str(folder), version=version)
+    except dl.exceptions.TableNotFoundError:
+        if version is not None:
+            raise ManifestError(f"{folder}: no Delta table, so no version {version}") from None
+        return None
+    except (dl.exceptions.DeltaError, OSError) as exc:
+        raise ManifestError(f"{folder}: cannot open Delta table at version {version} ({first_line(exc)})") from None
+
+
+def create(folder: Path, schema: pa.Schema):
+    """Create the table if absent (races with other creators are fine) and return it at its latest version."""
+    dl = _deltalake()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        dl.DeltaTable.create(str(folder), schema=schema, mode="ignore")
+    except dl.exceptions.DeltaError:
+        pass  # another process created it between our check and our commit; load() tells
+    table = load(folder)
+    if table is None:
+        raise ManifestError(f"{folder}: could not create the Delta table")
+    return table
+
+
+def files(table) -> list[DataFile]:
+    """The table version's data files (Delta's add actions), sorted by path."""
+    if table is None:
+        return []
+    actions = pa.table(table.get_add_actions(flatten=False))
+    paths = actions.column("path").to_pylist()
+    sizes = actions.column("size_bytes").to_pylist()
+    rows = actions.column("num_records").to_pylist() if "num_records" in actions.column_names else [None] * len(paths)
+    return sorted((DataFile(p, -1 if r is None else int(r), int(s)) for p, r, s in zip(paths, rows, sizes)), key=lambda f: f.path)
+
+
+def digest(data: pa.Table) -> tuple[str, int]:
+    """SHA-256 of a table's Arrow IPC bytes, and its first 63 bits as a Delta transaction version."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, data.schema) as stream:
+        stream.write_table(data.combine_chunks())
+    text = hashlib.sha256(sink.getvalue()).hexdigest()
+    return text, int(text[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def add_action(name: str, path: Path, rows: int):
+    dl = _deltalake()
+    stat = path.stat()
+    stats = json.dumps({"numRecords": rows})
+    return dl.transaction.AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), True, stats)
+
+
+def remove_action(entry: DataFile):
+    dl = _deltalake()
+    return dl.transaction.RemoveAction(entry.path, False, int(time.time() * 1000), entry.bytes, {})
+
+
+class AlreadyCommitted(Exception):
+    """A concurrent writer committed the same application id first."""
+
+
+def commit(table, actions: list, schema: pa.Schema, app_id: str | None, app_version: int | None, metadata: dict) -> int:
+    """Commit `actions` in one transaction (with an application transaction when `app_id` is set); new version.
+
+    Raises AlreadyCommitted when a concurrent commit set the same app id (the caller re-reads and decides).
+    """
+    dl = _deltalake()
+    txns = [dl.transaction.Transaction(app_id, app_version)] if app_id is not None else None
+    props = dl.transaction.CommitProperties(
+        custom_metadata=metadata, max_commit_retries=MAX_COMMIT_RETRIES, app_transactions=txns
+    )
+    try:
+        table.create_write_transaction(actions, "append", schema, commit_properties=props)
+    except dl.exceptions.CommitFailedError as exc:
+        if "Concurrent transaction" in str(exc):
+            raise AlreadyCommitted(str(exc)) from None
+        raise ManifestError(f"{table.table_uri}: commit failed ({first_line(exc)})") from None
+    except dl.exceptions.DeltaError as exc:
+        raise ManifestError(f"{table.table_uri}: commit failed ({first_line(exc)})") from None
+    table.update_incremental()
+    return table.version()
+
+
+def vacuum(table, retention_hours: float, dry_run: bool) -> list[str]:
+    """Delete files no version newer than the retention window needs, and untracked files older than it."""
+    hours = max(0, int(retention_hours))
+    return table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False, full=True)
