@@ -131,6 +131,11 @@ def test_sample_without_clip_files_is_a_clear_error(tmp_path):
         (("filter", "{root}", "scores", "colour > 1"), "unknown column 'colour'"),
         (("stats", "{root}", "objects", "boxes", "--out", "{root}/charts"), "has no histogram"),
         (("frobnicate",), "invalid choice"),
+        (("filter", "{root}", "scores", "value > 1" + "0" * 4000), "outside the 64-bit range"),
+        (("filter", "{root}", "scores", "value > 1" + "0" * 5000), "longer than 4096"),
+        (("filter", "{root}", "scores", "(" * 300 + "value > 1" + ")" * 300), "too many nested parentheses"),
+        (("filter", "{root}", "scores", "not " * 1000 + "passed"), "nested deeper than 50 levels"),
+        (("filter", "{root}", "scores", "value > 1e999"), "not finite"),
     ],
 )
 def test_bad_input_is_one_error_line_and_exit_2(dataset, args, text):
