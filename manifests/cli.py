@@ -20,7 +20,8 @@ from manifests.expr import parse_filter
 from manifests.layout import MANIFESTS_DIR, check_table_name
 from manifests.progress import wants_progress
 from manifests.reader import committed_parts, open_table, scan_batches
-from manifests.render import human_bytes, print_json, print_table
+from manifests.render import human_bytes, print_json, print_table, write_json_atomically
+from manifests.snapshot import take_snapshot
 from manifests.schema import FOREIGN_KEYS, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
 from manifests.summary import TableSummary, summarize
 from manifests.validate import validate_dataset
@@ -193,6 +194,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_ISSUES if issues else EXIT_OK
 
 
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    root = dataset_root(args.root)
+    snapshot = take_snapshot(root, versions=dict(_pin(v) for v in args.version or []))
+    if args.out:
+        write_json_atomically(Path(args.out), snapshot.to_json())
+    if args.json:
+        print_json(snapshot.to_json())
+        return EXIT_OK
+    print(f"snapshot of {root} (units at version {snapshot.units_version}){f' written to {args.out}' if args.out else ''}")
+    print_table(["table", "version", "files", "rows"], [[t.table, t.version, len(t.files), t.rows] for t in snapshot.tables.values()])
+    return EXIT_OK
+
+
+def _pin(text: str) -> tuple[str, int]:
+    table, _, version = text.partition("=")
+    if not version.isdigit():
+        raise ManifestError(f"--version {text!r}: expected TABLE=VERSION, e.g. clips=12")
+    return table_arg(table), int(version)
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from manifests.contact_sheet import contact_sheet  # PyAV and matplotlib only where frames are drawn
 
@@ -240,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--where", help="only rows matching this filter expression")
     p = add("validate", cmd_validate, "check types, keys, references, URIs and provenance")
     p.add_argument("--allow-absolute-uris", action="store_true")
+    p = add("snapshot", cmd_snapshot, "pin table versions: the frozen file list and row counts every reader shares")
+    p.add_argument("--out", help="write the snapshot JSON here (give it to open_table(..., snapshot=Snapshot.from_json(...)))")
+    p.add_argument("--version", action="append", metavar="TABLE=N", help="pin a table at an older version")
     p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("-n", type=int, default=16)
