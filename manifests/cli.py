@@ -184,7 +184,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     root = dataset_root(args.root)
-    issues = validate_dataset(root, args.allow_absolute_uris, progress=wants_progress(args.progress))
+    issues = validate_dataset(root, args.allow_absolute_uris, wants_progress(args.progress), args.check_files)
     if args.json:
         print_json({"root": str(root), "ok": not issues, "issues": [i.to_json() for i in issues]})
     elif issues:
@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--where", help="only rows matching this filter expression")
     p = add("validate", cmd_validate, "check types, keys, references, URIs and provenance")
     p.add_argument("--allow-absolute-uris", action="store_true")
+    p.add_argument("--check-files", action="store_true", help="also check that every clip/mask/target file exists under the root")
     p = add("snapshot", cmd_snapshot, "pin table versions: the frozen file list and row counts every reader shares")
     p.add_argument("--out", help="write the snapshot JSON here (give it to open_table(..., snapshot=Snapshot.from_json(...)))")
     p.add_argument("--version", action="append", metavar="TABLE=N", help="pin a table at an older version")

@@ -20,6 +20,7 @@ from matplotlib.patches import Rectangle
 from manifests.errors import ManifestError
 from manifests.reader import open_table, read_table, scan_batches
 from manifests.rle import rle_decode
+from manifests.uris import resolve_uri
 
 MASK_COLOUR = np.array([1.0, 0.2, 0.2])
 
@@ -34,16 +35,6 @@ class Tile:
     label: str | None
 
 
-def resolve_uri(root: Path, uri: str) -> Path | None:
-    """A local path for a clip URI (relative to the dataset root, absolute, or file://); None if remote."""
-    if uri.startswith("file://"):
-        return Path(uri[len("file://") :])
-    if "://" in uri:
-        return None
-    path = Path(uri)
-    return path if path.is_absolute() else root / path
-
-
 def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
     """The first `n` clips whose file exists, scanning only clip_id and uri."""
     found: list[tuple[str, Path]] = []
@@ -53,7 +44,10 @@ def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
     for batch in scan_batches(dataset, "clips", ["clip_id", "uri"], pc.field("uri").is_valid()):
         for clip_id, uri in zip(batch.column("clip_id").to_pylist(), batch.column("uri").to_pylist()):
             checked += 1
-            path = resolve_uri(root, uri)
+            try:
+                path = resolve_uri(root, uri)
+            except ManifestError:
+                path = None
             if path is not None and path.is_file():
                 found.append((clip_id, path))
                 if len(found) == n:
