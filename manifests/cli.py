@@ -214,6 +214,18 @@ def _pin(text: str) -> tuple[str, int]:
     return table_arg(table), int(version)
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from manifests.migrate import migrate_dataset
+
+    results = migrate_dataset(dataset_root(args.root))
+    if args.json:
+        print_json({"tables": [r.__dict__ for r in results]})
+    else:
+        print_table(["table", "units", "files", "rows", "already migrated"],
+                    [[r.table, r.units, r.files, r.rows, r.skipped] for r in results])
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from manifests.contact_sheet import contact_sheet  # PyAV and matplotlib only where frames are drawn
 
@@ -265,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("snapshot", cmd_snapshot, "pin table versions: the frozen file list and row counts every reader shares")
     p.add_argument("--out", help="write the snapshot JSON here (give it to open_table(..., snapshot=Snapshot.from_json(...)))")
     p.add_argument("--version", action="append", metavar="TABLE=N", help="pin a table at an older version")
+    add("migrate", cmd_migrate, "convert a dataset written with commit markers (before Delta Lake) into Delta tables")
     p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("-n", type=int, default=16)

@@ -82,12 +82,22 @@ def files(table) -> list[DataFile]:
     return sorted((DataFile(p, -1 if r is None else int(r), int(s)) for p, r, s in zip(paths, rows, sizes)), key=lambda f: f.path)
 
 
+DIGEST_SLICE_ROWS = 16_384
+
+
 def digest(data: pa.Table) -> tuple[str, int]:
-    """SHA-256 of a table's Arrow IPC bytes, and its first 63 bits as a Delta transaction version."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, data.schema) as stream:
-        stream.write_table(data.combine_chunks())
-    text = hashlib.sha256(sink.getvalue()).hexdigest()
+    """SHA-256 of a table's Arrow IPC bytes, and its first 63 bits as a Delta transaction version.
+
+    Hashed in fixed slices of rows, each combined into one chunk: the digest does not depend on how the
+    caller chunked its arrays, and no slice is large enough to overflow 32-bit offsets.
+    """
+    hasher = hashlib.sha256(str(data.schema).encode())
+    for offset in range(0, data.num_rows, DIGEST_SLICE_ROWS):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, data.schema) as stream:
+            stream.write_table(data.slice(offset, DIGEST_SLICE_ROWS).combine_chunks())
+        hasher.update(sink.getvalue())
+    text = hasher.hexdigest()
     return text, int(text[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF
 
 

@@ -57,6 +57,9 @@ DOMAINS: list[Domain] = [
     Domain("objects", ("confidence",), "confidence is outside [0, 1]", (_f("confidence") < 0) | (_f("confidence") > 1)),
     Domain("objects", ("mask_height", "mask_width"), "mask size is not positive",
            (_f("mask_height") <= 0) | (_f("mask_width") <= 0)),
+    Domain("object_frames", ("frame_index",), "frame_index is negative", _f("frame_index") < 0),
+    Domain("object_frames", ("mask_height", "mask_width"), "mask size is not positive",
+           (_f("mask_height") <= 0) | (_f("mask_width") <= 0)),
     Domain("edit_pairs", ("split",), f"split is not one of {', '.join(SPLITS)}", _not_in("split", SPLITS)),
     Domain("errors", ("attempt",), "attempt is below 1", _f("attempt") < 1),
 ]
@@ -81,7 +84,7 @@ def undecodable_masks(batch: pa.RecordBatch, key: str) -> tuple[int, list[str]]:
         if not masks or height is None or width is None:
             continue
         try:
-            for counts in masks:
+            for counts in [masks] if isinstance(masks, str) else masks:
                 if counts is not None and sum(run_lengths(counts)) != height * width:
                     raise ManifestError("area")
         except ManifestError:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from manifests.errors import ManifestError, first_line
@@ -140,6 +141,23 @@ def read_table(
         return dataset.to_table(columns=columns, filter=filter)
     except (pa.ArrowException, OSError) as exc:
         raise read_error(dataset, table, columns, exc) from None
+
+
+MASK_COLUMNS = ["frame_index", "box", "mask_rle", "mask_height", "mask_width"]
+
+
+def read_object_masks(
+    root: str | os.PathLike, object_id: str, snapshot: Snapshot | None = None, frames: list[int] | None = None
+) -> pa.Table:
+    """One object's per-frame boxes and RLE masks (optionally only `frames`), sorted by frame.
+
+    `object_frames` rows of a unit are stored object by object in row groups of a few MiB, so Parquet
+    statistics on `object_id` let the scan read only the row groups holding this object.
+    """
+    where = pc.field("object_id") == object_id
+    if frames is not None:
+        where = where & pc.field("frame_index").isin(frames)
+    return read_table(root, "object_frames", MASK_COLUMNS, where, snapshot=snapshot).sort_by("frame_index")
 
 
 def scan_batches(

@@ -160,7 +160,7 @@ def synthetic_objects(clips: pa.Table, n_objects: int, mask_hw: tuple[int, int] 
                 "confidence": float(rng.uniform(0.3, 0.99)),
                 "frame_indices": frames,
                 "boxes": [[x0, y0, x1, y1]] * len(frames),
-                "mask_rle": [rle_encode(mask)] * len(frames),
+                "mask_rle": None,  # schema 1.1: masks live in object_frames
                 "mask_height": h,
                 "mask_width": w,
                 "stage": "objects",
@@ -170,6 +170,27 @@ def synthetic_objects(clips: pa.Table, n_objects: int, mask_hw: tuple[int, int] 
             }
         )
     return pa.Table.from_pylist(rows, schema=SCHEMAS["objects"])
+
+
+def synthetic_object_frames(objects: pa.Table, frames: int | None = None, mask_hw: tuple[int, int] | None = None) -> pa.Table:
+    """One row per object and frame (each object's `frame_indices`, or `frames` consecutive ones), the mask a
+    filled box. With `mask_hw` the masks are that size (the benchmark makes large ones), else the object's."""
+    columns: dict[str, list] = {k: [] for k in ("object_id", "clip_id", "frame_index", "box", "mask_rle", "mask_height", "mask_width")}
+    for obj in objects.to_pylist():
+        h, w = mask_hw or (obj["mask_height"], obj["mask_width"])
+        indices = obj["frame_indices"] if frames is None else list(range(frames))
+        box = obj["boxes"][0]
+        mask = np.zeros((h, w), dtype=bool)
+        mask[int(box[1]) * h // obj["mask_height"] : int(box[3]) * h // obj["mask_height"],
+             int(box[0]) * w // obj["mask_width"] : int(box[2]) * w // obj["mask_width"]] = True
+        counts = rle_encode(mask)
+        for index in indices:
+            for key, value in (("object_id", obj["object_id"]), ("clip_id", obj["clip_id"]), ("frame_index", index),
+                               ("box", box), ("mask_rle", counts), ("mask_height", h), ("mask_width", w)):
+                columns[key].append(value)
+    n = len(columns["object_id"])
+    return pa.table({**columns, **{k: v.to_pylist() for k, v in _provenance(n, "objects", "yolo11n+mobile_sam", RANDOM_INIT).items()}},
+                    schema=SCHEMAS["object_frames"])
 
 
 def synthetic_edit_pairs(objects: pa.Table, seed: int = 0) -> pa.Table:
@@ -220,6 +241,7 @@ def synthetic_tables(
         "videos": videos,
         "clips": clips,
         "objects": objects,
+        "object_frames": synthetic_object_frames(objects),
         "scores": synthetic_scores(clips, signals, seed),
         "edit_pairs": synthetic_edit_pairs(objects, seed),
         "errors": synthetic_errors(min(3, n_clips)),

@@ -35,7 +35,10 @@ INPUT_URI_COLUMNS = {("videos", "uri")}
 """URI columns that name inputs, which may live anywhere (absolute paths and scheme URIs allowed)."""
 PER_FRAME_LISTS: dict[str, tuple[str, ...]] = {"objects": ("frame_indices", "boxes", "mask_rle")}
 """List columns holding one entry per frame: in a row, each non-null one has the first one's length."""
-MASK_SIZE: dict[str, tuple[str, str, str]] = {"objects": ("mask_rle", "mask_height", "mask_width")}
+MASK_SIZE: dict[str, tuple[str, str, str]] = {
+    "objects": ("mask_rle", "mask_height", "mask_width"),
+    "object_frames": ("mask_rle", "mask_height", "mask_width"),
+}
 """RLE columns and the size columns without which they cannot be decoded."""
 _REFERENCED = {ref_table for refs in FOREIGN_KEYS.values() for _, ref_table, _ in refs}
 _URI_PROBLEM_TEXT = {

@@ -25,6 +25,8 @@ from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PRIMARY_KEYS, SCH
 
 DEFAULT_ROW_GROUP_ROWS = 65_536
 DEFAULT_ROW_GROUP_BYTES = 32 << 20
+ROW_GROUP_BYTES = {"object_frames": 4 << 20}
+"""Tables read a few rows at a time (one object's masks) get small row groups: a read touches a few MiB."""
 META_UNIT_KEY = b"liveditor.unit"
 
 
@@ -38,10 +40,12 @@ class ManifestWriter:
         max_rows_per_shard: int = 250_000,
         max_bytes_per_shard: int = 128 << 20,
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
-        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+        row_group_bytes: int | None = None,
         compression: str = "zstd",
     ) -> None:
         self.folder = table_dir(root, table)
+        if row_group_bytes is None:
+            row_group_bytes = ROW_GROUP_BYTES.get(table, DEFAULT_ROW_GROUP_BYTES)
         if min(max_rows_per_shard, max_bytes_per_shard, row_group_rows, row_group_bytes) < 1:
             raise ManifestError("ManifestWriter: shard and row-group limits must be positive")
         self.root = Path(root)

@@ -13,7 +13,7 @@ from _manifests_helpers import clip_row, commit_raw, files_under, small_dataset,
 
 from manifests import SCHEMAS, ManifestError, ManifestWriter, open_table, read_table
 from manifests.reader import committed_parts, part_batches
-from manifests.schema import META_TABLE_KEY, META_VERSION_KEY
+from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION
 
 
 def test_round_trip_all_six_tables(tmp_path):
@@ -46,7 +46,7 @@ def test_rolls_parts_by_rows_and_bytes(tmp_path):
     by_bytes = ManifestWriter(tmp_path, "clips", max_bytes_per_shard=1, row_group_rows=250).write("c", rows[:20])
     assert len(by_bytes.files) == 20  # row groups are sized by bytes too: one row each, and each closes its part
     assert read_table(tmp_path, "clips").num_rows == 1020
-    assert info.rows == 1000 and info.schema_version == "1.0" and info.version == 1
+    assert info.rows == 1000 and info.schema_version == SCHEMA_VERSION and info.version == 1
 
 
 def test_row_groups_are_sized_by_bytes(tmp_path):
