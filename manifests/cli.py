@@ -226,6 +226,34 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    from manifests.housekeeping import compact_table
+
+    root = dataset_root(args.root)
+    tables = [table_arg(args.table)] if args.table else list(SCHEMAS)
+    results = [compact_table(root, t, args.target_mib << 20) for t in tables]
+    if args.json:
+        print_json({"tables": [r.__dict__ for r in results]})
+    else:
+        print_table(["table", "files before", "files after", "rows rewritten"],
+                    [[r.table, r.files_before, r.files_after, r.rows] for r in results])
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from manifests.housekeeping import gc_dataset
+
+    if args.retention_hours < 0:
+        raise ManifestError("--retention-hours must be >= 0")
+    deleted = gc_dataset(dataset_root(args.root), args.retention_hours, args.dry_run)
+    if args.json:
+        print_json({"dry_run": args.dry_run, "files": deleted})
+    else:
+        verb = "would delete" if args.dry_run else "deleted"
+        print_table(["table", f"files {verb}"], [[t, len(f)] for t, f in deleted.items()])
+    return EXIT_OK
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from manifests.contact_sheet import contact_sheet  # PyAV and matplotlib only where frames are drawn
 
@@ -278,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the snapshot JSON here (give it to open_table(..., snapshot=Snapshot.from_json(...)))")
     p.add_argument("--version", action="append", metavar="TABLE=N", help="pin a table at an older version")
     add("migrate", cmd_migrate, "convert a dataset written with commit markers (before Delta Lake) into Delta tables")
+    p = add("compact", cmd_compact, "rewrite small files of complete units into large ones (safe while a job appends)")
+    p.add_argument("table", nargs="?")
+    p.add_argument("--target-mib", type=int, default=128, help="size of the files to make")
+    p = add("gc", cmd_gc, "delete files no table version inside the retention window needs (safe while a job appends)")
+    p.add_argument("--retention-hours", type=float, default=168.0, help="keep anything younger (default: a week)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("-n", type=int, default=16)

@@ -101,11 +101,12 @@ def digest(data: pa.Table) -> tuple[str, int]:
     return text, int(text[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def add_action(name: str, path: Path, rows: int):
+def add_action(name: str, path: Path, rows: int, data_change: bool = True):
+    """An add action for a file in the table folder; `data_change=False` for rewrites (compaction)."""
     dl = _deltalake()
     stat = path.stat()
     stats = json.dumps({"numRecords": rows})
-    return dl.transaction.AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), True, stats)
+    return dl.transaction.AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), data_change, stats)
 
 
 def remove_action(entry: DataFile):

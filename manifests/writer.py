@@ -94,7 +94,7 @@ class ManifestWriter:
             table = self._delta = delta.create(self.folder, SCHEMAS[self.table])
         written: list[Path] = []
         try:
-            files = self._write_files(unit_id, data, written)
+            files = self.write_files(unit_id, data, written)
             actions = [delta.add_action(p.name, p, n) for p, n in files]
             meta = {"liveditor.unit": unit_id, "liveditor.rows": data.num_rows, "liveditor.digest": digest_hex}
             try:
@@ -106,7 +106,7 @@ class ManifestWriter:
                 return skipped
             written.clear()  # committed: these files belong to the table now
         finally:
-            self._discard_uncommitted(written)
+            self.discard_uncommitted(written)
         return CommitInfo(
             table=self.table,
             unit_id=unit_id,
@@ -131,7 +131,7 @@ class ManifestWriter:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         return CommitInfo(self.table, unit_id, (), rows, 0, SCHEMA_VERSION, now, table.version(), skipped=True)
 
-    def _discard_uncommitted(self, written: list[Path]) -> None:
+    def discard_uncommitted(self, written: list[Path]) -> None:
         """Remove files this call wrote that no table version references (a failed or lost commit)."""
         if not written:
             return
@@ -146,7 +146,7 @@ class ManifestWriter:
         per_row = max(1, data.nbytes // max(1, data.num_rows))
         return max(1, min(self.row_group_rows, self.row_group_bytes // per_row))
 
-    def _write_files(self, unit_id: str, data: pa.Table, written: list[Path]) -> list[tuple[Path, int]]:
+    def write_files(self, unit_id: str, data: pa.Table, written: list[Path]) -> list[tuple[Path, int]]:
         """Write `data` as files rolled at max rows or max bytes (checked after each row group), fsync'ed."""
         token = new_token()
         schema = self.schema.with_metadata({**self.schema.metadata, META_UNIT_KEY: unit_id.encode()})

@@ -99,3 +99,10 @@ def write_same_unit(root: str, start) -> bool:
 
     start.wait()
     return ManifestWriter(root, "scores").write("shared", [score_row(f"c{i}") for i in range(50)]).skipped
+
+
+def compact_in_loop(root: str, rounds: int) -> int:
+    """Spawned housekeeping process: compact `scores` `rounds` times while writers append; files rewritten."""
+    from manifests.housekeeping import compact_table
+
+    return sum(compact_table(root, "scores", target_bytes=1 << 20).files_before for _ in range(rounds))
