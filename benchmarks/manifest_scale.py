@@ -143,6 +143,38 @@ def snapshot_open(root: Path, files: int) -> dict[str, float | int]:
             "open_table_s": float(open_s), "peak_rss_mib": round(rss, 1)}
 
 
+OBJECT_MASKS = (
+    "import sys, time, pyarrow as pa; from manifests import take_snapshot; from manifests.reader import read_object_masks; "
+    "s = take_snapshot(sys.argv[1], ['object_frames']); read_object_masks(sys.argv[1], 'warm-up', snapshot=s); "
+    "t = time.perf_counter(); m = read_object_masks(sys.argv[1], sys.argv[2], snapshot=s); dt = time.perf_counter() - t; "
+    "print(m.num_rows, round(dt * 1000, 1), round(pa.default_memory_pool().max_memory() / 2**20, 1))"
+)
+
+
+def object_masks(root: Path, objects: int, frames: int, mask_hw: tuple[int, int]) -> dict[str, float | int]:
+    """Write `objects` x `frames` object_frames rows of `mask_hw` RLE masks; time reading one object's masks."""
+    import pyarrow.parquet as pq
+
+    from manifests import commit_unit_tables
+    from manifests.synthetic import synthetic_clips, synthetic_object_frames, synthetic_objects, synthetic_videos
+
+    clips = synthetic_clips(synthetic_videos(10), objects)
+    objs = synthetic_objects(clips, objects)
+    per_frame = synthetic_object_frames(objs, frames=frames, mask_hw=mask_hw)
+    commit_unit_tables(root, "masks", {"objects": objs, "object_frames": per_frame})
+    target = objs.column("object_id")[objects // 2].as_py()
+    done = subprocess.run([sys.executable, "-c", OBJECT_MASKS, str(root), target], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    if done.returncode != 0:
+        raise SystemExit(f"error: reading one object's masks failed: {done.stderr.strip()[-400:]}")
+    rows, ms, arrow_peak = done.stdout.split()
+    files = list((root / "manifests/object_frames").glob("*.parquet"))
+    groups = [pq.ParquetFile(f).metadata.row_group(i) for f in files for i in range(pq.ParquetFile(f).metadata.num_row_groups)]
+    return {"objects": objects, "frames_per_object": frames, "mask_hw": list(mask_hw), "table_mib": round(sum(f.stat().st_size for f in files) / 2**20, 1),
+            "row_groups": len(groups), "largest_row_group_mib": round(max(g.total_byte_size for g in groups) / 2**20, 2),
+            "rows_read": int(rows), "read_ms": float(ms), "arrow_peak_mib": float(arrow_peak)}
+
+
 def machine() -> dict[str, object]:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
@@ -163,6 +195,7 @@ def main() -> int:
     parser.add_argument("--writers", type=int, default=8, help="processes appending to one table at once")
     parser.add_argument("--commits", type=int, default=200, help="one-row commits per writer")
     parser.add_argument("--snapshot-files", type=int, default=10_000, help="files in the table whose snapshot is timed")
+    parser.add_argument("--mask-objects", type=int, default=600, help="objects (50 frames of 1080p masks each) for the mask read")
     parser.add_argument("--build-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--delta-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -173,7 +206,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="manifest_delta_") as scratch:
             commits = concurrent_commits(Path(scratch) / "commits", args.writers, args.commits)
             snapshot = snapshot_open(Path(scratch) / "files", args.snapshot_files)
-        print(json.dumps({"concurrent_commits": commits, "snapshot_open": snapshot}))
+            masks = object_masks(Path(scratch) / "masks", args.mask_objects, 50, (1080, 1920))
+        print(json.dumps({"concurrent_commits": commits, "snapshot_open": snapshot, "object_masks": masks}))
         return 0
     root = args.dir or Path(tempfile.mkdtemp(prefix="manifest_scale_"))
     try:
@@ -190,7 +224,7 @@ def main() -> int:
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)
     delta_argv = [sys.executable, __file__, "--delta-only", "--writers", str(args.writers), "--commits", str(args.commits),
-                  "--snapshot-files", str(args.snapshot_files)]
+                  "--snapshot-files", str(args.snapshot_files), "--mask-objects", str(args.mask_objects)]
     delta_done = subprocess.run(delta_argv, cwd=REPO, capture_output=True, text=True)
     if delta_done.returncode != 0:
         raise SystemExit(f"error: the Delta figures failed: {delta_done.stderr.strip()[-400:]}")
@@ -205,6 +239,10 @@ def main() -> int:
           f"{c['seconds']} s, {c['commits_per_s']} commits/s, all {c['rows_checked']} rows present once")
     print(f"snapshot of {o['files']} files: take_snapshot {o['take_snapshot_s']} s, open_table (footer checks) "
           f"{o['open_table_s']} s, whole process {o['process_s']} s, peak RSS {o['peak_rss_mib']} MiB")
+    m = delta_figures["object_masks"]
+    print(f"one object's masks ({m['rows_read']} frames of {m['mask_hw'][0]}x{m['mask_hw'][1]} RLE) from object_frames of "
+          f"{m['objects']} objects ({m['table_mib']} MiB, {m['row_groups']} row groups): {m['read_ms']} ms, "
+          f"Arrow memory peak {m['arrow_peak_mib']} MiB")
     print(f"\nbar: summary clips < {SUMMARY_BAR_S} s and < {SUMMARY_BAR_RSS_MB:.0f} MiB peak RSS: {'PASS' if passed else 'FAIL'}")
     report = {
         "benchmark": "manifest_scale",
@@ -212,7 +250,8 @@ def main() -> int:
         "machine": machine(),
         "parent_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "config": {"rows": args.rows, "signals": args.signals, "unit_rows": args.unit_rows, "repeats": args.repeats,
-                   "writers": args.writers, "commits": args.commits, "snapshot_files": args.snapshot_files},
+                   "writers": args.writers, "commits": args.commits, "snapshot_files": args.snapshot_files,
+                   "mask_objects": args.mask_objects},
         "dataset": built,
         "results": results,
         **delta_figures,

@@ -9,8 +9,10 @@ and a different-rows re-commit is recognised by its digest.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +42,24 @@ def _deltalake():  # imported lazily: footer-only commands stay fast, and forked
     return deltalake
 
 
+_OPEN: dict[tuple[int, str], object] = {}
+"""Latest-version tables this process has open, refreshed incrementally (a fresh load replays the log
+since the last checkpoint). Keyed by pid too: a forked child must not reuse its parent's delta-rs objects."""
+
+
+def latest(folder: Path):
+    """The DeltaTable at `folder` at its latest version (None when none exists), reusing this process's copy."""
+    key = (os.getpid(), str(folder))
+    table = _OPEN.get(key)
+    if table is None:
+        table = load(folder)
+        if table is not None:
+            _OPEN[key] = table
+        return table
+    table.update_incremental()
+    return table
+
+
 def load(folder: Path, version: int | None = None):
     """The DeltaTable at `folder` (at `version`, or the latest), or None when no table was ever created."""
     dl = _deltalake()
@@ -58,14 +78,22 @@ def load(folder: Path, version: int | None = None):
 
 
 def create(folder: Path, schema: pa.Schema):
-    """Create the table if absent (races with other creators are fine) and return it at its latest version."""
+    """Create the table if absent and return it at its latest version.
+
+    Creation is serialised by an flock on `<folder>/../.<name>.create.lock`: delta-rs lets two racing
+    creators both commit table metadata (versions 0 and 1), and a metadata change between a writer's read
+    and its commit hides a concurrent commit of the same application id from the conflict checker.
+    """
     dl = _deltalake()
     folder.mkdir(parents=True, exist_ok=True)
-    try:
-        dl.DeltaTable.create(str(folder), schema=schema, mode="ignore")
-    except dl.exceptions.DeltaError:
-        pass  # another process created it between our check and our commit; load() tells
-    table = load(folder)
+    with open(folder.parent / f".{folder.name}.create.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if load(folder) is None:
+                dl.DeltaTable.create(str(folder), schema=schema, mode="error")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    table = latest(folder)
     if table is None:
         raise ManifestError(f"{folder}: could not create the Delta table")
     return table

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,12 +21,13 @@ import pyarrow.parquet as pq
 from manifests.errors import ManifestError, first_line
 from manifests.layout import check_table_name
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
-from manifests.snapshot import Snapshot, take_snapshot
+from manifests.snapshot import Snapshot, SnapshotFile, take_snapshot
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
 SCAN_BATCH_ROWS = 65_536
+FOOTER_THREADS = 8
 READAHEAD_BATCHES = 4
 """Streaming scans read ahead a little (pyarrow's default of 16 batches x 4 files holds ~200 MB more)."""
 
@@ -93,19 +95,30 @@ def committed_parts(
     check_table_name(table)
     if snapshot is None:
         snapshot = take_snapshot(root, [table], None if version is None else {table: version})
-    parts: list[Part] = []
-    for entry in snapshot.table(table).files:
+    def checked(entry: SnapshotFile) -> Part | ManifestError:
         path = Path(snapshot.root) / entry.path
         try:
             meta = check_part(path, table)
-            if entry.rows >= 0 and meta.num_rows != entry.rows:
-                raise ManifestError(f"{path}: the Delta log says {entry.rows} rows, the file holds {meta.num_rows}")
         except ManifestError as exc:
+            return exc
+        if entry.rows >= 0 and meta.num_rows != entry.rows:
+            return ManifestError(f"{path}: the Delta log says {entry.rows} rows, the file holds {meta.num_rows}")
+        return Part(path, entry.unit, meta)
+
+    files = snapshot.table(table).files
+    if len(files) > FOOTER_THREADS:  # footers are small reads: overlap them (pyarrow releases the GIL)
+        with ThreadPoolExecutor(FOOTER_THREADS) as pool:
+            results = list(pool.map(checked, files))
+    else:
+        results = [checked(f) for f in files]
+    parts: list[Part] = []
+    for result in results:
+        if isinstance(result, ManifestError):
             if on_error is None:
-                raise
-            on_error(exc)
-            continue
-        parts.append(Part(path, entry.unit, meta))
+                raise result
+            on_error(result)
+        else:
+            parts.append(result)
     return parts
 
 
@@ -151,7 +164,7 @@ def read_object_masks(
 ) -> pa.Table:
     """One object's per-frame boxes and RLE masks (optionally only `frames`), sorted by frame.
 
-    `object_frames` rows of a unit are stored object by object in row groups of a few MiB, so Parquet
+    `object_frames` rows of a unit are stored object by object in row groups of about a MiB, so Parquet
     statistics on `object_id` let the scan read only the row groups holding this object.
     """
     where = pc.field("object_id") == object_id

@@ -109,7 +109,8 @@ def take_snapshot(
     units_at, complete = complete_units(root, units_version)
     out = {}
     for name in names:
-        current = delta.load(table_dir(root, name), pinned.get(name))
+        folder = table_dir(root, name)
+        current = delta.latest(folder) if pinned.get(name) is None else delta.load(folder, pinned[name])
         prefix = f"{MANIFESTS_DIR}/{name}/"
         files = tuple(
             SnapshotFile(prefix + f.path, f.rows, f.bytes, unit_of_file(f.path) or "")

@@ -175,22 +175,40 @@ def synthetic_objects(clips: pa.Table, n_objects: int, mask_hw: tuple[int, int] 
 def synthetic_object_frames(objects: pa.Table, frames: int | None = None, mask_hw: tuple[int, int] | None = None) -> pa.Table:
     """One row per object and frame (each object's `frame_indices`, or `frames` consecutive ones), the mask a
     filled box. With `mask_hw` the masks are that size (the benchmark makes large ones), else the object's."""
+    rng = np.random.default_rng(5)
     columns: dict[str, list] = {k: [] for k in ("object_id", "clip_id", "frame_index", "box", "mask_rle", "mask_height", "mask_width")}
     for obj in objects.to_pylist():
         h, w = mask_hw or (obj["mask_height"], obj["mask_width"])
         indices = obj["frame_indices"] if frames is None else list(range(frames))
         box = obj["boxes"][0]
+        top, bottom = int(box[1]) * h // obj["mask_height"], int(box[3]) * h // obj["mask_height"]
+        left, right = int(box[0]) * w // obj["mask_width"], int(box[2]) * w // obj["mask_width"]
         mask = np.zeros((h, w), dtype=bool)
-        mask[int(box[1]) * h // obj["mask_height"] : int(box[3]) * h // obj["mask_height"],
-             int(box[0]) * w // obj["mask_width"] : int(box[2]) * w // obj["mask_width"]] = True
+        mask[top:bottom, left:right] = True
         counts = rle_encode(mask)
         for index in indices:
+            if mask_hw is not None:  # large masks: a ragged outline per frame, like a real segmentation's
+                counts = _ragged_rle(h, w, (top, bottom, left, right), rng)
             for key, value in (("object_id", obj["object_id"]), ("clip_id", obj["clip_id"]), ("frame_index", index),
                                ("box", box), ("mask_rle", counts), ("mask_height", h), ("mask_width", w)):
                 columns[key].append(value)
     n = len(columns["object_id"])
     return pa.table({**columns, **{k: v.to_pylist() for k, v in _provenance(n, "objects", "yolo11n+mobile_sam", RANDOM_INIT).items()}},
                     schema=SCHEMAS["object_frames"])
+
+
+def _ragged_rle(h: int, w: int, box: tuple[int, int, int, int], rng: np.random.Generator) -> str:
+    """COCO RLE of a box whose top and bottom edge move randomly per column, built from run lengths."""
+    from pycocotools import mask as coco_mask
+
+    top, bottom, left, right = box
+    jitter = rng.integers(0, max(2, (bottom - top) // 4), size=(2, right - left))
+    starts, ends = top + jitter[0], bottom - jitter[1]  # per column [start, end) is inside
+    zeros = np.concatenate([[left * h + starts[0]], (h - ends[:-1]) + starts[1:], [(h - ends[-1]) + (w - right) * h]])
+    runs = np.empty(2 * len(starts) + 1, dtype=np.int64)
+    runs[0::2], runs[1::2] = zeros, ends - starts
+    rle = coco_mask.frPyObjects({"counts": runs.tolist(), "size": [h, w]}, h, w)
+    return rle["counts"].decode("ascii")
 
 
 def synthetic_edit_pairs(objects: pa.Table, seed: int = 0) -> pa.Table:

@@ -34,20 +34,21 @@ def _tables_version(tables: list[str]) -> int:
     return delta.digest(pa.table({"t": sorted(tables)}))[1]
 
 
-def mark_unit_complete(root: str | os.PathLike, unit_id: str, tables: Iterable[str]) -> None:
-    """Record that `unit_id` is complete in `tables` (each must hold its commit); a repeat is a no-op."""
+def mark_unit_complete(root: str | os.PathLike, unit_id: str, tables: Iterable[str], checked: bool = False) -> None:
+    """Record that `unit_id` is complete in `tables` (each must hold its commit); a repeat is a no-op.
+
+    `checked=True` is for the writer, which has just seen its own commit land."""
     check_unit_id(unit_id)
     names = sorted(set(tables))
     for table in names:
         check_table_name(table)
-        if not ManifestWriter(root, table).is_committed(unit_id):
+        if not checked and not ManifestWriter(root, table).is_committed(unit_id):
             raise ManifestError(f"unit {unit_id} cannot be complete: table {table} does not hold it")
     folder = units_dir(root)
     version = _tables_version(names)
-    current = delta.load(folder)
+    current = delta.latest(folder) or delta.create(folder, UNITS_SCHEMA)
     if _check_existing(current, unit_id, version, names):
         return
-    current = current or delta.create(folder, UNITS_SCHEMA)
     row = pa.table(
         {"unit_id": [unit_id], "tables": [names], "completed_at": [datetime.now(timezone.utc).isoformat(timespec="seconds")]},
         schema=UNITS_SCHEMA,
@@ -80,13 +81,13 @@ def _check_existing(current, unit_id: str, version: int, names: list[str]) -> bo
 def is_unit_complete(root: str | os.PathLike, unit_id: str, tables: Iterable[str]) -> bool:
     """Whether `unit_id` was marked complete with exactly these tables."""
     check_unit_id(unit_id)
-    current = delta.load(units_dir(root))
+    current = delta.latest(units_dir(root))
     return current is not None and current.transaction_version(unit_id) == _tables_version(sorted(set(tables)))
 
 
 def complete_units(root: str | os.PathLike, version: int | None = None) -> tuple[int | None, dict[str, frozenset[str]]]:
     """(units-table version, unit id -> tables it is complete in) at `version` or the latest."""
-    current = delta.load(units_dir(root), version)
+    current = delta.latest(units_dir(root)) if version is None else delta.load(units_dir(root), version)
     if current is None:
         return None, {}
     folder = units_dir(root)

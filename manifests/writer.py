@@ -25,8 +25,8 @@ from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PRIMARY_KEYS, SCH
 
 DEFAULT_ROW_GROUP_ROWS = 65_536
 DEFAULT_ROW_GROUP_BYTES = 32 << 20
-ROW_GROUP_BYTES = {"object_frames": 4 << 20}
-"""Tables read a few rows at a time (one object's masks) get small row groups: a read touches a few MiB."""
+ROW_GROUP_BYTES = {"object_frames": 1 << 20}
+"""Tables read a few rows at a time (one object's masks) get small row groups: a read touches about a MiB."""
 META_UNIT_KEY = b"liveditor.unit"
 
 
@@ -58,14 +58,9 @@ class ManifestWriter:
         self.schema = SCHEMAS[table].with_metadata(
             {META_VERSION_KEY: SCHEMA_VERSION.encode(), META_TABLE_KEY: table.encode()}
         )
-        self._delta = None  # the DeltaTable, loaded on first use and refreshed before each commit
 
     def _latest(self):
-        if self._delta is None:
-            self._delta = delta.load(self.folder)
-        else:
-            self._delta.update_incremental()
-        return self._delta
+        return delta.latest(self.folder)
 
     def is_committed(self, unit_id: str) -> bool:
         """Whether this table holds a commit of `unit_id` (visible to readers only once the unit is complete)."""
@@ -82,16 +77,14 @@ class ManifestWriter:
         if complete:
             from manifests.units import mark_unit_complete  # units imports this module
 
-            mark_unit_complete(self.root, unit_id, [self.table])
+            mark_unit_complete(self.root, unit_id, [self.table], checked=True)
         return info
 
     def _commit_once(self, unit_id: str, data: pa.Table, digest_hex: str, app_version: int) -> CommitInfo:
-        table = self._latest()
+        table = self._latest() or delta.create(self.folder, SCHEMAS[self.table])
         skipped = self._already(table, unit_id, app_version, data.num_rows)
         if skipped:
             return skipped
-        if table is None:
-            table = self._delta = delta.create(self.folder, SCHEMAS[self.table])
         written: list[Path] = []
         try:
             files = self.write_files(unit_id, data, written)
