@@ -20,6 +20,7 @@ import yaml
 
 from curation.corpus import build_corpus
 from manifests import PRIMARY_KEYS, read_table
+from manifests.units import complete_units
 
 REPO = Path(__file__).resolve().parents[1]
 TABLES = ("videos", "clips", "scores", "errors")
@@ -77,11 +78,14 @@ def _rows(root: Path, table: str) -> list[dict]:
     return sorted(read_table(root, table).to_pylist(), key=lambda r: tuple(r[k] for k in key))
 
 
+def _complete_units(out: Path) -> list[str]:
+    return sorted(complete_units(out)[1])
+
+
 def _wait_for_commit(out: Path, proc: subprocess.Popen, timeout: float = 300) -> None:
-    marker = out / "manifests" / "videos" / "_committed"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if marker.is_dir() and any(marker.glob("*.json")):
+        if (out / "manifests" / "_units" / "_delta_log").is_dir() and _complete_units(out):
             return
         if proc.poll() is not None:
             pytest.fail(f"job ended before the first commit: {proc.stderr.read()}")
@@ -99,7 +103,7 @@ def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path, corpu
     ray_children = psutil.Process(proc.pid).children(recursive=True)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
-    committed = sorted(p.name for p in (killed / "manifests" / "videos" / "_committed").glob("*.json"))
+    committed = _complete_units(killed)
     assert 1 <= len(committed) < 5, "the kill must land mid-run"
 
     resumed = _run("--config", str(cfg_killed), "--resume", "--no-summary")
