@@ -25,7 +25,7 @@ def conform(table: str, rows: Rows) -> pa.Table:
     check_table_name(table)
     schema = SCHEMAS[table]
     columns = _columns_of(table, rows)
-    if not columns:  # no rows at all: an empty unit is legal (its marker records that it is done)
+    if not columns:  # no rows at all: an empty unit is legal (its commit records that it is done)
         return schema.empty_table()
     unknown = [name for name in columns if schema.get_field_index(name) < 0]
     if unknown:
