@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from _manifests_helpers import append_units, clip_row, score_row, video_row, write_same_unit
 
 from manifests import (
+    SCHEMAS,
     ManifestError,
     ManifestWriter,
     commit_unit_tables,
@@ -17,6 +19,8 @@ from manifests import (
     read_table,
     validate_dataset,
 )
+from manifests import delta
+from manifests.conform import conform
 
 SPAWN = multiprocessing.get_context("spawn")  # delta-rs's runtime does not survive fork
 WRITERS, COMMITS = 4, 25
@@ -78,3 +82,30 @@ def test_files_no_commit_names_are_reported_as_orphans(tmp_path):
     assert read_table(tmp_path, "videos").num_rows == 1
     issues = validate_dataset(tmp_path)
     assert [(i.table, i.check) for i in issues] == [("videos", "orphan")] and orphan.name in issues[0].examples
+
+
+def test_interrupt_right_after_the_commit_keeps_the_committed_files(tmp_path, monkeypatch):
+    real_commit = delta.commit
+
+    def commit_then_interrupt(*args, **kwargs):  # Ctrl-C landing just after delta-rs returned
+        real_commit(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(delta, "commit", commit_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ManifestWriter(tmp_path, "scores").write("u", [score_row("c0")])
+    monkeypatch.undo()
+    assert ManifestWriter(tmp_path, "scores").is_committed("u")
+    assert len(list((tmp_path / "manifests/scores").glob("*.parquet"))) == 1  # nothing rolled back
+    assert ManifestWriter(tmp_path, "scores").write("u", [score_row("c0")]).skipped  # the retry completes the unit
+    assert read_table(tmp_path, "scores").column("clip_id").to_pylist() == ["c0"]
+
+
+def test_rows_in_any_chunking_are_the_same_unit_and_are_never_combined(tmp_path):
+    rows = pa.Table.from_pylist([score_row(f"c{i}") for i in range(10)], schema=SCHEMAS["scores"])
+    chunked = pa.concat_tables([rows.slice(0, 3), rows.slice(3)])
+    assert conform("scores", chunked).column("clip_id").num_chunks == 2  # no concatenation past 32-bit offsets
+    writer = ManifestWriter(tmp_path, "scores")
+    assert not writer.write("u", chunked).skipped
+    assert writer.write("u", rows.combine_chunks()).skipped
+    assert read_table(tmp_path, "scores").num_rows == 10
