@@ -224,3 +224,21 @@ def test_older_file_without_a_nullable_column_reads_it_as_nulls(tmp_path):
     assert read_table(tmp_path, "clips", columns=["uri"]).column("uri").to_pylist() == [None]
     batches = list(part_batches(committed_parts(tmp_path, "clips"), "clips", ["clip_id", "uri"]))
     assert batches[0].column("uri").null_count == 1 and batches[0].column("clip_id")[0].as_py() == clip_row(0)["clip_id"]
+
+
+def test_one_objects_masks_are_read_alone_through_row_group_statistics(tmp_path):
+    from manifests import commit_unit_tables
+    from manifests.reader import read_object_masks
+    from manifests.synthetic import synthetic_clips, synthetic_object_frames, synthetic_objects, synthetic_videos
+
+    objects = synthetic_objects(synthetic_clips(synthetic_videos(3), 30), 30)
+    frames = synthetic_object_frames(objects, frames=20, mask_hw=(270, 480))
+    ManifestWriter(tmp_path, "object_frames", row_group_bytes=40_000).write("m", frames, complete=False)
+    commit_unit_tables(tmp_path, "m", {"objects": objects, "object_frames": frames})
+    target = objects.column("object_id")[7].as_py()
+    got = read_object_masks(tmp_path, target)
+    assert got.column("frame_index").to_pylist() == list(range(20))
+    assert got.column("mask_rle").to_pylist() == frames.filter(pc.field("object_id") == target).column("mask_rle").to_pylist()
+    fragments = list(open_table(tmp_path, "object_frames").get_fragments())
+    touched = [g for f in fragments for g in f.split_by_row_group(pc.field("object_id") == target)]
+    assert sum(f.num_row_groups for f in fragments) >= 8 and len(touched) <= 2
