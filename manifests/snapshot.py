@@ -124,7 +124,7 @@ def take_snapshot(
 
 def unreadable_files(root: str | os.PathLike, table: str) -> tuple[dict[str, list[str]], list[str]]:
     """What readers leave out of `table`: committed files of units not complete in it (by unit), and
-    orphans (Parquet files in the table folder that no commit names: a killed writer's, until `gc`)."""
+    orphans (Parquet files in the table folder that no commit adds or removes: a killed writer's, until `gc`)."""
     _, complete = complete_units(root)
     folder = table_dir(root, table)
     committed = delta.files(delta.load(folder))
@@ -133,6 +133,6 @@ def unreadable_files(root: str | os.PathLike, table: str) -> tuple[dict[str, lis
         unit = unit_of_file(f.path)
         if not visible(unit, table, complete):
             hidden.setdefault(unit or f.path, []).append(f.path)
-    named = {f.path for f in committed}
+    named = {f.path for f in committed} | (delta.removed_paths(folder) if folder.is_dir() else set())
     orphans = sorted(p.name for p in folder.glob("*.parquet") if p.name not in named) if folder.is_dir() else []
     return hidden, orphans

@@ -11,7 +11,7 @@ import time
 import pyarrow.parquet as pq
 from _manifests_helpers import append_units, compact_in_loop, score_row
 
-from manifests import ManifestWriter, read_table, take_snapshot
+from manifests import ManifestWriter, read_table, take_snapshot, validate_dataset
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -34,6 +34,7 @@ def test_compact_merges_complete_units_only_and_keeps_every_row(tmp_path):
     assert (result["files_before"], result["files_after"], result["rows"]) == (7, 2, 18)
     assert _ids(tmp_path) == before and len(before) == 18
     assert len(take_snapshot(tmp_path).table("scores").files) == 1
+    assert [i.check for i in validate_dataset(tmp_path) if i.table == "scores"] == ["unit", "reference"]  # no orphans
     assert sorted(read_table(tmp_path, "scores", snapshot=old).column("clip_id").to_pylist()) == before  # old files kept
     ManifestWriter(tmp_path, "scores").write("half", [score_row("h")])  # completing it later still works
     assert len(_ids(tmp_path)) == 19
