@@ -227,11 +227,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_compact(args: argparse.Namespace) -> int:
-    from manifests.housekeeping import compact_table
+    from manifests.housekeeping import compact_table, compact_units
 
     root = dataset_root(args.root)
     tables = [table_arg(args.table)] if args.table else list(SCHEMAS)
     results = [compact_table(root, t, args.target_mib << 20) for t in tables]
+    if not args.table:
+        results.append(compact_units(root, args.target_mib << 20))
     if args.json:
         print_json({"tables": [r.__dict__ for r in results]})
     else:

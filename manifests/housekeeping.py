@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 
 from manifests import delta
 from manifests.errors import ManifestError
-from manifests.layout import COMPACTED, table_dir, unit_of_file, units_dir
+from manifests.layout import COMPACTED, UNITS_DIR, data_file_name, fsync_path, new_token, table_dir, unit_of_file, units_dir
 from manifests.schema import SCHEMAS
 from manifests.snapshot import visible
-from manifests.units import complete_units
+from manifests.units import UNITS_SCHEMA, complete_units
 from manifests.writer import ManifestWriter
 
 TARGET_FILE_BYTES = 128 << 20
@@ -92,6 +92,35 @@ def _compact_once(root: Path, table: str, target_bytes: int) -> Compacted:
     finally:
         writer.discard_uncommitted(written)
     return Compacted(table, len(files), len(files) - removed + added, rows)
+
+
+def compact_units(root: str | os.PathLike, target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
+    """Merge the one-row completion files of `manifests/_units` (every snapshot reads them all)."""
+    folder = units_dir(root)
+    current = delta.load(folder)
+    files = delta.files(current)
+    bins = _bins([f for f in files if f.bytes < target_bytes // 2], target_bytes)
+    if not bins:
+        return Compacted(UNITS_DIR, len(files), len(files), 0)
+    actions, new, rows = [], [], 0
+    try:
+        for group in bins:
+            data = pa.concat_tables([pq.read_table(folder / f.path, schema=UNITS_SCHEMA) for f in group])
+            path = folder / data_file_name(COMPACTED, new_token(), 0)
+            new.append(path)
+            pq.write_table(data, path)
+            fsync_path(path)
+            actions += [delta.add_action(path.name, path, data.num_rows, data_change=False)]
+            actions += [delta.remove_action(f) for f in group]
+            rows += data.num_rows
+        fsync_path(folder)
+        delta.commit(current, actions, UNITS_SCHEMA, None, None, {"liveditor.operation": "compact"})
+        new.clear()
+    finally:
+        for path in new:  # only files of a commit that did not happen
+            path.unlink(missing_ok=True)
+    removed = sum(len(g) for g in bins)
+    return Compacted(UNITS_DIR, len(files), len(files) - removed + len(bins), rows)
 
 
 def gc_dataset(root: str | os.PathLike, retention_hours: float = DEFAULT_RETENTION_HOURS, dry_run: bool = False) -> dict[str, list[str]]:

@@ -60,11 +60,13 @@ def test_gc_removes_orphans_and_compacted_files_after_the_window_only(tmp_path):
     young = subprocess.run([*run, "--retention-hours", "1"], capture_output=True, text=True)
     assert young.returncode == 0, young.stderr
     assert json.loads(young.stdout)["files"]["scores"] == [] and orphan.exists()  # inside the window: kept
-    subprocess.run([sys.executable, "-m", "manifests", "compact", str(tmp_path)], check=True, capture_output=True)
+    compacted = subprocess.run([sys.executable, "-m", "manifests", "compact", str(tmp_path), "--json"], capture_output=True, text=True)
+    units = json.loads(compacted.stdout)["tables"][-1]
+    assert (units["table"], units["files_before"], units["files_after"], units["rows"]) == ("_units", 3, 1, 3)
     time.sleep(0.01)
     dry = json.loads(subprocess.run([*run, "--retention-hours", "0", "--dry-run"], capture_output=True, text=True).stdout)
     assert len(dry["files"]["scores"]) == 4 and orphan.exists()  # 3 compacted-away files and the orphan
     gone = json.loads(subprocess.run([*run, "--retention-hours", "0"], capture_output=True, text=True).stdout)
     assert len(gone["files"]["scores"]) == 4 and not orphan.exists()
     assert _ids(tmp_path) == ["c0", "c1", "c2"]
-    assert len(list(folder.glob("*.parquet"))) == 1
+    assert len(list(folder.glob("*.parquet"))) == 1 and len(list((tmp_path / "manifests/_units").glob("*.parquet"))) == 1
