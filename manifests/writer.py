@@ -73,14 +73,14 @@ class ManifestWriter:
         check_unit_id(unit_id)
         data = conform(self.table, rows)
         digest_hex, app_version = delta.digest(data.sort_by([(k, "ascending") for k in PRIMARY_KEYS[self.table]]))
-        info = self._commit_once(unit_id, data, digest_hex, app_version)
+        info = self._commit(unit_id, data, digest_hex, app_version)
         if complete:
             from manifests.units import mark_unit_complete  # units imports this module
 
             mark_unit_complete(self.root, unit_id, [self.table], checked=True)
         return info
 
-    def _commit_once(self, unit_id: str, data: pa.Table, digest_hex: str, app_version: int) -> CommitInfo:
+    def _commit(self, unit_id: str, data: pa.Table, digest_hex: str, app_version: int) -> CommitInfo:
         table = self._latest() or delta.create(self.folder, SCHEMAS[self.table])
         skipped = self._already(table, unit_id, app_version, data.num_rows)
         if skipped:
