@@ -103,7 +103,7 @@ def files(table) -> list[DataFile]:
     """The table version's data files (Delta's add actions), sorted by path."""
     if table is None:
         return []
-    actions = pa.table(table.get_add_actions(flatten=False))
+    actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=False)).read_all()  # pa.table() imports pandas
     paths = actions.column("path").to_pylist()
     sizes = actions.column("size_bytes").to_pylist()
     rows = actions.column("num_records").to_pylist() if "num_records" in actions.column_names else [None] * len(paths)

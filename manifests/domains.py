@@ -5,6 +5,7 @@ evaluated batch by batch during validate's one scan.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -41,32 +42,36 @@ def _non_finite(table: str) -> list[Domain]:
     return [Domain(table, (c,), f"{c} is NaN or infinite", ~pc.is_finite(_f(c))) for c in floats]
 
 
-DOMAINS: list[Domain] = [
-    *[d for table in SCHEMAS for d in _non_finite(table)],
-    Domain("videos", ("status",), f"status is not one of {', '.join(STATUS)}", _not_in("status", STATUS)),
-    Domain("videos", ("size_bytes",), "size_bytes is negative", _f("size_bytes") < 0),
-    Domain("videos", ("fps",), "fps is not positive", _f("fps") <= 0),
-    Domain("videos", ("width", "height"), "width or height is not positive", (_f("width") <= 0) | (_f("height") <= 0)),
-    Domain("clips", ("status",), f"status is not one of {', '.join(STATUS)}", _not_in("status", STATUS)),
-    Domain("clips", ("start_frame", "end_frame"), "frame range is not 0 <= start_frame < end_frame",
-           (_f("start_frame") < 0) | (_f("start_frame") >= _f("end_frame"))),
-    Domain("clips", ("start_time_s", "end_time_s"), "time range is not 0 <= start_time_s < end_time_s",
-           (_f("start_time_s") < 0) | (_f("start_time_s") >= _f("end_time_s"))),
-    Domain("clips", ("fps",), "fps is not positive", _f("fps") <= 0),
-    Domain("clips", ("width", "height"), "width or height is not positive", (_f("width") <= 0) | (_f("height") <= 0)),
-    Domain("objects", ("confidence",), "confidence is outside [0, 1]", (_f("confidence") < 0) | (_f("confidence") > 1)),
-    Domain("objects", ("mask_height", "mask_width"), "mask size is not positive",
-           (_f("mask_height") <= 0) | (_f("mask_width") <= 0)),
-    Domain("object_frames", ("frame_index",), "frame_index is negative", _f("frame_index") < 0),
-    Domain("object_frames", ("mask_height", "mask_width"), "mask size is not positive",
-           (_f("mask_height") <= 0) | (_f("mask_width") <= 0)),
-    Domain("edit_pairs", ("split",), f"split is not one of {', '.join(SPLITS)}", _not_in("split", SPLITS)),
-    Domain("errors", ("attempt",), "attempt is below 1", _f("attempt") < 1),
-]
+@functools.cache
+def all_domains() -> tuple[Domain, ...]:
+    """Every rule; built on first use, because building expressions imports pyarrow.dataset (and pandas),
+    which footer-only commands such as `summary` never need."""
+    return (
+        *[d for table in SCHEMAS for d in _non_finite(table)],
+        Domain("videos", ("status",), f"status is not one of {', '.join(STATUS)}", _not_in("status", STATUS)),
+        Domain("videos", ("size_bytes",), "size_bytes is negative", _f("size_bytes") < 0),
+        Domain("videos", ("fps",), "fps is not positive", _f("fps") <= 0),
+        Domain("videos", ("width", "height"), "width or height is not positive", (_f("width") <= 0) | (_f("height") <= 0)),
+        Domain("clips", ("status",), f"status is not one of {', '.join(STATUS)}", _not_in("status", STATUS)),
+        Domain("clips", ("start_frame", "end_frame"), "frame range is not 0 <= start_frame < end_frame",
+               (_f("start_frame") < 0) | (_f("start_frame") >= _f("end_frame"))),
+        Domain("clips", ("start_time_s", "end_time_s"), "time range is not 0 <= start_time_s < end_time_s",
+               (_f("start_time_s") < 0) | (_f("start_time_s") >= _f("end_time_s"))),
+        Domain("clips", ("fps",), "fps is not positive", _f("fps") <= 0),
+        Domain("clips", ("width", "height"), "width or height is not positive", (_f("width") <= 0) | (_f("height") <= 0)),
+        Domain("objects", ("confidence",), "confidence is outside [0, 1]", (_f("confidence") < 0) | (_f("confidence") > 1)),
+        Domain("objects", ("mask_height", "mask_width"), "mask size is not positive",
+               (_f("mask_height") <= 0) | (_f("mask_width") <= 0)),
+        Domain("object_frames", ("frame_index",), "frame_index is negative", _f("frame_index") < 0),
+        Domain("object_frames", ("mask_height", "mask_width"), "mask size is not positive",
+               (_f("mask_height") <= 0) | (_f("mask_width") <= 0)),
+        Domain("edit_pairs", ("split",), f"split is not one of {', '.join(SPLITS)}", _not_in("split", SPLITS)),
+        Domain("errors", ("attempt",), "attempt is below 1", _f("attempt") < 1),
+    )
 
 
 def domains_of(table: str) -> list[Domain]:
-    return [d for d in DOMAINS if d.table == table]
+    return [d for d in all_domains() if d.table == table]
 
 
 def count_bad(domain: Domain, batch: pa.RecordBatch, key: str) -> tuple[int, list[str]]:

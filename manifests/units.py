@@ -91,10 +91,9 @@ def complete_units(root: str | os.PathLike, version: int | None = None) -> tuple
         return None, {}
     folder = units_dir(root)
     out: dict[str, frozenset[str]] = {}
-    paths = [str(folder / f.path) for f in delta.files(current)]
-    if paths:
-        rows = pq.ParquetDataset(paths).read(columns=["unit_id", "tables"]).to_pylist()
-        out = {r["unit_id"]: frozenset(r["tables"]) for r in rows}
+    for f in delta.files(current):  # file by file: pyarrow.dataset would import pandas into every summary
+        for row in pq.ParquetFile(folder / f.path).read(columns=["unit_id", "tables"]).to_pylist():
+            out[row["unit_id"]] = frozenset(row["tables"])
     return current.version(), out
 
 
