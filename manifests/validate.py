@@ -204,7 +204,7 @@ class _RowChecks:
 def _file_exists(root: Path, uri: str) -> bool:
     try:
         return resolve_uri(root, uri).is_file()
-    except ManifestError:
+    except (ManifestError, OSError):  # e.g. a name too long for the file system: it cannot exist
         return False
 
 
