@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from curation.video import VideoError, VideoInfo, VideoWriter, iter_frame_batches, probe
+from manifests.layout import durable_replace
 
 DEFAULT_BUCKETS: tuple[int, ...] = (144, 240, 360, 480, 720, 1080)
 """Short-side sizes (pixels) clips are resized to."""
@@ -174,7 +175,7 @@ def _remux(video_path: Path, index: PacketIndex, span: tuple[int, int], out_path
                     break
         if wanted:
             raise ExtractError(f"{video_path}: stream copy found {b - a - len(wanted)} of {b - a} packets")
-        tmp.replace(out_path)
+        durable_replace(tmp, out_path)
     except av.FFmpegError as exc:
         raise ExtractError(f"{video_path}: stream copy failed ({type(exc).__name__}: {exc})") from None
     finally:

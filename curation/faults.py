@@ -1,9 +1,9 @@
 """Fault injection for tests and drills, set from the environment of the job's driver.
 
 `LIVEDITOR_FAULTS` holds comma-separated `name=value` items:
-- `kill_after_commits=N`: SIGKILL this process right after its N-th table commit (a unit writes one commit
-  per table, so N can land between two tables of one unit);
-- `pause_after_commits=N` with `pause_file=PATH`: after the N-th table commit, create `PATH.paused` and wait
+- `kill_after_commits=N`: SIGKILL this process right after its N-th manifest commit (a unit makes one
+  commit per table, then its completion record, so N can land between two tables of one unit);
+- `pause_after_commits=N` with `pause_file=PATH`: after the N-th commit, create `PATH.paused` and wait
   until PATH exists (a test inspects the running job, then releases it);
 - `crash_in=STAGE+STAGE...`: the Ray actor of each named stage exits hard (os._exit) on its first unit,
   once per output root (a marker under `<output>/logs/faults/` keeps the restarted actor alive);
@@ -67,7 +67,7 @@ class Faults:
 
 
 class CommitFaults:
-    """Counts the driver's table commits and fires the configured faults at their commit."""
+    """Counts the driver's manifest commits and fires the configured faults at their commit."""
 
     def __init__(self, faults: Faults) -> None:
         self.faults = faults

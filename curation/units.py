@@ -19,7 +19,7 @@ from typing import Any
 from curation.inputs import list_matches, plan_inputs
 from curation.job_config import CurateConfig
 from curation.stage import TABLES_WRITTEN, WorkUnit
-from manifests import SCHEMAS, ManifestWriter
+from manifests import SCHEMAS, ManifestWriter, is_unit_complete, mark_unit_complete
 
 
 class PipelineError(Exception):
@@ -131,15 +131,18 @@ def plan_units(config: CurateConfig, resume: bool) -> list[WorkUnit]:
 
 
 def is_done(root: str, unit_id: str) -> bool:
-    return all(ManifestWriter(root, table).is_committed(unit_id) for table in TABLES_WRITTEN)
+    return is_unit_complete(root, unit_id, TABLES_WRITTEN)
 
 
-def commit_unit(unit: WorkUnit, after_table_commit: Callable[[], None] = lambda: None) -> None:
-    """Write the unit's rows to every table; already committed tables of a half-written unit are skipped.
+def commit_unit(unit: WorkUnit, after_commit: Callable[[], None] = lambda: None) -> None:
+    """Write the unit's rows to every table (a table that already holds them is skipped), then mark it complete.
 
-    `after_table_commit` runs after each table actually written (fault injection counts them).
+    `after_commit` runs after each Delta commit actually made, tables and completion record alike (fault
+    injection counts them).
     """
     for table in TABLES_WRITTEN:
         rows = unit.rows(table) or SCHEMAS[table].empty_table()  # an empty list carries no columns
-        if not ManifestWriter(unit.out_root, table).write(unit.unit_id, rows).skipped:
-            after_table_commit()
+        if not ManifestWriter(unit.out_root, table).write(unit.unit_id, rows, complete=False).skipped:
+            after_commit()
+    mark_unit_complete(unit.out_root, unit.unit_id, TABLES_WRITTEN)
+    after_commit()

@@ -14,6 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from manifests.layout import durable_replace
+
 
 class VideoError(Exception):
     """A video could not be read or written; the message is one line naming the file."""
@@ -236,6 +238,6 @@ class VideoWriter:
         finally:
             self._container.close()
         if exc_type is None and self._stream is not None:
-            self._tmp.replace(self.path)
+            durable_replace(self._tmp, self.path)  # fsync'ed before the clips row that names it commits
         else:
             self._tmp.unlink(missing_ok=True)

@@ -1,10 +1,12 @@
-"""Parquet manifests: the contract between curation stages and the model's data loader."""
+"""Parquet manifests on Delta Lake: the contract between curation stages and the model's data loader."""
 
 from manifests.errors import ManifestError
 from manifests.layout import CommitInfo
 from manifests.reader import open_table, read_table
 from manifests.rle import rle_decode, rle_encode
 from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
+from manifests.snapshot import Snapshot, take_snapshot
+from manifests.units import commit_unit_tables, is_unit_complete, mark_unit_complete
 from manifests.validate import Issue, validate_dataset
 from manifests.writer import ManifestWriter
 
@@ -18,6 +20,11 @@ __all__ = [
     "Issue",
     "ManifestError",
     "ManifestWriter",
+    "Snapshot",
+    "commit_unit_tables",
+    "is_unit_complete",
+    "mark_unit_complete",
+    "take_snapshot",
     "open_table",
     "read_table",
     "rle_decode",

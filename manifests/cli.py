@@ -20,7 +20,8 @@ from manifests.expr import parse_filter
 from manifests.layout import MANIFESTS_DIR, check_table_name
 from manifests.progress import wants_progress
 from manifests.reader import committed_parts, open_table, scan_batches
-from manifests.render import human_bytes, print_json, print_table
+from manifests.render import human_bytes, print_json, print_table, write_json_atomically
+from manifests.snapshot import take_snapshot
 from manifests.schema import FOREIGN_KEYS, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
 from manifests.summary import TableSummary, summarize
 from manifests.validate import validate_dataset
@@ -183,7 +184,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     root = dataset_root(args.root)
-    issues = validate_dataset(root, args.allow_absolute_uris, progress=wants_progress(args.progress))
+    issues = validate_dataset(root, args.allow_absolute_uris, wants_progress(args.progress), args.check_files)
     if args.json:
         print_json({"root": str(root), "ok": not issues, "issues": [i.to_json() for i in issues]})
     elif issues:
@@ -191,6 +192,68 @@ def cmd_validate(args: argparse.Namespace) -> int:
     else:
         print(f"ok: {root} is valid")
     return EXIT_ISSUES if issues else EXIT_OK
+
+
+def cmd_snapshot(args: argparse.Namespace) -> int:
+    root = dataset_root(args.root)
+    snapshot = take_snapshot(root, versions=dict(_pin(v) for v in args.version or []))
+    if args.out:
+        write_json_atomically(Path(args.out), snapshot.to_json())
+    if args.json:
+        print_json(snapshot.to_json())
+        return EXIT_OK
+    print(f"snapshot of {root} (units at version {snapshot.units_version}){f' written to {args.out}' if args.out else ''}")
+    print_table(["table", "version", "files", "rows"], [[t.table, t.version, len(t.files), t.rows] for t in snapshot.tables.values()])
+    return EXIT_OK
+
+
+def _pin(text: str) -> tuple[str, int]:
+    table, _, version = text.partition("=")
+    if not version.isdigit():
+        raise ManifestError(f"--version {text!r}: expected TABLE=VERSION, e.g. clips=12")
+    return table_arg(table), int(version)
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from manifests.migrate import migrate_dataset
+
+    results = migrate_dataset(dataset_root(args.root))
+    if args.json:
+        print_json({"tables": [r.__dict__ for r in results]})
+    else:
+        print_table(["table", "units", "files", "rows", "already migrated"],
+                    [[r.table, r.units, r.files, r.rows, r.skipped] for r in results])
+    return EXIT_OK
+
+
+def cmd_compact(args: argparse.Namespace) -> int:
+    from manifests.housekeeping import compact_table, compact_units
+
+    root = dataset_root(args.root)
+    tables = [table_arg(args.table)] if args.table else list(SCHEMAS)
+    results = [compact_table(root, t, args.target_mib << 20) for t in tables]
+    if not args.table:
+        results.append(compact_units(root, args.target_mib << 20))
+    if args.json:
+        print_json({"tables": [r.__dict__ for r in results]})
+    else:
+        print_table(["table", "files before", "files after", "rows rewritten"],
+                    [[r.table, r.files_before, r.files_after, r.rows] for r in results])
+    return EXIT_OK
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    from manifests.housekeeping import gc_dataset
+
+    if args.retention_hours < 0:
+        raise ManifestError("--retention-hours must be >= 0")
+    deleted = gc_dataset(dataset_root(args.root), args.retention_hours, args.dry_run)
+    if args.json:
+        print_json({"dry_run": args.dry_run, "files": deleted})
+    else:
+        verb = "would delete" if args.dry_run else "deleted"
+        print_table(["table", f"files {verb}"], [[t, len(f)] for t, f in deleted.items()])
+    return EXIT_OK
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -240,6 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--where", help="only rows matching this filter expression")
     p = add("validate", cmd_validate, "check types, keys, references, URIs and provenance")
     p.add_argument("--allow-absolute-uris", action="store_true")
+    p.add_argument("--check-files", action="store_true", help="also check that every clip/mask/target file exists under the root")
+    p = add("snapshot", cmd_snapshot, "pin table versions: the frozen file list and row counts every reader shares")
+    p.add_argument("--out", help="write the snapshot JSON here (give it to open_table(..., snapshot=Snapshot.from_json(...)))")
+    p.add_argument("--version", action="append", metavar="TABLE=N", help="pin a table at an older version")
+    add("migrate", cmd_migrate, "convert a dataset written with commit markers (before Delta Lake) into Delta tables")
+    p = add("compact", cmd_compact, "rewrite small files of complete units into large ones (safe while a job appends)")
+    p.add_argument("table", nargs="?")
+    p.add_argument("--target-mib", type=int, default=128, help="size of the files to make")
+    p = add("gc", cmd_gc, "delete files no table version inside the retention window needs (safe while a job appends)")
+    p.add_argument("--retention-hours", type=float, default=168.0, help="keep anything younger (default: a week)")
+    p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("-n", type=int, default=16)

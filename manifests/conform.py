@@ -25,7 +25,7 @@ def conform(table: str, rows: Rows) -> pa.Table:
     check_table_name(table)
     schema = SCHEMAS[table]
     columns = _columns_of(table, rows)
-    if not columns:  # no rows at all: an empty unit is legal (its marker records that it is done)
+    if not columns:  # no rows at all: an empty unit is legal (its commit records that it is done)
         return schema.empty_table()
     unknown = [name for name in columns if schema.get_field_index(name) < 0]
     if unknown:
@@ -36,7 +36,7 @@ def conform(table: str, rows: Rows) -> pa.Table:
         if field.name not in columns:
             if not field.nullable:
                 raise ManifestError(f"{table}.{field.name}: required column is missing")
-            arrays.append(pa.nulls(n_rows, field.type))
+            arrays.append(pa.chunked_array([pa.nulls(n_rows, field.type)]))
             continue
         arrays.append(_cast_column(table, field, columns[field.name]))
     out = pa.Table.from_arrays(arrays, schema=schema)
@@ -68,15 +68,16 @@ def _row_count(table: str, columns: Mapping[str, object]) -> int:
     return lengths.pop() if lengths else 0
 
 
-def _cast_column(table: str, field: pa.Field, values: pa.Array | pa.ChunkedArray | list) -> pa.Array:
+def _cast_column(table: str, field: pa.Field, values: pa.Array | pa.ChunkedArray | list) -> pa.ChunkedArray:
+    """Cast one column, keeping its chunks: combining them could pass a 32-bit offset's 2 GiB."""
     where = f"{table}.{field.name}"
     if isinstance(values, list):
         try:
             values = pa.array(values)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ManifestError(f"{where}: wrong type, expected {field.type} ({first_line(exc)})") from None
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if isinstance(values, pa.Array):
+        values = pa.chunked_array([values])
     if not compatible(values.type, field.type):
         raise ManifestError(f"{where}: wrong type {values.type}, expected {field.type}")
     try:

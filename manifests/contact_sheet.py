@@ -18,8 +18,9 @@ from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI back
 from matplotlib.patches import Rectangle
 
 from manifests.errors import ManifestError
-from manifests.reader import open_table, read_table, scan_batches
+from manifests.reader import open_table, read_object_masks, read_table, scan_batches
 from manifests.rle import rle_decode
+from manifests.uris import resolve_uri
 
 MASK_COLOUR = np.array([1.0, 0.2, 0.2])
 
@@ -34,16 +35,6 @@ class Tile:
     label: str | None
 
 
-def resolve_uri(root: Path, uri: str) -> Path | None:
-    """A local path for a clip URI (relative to the dataset root, absolute, or file://); None if remote."""
-    if uri.startswith("file://"):
-        return Path(uri[len("file://") :])
-    if "://" in uri:
-        return None
-    path = Path(uri)
-    return path if path.is_absolute() else root / path
-
-
 def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
     """The first `n` clips whose file exists, scanning only clip_id and uri."""
     found: list[tuple[str, Path]] = []
@@ -53,7 +44,10 @@ def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
     for batch in scan_batches(dataset, "clips", ["clip_id", "uri"], pc.field("uri").is_valid()):
         for clip_id, uri in zip(batch.column("clip_id").to_pylist(), batch.column("uri").to_pylist()):
             checked += 1
-            path = resolve_uri(root, uri)
+            try:
+                path = resolve_uri(root, uri)
+            except ManifestError:
+                path = None
             if path is not None and path.is_file():
                 found.append((clip_id, path))
                 if len(found) == n:
@@ -81,7 +75,7 @@ def decode_frame(path: Path, index: int) -> tuple[np.ndarray, int]:
 
 
 def build_tiles(root: Path, clips: list[tuple[str, Path]]) -> list[Tile]:
-    columns = ["clip_id", "class_name", "frame_indices", "boxes", "mask_rle", "mask_height", "mask_width"]
+    columns = ["object_id", "clip_id", "class_name", "frame_indices", "boxes", "mask_rle", "mask_height", "mask_width"]
     ids = [clip_id for clip_id, _ in clips]
     objects = read_table(root, "objects", columns=columns, filter=pc.field("clip_id").isin(ids)).to_pylist()
     first_object = {}
@@ -97,11 +91,20 @@ def build_tiles(root: Path, clips: list[tuple[str, Path]]) -> list[Tile]:
         if obj and got == want:
             label = obj["class_name"]
             box = tuple(obj["boxes"][0]) if obj["boxes"] else None  # frame pixels, as the schema says
-            if obj["mask_rle"] and obj["mask_rle"][0] and obj["mask_height"] and obj["mask_width"]:
-                small = rle_decode(obj["mask_rle"][0], obj["mask_height"], obj["mask_width"])
-                mask = _resize_nearest(small, frame.shape[:2])
+            small = _first_mask(root, obj, want)
+            mask = None if small is None else _resize_nearest(small, frame.shape[:2])
         tiles.append(Tile(clip_id, frame, got, mask, box, label))
     return tiles
+
+
+def _first_mask(root: Path, obj: dict, frame_index: int) -> np.ndarray | None:
+    """The object's mask at `frame_index`: inline (schema 1.0 rows) or from object_frames (1.1)."""
+    if obj["mask_rle"] and obj["mask_rle"][0] and obj["mask_height"] and obj["mask_width"]:
+        return rle_decode(obj["mask_rle"][0], obj["mask_height"], obj["mask_width"])
+    found = read_object_masks(root, obj["object_id"], frames=[frame_index]).to_pylist()
+    if found and found[0]["mask_rle"] and found[0]["mask_height"] and found[0]["mask_width"]:
+        return rle_decode(found[0]["mask_rle"], found[0]["mask_height"], found[0]["mask_width"])
+    return None
 
 
 def _resize_nearest(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

@@ -10,7 +10,9 @@ class ManifestError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (Arrow errors can span many lines)."""
+def first_line(exc: BaseException, limit: int = 500) -> str:
+    """The first line of an exception's message (Arrow errors can span many lines), at most `limit` characters
+    (a hostile value quoted in a message can be megabytes long)."""
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else f"{line[:limit - 3]}..."

@@ -8,12 +8,17 @@
 from __future__ import annotations
 
 import ast
+import math
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.errors import ManifestError
 
+MAX_FILTER_CHARS = 4096
+MAX_DEPTH = 50
+"""Hostile filters (megabyte strings, thousand-deep nesting) are refused before they cost anything."""
+_INT64 = (-(2**63), 2**63 - 1)
 _ALLOWED = "comparisons (== != < <= > >=), and/or/not, in [...], is None, literals and column names"
 _NULL_NAMES = {"null", "None"}
 _COMPARE = {
@@ -29,11 +34,27 @@ _FLIPPED = {ast.Lt: ast.Gt, ast.LtE: ast.GtE, ast.Gt: ast.Lt, ast.GtE: ast.LtE, 
 
 def parse_filter(text: str, schema: pa.Schema) -> pc.Expression:
     """The Expression for `text` over `schema`; ManifestError (one line) for anything not whitelisted."""
+    if len(text) > MAX_FILTER_CHARS:
+        raise ManifestError(f"filter: expression of {len(text)} characters is longer than {MAX_FILTER_CHARS}")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ManifestError(f"filter: syntax error at column {exc.offset}: {exc.msg}") from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        raise ManifestError(f"filter: expression too large or too deeply nested ({type(exc).__name__})") from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise ManifestError(f"filter: expression nested deeper than {MAX_DEPTH} levels")
     return _Parser(schema).boolean(tree.body)
+
+
+def _depth(node: ast.AST) -> int:
+    """Nesting depth of an AST, without recursion (a hostile tree must not blow Python's stack)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(current))
+    return deepest
 
 
 class _Parser:
@@ -122,9 +143,13 @@ class _Parser:
         else:
             return self.reject(node)
         if value is None or not isinstance(value, (str, int, float, bool)):
-            raise ManifestError(f"filter: unsupported literal {ast.unparse(node)}")
+            raise ManifestError(f"filter: unsupported literal {_short(node)}")
+        if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+            raise ManifestError(f"filter: integer literal {_short(node)} is outside the 64-bit range")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ManifestError(f"filter: number literal {_short(node)} is not finite")
         if not _literal_fits(value, column_type):
-            raise ManifestError(f"filter: literal {ast.unparse(node)} does not match column type {column_type}")
+            raise ManifestError(f"filter: literal {_short(node)} does not match column type {column_type}")
         return value
 
     def reject(self, node: ast.AST) -> pc.Expression:
@@ -145,6 +170,11 @@ def _literal_fits(value: object, column_type: pa.DataType) -> bool:
     return False
 
 
+def _short(node: ast.AST, limit: int = 40) -> str:
+    text = ast.unparse(node)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 def _describe(node: ast.AST) -> str:
-    text = ast.unparse(node) if isinstance(node, ast.expr) else type(node).__name__
+    text = _short(node) if isinstance(node, ast.expr) else type(node).__name__
     return f"{type(node).__name__} ({text})" if isinstance(node, ast.expr) else text

@@ -1,15 +1,16 @@
-"""Where tables, parts and commit markers live on disk, and how markers are read.
+"""Where tables and their data files live on disk, and what a unit's commit reports.
 
-Layout: <root>/manifests/<table>/<unit_id>-<part:05d>.parquet, with one commit marker per unit at
-<root>/manifests/<table>/_committed/<unit_id>.json. Only files named by a marker are part of the
-table; anything else in the folder (temp files, parts of a killed run) is invisible to readers.
+Layout: each table is a Delta Lake table at <root>/manifests/<table>/ (Parquet files plus `_delta_log/`),
+and the completion records of whole units are a small Delta table at <root>/manifests/_units/. A data
+file is named `<unit_id>.<16 hex>-<part:05d>.parquet`, so every reader knows which unit a file holds
+without opening it; compaction writes `compact.<16 hex>-<part:05d>.parquet` (complete units only).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +18,16 @@ from manifests.errors import ManifestError
 from manifests.schema import SCHEMAS
 
 MANIFESTS_DIR = "manifests"
-MARKER_DIR = "_committed"
-TEMP_TAG = ".tmp-"
+UNITS_DIR = "_units"
+COMPACTED = "compact"
+"""Pseudo unit of files written by `compact` (their rows belong to units that were all complete)."""
 _UNIT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]{0,199}$")
+_FILE_RE = re.compile(r"^(?P<unit>.+)\.(?P<token>[0-9a-f]{16})-(?P<part>\d{5})\.parquet$")
 
 
 @dataclass(frozen=True)
 class CommitInfo:
-    """What a commit marker records about one unit of work; `skipped` means it was already committed."""
+    """What one unit's commit to one table did; `skipped` means the same rows were already committed."""
 
     table: str
     unit_id: str
@@ -33,18 +36,8 @@ class CommitInfo:
     bytes: int
     schema_version: str
     written_at: str
+    version: int | None = None  # the table's Delta version holding the unit
     skipped: bool = False
-
-    def to_json(self) -> dict:
-        return {
-            "table": self.table,
-            "unit_id": self.unit_id,
-            "files": list(self.files),
-            "rows": self.rows,
-            "bytes": self.bytes,
-            "schema_version": self.schema_version,
-            "written_at": self.written_at,
-        }
 
 
 def check_table_name(table: str) -> None:
@@ -53,79 +46,57 @@ def check_table_name(table: str) -> None:
 
 
 def check_unit_id(unit_id: str) -> None:
-    if not isinstance(unit_id, str) or not _UNIT_RE.match(unit_id):
+    if not isinstance(unit_id, str) or not _UNIT_RE.match(unit_id) or unit_id == COMPACTED:
         raise ManifestError(
-            f"bad unit id {unit_id!r}: use 1-200 characters from A-Z a-z 0-9 . _ = - (no slashes)"
+            f"bad unit id {unit_id!r}: use 1-200 characters from A-Z a-z 0-9 . _ = - (no slashes, not {COMPACTED!r})"
         )
+
+
+def manifests_dir(root: str | os.PathLike) -> Path:
+    return Path(root) / MANIFESTS_DIR
 
 
 def table_dir(root: str | os.PathLike, table: str) -> Path:
     check_table_name(table)
-    return Path(root) / MANIFESTS_DIR / table
+    return manifests_dir(root) / table
 
 
-def marker_dir(root: str | os.PathLike, table: str) -> Path:
-    return table_dir(root, table) / MARKER_DIR
+def units_dir(root: str | os.PathLike) -> Path:
+    return manifests_dir(root) / UNITS_DIR
 
 
-def marker_path(root: str | os.PathLike, table: str, unit_id: str) -> Path:
-    check_unit_id(unit_id)
-    return marker_dir(root, table) / f"{unit_id}.json"
+def data_file_name(unit_id: str, token: str, part: int) -> str:
+    return f"{unit_id}.{token}-{part:05d}.parquet"
 
 
-def part_name(unit_id: str, part: int) -> str:
-    return f"{unit_id}-{part:05d}.parquet"
+def new_token() -> str:
+    return secrets.token_hex(8)
 
 
-def unit_leftovers(folder: Path, unit_id: str) -> list[Path]:
-    """Parts and temp files of `unit_id` in `folder` (from a killed run); never another unit's files."""
-    if not folder.is_dir():
-        return []
-    esc = re.escape(unit_id)
-    pattern = re.compile(
-        rf"^(?:{esc}-\d{{5}}\.parquet|\.{esc}-\d{{5}}\.parquet{re.escape(TEMP_TAG)}.*|\.{esc}\.json{re.escape(TEMP_TAG)}.*)$"
-    )
-    return sorted(p for p in folder.iterdir() if pattern.match(p.name))
+def unit_of_file(name: str) -> str | None:
+    """The unit a data file holds (`compact` for compacted files); None for a name we never write."""
+    found = _FILE_RE.match(Path(name).name)
+    return found.group("unit") if found else None
 
 
-def read_marker(path: Path, table: str) -> CommitInfo:
-    """Parse one commit marker; a marker that is not valid JSON of the expected shape is an error."""
+def fsync_path(path: Path) -> None:
+    """Make a file's bytes, or a folder's entries (renames, new files), durable; no-op where unsupported."""
     try:
-        data = json.loads(path.read_text())
-        files = tuple(str(f) for f in data["files"])
-        info = CommitInfo(
-            table=table,
-            unit_id=path.stem,
-            files=files,
-            rows=int(data["rows"]),
-            bytes=int(data["bytes"]),
-            schema_version=str(data["schema_version"]),
-            written_at=str(data["written_at"]),
-        )
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ManifestError(f"{path}: corrupt commit marker ({type(exc).__name__}: {exc})") from None
-    for name in files:
-        if "/" in name or "\\" in name or name.startswith("."):
-            raise ManifestError(f"{path}: commit marker names a file outside its table folder: {name!r}")
-    return info
-
-
-def committed_units(root: str | os.PathLike, table: str) -> list[CommitInfo]:
-    """All commit markers of a table, sorted by unit id; a missing table has none."""
-    folder = marker_dir(root, table)
-    if not folder.is_dir():
-        return []
-    markers = sorted(p for p in folder.iterdir() if p.suffix == ".json" and not p.name.startswith("."))
-    return [read_marker(p, table) for p in markers]
-
-
-def fsync_dir(folder: Path) -> None:
-    """Make renames inside `folder` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
     try:
         os.fsync(fd)
+    except OSError:
+        pass
     finally:
         os.close(fd)
+
+
+def durable_replace(temp: Path, final: Path) -> None:
+    """Rename a finished temp file into place so that it survives a power cut before any row names it:
+    fsync the bytes, rename, then fsync the folder and its parent (which may be new too)."""
+    fsync_path(temp)
+    os.replace(temp, final)
+    fsync_path(final.parent)
+    fsync_path(final.parent.parent)

@@ -1,38 +1,43 @@
-"""Read committed parts of a table through pyarrow.dataset, refusing files that are not ours.
+"""Read the files of a snapshot (complete units only) through pyarrow.dataset, refusing files that are not ours.
 
 Every part's footer is checked before use: it must carry our table name and a schema version with
-our major, and its columns must have our types. Footers are small, so this stays cheap at scale.
+our major, its columns must have our types and its row count must be what the Delta log says. Footers
+are small, so this stays cheap at scale. Nothing here calls delta-rs once a snapshot is in hand.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from manifests.errors import ManifestError, first_line
-from manifests.layout import CommitInfo, committed_units, table_dir
+from manifests.layout import check_table_name
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
+from manifests.snapshot import Snapshot, SnapshotFile, take_snapshot
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
 
 SCAN_BATCH_ROWS = 65_536
+FOOTER_THREADS = 8
 READAHEAD_BATCHES = 4
 """Streaming scans read ahead a little (pyarrow's default of 16 batches x 4 files holds ~200 MB more)."""
 
 
 @dataclass(frozen=True)
 class Part:
-    """One committed Parquet file and its (already read) footer."""
+    """One committed Parquet file of a complete unit and its (already read) footer."""
 
     path: Path
-    unit: CommitInfo
+    unit_id: str
     metadata: pq.FileMetaData
 
 
@@ -77,33 +82,43 @@ def check_part(path: Path, table: str) -> pq.FileMetaData:
 
 
 def committed_parts(
-    root: str | os.PathLike, table: str, on_error: Callable[[ManifestError], None] | None = None
+    root: str | os.PathLike,
+    table: str,
+    on_error: Callable[[ManifestError], None] | None = None,
+    version: int | None = None,
+    snapshot: Snapshot | None = None,
 ) -> list[Part]:
-    """All parts named by the table's commit markers, footers checked, in unit then part order.
+    """The parts of `table` in `snapshot` (default: one taken now, with the table at `version`), footers checked.
 
-    With `on_error`, a bad part or marker is reported there and left out instead of raising.
+    With `on_error`, a bad part is reported there and left out instead of raising.
     """
-    folder = table_dir(root, table)
-    parts: list[Part] = []
-    try:
-        units = committed_units(root, table)
-    except ManifestError as exc:
-        if on_error is None:
-            raise
-        on_error(exc)
-        return parts
-    for unit in units:
+    check_table_name(table)
+    if snapshot is None:
+        snapshot = take_snapshot(root, [table], None if version is None else {table: version})
+    def checked(entry: SnapshotFile) -> Part | ManifestError:
+        path = Path(snapshot.root) / entry.path
         try:
-            unit_parts = [Part(folder / name, unit, check_part(folder / name, table)) for name in unit.files]
-            found = sum(p.metadata.num_rows for p in unit_parts)
-            if found != unit.rows:
-                raise ManifestError(f"{table}: unit {unit.unit_id} commit marker says {unit.rows} rows, its parts hold {found}")
+            meta = check_part(path, table)
         except ManifestError as exc:
+            return exc
+        if entry.rows >= 0 and meta.num_rows != entry.rows:
+            return ManifestError(f"{path}: the Delta log says {entry.rows} rows, the file holds {meta.num_rows}")
+        return Part(path, entry.unit, meta)
+
+    files = snapshot.table(table).files
+    if len(files) > FOOTER_THREADS:  # footers are small reads: overlap them (pyarrow releases the GIL)
+        with ThreadPoolExecutor(FOOTER_THREADS) as pool:
+            results = list(pool.map(checked, files))
+    else:
+        results = [checked(f) for f in files]
+    parts: list[Part] = []
+    for result in results:
+        if isinstance(result, ManifestError):
             if on_error is None:
-                raise
-            on_error(exc)
-            continue
-        parts.extend(unit_parts)
+                raise result
+            on_error(result)
+        else:
+            parts.append(result)
     return parts
 
 
@@ -117,9 +132,11 @@ def dataset_of(parts: list[Part], table: str) -> ds.Dataset:
     return ds.dataset([str(p.path) for p in parts], schema=schema, format="parquet")
 
 
-def open_table(root: str | os.PathLike, table: str) -> ds.Dataset:
-    """A pyarrow dataset over the committed parts of `table` (empty, not an error, if none)."""
-    return dataset_of(committed_parts(root, table), table)
+def open_table(
+    root: str | os.PathLike, table: str, version: int | None = None, snapshot: Snapshot | None = None
+) -> ds.Dataset:
+    """A pyarrow dataset over the complete units of `table` (latest, at `version`, or as in `snapshot`)."""
+    return dataset_of(committed_parts(root, table, version=version, snapshot=snapshot), table)
 
 
 def read_table(
@@ -127,14 +144,33 @@ def read_table(
     table: str,
     columns: list[str] | None = None,
     filter: ds.Expression | None = None,  # noqa: A002 - mirrors pyarrow's own keyword
+    version: int | None = None,
+    snapshot: Snapshot | None = None,
 ) -> pa.Table:
     """Read `columns` of the rows matching `filter`, letting Parquet skip what it can."""
-    dataset = open_table(root, table)
+    dataset = open_table(root, table, version, snapshot)
     check_columns(table, columns)
     try:
         return dataset.to_table(columns=columns, filter=filter)
     except (pa.ArrowException, OSError) as exc:
         raise read_error(dataset, table, columns, exc) from None
+
+
+MASK_COLUMNS = ["frame_index", "box", "mask_rle", "mask_height", "mask_width"]
+
+
+def read_object_masks(
+    root: str | os.PathLike, object_id: str, snapshot: Snapshot | None = None, frames: list[int] | None = None
+) -> pa.Table:
+    """One object's per-frame boxes and RLE masks (optionally only `frames`), sorted by frame.
+
+    `object_frames` rows of a unit are stored object by object in row groups of about a MiB, so Parquet
+    statistics on `object_id` let the scan read only the row groups holding this object.
+    """
+    where = pc.field("object_id") == object_id
+    if frames is not None:
+        where = where & pc.field("frame_index").isin(frames)
+    return read_table(root, "object_frames", MASK_COLUMNS, where, snapshot=snapshot).sort_by("frame_index")
 
 
 def scan_batches(

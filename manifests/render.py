@@ -8,6 +8,7 @@ import json
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TextIO
 
 MAX_CELL = 48
@@ -61,3 +62,10 @@ def human_bytes(n: int) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"
+
+
+def write_json_atomically(path: Path, data: object) -> None:
+    """Write JSON to `path` through a temp file and a rename, so no reader sees half of it."""
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(json.dumps(jsonable(data), indent=1) + "\n")
+    temp.replace(path)

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
-"""Major.minor. Readers refuse files whose major differs from ours."""
+SCHEMA_VERSION = "1.1"
+"""Major.minor. Readers refuse files whose major differs from ours. A minor version only adds nullable
+columns or new tables (tests/test_manifests_schema.py holds a frozen copy of 1.0 and checks that).
+
+1.1: the `object_frames` table (one row per object and frame: box and RLE mask, 64-bit string offsets),
+so one object's masks are read alone; `objects.mask_rle` stays readable but new writers leave it null."""
 
 META_VERSION_KEY = b"liveditor.schema_version"
 META_TABLE_KEY = b"liveditor.table"
@@ -72,6 +76,16 @@ _OBJECTS = [
     pa.field("mask_uri", pa.string()),  # alternative to inline RLE for long tracks
 ]
 
+_OBJECT_FRAMES = [
+    pa.field("object_id", pa.string(), nullable=False),
+    pa.field("clip_id", pa.string(), nullable=False),
+    pa.field("frame_index", pa.int32(), nullable=False),  # clip-relative
+    pa.field("box", pa.list_(pa.float32(), 4), nullable=False),  # xyxy pixels
+    pa.field("mask_rle", pa.large_string()),  # COCO RLE counts; large: a unit's masks may pass 2 GiB
+    pa.field("mask_height", pa.int32()),
+    pa.field("mask_width", pa.int32()),
+]
+
 _SCORES = [
     pa.field("clip_id", pa.string(), nullable=False),
     pa.field("signal", pa.string(), nullable=False),
@@ -105,6 +119,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         "videos": _VIDEOS,
         "clips": _CLIPS,
         "objects": _OBJECTS,
+        "object_frames": _OBJECT_FRAMES,
         "scores": _SCORES,
         "edit_pairs": _EDIT_PAIRS,
         "errors": _ERRORS,
@@ -115,6 +130,7 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "videos": ("video_id",),
     "clips": ("clip_id",),
     "objects": ("object_id",),
+    "object_frames": ("object_id", "frame_index"),
     "scores": ("clip_id", "signal", "stage"),
     "edit_pairs": ("pair_id",),
     "errors": ("error_id",),
@@ -124,6 +140,7 @@ FOREIGN_KEYS: dict[str, list[tuple[str, str, str]]] = {
     # table: [(column, referenced table, referenced column)]
     "clips": [("video_id", "videos", "video_id")],
     "objects": [("clip_id", "clips", "clip_id")],
+    "object_frames": [("object_id", "objects", "object_id")],
     "scores": [("clip_id", "clips", "clip_id")],
     "edit_pairs": [("clip_id", "clips", "clip_id")],
 }

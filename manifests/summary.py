@@ -74,7 +74,7 @@ def summarize(root: str | os.PathLike, table: str) -> TableSummary:
         table=table,
         rows=sum(p.metadata.num_rows for p in parts),
         shards=len(parts),
-        units=len({p.unit.unit_id for p in parts}),
+        units=len({p.unit_id for p in parts}),
         bytes=sum(p.path.stat().st_size for p in parts),
         columns=footer_stats(parts, SCHEMAS[table]),
     )

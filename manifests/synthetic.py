@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from manifests.rle import rle_encode
 from manifests.schema import NO_MODEL, RANDOM_INIT, SCHEMAS
+from manifests.units import mark_unit_complete
 from manifests.writer import ManifestWriter
 
 SIGNALS = ("blur", "luminance", "motion")
@@ -159,7 +160,7 @@ def synthetic_objects(clips: pa.Table, n_objects: int, mask_hw: tuple[int, int] 
                 "confidence": float(rng.uniform(0.3, 0.99)),
                 "frame_indices": frames,
                 "boxes": [[x0, y0, x1, y1]] * len(frames),
-                "mask_rle": [rle_encode(mask)] * len(frames),
+                "mask_rle": None,  # schema 1.1: masks live in object_frames
                 "mask_height": h,
                 "mask_width": w,
                 "stage": "objects",
@@ -169,6 +170,45 @@ def synthetic_objects(clips: pa.Table, n_objects: int, mask_hw: tuple[int, int] 
             }
         )
     return pa.Table.from_pylist(rows, schema=SCHEMAS["objects"])
+
+
+def synthetic_object_frames(objects: pa.Table, frames: int | None = None, mask_hw: tuple[int, int] | None = None) -> pa.Table:
+    """One row per object and frame (each object's `frame_indices`, or `frames` consecutive ones), the mask a
+    filled box. With `mask_hw` the masks are that size (the benchmark makes large ones), else the object's."""
+    rng = np.random.default_rng(5)
+    columns: dict[str, list] = {k: [] for k in ("object_id", "clip_id", "frame_index", "box", "mask_rle", "mask_height", "mask_width")}
+    for obj in objects.to_pylist():
+        h, w = mask_hw or (obj["mask_height"], obj["mask_width"])
+        indices = obj["frame_indices"] if frames is None else list(range(frames))
+        box = obj["boxes"][0]
+        top, bottom = int(box[1]) * h // obj["mask_height"], int(box[3]) * h // obj["mask_height"]
+        left, right = int(box[0]) * w // obj["mask_width"], int(box[2]) * w // obj["mask_width"]
+        mask = np.zeros((h, w), dtype=bool)
+        mask[top:bottom, left:right] = True
+        counts = rle_encode(mask)
+        for index in indices:
+            if mask_hw is not None:  # large masks: a ragged outline per frame, like a real segmentation's
+                counts = _ragged_rle(h, w, (top, bottom, left, right), rng)
+            for key, value in (("object_id", obj["object_id"]), ("clip_id", obj["clip_id"]), ("frame_index", index),
+                               ("box", box), ("mask_rle", counts), ("mask_height", h), ("mask_width", w)):
+                columns[key].append(value)
+    n = len(columns["object_id"])
+    return pa.table({**columns, **{k: v.to_pylist() for k, v in _provenance(n, "objects", "yolo11n+mobile_sam", RANDOM_INIT).items()}},
+                    schema=SCHEMAS["object_frames"])
+
+
+def _ragged_rle(h: int, w: int, box: tuple[int, int, int, int], rng: np.random.Generator) -> str:
+    """COCO RLE of a box whose top and bottom edge move randomly per column, built from run lengths."""
+    from pycocotools import mask as coco_mask
+
+    top, bottom, left, right = box
+    jitter = rng.integers(0, max(2, (bottom - top) // 4), size=(2, right - left))
+    starts, ends = top + jitter[0], bottom - jitter[1]  # per column [start, end) is inside
+    zeros = np.concatenate([[left * h + starts[0]], (h - ends[:-1]) + starts[1:], [(h - ends[-1]) + (w - right) * h]])
+    runs = np.empty(2 * len(starts) + 1, dtype=np.int64)
+    runs[0::2], runs[1::2] = zeros, ends - starts
+    rle = coco_mask.frPyObjects({"counts": runs.tolist(), "size": [h, w]}, h, w)
+    return rle["counts"].decode("ascii")
 
 
 def synthetic_edit_pairs(objects: pa.Table, seed: int = 0) -> pa.Table:
@@ -219,6 +259,7 @@ def synthetic_tables(
         "videos": videos,
         "clips": clips,
         "objects": objects,
+        "object_frames": synthetic_object_frames(objects),
         "scores": synthetic_scores(clips, signals, seed),
         "edit_pairs": synthetic_edit_pairs(objects, seed),
         "errors": synthetic_errors(min(3, n_clips)),
@@ -226,11 +267,16 @@ def synthetic_tables(
 
 
 def write_tables(root: str | os.PathLike, tables: dict[str, pa.Table], unit_rows: int = 100_000, **writer_options: int) -> None:
-    """Write each table through ManifestWriter in units of `unit_rows` (like a stage's input batches)."""
+    """Write each table through ManifestWriter in units of `unit_rows` (like a stage's input batches),
+    then mark each unit complete in the tables it wrote."""
+    written: dict[str, list[str]] = {}
     for table, data in tables.items():
         writer = ManifestWriter(Path(root), table, **writer_options)
         for k, offset in enumerate(range(0, max(data.num_rows, 1), unit_rows)):
-            writer.write(f"unit-{k:06d}", data.slice(offset, unit_rows))
+            writer.write(f"unit-{k:06d}", data.slice(offset, unit_rows), complete=False)
+            written.setdefault(f"unit-{k:06d}", []).append(table)
+    for unit_id, names in written.items():
+        mark_unit_complete(Path(root), unit_id, names)
 
 
 def write_clip_files(root: str | os.PathLike, clips: pa.Table, n: int, size: tuple[int, int] = (64, 36), frames: int = 8) -> list[Path]:

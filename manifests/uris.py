@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import posixpath
+import re
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from manifests.errors import ManifestError
 
 SCHEME_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://"
 ABSOLUTE_RE = r"^([/\\]|[A-Za-z]:[/\\])"
@@ -37,3 +42,24 @@ def escapes_root(relative_uri: str) -> bool:
 
 def _np(mask: pa.Array) -> np.ndarray:
     return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def resolve_uri(root: str | os.PathLike, uri: str) -> Path:
+    """The local path of a dataset URI, which must stay under `root` once resolved.
+
+    The one resolver for every reader and writer of clip, mask and target files: a URI is a relative
+    POSIX path; empty strings, `~`, schemes (`file:`, `s3://`), absolute paths, `..` that climbs out and
+    symlinks whose target lies outside the root are refused with a one-line ManifestError.
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise ManifestError(f"uri {uri!r}: empty")
+    if uri.startswith("~") or re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", uri) or re.match(ABSOLUTE_RE, uri):
+        raise ManifestError(f"uri {uri!r}: must be a path relative to the dataset root (no ~, scheme or absolute path)")
+    if "\0" in uri or escapes_root(uri):
+        raise ManifestError(f"uri {uri!r}: escapes the dataset root")
+    base = Path(root).resolve()
+    path = base / uri.replace("\\", "/")
+    real = path.resolve()
+    if real != base and base not in real.parents:
+        raise ManifestError(f"uri {uri!r}: resolves outside the dataset root (symlink?)")
+    return path

@@ -17,13 +17,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from manifests.domains import count_bad, domains_of, undecodable_masks
 from manifests.errors import ManifestError
 from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_from, sorted_unique
 from manifests.layout import MANIFESTS_DIR
 from manifests.progress import bar
 from manifests.reader import committed_parts, dataset_of, scan_batches
+from manifests.snapshot import unreadable_files
 from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, PROVENANCE_FIELDS, SCHEMAS, URI_COLUMNS
-from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, uri_problems
+from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, resolve_uri, uri_problems
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -33,7 +35,10 @@ INPUT_URI_COLUMNS = {("videos", "uri")}
 """URI columns that name inputs, which may live anywhere (absolute paths and scheme URIs allowed)."""
 PER_FRAME_LISTS: dict[str, tuple[str, ...]] = {"objects": ("frame_indices", "boxes", "mask_rle")}
 """List columns holding one entry per frame: in a row, each non-null one has the first one's length."""
-MASK_SIZE: dict[str, tuple[str, str, str]] = {"objects": ("mask_rle", "mask_height", "mask_width")}
+MASK_SIZE: dict[str, tuple[str, str, str]] = {
+    "objects": ("mask_rle", "mask_height", "mask_width"),
+    "object_frames": ("mask_rle", "mask_height", "mask_width"),
+}
 """RLE columns and the size columns without which they cannot be decoded."""
 _REFERENCED = {ref_table for refs in FOREIGN_KEYS.values() for _, ref_table, _ in refs}
 _URI_PROBLEM_TEXT = {
@@ -48,7 +53,7 @@ class Issue:
     """One kind of problem in one table (and column), with how many rows have it and a few examples."""
 
     table: str
-    check: str  # file | required | provenance | uri | shape | primary_key | reference
+    check: str  # file | required | provenance | uri | shape | primary_key | reference | domain | unit | orphan
     message: str
     column: str | None = None
     count: int = 1
@@ -72,13 +77,18 @@ class _Scanned:
     complete: bool = True  # False when a corrupt part stopped the scan: its keys are partial
 
 
-def validate_dataset(root: str | os.PathLike, allow_absolute_uris: bool = False, progress: bool = False) -> list[Issue]:
-    """All problems found in the dataset at `root` (empty list: valid)."""
+def validate_dataset(
+    root: str | os.PathLike, allow_absolute_uris: bool = False, progress: bool = False, check_files: bool = False
+) -> list[Issue]:
+    """All problems found in the dataset at `root` (empty list: valid); `check_files`: referenced files must exist."""
     root = Path(root)
     if not (root / MANIFESTS_DIR).is_dir():
         raise ManifestError(f"{root}: not a dataset root (no {MANIFESTS_DIR}/ folder)")
     issues: list[Issue] = []
-    scanned = {table: _scan_table(root, table, allow_absolute_uris, issues, progress) for table in SCHEMAS}
+    files_root = root if check_files else None
+    scanned = {table: _scan_table(root, table, allow_absolute_uris, issues, progress, files_root) for table in SCHEMAS}
+    for table in SCHEMAS:
+        _check_units(root, table, issues)
     for table, references in FOREIGN_KEYS.items():
         for column, ref_table, ref_column in references:
             if scanned[table].complete and scanned[ref_table].complete:
@@ -89,8 +99,12 @@ def validate_dataset(root: str | os.PathLike, allow_absolute_uris: bool = False,
 class _RowChecks:
     """Per-batch checks of one table, accumulated over a streaming scan."""
 
-    def __init__(self, table: str, total_rows: int, allow_absolute: bool) -> None:
+    def __init__(self, table: str, total_rows: int, allow_absolute: bool, files_root: Path | None = None) -> None:
         self.table = table
+        self.files_root = files_root
+        self.domains = domains_of(table)
+        self.domain_counts: Counter[str] = Counter()
+        self.domain_examples: dict[str, list[str]] = {}
         self.allow_absolute = allow_absolute
         self.key_columns = list(PRIMARY_KEYS[table])
         self.ref_columns = [column for column, _, _ in FOREIGN_KEYS.get(table, [])]
@@ -98,7 +112,7 @@ class _RowChecks:
         self.required = [f.name for f in SCHEMAS[table] if not f.nullable]
         self.per_frame = list(PER_FRAME_LISTS.get(table, ()))
         self.mask_size = MASK_SIZE.get(table)
-        extra = self.per_frame + list(self.mask_size or ())
+        extra = self.per_frame + list(self.mask_size or ()) + [c for d in self.domains for c in d.columns]
         self.columns = list(dict.fromkeys(self.required + self.uri_columns + self.key_columns + self.ref_columns + extra))
         self.misaligned: Counter[str] = Counter()  # per-frame list column -> rows of another length
         self.unsized = 0  # rows with an RLE mask but no mask size
@@ -124,6 +138,7 @@ class _RowChecks:
             self.refs[column][self.ref_rows[column] : self.ref_rows[column] + len(valid)] = valid
             self.ref_rows[column] += len(valid)
         self._check_shapes(batch)
+        self._check_domains(batch)
         for column in self.uri_columns:
             loose = self.allow_absolute or (self.table, column) in INPUT_URI_COLUMNS
             for kind, mask in uri_problems(batch.column(column), loose).items():
@@ -132,6 +147,28 @@ class _RowChecks:
                     seen = self.uri_examples.setdefault((column, kind), [])
                     picked = batch.column(column).filter(pa.array(mask))[: MAX_EXAMPLES - len(seen)]
                     seen.extend(str(v) for v in picked.to_pylist())
+
+    def _count(self, text: str, found: tuple[int, list[str]]) -> None:
+        n, examples = found
+        if n:
+            self.domain_counts[text] += n
+            seen = self.domain_examples.setdefault(text, [])
+            seen.extend(examples[: MAX_EXAMPLES - len(seen)])
+
+    def _check_domains(self, batch: pa.RecordBatch) -> None:
+        key = self.key_columns[0]
+        for domain in self.domains:
+            self._count(domain.text, count_bad(domain, batch, key))
+        if self.mask_size:
+            self._count("masks do not decode to mask_height x mask_width", undecodable_masks(batch, key))
+        if self.files_root is not None:
+            for column in self.uri_columns:
+                if (self.table, column) not in INPUT_URI_COLUMNS:
+                    self._count(f"{column} names a file that is missing or outside the root", self._missing(batch, column))
+
+    def _missing(self, batch: pa.RecordBatch, column: str) -> tuple[int, list[str]]:
+        bad = [uri for uri in batch.column(column).drop_null().to_pylist() if not _file_exists(self.files_root, uri)]
+        return len(bad), bad[:MAX_EXAMPLES]
 
     def _check_shapes(self, batch: pa.RecordBatch) -> None:
         if self.per_frame:
@@ -156,19 +193,30 @@ class _RowChecks:
             rle, height, width = self.mask_size
             text = f"{t}.{rle}: {self.unsized} rows have masks but no {height}/{width} to decode them"
             found.append(Issue(t, "shape", text, rle, self.unsized))
+        for text, n in self.domain_counts.items():
+            found.append(Issue(t, "domain", f"{t}: {n} rows where {text}", None, n, tuple(self.domain_examples[text])))
         for (column, kind), n in self.uri_counts.items():
             text = f"{t}.{column}: {n} URIs {_URI_PROBLEM_TEXT[kind]}"
             found.append(Issue(t, "uri", text, column, n, tuple(self.uri_examples[column, kind])))
         return found
 
 
-def _scan_table(root: Path, table: str, allow_absolute: bool, issues: list[Issue], progress: bool) -> _Scanned:
+def _file_exists(root: Path, uri: str) -> bool:
+    try:
+        return resolve_uri(root, uri).is_file()
+    except (ManifestError, OSError):  # e.g. a name too long for the file system: it cannot exist
+        return False
+
+
+def _scan_table(
+    root: Path, table: str, allow_absolute: bool, issues: list[Issue], progress: bool, files_root: Path | None
+) -> _Scanned:
     def file_issue(exc: ManifestError) -> None:
         issues.append(Issue(table, "file", str(exc)))
 
     parts = committed_parts(root, table, on_error=file_issue)
     dataset = dataset_of(parts, table)
-    checks = _RowChecks(table, sum(p.metadata.num_rows for p in parts), allow_absolute)
+    checks = _RowChecks(table, sum(p.metadata.num_rows for p in parts), allow_absolute, files_root)
     complete = True
     with bar(len(checks.keys), f"validate {table}", progress) as pbar:
         try:
@@ -184,6 +232,17 @@ def _scan_table(root: Path, table: str, allow_absolute: bool, issues: list[Issue
         _check_unique(table, dataset, checks.key_columns, suspects, issues)
     refs = {c: h[: checks.ref_rows[c]] for c, h in checks.refs.items()}
     return _Scanned(dataset, keys if table in _REFERENCED else keys[:0], refs, complete)
+
+
+def _check_units(root: Path, table: str, issues: list[Issue]) -> None:
+    """Report units committed to `table` but not complete, and files no commit names (both unread)."""
+    hidden, orphans = unreadable_files(root, table)
+    if hidden:
+        text = f"{table}: {len(hidden)} units are committed here but not complete (readers skip them until they are)"
+        issues.append(Issue(table, "unit", text, None, len(hidden), tuple(sorted(hidden)[:MAX_EXAMPLES])))
+    if orphans:
+        text = f"{table}: {len(orphans)} Parquet files no commit names (a killed writer's; `manifests gc` removes them)"
+        issues.append(Issue(table, "orphan", text, None, len(orphans), tuple(orphans[:MAX_EXAMPLES])))
 
 
 def _count_blank(values: pa.Array) -> int:

@@ -1,43 +1,37 @@
-"""The one writer of manifest shards: validated rows, atomic parts, then a commit marker.
+"""The one writer of manifest rows: validated rows become Parquet files, committed as one Delta transaction.
 
-A unit (one batch of work) becomes 1..n parts, rolled by rows and bytes. Each part is written to a
-temp name, fsync'ed and renamed; only after all parts are in place is the unit's commit marker
-written (temp + rename). Readers see a unit only through its marker, so a run killed at any point
-leaves nothing a reader would pick up, and a re-run replaces the leftovers.
+A unit's rows are written as 1..n files (rolled by rows and bytes, row groups sized by bytes), each
+fsync'ed with its folder, then added to the table in one commit whose application transaction is the
+unit id (see manifests.delta). A unit committed before is recognised: the same rows are a no-op, other
+rows an error. A writer never deletes a committed file; the only files it removes are its own, and only
+when the commit provably did not take them. Rows become visible to readers once the unit is marked
+complete (manifests.units): at once for a one-table unit, after its last table for a multi-table one.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from manifests import delta
 from manifests.conform import Rows, conform
 from manifests.errors import ManifestError
-from manifests.layout import (
-    TEMP_TAG,
-    CommitInfo,
-    fsync_dir,
-    marker_dir,
-    marker_path,
-    part_name,
-    read_marker,
-    table_dir,
-    unit_leftovers,
-)
-from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
+from manifests.layout import CommitInfo, check_unit_id, data_file_name, fsync_path, new_token, table_dir
+from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS
 
 DEFAULT_ROW_GROUP_ROWS = 65_536
+DEFAULT_ROW_GROUP_BYTES = 32 << 20
+ROW_GROUP_BYTES = {"object_frames": 1 << 20}
+"""Tables read a few rows at a time (one object's masks) get small row groups: a read touches about a MiB."""
+META_UNIT_KEY = b"liveditor.unit"
 
 
 class ManifestWriter:
-    """Writes units of rows of one table under `root`; safe to use from many processes on distinct units."""
+    """Writes units of rows of one table under `root`; safe from many processes at once, even on one unit."""
 
     def __init__(
         self,
@@ -46,88 +40,127 @@ class ManifestWriter:
         max_rows_per_shard: int = 250_000,
         max_bytes_per_shard: int = 128 << 20,
         row_group_rows: int = DEFAULT_ROW_GROUP_ROWS,
+        row_group_bytes: int | None = None,
         compression: str = "zstd",
     ) -> None:
         self.folder = table_dir(root, table)
-        if min(max_rows_per_shard, max_bytes_per_shard, row_group_rows) < 1:
+        if row_group_bytes is None:
+            row_group_bytes = ROW_GROUP_BYTES.get(table, DEFAULT_ROW_GROUP_BYTES)
+        if min(max_rows_per_shard, max_bytes_per_shard, row_group_rows, row_group_bytes) < 1:
             raise ManifestError("ManifestWriter: shard and row-group limits must be positive")
         self.root = Path(root)
         self.table = table
         self.max_rows = max_rows_per_shard
         self.max_bytes = max_bytes_per_shard
         self.row_group_rows = row_group_rows
+        self.row_group_bytes = min(row_group_bytes, max_bytes_per_shard)
         self.compression = compression
         self.schema = SCHEMAS[table].with_metadata(
             {META_VERSION_KEY: SCHEMA_VERSION.encode(), META_TABLE_KEY: table.encode()}
         )
 
-    def is_committed(self, unit_id: str) -> bool:
-        return marker_path(self.root, self.table, unit_id).is_file()
+    def _latest(self):
+        return delta.latest(self.folder)
 
-    def write(self, unit_id: str, rows: Rows) -> CommitInfo:
-        """Write one unit atomically; a unit already committed is skipped and its marker returned."""
-        marker = marker_path(self.root, self.table, unit_id)
-        if marker.is_file():
-            info = read_marker(marker, self.table)
-            return replace(info, skipped=True)
+    def is_committed(self, unit_id: str) -> bool:
+        """Whether this table holds a commit of `unit_id` (visible to readers only once the unit is complete)."""
+        check_unit_id(unit_id)
+        table = self._latest()
+        return table is not None and table.transaction_version(unit_id) is not None
+
+    def write(self, unit_id: str, rows: Rows, complete: bool = True) -> CommitInfo:
+        """Commit one unit's rows to this table; `complete=False` leaves the unit to a later mark_unit_complete."""
+        check_unit_id(unit_id)
         data = conform(self.table, rows)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_leftovers(unit_id)
-        written: list[Path] = []
-        try:
-            files = self._write_parts(unit_id, data, written)
-            info = CommitInfo(
-                table=self.table,
-                unit_id=unit_id,
-                files=tuple(p.name for p in files),
-                rows=data.num_rows,
-                bytes=sum(p.stat().st_size for p in files),
-                schema_version=SCHEMA_VERSION,
-                written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            )
-            self._commit(marker, info, written)
-        except BaseException:
-            for path in written:
-                path.unlink(missing_ok=True)
-            raise
+        digest_hex, app_version = delta.digest(data.sort_by([(k, "ascending") for k in PRIMARY_KEYS[self.table]]))
+        info = self._commit(unit_id, data, digest_hex, app_version)
+        if complete:
+            from manifests.units import mark_unit_complete  # units imports this module
+
+            mark_unit_complete(self.root, unit_id, [self.table], checked=True)
         return info
 
-    def _remove_leftovers(self, unit_id: str) -> None:
-        for path in unit_leftovers(self.folder, unit_id) + unit_leftovers(marker_dir(self.root, self.table), unit_id):
-            path.unlink(missing_ok=True)
+    def _commit(self, unit_id: str, data: pa.Table, digest_hex: str, app_version: int) -> CommitInfo:
+        table = self._latest() or delta.create(self.folder, SCHEMAS[self.table])
+        skipped = self._already(table, unit_id, app_version, data.num_rows)
+        if skipped:
+            return skipped
+        written: list[Path] = []
+        try:
+            files = self.write_files(unit_id, data, written)
+            actions = [delta.add_action(p.name, p, n) for p, n in files]
+            meta = {"liveditor.unit": unit_id, "liveditor.rows": data.num_rows, "liveditor.digest": digest_hex}
+            try:
+                version = delta.commit(table, actions, self.schema, unit_id, app_version, meta)
+            except delta.AlreadyCommitted:
+                skipped = self._already(self._latest(), unit_id, app_version, data.num_rows)
+                if skipped is None:
+                    raise ManifestError(f"{self.table}: commit of unit {unit_id} lost a race, but the winner is not visible") from None
+                return skipped
+            written.clear()  # committed: these files belong to the table now
+        finally:
+            self.discard_uncommitted(written)
+        return CommitInfo(
+            table=self.table,
+            unit_id=unit_id,
+            files=tuple(p.name for p, _ in files),
+            rows=data.num_rows,
+            bytes=sum(p.stat().st_size for p, _ in files),
+            schema_version=SCHEMA_VERSION,
+            written_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            version=version,
+        )
 
-    def _write_parts(self, unit_id: str, data: pa.Table, written: list[Path]) -> list[Path]:
-        """Write `data` as parts rolled at max rows or max bytes (checked after each row group)."""
-        parts: list[Path] = []
+    def _already(self, table, unit_id: str, app_version: int, rows: int) -> CommitInfo | None:
+        """The skipped CommitInfo when `unit_id` is committed with these rows; an error when with other rows."""
+        found = None if table is None else table.transaction_version(unit_id)
+        if found is None:
+            return None
+        if found != app_version:
+            raise ManifestError(
+                f"{self.table}: unit {unit_id} is already committed with different rows; "
+                "a committed unit is never replaced (use a new unit id)"
+            )
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        return CommitInfo(self.table, unit_id, (), rows, 0, SCHEMA_VERSION, now, table.version(), skipped=True)
+
+    def discard_uncommitted(self, written: list[Path]) -> None:
+        """Remove files this call wrote that no table version references (a failed or lost commit)."""
+        if not written:
+            return
+        table = self._latest()
+        referenced = {f.path for f in delta.files(table)}
+        for path in written:
+            if path.name not in referenced:
+                path.unlink(missing_ok=True)
+
+    def _rows_per_group(self, data: pa.Table) -> int:
+        """Rows per row group so that a group holds about `row_group_bytes` (in-memory size, an upper bound)."""
+        per_row = max(1, data.nbytes // max(1, data.num_rows))
+        return max(1, min(self.row_group_rows, self.row_group_bytes // per_row))
+
+    def write_files(self, unit_id: str, data: pa.Table, written: list[Path]) -> list[tuple[Path, int]]:
+        """Write `data` as files rolled at max rows or max bytes (checked after each row group), fsync'ed."""
+        token = new_token()
+        schema = self.schema.with_metadata({**self.schema.metadata, META_UNIT_KEY: unit_id.encode()})
+        group_rows = self._rows_per_group(data)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        out: list[tuple[Path, int]] = []
         offset = 0
         while offset < data.num_rows:
-            final = self.folder / part_name(unit_id, len(parts))
-            temp = self.folder / f".{final.name}{TEMP_TAG}{secrets.token_hex(4)}"
-            written.append(temp)
-            with open(temp, "wb") as sink:
-                writer = pq.ParquetWriter(sink, self.schema, compression=self.compression)
-                rows_in_part = 0
-                while offset < data.num_rows and (rows_in_part == 0 or (rows_in_part < self.max_rows and sink.tell() < self.max_bytes)):
-                    n = min(self.row_group_rows, self.max_rows - rows_in_part, data.num_rows - offset)
+            path = self.folder / data_file_name(unit_id, token, len(out))
+            written.append(path)
+            rows_in_file = 0
+            with open(path, "wb") as sink:
+                writer = pq.ParquetWriter(sink, schema, compression=self.compression)
+                while offset < data.num_rows and (rows_in_file == 0 or (rows_in_file < self.max_rows and sink.tell() < self.max_bytes)):
+                    n = min(group_rows, self.max_rows - rows_in_file, data.num_rows - offset)
                     writer.write_table(data.slice(offset, n), row_group_size=n)
                     offset += n
-                    rows_in_part += n
+                    rows_in_file += n
                 writer.close()
                 sink.flush()
                 os.fsync(sink.fileno())
-            os.replace(temp, final)
-            written[-1] = final
-            parts.append(final)
-        fsync_dir(self.folder)
-        return parts
-
-    def _commit(self, marker: Path, info: CommitInfo, written: list[Path]) -> None:
-        temp = marker.parent / f".{marker.name}{TEMP_TAG}{secrets.token_hex(4)}"
-        written.append(temp)
-        with open(temp, "w") as sink:
-            json.dump(info.to_json(), sink, indent=1)
-            sink.flush()
-            os.fsync(sink.fileno())
-        os.replace(temp, marker)
-        written.clear()  # committed: from here on nothing may be rolled back
-        fsync_dir(marker.parent)
+            out.append((path, rows_in_file))
+        fsync_path(self.folder)
+        return out

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from manifests.layout import marker_path, table_dir
+from manifests import delta
+from manifests.layout import data_file_name, table_dir
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
 from manifests.synthetic import synthetic_tables, write_tables
+from manifests.units import mark_unit_complete
 
 
 def small_dataset(root: Path, n_clips: int = 60, n_objects: int = 6, unit_rows: int = 25) -> dict[str, pa.Table]:
@@ -27,18 +28,16 @@ def commit_raw(
     data: pa.Table,
     metadata: dict[bytes, bytes] | None = None,
 ) -> Path:
-    """Write `data` as one part plus a commit marker, bypassing the writer's checks (to make bad files)."""
+    """Write `data` as one file and commit it as a complete unit, bypassing the writer's checks (to make bad files)."""
     if metadata is None:
         metadata = {META_VERSION_KEY: SCHEMA_VERSION.encode(), META_TABLE_KEY: table.encode()}
     folder = table_dir(root, table)
-    folder.mkdir(parents=True, exist_ok=True)
-    part = folder / f"{unit}-00000.parquet"
+    current = delta.load(folder) or delta.create(folder, SCHEMAS[table])
+    part = folder / data_file_name(unit, "0123456789abcdef", 0)
     pq.write_table(data.replace_schema_metadata(metadata), part)
-    marker = marker_path(root, table, unit)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    info = {"files": [part.name], "rows": data.num_rows, "bytes": part.stat().st_size,
-            "schema_version": SCHEMA_VERSION, "written_at": "2026-11-27T00:00:00+00:00"}
-    marker.write_text(json.dumps(info))
+    version = delta.digest(data)[1]
+    delta.commit(current, [delta.add_action(part.name, part, data.num_rows)], SCHEMAS[table], unit, version, {})
+    mark_unit_complete(root, unit, [table])
     return part
 
 
@@ -77,3 +76,33 @@ def files_under(root: Path) -> list[str]:
 
 def schema_of(table: str) -> pa.Schema:
     return SCHEMAS[table]
+
+
+def score_row(clip: str, signal: str = "blur", value: float = 1.0) -> dict:
+    return {"clip_id": clip, "signal": signal, "value": value, **provenance("filters")}
+
+
+def append_units(root: str, worker: int, units: int) -> int:
+    """Spawned writer process: commit `units` one-row units of `scores`; returns how many were skipped."""
+    from manifests.writer import ManifestWriter
+
+    writer = ManifestWriter(root, "scores")
+    skipped = 0
+    for k in range(units):
+        skipped += writer.write(f"w{worker}-{k:05d}", [score_row(f"w{worker}-{k:05d}")]).skipped
+    return skipped
+
+
+def write_same_unit(root: str, start) -> bool:
+    """Spawned writer process: wait for the others, then commit one shared unit; returns whether it was skipped."""
+    from manifests.writer import ManifestWriter
+
+    start.wait()
+    return ManifestWriter(root, "scores").write("shared", [score_row(f"c{i}") for i in range(50)]).skipped
+
+
+def compact_in_loop(root: str, rounds: int) -> int:
+    """Spawned housekeeping process: compact `scores` `rounds` times while writers append; files rewritten."""
+    from manifests.housekeeping import compact_table
+
+    return sum(compact_table(root, "scores", target_bytes=1 << 20).files_before for _ in range(rounds))

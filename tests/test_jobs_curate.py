@@ -2,8 +2,8 @@
 
 Bad config/input/output are one-line errors. The job listens only on loopback and its console shows only
 its own lines. Resume: the job's fault hook (LIVEDITOR_FAULTS, curation/faults.py) SIGKILLs the driver
-right after its N-th table commit, so the kill lands at the same point every run, between two tables of
-one unit too; the resumed output must equal an uninterrupted run: the same rows in every table (sorted by
+right after its N-th Delta commit (one per table of a unit, then its completion record), so the kill lands
+at the same point every run, between two tables of one unit too; the resumed output must equal an uninterrupted run: the same rows in every table (sorted by
 key), no duplicate keys, valid manifests, every clip file present and no temp file left behind.
 """
 
@@ -20,7 +20,7 @@ import yaml
 
 from _job_helpers import REPO, is_loopback, job_command, plain_env, sockets_of, sorted_rows
 from curation.corpus import build_corpus
-from manifests import PRIMARY_KEYS, ManifestWriter, validate_dataset
+from manifests import PRIMARY_KEYS, ManifestWriter, is_unit_complete, validate_dataset
 TABLES = ("videos", "clips", "scores", "errors")
 
 
@@ -63,8 +63,11 @@ def test_bad_config_missing_input_and_existing_output_are_one_line_errors(tmp_pa
         assert "Traceback" not in proc.stderr
 
 
-def _committed_tables(out: Path, units: int) -> int:
-    return sum(ManifestWriter(out, t).is_committed(f"b{i:06d}") for t in TABLES for i in range(units))
+def _commits(out: Path, units: int) -> int:
+    """Delta commits the job made: one per table of a unit, then the unit's completion record."""
+    ids = [f"b{i:06d}" for i in range(units)]
+    return (sum(ManifestWriter(out, t).is_committed(u) for t in TABLES for u in ids)
+            + sum(is_unit_complete(out, u, TABLES) for u in ids))
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +108,7 @@ def test_job_from_a_plain_shell_listens_only_on_loopback_and_prints_only_its_own
     assert (out / "logs" / "ray" / "driver.log").is_file()
 
 
-@pytest.mark.parametrize(("kill_after", "resume_mode"), [(1, "ray"), (4, "in-process"), (7, "in-process")])
+@pytest.mark.parametrize(("kill_after", "resume_mode"), [(1, "ray"), (5, "in-process"), (7, "in-process")])
 def test_sigkill_at_a_commit_then_resume_equals_an_uninterrupted_run(tmp_path, corpus, whole, kill_after, resume_mode):
     """Kill points: between two tables of the first unit, right after a whole unit, inside the second unit."""
     killed = tmp_path / "killed"
@@ -122,12 +125,12 @@ def test_sigkill_at_a_commit_then_resume_equals_an_uninterrupted_run(tmp_path, c
         time.sleep(0.1)
     _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, stderr
-    assert _committed_tables(killed, 5) == kill_after  # the kill landed exactly there
+    assert _commits(killed, 5) == kill_after  # the kill landed exactly there
 
     resume = ["--config", str(cfg), "--resume", "--no-summary"] + (["--in-process"] if resume_mode == "in-process" else [])
     resumed = subprocess.run(job_command(*resume), cwd=REPO, env=plain_env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"{kill_after // len(TABLES)} already committed" in resumed.stderr
+    assert f"{kill_after // (len(TABLES) + 1)} already committed" in resumed.stderr
 
     for table in TABLES:
         got, want = sorted_rows(killed, table), sorted_rows(whole, table)

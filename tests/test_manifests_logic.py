@@ -12,7 +12,7 @@ from manifests import SCHEMAS, ManifestError, rle_decode, rle_encode
 from manifests.expr import parse_filter
 from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_from, sorted_unique
 from manifests.rle import run_lengths
-from manifests.uris import escapes_root, uri_problems
+from manifests.uris import escapes_root, resolve_uri, uri_problems
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (5, 3), (33, 17), (480, 640)])
@@ -146,3 +146,26 @@ def test_filter_rejects_everything_else_in_one_line(text, message):
 
 def test_filter_expression_is_a_pyarrow_expression():
     assert isinstance(parse_filter("value > 1", SCHEMAS["scores"]), pc.Expression)
+
+
+@pytest.mark.parametrize(
+    "uri, message",
+    [
+        ("", "empty"), ("  ", "empty"), ("../x.mp4", "escapes"), ("a/../../x.mp4", "escapes"),
+        ("/etc/passwd", "relative"), ("file:///etc/passwd", "relative"), ("file:clips/a.mp4", "relative"),
+        ("~/clips/a.mp4", "relative"), ("s3://bucket/a.mp4", "relative"), ("C:\\\\clips\\\\a.mp4", "relative"),
+        ("clips/link.mp4", "outside the dataset root"),
+    ],
+)
+def test_resolve_uri_refuses_everything_that_leaves_the_root(tmp_path, uri, message):
+    (tmp_path / "root/clips").mkdir(parents=True)
+    (tmp_path / "root/clips/link.mp4").symlink_to(tmp_path / "outside.mp4")
+    with pytest.raises(ManifestError, match=message):
+        resolve_uri(tmp_path / "root", uri)
+
+
+def test_resolve_uri_keeps_paths_under_the_root(tmp_path):
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "clips/inner.mp4").symlink_to(tmp_path / "clips/a.mp4")
+    assert resolve_uri(tmp_path, "clips/a.mp4") == tmp_path.resolve() / "clips/a.mp4"
+    assert resolve_uri(tmp_path, "clips/./x/../inner.mp4").name == "inner.mp4"

@@ -102,14 +102,14 @@ def test_bad_files_become_issues_and_the_rest_is_still_checked(tmp_path):
 
 def test_corrupt_data_pages_are_an_issue_naming_the_file(tmp_path):
     small_dataset(tmp_path, n_clips=600, unit_rows=300)
-    part = tmp_path / "manifests/clips/unit-000001-00000.parquet"
+    part = next((tmp_path / "manifests/clips").glob("unit-000001.*-00000.parquet"))
     data = bytearray(part.read_bytes())
     data[200:4000] = bytes(b ^ 0x5A for b in data[200:4000])  # footer intact, pages garbled
     part.write_bytes(bytes(data))
     issues = validate_dataset(tmp_path)
     assert [i.check for i in issues] == ["file"]  # no spurious reference issues from the half-read table
-    assert "unit-000001-00000.parquet: corrupt data" in issues[0].message
-    with pytest.raises(ManifestError, match="unit-000001-00000.parquet: corrupt data"):
+    assert f"{part.name}: corrupt data" in issues[0].message
+    with pytest.raises(ManifestError, match=f"{part.name}: corrupt data"):
         read_table(tmp_path, "clips")
 
 
@@ -127,3 +127,47 @@ def test_per_frame_lists_must_align_and_masks_need_a_size(tmp_path):
     assert issues["objects", "shape", "boxes"].count == 1
     assert issues["objects", "shape", "mask_rle"].count == 1 and "no mask_height/mask_width" in issues["objects", "shape", "mask_rle"].message
     assert len(issues) == 2
+
+
+def _domain_issues(tmp_path):
+    return {i.message.split(" rows where ", 1)[1]: i for i in validate_dataset(tmp_path, check_files=True) if i.check == "domain"}
+
+
+def test_value_domains(tmp_path):
+    ManifestWriter(tmp_path, "videos").write("v", [video_row("v0"), video_row("v1", status="maybe", fps=0.0)])
+    clips = [clip_row(0), clip_row(10, end_frame=5), clip_row(20, fps=float("nan")), clip_row(30, start_time_s=-1.0)]
+    ManifestWriter(tmp_path, "clips").write("c", clips)
+    obj = {"clip_id": clip_row(0)["clip_id"], "track_id": 0, "class_name": "dog", "frame_indices": [0],
+           "boxes": [[0, 0, 2, 2]], "mask_height": 2, "mask_width": 2, "stage": "objects", "stage_version": "1",
+           "model_name": "sam", "weights_id": "random-init"}
+    ManifestWriter(tmp_path, "objects").write("o", [
+        dict(obj, object_id="good", confidence=0.5, mask_rle=["04"]),
+        dict(obj, object_id="area", confidence=0.5, mask_rle=["05"]),
+        dict(obj, object_id="garbage", confidence=0.5, mask_rle=["\x7f"]),
+        dict(obj, object_id="sure", confidence=2.0, mask_rle=None),
+    ])
+    found = _domain_issues(tmp_path)
+    assert found["status is not one of ok, rejected"].examples == ("v1",)
+    assert found["fps is not positive"].table == "videos"
+    assert found["frame range is not 0 <= start_frame < end_frame"].count == 1
+    assert found["time range is not 0 <= start_time_s < end_time_s"].count == 1
+    assert found["fps is NaN or infinite"].count == 1
+    assert found["confidence is outside [0, 1]"].examples == ("sure",)
+    assert sorted(found["masks do not decode to mask_height x mask_width"].examples) == ["area", "garbage"]
+    assert found["uri names a file that is missing or outside the root"].count == 4  # no clip file exists here
+
+
+def test_check_files_finds_missing_and_escaping_files(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "secret.mp4").write_bytes(b"x")
+    root = tmp_path / "data"
+    (root / "clips").mkdir(parents=True)
+    (root / "clips/real.mp4").write_bytes(b"x")
+    (root / "clips/link.mp4").symlink_to(outside / "secret.mp4")
+    ManifestWriter(root, "videos").write("v", [video_row("v0")])
+    ManifestWriter(root, "clips").write("c", [clip_row(0, uri="clips/real.mp4"), clip_row(1, uri="clips/link.mp4"),
+                                               clip_row(2, uri="clips/gone.mp4")])
+    assert validate_dataset(root) == []
+    issues = [i for i in validate_dataset(root, check_files=True) if i.check == "domain"]
+    assert len(issues) == 1 and sorted(issues[0].examples) == ["clips/gone.mp4", "clips/link.mp4"]

@@ -1,0 +1,186 @@
+"""The one place that talks to delta-rs: open a table at a version, list its files, commit files
+as an idempotent transaction, remove files (compaction) and vacuum (gc).
+
+A unit's commit carries a Delta application transaction (appId = unit id, version = a 63-bit digest of
+the unit's rows). Delta's conflict checker fails a commit whose appId a concurrent winner also set, and
+a writer that loads the table first sees the appId of any earlier commit, so a unit lands at most once
+and a different-rows re-commit is recognised by its digest.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from manifests.errors import ManifestError, first_line
+
+MAX_COMMIT_RETRIES = 10_000
+"""delta-rs rebases a losing append on the winner and retries; many writers on one table need many tries."""
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """One data file of a table version: path relative to the table folder, rows and bytes."""
+
+    path: str
+    rows: int
+    bytes: int
+
+
+def _deltalake():  # imported lazily: footer-only commands stay fast, and forked workers never touch it
+    import deltalake
+    import deltalake.exceptions
+    import deltalake.transaction
+
+    return deltalake
+
+
+_OPEN: dict[tuple[int, str], object] = {}
+"""Latest-version tables this process has open, refreshed incrementally (a fresh load replays the log
+since the last checkpoint). Keyed by pid too: a forked child must not reuse its parent's delta-rs objects."""
+
+
+def latest(folder: Path):
+    """The DeltaTable at `folder` at its latest version (None when none exists), reusing this process's copy."""
+    key = (os.getpid(), str(folder))
+    table = _OPEN.get(key)
+    if table is None:
+        table = load(folder)
+        if table is not None:
+            _OPEN[key] = table
+        return table
+    table.update_incremental()
+    return table
+
+
+def load(folder: Path, version: int | None = None):
+    """The DeltaTable at `folder` (at `version`, or the latest), or None when no table was ever created."""
+    dl = _deltalake()
+    if not (folder / "_delta_log").is_dir():
+        if version is not None:
+            raise ManifestError(f"{folder}: no Delta table, so no version {version}")
+        return None
+    try:
+        return dl.DeltaTable(str(folder), version=version)
+    except dl.exceptions.TableNotFoundError:
+        if version is not None:
+            raise ManifestError(f"{folder}: no Delta table, so no version {version}") from None
+        return None
+    except (dl.exceptions.DeltaError, OSError) as exc:
+        raise ManifestError(f"{folder}: cannot open Delta table at version {version} ({first_line(exc)})") from None
+
+
+def create(folder: Path, schema: pa.Schema):
+    """Create the table if absent and return it at its latest version.
+
+    Creation is serialised by an flock on `<folder>/../.<name>.create.lock`: delta-rs lets two racing
+    creators both commit table metadata (versions 0 and 1), and a metadata change between a writer's read
+    and its commit hides a concurrent commit of the same application id from the conflict checker.
+    """
+    dl = _deltalake()
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f".{folder.name}.create.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if load(folder) is None:
+                dl.DeltaTable.create(str(folder), schema=schema, mode="error")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    table = latest(folder)
+    if table is None:
+        raise ManifestError(f"{folder}: could not create the Delta table")
+    return table
+
+
+def files(table) -> list[DataFile]:
+    """The table version's data files (Delta's add actions), sorted by path."""
+    if table is None:
+        return []
+    actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=False)).read_all()  # pa.table() imports pandas
+    paths = actions.column("path").to_pylist()
+    sizes = actions.column("size_bytes").to_pylist()
+    rows = actions.column("num_records").to_pylist() if "num_records" in actions.column_names else [None] * len(paths)
+    return sorted((DataFile(p, -1 if r is None else int(r), int(s)) for p, r, s in zip(paths, rows, sizes)), key=lambda f: f.path)
+
+
+DIGEST_SLICE_ROWS = 16_384
+
+
+def removed_paths(folder: Path) -> set[str]:
+    """Files a commit removed (compacted away, still kept for older versions until gc), read from the
+    JSON commits of the log (tombstones that only a checkpoint holds are missed: they read as orphans)."""
+    out: set[str] = set()
+    for commit_file in (folder / "_delta_log").glob("*.json"):
+        with open(commit_file) as lines:
+            for line in lines:
+                if line.startswith('{"remove"'):
+                    out.add(json.loads(line)["remove"]["path"])
+    return out
+
+
+def digest(data: pa.Table) -> tuple[str, int]:
+    """SHA-256 of a table's Arrow IPC bytes, and its first 63 bits as a Delta transaction version.
+
+    Hashed in fixed slices of rows, each combined into one chunk: the digest does not depend on how the
+    caller chunked its arrays, and no slice is large enough to overflow 32-bit offsets.
+    """
+    hasher = hashlib.sha256(str(data.schema).encode())
+    for offset in range(0, data.num_rows, DIGEST_SLICE_ROWS):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, data.schema) as stream:
+            stream.write_table(data.slice(offset, DIGEST_SLICE_ROWS).combine_chunks())
+        hasher.update(sink.getvalue())
+    text = hasher.hexdigest()
+    return text, int(text[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def add_action(name: str, path: Path, rows: int, data_change: bool = True):
+    """An add action for a file in the table folder; `data_change=False` for rewrites (compaction)."""
+    dl = _deltalake()
+    stat = path.stat()
+    stats = json.dumps({"numRecords": rows})
+    return dl.transaction.AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), data_change, stats)
+
+
+def remove_action(entry: DataFile):
+    dl = _deltalake()
+    return dl.transaction.RemoveAction(entry.path, False, int(time.time() * 1000), entry.bytes, {})
+
+
+class AlreadyCommitted(Exception):
+    """A concurrent writer committed the same application id first."""
+
+
+def commit(table, actions: list, schema: pa.Schema, app_id: str | None, app_version: int | None, metadata: dict) -> int:
+    """Commit `actions` in one transaction (with an application transaction when `app_id` is set); new version.
+
+    Raises AlreadyCommitted when a concurrent commit set the same app id (the caller re-reads and decides).
+    """
+    dl = _deltalake()
+    txns = [dl.transaction.Transaction(app_id, app_version)] if app_id is not None else None
+    props = dl.transaction.CommitProperties(
+        custom_metadata=metadata, max_commit_retries=MAX_COMMIT_RETRIES, app_transactions=txns
+    )
+    try:
+        table.create_write_transaction(actions, "append", schema, commit_properties=props)
+    except dl.exceptions.CommitFailedError as exc:
+        if "Concurrent transaction" in str(exc):
+            raise AlreadyCommitted(str(exc)) from None
+        raise ManifestError(f"{table.table_uri}: commit failed ({first_line(exc)})") from None
+    except dl.exceptions.DeltaError as exc:
+        raise ManifestError(f"{table.table_uri}: commit failed ({first_line(exc)})") from None
+    table.update_incremental()
+    return table.version()
+
+
+def vacuum(table, retention_hours: float, dry_run: bool) -> list[str]:
+    """Delete files no version newer than the retention window needs, and untracked files older than it."""
+    hours = max(0, int(retention_hours))
+    return table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False, full=True)
