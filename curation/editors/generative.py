@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import cv2
@@ -59,6 +59,7 @@ class GenerativeConfig:
     model: str = "curation.editors.generative:TeleaInpaint"  # "module:Class" of a GenerativeModel
     edit_type: str = "removal"  # whose instruction templates the model is asked to follow
     region: str = "inside"  # inside | outside | global: where the model is meant to change pixels
+    slots: dict[str, str] = field(default_factory=dict)  # instruction slots beyond the object (colour, style...)
 
     def __post_init__(self) -> None:
         if self.region not in REGIONS:
@@ -90,7 +91,7 @@ class GenerativeEditor(Editor):
         self.model.setup()
 
     def _edit(self, inp: EditInput, mask: np.ndarray | None) -> EditResult:
-        slots = {"object": inp.object_class or "object"}
+        slots = {"object": inp.object_class or "object", **self.config.slots}
         instruction = make_instruction(self.config.edit_type, slots, inp.seed).text
         target = self.model.generate(inp.frames, mask, instruction)
         if not isinstance(target, np.ndarray) or target.shape != inp.frames.shape or target.dtype != np.uint8:
