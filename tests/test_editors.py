@@ -204,3 +204,22 @@ def test_mask_touching_the_border(tmp_path, name):
     edited, kept = edit_regions(result.mask, result.region, mask.shape, margin_px=4)
     assert psnr(source, target, kept) >= min(38.0, codec_floor(inp.frames, kept, tmp_path) - 1.5)
     assert psnr(source, target, edited) < 30.0
+
+
+def test_removal_against_the_corpus_truth():
+    """On a corpus shot with its camera held still, removal matches the true background where some
+    frame shows it; the truth differs from the clip only where the object was."""
+    from curation.corpus.backgrounds import removal_truth, render_range, static_camera
+    from curation.corpus.plan import plan_video
+
+    plan = static_camera(plan_video(0, 0, True, lambda name: load_photo(name).shape[:2]))
+    shot = next(s for s in plan.shots if any(o.first == s.pure_start for o in plan.objects))
+    frames, masks = render_range(plan, shot.pure_start, shot.pure_end)
+    oid = min(masks)
+    others = np.zeros_like(masks[oid])
+    for other in set(masks) - {oid}:
+        others |= masks[other]
+    truth, background_shows = removal_truth(plan, oid, shot.pure_start, shot.pure_end)
+    assert np.array_equal(truth[~masks[oid]], frames[~masks[oid]])
+    result = get_editor("removal").edit(EditInput(frames, float(plan.fps), masks[oid], str(oid), others=others))
+    assert psnr(result.target, truth, result.mask & background_shows) >= 28.0
