@@ -77,6 +77,9 @@ def test_mask_file_round_trip_and_errors(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(MaskFileError, match="not a mask file"):
         read_mask_file(tmp_path / "junk.npz")
+    np.savez(tmp_path / "bad_rle.npz", shape=np.array([T, H, W]), frames=np.array([0]), rle=np.array(["zz"]))
+    with pytest.raises(MaskFileError, match="frame 0"):
+        read_mask_file(tmp_path / "bad_rle.npz")
     assert issubclass(MaskFileError, EditError)
 
 
@@ -149,3 +152,4 @@ def test_instruction_for_every_editor_result():
         result = get_editor(name).edit(inp)
         text = make_instruction(result.edit_type, result.slots, inp.seed).text
         assert text and "{" not in text
+    assert make_instruction("addition", {"object": "ellipse"}, 0).text.count("an ellipse") == 1

@@ -9,6 +9,7 @@ the result alone (parameters as JSON, instruction slots, which region changed, p
 from __future__ import annotations
 
 import importlib
+import zlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -164,5 +165,5 @@ def get_editor(name: str, config: Any | None = None) -> Editor:
 
 def pick(options: tuple[str, ...] | list[str], seed: int, salt: str) -> str:
     """A deterministic choice among `options` from (seed, salt): same input, same choice, any process."""
-    rng = np.random.default_rng([seed & 0xFFFFFFFF, sum(map(ord, salt))])
+    rng = np.random.default_rng([seed & 0xFFFFFFFF, zlib.crc32(salt.encode())])
     return options[int(rng.integers(len(options)))]

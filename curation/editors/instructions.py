@@ -21,10 +21,10 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Delete the {object} and fill in the background behind it.",
     ),
     "addition": (
-        "Add a {object}.",
-        "Put a {object} into the scene.",
-        "Insert a {object} moving through the video.",
-        "Make a {object} appear in the clip.",
+        "Add {a_object}.",
+        "Put {a_object} into the scene.",
+        "Insert {a_object} moving through the video.",
+        "Make {a_object} appear in the clip.",
     ),
     "recolour": (
         "Make the {object} {colour}.",
@@ -87,6 +87,8 @@ def template_key(edit_type: str, slots: Mapping[str, str]) -> str:
 
 def _fill(template: str, slots: Mapping[str, str]) -> str:
     values = dict(slots)
+    if "object" in values:  # "a horse", "an ellipse"
+        values["a_object"] = ("an " if values["object"][:1].lower() in "aeiou" else "a ") + values["object"]
     if "style" in values:
         values["style"] = STYLE_PHRASES.get(values["style"], values["style"].replace("_", " "))
     needed = {name for _, name, _, _ in string.Formatter().parse(template) if name}

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from curation.editors.base import MaskFileError
+from manifests.errors import ManifestError
 from manifests.rle import rle_decode, rle_encode
 
 
@@ -84,6 +85,9 @@ def read_mask_file(path: str | Path) -> np.ndarray:
     if len(frames) != len(rle) or (len(frames) and (frames.min() < 0 or frames.max() >= t)):
         raise MaskFileError(f"{p}: frame indices do not match the {t}-frame mask")
     out = np.zeros((t, h, w), bool)
-    for i, counts in zip(frames, rle):
-        out[i] = rle_decode(str(counts), h, w)
+    try:
+        for i, counts in zip(frames, rle):
+            out[i] = rle_decode(str(counts), h, w)
+    except ManifestError as exc:
+        raise MaskFileError(f"{p}: frame {i}: {exc}") from None
     return out
