@@ -63,7 +63,7 @@ class PairGateConfig:
 @dataclass(frozen=True)
 class GateValue:
     value: float | None
-    passed: bool | None  # None: the gate did not run (reason says why)
+    passed: bool | None  # None: not gated (did not run, or a value recorded only); reason says why
     reason: str = ""
 
 
@@ -141,14 +141,15 @@ def edit_strength(source: np.ndarray, target: np.ndarray, mask: np.ndarray | Non
 
 
 def temporal_flicker(source: np.ndarray, target: np.ndarray) -> float:
-    """Mean over frames of |mean abs frame difference of target - that of source| (grey levels):
-    how much frame-to-frame change the edit added. 0 for one frame."""
+    """Mean over frame steps of how much the target's mean abs frame difference exceeds the source's
+    (grey levels): frame-to-frame change the edit added. Less change (a still backdrop, a blur) is
+    not flicker. 0 for one frame."""
     if len(target) < 2:
         return 0.0
     grey = lambda f: np.stack([cv2.cvtColor(x, cv2.COLOR_RGB2GRAY) for x in f]).astype(np.float32)  # noqa: E731
     dt = np.abs(np.diff(grey(target), axis=0)).mean(axis=(1, 2))  # (T-1,)
     ds = np.abs(np.diff(grey(source), axis=0)).mean(axis=(1, 2))
-    return float(np.abs(dt - ds).mean())
+    return float(np.maximum(dt - ds, 0).mean())
 
 
 class ClipEncoder(Protocol):
@@ -211,11 +212,14 @@ def evaluate_pair(source: np.ndarray, target: np.ndarray, mask: np.ndarray | Non
         out["mask_area"] = GateValue(area, cfg.min_mask_area <= area <= cfg.max_mask_area)
         out["mask_iou"] = GateValue(iou, iou >= cfg.min_mask_iou)
     s = edit_strength(source, target, mask, region, cfg.kept_margin_px)
-    out["psnr_edited"] = GateValue(s["psnr_edited"], s["psnr_edited"] <= cfg.max_psnr_edited)
-    out["ssim_edited"] = GateValue(s["ssim_edited"], s["ssim_edited"] <= cfg.max_ssim_edited)
+    # visible if colours moved (PSNR) or structure did (SSIM): a colour grade keeps the grey structure
+    visible = s["psnr_edited"] <= cfg.max_psnr_edited or s["ssim_edited"] <= cfg.max_ssim_edited
+    out["edit_strength"] = GateValue(s["psnr_edited"], visible)
+    out["ssim_edited"] = GateValue(s["ssim_edited"], None, "recorded; gated through edit_strength")
     if region != "global":
         kept_ok = math.isnan(s["psnr_kept"]) or s["psnr_kept"] >= cfg.min_psnr_kept
         out["psnr_kept"] = GateValue(s["psnr_kept"], kept_ok)
+        out["ssim_kept"] = GateValue(s["ssim_kept"], None, "recorded; gated through psnr_kept")
     flicker = temporal_flicker(source, target)
     out["flicker"] = GateValue(flicker, flicker <= cfg.max_flicker)
     return out

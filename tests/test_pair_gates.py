@@ -73,6 +73,7 @@ def test_temporal_flicker():
     flicker = src.copy()
     flicker[1::2] = np.clip(flicker[1::2].astype(int) + 20, 0, 255)  # every other frame brighter
     assert temporal_flicker(src, flicker) > 15
+    assert temporal_flicker(flicker, src) == 0.0  # a steadier target adds no flicker
     assert temporal_flicker(src[:1], src[:1]) == 0.0
 
 
@@ -93,12 +94,17 @@ def test_evaluate_pair_passes_a_good_edit_and_fails_a_bad_one():
     good = src.copy()
     good[m] = 255 - good[m]
     values = evaluate_pair(src, good, m, "inside", PairGateConfig())
-    assert gates_passed(values) == ["flicker", "mask_area", "mask_iou", "psnr_edited", "psnr_kept", "ssim_edited"]
+    assert gates_passed(values) == ["edit_strength", "flicker", "mask_area", "mask_iou", "psnr_kept"]
+    assert values["ssim_edited"].passed is None and values["ssim_edited"].value < 0.5
     leaky = good.copy()
     leaky[~m] = 255 - leaky[~m]  # changed everywhere: outside not kept
     assert not evaluate_pair(src, leaky, m, "inside", PairGateConfig())["psnr_kept"].passed
     nothing = evaluate_pair(src, src.copy(), m, "inside", PairGateConfig())
-    assert not nothing["psnr_edited"].passed and not nothing["ssim_edited"].passed
+    assert not nothing["edit_strength"].passed
+    grade = src.copy()
+    grade[..., 2] = (grade[..., 2] * 0.5).astype(np.uint8)  # a colour grade: blue halved, grey nearly kept
+    graded = evaluate_pair(src, grade, None, "global", PairGateConfig())
+    assert graded["edit_strength"].passed and graded["ssim_edited"].value > 0.9
     style = evaluate_pair(src, good, None, "global", PairGateConfig())
     assert "psnr_kept" not in style and "mask_area" not in style
 
