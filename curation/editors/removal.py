@@ -71,8 +71,10 @@ def fill_from_frames(frames: np.ndarray, holes: np.ndarray, unusable: np.ndarray
 def remove_object(frames: np.ndarray, mask: np.ndarray, others: np.ndarray | None, cfg: RemovalConfig
                   ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(frames without the object, the dilated mask used, fill statistics) for a (T, H, W) bool mask;
-    `others` (T, H, W) bool marks the clip's other objects, never copied into the hole."""
+    `others` (T, H, W) bool marks the clip's other objects: never copied into the hole, never painted over."""
     holes = dilate(mask, cfg.dilate_px)
+    if others is not None:
+        holes &= ~others
     unusable = holes if others is None else holes | dilate(others, cfg.dilate_px)
     paths, failed = camera_paths(frames, unusable)
     filled, missing = fill_from_frames(frames, holes, unusable, paths, cfg.max_sources)
