@@ -11,7 +11,7 @@ from curation.editors import (
 from curation.editors.generative import GenerativeConfig, GenerativeModel
 from curation.editors.instructions import TEMPLATES
 from curation.editors.masks import dense_mask
-from curation.video import VideoError, probe, read_frames
+from curation.video import VideoError, probe
 
 H, W, T = 48, 64, 4
 

@@ -8,13 +8,14 @@ the result alone (parameters as JSON, instruction slots, which region changed, p
 
 from __future__ import annotations
 
-import importlib
 import zlib
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+
+from curation.registry import Registry, build
 
 REGIONS = ("inside", "outside", "global")
 """Where an edit means to change pixels: inside the mask, outside it, or the whole frame."""
@@ -143,7 +144,7 @@ class Editor(ABC):
                           model_name=self.model_name, weights_id=self.weights_id, **kw)
 
 
-_REGISTRY: dict[str, tuple[str, str, str]] = {
+_REGISTRY: Registry = {
     "removal": ("curation.editors.removal", "ObjectRemoval", "RemovalConfig"),
     "addition": ("curation.editors.addition", "ObjectAddition", "RemovalConfig"),
     "recolour": ("curation.editors.recolour", "ObjectRecolour", "RecolourConfig"),
@@ -156,11 +157,7 @@ EDITOR_NAMES = tuple(_REGISTRY)
 
 def get_editor(name: str, config: Any | None = None) -> Editor:
     """Build editor `name` with `config` (its default config when None)."""
-    if name not in _REGISTRY:
-        raise EditError(f"unknown editor {name!r}; known: {', '.join(_REGISTRY)}")
-    module_name, cls_name, config_name = _REGISTRY[name]
-    module = importlib.import_module(module_name)
-    return getattr(module, cls_name)(config if config is not None else getattr(module, config_name)())
+    return build(_REGISTRY, "editor", name, config, EditError)
 
 
 def pick(options: tuple[str, ...] | list[str], seed: int, salt: str) -> str:

@@ -7,12 +7,13 @@ transitions. Frame ranges are half-open [start, end).
 
 from __future__ import annotations
 
-import importlib
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+
+from curation.registry import Registry, build
 
 
 class ShotError(Exception):
@@ -95,7 +96,7 @@ class ShotDetector(ABC):
         """Detect the cuts and gradual transitions of one video."""
 
 
-_REGISTRY = {
+_REGISTRY: Registry = {
     "fast": ("curation.shots.fast", "FastDetector", "FastConfig"),
     "transnetv2": ("curation.shots.transnet", "TransNetV2Detector", "TransNetV2Config"),
 }
@@ -104,8 +105,4 @@ DETECTOR_NAMES = tuple(_REGISTRY)
 
 def get_detector(name: str, config: Any | None = None) -> ShotDetector:
     """Build detector `name` (imported lazily: the fast one must not pay for importing torch)."""
-    if name not in _REGISTRY:
-        raise ShotError(f"unknown shot detector {name!r}; known: {', '.join(_REGISTRY)}")
-    module_name, cls_name, config_name = _REGISTRY[name]
-    module = importlib.import_module(module_name)
-    return getattr(module, cls_name)(config if config is not None else getattr(module, config_name)())
+    return build(_REGISTRY, "shot detector", name, config, ShotError)
