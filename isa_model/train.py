@@ -63,7 +63,11 @@ class Trainer:
         self.rank = int(os.environ.get("RANK", "0"))
         cuda = torch.cuda.is_available()
         if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if cuda else "gloo")
+            # torchrun's env:// store listens on every interface; LIVEDITOR_DIST_INIT=file:///shared/path (with
+            # RANK/WORLD_SIZE/LOCAL_RANK set by the launcher) rendezvouses through a file instead
+            init = os.environ.get("LIVEDITOR_DIST_INIT")
+            dist.init_process_group("nccl" if cuda else "gloo", init_method=init,
+                                    **({"rank": self.rank, "world_size": self.world} if init else {}))
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu")
         if cuda:
             torch.cuda.set_device(self.device)
