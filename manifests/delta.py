@@ -37,6 +37,7 @@ class DataFile:
 def _deltalake():  # imported lazily: footer-only commands stay fast, and forked workers never touch it
     import deltalake
     import deltalake.exceptions
+    import deltalake.schema
     import deltalake.transaction
 
     return deltalake
@@ -78,7 +79,8 @@ def load(folder: Path, version: int | None = None):
 
 
 def create(folder: Path, schema: pa.Schema):
-    """Create the table if absent and return it at its latest version.
+    """Create the table if absent, add the columns a newer minor schema version has, and return it at its
+    latest version (so Delta readers other than ours see every column we write).
 
     Creation is serialised by an flock on `<folder>/../.<name>.create.lock`: delta-rs lets two racing
     creators both commit table metadata (versions 0 and 1), and a metadata change between a writer's read
@@ -89,14 +91,30 @@ def create(folder: Path, schema: pa.Schema):
     with open(folder.parent / f".{folder.name}.create.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if load(folder) is None:
+            existing = load(folder)
+            if existing is None:
                 dl.DeltaTable.create(str(folder), schema=schema, mode="error")
+            else:
+                _add_missing_columns(existing, schema)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
     table = latest(folder)
     if table is None:
         raise ManifestError(f"{folder}: could not create the Delta table")
     return table
+
+
+def _add_missing_columns(table, schema: pa.Schema) -> None:
+    """Evolve a table made by an older 1.x writer: one metadata commit adding our new nullable columns."""
+    dl = _deltalake()
+    have = {f.name for f in table.schema().fields}
+    missing = [f for f in dl.schema.Schema.from_arrow(schema).fields if f.name not in have]
+    if missing:
+        try:
+            table.alter.add_columns(missing)
+        except dl.exceptions.DeltaError as exc:
+            raise ManifestError(f"{table.table_uri}: cannot add columns {[f.name for f in missing]} "
+                                f"({first_line(exc)})") from None
 
 
 def files(table) -> list[DataFile]:

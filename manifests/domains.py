@@ -66,6 +66,13 @@ def all_domains() -> tuple[Domain, ...]:
         Domain("object_frames", ("mask_height", "mask_width"), "mask size is not positive",
                (_f("mask_height") <= 0) | (_f("mask_width") <= 0)),
         Domain("edit_pairs", ("split",), f"split is not one of {', '.join(SPLITS)}", _not_in("split", SPLITS)),
+        Domain("edit_pairs", ("frames", "fps"), "frames or fps is not positive", (_f("frames") <= 0) | (_f("fps") <= 0)),
+        Domain("edit_pairs", ("width", "height"), "width or height is not positive", (_f("width") <= 0) | (_f("height") <= 0)),
+        Domain("edit_pairs", ("gate_mask_area",), "gate_mask_area is outside [0, 1]",
+               (_f("gate_mask_area") < 0) | (_f("gate_mask_area") > 1)),
+        Domain("objects", ("temporal_iou",), "temporal_iou is outside [0, 1]",
+               (_f("temporal_iou") < 0) | (_f("temporal_iou") > 1)),
+        Domain("clip_embeddings", ("dim",), "dim is not positive", _f("dim") <= 0),
         Domain("errors", ("attempt",), "attempt is below 1", _f("attempt") < 1),
     )
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 """Major.minor. Readers refuse files whose major differs from ours. A minor version only adds nullable
 columns or new tables (tests/test_manifests_schema.py holds a frozen copy of 1.0 and checks that).
 
 1.1: the `object_frames` table (one row per object and frame: box and RLE mask, 64-bit string offsets),
-so one object's masks are read alone; `objects.mask_rle` stays readable but new writers leave it null."""
+so one object's masks are read alone; `objects.mask_rle` stays readable but new writers leave it null.
+1.2: `objects.temporal_iou`; the `clip_embeddings` and `captions` tables (model stages); `edit_pairs` gains
+the object id, edit parameters (JSON), frames, fps, size and one column per quality gate value."""
 
 META_VERSION_KEY = b"liveditor.schema_version"
 META_TABLE_KEY = b"liveditor.table"
@@ -74,6 +76,7 @@ _OBJECTS = [
     pa.field("mask_height", pa.int32()),
     pa.field("mask_width", pa.int32()),
     pa.field("mask_uri", pa.string()),  # alternative to inline RLE for long tracks
+    pa.field("temporal_iou", pa.float32()),  # mean IoU of consecutive masks of the track (1.2)
 ]
 
 _OBJECT_FRAMES = [
@@ -93,6 +96,10 @@ _SCORES = [
     pa.field("passed", pa.bool_()),  # null when no threshold applies to this signal
 ]
 
+PAIR_GATES = ("mask_area", "mask_iou", "psnr_edited", "ssim_edited", "psnr_kept", "ssim_kept", "flicker",
+              "clip_direction", "vlm")
+"""The quality gates of an edit pair (filters/pair_gates.py), each stored as an `edit_pairs.gate_<name>` column."""
+
 _EDIT_PAIRS = [
     pa.field("pair_id", pa.string(), nullable=False),
     pa.field("clip_id", pa.string(), nullable=False),
@@ -103,6 +110,29 @@ _EDIT_PAIRS = [
     pa.field("mask_uri", pa.string()),
     pa.field("gates_passed", pa.list_(pa.string()), nullable=False),
     pa.field("split", pa.string(), nullable=False),  # train | val | test
+    # 1.2: what the pair is made of, and every gate value (null where a gate did not run; PSNR of identical
+    # pixels is stored as PSNR_CAP); `gate_notes` is a JSON object {gate: why it did not run}
+    pa.field("object_id", pa.string()),  # the object a local edit used
+    pa.field("edit_params", pa.string()),  # JSON: everything needed to redo the edit
+    pa.field("frames", pa.int32()),
+    pa.field("fps", pa.float64()),
+    pa.field("width", pa.int32()),
+    pa.field("height", pa.int32()),
+    *[pa.field(f"gate_{name}", pa.float64()) for name in PAIR_GATES],
+    pa.field("gate_notes", pa.string()),
+]
+
+_CLIP_EMBEDDINGS = [  # 1.2: per-frame image embeddings of a clip, stored in a shared npz file
+    pa.field("clip_id", pa.string(), nullable=False),
+    pa.field("uri", pa.string(), nullable=False),  # the npz file (one per unit); `key` is the clip's array in it
+    pa.field("key", pa.string(), nullable=False),
+    pa.field("frame_indices", pa.list_(pa.int32()), nullable=False),  # clip-relative frames embedded
+    pa.field("dim", pa.int32(), nullable=False),
+]
+
+_CAPTIONS = [  # 1.2: text a model wrote about a clip
+    pa.field("clip_id", pa.string(), nullable=False),
+    pa.field("caption", pa.string(), nullable=False),
 ]
 
 _ERRORS = [
@@ -122,6 +152,8 @@ SCHEMAS: dict[str, pa.Schema] = {
         "object_frames": _OBJECT_FRAMES,
         "scores": _SCORES,
         "edit_pairs": _EDIT_PAIRS,
+        "clip_embeddings": _CLIP_EMBEDDINGS,
+        "captions": _CAPTIONS,
         "errors": _ERRORS,
     }.items()
 }
@@ -133,6 +165,8 @@ PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
     "object_frames": ("object_id", "frame_index"),
     "scores": ("clip_id", "signal", "stage"),
     "edit_pairs": ("pair_id",),
+    "clip_embeddings": ("clip_id", "stage"),
+    "captions": ("clip_id", "stage"),
     "errors": ("error_id",),
 }
 
@@ -142,7 +176,9 @@ FOREIGN_KEYS: dict[str, list[tuple[str, str, str]]] = {
     "objects": [("clip_id", "clips", "clip_id")],
     "object_frames": [("object_id", "objects", "object_id")],
     "scores": [("clip_id", "clips", "clip_id")],
-    "edit_pairs": [("clip_id", "clips", "clip_id")],
+    "edit_pairs": [("clip_id", "clips", "clip_id"), ("object_id", "objects", "object_id")],
+    "clip_embeddings": [("clip_id", "clips", "clip_id")],
+    "captions": [("clip_id", "clips", "clip_id")],
 }
 
 URI_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -150,4 +186,8 @@ URI_COLUMNS: dict[str, tuple[str, ...]] = {
     "clips": ("uri",),
     "objects": ("mask_uri",),
     "edit_pairs": ("source_uri", "target_uri", "mask_uri"),
+    "clip_embeddings": ("uri",),
 }
+
+PSNR_CAP = 100.0
+"""dB stored for the PSNR of identical pixels (infinite), so gate columns stay finite."""

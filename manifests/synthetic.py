@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.rle import rle_encode
-from manifests.schema import NO_MODEL, RANDOM_INIT, SCHEMAS
+from manifests.schema import NO_MODEL, PAIR_GATES, RANDOM_INIT, SCHEMAS
 from manifests.units import mark_unit_complete
 from manifests.writer import ManifestWriter
 
@@ -226,12 +226,37 @@ def synthetic_edit_pairs(objects: pa.Table, seed: int = 0) -> pa.Table:
             "source_uri": [f"clips/{c}.mp4" for c in clip_id],
             "target_uri": [f"edits/{p}.mp4" for p in pair_id],
             "mask_uri": [f"masks/{p}.npz" for p in pair_id],
-            "gates_passed": [["mask_area", "temporal_iou", "edit_strength"]] * n,
+            "gates_passed": [["mask_area", "mask_iou", "edit_strength"]] * n,
             "split": rng.choice(["train", "val", "test"], n, p=[0.9, 0.05, 0.05]).tolist(),
+            "object_id": objects.column("object_id").to_pylist(),
+            "edit_params": ['{"seed": %d}' % i for i in range(n)],
+            "frames": [48] * n,
+            "fps": [24.0] * n,
+            "width": objects.column("mask_width").to_pylist(),
+            "height": objects.column("mask_height").to_pylist(),
+            **{f"gate_{g}": rng.uniform(0, 1, n).tolist() for g in PAIR_GATES},
+            "gate_notes": ['{"clip_direction": "skipped: no CLIP model configured"}'] * n,
             **{k: v.to_pylist() for k, v in _provenance(n, "edits").items()},
         },
         schema=SCHEMAS["edit_pairs"],
     )
+
+
+def synthetic_clip_embeddings(clips: pa.Table) -> pa.Table:
+    ids = clips.column("clip_id").to_pylist()
+    n = len(ids)
+    return pa.table({"clip_id": ids, "uri": ["embeddings/clip/unit-000000.npz"] * n, "key": ids,
+                     "frame_indices": [[0, 4, 8]] * n, "dim": [512] * n,
+                     **{k: v.to_pylist() for k, v in _provenance(n, "clip_scores", "open_clip-ViT-B-32", RANDOM_INIT).items()}},
+                    schema=SCHEMAS["clip_embeddings"])
+
+
+def synthetic_captions(clips: pa.Table) -> pa.Table:
+    ids = clips.column("clip_id").to_pylist()
+    n = len(ids)
+    return pa.table({"clip_id": ids, "caption": [f"a synthetic clip {c}" for c in ids],
+                     **{k: v.to_pylist() for k, v in _provenance(n, "vlm_scores", "test-vlm", "served:test-vlm").items()}},
+                    schema=SCHEMAS["captions"])
 
 
 def synthetic_errors(n: int) -> pa.Table:
@@ -251,7 +276,7 @@ def synthetic_errors(n: int) -> pa.Table:
 def synthetic_tables(
     n_clips: int, clips_per_video: int = 17, signals: tuple[str, ...] = SIGNALS, n_objects: int = 0, seed: int = 0
 ) -> dict[str, pa.Table]:
-    """All six tables, consistent with each other (every reference resolves)."""
+    """Every table, consistent with each other (every reference resolves)."""
     videos = synthetic_videos(max(1, n_clips // clips_per_video), seed)
     clips = synthetic_clips(videos, n_clips, seed)
     objects = synthetic_objects(clips, n_objects, seed=seed)
@@ -262,6 +287,8 @@ def synthetic_tables(
         "object_frames": synthetic_object_frames(objects),
         "scores": synthetic_scores(clips, signals, seed),
         "edit_pairs": synthetic_edit_pairs(objects, seed),
+        "clip_embeddings": synthetic_clip_embeddings(clips),
+        "captions": synthetic_captions(clips),
         "errors": synthetic_errors(min(3, n_clips)),
     }
 

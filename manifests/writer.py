@@ -81,7 +81,7 @@ class ManifestWriter:
         return info
 
     def _commit(self, unit_id: str, data: pa.Table, digest_hex: str, app_version: int) -> CommitInfo:
-        table = self._latest() or delta.create(self.folder, SCHEMAS[self.table])
+        table = delta.create(self.folder, SCHEMAS[self.table])  # creates, or adds a newer minor version's columns
         skipped = self._already(table, unit_id, app_version, data.num_rows)
         if skipped:
             return skipped

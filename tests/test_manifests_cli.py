@@ -51,7 +51,8 @@ def dataset(tmp_path_factory):
 def test_summary_json_counts_rows_shards_and_status(dataset):
     out = run_json("summary", dataset)
     rows = {t["table"]: t["rows"] for t in out["tables"]}
-    assert rows == {"videos": 10, "clips": 60, "objects": 4, "object_frames": 7, "scores": 180, "edit_pairs": 0, "errors": 3}
+    assert rows == {"videos": 10, "clips": 60, "objects": 4, "object_frames": 7, "scores": 180, "edit_pairs": 0,
+                    "clip_embeddings": 60, "captions": 60, "errors": 3}
     clips = next(t for t in out["tables"] if t["table"] == "clips")
     assert clips["shards"] == 3 and sum(clips["counts"]["status"].values()) == 60
     fps = next(c for c in clips["columns"] if c["name"] == "fps")
