@@ -65,26 +65,34 @@ def unit(tmp_path_factory) -> WorkUnit:
     return WorkUnit("b000000", [], str(root), tables={"clips": rows})
 
 
-def _check_rows(rows: list[dict]) -> None:
+def _check_rows(out: dict[str, list[dict]]) -> list[dict]:
+    """The objects rows, after checking each against its object_frames rows (one per frame, decodable masks)."""
+    rows, frames = out["objects"], out["object_frames"]
+    assert len(frames) == sum(len(r["frame_indices"]) for r in rows)
     for row in rows:
-        assert set(row) == set(SCHEMAS["objects"].names)
-        assert len(row["frame_indices"]) == len(row["boxes"]) == len(row["mask_rle"])
-        for counts in row["mask_rle"]:
-            assert rle_decode(counts, row["mask_height"], row["mask_width"]).shape == (H, W)
+        assert set(row) == set(SCHEMAS["objects"].names) and row["mask_rle"] is None
+        assert len(row["frame_indices"]) == len(row["boxes"])
+        mine = [f for f in frames if f["object_id"] == row["object_id"]]
+        assert [f["frame_index"] for f in mine] == row["frame_indices"] and [f["box"] for f in mine] == row["boxes"]
+        for f in mine:
+            assert set(f) == set(SCHEMAS["object_frames"].names) and f["weights_id"] == row["weights_id"]
+            assert rle_decode(f["mask_rle"], f["mask_height"], f["mask_width"]).shape == (H, W)
+        assert row["temporal_iou"] is None or 0.0 <= row["temporal_iou"] <= 1.0
+    return rows
 
 
 def test_proposer_rows_and_errors(unit):
     stage = ObjectsStage(Job(ObjectsConfig()))
     stage.setup()
     out = stage.process(unit).rows
-    rows = out["objects"]
-    _check_rows(rows)
+    rows = _check_rows(out)
     by_clip = {}
     for r in rows:
         by_clip.setdefault(r["clip_id"], []).append(r)
     assert set(by_clip) <= {"moving", "leaving"} and "moving" in by_clip  # still and one-frame clips: no objects
     best = max(by_clip["moving"], key=lambda r: len(r["frame_indices"]))
     assert best["class_name"] == "moving-object" and 0.5 < best["confidence"] <= 1.0
+    assert best["temporal_iou"] == pytest.approx(best["confidence"])
     assert (best["model_name"], best["weights_id"]) == ("none", "none")
     assert best["stage"] == "objects" and best["stage_version"] == "1+motion-proposer-1"
     if "leaving" in by_clip:  # a mask touching the right border keeps an in-frame box
@@ -97,8 +105,7 @@ def test_proposer_rows_and_errors(unit):
 def test_yolo_sam_rows_say_random_init(unit, tiny_models):
     stage = ObjectsStage(Job(tiny_models))
     stage.setup()
-    rows = stage.process(unit).rows["objects"]
-    _check_rows(rows)
+    rows = _check_rows(stage.process(unit).rows)
     model_rows = [r for r in rows if r["model_name"] != "none"]
     assert model_rows, "a tracker that keeps every detection must give random-init rows"
     for r in model_rows:

@@ -1,10 +1,12 @@
-"""Stage 5, objects: extracted `clips` in, `objects` rows (a track each, per-frame boxes and RLE masks) out.
+"""Stage 5, objects: extracted `clips` in, `objects` rows (a track each) and `object_frames` rows (its box and
+COCO RLE mask on each frame) out.
 
 Each ok clip's file is decoded once (at most `short_side` on its short side) and handed to every
 configured method: the weights-free motion proposer (its own provenance, no model) and/or YOLO
 detection + tracking with SAM masks prompted by the boxes (their weights id, `random-init` here).
 A track's `confidence` is the detector's best score, or for the proposer its temporal mask IoU (how
-stable the mask is). Frame indices are relative to the clip file. A clip that cannot be decoded is an
+stable the mask is; `temporal_iou` holds it for every method). Frame indices are relative to the clip
+file; masks are at the decoded size (`mask_height` x `mask_width`), boxes in those pixels. A clip that cannot be decoded is an
 `errors` row; a clip with no moving or detected object simply has no rows.
 """
 
@@ -81,16 +83,19 @@ class ObjectsStage(Stage):
         clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
         found, errors = self.isolate(clips, lambda c: self.clip_objects(c, Path(unit.out_root)),
                                      lambda c: c["clip_id"], unit.attempt)
-        return StageOutput({"objects": [row for rows in found for row in rows], "errors": errors})
+        objects = [obj for rows in found for obj, _ in rows]
+        frames = [f for rows in found for _, per_frame in rows for f in per_frame]
+        return StageOutput({"objects": objects, "object_frames": frames, "errors": errors})
 
-    def clip_objects(self, clip: dict[str, Any], root: Path) -> list[dict[str, Any]]:
+    def clip_objects(self, clip: dict[str, Any], root: Path) -> list[tuple[dict[str, Any], list[dict[str, Any]]]]:
+        """(objects row, its object_frames rows) for each track found in the clip."""
         path = root / clip["uri"]
         info = probe(path)
         indices = np.linspace(0, info.frames - 1, min(self.section.max_frames, info.frames)).round().astype(int)
         w, h = decode_size(info.width, info.height, self.section.short_side)
         frames = read_frames(path, sorted(set(indices.tolist())), w, h)  # (T, H, W, 3), decoded once
         kept = sorted(set(indices.tolist()))
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         if "proposer" in self.section.methods:
             tracks = mask_proposer.propose(frames, self.proposer.config)
             for tr in tracks:
@@ -113,24 +118,33 @@ class ObjectsStage(Stage):
                 tr.masks.append(m)
         return tracks
 
-    def _row(self, clip: dict[str, Any], tr: Track, kept: list[int], source: Any) -> dict[str, Any]:
+    def _row(self, clip: dict[str, Any], tr: Track, kept: list[int], source: Any
+             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         h, w = tr.masks[0].shape if tr.masks else (None, None)
+        oid = object_id(clip["clip_id"], source.name, tr.track_id)
+        indices = [int(kept[f]) for f in tr.frames]
+        boxes = tr.frame_boxes()
+        stability = tr.stability() if tr.masks else None
         row = {
-            "object_id": object_id(clip["clip_id"], source.name, tr.track_id),
+            "object_id": oid,
             "clip_id": clip["clip_id"],
             "track_id": tr.track_id,
             "class_name": tr.class_name,
             "confidence": float(tr.confidence),
-            "frame_indices": [int(kept[f]) for f in tr.frames],
-            "boxes": tr.frame_boxes(),
-            "mask_rle": tr.rles() if tr.masks else None,
+            "frame_indices": indices,
+            "boxes": boxes,
+            "mask_rle": None,  # schema 1.1+: masks live in object_frames
             "mask_height": h,
             "mask_width": w,
             "mask_uri": None,
+            "temporal_iou": stability,
         }
-        stamped = self.stamp(row, source=source)
+        rles = tr.rles() if tr.masks else [None] * len(indices)
+        per_frame = [{"object_id": oid, "clip_id": clip["clip_id"], "frame_index": f, "box": box, "mask_rle": rle,
+                      "mask_height": h, "mask_width": w} for f, box, rle in zip(indices, boxes, rles)]
+        provenance = self.provenance(source)
         if source is self.yolo:  # two models made this row: name both, and both weights ids
-            stamped["model_name"] = f"{self.yolo.model_name}+{self.sam.model_name}"
+            provenance["model_name"] = f"{self.yolo.model_name}+{self.sam.model_name}"
             ids = {self.yolo.weights_id, self.sam.weights_id}
-            stamped["weights_id"] = ids.pop() if len(ids) == 1 else f"{self.yolo.weights_id}+{self.sam.weights_id}"
-        return stamped
+            provenance["weights_id"] = ids.pop() if len(ids) == 1 else f"{self.yolo.weights_id}+{self.sam.weights_id}"
+        return {**row, **provenance}, [{**f, **provenance} for f in per_frame]
