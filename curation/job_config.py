@@ -13,6 +13,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from curation.stages.clip_scores import ClipScoresConfig
+from curation.stages.objects import ObjectsConfig
+from curation.stages.vlm_scores import VlmScoresConfig
+
 
 class ConfigError(Exception):
     """The job config is missing, unreadable or invalid; the message is one line."""
@@ -57,7 +61,11 @@ class SignalsConfig(_Strict):
 
 
 class CurateConfig(_Strict):
-    """Everything `python -m jobs.curate` needs; paths are relative to the working directory."""
+    """Everything `python -m jobs.curate` needs; paths are relative to the working directory.
+
+    The model stages' sections (`objects`, `clip_scores`, `vlm_scores`) are their switches: absent or null,
+    the stage does not run.
+    """
 
     input: str
     input_glob: str = "**/*.mp4"
@@ -71,6 +79,9 @@ class CurateConfig(_Strict):
     extract: ExtractConfig = ExtractConfig()
     signals: SignalsConfig = SignalsConfig()
     thresholds: dict[str, Any] = Field(default_factory=dict)
+    objects: ObjectsConfig | None = None
+    clip_scores: ClipScoresConfig | None = None
+    vlm_scores: VlmScoresConfig | None = None
 
     @field_validator("resources")
     @classmethod

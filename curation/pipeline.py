@@ -25,8 +25,8 @@ import numpy as np
 from curation.faults import CommitFaults, Faults
 from curation.job_config import CurateConfig, StageResources
 from curation.ray_runtime import cluster_address, ray_session
-from curation.stage import TABLES_WRITTEN, Stage, WorkUnit
-from curation.stages import STAGES
+from curation.stage import Stage, WorkUnit
+from curation.stages import enabled_stages, tables_written
 from curation.units import PipelineError, commit_unit, is_done, plan_units
 
 __all__ = ["PipelineError", "RunStats", "run"]
@@ -34,24 +34,28 @@ __all__ = ["PipelineError", "RunStats", "run"]
 
 @dataclass
 class RunStats:
+    tables: tuple[str, ...]
     units_total: int = 0
     units_skipped: int = 0
     units_done: int = 0
-    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES_WRITTEN, 0))
+    rows: dict[str, int] = field(default_factory=dict)
     clips_ok: int = 0
     source_seconds: float = 0.0
     wall_s: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.rows = dict.fromkeys(self.tables, 0)
+
     def add(self, unit: WorkUnit) -> None:
         self.units_done += 1
-        for table in TABLES_WRITTEN:
+        for table in self.tables:
             self.rows[table] += len(unit.rows(table))
         self.clips_ok += sum(1 for c in unit.rows("clips") if c["status"] == "ok")
         self.source_seconds += sum(v["duration_s"] or 0.0 for v in unit.rows("videos"))
 
 
 def build_stages(config: CurateConfig) -> list[Stage]:
-    return [stage_cls(config) for stage_cls in STAGES]
+    return [stage_cls(config) for stage_cls in enabled_stages(config)]
 
 
 def resources_of(config: CurateConfig, stage_cls: type[Stage]) -> StageResources:
@@ -86,10 +90,23 @@ def stage_actor_class(stage_cls: type[Stage], config: CurateConfig) -> type[Stag
 
 def check_fits(config: CurateConfig) -> None:
     """An embedded Ray has `num_cpus` CPUs; actor pools that reserve more would wait forever."""
-    wanted = sum(r.num_cpus * r.concurrency for r in (resources_of(config, s) for s in STAGES))
-    if cluster_address(config.ray_address) is None and wanted > config.num_cpus + 1e-9:
+    pools = [resources_of(config, s) for s in enabled_stages(config)]
+    if cluster_address(config.ray_address) is not None:
+        return
+    wanted = sum(r.num_cpus * r.concurrency for r in pools)
+    if wanted > config.num_cpus + 1e-9:
         raise PipelineError(f"the stages' actors reserve {wanted:g} CPUs but num_cpus is {config.num_cpus}: "
                             "lower resources.<stage>.num_cpus or concurrency, or raise num_cpus")
+    gpus = sum(r.num_gpus * r.concurrency for r in pools)
+    if gpus > 0 and gpus > local_gpus() + 1e-9:
+        raise PipelineError(f"the stages' actors reserve {gpus:g} GPUs but this machine has {local_gpus()}: set "
+                            "resources.<stage>.num_gpus to 0 (models then run on the CPU)")
+
+
+def local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _iter_in_process(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]:
@@ -108,7 +125,7 @@ def _iter_ray(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # one line per committed unit instead (see `run`)
     ds = ray.data.from_items([{"unit": u.to_json()} for u in units], override_num_blocks=len(units))
-    for stage_cls in STAGES:
+    for stage_cls in enabled_stages(config):
         res = resources_of(config, stage_cls)
         ds = ds.map_batches(
             stage_actor_class(stage_cls, config),
@@ -132,10 +149,13 @@ def run(
     config = config.with_paths(str(Path(config.input).absolute()), str(Path(config.output).absolute()))
     if not in_process:
         check_fits(config)
+    for stage in build_stages(config):
+        stage.preflight()
+    tables = tables_written(config)
     units = plan_units(config, resume)
     out_root = units[0].out_root
-    pending = [u for u in units if not is_done(out_root, u.unit_id)]
-    stats = RunStats(units_total=len(units), units_skipped=len(units) - len(pending))
+    pending = [u for u in units if not is_done(out_root, u.unit_id, tables)]
+    stats = RunStats(tables, units_total=len(units), units_skipped=len(units) - len(pending))
     mode = "in-process" if in_process else "ray"
     log(f"curate: {sum(len(u.inputs) for u in units)} inputs in {len(units)} units, "
         f"{stats.units_skipped} already committed, {len(pending)} to run ({mode})")
@@ -155,10 +175,10 @@ def _drain(done: Iterator[WorkUnit], stats: RunStats, log: Callable[[str], Any],
            faults: CommitFaults) -> None:
     todo = stats.units_total - stats.units_skipped
     for unit in done:
-        commit_unit(unit, faults.after_commit)
+        commit_unit(unit, stats.tables, faults.after_commit)
         stats.add(unit)
         clips = unit.rows("clips")
         ok = sum(1 for c in clips if c["status"] == "ok")
+        counts = ", ".join(f"{len(unit.rows(t))} {t}" for t in stats.tables if t not in ("videos", "clips"))
         log(f"curate: [{stats.units_done}/{todo}] {unit.unit_id} committed: {len(unit.rows('videos'))} videos, "
-            f"{len(clips)} clips ({ok} ok), {len(unit.rows('scores'))} scores, {len(unit.rows('errors'))} errors, "
-            f"{time.perf_counter() - start:.1f}s")
+            f"{len(clips)} clips ({ok} ok), {counts}, {time.perf_counter() - start:.1f}s")

@@ -27,9 +27,6 @@ from manifests.schema import NO_MODEL, PRIMARY_KEYS
 T = TypeVar("T")
 R = TypeVar("R")
 
-TABLES_WRITTEN = ("videos", "clips", "scores", "errors")
-"""The manifest tables a curation unit writes; a unit is done when all of them are committed."""
-
 MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EMFILE, errno.ENFILE,
                             errno.ENOMEM})
 """OS errors that say the machine (disk full, file too large, read-only, out of descriptors) failed, not the
@@ -115,11 +112,22 @@ class Stage(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
     resources: ClassVar[Resources] = Resources()
+    writes: ClassVar[tuple[str, ...]]
+    """The manifest tables this stage makes or updates rows of (a unit commits every enabled stage's tables)."""
+    optional: ClassVar[bool] = False
+    """An optional stage runs only when the job config has a section named after it (e.g. `objects:`)."""
+
+    @classmethod
+    def enabled(cls, config: Any) -> bool:
+        return not cls.optional or getattr(config, cls.name, None) is not None
 
     def __init__(self, config: Any) -> None:
         self.config = config
         self.model_name = NO_MODEL
         self.weights_id = NO_MODEL
+
+    def preflight(self) -> None:
+        """Checks on the driver before any worker starts (e.g. that model weights exist); raise to refuse."""
 
     def setup(self) -> None:
         """Load models on the worker that will run `process`; the default stage has none."""

@@ -18,7 +18,7 @@ from typing import Any
 
 from curation.inputs import list_matches, plan_inputs
 from curation.job_config import CurateConfig
-from curation.stage import TABLES_WRITTEN, WorkUnit
+from curation.stage import WorkUnit
 from manifests import SCHEMAS, ManifestWriter, is_unit_complete, mark_unit_complete
 
 
@@ -130,19 +130,19 @@ def plan_units(config: CurateConfig, resume: bool) -> list[WorkUnit]:
     return units_of(plan, config)
 
 
-def is_done(root: str, unit_id: str) -> bool:
-    return is_unit_complete(root, unit_id, TABLES_WRITTEN)
+def is_done(root: str, unit_id: str, tables: tuple[str, ...]) -> bool:
+    return is_unit_complete(root, unit_id, tables)
 
 
-def commit_unit(unit: WorkUnit, after_commit: Callable[[], None] = lambda: None) -> None:
+def commit_unit(unit: WorkUnit, tables: tuple[str, ...], after_commit: Callable[[], None] = lambda: None) -> None:
     """Write the unit's rows to every table (a table that already holds them is skipped), then mark it complete.
 
     `after_commit` runs after each Delta commit actually made, tables and completion record alike (fault
     injection counts them).
     """
-    for table in TABLES_WRITTEN:
+    for table in tables:
         rows = unit.rows(table) or SCHEMAS[table].empty_table()  # an empty list carries no columns
         if not ManifestWriter(unit.out_root, table).write(unit.unit_id, rows, complete=False).skipped:
             after_commit()
-    mark_unit_complete(unit.out_root, unit.unit_id, TABLES_WRITTEN)
+    mark_unit_complete(unit.out_root, unit.unit_id, tables)
     after_commit()

@@ -1,4 +1,5 @@
-"""`python -m jobs.curate --config FILE`: run the curation stages (ingest, shots, extract, signals) over a corpus.
+"""`python -m jobs.curate --config FILE`: run the curation stages over a corpus (ingest, shots, extract,
+signals, and the model stages the config switches on: objects, clip_scores, vlm_scores).
 
 Locally it starts an embedded Ray bound to 127.0.0.1; on a cluster it is what `ray job submit
 --working-dir . -- python -m jobs.curate --config ...` runs (RAY_ADDRESS set by Ray, or --ray-address).
@@ -14,6 +15,7 @@ import sys
 
 from curation.faults import FaultSpecError
 from curation.job_config import ConfigError, load_config
+from curation.models.weights import WeightsError
 from curation.pipeline import PipelineError, run
 from curation.ray_runtime import RayStartError
 from manifests import ManifestError
@@ -44,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.ray_address:
             config = config.model_copy(update={"ray_address": args.ray_address})
         stats = run(config, in_process=args.in_process, resume=args.resume)
-    except (ConfigError, PipelineError, ManifestError, FaultSpecError, RayStartError) as exc:
+    except (ConfigError, PipelineError, ManifestError, FaultSpecError, RayStartError, WeightsError) as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - e.g. disk full, a lost cluster: one line, committed units kept
@@ -52,10 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {type(exc).__name__}: {first[:300]} (committed units are kept; fix the cause and run "
               "again with --resume)", file=sys.stderr)
         return 1
+    others = ", ".join(f"{stats.rows[t]} {t}" for t in stats.tables if t not in ("videos", "clips"))
     print(
         f"curate: {stats.units_done} units run, {stats.units_skipped} skipped; "
         f"{stats.rows['videos']} videos, {stats.rows['clips']} clips ({stats.clips_ok} ok), "
-        f"{stats.rows['scores']} scores, {stats.rows['errors']} errors in {stats.wall_s:.1f}s"
+        f"{others} in {stats.wall_s:.1f}s"
     )
     if not args.no_summary:
         print_summary(config.output)

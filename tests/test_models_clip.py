@@ -65,7 +65,12 @@ def test_stage_scores_embeddings_file_and_errors(stage, tmp_path):
         assert (r["weights_id"], r["model_name"], r["stage_version"]) == ("random-init", "open_clip-ViT-S-32", "1+clip-1")
         assert -1.0 <= r["value"] <= 1.0 or r["signal"] == "clip_aesthetic"
     assert [e["input"] for e in out["errors"]] == ["broken"]
-    path = tmp_path / embeddings_uri("b000007")
+    stored = {r["clip_id"]: r for r in out["clip_embeddings"]}
+    assert set(stored) == {"moving", "one"} and stored["moving"]["frame_indices"][::3] == [0, T - 1]
+    assert all(set(r) == set(SCHEMAS["clip_embeddings"].names) and r["dim"] == 384 and r["key"] == cid
+               and r["weights_id"] == "random-init" for cid, r in stored.items())
+    path = tmp_path / stored["moving"]["uri"]
+    assert path == tmp_path / embeddings_uri("b000007")
     with np.load(path) as z:
         assert sorted(z.files) == ["moving", "one"] and z["moving"].shape == (4, 384) and z["one"].shape == (1, 384)
     again = rescore(path, stage.embedder, "a disc moving over a texture")

@@ -10,7 +10,7 @@ import yaml
 from curation.job_config import ConfigError, load_config, parse_config
 from curation.pipeline import PipelineError, plan_units
 from curation.stage import Resources, Stage, StageOutput, WorkUnit, error_id, merge_output, merge_rows
-from curation.stages import STAGES
+from curation.stages import STAGES, enabled_stages, tables_written
 from curation.stages.signals import decode_size
 from manifests import SCHEMAS
 
@@ -76,11 +76,26 @@ def test_work_unit_round_trips_through_json_and_merge_keeps_other_tables():
     assert merged.rows("videos") == unit.rows("videos") and merged.rows("errors") == [{"error_id": "e"}]
 
 
-def test_every_stage_declares_name_version_and_resources():
+def test_every_stage_declares_name_version_resources_and_tables():
     names = [s.name for s in STAGES]
-    assert names == ["ingest", "shots", "extract", "signals"]
+    assert names == ["ingest", "shots", "extract", "signals", "objects", "clip_scores", "vlm_scores"]
     for stage in STAGES:
         assert stage.version and isinstance(stage.resources, Resources) and stage.resources.num_cpus > 0
+        assert set(stage.writes) <= set(SCHEMAS) and "errors" in stage.writes
+
+
+def test_model_stages_run_only_when_their_section_is_in_the_config(tmp_path):
+    plain = parse_config(_config(tmp_path))
+    assert [s.name for s in enabled_stages(plain)] == ["ingest", "shots", "extract", "signals"]
+    assert tables_written(plain) == ("videos", "clips", "scores", "errors")
+    models = parse_config(_config(tmp_path, objects={"methods": ["proposer"]}, clip_scores={}))
+    assert [s.name for s in enabled_stages(models)][4:] == ["objects", "clip_scores"]
+    assert tables_written(models) == ("videos", "clips", "objects", "object_frames", "scores", "clip_embeddings",
+                                      "errors")
+    with pytest.raises(ConfigError, match="objects.methods"):
+        parse_config(_config(tmp_path, objects={"methods": ["yolo"]}))
+    with pytest.raises(ConfigError, match="objects.*proposer.*threshhold"):
+        parse_config(_config(tmp_path, objects={"proposer": {"threshhold": 3}}))
 
 
 @pytest.mark.parametrize(("size", "short", "want"), [((1920, 1080), 256, (456, 256)), ((160, 90), 256, (160, 90)),

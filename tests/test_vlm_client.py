@@ -252,8 +252,9 @@ def test_stage_writes_quality_rows_captions_and_errors_rows(server, tmp_path, mo
     assert (row["clip_id"], row["signal"], row["value"], row["passed"]) == ("a", "vlm_quality", 4.0, None)
     assert (row["model_name"], row["weights_id"]) == ("tiny-vlm", "served:tiny-vlm")
     assert [e["input"] for e in out["errors"]] == ["broken"]
-    captions = (tmp_path / "captions/vlm/b000003.jsonl").read_text().splitlines()
-    assert [json.loads(c) for c in captions] == [{"clip_id": "a", "caption": "a disc", "model": "tiny-vlm"}]
+    (caption,) = out["captions"]
+    assert set(caption) == set(SCHEMAS["captions"].names)
+    assert (caption["clip_id"], caption["caption"], caption["weights_id"]) == ("a", "a disc", "served:tiny-vlm")
 
 
 def test_stage_turns_bad_answers_into_errors_rows_without_the_key(server, tmp_path, monkeypatch):

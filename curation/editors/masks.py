@@ -16,6 +16,7 @@ import numpy as np
 
 from curation.editors.base import MaskFileError
 from manifests.errors import ManifestError
+from manifests.layout import durable_replace
 from manifests.rle import rle_decode, rle_encode
 
 
@@ -40,21 +41,6 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in mask])
 
 
-def fsync_replace(tmp: Path, final: Path) -> None:
-    """Make `tmp` durable, rename it onto `final` and make the rename durable (fsync the directory)."""
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-    dfd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def write_mask_file(path: str | Path, mask: np.ndarray) -> Path:
     """Write a (T, H, W) bool mask as RLE npz, atomically (temp, fsync, rename)."""
     final = Path(path)
@@ -65,7 +51,7 @@ def write_mask_file(path: str | Path, mask: np.ndarray) -> Path:
     try:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, shape=np.array(mask.shape, np.int64), frames=np.array(frames, np.int64), rle=rle)
-        fsync_replace(tmp, final)
+        durable_replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     return final

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from curation.editors.base import EditResult
-from curation.editors.masks import fsync_replace, write_mask_file
+from curation.editors.masks import write_mask_file
 from curation.video import VideoWriter
+from manifests.layout import durable_replace
 
 PAIR_CRF = 12
 """libx264 CRF of written pairs: at 12 the re-encoded unchanged region stays >= 40 dB from its source
@@ -39,7 +40,7 @@ def write_clip(path: str | Path, frames: np.ndarray, fps: float, crf: int = PAIR
         with VideoWriter(tmp, fps=fps, crf=crf) as writer:
             for frame in frames:
                 writer.write(frame)
-        fsync_replace(tmp, final)
+        durable_replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     return final

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from curation.models.weights import Family, WeightsConfig, load_state_dict, resolve_weights
+from curation.models.devices import torch_device
+from curation.models.weights import Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, seeded_init
 
 GOOD_PROMPT = "a beautiful, sharp, well composed, high quality photo"
 BAD_PROMPT = "a blurry, ugly, badly exposed, low quality photo"
@@ -42,7 +43,7 @@ class ClipConfig(BaseModel):
     weights: WeightsConfig = WeightsConfig(weights="ViT-B-32:openai")
     image_size: int | None = Field(None, ge=32)  # None = the architecture's; smaller only for CPU tests
     batch: int = Field(32, ge=1)
-    device: str = "cpu"
+    device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
 
 
 class ClipEmbedder:
@@ -57,14 +58,20 @@ class ClipEmbedder:
         self.weights_id = ""
         self.model = None
 
+    def resolve(self) -> ResolvedWeights:
+        """Find the weights (or random-init when allowed); raises WeightsError with how to provide them."""
+        return resolve_weights(self.config.weights, CLIP_FAMILY)
+
     def setup(self) -> None:
         import open_clip
 
-        resolved = resolve_weights(self.config.weights, CLIP_FAMILY)
-        model = open_clip.create_model(self.config.arch, pretrained=None, force_image_size=self.config.image_size)
+        self.device = torch_device(self.config.device)
+        resolved = self.resolve()
+        with seeded_init():
+            model = open_clip.create_model(self.config.arch, pretrained=None, force_image_size=self.config.image_size)
         if not resolved.random_init:
             model.load_state_dict(load_state_dict(resolved.path))
-        self.model = model.to(self.config.device).eval()
+        self.model = model.to(self.device).eval()
         self.tokenizer = open_clip.get_tokenizer(self.config.arch)
         size = model.visual.image_size
         self.image_size = size if isinstance(size, int) else int(size[0])
@@ -87,7 +94,7 @@ class ClipEmbedder:
             y, x = (r.shape[0] - s) // 2, (r.shape[1] - s) // 2
             out.append(r[y : y + s, x : x + s])
         x = (np.stack(out).astype(np.float32) / 255.0 - self.mean) / self.std  # (T, S, S, 3)
-        return torch.from_numpy(x).permute(0, 3, 1, 2).to(self.config.device)  # (T, 3, S, S)
+        return torch.from_numpy(x).permute(0, 3, 1, 2).to(self.device)  # (T, 3, S, S)
 
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings (T, D) float32 of RGB frames (T, H, W, 3), in batches of `batch`."""
@@ -105,7 +112,7 @@ class ClipEmbedder:
         import torch
 
         with torch.inference_mode():
-            e = self.model.encode_text(self.tokenizer(texts).to(self.config.device))  # (N, D)
+            e = self.model.encode_text(self.tokenizer(texts).to(self.device))  # (N, D)
             return torch.nn.functional.normalize(e.float(), dim=-1).cpu().numpy()
 
     def scores(self, frame_emb: np.ndarray, text: str | None) -> dict[str, float | None]:

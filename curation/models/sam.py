@@ -13,7 +13,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
-from curation.models.weights import Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, url_downloader
+from curation.models.devices import torch_device
+from curation.models.weights import Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, seeded_init, url_downloader
 
 SAM_URLS = {  # segment-anything's published checkpoints (its README)
     "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
@@ -31,7 +32,7 @@ class SamConfig(BaseModel):
     arch: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"  # segment-anything's architectures
     image_size: int = Field(1024, ge=64)  # segment-anything only; published weights need 1024
     weights: WeightsConfig = WeightsConfig(weights="vit_b")  # a SAM_URLS key, a path, or e.g. mobile_sam.pt
-    device: str = "cpu"
+    device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
 
     @model_validator(mode="after")
     def _weights_fit(self) -> "SamConfig":
@@ -79,12 +80,17 @@ class SamMasker:
         self.weights_id = ""
         self._predict = None
 
+    def resolve(self) -> ResolvedWeights:
+        """Find the weights (or random-init when allowed); raises WeightsError with how to provide them."""
+        family = SEGMENT_ANYTHING if self.config.backend == "segment-anything" else MOBILE_SAM
+        return resolve_weights(self.config.weights, family)
+
     def setup(self) -> None:
+        self.device = torch_device(self.config.device)
+        resolved = self.resolve()
         if self.config.backend == "segment-anything":
-            resolved = resolve_weights(self.config.weights, SEGMENT_ANYTHING)
             self._predict = self._segment_anything(resolved)
         else:
-            resolved = resolve_weights(self.config.weights, MOBILE_SAM)
             self._predict = self._mobile_sam(resolved)
         self.weights_id = resolved.weights_id
 
@@ -94,10 +100,11 @@ class SamMasker:
 
         if not resolved.random_init and self.config.image_size != 1024:
             raise ValueError(f"sam.image_size must be 1024 with real weights, got {self.config.image_size}")
-        model = build_sam(self.config.arch, self.config.image_size)
+        with seeded_init():
+            model = build_sam(self.config.arch, self.config.image_size)
         if not resolved.random_init:
             model.load_state_dict(load_state_dict(resolved.path))
-        predictor = SamPredictor(model.to(self.config.device).eval())
+        predictor = SamPredictor(model.to(self.device).eval())
 
         def predict(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
@@ -114,11 +121,12 @@ class SamMasker:
         from ultralytics.models.sam import Predictor
         from ultralytics.models.sam.build import build_mobile_sam
 
-        model = build_mobile_sam(checkpoint=None)
+        with seeded_init():
+            model = build_mobile_sam(checkpoint=None)
         if not resolved.random_init:
             model.load_state_dict(load_state_dict(resolved.path))
         predictor = Predictor(overrides={"task": "segment", "mode": "predict", "imgsz": 1024, "conf": 0.0,
-                                         "device": self.config.device, "save": False, "verbose": False})
+                                         "device": self.device, "save": False, "verbose": False})
         predictor.setup_model(model=model, verbose=False)
 
         def predict(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:

@@ -16,7 +16,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,20 @@ def resolve_weights(config: WeightsConfig, family: Family, env: Mapping[str, str
         f"checkpoint path, put the file in {WEIGHTS_DIR_ENV} (or weights_dir), or allow_random_init: true for a "
         f"test run (rows then say {RANDOM_INIT})"
     )
+
+
+RANDOM_INIT_SEED = 0
+
+
+@contextmanager
+def seeded_init() -> Iterator[None]:
+    """Build models inside this: random-init weights are then the same in every process and run (so a resumed
+    unit makes the rows an uninterrupted run made), and the caller's RNG state is left as it was."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        yield
 
 
 def warn_random_init(family: str, name: str) -> None:

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from curation.models.tracks import Track
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
-from curation.models.weights import Family, WeightsConfig, resolve_weights
+from curation.models.devices import torch_device
+from curation.models.weights import Family, ResolvedWeights, WeightsConfig, resolve_weights, seeded_init
 
 YOLO_FAMILY = Family("yolo", download_ultralytics_asset)
 
@@ -30,7 +31,7 @@ class YoloConfig(BaseModel):
     max_det: int = Field(50, ge=1)
     tracker: str = "bytetrack.yaml"
     batch: int = Field(16, ge=1)
-    device: str = "cpu"
+    device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
 
 
 class YoloTracker:
@@ -45,10 +46,16 @@ class YoloTracker:
         self.weights_id = ""
         self.model = None
 
+    def resolve(self) -> ResolvedWeights:
+        """Find the weights (or random-init when allowed); raises WeightsError with how to provide them."""
+        return resolve_weights(self.config.weights, YOLO_FAMILY)
+
     def setup(self) -> None:
+        self.device = torch_device(self.config.device)
         ultralytics = import_ultralytics()
-        resolved = resolve_weights(self.config.weights, YOLO_FAMILY)
-        self.model = ultralytics.YOLO(self.config.arch if resolved.random_init else str(resolved.path))
+        resolved = self.resolve()
+        with seeded_init():
+            self.model = ultralytics.YOLO(self.config.arch if resolved.random_init else str(resolved.path))
         self.weights_id = resolved.weights_id
 
     def track(self, frames: np.ndarray) -> list[Track]:
@@ -60,7 +67,7 @@ class YoloTracker:
         for first in range(0, len(frames), c.batch):
             chunk = [np.ascontiguousarray(f[:, :, ::-1]) for f in frames[first : first + c.batch]]  # BGR
             results = self.model.track(chunk, persist=first > 0, tracker=c.tracker, imgsz=c.imgsz, conf=c.conf,
-                                       iou=c.iou, max_det=c.max_det, device=c.device, verbose=False)
+                                       iou=c.iou, max_det=c.max_det, device=self.device, verbose=False)
             for k, r in enumerate(results):
                 if r.boxes is None or r.boxes.id is None:
                     continue

@@ -1,10 +1,37 @@
-"""The curation stages in pipeline order; each is a `curation.stage.Stage` that Ray runs as an actor pool."""
+"""The curation stages in pipeline order; each is a `curation.stage.Stage` that Ray runs as an actor pool.
 
+Ingest, shots, extract and signals always run; the model stages (objects, clip_scores, vlm_scores) run
+when the job config has their section.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curation.stage import Stage
+from curation.stages.clip_scores import ClipScoresStage
 from curation.stages.extract import ExtractStage
 from curation.stages.ingest import IngestStage
+from curation.stages.objects import ObjectsStage
 from curation.stages.shots import ShotsStage
 from curation.stages.signals import SignalsStage
+from curation.stages.vlm_scores import VlmScoresStage
+from manifests.schema import SCHEMAS
 
-STAGES = (IngestStage, ShotsStage, ExtractStage, SignalsStage)
+STAGES: tuple[type[Stage], ...] = (IngestStage, ShotsStage, ExtractStage, SignalsStage, ObjectsStage,
+                                   ClipScoresStage, VlmScoresStage)
 
-__all__ = ["STAGES", "ExtractStage", "IngestStage", "ShotsStage", "SignalsStage"]
+
+def enabled_stages(config: Any) -> list[type[Stage]]:
+    """The stages this job config runs, in pipeline order."""
+    return [stage for stage in STAGES if stage.enabled(config)]
+
+
+def tables_written(config: Any) -> tuple[str, ...]:
+    """The manifest tables a unit of this job commits (in schema order); a unit is done when all hold it."""
+    wanted = {table for stage in enabled_stages(config) for table in stage.writes}
+    return tuple(table for table in SCHEMAS if table in wanted)
+
+
+__all__ = ["STAGES", "ClipScoresStage", "ExtractStage", "IngestStage", "ObjectsStage", "ShotsStage", "SignalsStage",
+           "VlmScoresStage", "enabled_stages", "tables_written"]

@@ -1,15 +1,16 @@
-"""Stage 6, CLIP scores: extracted `clips` in, `scores` rows (alignment, consistency, aesthetic) out.
+"""Stage 6, CLIP scores: extracted `clips` in, `scores` rows (alignment, consistency, aesthetic) and
+`clip_embeddings` rows out.
 
 Each ok clip's file is decoded once at `frames_per_clip` evenly spread frames and embedded in
 batches; the embeddings of every clip of the unit go to one file per shard,
-`<output>/embeddings/clip/<unit id>.npz` (written under a temp name, then renamed), so re-scoring
-against new text is cheap (`rescore`). No filter acts on these values while the weights are
+`<output>/embeddings/clip/<unit id>.npz` (written under a temp name, fsynced, then renamed), which the
+clip's `clip_embeddings` row references (uri, key, frames), so re-scoring against new text is cheap
+(`rescore`). No filter acts on these values while the weights are
 `random-init` (`passed` stays null).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from curation.models.clip import ClipConfig, ClipEmbedder, clip_scores
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.video import probe, read_frames
+from manifests.layout import durable_replace
 
 EMBEDDINGS_DIR = "embeddings/clip"
 
@@ -39,11 +41,11 @@ def embeddings_uri(unit_id: str) -> str:
 
 
 def save_embeddings(path: Path, embeddings: dict[str, np.ndarray]) -> None:
-    """{clip id: (T, D)} as float16 arrays in one npz, written atomically."""
+    """{clip id: (T, D)} as float16 arrays in one npz, written atomically and durably (rows will name it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.npz")
     np.savez(tmp, **{k: v.astype(np.float16) for k, v in embeddings.items()})
-    os.replace(tmp, path)
+    durable_replace(tmp, path)
 
 
 def rescore(path: Path, embedder: ClipEmbedder, text: str) -> dict[str, float]:
@@ -58,11 +60,16 @@ class ClipScoresStage(Stage):
     name = "clip_scores"
     version = "1"
     resources = Resources(num_cpus=1.0)
+    writes = ("scores", "clip_embeddings", "errors")
+    optional = True
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.section: ClipScoresConfig = config.clip_scores
         self.embedder = ClipEmbedder(self.section.clip)
+
+    def preflight(self) -> None:
+        self.embedder.resolve()
 
     def setup(self) -> None:
         self.embedder.setup()
@@ -70,19 +77,23 @@ class ClipScoresStage(Stage):
     def process(self, unit: WorkUnit) -> StageOutput:
         clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
         root = Path(unit.out_root)
-        done, errors = self.isolate(clips, lambda c: (c["clip_id"], self.embed(root / c["uri"])),
+        done, errors = self.isolate(clips, lambda c: (c["clip_id"], *self.embed(root / c["uri"])),
                                     lambda c: c["clip_id"], unit.attempt)
+        uri = embeddings_uri(unit.unit_id)
         if done:
-            save_embeddings(root / embeddings_uri(unit.unit_id), dict(done))
-        rows = []
-        for clip_id, emb in done:
+            save_embeddings(root / uri, {clip_id: emb for clip_id, _, emb in done})
+        rows, stored = [], []
+        for clip_id, indices, emb in done:
+            stored.append(self.stamp({"clip_id": clip_id, "uri": uri, "key": clip_id, "frame_indices": indices,
+                                      "dim": int(emb.shape[1])}, source=self.embedder))
             for signal, value in self.embedder.scores(emb, self.section.text).items():
                 if value is not None:
                     rows.append(self.stamp({"clip_id": clip_id, "signal": signal, "value": value, "passed": None},
                                            source=self.embedder))
-        return StageOutput({"scores": rows, "errors": errors})
+        return StageOutput({"scores": rows, "clip_embeddings": stored, "errors": errors})
 
-    def embed(self, path: Path) -> np.ndarray:
+    def embed(self, path: Path) -> tuple[list[int], np.ndarray]:
+        """The clip-relative frames embedded, and their embeddings (T, D)."""
         n = probe(path).frames
         indices = sorted(set(np.linspace(0, n - 1, min(n, self.section.frames_per_clip)).round().astype(int).tolist()))
-        return self.embedder.frames(read_frames(path, indices))  # (T, D)
+        return indices, self.embedder.frames(read_frames(path, indices))  # (T, D)

@@ -38,6 +38,7 @@ class ExtractStage(Stage):
     name = "extract"
     version = "1"
     resources = Resources(num_cpus=0.5)
+    writes = ("clips", "errors")
 
     def process(self, unit: WorkUnit) -> StageOutput:
         videos = {v["video_id"]: v for v in unit.rows("videos")}

@@ -44,6 +44,7 @@ class IngestStage(Stage):
     name = "ingest"
     version = "1"
     resources = Resources(num_cpus=0.5)
+    writes = ("videos", "errors")
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curation.models import mask_proposer
 from curation.models.mask_proposer import ProposerConfig
@@ -36,12 +36,22 @@ class ObjectsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    methods: tuple[str, ...] = ("proposer",)  # any of "proposer", "yolo-sam"
+    methods: tuple[Literal["proposer", "yolo-sam"], ...] = ("proposer",)
     short_side: int = Field(360, ge=16)
     max_frames: int = Field(300, ge=1)  # frames per clip, evenly spread when the clip is longer
     proposer: dict[str, Any] = Field(default_factory=dict)  # ProposerConfig fields
     yolo: YoloConfig = YoloConfig()
     sam: SamConfig = SamConfig()
+
+    @model_validator(mode="after")
+    def _proposer_fields(self) -> "ObjectsConfig":
+        try:
+            ProposerConfig(**self.proposer)
+        except TypeError as exc:
+            raise ValueError(f"objects.proposer: {exc}") from None
+        if not self.methods:
+            raise ValueError("objects.methods is empty; name proposer and/or yolo-sam")
+        return self
 
 
 @dataclass
@@ -63,16 +73,20 @@ class ObjectsStage(Stage):
     name = "objects"
     version = "1"
     resources = Resources(num_cpus=1.0)
+    writes = ("objects", "object_frames", "errors")
+    optional = True
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self.section: ObjectsConfig = config.objects
-        unknown = set(self.section.methods) - {"proposer", "yolo-sam"}
-        if unknown:
-            raise ValueError(f"objects.methods: unknown {sorted(unknown)}; known: proposer, yolo-sam")
         self.proposer = _Proposer(ProposerConfig(**self.section.proposer))
         self.yolo = YoloTracker(self.section.yolo) if "yolo-sam" in self.section.methods else None
         self.sam = SamMasker(self.section.sam) if self.yolo else None
+
+    def preflight(self) -> None:
+        if self.yolo is not None:
+            self.yolo.resolve()
+            self.sam.resolve()
 
     def setup(self) -> None:
         if self.yolo is not None:

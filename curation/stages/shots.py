@@ -22,6 +22,7 @@ class ShotsStage(Stage):
     name = "shots"
     version = "1"
     resources = Resources(num_cpus=0.5)
+    writes = ("clips", "errors")
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)

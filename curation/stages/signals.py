@@ -37,6 +37,7 @@ class SignalsStage(Stage):
     name = "signals"
     version = "1"
     resources = Resources(num_cpus=1.0)
+    writes = ("clips", "scores", "errors")
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)

@@ -1,16 +1,14 @@
-"""Stage 7, VLM scores: extracted `clips` in, a `vlm_quality` score row per clip and its caption out.
+"""Stage 7, VLM scores: extracted `clips` in, a `vlm_quality` score row per clip and its `captions` row out.
 
 Each ok clip's file is decoded once at `frames_per_clip` evenly spread frames; the questions go to
 the OpenAI-compatible server through `VlmClient.map` (at most `max_concurrency` in flight). A clip
 whose frames cannot be read, or whose answer is malformed, refused, timed out or an HTTP error, is
-one `errors` row (never the API key). Captions are text, which `scores` cannot hold: they go to
-`<output>/captions/vlm/<unit id>.jsonl` (clip_id, caption, model), written atomically.
+one `errors` row (never the API key). The rows name the served model; its weights are the server's
+(`weights_id` "served:<model>").
 """
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,6 @@ from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.signals import decode_size
 from curation.video import probe, read_frames
 
-CAPTIONS_DIR = "captions/vlm"
-
-
 class VlmScoresConfig(BaseModel):
     """The `vlm_scores` section of a job config."""
 
@@ -35,14 +30,12 @@ class VlmScoresConfig(BaseModel):
     caption: bool = True
 
 
-def captions_uri(unit_id: str) -> str:
-    return f"{CAPTIONS_DIR}/{unit_id}.jsonl"
-
-
 class VlmScoresStage(Stage):
     name = "vlm_scores"
     version = "1"
     resources = Resources(num_cpus=0.25)
+    writes = ("scores", "captions", "errors")
+    optional = True
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -68,10 +61,8 @@ class VlmScoresStage(Stage):
             rating, caption = got
             scores.append(self.stamp({"clip_id": clip_id, "signal": "vlm_quality", "value": float(rating), "passed": None}))
             if caption is not None:
-                captions.append({"clip_id": clip_id, "caption": caption, "model": self.model_name})
-        if captions:
-            write_jsonl(root / captions_uri(unit.unit_id), captions)
-        return StageOutput({"scores": scores, "errors": errors})
+                captions.append(self.stamp({"clip_id": clip_id, "caption": caption}))
+        return StageOutput({"scores": scores, "captions": captions, "errors": errors})
 
     def frames(self, path: Path) -> np.ndarray:
         info = probe(path)
@@ -85,10 +76,3 @@ class VlmScoresStage(Stage):
         caption = self.client.caption(frames).caption if self.section.caption else None
         return rating, caption
 
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """One JSON object per line, written under a temp name and renamed (never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    os.replace(tmp, path)
