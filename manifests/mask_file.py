@@ -53,6 +53,7 @@ def open_mask_file(path: Path) -> MaskFile:
         raise ManifestError(f"{path}: not a mask file ({type(exc).__name__}: {first_line(exc)})") from None
     if len(shape) != 3 or min(shape) < 0:
         raise ManifestError(f"{path}: mask shape {shape} is not (T, H, W)")
-    if frames.ndim != 1 or frames.shape != rle.shape or (len(frames) and (frames.min() < 0 or frames.max() >= shape[0])):
+    in_range = not len(frames) or (frames.min() >= 0 and frames.max() < shape[0])
+    if frames.ndim != 1 or frames.shape != rle.shape or not in_range:
         raise ManifestError(f"{path}: frame indices do not match the {shape[0]}-frame mask")
     return MaskFile(path, shape, {int(t): str(counts) for t, counts in zip(frames, rle)})

@@ -108,7 +108,8 @@ def preview_indices(frames: int, fps: float, middle: int, seconds: float) -> lis
 def load_pair(root: Path, row: dict, panel_height: int, panel: tuple[int, int] | None, seconds: float
               ) -> tuple[PairClip, tuple[int, int]]:
     """Decode one pair's preview frames (raising one of PAIR_ERRORS if it cannot be drawn) and the panel size."""
-    (source_path, source), (target_path, target) = (_read(root, row, key, read_header) for key in ("source_uri", "target_uri"))
+    source_path, source = _read(root, row, "source_uri", read_header)
+    target_path, target = _read(root, row, "target_uri", read_header)
     mask_file = _read(root, row, "mask_uri", open_mask_file)[1] if row["mask_uri"] else None
     if (source.width, source.height) != (target.width, target.height):
         raise ManifestError(f"source is {source.width}x{source.height}, target {target.width}x{target.height}")
