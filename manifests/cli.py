@@ -257,14 +257,34 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    root = dataset_root(args.root)
+    if args.pairs:
+        return _sample_pairs(args, root)
     from manifests.contact_sheet import contact_sheet  # PyAV and matplotlib only where frames are drawn
 
-    tiles = contact_sheet(dataset_root(args.root), args.out, args.n)
+    tiles = contact_sheet(root, args.out, 16 if args.n is None else args.n)
     masked = sum(t.mask is not None for t in tiles)
     if args.json:
         print_json({"out": args.out, "clips": [t.clip_id for t in tiles], "masks": masked})
     else:
         print(f"{args.out}: {len(tiles)} clips, {masked} with masks")
+    return EXIT_OK
+
+
+def _sample_pairs(args: argparse.Namespace, root: Path) -> int:
+    from manifests.pair_sheet import pair_sheet  # PyAV and OpenCV only where frames are drawn
+
+    def warn(pair_id: str, reason: str) -> None:
+        print(f"warning: pair {pair_id} skipped: {reason}", file=sys.stderr)
+
+    sheet = pair_sheet(root, args.out, 8 if args.n is None else args.n, args.seconds, on_skip=warn)
+    if args.json:
+        print_json({"out": str(sheet.png), "video": str(sheet.mp4), "video_frames": sheet.video_frames,
+                    "pairs": [{"pair_id": r["pair_id"], "edit_type": r["edit_type"]} for r in sheet.pairs],
+                    "skipped": [{"pair_id": p, "reason": r} for p, r in sheet.skipped]})
+    else:
+        types = sorted({r["edit_type"] for r in sheet.pairs})
+        print(f"{sheet.png}, {sheet.mp4}: {len(sheet.pairs)} pairs ({', '.join(types)}), {len(sheet.skipped)} skipped")
     return EXIT_OK
 
 
@@ -314,9 +334,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("gc", cmd_gc, "delete files no table version inside the retention window needs (safe while a job appends)")
     p.add_argument("--retention-hours", type=float, default=168.0, help="keep anything younger (default: a week)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
-    p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks")
-    p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("-n", type=int, default=16)
+    p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks; with --pairs, edit pairs "
+            "as source | target | mask panels in a PNG and a short mp4")
+    p.add_argument("--out", required=True, help="PNG file to write (with --pairs, the .mp4 of the same name goes beside it)")
+    p.add_argument("-n", type=int, help="how many clips (default 16) or pairs (default 8)")
+    p.add_argument("--pairs", action="store_true", help="sample the edit_pairs table: one row per pair, every edit "
+                   "type shown, pairs whose files are missing skipped with a warning")
+    p.add_argument("--seconds", type=float, default=2.0, help="with --pairs: seconds of each pair in the mp4")
     return parser
 
 

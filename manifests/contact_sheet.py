@@ -11,14 +11,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 import pyarrow.compute as pc
 from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI backend
 from matplotlib.patches import Rectangle
 
 from manifests.errors import ManifestError
+from manifests.frames import decode_frame
 from manifests.reader import open_table, read_object_masks, read_table, scan_batches
+from manifests.render import atomic_output
 from manifests.rle import rle_decode
 from manifests.uris import resolve_uri
 
@@ -59,19 +60,6 @@ def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
             raise ManifestError(f"sample: no clip in {root} has a uri (clips not extracted yet?)")
         raise ManifestError(f"sample: none of the {checked} clip files exist under {root} (e.g. {first_missing})")
     return found
-
-
-def decode_frame(path: Path, index: int) -> tuple[np.ndarray, int]:
-    """Frame `index` of a video (or its last frame if shorter) as RGB uint8, and the index returned."""
-    last, last_index = None, -1
-    with av.open(os.fspath(path)) as container:
-        for i, frame in enumerate(container.decode(video=0)):
-            last, last_index = frame, i
-            if i >= index:
-                break
-    if last is None:
-        raise ManifestError(f"sample: {path} has no decodable video frames")
-    return last.to_ndarray(format="rgb24"), last_index
 
 
 def build_tiles(root: Path, clips: list[tuple[str, Path]]) -> list[Tile]:
@@ -136,6 +124,6 @@ def contact_sheet(root: str | os.PathLike, out: str | os.PathLike, n: int = 16) 
         caption = f"{tile.clip_id[-24:]} f{tile.frame_index}" + (f" {tile.label}" if tile.label else "")
         ax.set_title(caption, fontsize=7)
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    with atomic_output(Path(out)) as temp:
+        fig.savefig(temp, dpi=100, format="png")
     return tiles

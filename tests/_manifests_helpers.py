@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -12,6 +16,27 @@ from manifests.layout import data_file_name, table_dir
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
 from manifests.synthetic import synthetic_tables, write_tables
 from manifests.units import mark_unit_complete
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "manifests", *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+
+
+def run_json(*args: object) -> dict:
+    done = run_cli(*args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess, code: int, text: str) -> None:
+    assert done.returncode == code
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def small_dataset(root: Path, n_clips: int = 60, n_objects: int = 6, unit_rows: int = 25) -> dict[str, pa.Table]:

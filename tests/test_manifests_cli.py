@@ -4,38 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from _manifests_helpers import commit_raw, files_under, small_dataset
+from _manifests_helpers import assert_one_line_error, commit_raw, files_under, run_cli, run_json, small_dataset
 
 from manifests import SCHEMA_VERSION, SCHEMAS, ManifestWriter, commit_unit_tables
 from manifests.synthetic import synthetic_object_frames, synthetic_objects, write_clip_files
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args: object) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "manifests", *map(str, args)], capture_output=True, text=True,
-                          env=env, cwd=REPO, timeout=300)
-
-
-def run_json(*args: object) -> dict:
-    done = run_cli(*args, "--json")
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout)
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess, code: int, text: str) -> None:
-    assert done.returncode == code
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and text in lines[0], done.stderr
-    assert "Traceback" not in done.stderr
 
 
 @pytest.fixture(scope="module")
