@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from curation.video import probe, read_frames
 from isa_model.config import ModelConfig
 from manifests import read_table
+from manifests.mask_file import open_mask_file
 
 COLUMNS = ["pair_id", "edit_type", "instruction", "source_uri", "target_uri", "mask_uri"]
 
@@ -83,8 +84,11 @@ class EditPairs(Dataset):
             raise ValueError(f"{row['pair_id']}: source and target sizes differ")
         mask = torch.full((cfg.frames, 1, *clips[0].shape[-2:]), -1.0)  # -1: no mask
         if row["mask_uri"]:
-            m = np.load(self.root / row["mask_uri"])  # (T0, H, W) bool
-            mask = torch.from_numpy(m[idx].astype(np.float32))[:, None]
+            masks = open_mask_file(self.root / row["mask_uri"])  # the editors' RLE npz
+            if masks.shape[1:] != tuple(clips[0].shape[-2:]):
+                raise ValueError(f"{row['pair_id']}: mask {masks.shape[1:]} and clip sizes differ")
+            m = np.stack([masks.frame(t) for t in idx])  # (T, H, W) bool
+            mask = torch.from_numpy(m.astype(np.float32))[:, None]
         out = [to_bucket(x, cfg.height, cfg.width, float(u[1]), float(u[2])) for x in (*clips, mask)]
         source, target, mask = (x.transpose(0, 1).contiguous() for x in out)  # (C, T, H, W)
         return {

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from curation.editors.masks import write_mask_file
 from curation.video import VideoWriter
 from manifests import ManifestWriter, read_table
 
@@ -102,10 +103,10 @@ def build_pairs(root: str | Path, clips: int = 8, frames: int = 12, size: tuple[
         for edit_type in GLOBAL_EDITS + LOCAL_EDITS:
             pair_id = f"{clip_id}-{edit_type}"
             target_uri = f"pairs/{pair_id}.mp4"
-            mask_uri = f"pairs/{pair_id}-mask.npy" if edit_type in LOCAL_EDITS else None
+            mask_uri = f"pairs/{pair_id}.mask.npz" if edit_type in LOCAL_EDITS else None
             _write(root / target_uri, apply_edit(source, edit_type), fps)
             if mask_uri:
-                np.save(root / mask_uri, box_mask(frames, height, width))
+                write_mask_file(root / mask_uri, box_mask(frames, height, width))
             phrases = INSTRUCTIONS[edit_type]
             rows.append({
                 "pair_id": pair_id, "clip_id": clip_id, "edit_type": edit_type,

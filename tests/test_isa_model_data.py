@@ -53,6 +53,16 @@ def test_loader_is_deterministic_given_seed_and_differs_across_seeds(root):
         assert (a["source"] + a["target"]).abs().mean() < 0.1
 
 
+def test_local_edits_load_their_rle_mask_files(root):
+    cfg = tiny().model
+    ds = EditPairs(root, "train", cfg, seed=0)
+    local = [i for i, r in enumerate(ds.rows) if r["mask_uri"]]
+    assert local, "the synthetic set has no local edit in train"
+    item = ds[(0, local[0])]
+    assert item is not None and item["mask"].shape == (cfg.frames, cfg.height, cfg.width)
+    assert 0 < float(item["mask"].mean()) < 1  # the box covers part of each frame
+
+
 def test_bad_and_missing_files_are_skipped_and_counted(root, tmp_path):
     broken = tmp_path / "broken"
     shutil.copytree(root, broken)

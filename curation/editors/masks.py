@@ -17,7 +17,8 @@ import numpy as np
 from curation.editors.base import MaskFileError
 from manifests.errors import ManifestError
 from manifests.layout import durable_replace
-from manifests.rle import rle_decode, rle_encode
+from manifests.mask_file import open_mask_file
+from manifests.rle import rle_encode
 
 
 def dense_mask(frame_indices: np.ndarray, masks: np.ndarray, num_frames: int) -> np.ndarray:
@@ -58,22 +59,16 @@ def write_mask_file(path: str | Path, mask: np.ndarray) -> Path:
 
 
 def read_mask_file(path: str | Path) -> np.ndarray:
-    """The (T, H, W) bool mask of a file written by write_mask_file; MaskFileError if missing or malformed."""
+    """The (T, H, W) bool mask of a file written by write_mask_file; MaskFileError if missing or malformed.
+    The one reader of the format is manifests.mask_file (which the sample sheet and the trainer use too)."""
     p = Path(path)
     if not p.is_file():
         raise MaskFileError(f"{p}: no such mask file")
     try:
-        with np.load(p) as z:
-            t, h, w = (int(x) for x in z["shape"])
-            frames, rle = z["frames"], z["rle"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise MaskFileError(f"{p}: not a mask file ({type(exc).__name__}: {exc})") from None
-    if len(frames) != len(rle) or (len(frames) and (frames.min() < 0 or frames.max() >= t)):
-        raise MaskFileError(f"{p}: frame indices do not match the {t}-frame mask")
-    out = np.zeros((t, h, w), bool)
-    try:
-        for i, counts in zip(frames, rle):
-            out[i] = rle_decode(str(counts), h, w)
+        masks = open_mask_file(p)
+        out = np.zeros(masks.shape, bool)
+        for t in masks.frames:
+            out[t] = masks.frame(t)
     except ManifestError as exc:
-        raise MaskFileError(f"{p}: frame {i}: {exc}") from None
+        raise MaskFileError(str(exc)) from None
     return out
