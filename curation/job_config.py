@@ -130,13 +130,36 @@ def parse_config(data: Any, source: str = "config") -> CurateConfig:
         raise ConfigError(f"{source}: {_one_line(exc)}") from None
 
 
-def load_config(path: str | Path) -> CurateConfig:
-    """Read and validate a YAML config; any problem is a ConfigError with one line."""
-    p = Path(path)
+def merge_configs(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`: mappings merge key by key, anything else (lists too) replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merge_configs(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> Any:
+    """The YAML mapping of `path`, on top of the file its `extends:` names (relative to it), recursively."""
+    if path.resolve() in chain:
+        raise ConfigError(f"{path}: `extends` loops back to itself ({' -> '.join(p.name for p in (*chain, path))})")
     try:
-        data = yaml.safe_load(p.read_text())
+        data = yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config ({exc.strerror or exc})") from None
+        raise ConfigError(f"{path}: cannot read config ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({' '.join(str(exc).split())})") from None
-    return parse_config(data, str(p))
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())})") from None
+    if not isinstance(data, dict) or "extends" not in data:
+        return data
+    base_name = data.pop("extends")
+    if not isinstance(base_name, str) or not base_name:
+        raise ConfigError(f"{path}: extends must name a config file, got {base_name!r}")
+    base = _read_yaml(path.parent / base_name, (*chain, path.resolve()))
+    if not isinstance(base, dict):
+        raise ConfigError(f"{path.parent / base_name}: expected a mapping at the top level")
+    return merge_configs(base, data)
+
+
+def load_config(path: str | Path) -> CurateConfig:
+    """Read and validate a YAML config (and the config it `extends:`); any problem is a ConfigError with one line."""
+    p = Path(path)
+    return parse_config(_read_yaml(p), str(p))

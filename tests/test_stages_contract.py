@@ -111,7 +111,7 @@ def _config(tmp_path: Path, **changes) -> dict:
 
 
 def test_shipped_config_validates_and_unknown_keys_are_refused(tmp_path):
-    for name in ("curate.yaml", "curate_small.yaml"):
+    for name in ("curate.yaml", "curate_small.yaml", "demo.yaml", "curate_gpu.yaml"):
         cfg = load_config(REPO / "jobs/configs" / name)
         assert cfg.thresholds["max_width"] < 7680  # the corpus' 8K input must be rejected at ingest
     with pytest.raises(ConfigError, match="batchsize"):
@@ -124,6 +124,24 @@ def test_shipped_config_validates_and_unknown_keys_are_refused(tmp_path):
         parse_config(_config(tmp_path, signals={"names": ["blur", "nosuch"]}))
     with pytest.raises(ConfigError, match="unknown stage"):
         parse_config(_config(tmp_path, resources={"ingestt": {"num_cpus": 1}}))
+
+
+def test_extends_merges_mappings_over_the_base_and_refuses_loops(tmp_path):
+    base = load_config(REPO / "jobs/configs/curate.yaml")
+    demo = load_config(REPO / "jobs/configs/demo.yaml")
+    assert demo.thresholds == base.thresholds and demo.shots == base.shots  # inherited whole
+    assert demo.resources["objects"].num_cpus == 0.75 and demo.resources["ingest"] == base.resources["ingest"]
+    assert demo.objects.yolo.weights.allow_random_init and base.objects is None
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\nbatch_size: 3\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read config"):
+        load_config(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text(f"extends: {REPO / 'jobs/configs/curate.yaml'}\nthresholds: {{min_blur: 3.0}}\n")
+    merged = load_config(tmp_path / "d.yaml")
+    assert merged.thresholds == {**base.thresholds, "min_blur": 3.0}
 
 
 def test_units_are_sorted_batches_with_stable_ids(tmp_path):
