@@ -29,8 +29,9 @@ from curation.editors import PAIR_CRF, EditInput, EditResult, Editor, get_editor
 from curation.editors.base import EDITOR_NAMES, EditError, check_frames, editor_config
 from curation.editors.instructions import Instruction, make_instruction
 from curation.editors.output import write_clip
-from curation.models.clip import ClipConfig, ClipEmbedder
+from curation.models.clip import CLIP_FAMILY, ClipConfig, ClipEmbedder
 from curation.models.vlm import VlmClient, VlmConfig
+from curation.models.weights import resolve_weights
 from curation.pair_rows import (
     choose_edit_types, choose_object, dense_track, direction_texts, failed, gate_columns, pair_id, pair_seed,
     passed_columns, to_json,
@@ -124,11 +125,13 @@ class ClipInput:
 
 
 class _ClipGateEncoder:
-    """The CLIP embedder seen as filters.pair_gates.ClipEncoder."""
+    """The CLIP embedder seen as filters.pair_gates.ClipEncoder; without trained weights there is no embedder
+    to load (the gate is skipped on the weights id before it encodes anything)."""
 
-    def __init__(self, embedder: ClipEmbedder) -> None:
+    def __init__(self, embedder: ClipEmbedder | None, model_name: str, weights_id: str) -> None:
         self.embedder = embedder
-        self.weights_id = embedder.weights_id
+        self.model_name = model_name
+        self.weights_id = weights_id
 
     def encode_images(self, frames: np.ndarray) -> np.ndarray:
         return self.embedder.frames(frames)  # (N, D)
@@ -169,14 +172,19 @@ class PairsStage(Stage):
         self.gates = self.section.gate_config()
         self.splits = self.section.split_config()
         self.editors: dict[str, Editor] = {n: get_editor(n, c) for n, c in self.section.editor_configs().items()}
-        self.clip = ClipEmbedder(self.section.clip) if self.section.clip else None
+        self.clip: _ClipGateEncoder | None = None
         self.vlm: VlmClient | None = None
 
     def setup(self) -> None:
         for editor in self.editors.values():
             editor.setup()
-        if self.clip is not None:
-            self.clip.setup()
+        if self.section.clip is not None:
+            embedder = ClipEmbedder(self.section.clip)
+            resolved = resolve_weights(self.section.clip.weights, CLIP_FAMILY)
+            if not resolved.random_init:  # random-init CLIP directions mean nothing: no model to load
+                embedder.setup()
+            self.clip = _ClipGateEncoder(None if resolved.random_init else embedder, embedder.model_name,
+                                         resolved.weights_id)
         if self.section.vlm is not None:
             self.vlm = VlmClient(self.section.vlm)
 
@@ -256,7 +264,7 @@ class PairsStage(Stage):
         source, target = result.frames(inp.frames)
         values = evaluate_pair(source, target, result.mask, result.region, self.gates)
         values["clip_direction"] = clip_direction_gate(
-            None if self.clip is None else _ClipGateEncoder(self.clip), evenly(source, self.section.gate_frames),
+            self.clip, evenly(source, self.section.gate_frames),
             evenly(target, self.section.gate_frames), *direction_texts(result.edit_type, result.slots), self.gates)
         values["vlm"] = vlm_instruction_gate(self._check(), source, target, instruction.text, self.gates)
         if failed(values) and self.section.drop_failed:
