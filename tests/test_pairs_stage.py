@@ -4,7 +4,13 @@ schema conformance through the manifest writer, determinism, and the objects sta
 
 from __future__ import annotations
 
+import errno
+import http.server
 import json
+import resource
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,8 +19,9 @@ import pytest
 from _moving_disc import moving_disc_clip, texture
 
 from curation.editors import read_mask_file, write_mask_file
-from curation.models.weights import WeightsConfig
 from curation.models.clip import ClipConfig
+from curation.models.vlm import VlmConfig
+from curation.models.weights import WeightsConfig
 from curation.splits import SplitConfig, assign_split
 from curation.stage import WorkUnit
 from curation.stages.objects import ObjectsConfig, ObjectsStage
@@ -239,6 +246,23 @@ def test_drop_failed_writes_no_files_and_counts_the_pair(unit, tmp_path):
     assert (root / kept[0]["target_uri"]).is_file()
 
 
+def test_a_machine_error_fails_the_unit_instead_of_becoming_errors_rows(tmp_path):
+    """File too large (a real RLIMIT_FSIZE, EFBIG) is the machine's fault, not the clip's: process raises, and
+    no pair file exists under its final name."""
+    write_video(tmp_path, "plain.mp4", np.repeat(texture(3, H, W, 2)[None], T, axis=0))
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead of a signal
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
+    try:
+        with pytest.raises(OSError) as info:
+            run(tmp_path, {"clips": [clip_row("noobj", "v", "plain.mp4")]}, drop_failed=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert info.value.errno == errno.EFBIG
+    assert not list((tmp_path / "pairs").rglob("*.target.mp4"))
+
+
 def test_splits_follow_the_source_video(tmp_path):
     write_video(tmp_path, "plain.mp4", np.repeat(texture(3, H, W, 2)[None], 2, axis=0))
     ratios = {"train": 0.5, "val": 0.25, "test": 0.25, "salt": "pairs-test"}
@@ -294,6 +318,74 @@ def test_clip_gate_skips_random_init_and_scores_a_weights_file(tmp_path):
     assert "clip_direction" not in json.loads(r["gate_notes"])
     assert json.loads(r["edit_params"])["clip_gate_model"].startswith("open_clip-ViT-S-32@")
     assert not json.loads(r["edit_params"])["clip_gate_model"].endswith("random-init")
+
+
+class FakeVlm(http.server.BaseHTTPRequestHandler):
+    """An OpenAI-compatible server on 127.0.0.1 (the test double at the outside boundary): /<scenario>/v1/...
+    "yes" paraphrases and says the pair matches, "no" says it does not; "broken" answers HTTP 500, "garbled"
+    text that is not JSON, "slow" after the client's timeout."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        scenario = self.path.strip("/").split("/")[0]
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        prompt = body["messages"][0]["content"][0]["text"]
+        self.server.prompts.append((scenario, prompt))
+        if "Rewrite" in prompt:
+            answer = {"instruction": "Paint the disc another colour."}
+        else:
+            answer = {"matches": scenario == "yes", "reason": "looked at it"}
+        if scenario == "slow":
+            time.sleep(3.0)  # far past the timeout, so the answer never wins on a loaded machine
+        content = "sure! the instruction is fine" if scenario == "garbled" else json.dumps(answer)
+        message = {"role": "assistant", "content": content}
+        payload = json.dumps({"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]}).encode()
+        self.send_response(500 if scenario == "broken" else 200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@pytest.fixture(scope="module")
+def vlm_server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeVlm)
+    srv.daemon_threads = True
+    srv.prompts = []
+    srv.handle_error = lambda request, address: None  # a client that timed out and left is expected here
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def _vlm(server, scenario: str) -> VlmConfig:
+    return VlmConfig(base_url=f"http://127.0.0.1:{server.server_port}/{scenario}/v1", model="tiny-vlm",
+                     api_key_env=None, max_retries=0, timeout_s=0.2 if scenario == "slow" else 10.0)
+
+
+def test_vlm_rewrites_the_instruction_and_gates_the_pair(vlm_server, tmp_path):
+    tables = _disc_with_mask_file(tmp_path)
+    (r,) = run(tmp_path, tables, mix={"recolour": 1.0}, vlm=_vlm(vlm_server, "yes"), gate_frames=2)["edit_pairs"]
+    params = json.loads(r["edit_params"])
+    assert r["instruction"] == "Paint the disc another colour." and params["instruction_rewritten"]
+    assert r["gate_vlm"] == 1.0 and "vlm" in r["gates_passed"] and params["vlm_model"] == "served:tiny-vlm"
+    asked = [p for s, p in vlm_server.prompts if s == "yes"]
+    assert len(asked) == 2 and "Paint the disc another colour." in asked[1]  # the check sees the rewrite
+    # the VLM says the instruction does not match: the pair fails its gate and is dropped
+    out = run(tmp_path, tables, mix={"recolour": 1.0}, vlm=_vlm(vlm_server, "no"), gate_frames=2)
+    assert out["edit_pairs"] == [] and {s["signal"]: s["value"] for s in out["scores"]}["pairs_dropped"] == 1.0
+
+
+@pytest.mark.parametrize("scenario, why", [("broken", "HTTP 500"), ("garbled", "not JSON"), ("slow", "timed out")])
+def test_a_failing_vlm_costs_only_the_rewrite_and_the_check(vlm_server, tmp_path, scenario, why):
+    (r,) = run(tmp_path, _disc_with_mask_file(tmp_path), mix={"recolour": 1.0},
+               vlm=_vlm(vlm_server, scenario))["edit_pairs"]
+    params = json.loads(r["edit_params"])
+    assert not params["instruction_rewritten"] and why in params["rewrite_note"]
+    assert r["instruction"].endswith(".") and "disc" in r["instruction"]  # the template's text
+    assert r["gate_vlm"] is None and why in json.loads(r["gate_notes"])["vlm"] and "vlm" not in r["gates_passed"]
 
 
 def test_objects_stage_rows_feed_the_pairs_stage(tmp_path):
