@@ -123,6 +123,7 @@ def unit(tmp_path_factory) -> WorkUnit:
         objects.append(row)
         frames += per_frame
     objects.append({**object_rows("missing", "missing-disc", disc_masks, [])[0], "mask_uri": "masks/gone.npz"})
+    objects.append({**object_rows("missing", "missing-escape", disc_masks, [])[0], "mask_uri": "../outside.npz"})
     return WorkUnit("b000000", [], str(root), tables={"clips": clips, "objects": objects, "object_frames": frames})
 
 
@@ -206,10 +207,11 @@ def test_rows_conform_to_the_schema_through_the_writer(out, tmp_path):
 
 def test_bad_inputs_give_errors_rows_or_global_edits_only(out):
     errors = {e["input"]: e for e in out["errors"]}
-    assert set(errors) == {"one", "missing/missing-disc"}
+    assert set(errors) == {"one", "missing/missing-disc", "missing/missing-escape"}
     assert errors["one"]["error_class"] == "EditError" and "1 frame" in errors["one"]["message"]
     assert errors["missing/missing-disc"]["error_class"] == "MaskFileError"
     assert "no such mask file" in errors["missing/missing-disc"]["message"]
+    assert errors["missing/missing-escape"]["message"] == "uri '../outside.npz': escapes the dataset root"
     # an empty mask, no objects, a missing mask file: only the global edit; the border disc gets local edits
     for clip_id in ("empty", "noobj", "missing"):
         assert set(_pairs(out, clip_id)) == {"style"}, clip_id
@@ -414,6 +416,11 @@ def test_config_problems_are_one_line_errors(bad, words):
         PairsConfig(**bad)
     message = info.value.errors()[0]["msg"]
     assert words in message and "\n" not in message
+
+
+def test_gate_options_keep_their_types():
+    gates = PairsConfig(gates={"kept_margin_px": 2, "min_psnr_kept": 30}).gate_config()
+    assert gates.kept_margin_px == 2 and isinstance(gates.kept_margin_px, int) and gates.min_psnr_kept == 30.0
 
 
 def test_default_mix_is_the_papers():

@@ -43,6 +43,7 @@ from filters.pair_gates import (
     RANDOM_INIT, PairGateConfig, clip_direction_gate, evaluate_pair, gates_passed, vlm_instruction_gate,
 )
 from manifests.rle import rle_decode
+from manifests.uris import resolve_uri
 
 LOG = logging.getLogger("curation.stages.pairs")
 PAIRS_DIR = "pairs"
@@ -61,7 +62,7 @@ class PairsConfig(BaseModel):
     mix: dict[str, float] = Field(default_factory=lambda: dict(PAPER_MIX))  # edit type -> weight
     pairs_per_clip: int = Field(2, ge=1)  # edit types per clip, drawn without replacement
     editors: dict[str, dict[str, Any]] = Field(default_factory=dict)  # per editor: its config's fields
-    gates: dict[str, float] = Field(default_factory=dict)  # PairGateConfig fields
+    gates: dict[str, int | float] = Field(default_factory=dict)  # PairGateConfig fields
     splits: dict[str, Any] = Field(default_factory=dict)  # SplitConfig fields
     seed: int = 0
     drop_failed: bool = True  # a pair failing a gate that ran: no files, no row (counted in pairs_dropped)
@@ -94,7 +95,8 @@ class PairsConfig(BaseModel):
         if bad:
             raise ValueError(f"editors: unknown editor(s) {bad}; known: {', '.join(EDITOR_NAMES)}")
         built = {name: editor_config(name, opts) for name, opts in self.editors.items()}
-        return {name: built.get(name) or editor_config(name, {}) for name, w in self.mix.items() if w > 0}
+        return {name: built[name] if name in built else editor_config(name, {})
+                for name, w in self.mix.items() if w > 0}
 
     def gate_config(self) -> PairGateConfig:
         return PairGateConfig.from_dict(self.gates)
@@ -208,7 +210,7 @@ class PairsStage(Stage):
     def clip_pairs(self, clip: dict[str, Any], root: Path, objects: list[dict[str, Any]],
                    per_frame: dict[str, list[dict[str, Any]]], attempt: int) -> ClipPairs:
         out = ClipPairs()
-        path = root / clip["uri"]
+        path = resolve_uri(root, clip["uri"])
         info = probe(path)
         frames = read_frames(path, list(range(min(info.frames, self.section.max_frames))))  # (T, H, W, 3)
         check_frames(frames, 2)
@@ -244,7 +246,7 @@ class PairsStage(Stage):
             masks = [None if r is None else _decode(r, obj["mask_height"], obj["mask_width"]) for r in obj["mask_rle"]]
             return dense_track(obj["frame_indices"], masks, t, h, w)
         if obj.get("mask_uri"):
-            track = read_mask_file(root / obj["mask_uri"])  # (T0, h, w): one mask per clip frame
+            track = read_mask_file(resolve_uri(root, obj["mask_uri"]))  # (T0, h, w): one mask per clip frame
             return dense_track(range(len(track)), list(track), t, h, w)
         return np.zeros((t, h, w), bool)
 
