@@ -46,11 +46,12 @@ def dense_track(frame_indices: Sequence[int], masks: Sequence[np.ndarray | None]
                 height: int, width: int) -> np.ndarray:
     """(T, H, W) bool mask of a track sampled at `frame_indices` (masks at any size, None = no mask there).
 
-    The objects stage may sample a long clip sparsely (every k-th frame). A frame without a sample takes
-    the mask of the nearest sampled frame when that is at most half the sampling stride away (the stride
-    is the smallest gap between samples), so each sample covers its own stretch of the clip and a track
-    never extends past its first or last sample or across a gap where the object was lost. Samples at or
-    past `num_frames` (a clip cut to max_frames) are ignored.
+    The objects stage may sample a long clip (evenly spread frames: a stride k, or strides of 1 and 2
+    mixed). The smallest gap between samples is taken as the sampling stride. A frame between two samples
+    at most two strides apart takes the nearer sample's mask (the earlier on a tie): that covers the
+    sampling and one lost sample, while a longer gap (the object lost or hidden) stays empty. Before the
+    first and after the last sample a mask reaches half a stride, so a track is not stretched past where
+    it was seen. Samples at or past `num_frames` (a clip cut to max_frames) are ignored.
     """
     idx = np.asarray(frame_indices, np.int64)
     if len(idx) != len(masks):
@@ -58,17 +59,24 @@ def dense_track(frame_indices: Sequence[int], masks: Sequence[np.ndarray | None]
     if len(idx) and idx.min() < 0:
         raise MaskFileError(f"track frame index {int(idx.min())} is negative")
     out = np.zeros((num_frames, height, width), bool)
-    kept = sorted((int(f), m) for f, m in zip(idx, masks) if f < num_frames and m is not None)
+    kept = dict(sorted((int(f), m) for f, m in zip(idx, masks) if f < num_frames and m is not None))
     if not kept:
         return out
-    sampled = np.array([f for f, _ in kept])
-    gaps = np.diff(np.unique(np.asarray(frame_indices, np.int64)))
-    reach = int(gaps.min()) // 2 if len(gaps) else 0
-    resized = [resize_nearest(m, height, width) for _, m in kept]
+    gaps = np.diff(np.unique(idx))
+    stride = int(gaps.min()) if len(gaps) else 1
+    sampled = np.array(list(kept))  # (N,) ascending frame indices with a mask
+    resized = [resize_nearest(m, height, width) for m in kept.values()]
     for t in range(num_frames):
-        j = int(np.argmin(np.abs(sampled - t)))  # first of equally near samples: the earlier one
-        if abs(int(sampled[j]) - t) <= reach:
+        j = int(np.searchsorted(sampled, t))  # first sample at or after t
+        if j < len(sampled) and sampled[j] == t:
             out[t] = resized[j]
+        elif 0 < j < len(sampled):
+            if sampled[j] - sampled[j - 1] <= 2 * stride:
+                out[t] = resized[j - 1] if t - sampled[j - 1] <= sampled[j] - t else resized[j]
+        else:
+            near = j - 1 if j else 0
+            if abs(int(sampled[near]) - t) <= stride // 2:
+                out[t] = resized[near]
     return out
 
 

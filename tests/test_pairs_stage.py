@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 from _moving_disc import moving_disc_clip, texture
 
-from curation.editors import read_mask_file, write_mask_file
+from curation.editors import MaskFileError, read_mask_file, write_mask_file
 from curation.models.clip import ClipConfig
 from curation.models.vlm import VlmConfig
 from curation.models.weights import WeightsConfig
+from curation.pair_rows import choose_edit_types, dense_track
 from curation.splits import SplitConfig, assign_split
 from curation.stage import WorkUnit
 from curation.stages.objects import ObjectsConfig, ObjectsStage
@@ -416,6 +417,33 @@ def test_config_problems_are_one_line_errors(bad, words):
         PairsConfig(**bad)
     message = info.value.errors()[0]["msg"]
     assert words in message and "\n" not in message
+
+
+def test_sparse_tracks_fill_the_sampling_gaps_not_a_lost_object():
+    def present(indices: list[int], num_frames: int) -> list[int]:
+        masks = [np.full((2, 2), True)] * len(indices)  # 2x2 masks brought to 4x4
+        track = dense_track(indices, masks, num_frames, 4, 4)
+        assert track.shape == (num_frames, 4, 4) and all(m.all() or not m.any() for m in track)
+        return [t for t in range(num_frames) if track[t].any()]
+
+    assert present([0, 1, 3, 4, 6], 8) == [0, 1, 2, 3, 4, 5, 6]  # strides of 1 and 2: every gap filled
+    # stride 3: gaps filled, the 9-frame gap (object lost) left empty, half a stride past the last sample
+    assert present([0, 3, 6, 15], 18) == [0, 1, 2, 3, 4, 5, 6, 15, 16]
+    assert present([2, 3], 3) == [2]  # samples past a clip cut to max_frames are ignored
+    with pytest.raises(MaskFileError):
+        dense_track([-1], [np.ones((2, 2), bool)], 4, 4, 4)
+
+
+def test_edit_types_are_a_seeded_weighted_draw_without_replacement():
+    local = {"removal": True, "recolour": True, "style": False, "background": True}
+    mix = {"removal": 1.0, "recolour": 1.0, "style": 1.0, "background": 0.0}
+    draw = lambda seed, clip, has_object=True, k=2: choose_edit_types(mix, local, has_object, k, seed, clip)  # noqa: E731
+    assert draw(0, "a") == draw(0, "a") and len(set(draw(0, "a"))) == 2
+    assert {tuple(draw(s, c)) for s in range(4) for c in "abcd"} != {tuple(draw(0, "a"))}  # seeds and clips vary
+    assert sorted(draw(0, "a", k=9)) == ["recolour", "removal", "style"]  # a zero weight is never drawn
+    assert draw(3, "b", has_object=False, k=3) == ["style"]  # local types need a usable object
+    assert sum(choose_edit_types({"style": 9.0, "removal": 1.0}, local, True, 1, s, "x") == ["style"]
+               for s in range(300)) > 240  # about 90 % style
 
 
 def test_gate_options_keep_their_types():
