@@ -437,7 +437,10 @@ def test_sparse_tracks_fill_the_sampling_gaps_not_a_lost_object():
 def test_edit_types_are_a_seeded_weighted_draw_without_replacement():
     local = {"removal": True, "recolour": True, "style": False, "background": True}
     mix = {"removal": 1.0, "recolour": 1.0, "style": 1.0, "background": 0.0}
-    draw = lambda seed, clip, has_object=True, k=2: choose_edit_types(mix, local, has_object, k, seed, clip)  # noqa: E731
+
+    def draw(seed: int, clip: str, has_object: bool = True, k: int = 2) -> list[str]:
+        return choose_edit_types(mix, local, has_object, k, seed, clip)
+
     assert draw(0, "a") == draw(0, "a") and len(set(draw(0, "a"))) == 2
     assert {tuple(draw(s, c)) for s in range(4) for c in "abcd"} != {tuple(draw(0, "a"))}  # seeds and clips vary
     assert sorted(draw(0, "a", k=9)) == ["recolour", "removal", "style"]  # a zero weight is never drawn

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curation.editors import PAIR_CRF, EditInput, EditResult, Editor, get_editor, read_mask_file, write_pair
 from curation.editors.base import EDITOR_NAMES, EditError, check_frames, editor_config
-from curation.editors.instructions import Instruction, make_instruction
+from curation.editors.instructions import Instruction, Rewrite, make_instruction
 from curation.editors.output import write_clip
 from curation.models.clip import CLIP_FAMILY, ClipConfig, ClipEmbedder
 from curation.models.vlm import VlmClient, VlmConfig
@@ -40,7 +40,7 @@ from curation.splits import SplitConfig, assign_split
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.video import probe, read_frames
 from filters.pair_gates import (
-    RANDOM_INIT, PairGateConfig, clip_direction_gate, evaluate_pair, gates_passed, vlm_instruction_gate,
+    RANDOM_INIT, PairGateConfig, VlmCheck, clip_direction_gate, evaluate_pair, gates_passed, vlm_instruction_gate,
 )
 from manifests.rle import rle_decode
 from manifests.uris import resolve_uri
@@ -311,14 +311,14 @@ class PairsStage(Stage):
             params["vlm_model"] = f"served:{self.vlm.config.model}"
         return params
 
-    def _rewrite(self):
+    def _rewrite(self) -> Rewrite | None:
         """The instruction rewrite through the VLM (a paraphrase), or None without one."""
         if self.vlm is None:
             return None
         client = self.vlm
         return lambda text, slots: client.ask(REWRITE_PROMPT.format(text=text), NO_FRAMES, _Rewritten).instruction
 
-    def _check(self):
+    def _check(self) -> VlmCheck | None:
         """The VLM instruction check as filters.pair_gates.VlmCheck (1.0 when the VLM says it matches), or None."""
         if self.vlm is None:
             return None
