@@ -86,7 +86,7 @@ class PairsConfig(BaseModel):
             self.gate_config()
             self.split_config()
         except Exception as exc:  # noqa: BLE001 - the owners' own errors, reported as one config line
-            raise ValueError(f"pairs: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+            raise ValueError(" ".join(str(exc).split()) or type(exc).__name__) from None  # the loc says where
         return self
 
     def editor_configs(self) -> dict[str, Any]:
