@@ -123,7 +123,7 @@ class ClipInput:
     fps: float
     cut: bool  # True when the file has more frames than `frames` (max_frames)
     masks: dict[str, np.ndarray]  # object id -> (T, H, W) bool
-    classes: dict[str, str]
+    classes: dict[str, str]  # object id -> class name as an instruction says it ("moving-object" -> "moving object")
 
 
 class _ClipGateEncoder:
@@ -220,7 +220,7 @@ class PairsStage(Stage):
             lambda o: (o, self.object_mask(o, per_frame.get(o["object_id"], []), root, t, h, w)),
             lambda o: f"{clip['clip_id']}/{o['object_id']}", attempt)
         inp = ClipInput(clip, frames, info.fps, info.frames > t, {o["object_id"]: m for o, m in loaded},
-                        {o["object_id"]: o["class_name"] for o, _ in loaded})
+                        {o["object_id"]: o["class_name"].replace("-", " ").replace("_", " ") for o, _ in loaded})
         chosen = choose_object(inp.masks, self.gates)
         types = choose_edit_types(self.section.mix, {n: e.local for n, e in self.editors.items()},
                                   chosen is not None, self.section.pairs_per_clip, self.section.seed, clip["clip_id"])
