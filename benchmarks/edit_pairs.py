@@ -37,15 +37,13 @@ from curation.corpus.photos import load_photo
 from curation.corpus.plan import plan_video
 from curation.editors import PAIR_CRF, EditInput, get_editor, write_pair
 from curation.editors.output import write_clip
+from curation.stages.pairs import PAPER_MIX
 from curation.video import read_frames
 from filters.pair_gates import PairGateConfig, edit_regions, evaluate_pair
 from filters.pair_gates import psnr as pair_psnr
 
 LOCAL = ("removal", "addition", "recolour", "background")
 EDITORS = (*LOCAL, "style", "generative")
-PAPER_MIX = {  # ISA paper: style 34 %, human-centred 13 %; swap, add, removal share the other 53 % equally
-    "style": 0.34, "recolour": 0.53 / 3, "addition": 0.53 / 3, "removal": 0.53 / 3, "background": 0.13,
-}
 PAIRS_TOTAL = 1_700_000
 
 

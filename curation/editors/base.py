@@ -8,8 +8,10 @@ the result alone (parameters as JSON, instruction slots, which region changed, p
 
 from __future__ import annotations
 
+import importlib
 import zlib
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -158,6 +160,19 @@ EDITOR_NAMES = tuple(_REGISTRY)
 def get_editor(name: str, config: Any | None = None) -> Editor:
     """Build editor `name` with `config` (its default config when None)."""
     return build(_REGISTRY, "editor", name, config, EditError)
+
+
+def editor_config(name: str, options: Mapping[str, Any]) -> Any:
+    """Editor `name`'s frozen config built from a mapping of its fields (a job config's options), so a bad
+    option fails when the config is loaded; EditError (one line) for an unknown editor or field."""
+    if name not in _REGISTRY:
+        raise EditError(f"unknown editor {name!r}; known: {', '.join(_REGISTRY)}")
+    module_name, _, config_name = _REGISTRY[name]
+    config_cls = getattr(importlib.import_module(module_name), config_name)
+    try:
+        return config_cls(**options)
+    except TypeError as exc:  # an unknown or missing field
+        raise EditError(f"editor {name}: {exc}") from None
 
 
 def pick(options: tuple[str, ...] | list[str], seed: int, salt: str) -> str:
