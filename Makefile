@@ -20,13 +20,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-python-headless==5.0.0.93"
 	touch $(STAMP)
 
-# Builds the synthetic sample corpus (with a few deliberately broken inputs), curates it on a local Ray, then
-# trains the `tiny` LIVEditor for a few steps and prints its validation metrics.
+# Builds the synthetic sample corpus (with a few deliberately broken inputs), curates it on a local Ray (classical
+# filters, object masks, CLIP scores, edit pairs), draws a sheet of the pairs, then trains the `tiny` LIVEditor
+# on those pairs for a few steps and prints its validation metrics.
 demo: venv
 	$(BIN)/python -m curation.corpus $(DEMO)/corpus --with-bad-inputs
-	$(BIN)/python -m jobs.curate --config jobs/configs/curate.yaml --input $(DEMO)/corpus --output $(DEMO)/dataset --resume
-	$(BIN)/python -m isa_model train --config tiny --out $(DEMO)/model
-	$(BIN)/python -m isa_model validate --ckpt $(DEMO)/model/checkpoints --out $(DEMO)/model/val
+	$(BIN)/python -m jobs.curate --config jobs/configs/demo.yaml --input $(DEMO)/corpus --output $(DEMO)/dataset --resume
+	$(BIN)/python -m manifests sample $(DEMO)/dataset --pairs -n 10 --out $(DEMO)/pairs.png
+	$(BIN)/python -m isa_model train --config tiny --data $(DEMO)/dataset --out $(DEMO)/model
+	$(BIN)/python -m isa_model validate --ckpt $(DEMO)/model/checkpoints --data $(DEMO)/dataset --out $(DEMO)/model/val
 
 test: venv
 	$(BIN)/python -m pytest

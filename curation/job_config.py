@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from curation.stages.clip_scores import ClipScoresConfig
 from curation.stages.objects import ObjectsConfig
+from curation.stages.pairs import PairsConfig
 from curation.stages.vlm_scores import VlmScoresConfig
 
 
@@ -63,8 +64,8 @@ class SignalsConfig(_Strict):
 class CurateConfig(_Strict):
     """Everything `python -m jobs.curate` needs; paths are relative to the working directory.
 
-    The model stages' sections (`objects`, `clip_scores`, `vlm_scores`) are their switches: absent or null,
-    the stage does not run.
+    The optional stages' sections (`objects`, `clip_scores`, `vlm_scores`, `pairs`) are their switches: absent
+    or null, the stage does not run.
     """
 
     input: str
@@ -82,6 +83,7 @@ class CurateConfig(_Strict):
     objects: ObjectsConfig | None = None
     clip_scores: ClipScoresConfig | None = None
     vlm_scores: VlmScoresConfig | None = None
+    pairs: PairsConfig | None = None
 
     @field_validator("resources")
     @classmethod

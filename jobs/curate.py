@@ -1,5 +1,5 @@
 """`python -m jobs.curate --config FILE`: run the curation stages over a corpus (ingest, shots, extract,
-signals, and the model stages the config switches on: objects, clip_scores, vlm_scores).
+signals, and the stages the config switches on: objects, clip_scores, vlm_scores, pairs).
 
 Locally it starts an embedded Ray bound to 127.0.0.1; on a cluster it is what `ray job submit
 --working-dir . -- python -m jobs.curate --config ...` runs (RAY_ADDRESS set by Ray, or --ray-address).

@@ -78,7 +78,7 @@ def test_work_unit_round_trips_through_json_and_merge_keeps_other_tables():
 
 def test_every_stage_declares_name_version_resources_and_tables():
     names = [s.name for s in STAGES]
-    assert names == ["ingest", "shots", "extract", "signals", "objects", "clip_scores", "vlm_scores"]
+    assert names == ["ingest", "shots", "extract", "signals", "objects", "clip_scores", "vlm_scores", "pairs"]
     for stage in STAGES:
         assert stage.version and isinstance(stage.resources, Resources) and stage.resources.num_cpus > 0
         assert set(stage.writes) <= set(SCHEMAS) and "errors" in stage.writes

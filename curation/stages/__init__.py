@@ -1,7 +1,7 @@
 """The curation stages in pipeline order; each is a `curation.stage.Stage` that Ray runs as an actor pool.
 
-Ingest, shots, extract and signals always run; the model stages (objects, clip_scores, vlm_scores) run
-when the job config has their section.
+Ingest, shots, extract and signals always run; the model stages (objects, clip_scores, vlm_scores) and
+the edit-pair stage (pairs) run when the job config has their section.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from curation.stages.clip_scores import ClipScoresStage
 from curation.stages.extract import ExtractStage
 from curation.stages.ingest import IngestStage
 from curation.stages.objects import ObjectsStage
+from curation.stages.pairs import PairsStage
 from curation.stages.shots import ShotsStage
 from curation.stages.signals import SignalsStage
 from curation.stages.vlm_scores import VlmScoresStage
 from manifests.schema import SCHEMAS
 
 STAGES: tuple[type[Stage], ...] = (IngestStage, ShotsStage, ExtractStage, SignalsStage, ObjectsStage,
-                                   ClipScoresStage, VlmScoresStage)
+                                   ClipScoresStage, VlmScoresStage, PairsStage)
 
 
 def enabled_stages(config: Any) -> list[type[Stage]]:
@@ -33,5 +34,5 @@ def tables_written(config: Any) -> tuple[str, ...]:
     return tuple(table for table in SCHEMAS if table in wanted)
 
 
-__all__ = ["STAGES", "ClipScoresStage", "ExtractStage", "IngestStage", "ObjectsStage", "ShotsStage", "SignalsStage",
-           "VlmScoresStage", "enabled_stages", "tables_written"]
+__all__ = ["STAGES", "ClipScoresStage", "ExtractStage", "IngestStage", "ObjectsStage", "PairsStage", "ShotsStage",
+           "SignalsStage", "VlmScoresStage", "enabled_stages", "tables_written"]

@@ -167,6 +167,8 @@ class PairsStage(Stage):
     name = "pairs"
     version = "1"
     resources = Resources(num_cpus=1.0)
+    writes = ("edit_pairs", "scores", "errors")
+    optional = True
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)
@@ -176,6 +178,10 @@ class PairsStage(Stage):
         self.editors: dict[str, Editor] = {n: get_editor(n, c) for n, c in self.section.editor_configs().items()}
         self.clip: _ClipGateEncoder | None = None
         self.vlm: VlmClient | None = None
+
+    def preflight(self) -> None:
+        if self.section.clip is not None:
+            resolve_weights(self.section.clip.weights, CLIP_FAMILY)
 
     def setup(self) -> None:
         for editor in self.editors.values():
