@@ -1,6 +1,7 @@
-"""The model stages inside `python -m jobs.curate`: switched on by their config sections, rows with provenance
-(proposer rows `none`, model rows `random-init`), refusal without weights, and a kill between the tables of
-a unit resumed to the rows of an uninterrupted run (random-init weights are seeded, so reruns agree)."""
+"""The model stages and the pairs stage inside `python -m jobs.curate`: switched on by their config sections,
+rows with provenance (proposer rows `none`, model rows `random-init`), pairs only from objects with real
+(or no) weights, refusal without weights, and a kill between the tables of a unit resumed to the rows of
+an uninterrupted run (random-init weights are seeded, so reruns agree)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from curation.corpus import build_corpus
 from manifests import PRIMARY_KEYS, read_table, validate_dataset
 from manifests.rle import rle_decode
 
-TABLES = ("videos", "clips", "objects", "object_frames", "scores", "clip_embeddings", "errors")
+TABLES = ("videos", "clips", "objects", "object_frames", "scores", "edit_pairs", "clip_embeddings", "errors")
 KEEP_ALL = ("tracker_type: bytetrack\ntrack_high_thresh: 0.0\ntrack_low_thresh: 0.0\nnew_track_thresh: 0.0\n"
             "track_buffer: 30\nmatch_thresh: 0.8\nfuse_score: True\n")
 
@@ -34,8 +35,10 @@ def _config(tmp_path: Path, inputs: Path, output: Path, allow_random_init: bool 
                     "yolo": {"weights": random, "imgsz": 64, "conf": 0.0, "max_det": 2, "tracker": str(tracker)},
                     "sam": {"weights": random, "image_size": 64}},
         "clip_scores": {"clip": {"arch": "ViT-S-32", "weights": random, "image_size": 64}, "frames_per_clip": 3},
+        "pairs": {"pairs_per_clip": 1, "max_frames": 12, "mix": {"recolour": 1.0, "style": 1.0}},
     })
-    data["resources"] = {**data["resources"], "objects": {"num_cpus": 0.5}, "clip_scores": {"num_cpus": 0.25}}
+    data["resources"] = {**data["resources"], "objects": {"num_cpus": 0.5}, "clip_scores": {"num_cpus": 0.25},
+                         "pairs": {"num_cpus": 0.25}}
     data["resources"]["signals"] = {"num_cpus": 0.25}
     path = tmp_path / f"curate-{output.name}.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -83,6 +86,14 @@ def test_model_stage_rows_carry_their_provenance_and_validate(whole):
     clip_scores = [s for s in sorted_rows(whole, "scores") if s["stage"] == "clip_scores"]
     assert {s["signal"] for s in clip_scores} >= {"clip_text_alignment", "clip_aesthetic"}
     assert all(s["weights_id"] == "random-init" and s["passed"] is None for s in clip_scores)
+    pairs = sorted_rows(whole, "edit_pairs")
+    assert pairs, "no edit pair from the corpus"
+    proposer_objects = {o["object_id"] for o in objects if o["weights_id"] == "none"}
+    assert {p["object_id"] for p in pairs if p["object_id"]} <= proposer_objects  # never a random-init mask
+    assert {p["edit_type"] for p in pairs} <= {"recolour", "style"}
+    for p in pairs:
+        assert (whole / p["source_uri"]).is_file() and (whole / p["target_uri"]).is_file()
+        assert p["split"] in ("train", "val", "test") and p["stage"] == "pairs" and p["frames"] > 1
 
 
 def test_without_weights_or_permission_the_job_stops_at_start_in_one_line(tmp_path, corpus):
@@ -97,7 +108,7 @@ def test_without_weights_or_permission_the_job_stops_at_start_in_one_line(tmp_pa
 def test_kill_between_the_model_tables_then_resume_equals_the_whole_run(tmp_path, corpus, whole):
     out = tmp_path / "out"
     config = _config(tmp_path, corpus, out)
-    kill_after = 3  # videos, clips and objects of the first unit committed; object_frames not yet
+    kill_after = 5  # videos, clips, objects, object_frames and scores of the first unit committed; edit_pairs not
     proc = _job(config, faults=f"kill_after_commits={kill_after}")
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert _job(config, "--resume", "--in-process").returncode == 0
