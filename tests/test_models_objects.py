@@ -114,6 +114,15 @@ def test_yolo_sam_rows_say_random_init(unit, tiny_models):
         assert all(0 <= b[0] <= b[2] <= W + 1 and 0 <= b[1] <= b[3] <= H + 1 for b in r["boxes"])
 
 
+
+def test_model_frames_limits_what_yolo_and_sam_see(unit, tiny_models):
+    stage = ObjectsStage(Job(tiny_models.model_copy(update={"model_frames": 2})))
+    stage.setup()
+    rows = _check_rows(stage.process(unit).rows)
+    assert rows and all(len(r["frame_indices"]) <= 2 for r in rows)  # without it, tracks span all 5 frames
+    assert {r["frame_indices"][0] for r in rows} == {0}
+
+
 def test_sam_masks_are_one_per_box_at_frame_size():
     sam = SamMasker(SamConfig(backend="segment-anything", image_size=64, weights=RANDOM))
     sam.setup()

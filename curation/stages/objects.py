@@ -39,6 +39,7 @@ class ObjectsConfig(BaseModel):
     methods: tuple[Literal["proposer", "yolo-sam"], ...] = ("proposer",)
     short_side: int = Field(360, ge=16)
     max_frames: int = Field(300, ge=1)  # frames per clip, evenly spread when the clip is longer
+    model_frames: int | None = Field(None, ge=1)  # of those, how many YOLO + SAM see (evenly spread); None: all
     proposer: dict[str, Any] = Field(default_factory=dict)  # ProposerConfig fields
     yolo: YoloConfig = YoloConfig()
     sam: SamConfig = SamConfig()
@@ -116,7 +117,9 @@ class ObjectsStage(Stage):
                 tr.class_name, tr.confidence = mask_proposer.CLASS_NAME, tr.stability() or 0.0
             rows += [self._row(clip, tr, kept, self.proposer) for tr in tracks]
         if self.yolo is not None:
-            rows += [self._row(clip, tr, kept, self.yolo) for tr in self._yolo_sam(frames)]
+            n = min(self.section.model_frames or len(kept), len(kept))
+            sub = sorted(set(np.linspace(0, len(kept) - 1, n).round().astype(int).tolist()))
+            rows += [self._row(clip, tr, [kept[i] for i in sub], self.yolo) for tr in self._yolo_sam(frames[sub])]
         return rows
 
     def _yolo_sam(self, frames: np.ndarray) -> list[Track]:
