@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation.models.precision import Precision, autocast
 from curation.models.weights import Family, WeightsConfig, load_state_dict, resolve_weights
 
 GOOD_PROMPT = "a beautiful, sharp, well composed, high quality photo"
@@ -43,6 +44,7 @@ class ClipConfig(BaseModel):
     image_size: int | None = Field(None, ge=32)  # None = the architecture's; smaller only for CPU tests
     batch: int = Field(32, ge=1)
     device: str = "cpu"
+    precision: Precision = "fp32"  # "bf16": autocast on CUDA
 
 
 class ClipEmbedder:
@@ -94,7 +96,7 @@ class ClipEmbedder:
         import torch
 
         parts = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.config.device, self.config.precision):
             for i in range(0, len(frames), self.config.batch):
                 e = self.model.encode_image(self._pixels(frames[i : i + self.config.batch]))  # (B, D)
                 parts.append(torch.nn.functional.normalize(e.float(), dim=-1).cpu().numpy())
@@ -104,7 +106,7 @@ class ClipEmbedder:
         """L2-normalised embeddings (N, D) float32 of texts."""
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.config.device, self.config.precision):
             e = self.model.encode_text(self.tokenizer(texts).to(self.config.device))  # (N, D)
             return torch.nn.functional.normalize(e.float(), dim=-1).cpu().numpy()
 
