@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
-from stage_runner import run_stages  # noqa: E402  (beside this file; spawned workers import it by name)
+from stage_runner import run_stages  # noqa: E402  (beside this file; spawned workers import it by that name)
 
 BUSY_BAR = 70.0  # % of the timed window the GPU must be busy over the model stages
 RANDOM = {"weights": "random-init", "allow_random_init": True, "download": False}
@@ -268,8 +268,8 @@ def print_tables(report: dict) -> None:
         sh = r["share_of_worker_time"]
         print(f"{r['workers']:>7} {r['clips']:>6} {r['seconds']:>6.1f} {r['clips_per_s']:>8.2f} "
               f"{r['frames_decoded_per_s']:>9.1f} {busy:>10} {p10:>5} {r['cpu_busy_mean_pct']:>6.1f} "
-              f"{r['sam_frames_share']:>10.2f} {r['sam_prompts_per_sam_frame']:>5.2f} {sh['decode_and_host']:>11.2f} {sh['yolo']:>5.2f} "
-              f"{sh['sam']:>5.2f} {sh['clip']:>5.2f} {r['errors']:>6}")
+              f"{r['sam_frames_share']:>10.2f} {r['sam_prompts_per_sam_frame']:>5.2f} "
+              f"{sh['decode_and_host']:>11.2f} {sh['yolo']:>5.2f} {sh['sam']:>5.2f} {sh['clip']:>5.2f} {r['errors']:>6}")
     bar = report["bar"]
     verdict = "n/a (no GPU utilisation readable)" if bar["met"] is None else ("PASS" if bar["met"] else "MISS")
     print(f"bar: GPU busy >= {bar['gpu_busy_min_pct']:.0f}% at {bar['workers']} workers: {verdict}")
@@ -284,11 +284,19 @@ def write_report(report: dict, out: str) -> None:
     os.replace(tmp, path)
 
 
+def worker_counts(text: str) -> list[int]:
+    """'1,4,8' -> [1, 4, 8]; argparse turns the ValueError into a one-line usage error."""
+    counts = [int(w) for w in text.split(",")]
+    if not counts or min(counts) < 1:
+        raise ValueError(text)
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--tiny", action="store_true", help="tiny inputs and models: a smoke run on a CPU")
-    parser.add_argument("--workers", default=None, help="worker counts of the stage runs, e.g. 1,4,8")
+    parser.add_argument("--workers", type=worker_counts, default=None, help="worker counts of the stage runs, e.g. 1,4,8")
     parser.add_argument("--stage-seconds", type=float, default=40.0, help="timed window of each stage run")
     parser.add_argument("--max-clips", type=int, default=None, help="clips per stage run at most")
     parser.add_argument("--objects", type=int, default=4, help="YOLO boxes per frame (max_det), so SAM prompts")
@@ -299,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {device}: torch sees no CUDA device here")
     s = TINY if args.tiny else FULL
-    workers = [int(w) for w in (args.workers or ("1,2" if args.tiny else "1,4,8")).split(",")]
+    workers = args.workers or ([1, 2] if args.tiny else [1, 4, 8])
     max_clips = args.max_clips or (2 if args.tiny else 1_000_000)
     cores = len(os.sched_getaffinity(0))
     try:
