@@ -16,7 +16,7 @@ would veto every match, and tracks would churn) and `max_det` = --objects: SAM t
 clip with that many objects on every frame (the table reports the share of frames SAM saw).
 
     python benchmarks/model_stages_gpu.py [--workers 1,4,8] [--stage-seconds 40] [--out FILE]
-    python benchmarks/model_stages_gpu.py --device cpu --tiny --out /tmp/x.json   # smoke run
+    python benchmarks/model_stages_gpu.py --device cpu --tiny --out tiny.json   # smoke run
 """
 
 from __future__ import annotations
