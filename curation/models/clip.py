@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from curation.models.devices import torch_device
+from curation.models.precision import Precision, autocast
 from curation.models.weights import Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, seeded_init
 
 GOOD_PROMPT = "a beautiful, sharp, well composed, high quality photo"
@@ -44,6 +45,7 @@ class ClipConfig(BaseModel):
     image_size: int | None = Field(None, ge=32)  # None = the architecture's; smaller only for CPU tests
     batch: int = Field(32, ge=1)
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
+    precision: Precision = "fp32"  # "bf16": autocast on CUDA
 
 
 class ClipEmbedder:
@@ -101,7 +103,7 @@ class ClipEmbedder:
         import torch
 
         parts = []
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.config.precision):
             for i in range(0, len(frames), self.config.batch):
                 e = self.model.encode_image(self._pixels(frames[i : i + self.config.batch]))  # (B, D)
                 parts.append(torch.nn.functional.normalize(e.float(), dim=-1).cpu().numpy())
@@ -111,7 +113,7 @@ class ClipEmbedder:
         """L2-normalised embeddings (N, D) float32 of texts."""
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.config.precision):
             e = self.model.encode_text(self.tokenizer(texts).to(self.device))  # (N, D)
             return torch.nn.functional.normalize(e.float(), dim=-1).cpu().numpy()
 

@@ -12,6 +12,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from curation.models.precision import Precision, autocast
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
 from curation.models.devices import torch_device
 from curation.models.weights import Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, seeded_init, url_downloader
@@ -33,6 +34,7 @@ class SamConfig(BaseModel):
     image_size: int = Field(1024, ge=64)  # segment-anything only; published weights need 1024
     weights: WeightsConfig = WeightsConfig(weights="vit_b")  # a SAM_URLS key, a path, or e.g. mobile_sam.pt
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
+    precision: Precision = "fp32"  # "bf16": autocast on CUDA (segment-anything backend)
 
     @model_validator(mode="after")
     def _weights_fit(self) -> "SamConfig":
@@ -107,7 +109,7 @@ class SamMasker:
         predictor = SamPredictor(model.to(self.device).eval())
 
         def predict(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-            with torch.inference_mode():
+            with torch.inference_mode(), autocast(self.device, self.config.precision):
                 predictor.set_image(frame)  # RGB uint8 (H, W, 3)
                 tb = predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float32), frame.shape[:2])
                 masks, _, _ = predictor.predict_torch(None, None, boxes=tb.to(predictor.device), multimask_output=False)

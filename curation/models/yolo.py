@@ -32,6 +32,7 @@ class YoloConfig(BaseModel):
     tracker: str = "bytetrack.yaml"
     batch: int = Field(16, ge=1)
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
+    half: bool = False  # fp16 weights and inputs on CUDA (ultralytics' own half mode; ignored on a CPU)
 
 
 class YoloTracker:
@@ -67,7 +68,7 @@ class YoloTracker:
         for first in range(0, len(frames), c.batch):
             chunk = [np.ascontiguousarray(f[:, :, ::-1]) for f in frames[first : first + c.batch]]  # BGR
             results = self.model.track(chunk, persist=first > 0, tracker=c.tracker, imgsz=c.imgsz, conf=c.conf,
-                                       iou=c.iou, max_det=c.max_det, device=self.device, verbose=False)
+                                       iou=c.iou, max_det=c.max_det, device=self.device, half=c.half, verbose=False)
             for k, r in enumerate(results):
                 if r.boxes is None or r.boxes.id is None:
                     continue
