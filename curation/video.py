@@ -231,13 +231,17 @@ class VideoWriter:
             self._container.mux(packet)
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        committed = False
         try:
+            try:
+                if exc_type is None and self._stream is not None:
+                    for packet in self._stream.encode():
+                        self._container.mux(packet)
+            finally:
+                self._container.close()
             if exc_type is None and self._stream is not None:
-                for packet in self._stream.encode():
-                    self._container.mux(packet)
+                durable_replace(self._tmp, self.path)  # fsync'ed before the clips row that names it commits
+                committed = True
         finally:
-            self._container.close()
-        if exc_type is None and self._stream is not None:
-            durable_replace(self._tmp, self.path)  # fsync'ed before the clips row that names it commits
-        else:
-            self._tmp.unlink(missing_ok=True)
+            if not committed:  # an exception in the body, the flush (disk full) or the rename: no temp file left
+                self._tmp.unlink(missing_ok=True)
