@@ -50,7 +50,7 @@ def stage_worker(rank: int, job: SimpleNamespace, threads: int, clips: list[str]
     scores.setup()
     spent = dict.fromkeys(("objects", "yolo", "sam", "clip_scores", "clip_model"), 0.0)
     _timed(objects.yolo, "track", spent, "yolo")
-    _timed(objects.sam, "masks", spent, "sam")
+    _timed(objects.sam, "masks_of_frames", spent, "sam")
     _timed(scores.embedder, "frames", spent, "clip_model")
     count = dict.fromkeys(("clips", "objects_rows", "sam_frames", "sam_prompts", "scores_rows", "errors"), 0)
     first_error = None

@@ -12,10 +12,12 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from curation.models.devices import torch_device
 from curation.models.precision import Precision, autocast
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
-from curation.models.devices import torch_device
-from curation.models.weights import Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, seeded_init, url_downloader
+from curation.models.weights import (
+    Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, seeded_init, url_downloader,
+)
 
 SAM_URLS = {  # segment-anything's published checkpoints (its README)
     "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
@@ -33,6 +35,7 @@ class SamConfig(BaseModel):
     arch: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"  # segment-anything's architectures
     image_size: int = Field(1024, ge=64)  # segment-anything only; published weights need 1024
     weights: WeightsConfig = WeightsConfig(weights="vit_b")  # a SAM_URLS key, a path, or e.g. mobile_sam.pt
+    batch: int = Field(4, ge=1)  # frames per image-encoder call (segment-anything backend; ~3 GB each at 1024)
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
     precision: Precision = "fp32"  # "bf16": autocast on CUDA (segment-anything backend)
 
@@ -108,12 +111,23 @@ class SamMasker:
             model.load_state_dict(load_state_dict(resolved.path))
         predictor = SamPredictor(model.to(self.device).eval())
 
-        def predict(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        def predict(frames: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
+            """One image-encoder call for all frames (the encoder is ~90% of SAM's time; batching it is
+            ~2x on a GPU), then the prompt decoder per frame on that frame's features."""
             with torch.inference_mode(), autocast(self.device, self.config.precision):
-                predictor.set_image(frame)  # RGB uint8 (H, W, 3)
-                tb = predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float32), frame.shape[:2])
-                masks, _, _ = predictor.predict_torch(None, None, boxes=tb.to(predictor.device), multimask_output=False)
-            return masks[:, 0].cpu().numpy()  # (N, H, W) bool
+                images = torch.stack([torch.as_tensor(predictor.transform.apply_image(f), device=self.device)
+                                      .permute(2, 0, 1) for f in frames])  # (F, 3, h, w), long side image_size
+                features = model.image_encoder(model.preprocess(images))  # (F, 256, S/16, S/16)
+                out = []
+                for frame, feature, frame_boxes in zip(frames, features, boxes):
+                    predictor.reset_image()
+                    predictor.original_size, predictor.input_size = frame.shape[:2], tuple(images.shape[-2:])
+                    predictor.features, predictor.is_image_set = feature[None], True
+                    tb = predictor.transform.apply_boxes_torch(torch.as_tensor(frame_boxes, dtype=torch.float32),
+                                                               frame.shape[:2])
+                    masks, _, _ = predictor.predict_torch(None, None, boxes=tb.to(self.device), multimask_output=False)
+                    out.append(masks[:, 0].cpu().numpy())  # (N, H, W) bool
+            return out
 
         return predict
 
@@ -131,7 +145,7 @@ class SamMasker:
                                          "device": self.device, "save": False, "verbose": False})
         predictor.setup_model(model=model, verbose=False)
 
-        def predict(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        def predict_one(frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
                 predictor.set_image(np.ascontiguousarray(frame[:, :, ::-1]))  # ultralytics wants BGR
                 result = predictor(bboxes=boxes.tolist())[0]
@@ -140,12 +154,24 @@ class SamMasker:
                 return np.zeros((len(boxes), *frame.shape[:2]), bool)
             return result.masks.data.cpu().numpy().astype(bool)  # (N, H, W)
 
-        return predict
+        return lambda frames, boxes: [predict_one(f, b) for f, b in zip(frames, boxes)]
 
     def masks(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """Bool masks (N, H, W) for xyxy `boxes` (N, 4) in `frame`'s pixels; (0, H, W) for no boxes."""
+        return self.masks_of_frames(frame[None], [boxes])[0]
+
+    def masks_of_frames(self, frames: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
+        """`masks` for each frame (F, H, W, 3) and its boxes (N_f, 4); the image encoder runs on `batch`
+        frames at a time."""
         if self._predict is None:
             raise RuntimeError("SamMasker.setup() was not called")
-        if len(boxes) == 0:
-            return np.zeros((0, *frame.shape[:2]), bool)
-        return self._predict(frame, np.asarray(boxes, np.float32))
+        out: list[np.ndarray | None] = [None] * len(frames)
+        todo = [i for i, b in enumerate(boxes) if len(b)]
+        for i in set(range(len(frames))) - set(todo):
+            out[i] = np.zeros((0, *frames[i].shape[:2]), bool)
+        for start in range(0, len(todo), self.config.batch):
+            chunk = todo[start : start + self.config.batch]
+            got = self._predict(frames[chunk], [np.asarray(boxes[i], np.float32) for i in chunk])
+            for i, m in zip(chunk, got):
+                out[i] = m
+        return out  # type: ignore[return-value]

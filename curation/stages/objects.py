@@ -129,9 +129,10 @@ class ObjectsStage(Stage):
         for tr in tracks:
             for f, box in zip(tr.frames, tr.boxes):
                 by_frame.setdefault(f, []).append((tr, box))
-        for f in sorted(by_frame):
-            masks = self.sam.masks(frames[f], np.array([b for _, b in by_frame[f]]))
-            for (tr, _), m in zip(by_frame[f], masks):
+        order = sorted(by_frame)
+        masks = self.sam.masks_of_frames(frames[order], [np.array([b for _, b in by_frame[f]]) for f in order])
+        for f, frame_masks in zip(order, masks):
+            for (tr, _), m in zip(by_frame[f], frame_masks):
                 tr.masks.append(m)
         return tracks
 
