@@ -20,13 +20,33 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
+def spread_corners(grey: np.ndarray, mask: np.ndarray | None, grid: int = 6, per_cell: int = 20) -> np.ndarray | None:
+    """Corner features picked cell by cell over a grid, float32 (N, 1, 2), or None if there are none.
+
+    goodFeaturesToTrack's quality level is relative to the strongest corner, so a richly textured object
+    on a smooth background (a face on a retina) takes nearly every feature and RANSAC then fits the
+    object's motion; picking per cell keeps the background's share of features near its share of area.
+    """
+    h, w = grey.shape
+    found = []
+    for gy in range(grid):
+        for gx in range(grid):
+            y0, y1, x0, x1 = gy * h // grid, (gy + 1) * h // grid, gx * w // grid, (gx + 1) * w // grid
+            sub_mask = None if mask is None else np.ascontiguousarray(mask[y0:y1, x0:x1])
+            pts = cv2.goodFeaturesToTrack(np.ascontiguousarray(grey[y0:y1, x0:x1]), maxCorners=per_cell,
+                                          qualityLevel=0.01, minDistance=5, mask=sub_mask)
+            if pts is not None:
+                found.append(pts + np.array([x0, y0], np.float32))
+    return np.concatenate(found) if found else None
+
+
 def register_pair(prev: np.ndarray, cur: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
     """3x3 similarity mapping pixel coordinates of grey frame `prev` to those of `cur` (identity if unsure).
 
     `ignore` (bool, prev's size) masks out pixels not to take features from (known moving objects).
     """
     mask = None if ignore is None else (~ignore).astype(np.uint8) * 255
-    pts = cv2.goodFeaturesToTrack(prev, maxCorners=500, qualityLevel=0.005, minDistance=5, mask=mask)
+    pts = spread_corners(prev, mask)
     if pts is None or len(pts) < 8:
         return IDENTITY.copy()
     nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(21, 21), maxLevel=3)
