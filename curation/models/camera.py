@@ -99,6 +99,24 @@ def nan_median(stack: np.ndarray) -> np.ndarray:
     return np.take_along_axis(ordered, middle[None], axis=0)[0]
 
 
+def densest(stack: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per pixel, the mean of the largest group of samples within `tolerance` grey levels of one of them.
+
+    stack: (S, H, W, 3) float32 with NaN where a sample does not reach. The background is what stays put:
+    a moving object's texture slides past a pixel, so its values scatter while the background's repeat,
+    which keeps an object that covers a place for most of the clip out of the background, where the
+    median takes it in. NaN where no sample reaches.
+    """
+    grey = stack.mean(axis=3)  # (S, H, W)
+    support = np.stack([(np.abs(grey - g) <= tolerance).sum(axis=0) for g in grey])  # (S, H, W); NaN never counts
+    best = np.take_along_axis(grey, support.argmax(axis=0)[None], axis=0)  # (1, H, W)
+    near = np.abs(grey - best) <= tolerance  # (S, H, W)
+    total = np.where(near[..., None], stack, 0.0).sum(axis=0)
+    count = near.sum(axis=0)[..., None].astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+
+
 def _scale(m: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
 
@@ -122,7 +140,7 @@ def to_canvas(to_first: list[np.ndarray], height: int, width: int, max_area: flo
 
 
 def background_mosaic(frames: np.ndarray, into: list[np.ndarray], size: tuple[int, int], samples: list[int],
-                      moving: list[np.ndarray] | None = None) -> np.ndarray:
+                      moving: list[np.ndarray] | None = None, tolerance: float = 0.0) -> np.ndarray:
     """Median of the sample frames warped onto the canvas, float32 (Hc, Wc, 3), NaN where none reaches.
 
     `moving` (bool (H, W) per frame) marks pixels already known to be moving objects: they are left
@@ -136,7 +154,7 @@ def background_mosaic(frames: np.ndarray, into: list[np.ndarray], size: tuple[in
             src[moving[j]] = np.nan
         stack[k] = cv2.warpAffine(src, into[j][:2], (wc, hc), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(np.nan, np.nan, np.nan))
-    return nan_median(stack)
+    return densest(stack, tolerance) if tolerance > 0 else nan_median(stack)
 
 
 def background_at(mosaic: np.ndarray, frame: np.ndarray, into: np.ndarray) -> np.ndarray:

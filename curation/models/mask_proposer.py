@@ -26,7 +26,8 @@ from curation.models.camera import (
     to_canvas,
     to_grey,
 )
-from curation.models.tracks import Track, link_tracks
+from curation.models.propagate import follow_both_ways
+from curation.models.tracks import Track, mask_box
 
 NAME = "motion-proposer"
 VERSION = "1"
@@ -38,6 +39,7 @@ class ProposerConfig:
     """Knobs of the proposer; defaults measured on the synthetic corpus (benchmarks/mask_proposer.py)."""
 
     background_samples: int = 15  # frames spread over the clip whose median is the background
+    mode_tolerance: float = 0.0  # > 0: background is the densest group of samples within this many grey levels, not the median
     passes: int = 2  # background rebuilds; each later one leaves out the previous foreground
     threshold: float = 28.0  # colour distance (0-255, max over RGB) to the background that counts as moving
     weak_threshold: float = 8.0  # a weaker colour distance that counts where the flow also says moving
@@ -46,7 +48,8 @@ class ProposerConfig:
     grabcut: bool = True
     grabcut_iters: int = 3
     min_track_frames: int = 3  # and at least a fifth of the clip
-    link_iou: float = 0.1
+    reach: float = 0.02  # how far (fraction of the frame diagonal) an object may take pixels beyond its predicted mask
+    max_gap: int = 5  # frames an object may go unseen and still be followed
 
 
 def colour_distance(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -111,7 +114,7 @@ def foreground(frames: np.ndarray, config: ProposerConfig) -> list[np.ndarray]:
     samples = background_samples(len(frames), config.background_samples)
     moving: list[np.ndarray] | None = None
     for _ in range(config.passes):
-        mosaic = background_mosaic(frames, into, size, samples, moving)
+        mosaic = background_mosaic(frames, into, size, samples, moving, config.mode_tolerance)
         dist = [colour_distance(frames[t], background_at(mosaic, frames[t], into[t])) for t in range(len(frames))]
         masks = [(d > config.threshold) | ((d > config.weak_threshold) & f) for d, f in zip(dist, flow_moving)]
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
@@ -127,12 +130,19 @@ def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> li
         return []  # motion needs two frames; a one-frame clip has no moving objects to show
     h, w = frames.shape[1:3]
     min_pixels = max(16, int(config.min_area * h * w))
-    regions: list[list[np.ndarray]] = []
-    for t, mask in enumerate(foreground(frames, config)):
-        labels = clean(mask, min_pixels)
-        found = [labels == i for i in range(1, int(labels.max()) + 1)]
-        if config.grabcut:
-            found = [grabcut_refine(frames[t], r, config.grabcut_iters) for r in found]
-        regions.append([r for r in found if r.sum() >= min_pixels])
+    fg = [clean(m, min_pixels) > 0 for m in foreground(frames, config)]
+    grey = [to_grey(f) for f in frames]
+    reach = max(3, int(config.reach * np.hypot(h, w)))
+    followed = follow_both_ways(frames, grey, fg, min_pixels, reach, config.max_gap)
     min_frames = max(config.min_track_frames, len(frames) // 5)
-    return link_tracks(regions, config.link_iou, min_frames)
+    tracks = []
+    for f_idx, masks in followed:
+        if len(f_idx) < min_frames:
+            continue
+        if config.grabcut:
+            masks = [grabcut_refine(frames[t], m, config.grabcut_iters) for t, m in zip(f_idx, masks)]
+        tracks.append(Track(0, list(f_idx), list(masks)))
+    tracks.sort(key=lambda tr: (tr.frames[0], mask_box(tr.masks[0])))
+    for i, tr in enumerate(tracks, start=1):
+        tr.track_id = i
+    return tracks

@@ -1,0 +1,151 @@
+"""Split per-frame motion masks into objects by following each object's own motion through the clip.
+
+Linking connected regions by overlap breaks whenever two objects touch (one region, one track) and
+again when they part (a new, short track). Here each object keeps its mask and its own frame-to-frame
+similarity motion (Lucas-Kanade features inside the mask, RANSAC; the last motion when the object has
+too little texture); the mask warped by that motion predicts where the object is next, and each
+foreground pixel goes to the object whose prediction reaches it and whose warped colours match it
+best, so touching and overlapping objects stay apart and the one in front keeps the shared pixels.
+Foreground no prediction reaches starts a new object. Tracking starts at the frame where the
+foreground falls into the most separate regions and runs from there to both ends of the clip.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+IDENTITY = np.eye(3, dtype=np.float64)
+OUTSIDE_COST = 40.0  # colour error (0-255) a pixel outside an object's predicted mask (but within reach) is charged
+
+
+@dataclass
+class Followed:
+    """One object being followed: the frames it was seen on and its masks there, plus its tracking state."""
+
+    frames: list[int] = field(default_factory=list)
+    masks: list[np.ndarray] = field(default_factory=list)
+    mask: np.ndarray | None = None  # last mask, carried forward by `motion` while the object is not seen
+    motion: np.ndarray = field(default_factory=lambda: IDENTITY.copy())  # last frame-to-frame 3x3 motion
+
+
+def object_motion(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+    """3x3 similarity moving the pixels of `mask` from grey `prev` to grey `cur`; None with too few features."""
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) * 255
+    pts = cv2.goodFeaturesToTrack(prev, maxCorners=200, qualityLevel=0.01, minDistance=3, mask=inner)
+    if pts is None or len(pts) < 6:
+        return None
+    nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(15, 15), maxLevel=3)
+    ok = status.reshape(-1) == 1
+    if ok.sum() < 6:
+        return None
+    m, inliers = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=1.5)
+    if m is None or inliers is None or inliers.sum() < 5:
+        return None
+    return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def warp_mask(mask: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    h, w = mask.shape
+    return cv2.warpAffine(mask.astype(np.uint8), motion[:2], (w, h), flags=cv2.INTER_NEAREST).astype(bool)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill what the outer contours enclose: a flat object's interior has no colour change to detect."""
+    m = mask.astype(np.uint8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(m, contours, -1, 1, thickness=cv2.FILLED)
+    return m.astype(bool)
+
+
+def regions(mask: np.ndarray, min_pixels: int) -> list[np.ndarray]:
+    """8-connected regions of a bool mask with at least `min_pixels` pixels."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    return [labels == i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= min_pixels]
+
+
+def assign(fg: np.ndarray, predicted: list[np.ndarray], errors: list[np.ndarray], reach: int) -> np.ndarray:
+    """Label image int32 (H, W): k + 1 where foreground pixel goes to object k, 0 unassigned.
+
+    Object k may take pixels within `reach` of its predicted mask; among those that can, the lowest
+    colour error against its warped previous frame wins, pixels outside the prediction paying extra.
+    """
+    labels = np.zeros(fg.shape, np.int32)
+    if not predicted:
+        return labels
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    cost = np.full((len(predicted),) + fg.shape, np.inf, np.float32)  # (K, H, W)
+    for i, (p, e) in enumerate(zip(predicted, errors)):
+        near = cv2.dilate(p.astype(np.uint8), k).astype(bool)
+        cost[i][near] = e[near] + OUTSIDE_COST * ~p[near]
+    best = cost.argmin(axis=0)
+    reached = np.isfinite(cost.min(axis=0)) & fg
+    labels[reached] = best[reached] + 1
+    return labels
+
+
+def step(prev_rgb: np.ndarray, cur_rgb: np.ndarray, prev_grey: np.ndarray, cur_grey: np.ndarray, fg: np.ndarray,
+         live: list[Followed], t: int, min_pixels: int, reach: int) -> list[Followed]:
+    """Move every followed object from the previous frame to frame `t` (in place); return the new ones."""
+    h, w = fg.shape
+    predicted, errors = [], []
+    for obj in live:
+        found = object_motion(prev_grey, cur_grey, obj.mask)
+        obj.motion = obj.motion if found is None else found
+        predicted.append(warp_mask(obj.mask, obj.motion))
+        warped = cv2.warpAffine(prev_rgb, obj.motion[:2], (w, h), flags=cv2.INTER_LINEAR)
+        diff = cv2.absdiff(cur_rgb, warped).max(axis=2).astype(np.float32)
+        errors.append(cv2.blur(diff, (5, 5)))
+    labels = assign(fg, predicted, errors, reach)
+    for i, (obj, pred) in enumerate(zip(live, predicted)):
+        mine = fill_holes(labels == i + 1)
+        if mine.sum() >= min_pixels // 2:
+            obj.frames.append(t)
+            obj.masks.append(mine)
+            obj.mask = mine
+        else:
+            obj.mask = pred  # not seen here: coast on the predicted mask
+    return [Followed([t], [fill_holes(r)], fill_holes(r)) for r in regions(fg & (labels == 0), min_pixels)]
+
+
+def follow(frames: np.ndarray, grey: list[np.ndarray], fg: list[np.ndarray], order: list[int],
+           min_pixels: int, reach: int, max_gap: int) -> list[Followed]:
+    """Follow objects over frames in `order`, starting from the foreground regions of its first frame.
+
+    Objects not seen for `max_gap` frames stop being followed. The objects started on the first frame
+    come first in the result, in region order, so two passes from the same frame can be joined.
+    """
+    first = order[0]
+    started = [Followed([first], [fill_holes(r)], fill_holes(r)) for r in regions(fg[first], min_pixels)]
+    live = list(started)
+    for a, b in zip(order, order[1:]):
+        new = step(frames[a], frames[b], grey[a], grey[b], fg[b], live, b, min_pixels, reach)
+        started += new
+        live = [obj for obj in live if abs(b - obj.frames[-1]) < max_gap] + new
+    return started
+
+
+def seed_frame(fg: list[np.ndarray], min_pixels: int) -> int:
+    """The frame whose foreground falls into the most separate regions (nearest the middle on ties)."""
+    counts = [len(regions(m, min_pixels)) for m in fg]
+    mid = (len(fg) - 1) / 2
+    return max(range(len(fg)), key=lambda t: (counts[t], -abs(t - mid)))
+
+
+def follow_both_ways(frames: np.ndarray, grey: list[np.ndarray], fg: list[np.ndarray], min_pixels: int,
+                     reach: int, max_gap: int) -> list[tuple[list[int], list[np.ndarray]]]:
+    """(frames, masks) per object, followed from the seed frame to the clip's end and back to its start."""
+    seed = seed_frame(fg, min_pixels)
+    n_seeds = len(regions(fg[seed], min_pixels))
+    fwd = follow(frames, grey, fg, list(range(seed, len(fg))), min_pixels, reach, max_gap)
+    bwd = follow(frames, grey, fg, list(range(seed, -1, -1)), min_pixels, reach, max_gap)
+    out = []
+    for i in range(n_seeds):  # the seed frame's objects: join the backward half (reversed) to the forward one
+        out.append((bwd[i].frames[:0:-1] + fwd[i].frames, bwd[i].masks[:0:-1] + fwd[i].masks))
+    for obj in fwd[n_seeds:]:
+        out.append((obj.frames, obj.masks))
+    for obj in bwd[n_seeds:]:
+        out.append((obj.frames[::-1], obj.masks[::-1]))
+    return out
