@@ -26,7 +26,7 @@ from curation.models.camera import (
     to_canvas,
     to_grey,
 )
-from curation.models.propagate import follow_both_ways
+from curation.models.propagate import follow_both_ways, smooth_masks
 from curation.models.tracks import Track, mask_box
 
 NAME = "motion-proposer"
@@ -38,17 +38,19 @@ CLASS_NAME = "moving-object"
 class ProposerConfig:
     """Knobs of the proposer; defaults measured on the synthetic corpus (benchmarks/mask_proposer.py)."""
 
-    background_samples: int = 15  # frames spread over the clip whose median is the background
-    mode_tolerance: float = 0.0  # > 0: background is the densest group of samples within this many grey levels, not the median
-    passes: int = 2  # background rebuilds; each later one leaves out the previous foreground
-    threshold: float = 28.0  # colour distance (0-255, max over RGB) to the background that counts as moving
-    weak_threshold: float = 8.0  # a weaker colour distance that counts where the flow also says moving
+    background_samples: int = 20  # frames spread over the clip whose median is the background
+    mode_tolerance: float = 6.0  # > 0: background is the densest group of samples within this many grey levels, not the median
+    passes: int = 1  # background rebuilds; each later one leaves out the previous foreground
+    threshold: float = 20.0  # colour distance (0-255, max over RGB) to the background that counts as moving
+    weak_threshold: float = 20.0  # below `threshold`: a weaker colour distance that counts where dense flow also says moving
     flow_threshold: float = 1.0  # pixels per frame of motion beyond the camera's
-    min_area: float = 0.003  # smallest region kept, as a fraction of the frame
+    min_area: float = 0.001  # smallest region kept, as a fraction of the frame
     grabcut: bool = True
     grabcut_iters: int = 3
     min_track_frames: int = 3  # and at least a fifth of the clip
     reach: float = 0.02  # how far (fraction of the frame diagonal) an object may take pixels beyond its predicted mask
+    smooth_radius: int = 0  # > 0: each mask is the vote of the track's masks this many frames either side
+    smooth_vote: float = 0.5
     max_gap: int = 5  # frames an object may go unseen and still be followed
 
 
@@ -104,19 +106,21 @@ def grabcut_refine(frame: np.ndarray, region: np.ndarray, iters: int) -> np.ndar
     return out
 
 
-def foreground(frames: np.ndarray, config: ProposerConfig) -> list[np.ndarray]:
+def foreground(frames: np.ndarray, grey: list[np.ndarray], config: ProposerConfig) -> list[np.ndarray]:
     """Per frame, a bool (H, W) mask of pixels that move against the compensated camera."""
-    grey = [to_grey(f) for f in frames]
     pairs = [register_pair(grey[i], grey[i + 1]) for i in range(len(grey) - 1)]
-    flow_moving = [residual_flow(grey[t], grey[t + 1], pairs[t]) > config.flow_threshold for t in range(len(pairs))]
-    flow_moving.append(flow_moving[-1])  # the last frame moves as the one before it
     into, size = to_canvas(chain_to_first(pairs), *frames.shape[1:3])
     samples = background_samples(len(frames), config.background_samples)
+    if config.weak_threshold < config.threshold:  # dense flow only when it can add pixels
+        flow_moving = [residual_flow(grey[t], grey[t + 1], pairs[t]) > config.flow_threshold for t in range(len(pairs))]
+        flow_moving.append(flow_moving[-1])  # the last frame moves as the one before it
     moving: list[np.ndarray] | None = None
     for _ in range(config.passes):
         mosaic = background_mosaic(frames, into, size, samples, moving, config.mode_tolerance)
         dist = [colour_distance(frames[t], background_at(mosaic, frames[t], into[t])) for t in range(len(frames))]
-        masks = [(d > config.threshold) | ((d > config.weak_threshold) & f) for d, f in zip(dist, flow_moving)]
+        masks = [d > config.threshold for d in dist]
+        if config.weak_threshold < config.threshold:
+            masks = [m | ((d > config.weak_threshold) & f) for m, d, f in zip(masks, dist, flow_moving)]
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
         moving = [cv2.dilate(m.astype(np.uint8), k).astype(bool) for m in masks]
     return masks
@@ -130,8 +134,8 @@ def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> li
         return []  # motion needs two frames; a one-frame clip has no moving objects to show
     h, w = frames.shape[1:3]
     min_pixels = max(16, int(config.min_area * h * w))
-    fg = [clean(m, min_pixels) > 0 for m in foreground(frames, config)]
     grey = [to_grey(f) for f in frames]
+    fg = [clean(m, min_pixels) > 0 for m in foreground(frames, grey, config)]
     reach = max(3, int(config.reach * np.hypot(h, w)))
     followed = follow_both_ways(frames, grey, fg, min_pixels, reach, config.max_gap)
     min_frames = max(config.min_track_frames, len(frames) // 5)
@@ -139,6 +143,8 @@ def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> li
     for f_idx, masks in followed:
         if len(f_idx) < min_frames:
             continue
+        if config.smooth_radius > 0:
+            masks = smooth_masks(grey, f_idx, masks, config.smooth_radius, config.smooth_vote)
         if config.grabcut:
             masks = [grabcut_refine(frames[t], m, config.grabcut_iters) for t, m in zip(f_idx, masks)]
         tracks.append(Track(0, list(f_idx), list(masks)))

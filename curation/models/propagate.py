@@ -149,3 +149,39 @@ def follow_both_ways(frames: np.ndarray, grey: list[np.ndarray], fg: list[np.nda
     for obj in bwd[n_seeds:]:
         out.append((obj.frames[::-1], obj.masks[::-1]))
     return out
+
+
+def centroid_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """3x3 translation moving the centroid of bool mask `a` onto that of `b` (for objects with no features)."""
+    (ya, xa), (yb, xb) = np.argwhere(a).mean(axis=0), np.argwhere(b).mean(axis=0)
+    m = IDENTITY.copy()
+    m[0, 2], m[1, 2] = xb - xa, yb - ya
+    return m
+
+
+def smooth_masks(grey: list[np.ndarray], frames: list[int], masks: list[np.ndarray], radius: int,
+                 vote: float) -> list[np.ndarray]:
+    """Each mask replaced by the vote of its track's masks within `radius` frames, warped onto it.
+
+    Where the object's colour happens to match the background, its mask has holes that move as the
+    object moves over other background; warped by the object's own motion, neighbouring masks fill
+    them, and a region found on one frame only is voted out.
+    """
+    steps = []  # steps[i]: 3x3 motion from masks[i]'s frame to masks[i + 1]'s
+    for i in range(len(masks) - 1):
+        m = object_motion(grey[frames[i]], grey[frames[i + 1]], masks[i])
+        steps.append(centroid_shift(masks[i], masks[i + 1]) if m is None else m)
+    out = []
+    for i, mask in enumerate(masks):
+        acc = mask.astype(np.float32)
+        n = 1
+        for j in range(max(0, i - radius), min(len(masks), i + radius + 1)):
+            if j == i:
+                continue
+            move = IDENTITY.copy()  # from frame j to frame i
+            for k in (range(j, i) if j < i else range(j - 1, i - 1, -1)):
+                move = (steps[k] if j < i else np.linalg.inv(steps[k])) @ move
+            acc += warp_mask(masks[j], move)
+            n += 1
+        out.append(fill_holes(acc / n >= vote))
+    return out
