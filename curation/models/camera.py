@@ -99,6 +99,11 @@ def nan_median(stack: np.ndarray) -> np.ndarray:
     return np.take_along_axis(ordered, middle[None], axis=0)[0]
 
 
+def channel_max(img: np.ndarray) -> np.ndarray:
+    """Max over the last axis of an (H, W, 3) array, channel by channel (numpy's axis=2 reduction is slow)."""
+    return np.maximum(np.maximum(img[..., 0], img[..., 1]), img[..., 2])
+
+
 def densest(stack: np.ndarray, tolerance: float) -> np.ndarray:
     """Per pixel, the mean of the largest group of samples within `tolerance` grey levels of one of them.
 
@@ -107,14 +112,23 @@ def densest(stack: np.ndarray, tolerance: float) -> np.ndarray:
     which keeps an object that covers a place for most of the clip out of the background, where the
     median takes it in. NaN where no sample reaches.
     """
-    grey = stack.mean(axis=3)  # (S, H, W)
-    support = np.stack([(np.abs(grey - g) <= tolerance).sum(axis=0) for g in grey])  # (S, H, W); NaN never counts
-    best = np.take_along_axis(grey, support.argmax(axis=0)[None], axis=0)  # (1, H, W)
-    near = np.abs(grey - best) <= tolerance  # (S, H, W)
-    total = np.where(near[..., None], stack, 0.0).sum(axis=0)
-    count = near.sum(axis=0)[..., None].astype(np.float32)
+    grey = (stack[..., 0] + stack[..., 1] + stack[..., 2]) / 3.0  # (S, H, W), NaN where not reached
+    valid = ~np.isnan(grey)
+    grey = np.where(valid, grey, 0.0).astype(np.float32)
+    support = np.zeros(grey.shape, np.uint8)  # (S, H, W): samples agreeing with sample i
+    for i in range(len(grey)):
+        for j in range(len(grey)):
+            support[i] += (cv2.absdiff(grey[i], grey[j]) <= tolerance) & valid[j]
+        support[i] *= valid[i]
+    best = np.take_along_axis(grey, support.argmax(axis=0)[None], axis=0)[0]  # (H, W)
+    total = np.zeros(stack.shape[1:], np.float32)  # (H, W, 3)
+    count = np.zeros(grey.shape[1:], np.float32)  # (H, W)
+    for j in range(len(grey)):
+        near = (cv2.absdiff(grey[j], best) <= tolerance) & valid[j]
+        total += np.where(near[..., None], stack[j], 0.0)
+        count += near
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / count, np.nan).astype(np.float32)
+        return np.where(count[..., None] > 0, total / count[..., None], np.nan).astype(np.float32)
 
 
 def _scale(m: np.ndarray) -> float:

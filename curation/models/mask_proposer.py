@@ -20,6 +20,7 @@ from curation.models.camera import (
     background_at,
     background_mosaic,
     background_samples,
+    channel_max,
     chain_to_first,
     register_pair,
     residual_flow,
@@ -56,7 +57,7 @@ class ProposerConfig:
 
 def colour_distance(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Per-pixel max over RGB of |frame - background|, lightly blurred, float32 (H, W)."""
-    diff = np.abs(frame.astype(np.float32) - background).max(axis=2)
+    diff = channel_max(np.abs(frame.astype(np.float32) - background))
     return cv2.GaussianBlur(diff, (5, 5), 0)
 
 

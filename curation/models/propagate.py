@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from curation.models.camera import channel_max
+
 IDENTITY = np.eye(3, dtype=np.float64)
 OUTSIDE_COST = 40.0  # colour error (0-255) a pixel outside an object's predicted mask (but within reach) is charged
 
@@ -96,7 +98,7 @@ def step(prev_rgb: np.ndarray, cur_rgb: np.ndarray, prev_grey: np.ndarray, cur_g
         obj.motion = obj.motion if found is None else found
         predicted.append(warp_mask(obj.mask, obj.motion))
         warped = cv2.warpAffine(prev_rgb, obj.motion[:2], (w, h), flags=cv2.INTER_LINEAR)
-        diff = cv2.absdiff(cur_rgb, warped).max(axis=2).astype(np.float32)
+        diff = channel_max(cv2.absdiff(cur_rgb, warped)).astype(np.float32)
         errors.append(cv2.blur(diff, (5, 5)))
     labels = assign(fg, predicted, errors, reach)
     for i, (obj, pred) in enumerate(zip(live, predicted)):
