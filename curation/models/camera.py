@@ -3,9 +3,9 @@
 Consecutive frames are registered with a similarity transform (rotation, uniform scale,
 translation: what pans and zooms do) fitted by RANSAC to Lucas-Kanade tracks of corner features,
 so independently moving objects are outliers. Chaining the transforms puts every frame in the
-coordinates of the first; the background of frame t is then the per-pixel median of a few frames
-spread over the whole clip, warped into frame t, which an object moving across the clip does not
-survive.
+coordinates of the first; the background of frame t is then made of frames spread over the whole
+clip, warped into frame t: per pixel the densest group of their values or their median, which an
+object moving across the clip does not survive.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""Weights-free masks of moving objects: camera-compensated background subtraction, GrabCut, tracking.
+"""Weights-free masks of moving objects: camera-compensated background subtraction, object following, GrabCut.
 
-So that real object masks exist where no detector weights can be had. Per clip:
-1. register consecutive frames (camera.py) and rebuild each frame's background as the median of
-   frames spread over the clip, warped into it;
-2. foreground = colour distance to that background above a threshold; a second pass rebuilds the
-   background leaving out the first pass's foreground (objects that linger on a pixel);
-3. connected regions, cleaned by morphology, optionally refined by GrabCut around each region;
-4. regions linked into tracks across frames (tracks.py), short tracks dropped.
+So that real object masks exist where no detector weights can be had; the rows name this proposer
+and its version, no model. Per clip:
+1. register consecutive frames (camera.py) and rebuild the background on a mosaic of the whole
+   clip from frames spread over it: per place the densest group of values (what stays put), or
+   their median;
+2. foreground = colour distance to that background, seen from each frame, above a threshold
+   (optionally a weaker one where dense flow beyond the camera's agrees), cleaned by morphology;
+3. the foreground split into objects, each followed by its own motion (propagate.py), short
+   tracks dropped, each mask optionally refined by GrabCut.
 """
 
 from __future__ import annotations
@@ -27,11 +29,11 @@ from curation.models.camera import (
     to_canvas,
     to_grey,
 )
-from curation.models.propagate import follow_both_ways, smooth_masks
+from curation.models.propagate import fill_holes, follow_both_ways
 from curation.models.tracks import Track, mask_box
 
 NAME = "motion-proposer"
-VERSION = "1"
+VERSION = "2"
 CLASS_NAME = "moving-object"
 
 
@@ -39,8 +41,8 @@ CLASS_NAME = "moving-object"
 class ProposerConfig:
     """Knobs of the proposer; defaults measured on the synthetic corpus (benchmarks/mask_proposer.py)."""
 
-    background_samples: int = 20  # frames spread over the clip whose median is the background
-    mode_tolerance: float = 6.0  # > 0: background is the densest group of samples within this many grey levels, not the median
+    background_samples: int = 20  # frames spread over the clip the background is made of
+    mode_tolerance: float = 6.0  # background: densest group of samples within this many grey levels; 0: their median
     passes: int = 1  # background rebuilds; each later one leaves out the previous foreground
     threshold: float = 20.0  # colour distance (0-255, max over RGB) to the background that counts as moving
     weak_threshold: float = 20.0  # below `threshold`: a weaker colour distance that counts where dense flow also says moving
@@ -50,8 +52,6 @@ class ProposerConfig:
     grabcut_iters: int = 3
     min_track_frames: int = 3  # and at least a fifth of the clip
     reach: float = 0.02  # how far (fraction of the frame diagonal) an object may take pixels beyond its predicted mask
-    smooth_radius: int = 0  # > 0: each mask is the vote of the track's masks this many frames either side
-    smooth_vote: float = 0.5
     max_gap: int = 5  # frames an object may go unseen and still be followed
 
 
@@ -62,20 +62,13 @@ def colour_distance(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
 
 
 def clean(mask: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Open then close, fill holes, drop regions under `min_pixels`: label image int32 (H, W), 0 = background."""
+    """Open then close, fill holes, drop regions under `min_pixels`: bool (H, W)."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k)
-    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, iterations=2)
-    filled = m.copy()
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
-    keep = np.zeros(n, np.int32)
-    next_id = 1
-    for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] >= min_pixels:
-            keep[i] = next_id
-            next_id += 1
+    m = fill_holes(cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, iterations=2))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    keep[0] = False
     return keep[labels]
 
 
@@ -136,7 +129,7 @@ def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> li
     h, w = frames.shape[1:3]
     min_pixels = max(16, int(config.min_area * h * w))
     grey = [to_grey(f) for f in frames]
-    fg = [clean(m, min_pixels) > 0 for m in foreground(frames, grey, config)]
+    fg = [clean(m, min_pixels) for m in foreground(frames, grey, config)]
     reach = max(3, int(config.reach * np.hypot(h, w)))
     followed = follow_both_ways(frames, grey, fg, min_pixels, reach, config.max_gap)
     min_frames = max(config.min_track_frames, len(frames) // 5)
@@ -144,8 +137,6 @@ def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> li
     for f_idx, masks in followed:
         if len(f_idx) < min_frames:
             continue
-        if config.smooth_radius > 0:
-            masks = smooth_masks(grey, f_idx, masks, config.smooth_radius, config.smooth_vote)
         if config.grabcut:
             masks = [grabcut_refine(frames[t], m, config.grabcut_iters) for t, m in zip(f_idx, masks)]
         tracks.append(Track(0, list(f_idx), list(masks)))

@@ -29,11 +29,12 @@ class Followed:
 
     frames: list[int] = field(default_factory=list)
     masks: list[np.ndarray] = field(default_factory=list)
-    mask: np.ndarray | None = None  # last mask, carried forward by `motion` while the object is not seen
+    mask: np.ndarray | None = None  # whole extent: what is seen plus what another object now hides
+    seen: np.ndarray | None = None  # what was seen on the last frame stepped over (None: not seen there)
     motion: np.ndarray = field(default_factory=lambda: IDENTITY.copy())  # last frame-to-frame 3x3 motion
 
 
-def object_motion(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+def feature_motion(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
     """3x3 similarity moving the pixels of `mask` from grey `prev` to grey `cur`; None with too few features."""
     inner = cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) * 255
     pts = cv2.goodFeaturesToTrack(prev, maxCorners=200, qualityLevel=0.01, minDistance=3, mask=inner)
@@ -47,6 +48,47 @@ def object_motion(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.nda
     if m is None or inliers is None or inliers.sum() < 5:
         return None
     return np.vstack([m, [0.0, 0.0, 1.0]])
+
+
+def template_motion(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray, search: int) -> np.ndarray | None:
+    """3x3 translation that best matches the masked patch of grey `prev` in `cur`, within `search` pixels.
+
+    Lucas-Kanade windows on a small object straddle its edge and see the background's motion too;
+    matching the whole patch (masked, sum of squared differences) does not, but knows no scale.
+    """
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return None
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    h, w = cur.shape
+    ry0, ry1, rx0, rx1 = max(0, y0 - search), min(h, y1 + search), max(0, x0 - search), min(w, x1 + search)
+    patch = np.ascontiguousarray(prev[y0:y1, x0:x1])
+    weight = np.ascontiguousarray(mask[y0:y1, x0:x1]).astype(np.uint8)
+    scores = cv2.matchTemplate(np.ascontiguousarray(cur[ry0:ry1, rx0:rx1]), patch, cv2.TM_SQDIFF, mask=weight)
+    _, _, (bx, by), _ = cv2.minMaxLoc(scores)
+    m = IDENTITY.copy()
+    m[0, 2], m[1, 2] = rx0 + bx - x0, ry0 + by - y0
+    return m
+
+
+def match_error(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray, motion: np.ndarray) -> float:
+    """Mean |cur(motion(x)) - prev(x)| over the pixels x of `mask` (grey levels)."""
+    h, w = prev.shape
+    back = cv2.warpAffine(cur, motion[:2], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return float(cv2.absdiff(back, prev)[mask].mean())
+
+
+def object_motion(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """The object's frame-to-frame motion: of features, whole-patch matching or its `last` motion, whichever
+    matches the grey frames best over `mask`."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return last
+    size = max(np.ptp(ys), np.ptp(xs)) + 1
+    search = int(max(8, 0.3 * size) + np.abs(last[:2, 2]).max())
+    found = [m for m in (feature_motion(prev, cur, mask), template_motion(prev, cur, mask, search)) if m is not None]
+    return min(found + [last], key=lambda m: match_error(prev, cur, mask, m))
 
 
 def warp_mask(mask: np.ndarray, motion: np.ndarray) -> np.ndarray:
@@ -94,8 +136,7 @@ def step(prev_rgb: np.ndarray, cur_rgb: np.ndarray, prev_grey: np.ndarray, cur_g
     h, w = fg.shape
     predicted, errors = [], []
     for obj in live:
-        found = object_motion(prev_grey, cur_grey, obj.mask)
-        obj.motion = obj.motion if found is None else found
+        obj.motion = object_motion(prev_grey, cur_grey, obj.mask if obj.seen is None else obj.seen, obj.motion)
         predicted.append(warp_mask(obj.mask, obj.motion))
         warped = cv2.warpAffine(prev_rgb, obj.motion[:2], (w, h), flags=cv2.INTER_LINEAR)
         diff = channel_max(cv2.absdiff(cur_rgb, warped)).astype(np.float32)
@@ -106,10 +147,16 @@ def step(prev_rgb: np.ndarray, cur_rgb: np.ndarray, prev_grey: np.ndarray, cur_g
         if mine.sum() >= min_pixels // 2:
             obj.frames.append(t)
             obj.masks.append(mine)
-            obj.mask = mine
+            obj.seen = mine
+            obj.mask = mine | (pred & (labels > 0) & (labels != i + 1))  # keep the part others hide
         else:
-            obj.mask = pred  # not seen here: coast on the predicted mask
-    return [Followed([t], [fill_holes(r)], fill_holes(r)) for r in regions(fg & (labels == 0), min_pixels)]
+            obj.seen, obj.mask = None, pred  # not seen here: coast on the prediction
+    return [start(t, r) for r in regions(fg & (labels == 0), min_pixels)]
+
+
+def start(t: int, region: np.ndarray) -> Followed:
+    filled = fill_holes(region)
+    return Followed([t], [filled], filled, filled)
 
 
 def follow(frames: np.ndarray, grey: list[np.ndarray], fg: list[np.ndarray], order: list[int],
@@ -120,7 +167,7 @@ def follow(frames: np.ndarray, grey: list[np.ndarray], fg: list[np.ndarray], ord
     come first in the result, in region order, so two passes from the same frame can be joined.
     """
     first = order[0]
-    started = [Followed([first], [fill_holes(r)], fill_holes(r)) for r in regions(fg[first], min_pixels)]
+    started = [start(first, r) for r in regions(fg[first], min_pixels)]
     live = list(started)
     for a, b in zip(order, order[1:]):
         new = step(frames[a], frames[b], grey[a], grey[b], fg[b], live, b, min_pixels, reach)
@@ -152,38 +199,3 @@ def follow_both_ways(frames: np.ndarray, grey: list[np.ndarray], fg: list[np.nda
         out.append((obj.frames[::-1], obj.masks[::-1]))
     return out
 
-
-def centroid_shift(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """3x3 translation moving the centroid of bool mask `a` onto that of `b` (for objects with no features)."""
-    (ya, xa), (yb, xb) = np.argwhere(a).mean(axis=0), np.argwhere(b).mean(axis=0)
-    m = IDENTITY.copy()
-    m[0, 2], m[1, 2] = xb - xa, yb - ya
-    return m
-
-
-def smooth_masks(grey: list[np.ndarray], frames: list[int], masks: list[np.ndarray], radius: int,
-                 vote: float) -> list[np.ndarray]:
-    """Each mask replaced by the vote of its track's masks within `radius` frames, warped onto it.
-
-    Where the object's colour happens to match the background, its mask has holes that move as the
-    object moves over other background; warped by the object's own motion, neighbouring masks fill
-    them, and a region found on one frame only is voted out.
-    """
-    steps = []  # steps[i]: 3x3 motion from masks[i]'s frame to masks[i + 1]'s
-    for i in range(len(masks) - 1):
-        m = object_motion(grey[frames[i]], grey[frames[i + 1]], masks[i])
-        steps.append(centroid_shift(masks[i], masks[i + 1]) if m is None else m)
-    out = []
-    for i, mask in enumerate(masks):
-        acc = mask.astype(np.float32)
-        n = 1
-        for j in range(max(0, i - radius), min(len(masks), i + radius + 1)):
-            if j == i:
-                continue
-            move = IDENTITY.copy()  # from frame j to frame i
-            for k in (range(j, i) if j < i else range(j - 1, i - 1, -1)):
-                move = (steps[k] if j < i else np.linalg.inv(steps[k])) @ move
-            acc += warp_mask(masks[j], move)
-            n += 1
-        out.append(fill_holes(acc / n >= vote))
-    return out
