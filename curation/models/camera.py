@@ -20,8 +20,11 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def spread_corners(grey: np.ndarray, mask: np.ndarray | None, grid: int = 6, per_cell: int = 20) -> np.ndarray | None:
-    """Corner features picked cell by cell over a grid, float32 (N, 1, 2), or None if there are none.
+GRID = 6  # cells per side over which features are picked and the spread of a fit's inliers counted
+
+
+def spread_corners(grey: np.ndarray, per_cell: int = 20) -> np.ndarray | None:
+    """Corner features picked cell by cell over a GRID x GRID grid, float32 (N, 1, 2), or None if there are none.
 
     goodFeaturesToTrack's quality level is relative to the strongest corner, so a richly textured object
     on a smooth background (a face on a retina) takes nearly every feature and RANSAC then fits the
@@ -29,35 +32,50 @@ def spread_corners(grey: np.ndarray, mask: np.ndarray | None, grid: int = 6, per
     """
     h, w = grey.shape
     found = []
-    for gy in range(grid):
-        for gx in range(grid):
-            y0, y1, x0, x1 = gy * h // grid, (gy + 1) * h // grid, gx * w // grid, (gx + 1) * w // grid
-            sub_mask = None if mask is None else np.ascontiguousarray(mask[y0:y1, x0:x1])
+    for gy in range(GRID):
+        for gx in range(GRID):
+            y0, y1, x0, x1 = gy * h // GRID, (gy + 1) * h // GRID, gx * w // GRID, (gx + 1) * w // GRID
             pts = cv2.goodFeaturesToTrack(np.ascontiguousarray(grey[y0:y1, x0:x1]), maxCorners=per_cell,
-                                          qualityLevel=0.01, minDistance=5, mask=sub_mask)
+                                          qualityLevel=0.01, minDistance=5)
             if pts is not None:
                 found.append(pts + np.array([x0, y0], np.float32))
     return np.concatenate(found) if found else None
 
 
-def register_pair(prev: np.ndarray, cur: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
+def cells_covered(pts: np.ndarray, height: int, width: int) -> int:
+    """How many GRID x GRID cells of the frame hold at least one of the points (N, 2)."""
+    gx = np.clip((pts[:, 0] * GRID / width).astype(int), 0, GRID - 1)
+    gy = np.clip((pts[:, 1] * GRID / height).astype(int), 0, GRID - 1)
+    return len(set((gy * GRID + gx).tolist()))
+
+
+def register_pair(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """3x3 similarity mapping pixel coordinates of grey frame `prev` to those of `cur` (identity if unsure).
 
-    `ignore` (bool, prev's size) masks out pixels not to take features from (known moving objects).
+    Two motions are fitted in turn (RANSAC on all feature tracks, then on the first fit's outliers) and
+    the one whose inliers spread over more of the frame is the camera's: on a smooth background a
+    textured object can still hold most features, but only over its own few cells.
     """
-    mask = None if ignore is None else (~ignore).astype(np.uint8) * 255
-    pts = spread_corners(prev, mask)
+    pts = spread_corners(prev)
     if pts is None or len(pts) < 8:
         return IDENTITY.copy()
     nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(21, 21), maxLevel=3)
     ok = status.reshape(-1) == 1
-    if ok.sum() < 8:
-        return IDENTITY.copy()
-    m, inliers = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0,
-                                             maxIters=2000, confidence=0.995)
-    if m is None or inliers is None or inliers.sum() < 6:
-        return IDENTITY.copy()
-    return np.vstack([m, [0.0, 0.0, 1.0]])
+    src, dst = pts[ok].reshape(-1, 2), nxt[ok].reshape(-1, 2)
+    best, best_cells = IDENTITY.copy(), 0
+    for _ in range(2):
+        if len(src) < 8:
+            break
+        m, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0,
+                                                 maxIters=2000, confidence=0.995)
+        if m is None or inliers is None or inliers.sum() < 6:
+            break
+        inliers = inliers.reshape(-1).astype(bool)
+        cells = cells_covered(src[inliers], *prev.shape)
+        if cells > best_cells:
+            best, best_cells = np.vstack([m, [0.0, 0.0, 1.0]]), cells
+        src, dst = src[~inliers], dst[~inliers]
+    return best
 
 
 def residual_flow(prev: np.ndarray, cur: np.ndarray, camera: np.ndarray) -> np.ndarray:
