@@ -1,13 +1,14 @@
 """Split per-frame motion masks into objects by following each object's own motion through the clip.
 
 Linking connected regions by overlap breaks whenever two objects touch (one region, one track) and
-again when they part (a new, short track). Here each object keeps its mask and its own frame-to-frame
-similarity motion (Lucas-Kanade features inside the mask, RANSAC; the last motion when the object has
-too little texture); the mask warped by that motion predicts where the object is next, and each
-foreground pixel goes to the object whose prediction reaches it and whose warped colours match it
-best, so touching and overlapping objects stay apart and the one in front keeps the shared pixels.
-Foreground no prediction reaches starts a new object. Tracking starts at the frame where the
-foreground falls into the most separate regions and runs from there to both ends of the clip.
+again when they part (a new, short track). Here each object keeps its extent and its own
+frame-to-frame motion (features inside it, whole-patch matching or its last motion, whichever
+matches best); its extent warped by that motion predicts where it is next, and each foreground pixel
+goes to the object whose prediction reaches it and whose warped colours match it best, so touching
+and overlapping objects stay apart and the one in front keeps the shared pixels, while the one behind
+keeps its hidden part and is found again when it reappears. Foreground no prediction reaches starts
+a new object. Tracking starts at the frame where the foreground falls into the most separate regions
+and runs from there to both ends of the clip.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from curation.models.camera import channel_max
+from curation.models.camera import IDENTITY, channel_max
 
-IDENTITY = np.eye(3, dtype=np.float64)
 OUTSIDE_COST = 40.0  # colour error (0-255) a pixel outside an object's predicted mask (but within reach) is charged
 
 
@@ -132,7 +132,11 @@ def assign(fg: np.ndarray, predicted: list[np.ndarray], errors: list[np.ndarray]
 
 def step(prev_rgb: np.ndarray, cur_rgb: np.ndarray, prev_grey: np.ndarray, cur_grey: np.ndarray, fg: np.ndarray,
          live: list[Followed], t: int, min_pixels: int, reach: int) -> list[Followed]:
-    """Move every followed object from the previous frame to frame `t` (in place); return the new ones."""
+    """Move every followed object from the previous frame to frame `t` (in place); return the new ones.
+
+    An object with under half of `min_pixels` on this frame is not recorded here and coasts on its
+    prediction; foreground regions of at least `min_pixels` that no object takes start new ones.
+    """
     h, w = fg.shape
     predicted, errors = [], []
     for obj in live:
@@ -155,6 +159,7 @@ def step(prev_rgb: np.ndarray, cur_rgb: np.ndarray, prev_grey: np.ndarray, cur_g
 
 
 def start(t: int, region: np.ndarray) -> Followed:
+    """A new object seen first on frame `t` as `region`, not moving yet."""
     filled = fill_holes(region)
     return Followed([t], [filled], filled, filled)
 
