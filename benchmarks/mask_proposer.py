@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
                                        for name, cfg in METHODS.items()}
             if args.models and seed == args.seeds[0]:
                 results["yolo11n + SAM (random-init, speed only)"] = run_models(videos[0], 4)
-    print(f"{'seed':5s} {'method':60s} {'mean IoU':>9s} {'objects':>8s} {'>=0.7':>6s} {'frames/s':>9s} {'tracks/shot':>12s}")
+    print(f"{'seed':5s} {'method':60s} {'mean IoU':>9s} {'objects':>8s} {'>=0.7':>6s} {'frames/s':>9s}"
+          f" {'tracks/shot':>12s}")
     for key, per_method in results.items():
         if not key.startswith("seed"):
             print(f"{key}: " + ", ".join(f"{k} {v:.3g}" for k, v in per_method.items()))

@@ -116,7 +116,8 @@ def test_one_frame_clip_has_no_moving_objects_and_bad_input_is_refused():
 
 def test_densest_background_keeps_out_a_lingering_textured_object():
     # one pixel seen in 7 samples: the background (steady) in 2, a texture sliding past in 5
-    stack = np.repeat(np.array([100, 101, 120, 140, 160, 200, 240], np.float32)[:, None, None, None], 3, axis=3)  # (S, 1, 1, 3)
+    values = np.array([100, 101, 120, 140, 160, 200, 240], np.float32)
+    stack = np.repeat(values[:, None, None, None], 3, axis=3)  # (S, 1, 1, 3)
     assert nan_median(stack)[0, 0, 0] == 140  # the median takes the object in
     assert densest(stack, 6.0)[0, 0, 0] == pytest.approx(100.5)  # the steady group wins
     stack[:, 0, 0, :] = np.nan
