@@ -146,6 +146,8 @@ def test_temporal_iou_and_boxes_on_known_masks():
     assert Track(1, [0], [a]).frame_boxes() == [[2.0, 2.0, 6.0, 6.0]]
 
 
-def test_proposer_config_is_frozen():
+def test_proposer_config_is_frozen_and_checked():
     with pytest.raises(Exception):
         ProposerConfig().threshold = 1.0  # type: ignore[misc]
+    with pytest.raises(ValueError, match="out of range: passes, min_area"):
+        ProposerConfig(passes=0, min_area=1.5)

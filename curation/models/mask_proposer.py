@@ -54,6 +54,16 @@ class ProposerConfig:
     reach: float = 0.02  # how far (fraction of the frame diagonal) an object may take pixels beyond its predicted mask
     max_gap: int = 5  # frames an object may go unseen and still be followed
 
+    def __post_init__(self) -> None:
+        counts = ("background_samples", "passes", "grabcut_iters", "min_track_frames", "max_gap")
+        bad = [n for n in counts if getattr(self, n) < 1]
+        distances = ("mode_tolerance", "threshold", "weak_threshold", "flow_threshold", "reach")
+        bad += [n for n in distances if getattr(self, n) < 0]
+        bad += [] if 0 < self.min_area < 1 else ["min_area"]
+        if bad:
+            raise ValueError(f"ProposerConfig: out of range: {', '.join(bad)} "
+                             "(counts >= 1, distances >= 0, 0 < min_area < 1)")
+
 
 def colour_distance(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
     """Per-pixel max over RGB of |frame - background|, lightly blurred, float32 (H, W)."""
