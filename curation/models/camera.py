@@ -133,7 +133,7 @@ def densest(stack: np.ndarray, tolerance: float) -> np.ndarray:
     grey = (stack[..., 0] + stack[..., 1] + stack[..., 2]) / 3.0  # (S, H, W), NaN where not reached
     valid = ~np.isnan(grey)
     grey = np.where(valid, grey, 0.0).astype(np.float32)
-    support = np.zeros(grey.shape, np.uint8)  # (S, H, W): samples agreeing with sample i
+    support = np.zeros(grey.shape, np.uint16)  # (S, H, W): samples agreeing with sample i
     for i in range(len(grey)):
         for j in range(len(grey)):
             support[i] += (cv2.absdiff(grey[i], grey[j]) <= tolerance) & valid[j]
