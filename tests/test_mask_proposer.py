@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -70,7 +72,7 @@ def test_an_object_moving_less_than_its_own_size_is_found():
     # place is covered on most frames (the previous two-pass median background lost it: IoU 0.0)
     frames, truth = discs_clip(busy_world(), [(2, [(64 + (1.0 - PAN) * (t - 8), 48.0) for t in range(T)], 14)])
     score = matched_iou(truth, propose(frames))[1]
-    assert score >= 0.9, f"mean IoU {score:.2f}"  # measured 0.98
+    assert score >= 0.9, f"mean IoU {score:.2f}"  # measured 0.97
 
 
 def test_a_textured_object_on_a_smooth_panning_background():
@@ -80,7 +82,7 @@ def test_a_textured_object_on_a_smooth_panning_background():
     pans = [register_pair(grey[t], grey[t + 1])[0, 2] for t in range(T - 1)]
     assert sum(abs(p + PAN) < 0.3 for p in pans) >= T - 4, np.round(pans, 2)  # the pan moves content left
     score = matched_iou(truth, propose(frames))[1]
-    assert score >= 0.85, f"mean IoU {score:.2f}"  # measured 0.98
+    assert score >= 0.85, f"mean IoU {score:.2f}"  # measured 0.93
 
 
 def test_two_crossing_objects_stay_two_whole_tracks():
@@ -91,6 +93,21 @@ def test_two_crossing_objects_stay_two_whole_tracks():
     scores = matched_iou(truth, tracks)
     assert scores[1] >= 0.8 and scores[2] >= 0.9, scores  # measured 0.90 and 0.99
     assert sum(len(tr.frames) == T for tr in tracks) >= 2
+
+
+def test_a_zoom_over_fine_texture_without_objects_gives_no_tracks():
+    # fine detail resampled at changing scale aliases differently in each frame and in the background
+    world = cv2.normalize(texture(7, 2 * H, 2 * W, 0.7), None, 0, 255, cv2.NORM_MINMAX)
+    frames = []
+    for t in range(T):
+        s = 1.0 + 0.8 * t / (T - 1)  # the crop window shrinks: the camera zooms in
+        w, h = 2 * W / s, 2 * H / s
+        m = np.array([[w / W, 0.0, (2 * W - w) / 2], [0.0, h / H, (2 * H - h) / 2]])
+        frames.append(cv2.warpAffine(world, m, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP))
+    frames = np.stack(frames)
+    assert propose(frames) == []
+    # without the blur before the distance (and the threshold it had), aliasing reads as motion
+    assert len(propose(frames, replace(ProposerConfig(), blur=0.0, threshold=20.0, weak_threshold=20.0))) >= 5
 
 
 def test_a_disc_leaving_through_the_border_keeps_a_clipped_box():

@@ -44,8 +44,9 @@ class ProposerConfig:
     background_samples: int = 20  # frames spread over the clip the background is made of
     mode_tolerance: float = 6.0  # background: densest group of samples within this many grey levels; 0: their median
     passes: int = 1  # background rebuilds; each later one leaves out the previous foreground
-    threshold: float = 20.0  # colour distance (0-255, max over RGB) to the background that counts as moving
-    weak_threshold: float = 20.0  # below `threshold`: a weaker distance that counts where dense flow says moving
+    blur: float = 0.7  # Gaussian sigma (pixels) on frame and background before their distance; 0: none
+    threshold: float = 13.0  # colour distance (0-255, max over RGB) to the background that counts as moving
+    weak_threshold: float = 13.0  # below `threshold`: a weaker distance that counts where dense flow says moving
     flow_threshold: float = 1.0  # pixels per frame of motion beyond the camera's
     min_area: float = 0.001  # smallest region kept, as a fraction of the frame
     grabcut: bool = True
@@ -57,7 +58,7 @@ class ProposerConfig:
     def __post_init__(self) -> None:
         counts = ("background_samples", "passes", "grabcut_iters", "min_track_frames", "max_gap")
         bad = [n for n in counts if getattr(self, n) < 1]
-        distances = ("mode_tolerance", "threshold", "weak_threshold", "flow_threshold", "reach")
+        distances = ("mode_tolerance", "blur", "threshold", "weak_threshold", "flow_threshold", "reach")
         bad += [n for n in distances if getattr(self, n) < 0]
         bad += [] if 0 < self.min_area < 1 else ["min_area"]
         if bad:
@@ -65,9 +66,16 @@ class ProposerConfig:
                              "(counts >= 1, distances >= 0, 0 < min_area < 1)")
 
 
-def colour_distance(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Per-pixel max over RGB of |frame - background|, lightly blurred, float32 (H, W)."""
-    diff = channel_max(np.abs(frame.astype(np.float32) - background))
+def colour_distance(frame: np.ndarray, background: np.ndarray, blur: float = 0.0) -> np.ndarray:
+    """Per-pixel max over RGB of |frame - background|, lightly blurred, float32 (H, W).
+
+    `blur` > 0 smooths both first (Gaussian sigma in pixels): fine detail seen at another zoom is
+    resampled and aliased differently in the frame and in the background, and would read as motion.
+    """
+    f = frame.astype(np.float32)
+    if blur > 0:
+        f, background = cv2.GaussianBlur(f, (0, 0), blur), cv2.GaussianBlur(background, (0, 0), blur)
+    diff = channel_max(np.abs(f - background))
     return cv2.GaussianBlur(diff, (5, 5), 0)
 
 
@@ -121,7 +129,8 @@ def foreground(frames: np.ndarray, grey: list[np.ndarray], config: ProposerConfi
     moving: list[np.ndarray] | None = None
     for _ in range(config.passes):
         mosaic = background_mosaic(frames, into, size, samples, moving, config.mode_tolerance)
-        dist = [colour_distance(frames[t], background_at(mosaic, frames[t], into[t])) for t in range(len(frames))]
+        dist = [colour_distance(frames[t], background_at(mosaic, frames[t], into[t]), config.blur)
+                for t in range(len(frames))]
         masks = [d > config.threshold for d in dist]
         if config.weak_threshold < config.threshold:
             masks = [m | ((d > config.weak_threshold) & f) for m, d, f in zip(masks, dist, flow_moving)]
