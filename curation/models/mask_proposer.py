@@ -45,8 +45,8 @@ class ProposerConfig:
     mode_tolerance: float = 6.0  # background: densest group of samples within this many grey levels; 0: their median
     passes: int = 1  # background rebuilds; each later one leaves out the previous foreground
     blur: float = 0.7  # Gaussian sigma (pixels) on frame and background before their distance; 0: none
-    threshold: float = 16.0  # colour distance (0-255, max over RGB) to the background that counts as moving
-    weak_threshold: float = 16.0  # below `threshold`: a weaker distance that counts where dense flow says moving
+    threshold: float = 13.0  # colour distance (0-255, max over RGB) to the background that counts as moving
+    weak_threshold: float = 13.0  # below `threshold`: a weaker distance that counts where dense flow says moving
     flow_threshold: float = 1.0  # pixels per frame of motion beyond the camera's
     min_area: float = 0.001  # smallest region kept, as a fraction of the frame
     grabcut: bool = True
