@@ -3,9 +3,9 @@
 Consecutive frames are registered with a similarity transform (rotation, uniform scale,
 translation: what pans and zooms do) fitted by RANSAC to Lucas-Kanade tracks of corner features,
 so independently moving objects are outliers. Chaining the transforms puts every frame in the
-coordinates of the first; the background of frame t is then the per-pixel median of a few frames
-spread over the whole clip, warped into frame t, which an object moving across the clip does not
-survive.
+coordinates of the first; the background of frame t is then made of frames spread over the whole
+clip, warped into frame t: per pixel the densest group of their values or their median, which an
+object moving across the clip does not survive.
 """
 
 from __future__ import annotations
@@ -20,24 +20,62 @@ def to_grey(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
-def register_pair(prev: np.ndarray, cur: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
+GRID = 6  # cells per side over which features are picked and the spread of a fit's inliers counted
+
+
+def spread_corners(grey: np.ndarray, per_cell: int = 20) -> np.ndarray | None:
+    """Corner features picked cell by cell over a GRID x GRID grid, float32 (N, 1, 2), or None if there are none.
+
+    goodFeaturesToTrack's quality level is relative to the strongest corner, so a richly textured object
+    on a smooth background (a face on a retina) takes nearly every feature and RANSAC then fits the
+    object's motion; picking per cell keeps the background's share of features near its share of area.
+    """
+    h, w = grey.shape
+    found = []
+    for gy in range(GRID):
+        for gx in range(GRID):
+            y0, y1, x0, x1 = gy * h // GRID, (gy + 1) * h // GRID, gx * w // GRID, (gx + 1) * w // GRID
+            pts = cv2.goodFeaturesToTrack(np.ascontiguousarray(grey[y0:y1, x0:x1]), maxCorners=per_cell,
+                                          qualityLevel=0.01, minDistance=5)
+            if pts is not None:
+                found.append(pts + np.array([x0, y0], np.float32))
+    return np.concatenate(found) if found else None
+
+
+def cells_covered(pts: np.ndarray, height: int, width: int) -> int:
+    """How many GRID x GRID cells of the frame hold at least one of the points (N, 2)."""
+    gx = np.clip((pts[:, 0] * GRID / width).astype(int), 0, GRID - 1)
+    gy = np.clip((pts[:, 1] * GRID / height).astype(int), 0, GRID - 1)
+    return len(set((gy * GRID + gx).tolist()))
+
+
+def register_pair(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     """3x3 similarity mapping pixel coordinates of grey frame `prev` to those of `cur` (identity if unsure).
 
-    `ignore` (bool, prev's size) masks out pixels not to take features from (known moving objects).
+    Two motions are fitted in turn (RANSAC on all feature tracks, then on the first fit's outliers) and
+    the one whose inliers spread over more of the frame is the camera's: on a smooth background a
+    textured object can still hold most features, but only over its own few cells.
     """
-    mask = None if ignore is None else (~ignore).astype(np.uint8) * 255
-    pts = cv2.goodFeaturesToTrack(prev, maxCorners=500, qualityLevel=0.005, minDistance=5, mask=mask)
+    pts = spread_corners(prev)
     if pts is None or len(pts) < 8:
         return IDENTITY.copy()
     nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(21, 21), maxLevel=3)
     ok = status.reshape(-1) == 1
-    if ok.sum() < 8:
-        return IDENTITY.copy()
-    m, inliers = cv2.estimateAffinePartial2D(pts[ok], nxt[ok], method=cv2.RANSAC, ransacReprojThreshold=1.0,
-                                             maxIters=2000, confidence=0.995)
-    if m is None or inliers is None or inliers.sum() < 6:
-        return IDENTITY.copy()
-    return np.vstack([m, [0.0, 0.0, 1.0]])
+    src, dst = pts[ok].reshape(-1, 2), nxt[ok].reshape(-1, 2)
+    best, best_cells = IDENTITY.copy(), 0
+    for _ in range(2):
+        if len(src) < 8:
+            break
+        m, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=1.0,
+                                                 maxIters=2000, confidence=0.995)
+        if m is None or inliers is None or inliers.sum() < 6:
+            break
+        inliers = inliers.reshape(-1).astype(bool)
+        cells = cells_covered(src[inliers], *prev.shape)
+        if cells > best_cells:
+            best, best_cells = np.vstack([m, [0.0, 0.0, 1.0]]), cells
+        src, dst = src[~inliers], dst[~inliers]
+    return best
 
 
 def residual_flow(prev: np.ndarray, cur: np.ndarray, camera: np.ndarray) -> np.ndarray:
@@ -79,6 +117,38 @@ def nan_median(stack: np.ndarray) -> np.ndarray:
     return np.take_along_axis(ordered, middle[None], axis=0)[0]
 
 
+def channel_max(img: np.ndarray) -> np.ndarray:
+    """Max over the last axis of an (H, W, 3) array, channel by channel (numpy's axis=2 reduction is slow)."""
+    return np.maximum(np.maximum(img[..., 0], img[..., 1]), img[..., 2])
+
+
+def densest(stack: np.ndarray, tolerance: float) -> np.ndarray:
+    """Per pixel, the mean of the largest group of samples within `tolerance` grey levels of one of them.
+
+    stack: (S, H, W, 3) float32 with NaN where a sample does not reach. The background is what stays put:
+    a moving object's texture slides past a pixel, so its values scatter while the background's repeat,
+    which keeps an object that covers a place for most of the clip out of the background, where the
+    median takes it in. NaN where no sample reaches.
+    """
+    grey = (stack[..., 0] + stack[..., 1] + stack[..., 2]) / 3.0  # (S, H, W), NaN where not reached
+    valid = ~np.isnan(grey)
+    grey = np.where(valid, grey, 0.0).astype(np.float32)
+    support = np.zeros(grey.shape, np.uint16)  # (S, H, W): samples agreeing with sample i
+    for i in range(len(grey)):
+        for j in range(len(grey)):
+            support[i] += (cv2.absdiff(grey[i], grey[j]) <= tolerance) & valid[j]
+        support[i] *= valid[i]
+    best = np.take_along_axis(grey, support.argmax(axis=0)[None], axis=0)[0]  # (H, W)
+    total = np.zeros(stack.shape[1:], np.float32)  # (H, W, 3)
+    count = np.zeros(grey.shape[1:], np.float32)  # (H, W)
+    for j in range(len(grey)):
+        near = (cv2.absdiff(grey[j], best) <= tolerance) & valid[j]
+        total += np.where(near[..., None], stack[j], 0.0)
+        count += near
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count[..., None] > 0, total / count[..., None], np.nan).astype(np.float32)
+
+
 def _scale(m: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
 
@@ -102,7 +172,7 @@ def to_canvas(to_first: list[np.ndarray], height: int, width: int, max_area: flo
 
 
 def background_mosaic(frames: np.ndarray, into: list[np.ndarray], size: tuple[int, int], samples: list[int],
-                      moving: list[np.ndarray] | None = None) -> np.ndarray:
+                      moving: list[np.ndarray] | None = None, tolerance: float = 0.0) -> np.ndarray:
     """Median of the sample frames warped onto the canvas, float32 (Hc, Wc, 3), NaN where none reaches.
 
     `moving` (bool (H, W) per frame) marks pixels already known to be moving objects: they are left
@@ -116,7 +186,7 @@ def background_mosaic(frames: np.ndarray, into: list[np.ndarray], size: tuple[in
             src[moving[j]] = np.nan
         stack[k] = cv2.warpAffine(src, into[j][:2], (wc, hc), flags=cv2.INTER_LINEAR,
                                   borderMode=cv2.BORDER_CONSTANT, borderValue=(np.nan, np.nan, np.nan))
-    return nan_median(stack)
+    return densest(stack, tolerance) if tolerance > 0 else nan_median(stack)
 
 
 def background_at(mosaic: np.ndarray, frame: np.ndarray, into: np.ndarray) -> np.ndarray:

@@ -1,12 +1,14 @@
-"""Weights-free masks of moving objects: camera-compensated background subtraction, GrabCut, tracking.
+"""Weights-free masks of moving objects: camera-compensated background subtraction, object following, GrabCut.
 
-So that real object masks exist where no detector weights can be had. Per clip:
-1. register consecutive frames (camera.py) and rebuild each frame's background as the median of
-   frames spread over the clip, warped into it;
-2. foreground = colour distance to that background above a threshold; a second pass rebuilds the
-   background leaving out the first pass's foreground (objects that linger on a pixel);
-3. connected regions, cleaned by morphology, optionally refined by GrabCut around each region;
-4. regions linked into tracks across frames (tracks.py), short tracks dropped.
+So that real object masks exist where no detector weights can be had; the rows name this proposer
+and its version, no model. Per clip:
+1. register consecutive frames (camera.py) and rebuild the background on a mosaic of the whole
+   clip from frames spread over it: per place the densest group of values (what stays put), or
+   their median;
+2. foreground = colour distance to that background, seen from each frame, above a threshold
+   (optionally a weaker one where dense flow beyond the camera's agrees), cleaned by morphology;
+3. the foreground split into objects, each followed by its own motion (propagate.py), short
+   tracks dropped, each mask optionally refined by GrabCut.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from curation.models.camera import (
     background_at,
     background_mosaic,
     background_samples,
+    channel_max,
     chain_to_first,
     register_pair,
     residual_flow,
     to_canvas,
     to_grey,
 )
-from curation.models.tracks import Track, link_tracks
+from curation.models.propagate import fill_holes, follow_both_ways
+from curation.models.tracks import Track, mask_box
 
 NAME = "motion-proposer"
-VERSION = "1"
+VERSION = "2"
 CLASS_NAME = "moving-object"
 
 
@@ -37,39 +41,52 @@ CLASS_NAME = "moving-object"
 class ProposerConfig:
     """Knobs of the proposer; defaults measured on the synthetic corpus (benchmarks/mask_proposer.py)."""
 
-    background_samples: int = 15  # frames spread over the clip whose median is the background
-    passes: int = 2  # background rebuilds; each later one leaves out the previous foreground
-    threshold: float = 28.0  # colour distance (0-255, max over RGB) to the background that counts as moving
-    weak_threshold: float = 8.0  # a weaker colour distance that counts where the flow also says moving
+    background_samples: int = 20  # frames spread over the clip the background is made of
+    mode_tolerance: float = 6.0  # background: densest group of samples within this many grey levels; 0: their median
+    passes: int = 1  # background rebuilds; each later one leaves out the previous foreground
+    blur: float = 0.7  # Gaussian sigma (pixels) on frame and background before their distance; 0: none
+    threshold: float = 13.0  # colour distance (0-255, max over RGB) to the background that counts as moving
+    weak_threshold: float = 13.0  # below `threshold`: a weaker distance that counts where dense flow says moving
     flow_threshold: float = 1.0  # pixels per frame of motion beyond the camera's
-    min_area: float = 0.003  # smallest region kept, as a fraction of the frame
+    min_area: float = 0.001  # smallest region kept, as a fraction of the frame
     grabcut: bool = True
     grabcut_iters: int = 3
     min_track_frames: int = 3  # and at least a fifth of the clip
-    link_iou: float = 0.1
+    reach: float = 0.02  # how far (fraction of the frame diagonal) an object may take pixels beyond its predicted mask
+    max_gap: int = 5  # frames an object may go unseen and still be followed
+
+    def __post_init__(self) -> None:
+        counts = ("background_samples", "passes", "grabcut_iters", "min_track_frames", "max_gap")
+        bad = [n for n in counts if getattr(self, n) < 1]
+        distances = ("mode_tolerance", "blur", "threshold", "weak_threshold", "flow_threshold", "reach")
+        bad += [n for n in distances if getattr(self, n) < 0]
+        bad += [] if 0 < self.min_area < 1 else ["min_area"]
+        if bad:
+            raise ValueError(f"ProposerConfig: out of range: {', '.join(bad)} "
+                             "(counts >= 1, distances >= 0, 0 < min_area < 1)")
 
 
-def colour_distance(frame: np.ndarray, background: np.ndarray) -> np.ndarray:
-    """Per-pixel max over RGB of |frame - background|, lightly blurred, float32 (H, W)."""
-    diff = np.abs(frame.astype(np.float32) - background).max(axis=2)
+def colour_distance(frame: np.ndarray, background: np.ndarray, blur: float = 0.0) -> np.ndarray:
+    """Per-pixel max over RGB of |frame - background|, lightly blurred, float32 (H, W).
+
+    `blur` > 0 smooths both first (Gaussian sigma in pixels): fine detail seen at another zoom is
+    resampled and aliased differently in the frame and in the background, and would read as motion.
+    """
+    f = frame.astype(np.float32)
+    if blur > 0:
+        f, background = cv2.GaussianBlur(f, (0, 0), blur), cv2.GaussianBlur(background, (0, 0), blur)
+    diff = channel_max(np.abs(f - background))
     return cv2.GaussianBlur(diff, (5, 5), 0)
 
 
 def clean(mask: np.ndarray, min_pixels: int) -> np.ndarray:
-    """Open then close, fill holes, drop regions under `min_pixels`: label image int32 (H, W), 0 = background."""
+    """Open then close, fill holes, drop regions under `min_pixels`: bool (H, W)."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     m = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, k)
-    m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, iterations=2)
-    filled = m.copy()
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(filled, connectivity=8)
-    keep = np.zeros(n, np.int32)
-    next_id = 1
-    for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] >= min_pixels:
-            keep[i] = next_id
-            next_id += 1
+    m = fill_holes(cv2.morphologyEx(m, cv2.MORPH_CLOSE, k, iterations=2))
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= min_pixels
+    keep[0] = False
     return keep[labels]
 
 
@@ -101,19 +118,22 @@ def grabcut_refine(frame: np.ndarray, region: np.ndarray, iters: int) -> np.ndar
     return out
 
 
-def foreground(frames: np.ndarray, config: ProposerConfig) -> list[np.ndarray]:
+def foreground(frames: np.ndarray, grey: list[np.ndarray], config: ProposerConfig) -> list[np.ndarray]:
     """Per frame, a bool (H, W) mask of pixels that move against the compensated camera."""
-    grey = [to_grey(f) for f in frames]
     pairs = [register_pair(grey[i], grey[i + 1]) for i in range(len(grey) - 1)]
-    flow_moving = [residual_flow(grey[t], grey[t + 1], pairs[t]) > config.flow_threshold for t in range(len(pairs))]
-    flow_moving.append(flow_moving[-1])  # the last frame moves as the one before it
     into, size = to_canvas(chain_to_first(pairs), *frames.shape[1:3])
     samples = background_samples(len(frames), config.background_samples)
+    if config.weak_threshold < config.threshold:  # dense flow only when it can add pixels
+        flow_moving = [residual_flow(grey[t], grey[t + 1], pairs[t]) > config.flow_threshold for t in range(len(pairs))]
+        flow_moving.append(flow_moving[-1])  # the last frame moves as the one before it
     moving: list[np.ndarray] | None = None
     for _ in range(config.passes):
-        mosaic = background_mosaic(frames, into, size, samples, moving)
-        dist = [colour_distance(frames[t], background_at(mosaic, frames[t], into[t])) for t in range(len(frames))]
-        masks = [(d > config.threshold) | ((d > config.weak_threshold) & f) for d, f in zip(dist, flow_moving)]
+        mosaic = background_mosaic(frames, into, size, samples, moving, config.mode_tolerance)
+        dist = [colour_distance(frames[t], background_at(mosaic, frames[t], into[t]), config.blur)
+                for t in range(len(frames))]
+        masks = [d > config.threshold for d in dist]
+        if config.weak_threshold < config.threshold:
+            masks = [m | ((d > config.weak_threshold) & f) for m, d, f in zip(masks, dist, flow_moving)]
         k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
         moving = [cv2.dilate(m.astype(np.uint8), k).astype(bool) for m in masks]
     return masks
@@ -127,12 +147,19 @@ def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> li
         return []  # motion needs two frames; a one-frame clip has no moving objects to show
     h, w = frames.shape[1:3]
     min_pixels = max(16, int(config.min_area * h * w))
-    regions: list[list[np.ndarray]] = []
-    for t, mask in enumerate(foreground(frames, config)):
-        labels = clean(mask, min_pixels)
-        found = [labels == i for i in range(1, int(labels.max()) + 1)]
-        if config.grabcut:
-            found = [grabcut_refine(frames[t], r, config.grabcut_iters) for r in found]
-        regions.append([r for r in found if r.sum() >= min_pixels])
+    grey = [to_grey(f) for f in frames]
+    fg = [clean(m, min_pixels) for m in foreground(frames, grey, config)]
+    reach = max(3, int(config.reach * np.hypot(h, w)))
+    followed = follow_both_ways(frames, grey, fg, min_pixels, reach, config.max_gap)
     min_frames = max(config.min_track_frames, len(frames) // 5)
-    return link_tracks(regions, config.link_iou, min_frames)
+    tracks = []
+    for f_idx, masks in followed:
+        if len(f_idx) < min_frames:
+            continue
+        if config.grabcut:
+            masks = [grabcut_refine(frames[t], m, config.grabcut_iters) for t, m in zip(f_idx, masks)]
+        tracks.append(Track(0, list(f_idx), list(masks)))
+    tracks.sort(key=lambda tr: (tr.frames[0], mask_box(tr.masks[0])))
+    for i, tr in enumerate(tracks, start=1):
+        tr.track_id = i
+    return tracks

@@ -43,34 +43,6 @@ class Track:
         return temporal_iou(self.masks)
 
 
-def link_tracks(regions: list[list[np.ndarray]], min_iou: float, min_frames: int, max_gap: int = 5) -> list[Track]:
-    """Link per-frame regions into tracks by best IoU with each track's last mask (Hungarian).
-
-    A track missing for up to `max_gap` - 1 frames can be picked up again; tracks seen on fewer than
-    `min_frames` frames are dropped. Ids are 1.. in order of first appearance.
-    """
-    live: list[Track] = []
-    done: list[Track] = []
-    for t, found in enumerate(regions):
-        still: list[Track] = []
-        for tr in live:
-            (still if t - tr.frames[-1] <= max_gap else done).append(tr)
-        live = still
-        cost = np.array([[1.0 - mask_iou(tr.masks[-1], r) for r in found] for tr in live]).reshape(len(live), len(found))
-        rows, cols = linear_sum_assignment(cost) if cost.size else (np.array([], int), np.array([], int))
-        taken = set()
-        for i, j in zip(rows, cols):
-            if 1.0 - cost[i, j] >= min_iou:
-                live[i].frames.append(t)
-                live[i].masks.append(found[j])
-                taken.add(j)
-        live += [Track(0, [t], [r]) for j, r in enumerate(found) if j not in taken]
-    kept = sorted((tr for tr in done + live if len(tr.frames) >= min_frames), key=lambda tr: (tr.frames[0], mask_box(tr.masks[0])))
-    for i, tr in enumerate(kept, start=1):
-        tr.track_id = i
-    return kept
-
-
 def matched_iou(truth: dict[int, dict[int, np.ndarray]], tracks: list[Track]) -> dict[int, float]:
     """Per true object, its mean per-frame mask IoU with the track matched to it (0 on frames it misses).
 
