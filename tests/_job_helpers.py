@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import yaml
 
 from manifests import PRIMARY_KEYS, read_table
 
@@ -18,6 +19,15 @@ def plain_env(**extra: str) -> dict[str, str]:
     """The environment of a plain shell: none of Ray's variables (CI's or conftest's) reach the job."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
     return {**env, "PYTHONPATH": str(REPO), **extra}
+
+
+def write_job_config(tmp: Path, inputs: Path, out: Path, **changes: object) -> Path:
+    """curate_small.yaml with these inputs and output, units of one video, and `changes` on top, as a file."""
+    data = yaml.safe_load((REPO / "jobs/configs/curate_small.yaml").read_text())
+    data.update({"input": str(inputs), "output": str(out), "batch_size": 1, **changes})
+    path = tmp / f"curate-{out.name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
 
 
 def job_command(*args: str) -> list[str]:

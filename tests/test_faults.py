@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from _job_helpers import REPO, job_command, plain_env, sorted_rows
+from _job_helpers import REPO, job_command, plain_env, sorted_rows, write_job_config
 from curation.corpus import build_corpus
 from manifests import read_table, validate_dataset
 TABLES = ("videos", "clips", "scores", "errors")
@@ -30,13 +29,6 @@ def corpus(tmp_path_factory) -> Path:
     inputs = root / "synthetic"
     return inputs
 
-
-def _config(tmp: Path, inputs: Path, out: Path) -> Path:
-    data = yaml.safe_load((REPO / "jobs/configs/curate_small.yaml").read_text())
-    data.update(input=str(inputs), output=str(out), batch_size=1)
-    path = tmp / f"{out.name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def _job(config: Path, *args: str, faults: str = "", preexec=None, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -55,7 +47,7 @@ def _one_line_error(proc: subprocess.CompletedProcess) -> str:
 def whole(corpus, tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("whole")
     out = tmp / "out"
-    proc = _job(_config(tmp, corpus, out), "--in-process")
+    proc = _job(write_job_config(tmp, corpus, out), "--in-process")
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -73,7 +65,7 @@ def test_a_stage_raising_on_one_input_is_an_errors_row_in_every_stage(corpus, wh
     # one input per stage, each of another video, so no fault hides another
     faults = {"ingest": videos[0], "shots": videos[1], "extract": clip_of[videos[2]], "signals": clip_of[videos[3]]}
     out = tmp_path / "out"
-    proc = _job(_config(tmp_path, corpus, out), "--in-process",
+    proc = _job(write_job_config(tmp_path, corpus, out), "--in-process",
                 faults="raise_in=" + "+".join(f"{stage}:{text}" for stage, text in faults.items()))
     assert proc.returncode == 0, proc.stderr
     errors = {(e["stage"], e["error_class"]): e["input"] for e in read_table(out, "errors").to_pylist()}
@@ -85,7 +77,7 @@ def test_a_stage_raising_on_one_input_is_an_errors_row_in_every_stage(corpus, wh
 
 def test_a_crashing_actor_in_every_stage_then_resume_equals_an_undisturbed_run(corpus, whole, tmp_path):
     out = tmp_path / "out"
-    config = _config(tmp_path, corpus, out)
+    config = write_job_config(tmp_path, corpus, out)
     proc = _job(config, faults="crash_in=ingest+shots+extract+signals")
     if proc.returncode != 0:  # Ray Data restarted the actors and retried; otherwise the job failed cleanly
         _one_line_error(proc)
@@ -103,7 +95,7 @@ def test_an_input_deleted_between_planning_and_processing_is_an_errors_row(corpu
         os.link(src, inputs / src.name)
     last = sorted(inputs.glob("*.mp4"))[-1]
     out, release = tmp_path / "out", tmp_path / "release"
-    config = _config(tmp_path, inputs, out)
+    config = write_job_config(tmp_path, inputs, out)
     proc = subprocess.Popen(job_command("--config", str(config), "--no-summary", "--in-process"), cwd=REPO,
                             env=plain_env(LIVEDITOR_FAULTS=f"pause_after_commits=1,pause_file={release}"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -130,7 +122,7 @@ def _file_size_limit(limit: int):
 
 def test_a_full_disk_fails_the_run_in_one_line_and_a_resume_completes_it(corpus, whole, tmp_path):
     out = tmp_path / "out"
-    config = _config(tmp_path, corpus, out)
+    config = write_job_config(tmp_path, corpus, out)
     full = _job(config, "--in-process", preexec=_file_size_limit(16 << 10))
     assert full.returncode != 0
     assert "File too large" in _one_line_error(full)
@@ -145,7 +137,7 @@ def test_a_read_only_output_root_is_one_line_at_start(corpus, tmp_path):
     out.mkdir()
     subprocess.run(["chattr", "+i", str(out)], check=True)  # immutable: even root cannot create files there
     try:
-        proc = _job(_config(tmp_path, corpus, out), "--in-process", timeout=120)
+        proc = _job(write_job_config(tmp_path, corpus, out), "--in-process", timeout=120)
     finally:
         subprocess.run(["chattr", "-i", str(out)], check=True)
     assert proc.returncode == 2

@@ -16,20 +16,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-import yaml
 
-from _job_helpers import REPO, is_loopback, job_command, plain_env, sockets_of, sorted_rows
+from _job_helpers import REPO, is_loopback, job_command, plain_env, sockets_of, sorted_rows, write_job_config
 from curation.corpus import build_corpus
 from manifests import PRIMARY_KEYS, ManifestWriter, is_unit_complete, validate_dataset
 TABLES = ("videos", "clips", "scores", "errors")
 
-
-def _write_config(tmp_path: Path, inputs: Path, output: Path, **changes) -> Path:
-    data = yaml.safe_load((REPO / "jobs/configs/curate_small.yaml").read_text())
-    data.update({"input": str(inputs), "output": str(output), "batch_size": 1, "num_cpus": 2, **changes})
-    path = tmp_path / f"curate-{output.name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -46,14 +38,14 @@ def corpus(tmp_path_factory) -> Path:
 def test_bad_config_missing_input_and_existing_output_are_one_line_errors(tmp_path, corpus):
     bad = tmp_path / "bad.yaml"
     bad.write_text("input: x\noutput: y\nbatch_sise: 2\n")
-    missing = _write_config(tmp_path, tmp_path / "nowhere", tmp_path / "out1")
+    missing = write_job_config(tmp_path, tmp_path / "nowhere", tmp_path / "out1")
     existing = tmp_path / "out2"
     (existing / "manifests").mkdir(parents=True)
     cases = [
         (["--config", str(bad)], "batch_sise"),
         (["--config", str(tmp_path / "absent.yaml")], "cannot read config"),
         (["--config", str(missing)], "is not a directory"),
-        (["--config", str(_write_config(tmp_path, corpus, existing)), "--in-process"], "--resume"),
+        (["--config", str(write_job_config(tmp_path, corpus, existing)), "--in-process"], "--resume"),
     ]
     for args, needle in cases:
         proc = _run(*args, timeout=120)
@@ -75,7 +67,7 @@ def whole(corpus, tmp_path_factory) -> Path:
     """The uninterrupted run every killed-then-resumed run must equal."""
     tmp = tmp_path_factory.mktemp("whole")
     out = tmp / "out"
-    assert _run("--config", str(_write_config(tmp, corpus, out)), "--in-process", "--no-summary").returncode == 0
+    assert _run("--config", str(write_job_config(tmp, corpus, out)), "--in-process", "--no-summary").returncode == 0
     return out
 
 
@@ -84,7 +76,7 @@ def test_job_from_a_plain_shell_listens_only_on_loopback_and_prints_only_its_own
     out, release = tmp_path / "out", tmp_path / "release"
     env = plain_env(LIVEDITOR_FAULTS=f"pause_after_commits=1,pause_file={release}")
     with (tmp_path / "stderr.txt").open("w") as stderr:
-        proc = subprocess.Popen(job_command("--config", str(_write_config(tmp_path, corpus, out)), "--no-summary"),
+        proc = subprocess.Popen(job_command("--config", str(write_job_config(tmp_path, corpus, out)), "--no-summary"),
                                 cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 300
@@ -112,7 +104,7 @@ def test_job_from_a_plain_shell_listens_only_on_loopback_and_prints_only_its_own
 def test_sigkill_at_a_commit_then_resume_equals_an_uninterrupted_run(tmp_path, corpus, whole, kill_after, resume_mode):
     """Kill points: between two tables of the first unit, right after a whole unit, inside the second unit."""
     killed = tmp_path / "killed"
-    cfg = _write_config(tmp_path, corpus, killed)
+    cfg = write_job_config(tmp_path, corpus, killed)
     proc = subprocess.Popen(job_command("--config", str(cfg), "--no-summary"), cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True,
                             env=plain_env(LIVEDITOR_FAULTS=f"kill_after_commits={kill_after}"))
@@ -149,7 +141,7 @@ def test_sigkill_at_a_commit_then_resume_equals_an_uninterrupted_run(tmp_path, c
 
 def test_main_command_prints_the_manifest_summary(tmp_path, corpus):
     out = tmp_path / "summary"
-    proc = _run("--config", str(_write_config(tmp_path, corpus, out, batch_size=3)), "--in-process")
+    proc = _run("--config", str(write_job_config(tmp_path, corpus, out, batch_size=3)), "--in-process")
     assert proc.returncode == 0, proc.stderr
     for table in TABLES:
         assert table in proc.stdout

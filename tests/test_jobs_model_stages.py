@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
-from _job_helpers import REPO, job_command, plain_env, sorted_rows
+from _job_helpers import REPO, job_command, plain_env, sorted_rows, write_job_config
 from curation.corpus import build_corpus
 from manifests import PRIMARY_KEYS, read_table, validate_dataset
 from manifests.rle import rle_decode
@@ -28,21 +27,17 @@ def _config(tmp_path: Path, inputs: Path, output: Path, allow_random_init: bool 
     tracker = tmp_path / "keep_all.yaml"
     tracker.write_text(KEEP_ALL)  # random-init boxes score low: keep every one so model rows exist
     random = {"weights": "not-here.pt", "allow_random_init": allow_random_init, "download": False}
-    data = yaml.safe_load((REPO / "jobs/configs/curate_small.yaml").read_text())
-    data.update({
-        "input": str(inputs), "output": str(output), "batch_size": 2, "num_cpus": 3,
-        "objects": {"methods": ["proposer", "yolo-sam"], "max_frames": 6, "short_side": 96,
-                    "yolo": {"weights": random, "imgsz": 64, "conf": 0.0, "max_det": 2, "tracker": str(tracker)},
-                    "sam": {"weights": random, "image_size": 64}},
-        "clip_scores": {"clip": {"arch": "ViT-S-32", "weights": random, "image_size": 64}, "frames_per_clip": 3},
-        "pairs": {"pairs_per_clip": 1, "max_frames": 12, "mix": {"recolour": 1.0, "style": 1.0}},
-    })
-    data["resources"] = {**data["resources"], "objects": {"num_cpus": 0.5}, "clip_scores": {"num_cpus": 0.25},
-                         "pairs": {"num_cpus": 0.25}}
-    data["resources"]["signals"] = {"num_cpus": 0.25}
-    path = tmp_path / f"curate-{output.name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_job_config(
+        tmp_path, inputs, output, batch_size=2, num_cpus=3,
+        resources={"ingest": {"num_cpus": 0.25}, "shots": {"num_cpus": 0.5}, "extract": {"num_cpus": 0.5},
+                   "signals": {"num_cpus": 0.25}, "objects": {"num_cpus": 0.5}, "clip_scores": {"num_cpus": 0.25},
+                   "pairs": {"num_cpus": 0.25}},
+        objects={"methods": ["proposer", "yolo-sam"], "max_frames": 6, "short_side": 96,
+                 "yolo": {"weights": random, "imgsz": 64, "conf": 0.0, "max_det": 2, "tracker": str(tracker)},
+                 "sam": {"weights": random, "image_size": 64}},
+        clip_scores={"clip": {"arch": "ViT-S-32", "weights": random, "image_size": 64}, "frames_per_clip": 3},
+        pairs={"pairs_per_clip": 1, "max_frames": 12, "mix": {"recolour": 1.0, "style": 1.0}},
+    )
 
 
 def _job(config: Path, *args: str, faults: str | None = None) -> subprocess.CompletedProcess:

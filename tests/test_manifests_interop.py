@@ -43,7 +43,8 @@ def test_ray_data_read_delta_and_snapshot_paths(table):
     import ray
 
     root, expected = table
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    # a new local Ray even when `ray start` left a cluster on this machine (ray.init() would join that one)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
         rows = ray.data.read_delta(str(root / "manifests/clips")).to_pandas()
         assert sorted(rows["clip_id"]) == expected

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -19,9 +20,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-import yaml
 
-from _job_helpers import REPO, is_loopback, job_command, plain_env, sockets_of, sorted_rows
+from _job_helpers import REPO, is_loopback, job_command, plain_env, sockets_of, sorted_rows, write_job_config
 from curation.corpus import build_corpus
 from curation.ray_runtime import LOOPBACK, loopback_environment, short_temp_dir
 from manifests import validate_dataset
@@ -37,8 +37,11 @@ def cluster():
     from ray.cluster_utils import Cluster
 
     temp_dir = short_temp_dir()
+    with socket.socket() as probe:  # a free dashboard port: Ray's fixed 8265 may be taken by another run here
+        probe.bind((LOOPBACK, 0))
+        port = probe.getsockname()[1]
     head = dict(num_cpus=0, node_ip_address=LOOPBACK, include_dashboard=True, dashboard_host=LOOPBACK,
-                temp_dir=str(temp_dir))
+                dashboard_port=port, temp_dir=str(temp_dir))
     cluster = Cluster(initialize_head=True, head_node_args=head)
     workers = [cluster.add_node(num_cpus=2, node_ip_address=LOOPBACK) for _ in range(2)]
     cluster.wait_for_nodes()
@@ -54,13 +57,6 @@ def corpus(tmp_path_factory) -> Path:
     build_corpus(root, seed=3, quick=True, videos=6)
     return root / "synthetic"
 
-
-def _config(tmp: Path, corpus: Path, out: Path) -> Path:
-    data = yaml.safe_load((REPO / "jobs/configs/curate_small.yaml").read_text())
-    data.update(input=str(corpus), output=str(out), batch_size=1)
-    path = tmp / f"{out.name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 NO_AGENT_YET = "No available agent to submit job"
@@ -90,7 +86,7 @@ def test_job_submit_to_a_three_node_loopback_cluster_survives_losing_a_worker_no
     runtime_env = {"env_vars": {"LIVEDITOR_FAULTS": f"pause_after_commits=2,pause_file={release}"}}
     submit = [RAY, "job", "submit", "--address", dashboard, "--working-dir", str(REPO),
               "--runtime-env-json", json.dumps(runtime_env), "--",
-              "python", "-m", "jobs.curate", "--config", str(_config(tmp_path, corpus, out)), "--no-summary"]
+              "python", "-m", "jobs.curate", "--config", str(write_job_config(tmp_path, corpus, out)), "--no-summary"]
     proc = _submit(submit, tmp_path / "submit.log")
     try:
         deadline, tries = time.monotonic() + 600, 1
@@ -120,7 +116,7 @@ def test_job_submit_to_a_three_node_loopback_cluster_survives_losing_a_worker_no
     assert "succeeded" in (tmp_path / "submit.log").read_text()
 
     whole = tmp_path / "whole"
-    undisturbed = subprocess.run(job_command("--config", str(_config(tmp_path, corpus, whole)), "--in-process",
+    undisturbed = subprocess.run(job_command("--config", str(write_job_config(tmp_path, corpus, whole)), "--in-process",
                                              "--no-summary"), cwd=REPO, capture_output=True, text=True,
                                  env=plain_env(), timeout=900)
     assert undisturbed.returncode == 0, undisturbed.stderr
