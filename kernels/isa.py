@@ -67,7 +67,7 @@ def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, km: torch.Ten
     lse = torch.empty(q.shape[0] * q.shape[1], q.shape[2], device=q.device, dtype=torch.float32)
     sharp, flat = p.fwd if tiles.fwd_sharp_gq == p.fwd[0].group else query_launches(p.selection, tiles.fwd_sharp_gq)
     launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles.fwd_warps, tiles.fwd_stages,
-                   tiles.mean_tile, tiles.fwd_key_blocks)
+                   tiles.mean_tile, tiles.fwd_key_blocks, tiles.fwd_warp_specialize)
     if flat is not None:
         launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles.flat_warps, tiles.flat_stages,
                        tiles.mean_tile)
@@ -89,7 +89,8 @@ def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Ten
                   tiles.flat_stages, tiles.mean_tile)
     dkm = dvm = None
     if any(w is not None and w.any_mean for w in p.fwd):
-        dkm, dvm = launch_mean_kv(q, do, lse, delta, km, vm, p.mask, p.layout, tiles.mean_tile, tiles.mean_warps)
+        dkm, dvm = launch_mean_kv(q, do, lse, delta, km, vm, p.mask, p.layout, tiles.mean_tile, tiles.mean_warps,
+                                  tiles.mean_chunks)
     sharp_keys, all_keys = key_launches(p.selection, tiles.dkdv_sharp_gk)
     launch_dkdv(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles.dkdv_warps,
                 tiles.dkdv_stages)

@@ -34,8 +34,8 @@ def _isa_dq_kernel(Q, k_desc, v_desc, DO, DQ, LSE, DELTA, KM, VM, MASK,
     delta = tl.load(DELTA + row0 + qrows, mask=qvalid, other=0.0)
     dq = tl.zeros([GQ * BLK, D], tl.float32)
     for t in range(0, cnt):
-        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
-        p, ds = grad_scores(s, lse, delta, do, v)
+        s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0k, n_tgt, n_tot, nbt, BLK)
+        p, ds = grad_scores(s, qk_scale, lse, delta, do, v)
         dq = tl.dot(ds.to(k.dtype), k, dq)
     if HAS_MEAN:
         mrow = tl.load(MROW + item)
@@ -45,7 +45,7 @@ def _isa_dq_kernel(Q, k_desc, v_desc, DO, DQ, LSE, DELTA, KM, VM, MASK,
                 use = mask_tile(MASK, mrow, t, nb, BP)
                 if tl.max(use.to(tl.int32), 0) > 0:
                     s, km, vm = mean_scores(q, KM, VM, use, pooled, t, nb, n_tgt, n_tot, nbt, qk_scale, D, BP, BLK)
-                    p, ds = grad_scores(s, lse, delta, do, vm)
+                    p, ds = grad_scores(s, 1.0, lse, delta, do, vm)
                     dq = tl.dot(ds.to(km.dtype), km, dq)
     tl.store(DQ + q_offs, (dq * sm_scale).to(DQ.dtype.element_ty), mask=qvalid[:, None])
 
@@ -71,8 +71,8 @@ def _isa_dkdv_kernel(q_desc, K, V, do_desc, DK, DV, LSE, DELTA, DKM, DVM,
         rows = row0 + start + tl.arange(0, BLK)
         lse = tl.load(LSE + rows, mask=qvalid, other=0.0)
         delta = tl.load(DELTA + rows, mask=qvalid, other=0.0)
-        s_t = mask_partial(tl.dot(k, tl.trans(q)) * qk_scale, start, end, BLK)
-        p_t = tl.math.exp2(s_t - lse[None, :])
+        s_t = mask_partial(tl.dot(k, tl.trans(q)), start, end, BLK)  # unscaled; scale fused into the exp2
+        p_t = tl.math.exp2(s_t * qk_scale - lse[None, :])
         dv = tl.dot(p_t.to(do.dtype), do, dv)
         dp_t = tl.dot(v, tl.trans(do))
         dk = tl.dot((p_t * (dp_t - delta[None, :])).to(q.dtype), q, dk)
@@ -94,17 +94,20 @@ def _isa_dkdv_kernel(q_desc, K, V, do_desc, DK, DV, LSE, DELTA, DKM, DVM,
 
 @triton.jit
 def _isa_mean_kv_kernel(q_desc, do_desc, LSE, DELTA, KM, VM, DKM, DVM, MASK,
-                        H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale,
+                        H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale, chunk,
                         D: tl.constexpr, BLK: tl.constexpr, BP: tl.constexpr):
+    """Program (bh, t, c): pooled tile t of head bh over query blocks [c * chunk, (c + 1) * chunk); writes its
+    partial d(k_mean), d(v_mean) to slice c of DKM/DVM ([n_chunks, B * H, nb, D], summed by the caller)."""
     bh = tl.program_id(0)
     t = tl.program_id(1)
+    c = tl.program_id(2)
     row0 = bh * n_q
     pooled = bh.to(tl.int64) * nb * D
     d = tl.arange(0, D)
     km, vm, log2n = pooled_tile(KM, VM, pooled, t, nb, n_tgt, n_tot, nbt, q_desc.dtype, D, BP, BLK)
     dkm = tl.zeros([BP, D], tl.float32)
     dvm = tl.zeros([BP, D], tl.float32)
-    for i in range(0, nbq):
+    for i in range(c * chunk, tl.minimum(c * chunk + chunk, nbq)):
         use = mask_tile(MASK, bh * nbq + i, t, nb, BP)
         if tl.max(use.to(tl.int32), 0) > 0:
             start, end = block_span(i, n_tgt, n_tot, nbt, BLK)
@@ -121,7 +124,7 @@ def _isa_mean_kv_kernel(q_desc, do_desc, LSE, DELTA, KM, VM, DKM, DVM, MASK,
             dp_t = tl.dot(vm, tl.trans(do))
             dkm = tl.dot((p_t * (dp_t - delta[None, :])).to(q.dtype), q, dkm)
     j = t * BP + tl.arange(0, BP)
-    offs = pooled + j[:, None].to(tl.int64) * D + d[None, :]
+    offs = (c * tl.num_programs(0)).to(tl.int64) * nb * D + pooled + j[:, None].to(tl.int64) * D + d[None, :]
     tl.store(DKM + offs, dkm * sm_scale, mask=(j < nb)[:, None])
     tl.store(DVM + offs, dvm, mask=(j < nb)[:, None])
 
@@ -144,17 +147,30 @@ def launch_delta(o: torch.Tensor, do: torch.Tensor) -> torch.Tensor:
     return delta
 
 
+def mean_kv_chunks(n_heads: int, n_tiles: int, nbq: int, device: torch.device) -> int:
+    """Query-block chunks per pooled tile so the d(k_mean)/d(v_mean) grid fills the GPU about twice: with few
+    heads (B * H = 4 gives 32 programs at 32K tokens) one program per tile would walk all nbq query blocks
+    on a few multiprocessors while the rest idle."""
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
+    return max(1, min(-(-2 * sms // (n_heads * n_tiles)), nbq // 16 or 1))
+
+
 def launch_mean_kv(q: torch.Tensor, do: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, km: torch.Tensor,
-                   vm: torch.Tensor, mask: torch.Tensor, layout: BlockLayout, tile: int, warps: int
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """d(k_mean), d(v_mean) in fp32 [B * H, nb, D] from every query block's 0-th order terms."""
-    dkm = torch.empty(km.shape, device=km.device, dtype=torch.float32)
+                   vm: torch.Tensor, mask: torch.Tensor, layout: BlockLayout, tile: int, warps: int,
+                   chunks: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """d(k_mean), d(v_mean) in fp32 [B * H, nb, D] from every query block's 0-th order terms; the query
+    blocks split into `chunks` (0: automatic) whose partial sums are added in a fixed order (deterministic)."""
+    n_heads, n_tiles = q.shape[0] * q.shape[1], triton.cdiv(layout.nb, tile)
+    chunks = min(chunks or mean_kv_chunks(n_heads, n_tiles, layout.nbq, q.device), layout.nbq)
+    chunk = -(-layout.nbq // chunks)
+    chunks = -(-layout.nbq // chunk)  # no empty chunk
+    dkm = torch.empty((chunks, *km.shape), device=km.device, dtype=torch.float32)
     dvm = torch.empty_like(dkm)
-    grid = (q.shape[0] * q.shape[1], triton.cdiv(layout.nb, tile))
-    _isa_mean_kv_kernel[grid](block_descriptor(q, layout.block), block_descriptor(do, layout.block), lse, delta,
-                              km, vm, dkm, dvm, mask, *geometry_args(q, layout),
-                              D=q.shape[-1], BLK=layout.block, BP=tile, num_warps=warps)
-    return dkm, dvm
+    _isa_mean_kv_kernel[(n_heads, n_tiles, chunks)](
+        block_descriptor(q, layout.block), block_descriptor(do, layout.block), lse, delta, km, vm, dkm, dvm, mask,
+        *geometry_args(q, layout), chunk,
+        D=q.shape[-1], BLK=layout.block, BP=tile, num_warps=warps)
+    return (dkm[0], dvm[0]) if chunks == 1 else (dkm.sum(0), dvm.sum(0))
 
 
 def launch_dq(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dq: torch.Tensor,

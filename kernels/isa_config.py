@@ -54,6 +54,7 @@ class TileConfig:
     fwd_warps: int = 8
     fwd_stages: int = 3
     fwd_key_blocks: int = 2  # listed key blocks per step of the sharp forward loop (1 or 2)
+    fwd_warp_specialize: bool = False  # Triton's automatic warp specialisation of the sharp forward loop
     dq_sharp_gq: int = 2
     dq_warps: int = 8
     dq_stages: int = 3
@@ -64,6 +65,7 @@ class TileConfig:
     flat_stages: int = 2
     mean_tile: int = 64
     mean_warps: int = 4
+    mean_chunks: int = 0  # query-block chunks of the d(k_mean)/d(v_mean) grid; 0: enough to fill the GPU twice
     graph_plan: bool = True  # inference calls on CUDA replay the selection ops as one CUDA graph per shape
 
     def __post_init__(self) -> None:

@@ -25,7 +25,7 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
                     OWN, BH, OFF, CNT, LST, MROW,
                     H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale,
                     D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,
-                    BP: tl.constexpr, HAS_MEAN: tl.constexpr, KP: tl.constexpr):
+                    BP: tl.constexpr, HAS_MEAN: tl.constexpr, KP: tl.constexpr, WS: tl.constexpr):
     item = tl.program_id(0)
     bh, row0, qrows, qvalid, q_offs, off, cnt = owned_group(OWN, BH, OFF, CNT, item, n_q, n_tgt, n_tot, nbt,
                                                             D, GQ, BLK)
@@ -35,18 +35,17 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
     l_i = tl.zeros([GQ * BLK], tl.float32)
     acc = tl.zeros([GQ * BLK, D], tl.float32)
     if KP == 2:  # two listed key blocks per step: one rescale of the accumulator per 2 * BLK keys
-        for t in range(0, cnt // 2):
-            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + 2 * t, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
-            s2, k2, v2 = exact_scores(q, k_desc, v_desc, LST, off + 2 * t + 1, row0k, n_tgt, n_tot, nbt, qk_scale,
-                                      BLK)
-            acc, m_i, l_i = online_softmax_pair(acc, m_i, l_i, s, v, s2, v2)
+        for t in tl.range(0, cnt // 2, warp_specialize=WS):
+            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + 2 * t, row0k, n_tgt, n_tot, nbt, BLK)
+            s2, k2, v2 = exact_scores(q, k_desc, v_desc, LST, off + 2 * t + 1, row0k, n_tgt, n_tot, nbt, BLK)
+            acc, m_i, l_i = online_softmax_pair(acc, m_i, l_i, s, v, s2, v2, qk_scale)
         if cnt % 2 == 1:
-            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + cnt - 1, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
-            acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v)
+            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + cnt - 1, row0k, n_tgt, n_tot, nbt, BLK)
+            acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v, qk_scale)
     else:
-        for t in range(0, cnt):
-            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0k, n_tgt, n_tot, nbt, qk_scale, BLK)
-            acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v)
+        for t in tl.range(0, cnt, warp_specialize=WS):
+            s, k, v = exact_scores(q, k_desc, v_desc, LST, off + t, row0k, n_tgt, n_tot, nbt, BLK)
+            acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, v, qk_scale)
 
     if HAS_MEAN:
         mrow = tl.load(MROW + item)
@@ -56,7 +55,7 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
                 use = mask_tile(MASK, mrow, t, nb, BP)
                 if tl.max(use.to(tl.int32), 0) > 0:
                     s, km, vm = mean_scores(q, KM, VM, use, pooled, t, nb, n_tgt, n_tot, nbt, qk_scale, D, BP, BLK)
-                    acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, vm)
+                    acc, m_i, l_i = online_softmax_step(acc, m_i, l_i, s, vm, 1.0)
 
     l_i = tl.where(l_i > 0, l_i, 1.0)  # rows of empty items (per-head padding) are not stored
     acc = acc / l_i[:, None]
@@ -80,13 +79,16 @@ def block_descriptor(x: torch.Tensor, block: int) -> TensorDescriptor:
 
 def launch_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
                    km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor, work: Launch, layout: BlockLayout,
-                   warps: int, stages: int, mean_tile_blocks: int, key_blocks: int = 1) -> None:
+                   warps: int, stages: int, mean_tile_blocks: int, key_blocks: int = 1,
+                   warp_specialize: bool = False) -> None:
     """Run one forward launch (sharp or flat items) writing the rows of o and lse that its items own;
-    key_blocks (1 or 2) listed key blocks per loop step."""
+    key_blocks (1 or 2) listed key blocks per loop step; warp_specialize splits the exact loop into
+    producer (TMA loads) and consumer warps (Triton's automatic warp specialisation)."""
     if work.n_items == 0:
         return
     _isa_fwd_kernel[(work.n_items,)](
         q, block_descriptor(k, layout.block), block_descriptor(v, layout.block), o, lse, km, vm, mask,
         work.own, work.bh, work.off, work.cnt, work.lst, work.mrow,
         *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, BP=mean_tile_blocks,
-        HAS_MEAN=work.any_mean, KP=key_blocks, num_warps=warps, num_stages=stages)
+        HAS_MEAN=work.any_mean, KP=key_blocks, WS=warp_specialize, num_warps=warps,
+        num_stages=stages)

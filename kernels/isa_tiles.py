@@ -51,21 +51,24 @@ def mask_partial(s, start, end, BLK: tl.constexpr):
 
 
 @triton.jit
-def exact_scores(q, k_desc, v_desc, LST, idx, row0, n_tgt, n_tot, nbt, qk_scale, BLK: tl.constexpr):
-    """Base-2 logits of q against key block LST[idx] (-inf past its end), with the block's K and V tiles."""
+def exact_scores(q, k_desc, v_desc, LST, idx, row0, n_tgt, n_tot, nbt, BLK: tl.constexpr):
+    """Unscaled scores q . k of key block LST[idx] (-inf past its end), with the block's K and V tiles. The
+    softmax scale is applied later inside the exp2 argument (one FMA per score instead of a multiply and a
+    subtract, as the max is taken on unscaled scores)."""
     start, end = block_span(tl.load(LST + idx), n_tgt, n_tot, nbt, BLK)
     k = k_desc.load([row0 + start, 0])
     v = v_desc.load([row0 + start, 0])
-    s = mask_partial(tl.dot(q, tl.trans(k)) * qk_scale, start, end, BLK)
+    s = mask_partial(tl.dot(q, tl.trans(k)), start, end, BLK)
     return s, k, v
 
 
 @triton.jit
-def online_softmax_step(acc, m_i, l_i, s, v):
-    """Merge one tile of base-2 logits s [M, N] with values v [N, D] into the running softmax."""
-    m_new = tl.maximum(m_i, tl.max(s, 1))
+def online_softmax_step(acc, m_i, l_i, s, v, scale):
+    """Merge one tile of scores s [M, N] (base-2 logits s * scale, scale > 0) with values v [N, D] into the
+    running softmax."""
+    m_new = tl.maximum(m_i, tl.max(s, 1) * scale)
     alpha = tl.math.exp2(m_i - m_new)
-    p = tl.math.exp2(s - m_new[:, None])
+    p = tl.math.exp2(s * scale - m_new[:, None])
     l_i = l_i * alpha + tl.sum(p, 1)
     acc = acc * alpha[:, None]
     acc = tl.dot(p.to(v.dtype), v, acc)
@@ -73,12 +76,12 @@ def online_softmax_step(acc, m_i, l_i, s, v):
 
 
 @triton.jit
-def online_softmax_pair(acc, m_i, l_i, s, v, s2, v2):
+def online_softmax_pair(acc, m_i, l_i, s, v, s2, v2, scale):
     """online_softmax_step over two key tiles at once (one max, one rescale of acc for both)."""
-    m_new = tl.maximum(m_i, tl.maximum(tl.max(s, 1), tl.max(s2, 1)))
+    m_new = tl.maximum(m_i, tl.maximum(tl.max(s, 1), tl.max(s2, 1)) * scale)
     alpha = tl.math.exp2(m_i - m_new)
-    p = tl.math.exp2(s - m_new[:, None])
-    p2 = tl.math.exp2(s2 - m_new[:, None])
+    p = tl.math.exp2(s * scale - m_new[:, None])
+    p2 = tl.math.exp2(s2 * scale - m_new[:, None])
     l_i = l_i * alpha + tl.sum(p, 1) + tl.sum(p2, 1)
     acc = acc * alpha[:, None]
     acc = tl.dot(p.to(v.dtype), v, acc)
@@ -120,8 +123,8 @@ def mask_tile(MASK, mrow, t, nb, BP: tl.constexpr):
 
 
 @triton.jit
-def grad_scores(s, lse, delta, do, v):
-    """dS of one tile from base-2 logits s [M, N] (-inf where masked): p * (dO v^T - delta)."""
-    p = tl.math.exp2(s - lse[:, None])
+def grad_scores(s, scale, lse, delta, do, v):
+    """dS of one tile from scores s [M, N] (base-2 logits s * scale; -inf where masked): p * (dO v^T - delta)."""
+    p = tl.math.exp2(s * scale - lse[:, None])
     dp = tl.dot(do, tl.trans(v))
     return p, p * (dp - delta[:, None])

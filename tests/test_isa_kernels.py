@@ -73,10 +73,14 @@ def test_kernel_matches_reference_forward_and_gradients(case, dtype):
 
 
 @pytest.mark.parametrize("tiles", [TileConfig(fwd_sharp_gq=1, fwd_key_blocks=1, dq_sharp_gq=1, dkdv_sharp_gk=1),
-                                   TileConfig(fwd_sharp_gq=1, fwd_key_blocks=2)], ids=["single", "key-pairs"])
+                                   TileConfig(fwd_sharp_gq=1, fwd_key_blocks=2),
+                                   TileConfig(fwd_warp_specialize=True), TileConfig(mean_chunks=3)],
+                         ids=["single", "key-pairs", "warp-spec", "mean-chunks"])
 def test_grouped_sharp_tiles_match_reference(tiles):
     """Sharp query blocks one per program instead of the default two (odd count there: one padded group),
-    with one or two key blocks per step (odd kept count: one single step at the end), give the same result."""
+    with one or two key blocks per step (odd kept count: one single step at the end), a warp-specialised
+    exact loop, or d(k_mean)/d(v_mean) summed over three query-block chunks (the last one short), give the
+    same result."""
     dtype = DTYPES[0]
     q, k, v = _qkv((1, 2, 150, 16), dtype, seed=14)
     grad = torch.randn(1, 2, 150, 16, device=DEVICE).to(dtype)
