@@ -1,48 +1,35 @@
 """ISA vs dense attention (cuDNN, flash SDPA, FlexAttention): latency, exact-path TFLOP/s, error vs float64.
 
 Prints a table and writes JSON (--json-out). Error is measured on a subset of query rows and heads against
-float64 dense attention over all keys, on random inputs and on video-like inputs (smooth q/k over a
-T x H x W token grid, both parts starting at position 0, with 3D RoPE). --quick is a small smoke run.
+float64 dense attention over all keys, on random and on video-like inputs (isa_inputs.py); the error against
+latency grid lives in isa_tradeoff.py. --quick is a small smoke run.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
+import os
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 
 import torch
+
+# kernels first: without a GPU it sets TRITON_INTERPRET before triton is imported (the CPU error grid).
+from kernels import TileConfig, isa_attention, isa_plan  # isort: skip
 import torch.nn.functional as F
 import triton
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from kernels import IsaConfig, TileConfig, dense_attention_f64, isa_attention, isa_plan
+from isa_inputs import Shape, bench_ms, error_vs_f64, fmt, random_qkv, video_like_qkv
+from isa_tradeoff import CPU_ERROR_SHAPE, plot_tradeoff, print_tradeoff, run_cpu_error_grid, run_tradeoff
 from kernels.isa import isa_forward
 from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
-from kernels.isa_reference import block_masks
 
 
-@dataclass(frozen=True)
-class Shape:
-    """One benchmark shape: target and context share the token grid (frames, height, width)."""
-
-    grid: tuple[int, int, int]
-    heads: int
-    dim: int = 128
-
-    @property
-    def n_part(self) -> int:
-        return self.grid[0] * self.grid[1] * self.grid[2]
-
-    @property
-    def label(self) -> str:
-        return f"N={self.n_part}+{self.n_part} H={self.heads} D={self.dim}"
-
-
-FULL_SHAPES = [Shape((21, 30, 52), 12), Shape((21, 30, 52), 40), Shape((21, 34, 60), 12), Shape((21, 34, 60), 40)]
+FULL_SHAPES = [Shape((21, 30, 52), 12), Shape((21, 30, 52), 40), Shape((21, 34, 60), 12), Shape((21, 34, 60), 40),
+               Shape((16, 32, 32), 4)]  # the last: one attention of LIVEditor `small` at 32K tokens (docs/MODEL.md)
 QUICK_SHAPES = [Shape((5, 21, 39), 4)]
 ABLATION = [
     ("default", {}),
@@ -55,56 +42,6 @@ ABLATION = [
     ("dropped_mean", {"dropped_mean": True}),
     ("alpha_s=alpha_f=1 (dense)", {"alpha_s": 1.0, "alpha_f": 1.0}),
 ]
-
-
-def _rope_3d(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding with the head dim split over (t, y, x) positions; x [H, N, D], pos [N, 3]."""
-    d = x.shape[-1]
-    split = [d // 4, 3 * d // 8, d - d // 4 - 3 * d // 8]
-    angles = []
-    for axis, width in enumerate(split):
-        freqs = 10000.0 ** (-torch.arange(0, width, 2, device=x.device, dtype=torch.float32) / width)
-        angles.append(pos[:, axis, None].float() * freqs)
-    theta = torch.cat(angles, dim=-1)
-    cos, sin = theta.cos(), theta.sin()
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
-
-
-def video_like_qkv(shape: Shape, device: str, seed: int) -> tuple[torch.Tensor, ...]:
-    """Smooth per-token features over the grid (context = source video, target = edited copy), projected
-    per head, with 3D RoPE; bf16 [1, H, 2 * n_part, D]."""
-    g = torch.Generator(device=device).manual_seed(seed)
-    t, hh, ww = shape.grid
-    pos = torch.stack(torch.meshgrid(torch.arange(t), torch.arange(hh), torch.arange(ww), indexing="ij"), -1)
-    pos = pos.reshape(-1, 3).to(device)
-    rel = pos.float() / torch.tensor([t, hh, ww], device=device)
-
-    def field(n_feat: int) -> torch.Tensor:
-        freqs = torch.randint(0, 4, (3, n_feat), generator=g, device=device).float()
-        phase = torch.rand(n_feat, generator=g, device=device) * 2 * math.pi
-        return torch.cos(2 * math.pi * rel @ freqs + phase)
-
-    source = field(64)
-    target = source + 0.5 * field(64)
-    feats = torch.cat([target, source], dim=0)
-    feats = feats + 0.1 * torch.randn(feats.shape, generator=g, device=device)
-    full_pos = torch.cat([pos, pos], dim=0)
-    # Heads range from broad (gain 0.4) to local and peaky (gain 1.2), as in video DiTs.
-    gains = torch.linspace(0.4, 1.2, shape.heads, device=device)[:, None, None]
-    out = []
-    for is_value in (False, False, True):
-        w = torch.randn(shape.heads, 64, shape.dim, generator=g, device=device) / math.sqrt(8)
-        out.append(torch.einsum("nc,hcd->hnd", feats, w if is_value else w * gains))
-    q, k = _rope_3d(out[0], full_pos), _rope_3d(out[1], full_pos)
-    return tuple(x[None].to(torch.bfloat16).contiguous() for x in (q, k, out[2]))
-
-
-def random_qkv(shape: Shape, device: str, seed: int) -> tuple[torch.Tensor, ...]:
-    g = torch.Generator(device=device).manual_seed(seed)
-    n = 2 * shape.n_part
-    return tuple(torch.randn(1, shape.heads, n, shape.dim, generator=g, device=device).to(torch.bfloat16)
-                 for _ in range(3))
 
 
 def _sdpa(backend: SDPBackend):
@@ -124,100 +61,6 @@ def _isa(n_ctx: int, tiles: TileConfig, **alphas):
     return lambda q, k, v: isa_attention(q, k, v, n_ctx, tiles=tiles, **alphas)
 
 
-def bench_ms(fn, backward: bool, q, k, v) -> float:
-    """Median ms of fn (forward under no_grad, or forward + backward of a random output gradient)."""
-    if not backward:
-        with torch.no_grad():
-            return triton.testing.do_bench(lambda: fn(q, k, v), warmup=25, rep=200, return_mode="median")
-    qg, kg, vg = (x.detach().clone().requires_grad_() for x in (q, k, v))
-    do = torch.randn_like(q)
-    return triton.testing.do_bench(lambda: fn(qg, kg, vg).backward(do), warmup=25, rep=200,
-                                   grad_to_none=[qg, kg, vg], return_mode="median")
-
-
-def error_vs_f64(fn, q, k, v, rows: torch.Tensor, heads: int) -> dict:
-    """Relative L2 and cosine of fn's output vs float64 dense attention on the chosen rows and heads."""
-    with torch.no_grad():
-        out = fn(q, k, v)[:, :heads, rows].double()
-        ref = dense_attention_f64(q[:, :heads], k[:, :heads], v[:, :heads], rows)
-    rel = ((out - ref).norm() / ref.norm()).item()
-    cos = F.cosine_similarity(out.flatten(), ref.flatten(), dim=0).item()
-    return {"rel_l2": rel, "cosine": cos}
-
-
-TRADEOFF_ALPHA_F = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
-TRADEOFF_METHODS = {"isa": {}, "isa per-head alpha_f": {"per_head_alpha_f": True},
-                    "block-sparse": {"mean_terms": False}}
-
-
-def run_tradeoff(shape: Shape, tiles: TileConfig, err_rows: int, err_heads: int, device: str) -> list[dict]:
-    """Relative L2 error (video-like inputs) against forward latency over alpha_f, for ISA, ISA with per-head
-    alpha_f from pooled sharpness (same total of sharp blocks), and the same kernels without 0-th order
-    terms (plain block-sparse top-k at equal exact work)."""
-    q, k, v = video_like_qkv(shape, device, seed=2)
-    rows = torch.sort(torch.randperm(2 * shape.n_part, device=device)[:err_rows]).values
-    heads = min(err_heads, shape.heads)
-    out = []
-    for method, opts in TRADEOFF_METHODS.items():
-        for alpha_f in TRADEOFF_ALPHA_F:
-            cfg = IsaConfig(alpha_f=alpha_f, **opts)
-            fn = lambda q_, k_, v_, cfg=cfg: isa_attention(q_, k_, v_, shape.n_part, config=cfg, tiles=tiles)  # noqa: E731
-            row = {"shape": shape.label, "method": method, "alpha_f": alpha_f,
-                   "fwd_ms": bench_ms(fn, False, q, k, v), "video": error_vs_f64(fn, q, k, v, rows, heads)}
-            print(f"  tradeoff {row}", file=sys.stderr, flush=True)
-            out.append(row)
-    return out
-
-
-CPU_ERROR_SHAPE = Shape((5, 15, 27), 8)
-
-
-def run_cpu_error_grid(shape: Shape, err_rows: int) -> list[dict]:
-    """Error only (no latency), on the CPU with the torch oracle: rel-L2 against float64 dense attention on
-    video-like inputs for each method of the trade-off grid, plus each method's exact work as a fraction of
-    dense (the latency proxy: equal between isa and its per-head variant by construction)."""
-    q, k, v = video_like_qkv(shape, "cpu", seed=2)
-    q, k, v = q.float(), k.float(), v.float()
-    rows = torch.sort(torch.randperm(2 * shape.n_part)[:err_rows]).values
-    ref = dense_attention_f64(q, k, v, rows)
-    out = []
-    for method, opts in TRADEOFF_METHODS.items():
-        for alpha_f in TRADEOFF_ALPHA_F[:-1]:
-            cfg = IsaConfig(alpha_f=alpha_f, **opts)
-            plan = isa_plan(q, k, shape.n_part, config=cfg)
-            got = isa_attention(q, k, v, shape.n_part, plan=plan, backend="torch")[:, :, rows].double()
-            exact = block_masks(plan.selection)[0].double()
-            lengths = plan.layout.lengths().double()
-            exact_frac = (exact * lengths[:, None] * lengths[None, :]).sum() / (shape.heads * (2 * shape.n_part) ** 2)
-            row = {"shape": shape.label, "method": method, "alpha_f": alpha_f, "exact_fraction": exact_frac.item(),
-                   "video": {"rel_l2": ((got - ref).norm() / ref.norm()).item(),
-                             "cosine": F.cosine_similarity(got.flatten(), ref.flatten(), dim=0).item()}}
-            print(f"  cpu error {row}", file=sys.stderr, flush=True)
-            out.append(row)
-    return out
-
-
-def plot_tradeoff(rows: list[dict], cudnn_ms: float | None, path: str) -> None:
-    """PNG: rel-L2 error against forward latency (fraction of cuDNN when known), one line per method."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for method in TRADEOFF_METHODS:
-        pts = [r for r in rows if r["method"] == method]
-        x = [r["fwd_ms"] / (cudnn_ms or 1.0) for r in pts]
-        ax.plot(x, [r["video"]["rel_l2"] for r in pts], "o-", label=method)
-        for r, xi in zip(pts, x):
-            ax.annotate(f"{r['alpha_f']:g}", (xi, r["video"]["rel_l2"]), fontsize=7)
-    ax.set_xlabel("forward latency / cuDNN" if cudnn_ms else "forward ms")
-    ax.set_ylabel("relative L2 error vs float64 dense (video-like)")
-    ax.set_title(f"{rows[0]['shape']}, labels: alpha_f")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-
-
 def exact_path_tflops(q, k, v, n_ctx: int, tiles: TileConfig) -> dict:
     """Time the sharp-block forward launch alone (dense tiles over the kept keys) and count its FLOPs; time
     the plan alone and a forward call that reuses a plan."""
@@ -229,7 +72,7 @@ def exact_path_tflops(q, k, v, n_ctx: int, tiles: TileConfig) -> dict:
         o, lse = isa_forward(q, k, v, km, vm, p, tiles)
         ms = triton.testing.do_bench(lambda: launch_forward(
             q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles.fwd_warps,
-            tiles.fwd_stages, tiles.mean_tile, tiles.fwd_key_blocks), warmup=25, rep=200, return_mode="median")
+            tiles.fwd_stages, tiles.mean_tile, tiles.fwd_key_blocks, tiles.fwd_warp_specialize), warmup=25, rep=200, return_mode="median")
         plan_ms = triton.testing.do_bench(lambda: isa_plan(q, k, n_ctx, tiles=tiles), warmup=10, rep=100,
                                           return_mode="median")
         reuse_ms = triton.testing.do_bench(lambda: isa_attention(q, k, v, n_ctx, plan=p, tiles=tiles), warmup=25,
@@ -331,13 +174,13 @@ def run_ablation(shape: Shape, tiles: TileConfig, err_rows: int, err_heads: int,
     return out
 
 
-FWD_VARIANTS = {
+FWD_VARIANTS = {  # the v10 sweep's losers (docs/ISA.md) are gone; v13 tries warp specialisation and depth
     "gq2 kp2 w8 s3 (default)": TileConfig(),
-    "gq1 kp1 w4 s3 (v6)": TileConfig(fwd_sharp_gq=1, fwd_key_blocks=1, fwd_warps=4),
-    "gq1 kp2 w4 s2": TileConfig(fwd_sharp_gq=1, fwd_warps=4, fwd_stages=2),
-    "gq1 kp2 w4 s3": TileConfig(fwd_sharp_gq=1, fwd_warps=4),
-    "gq2 kp1 w8 s3": TileConfig(fwd_key_blocks=1),
-    "gq2 kp2 w8 s2": TileConfig(fwd_stages=2),
+    "gq2 kp2 w8 s4": TileConfig(fwd_stages=4),
+    "gq2 kp2 w8 s3 ws": TileConfig(fwd_warp_specialize=True),
+    "gq2 kp2 w4 s3 ws": TileConfig(fwd_warps=4, fwd_warp_specialize=True),
+    "gq2 kp1 w8 s3 ws": TileConfig(fwd_key_blocks=1, fwd_warp_specialize=True),
+    "gq1 kp2 w4 s3 ws": TileConfig(fwd_sharp_gq=1, fwd_warps=4, fwd_warp_specialize=True),
 }
 
 
@@ -381,19 +224,15 @@ def profile_isa(q, k, v, n_ctx: int, tiles: TileConfig) -> str:
     return "\n".join(tables)
 
 
-def _fmt(x, spec: str) -> str:
-    return "-" if x is None else format(x, spec)
-
-
 def print_tables(results: list[dict], ablation: list[dict]) -> None:
     print("| shape | backend | fwd ms | fwd+bwd ms | fwd / cuDNN | fwd+bwd / cuDNN | fwd / flash | fwd / flex "
           "| TFLOP/s (dense-equiv) | exact-path TFLOP/s | rel-L2 random | cos random | rel-L2 video | cos video |")
     print("|" + "---|" * 14)
     for r in results:
-        print(f"| {r['shape']} | {r['backend']} | {r['fwd_ms']:.2f} | {_fmt(r['fwd_bwd_ms'], '.2f')} "
-              f"| {_fmt(r.get('fwd_vs_cudnn'), '.3f')} | {_fmt(r.get('fwd_bwd_vs_cudnn'), '.3f')} "
-              f"| {_fmt(r.get('fwd_vs_flash'), '.3f')} | {_fmt(r.get('fwd_vs_flex'), '.3f')} "
-              f"| {r['dense_tflops']:.0f} | {_fmt(r.get('exact_tflops'), '.0f')} "
+        print(f"| {r['shape']} | {r['backend']} | {r['fwd_ms']:.2f} | {fmt(r['fwd_bwd_ms'], '.2f')} "
+              f"| {fmt(r.get('fwd_vs_cudnn'), '.3f')} | {fmt(r.get('fwd_bwd_vs_cudnn'), '.3f')} "
+              f"| {fmt(r.get('fwd_vs_flash'), '.3f')} | {fmt(r.get('fwd_vs_flex'), '.3f')} "
+              f"| {r['dense_tflops']:.0f} | {fmt(r.get('exact_tflops'), '.0f')} "
               f"| {r['random']['rel_l2']:.4f} | {r['random']['cosine']:.4f} "
               f"| {r['video']['rel_l2']:.4f} | {r['video']['cosine']:.4f} |")
     if ablation:
@@ -402,15 +241,6 @@ def print_tables(results: list[dict], ablation: list[dict]) -> None:
         for a in ablation:
             print(f"| {a['shape']} | {a['variant']} | {a['fwd_ms']:.2f} | {a['video']['rel_l2']:.4f} "
                   f"| {a['video']['cosine']:.4f} | {a['random']['rel_l2']:.4f} | {a['random']['cosine']:.4f} |")
-
-
-def print_tradeoff(rows: list[dict], cudnn_ms: float | None) -> None:
-    print("\n| method | alpha_f | fwd ms | fwd / cuDNN | rel-L2 video | cos video |")
-    print("|" + "---|" * 6)
-    for r in rows:
-        ratio = r["fwd_ms"] / cudnn_ms if cudnn_ms else None
-        print(f"| {r['method']} | {r['alpha_f']:g} | {r['fwd_ms']:.2f} | {_fmt(ratio, '.3f')} "
-              f"| {r['video']['rel_l2']:.4f} | {r['video']['cosine']:.4f} |")
 
 
 def print_isa_extras(results: list[dict]) -> None:
@@ -426,8 +256,8 @@ def print_isa_extras(results: list[dict]) -> None:
         ratio = r["tgt_only_fwd_ms"] / c["tgt_only_fwd_ms"] if c.get("tgt_only_fwd_ms") else None
         print(f"| {r['shape']} | {r['plan_ms']:.2f} | {r['fwd_ms']:.2f} | {r['fwd_reused_plan_ms']:.2f} "
               f"| {r['fwd_eager_plan_ms']:.2f} | {r['exact_ms']:.2f} | {r['tgt_only_fwd_ms']:.2f} "
-              f"| {_fmt(ratio, '.3f')} | {r['mem_fwd_extra_mb']:.0f} | {r['mem_saved_for_bwd_mb']:.0f} "
-              f"| {r['mem_fwd_bwd_extra_mb']:.0f} | {_fmt(c.get('mem_fwd_bwd_extra_mb'), '.0f')} |")
+              f"| {fmt(ratio, '.3f')} | {r['mem_fwd_extra_mb']:.0f} | {r['mem_saved_for_bwd_mb']:.0f} "
+              f"| {r['mem_fwd_bwd_extra_mb']:.0f} | {fmt(c.get('mem_fwd_bwd_extra_mb'), '.0f')} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -440,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sweep", action="store_true",
                     help="forward tile sweep and profile at the first shape; the fastest tiles are used after it")
     ap.add_argument("--tradeoff", action="store_true", help="error vs latency over alpha_f at the first shape")
+    ap.add_argument("--profile", action="store_true", help="per-kernel GPU time of ISA at every shape")
     ap.add_argument("--plot-out", default=None, help="PNG of the --tradeoff rows")
     ap.add_argument("--cpu-error-grid", action="store_true",
                     help="no GPU: error of every trade-off method on the CPU oracle at a small shape, then exit")
@@ -448,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json-out", default=None)
     args = ap.parse_args(argv)
     if args.cpu_error_grid:
+        if os.environ.get("TRITON_INTERPRET") != "1":
+            print("error: --cpu-error-grid runs the Triton pooling kernel on the CPU: set TRITON_INTERPRET=1",
+                  file=sys.stderr)
+            return 2
         torch.manual_seed(0)
         rows = run_cpu_error_grid(CPU_ERROR_SHAPE, args.err_rows)
         print("| method | alpha_f | exact work / dense | rel-L2 video | cos video |\n|---|---|---|---|---|")
@@ -484,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
     for i, shape in enumerate(shapes):
         report["results"] += run_shape(shape, backends, not args.no_backward, tiles, args.err_rows,
                                        args.err_heads, "cuda")
+        if args.profile:
+            print(f"{shape.label}\n" + profile_isa(*random_qkv(shape, "cuda", seed=1), shape.n_part, tiles), flush=True)
         torch.cuda.empty_cache()
         if args.ablation and i == 0:
             report["ablation"] = run_ablation(shapes[0], tiles, args.err_rows, args.err_heads, "cuda")
@@ -494,8 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                 plot_tradeoff(report["tradeoff"], cudnn[0] if cudnn else None, args.plot_out)
         _dump(report, args.json_out)
     for row in report["sweep"]:
-        print(f"sweep | {row['variant']} | fwd {_fmt(row.get('fwd_ms'), '.2f')} ms | exact "
-              f"{_fmt(row.get('exact_ms'), '.2f')} ms, {_fmt(row.get('exact_tflops'), '.0f')} TFLOP/s"
+        print(f"sweep | {row['variant']} | fwd {fmt(row.get('fwd_ms'), '.2f')} ms | exact "
+              f"{fmt(row.get('exact_ms'), '.2f')} ms, {fmt(row.get('exact_tflops'), '.0f')} TFLOP/s"
               f"{' | ' + row['error'] if 'error' in row else ''}")
     if report["tradeoff"]:
         cudnn = [r["fwd_ms"] for r in report["results"] if r["backend"] == "cudnn"]
