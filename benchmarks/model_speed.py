@@ -20,8 +20,9 @@ from pathlib import Path
 
 import torch
 
-from isa_model.config import load_config
+from isa_model.config import ModelConfig, load_config
 from isa_model.model import LIVEditor
+from isa_model.model import attention as attention_fn
 from isa_model.train import flow_target
 
 SHAPES = {"train-bucket": (8, 64, 64), "32K": (16, 128, 128), "64K": (32, 128, 128)}  # (frames, H, W) per clip
@@ -42,11 +43,15 @@ def timed(fn, warmup: int = 3, repeats: int = 10) -> float:
     return statistics.median(times)
 
 
-def build(shape: tuple[int, int, int], **changes) -> LIVEditor:
+def model_config(shape: tuple[int, int, int], **changes) -> ModelConfig:
+    """The `small` model at another bucket."""
     cfg = load_config("small").model
-    cfg = dataclasses.replace(cfg, frames=shape[0], height=shape[1], width=shape[2], **changes)
+    return dataclasses.replace(cfg, frames=shape[0], height=shape[1], width=shape[2], **changes)
+
+
+def build(shape: tuple[int, int, int], **changes) -> LIVEditor:
     torch.manual_seed(0)
-    return LIVEditor(cfg).cuda()
+    return LIVEditor(model_config(shape, **changes)).cuda()
 
 
 def train_step_ms(shape: tuple[int, int, int], attention: str) -> float:
@@ -65,10 +70,23 @@ def train_step_ms(shape: tuple[int, int, int], attention: str) -> float:
         loss.backward()
         opt.step()
 
-    ms = timed(step)
-    del model, opt
-    torch.cuda.empty_cache()
-    return ms
+    return timed(step)
+
+
+def attention_train_ms(shape: tuple[int, int, int], attention: str) -> float:
+    """Forward + backward of the model's attention alone (random q, k, v of one block's shape) times its
+    depth: the part of a training step that ISA can change; the rest of the step is the same for both."""
+    cfg = model_config(shape, attention=attention)
+    n_part = shape[0] * (shape[1] // cfg.patch[1]) * (shape[2] // cfg.patch[2])
+    head_dim = cfg.dim // cfg.heads
+    q, k, v = (torch.randn(1, cfg.heads, 2 * n_part, head_dim, device="cuda", dtype=torch.bfloat16,
+                           requires_grad=True) for _ in range(3))  # (B, H, N, D)
+    grad = torch.randn_like(q)
+
+    def step() -> None:
+        attention_fn(q, k, v, n_part, cfg).backward(grad)
+
+    return timed(step) * cfg.depth
 
 
 @torch.no_grad()
@@ -87,8 +105,6 @@ def sample_step_ms(shape: tuple[int, int, int], attention: str, cached: bool) ->
         else:
             cache_ms = 0.0
             ms = timed(lambda: model(x, t, src, text))
-    del model
-    torch.cuda.empty_cache()
     return ms, cache_ms
 
 
@@ -105,6 +121,8 @@ def main() -> None:
         row = {"shape": name, "frames_h_w": shape, "tokens_per_sample": tokens}
         row["train_isa_ms"] = train_step_ms(shape, "isa")
         row["train_dense_ms"] = train_step_ms(shape, "dense")
+        row["attn_train_isa_ms"] = attention_train_ms(shape, "isa")
+        row["attn_train_dense_ms"] = attention_train_ms(shape, "dense")
         row["sample_full_isa_ms"], _ = sample_step_ms(shape, "isa", cached=False)
         row["sample_full_dense_ms"], _ = sample_step_ms(shape, "dense", cached=False)
         row["sample_cached_ms"], row["cache_build_ms"] = sample_step_ms(shape, "isa", cached=True)
@@ -115,6 +133,11 @@ def main() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(results, indent=1))
         print(json.dumps(row), flush=True)
+    print("\nattention alone (fwd + bwd x depth) and the rest of the training step:")
+    for r in results["rows"]:
+        rest = r["train_dense_ms"] - r["attn_train_dense_ms"]
+        print(f"{r['shape']:<13} ISA {r['attn_train_isa_ms']:.1f} ms, dense {r['attn_train_dense_ms']:.1f} ms "
+              f"({r['attn_train_dense_ms'] / r['attn_train_isa_ms']:.2f}x); rest of the dense step {rest:.1f} ms")
     print(f"\n{results['device']}, {results['date']}, small model (dim 512, depth 8, 4 heads of 128), bf16")
     print(f"{'shape':<13} {'tokens':>7} {'train ISA':>10} {'dense':>8} {'x':>5} | {'sample full ISA':>15} "
           f"{'full dense':>10} {'cached':>7} {'x ISA':>6} {'x dense':>7} {'cache once':>10}")
