@@ -184,23 +184,49 @@ FWD_VARIANTS = {  # the v10 sweep's losers (docs/ISA.md) are gone; v13 tries war
 }
 
 
+BWD_VARIANTS = {  # backward tiles, on top of the forward winner; each changes one launch (dq or dk/dv).
+    # v15 sweep (H200, docs/ISA.md): 4 stages won for both and became the default; 4 warps and 64-row key
+    # groups lost (87 to 145 ms against 78.7) and are gone.
+    "default (dq gq2 w8 s4, dkdv gk2 w8 s4)": {},
+    "dkdv gk2 w8 s3": {"dkdv_stages": 3},
+    "dkdv gk2 w8 s5": {"dkdv_stages": 5},
+    "dq gq2 w8 s3": {"dq_stages": 3},
+    "dq gq2 w8 s5": {"dq_stages": 5},
+}
+
+
+def _sweep_row(name: str, fn) -> dict:
+    """One variant's row; a variant that fails to compile (shared memory) is reported, not fatal."""
+    try:
+        row = {"variant": name, **fn()}
+    except Exception as exc:
+        row = {"variant": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
+    print(f"  sweep {name}: {row}", file=sys.stderr, flush=True)
+    return row
+
+
 def run_sweep(shape: Shape, device: str) -> tuple[list[dict], TileConfig]:
-    """Forward tile variants at one shape (whole-call fwd ms, exact-path TFLOP/s); returns the rows and the
-    fastest variant's tiles, which the rest of the run uses."""
+    """Forward tile variants (whole-call fwd ms, exact-path TFLOP/s), then backward variants on the forward
+    winner (fwd+bwd ms); returns the rows and the tiles the rest of the run uses: the fastest forward, with
+    the fastest dq change and the fastest dk/dv change."""
     q, k, v = random_qkv(shape, device, seed=1)
-    out, best = [], None
+    out = []
     for name, tiles in FWD_VARIANTS.items():
-        fn = _isa(shape.n_part, tiles)
-        try:
-            row = {"variant": name, "tiles": asdict(tiles), "fwd_ms": bench_ms(fn, False, q, k, v)}
-            row.update(exact_path_tflops(q, k, v, shape.n_part, tiles))
-            if best is None or row["fwd_ms"] < best[0]:
-                best = (row["fwd_ms"], tiles)
-        except Exception as exc:  # a variant that fails to compile (shared memory) is reported, not fatal
-            row = {"variant": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
-        print(f"  sweep {name}: {row}", file=sys.stderr, flush=True)
+        out.append(_sweep_row(name, lambda t=tiles: {"tiles": asdict(t),
+                                                     "fwd_ms": bench_ms(_isa(shape.n_part, t), False, q, k, v),
+                                                     **exact_path_tflops(q, k, v, shape.n_part, t)}))
+    timed = [(r["fwd_ms"], FWD_VARIANTS[r["variant"]]) for r in out if "fwd_ms" in r]
+    tiles = min(timed, key=lambda t: t[0])[1] if timed else TileConfig()
+    best: dict[str, tuple[float, dict]] = {}
+    for name, changes in BWD_VARIANTS.items():
+        fn = _isa(shape.n_part, replace(tiles, **changes))
+        row = _sweep_row(name, lambda f=fn, c=changes: {"changes": c, "fwd_bwd_ms": bench_ms(f, True, q, k, v)})
         out.append(row)
-    tiles = best[1] if best else TileConfig()
+        for launch in ("dq", "dkdv"):
+            if "fwd_bwd_ms" in row and all(key.startswith(launch) for key in changes):
+                if launch not in best or row["fwd_bwd_ms"] < best[launch][0]:
+                    best[launch] = (row["fwd_bwd_ms"], changes)
+    tiles = replace(tiles, **{key: value for _, changes in best.values() for key, value in changes.items()})
     print(profile_isa(q, k, v, shape.n_part, tiles), flush=True)
     return out, tiles
 
@@ -268,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-backward", action="store_true")
     ap.add_argument("--ablation", action="store_true", help="ISA option ablation at the first shape")
     ap.add_argument("--sweep", action="store_true",
-                    help="forward tile sweep and profile at the first shape; the fastest tiles are used after it")
+                    help="forward then backward tile sweep and profile at the first shape; the fastest tiles are "
+                         "used after it")
     ap.add_argument("--tradeoff", action="store_true", help="error vs latency over alpha_f at the first shape")
     ap.add_argument("--profile", action="store_true", help="per-kernel GPU time of ISA at every shape")
     ap.add_argument("--plot-out", default=None, help="PNG of the --tradeoff rows")
@@ -332,8 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         _dump(report, args.json_out)
     for row in report["sweep"]:
         print(f"sweep | {row['variant']} | fwd {fmt(row.get('fwd_ms'), '.2f')} ms | exact "
-              f"{fmt(row.get('exact_ms'), '.2f')} ms, {fmt(row.get('exact_tflops'), '.0f')} TFLOP/s"
-              f"{' | ' + row['error'] if 'error' in row else ''}")
+              f"{fmt(row.get('exact_ms'), '.2f')} ms, {fmt(row.get('exact_tflops'), '.0f')} TFLOP/s | fwd+bwd "
+              f"{fmt(row.get('fwd_bwd_ms'), '.2f')} ms{' | ' + row['error'] if 'error' in row else ''}")
     if report["tradeoff"]:
         cudnn = [r["fwd_ms"] for r in report["results"] if r["backend"] == "cudnn"]
         print_tradeoff(report["tradeoff"], cudnn[0] if cudnn else None)

@@ -55,12 +55,13 @@ class TileConfig:
     fwd_stages: int = 3
     fwd_key_blocks: int = 2  # listed key blocks per step of the sharp forward loop (1 or 2)
     fwd_warp_specialize: bool = False  # Triton's automatic warp specialisation of the sharp forward loop
+    # Backward: 4 stages for dq and dk/dv, fwd+bwd 78.7 -> 76.3 ms at 65k/H12 on H200 (docs/ISA.md, v15 sweep).
     dq_sharp_gq: int = 2
     dq_warps: int = 8
-    dq_stages: int = 3
+    dq_stages: int = 4
     dkdv_sharp_gk: int = 2
     dkdv_warps: int = 8
-    dkdv_stages: int = 3
+    dkdv_stages: int = 4
     flat_warps: int = 4  # flat items (one query or key block, few list entries) in every pass
     flat_stages: int = 2
     mean_tile: int = 64
