@@ -3,8 +3,9 @@
 Model: the `small` config's transformer at larger buckets (RoPE makes it size-agnostic). Training step =
 forward + backward + AdamW step under bf16 autocast, batch 1. Sampling step = one denoiser call with CFG
 (batch 2): uncached = full in-context sequence (target + source tokens), cached = target tokens only over
-their own K/V plus the source K/V computed once (context-cache mode). Times are medians of CUDA-event
-timings after warm-up. Prints a table and writes JSON.
+their own K/V plus the source K/V computed once (context-cache mode). Attention alone = forward + backward
+of one block's attention times the depth (what ISA changes in a training step). Times are medians of
+CUDA-event timings after warm-up. Prints a table and writes JSON.
 
     python3 benchmarks/model_speed.py --out benchmarks/results/model_speed.json
 """

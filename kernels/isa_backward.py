@@ -150,9 +150,10 @@ def launch_delta(o: torch.Tensor, do: torch.Tensor) -> torch.Tensor:
 def mean_kv_chunks(n_heads: int, n_tiles: int, nbq: int, device: torch.device) -> int:
     """Query-block chunks per pooled tile so the d(k_mean)/d(v_mean) grid fills the GPU about twice: with few
     heads (B * H = 4 gives 32 programs at 32K tokens) one program per tile would walk all nbq query blocks
-    on a few multiprocessors while the rest idle."""
+    on a few multiprocessors while the rest idle. Chunks keep >= 16 query blocks each, so the partial sums
+    stay a small multiple of d(k_mean)'s own size."""
     sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 4
-    return max(1, min(-(-2 * sms // (n_heads * n_tiles)), nbq // 16 or 1))
+    return max(1, min(-(-2 * sms // (n_heads * n_tiles)), nbq // 16))
 
 
 def launch_mean_kv(q: torch.Tensor, do: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, km: torch.Tensor,
