@@ -1,13 +1,14 @@
 """LIVEditor speed on one GPU: ISA vs dense training step, and context-cached vs uncached sampling step.
 
-Model: the `small` config's transformer at larger buckets (RoPE makes it size-agnostic). Training step =
-forward + backward + AdamW step under bf16 autocast, batch 1. Sampling step = one denoiser call with CFG
+Model: the `small` config's transformer (or `--config`'s) at larger buckets (RoPE makes it size-agnostic).
+Training step = forward + backward + AdamW step under bf16 autocast, batch 1. Sampling step = one denoiser call with CFG
 (batch 2): uncached = full in-context sequence (target + source tokens), cached = target tokens only over
 their own K/V plus the source K/V computed once (context-cache mode). Attention alone = forward + backward
 of one block's attention times the depth (what ISA changes in a training step). Times are medians of
 CUDA-event timings after warm-up. Prints a table and writes JSON.
 
     python3 benchmarks/model_speed.py --out benchmarks/results/model_speed.json
+    python3 benchmarks/model_speed.py --config benchmarks/configs/model_small_alpha_s_0.125.json --shapes 32K,64K
 """
 
 from __future__ import annotations
@@ -44,19 +45,19 @@ def timed(fn, warmup: int = 3, repeats: int = 10) -> float:
     return statistics.median(times)
 
 
-def model_config(shape: tuple[int, int, int], **changes) -> ModelConfig:
-    """The `small` model at another bucket."""
-    cfg = load_config("small").model
+def model_config(config: str, shape: tuple[int, int, int], **changes) -> ModelConfig:
+    """A config's model (`small` or a JSON file) at another bucket."""
+    cfg = load_config(config).model
     return dataclasses.replace(cfg, frames=shape[0], height=shape[1], width=shape[2], **changes)
 
 
-def build(shape: tuple[int, int, int], **changes) -> LIVEditor:
+def build(config: str, shape: tuple[int, int, int], **changes) -> LIVEditor:
     torch.manual_seed(0)
-    return LIVEditor(model_config(shape, **changes)).cuda()
+    return LIVEditor(model_config(config, shape, **changes)).cuda()
 
 
-def train_step_ms(shape: tuple[int, int, int], attention: str) -> float:
-    model = build(shape, attention=attention).train()
+def train_step_ms(config: str, shape: tuple[int, int, int], attention: str) -> float:
+    model = build(config, shape, attention=attention).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     c = model.cfg
     x0, src = (torch.randn(1, 3, c.frames, c.height, c.width, device="cuda") for _ in range(2))
@@ -74,10 +75,10 @@ def train_step_ms(shape: tuple[int, int, int], attention: str) -> float:
     return timed(step)
 
 
-def attention_train_ms(shape: tuple[int, int, int], attention: str) -> float:
+def attention_train_ms(config: str, shape: tuple[int, int, int], attention: str) -> float:
     """Forward + backward of the model's attention alone (random q, k, v of one block's shape) times its
     depth: the part of a training step that ISA can change; the rest of the step is the same for both."""
-    cfg = model_config(shape, attention=attention)
+    cfg = model_config(config, shape, attention=attention)
     n_part = shape[0] * (shape[1] // cfg.patch[1]) * (shape[2] // cfg.patch[2])
     head_dim = cfg.dim // cfg.heads
     q, k, v = (torch.randn(1, cfg.heads, 2 * n_part, head_dim, device="cuda", dtype=torch.bfloat16,
@@ -91,9 +92,9 @@ def attention_train_ms(shape: tuple[int, int, int], attention: str) -> float:
 
 
 @torch.no_grad()
-def sample_step_ms(shape: tuple[int, int, int], attention: str, cached: bool) -> tuple[float, float]:
+def sample_step_ms(config: str, shape: tuple[int, int, int], attention: str, cached: bool) -> tuple[float, float]:
     """(ms per denoising step, ms to build the context cache once) at batch 2 (CFG)."""
-    model = build(shape, attention=attention, context_cache=cached).eval()
+    model = build(config, shape, attention=attention, context_cache=cached).eval()
     c = model.cfg
     x, src = (torch.randn(2, 3, c.frames, c.height, c.width, device="cuda") for _ in range(2))
     t = torch.full((2,), 0.5, device="cuda")
@@ -113,20 +114,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="benchmarks/results/model_speed.json")
     parser.add_argument("--shapes", default="train-bucket,32K,64K")
+    parser.add_argument("--config", default="small", help="model config name or JSON file")
     args = parser.parse_args()
-    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__,
+    results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": []}
     for name in args.shapes.split(","):
         shape = SHAPES[name]
         tokens = 2 * (shape[0] * (shape[1] // 4) * (shape[2] // 4))
         row = {"shape": name, "frames_h_w": shape, "tokens_per_sample": tokens}
-        row["train_isa_ms"] = train_step_ms(shape, "isa")
-        row["train_dense_ms"] = train_step_ms(shape, "dense")
-        row["attn_train_isa_ms"] = attention_train_ms(shape, "isa")
-        row["attn_train_dense_ms"] = attention_train_ms(shape, "dense")
-        row["sample_full_isa_ms"], _ = sample_step_ms(shape, "isa", cached=False)
-        row["sample_full_dense_ms"], _ = sample_step_ms(shape, "dense", cached=False)
-        row["sample_cached_ms"], row["cache_build_ms"] = sample_step_ms(shape, "isa", cached=True)
+        row["train_isa_ms"] = train_step_ms(args.config, shape, "isa")
+        row["train_dense_ms"] = train_step_ms(args.config, shape, "dense")
+        row["attn_train_isa_ms"] = attention_train_ms(args.config, shape, "isa")
+        row["attn_train_dense_ms"] = attention_train_ms(args.config, shape, "dense")
+        row["sample_full_isa_ms"], _ = sample_step_ms(args.config, shape, "isa", cached=False)
+        row["sample_full_dense_ms"], _ = sample_step_ms(args.config, shape, "dense", cached=False)
+        row["sample_cached_ms"], row["cache_build_ms"] = sample_step_ms(args.config, shape, "isa", cached=True)
         row["train_speedup"] = row["train_dense_ms"] / row["train_isa_ms"]
         row["cache_speedup_vs_isa"] = row["sample_full_isa_ms"] / row["sample_cached_ms"]
         row["cache_speedup_vs_dense"] = row["sample_full_dense_ms"] / row["sample_cached_ms"]
@@ -139,7 +141,7 @@ def main() -> None:
         rest = r["train_dense_ms"] - r["attn_train_dense_ms"]
         print(f"{r['shape']:<13} ISA {r['attn_train_isa_ms']:.1f} ms, dense {r['attn_train_dense_ms']:.1f} ms "
               f"({r['attn_train_dense_ms'] / r['attn_train_isa_ms']:.2f}x); rest of the dense step {rest:.1f} ms")
-    print(f"\n{results['device']}, {results['date']}, small model (dim 512, depth 8, 4 heads of 128), bf16")
+    print(f"\n{results['device']}, {results['date']}, {args.config} (dim 512, depth 8, 4 heads of 128), bf16")
     print(f"{'shape':<13} {'tokens':>7} {'train ISA':>10} {'dense':>8} {'x':>5} | {'sample full ISA':>15} "
           f"{'full dense':>10} {'cached':>7} {'x ISA':>6} {'x dense':>7} {'cache once':>10}")
     for r in results["rows"]:

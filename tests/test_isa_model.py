@@ -8,7 +8,7 @@ import pytest
 import torch
 from _isa_model_helpers import tiny
 
-from isa_model.config import ConfigError, IsaSettings
+from isa_model.config import CONFIG_DIR, ConfigError, IsaSettings, load_config
 from isa_model.metrics import psnr, ssim
 from isa_model.model import LIVEditor, patchify, rope_3d, unpatchify
 from isa_model.sample import euler_sample
@@ -66,6 +66,14 @@ def test_config_rejects_bad_head_dim_and_unknown_keys():
         tiny(dim=96, heads=2)
     with pytest.raises(ConfigError, match="unknown key"):
         tiny(colour="red")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.json")) + sorted(
+    (CONFIG_DIR.parents[1] / "benchmarks" / "configs").glob("model_*.json")), ids=lambda p: p.name)
+def test_shipped_and_benchmark_model_configs_load(path):
+    """Every model config in the repository (shipped, and the benchmarks' ISA ablations) passes validation."""
+    cfg = load_config(str(path))
+    assert cfg.name and cfg.model.tokens_per_clip > 0
 
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One device call: train LIVEditor `small` variants side by side on one GPU (same data, seed and step count),
+# then validate each on the held-out split; what each variant costs in quality at equal training.
+# Variants: isa (`small` as shipped: alpha_s 1.0, every context block kept), cache (the same in context K/V cache
+# mode), dense (dense attention), s50 / paper (ISA keeping 50 % / the paper's 12.5 % of the context blocks:
+# benchmarks/configs/model_small_alpha_s_*.json).
+# Run from a copy of the repository that holds .whl/ (see model_gpu_run.sh).
+#   VARIANTS (default "isa cache"), STEPS (default 1200), TRAIN_S (time guard per run, default 360),
+#   DATA (a curated dataset root; default: the config's synthetic pairs).
+# Writes $OUT/<variant>/{validation.json,metrics.jsonl,loss.png,preview.png} and $OUT/ablation.log.
+set -uo pipefail
+export PYTHONUNBUFFERED=1
+SITE=$(mktemp -d)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
+export PYTHONPATH=$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
+ROOT=$(mktemp -d)
+declare -A FLAGS=([isa]="" [cache]="--context-cache" [dense]="--attention dense"
+                  [s50]="--config benchmarks/configs/model_small_alpha_s_0.5.json"
+                  [paper]="--config benchmarks/configs/model_small_alpha_s_0.125.json")
+{
+  date -u; nvidia-smi -L
+  for v in ${VARIANTS:-isa cache}; do
+    python3 -m isa_model train --config small ${FLAGS[$v]} ${DATA:+--data "$DATA"} --out "$ROOT/$v" \
+        --steps "${STEPS:-1200}" --time-limit "${TRAIN_S:-360}" >"$ROOT/$v.out" 2>"$ROOT/$v.err" &
+  done
+  wait
+  date -u
+  for v in ${VARIANTS:-isa cache}; do
+    echo "== $v: $(tail -c 300 "$ROOT/$v.err" | tr '\r' '\n' | tail -2)"
+    python3 -m isa_model validate --ckpt "$ROOT/$v/checkpoints" ${DATA:+--data "$DATA"} --out "$ROOT/$v/val" \
+        >"$ROOT/$v.val" 2>&1 &
+  done
+  wait
+  for v in ${VARIANTS:-isa cache}; do
+    echo "== $v validation"; tail -14 "$ROOT/$v.val"
+    mkdir -p "$OUT/$v"
+    cp "$ROOT/$v/val/validation.json" "$ROOT/$v/val/preview.png" "$ROOT/$v/metrics.jsonl" "$ROOT/$v/loss.png" \
+        "$OUT/$v/" 2>/dev/null
+  done
+  date -u
+} 2>&1 | tee "$OUT/ablation.log"
