@@ -91,6 +91,12 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg
                          dropped_mean=s.dropped_mean, backend=s.backend)
 
 
+def rms_norm(x: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:
+    """norm(x) with the weight cast to x's dtype: under bf16 autocast an fp32 weight sends torch to its
+    unfused RMSNorm (several passes over q or k) with a dtype-mismatch warning on every call."""
+    return F.rms_norm(x, norm.normalized_shape, norm.weight.to(x.dtype), norm.eps)
+
+
 def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor, n_tgt: int) -> torch.Tensor:
     """adaLN with separate (shift, scale) for target tokens [:n_tgt] and context tokens [n_tgt:].
 
@@ -133,8 +139,8 @@ class Block(nn.Module):
     def qkv_heads(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b, n, _ = h.shape
         q, k, v = self.qkv(h).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x (B, H, N, D)
-        q = apply_rope(self.q_norm(q), cos, sin).to(v.dtype)
-        k = apply_rope(self.k_norm(k), cos, sin).to(v.dtype)
+        q = apply_rope(rms_norm(q, self.q_norm), cos, sin).to(v.dtype)
+        k = apply_rope(rms_norm(k, self.k_norm), cos, sin).to(v.dtype)
         return q, k, v
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, n_tgt: int, cos: torch.Tensor, sin: torch.Tensor,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from _isa_model_helpers import tiny
 
 from isa_model.config import CONFIG_DIR, ConfigError, IsaSettings, load_config
 from isa_model.metrics import psnr, ssim
-from isa_model.model import LIVEditor, patchify, rope_3d, unpatchify
+from isa_model.model import LIVEditor, patchify, rms_norm, rope_3d, unpatchify
 from isa_model.sample import euler_sample
 
 
@@ -59,6 +60,24 @@ def test_forward_shapes_and_text_provenance():
     out = model(x, t, src, text)
     assert out.shape == x.shape and torch.isfinite(out).all()
     assert model.text.weights_id == "random-init"
+
+
+def test_qk_rms_norm_equals_torch_and_bf16_autocast_forward_is_warning_free():
+    """The qk-RMSNorm casts its weight to the input's dtype: in fp32 it equals nn.RMSNorm; under bf16
+    autocast the model runs torch's fused path (no dtype-mismatch warning on every call), close to fp32."""
+    norm = torch.nn.RMSNorm(32, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    h = torch.randn(2, 3, 5, 32)
+    torch.testing.assert_close(rms_norm(h, norm), norm(h))
+    model = _model(attention="dense")
+    x, t, src, text = _inputs(model)
+    with torch.no_grad():
+        ref = model(x, t, src, text)
+        with warnings.catch_warnings(), torch.autocast("cpu", dtype=torch.bfloat16):
+            warnings.simplefilter("error")
+            out = model(x, t, src, text)
+    assert ((out.float() - ref).norm() / ref.norm()).item() < 0.05
 
 
 def test_config_rejects_bad_head_dim_and_unknown_keys():
