@@ -4,19 +4,25 @@
 # Variants: isa (`small` as shipped: alpha_s 1.0, every context block kept), cache (the same in context K/V cache
 # mode), dense (dense attention), s50 / paper (ISA keeping 50 % / the paper's 12.5 % of the context blocks:
 # benchmarks/configs/model_small_alpha_s_*.json).
-# Run from a copy of the repository that holds .whl/ (see model_gpu_run.sh).
+# Run from a copy of the repository that holds .whl/ (see model_gpu_run.sh), with deltalake importable (the
+# device image lacks it and its wheel does not fit beside .whl/ in one call: install it into a folder in an
+# earlier call on the same warm machine and put that folder on PYTHONPATH).
 #   VARIANTS (default "isa cache"), STEPS (default 1200), TRAIN_S (time guard per run, default 360),
 #   DATA (a curated dataset root; default: the config's synthetic pairs).
 # Writes $OUT/<variant>/{validation.json,metrics.jsonl,loss.png,preview.png} and $OUT/ablation.log.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
+declare -A FLAGS=([isa]="" [cache]="--context-cache" [dense]="--attention dense"
+                  [s50]="--config benchmarks/configs/model_small_alpha_s_0.5.json"
+                  [paper]="--config benchmarks/configs/model_small_alpha_s_0.125.json")
+for v in ${VARIANTS:-isa cache}; do
+  [[ -n ${FLAGS[$v]+set} ]] || { echo "error: unknown variant '$v' (known: ${!FLAGS[*]})" >&2; exit 2; }
+done
 SITE=$(mktemp -d)
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
 export PYTHONPATH=$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
 ROOT=$(mktemp -d)
-declare -A FLAGS=([isa]="" [cache]="--context-cache" [dense]="--attention dense"
-                  [s50]="--config benchmarks/configs/model_small_alpha_s_0.5.json"
-                  [paper]="--config benchmarks/configs/model_small_alpha_s_0.125.json")
+python3 -c "import deltalake" 2>/dev/null || { echo "error: deltalake is not importable (see the header)" >&2; exit 2; }
 {
   date -u; nvidia-smi -L
   for v in ${VARIANTS:-isa cache}; do
