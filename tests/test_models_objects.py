@@ -94,7 +94,7 @@ def test_proposer_rows_and_errors(unit):
     assert best["class_name"] == "moving-object" and 0.5 < best["confidence"] <= 1.0
     assert best["temporal_iou"] == pytest.approx(best["confidence"])
     assert (best["model_name"], best["weights_id"]) == ("none", "none")
-    assert best["stage"] == "objects" and best["stage_version"] == "1+motion-proposer-2"
+    assert best["stage"] == "objects" and best["stage_version"] == "1+motion-proposer-3"
     if "leaving" in by_clip:  # a mask touching the right border keeps an in-frame box
         assert all(b[2] <= W for r in by_clip["leaving"] for b in r["boxes"])
     assert [e["input"] for e in out["errors"]] == ["broken"] and "not a readable video" in out["errors"][0]["message"]

@@ -33,8 +33,9 @@ from curation.models.propagate import fill_holes, follow_both_ways
 from curation.models.tracks import Track, mask_box
 
 NAME = "motion-proposer"
-VERSION = "2"
+VERSION = "3"  # 3: GrabCut reseeds OpenCV's RNG (masks no longer depend on earlier clips)
 CLASS_NAME = "moving-object"
+GRABCUT_SEED = 0  # OpenCV RNG seed before every GrabCut: a mask depends only on its own clip
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,8 @@ def grabcut_refine(frame: np.ndarray, region: np.ndarray, iters: int) -> np.ndar
         return region
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     crop = np.ascontiguousarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_RGB2BGR))
-    try:
+    cv2.setRNGSeed(GRABCUT_SEED)  # GrabCut's k-means draws from OpenCV's global RNG: reseed, or the mask depends
+    try:                           # on every draw the process made before (a resumed unit would differ)
         cv2.grabCut(crop, gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # a degenerate colour model (e.g. a flat crop): keep the motion mask
         return region
