@@ -141,7 +141,9 @@ def main() -> None:
         rest = r["train_dense_ms"] - r["attn_train_dense_ms"]
         print(f"{r['shape']:<13} ISA {r['attn_train_isa_ms']:.1f} ms, dense {r['attn_train_dense_ms']:.1f} ms "
               f"({r['attn_train_dense_ms'] / r['attn_train_isa_ms']:.2f}x); rest of the dense step {rest:.1f} ms")
-    print(f"\n{results['device']}, {results['date']}, {args.config} (dim 512, depth 8, 4 heads of 128), bf16")
+    cfg = model_config(args.config, SHAPES["32K"])
+    print(f"\n{results['device']}, {results['date']}, {args.config} (dim {cfg.dim}, depth {cfg.depth}, "
+          f"{cfg.heads} heads of {cfg.dim // cfg.heads}), bf16")
     print(f"{'shape':<13} {'tokens':>7} {'train ISA':>10} {'dense':>8} {'x':>5} | {'sample full ISA':>15} "
           f"{'full dense':>10} {'cached':>7} {'x ISA':>6} {'x dense':>7} {'cache once':>10}")
     for r in results["rows"]:

@@ -35,7 +35,7 @@ from curation.models.tracks import Track, mask_box
 NAME = "motion-proposer"
 VERSION = "3"  # 3: GrabCut reseeds OpenCV's RNG (masks no longer depend on earlier clips)
 CLASS_NAME = "moving-object"
-GRABCUT_SEED = 0  # OpenCV RNG seed before every GrabCut: a mask depends only on its own clip
+GRABCUT_SEED = 0  # OpenCV RNG seed before every GrabCut, so a mask does not depend on earlier clips (resume)
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ def grabcut_refine(frame: np.ndarray, region: np.ndarray, iters: int) -> np.ndar
         return region
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     crop = np.ascontiguousarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_RGB2BGR))
-    cv2.setRNGSeed(GRABCUT_SEED)  # GrabCut's k-means draws from OpenCV's global RNG: reseed, or the mask depends
-    try:                           # on every draw the process made before (a resumed unit would differ)
+    cv2.setRNGSeed(GRABCUT_SEED)  # GrabCut's k-means draws from OpenCV's global RNG
+    try:
         cv2.grabCut(crop, gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # a degenerate colour model (e.g. a flat crop): keep the motion mask
         return region
