@@ -27,6 +27,10 @@ class IsaSettings(IsaConfig):
 
     backend: str = "triton"  # "triton" or "torch" (the readable oracle, for CPU tests)
 
+    def kernel_config(self) -> IsaConfig:
+        """The algorithm's parameters alone, as `isa_attention` takes them."""
+        return IsaConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(IsaConfig)})
+
 
 @dataclass(frozen=True)
 class ModelConfig:

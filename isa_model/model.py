@@ -86,9 +86,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg
     """
     if cfg.attention == "dense":
         return F.scaled_dot_product_attention(q, k, v)
-    s = cfg.isa
-    return isa_attention(q, k, v, n_ctx, block=s.block, alpha_s=s.alpha_s, alpha_f=s.alpha_f, alpha_ns=s.alpha_ns,
-                         dropped_mean=s.dropped_mean, backend=s.backend)
+    return isa_attention(q, k, v, n_ctx, config=cfg.isa.kernel_config(), backend=cfg.isa.backend)
 
 
 def rms_norm(x: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:

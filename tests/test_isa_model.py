@@ -11,8 +11,9 @@ from _isa_model_helpers import tiny
 
 from isa_model.config import CONFIG_DIR, ConfigError, IsaSettings, load_config
 from isa_model.metrics import psnr, ssim
-from isa_model.model import LIVEditor, patchify, rms_norm, rope_3d, unpatchify
+from isa_model.model import LIVEditor, attention, patchify, rms_norm, rope_3d, unpatchify
 from isa_model.sample import euler_sample
+from kernels import isa_attention
 
 
 def _model(**changes) -> LIVEditor:
@@ -103,6 +104,24 @@ def test_isa_with_every_block_exact_equals_dense(backend):
     with torch.no_grad():
         a, b = isa(x, t, src, text), dense(x, t, src, text)
     assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
+@pytest.mark.parametrize("option", ["per_head_alpha_f", "mean_terms"])
+def test_model_attention_passes_every_kernel_option(option):
+    """A config's ISA options all reach the kernel: each one changes the model's attention, exactly as the
+    kernel called with the same options does."""
+    base = dict(block=16, alpha_s=1.0, alpha_f=0.25, alpha_ns=0.25, backend="torch")
+    changed = {**base, option: not getattr(IsaSettings(), option)}
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (torch.randn(1, 2, 128, 16, generator=g) for _ in range(3))  # (B, H, N, D), 64 target + 64 context
+    q[:, 0] *= 4.0  # head 0 much sharper than head 1, so a per-head budget moves sharp blocks to it
+    outs = []
+    for settings in (base, changed):
+        cfg = tiny(isa=settings).model
+        out = attention(q, k, v, 64, cfg)
+        assert torch.equal(out, isa_attention(q, k, v, 64, config=cfg.isa.kernel_config(), backend="torch"))
+        outs.append(out)
+    assert not torch.allclose(outs[0], outs[1], atol=1e-4)
 
 
 def test_default_isa_is_sparse_so_it_differs_from_dense():
