@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One device call: train LIVEditor `small` variants side by side on one GPU (same data, seed and step count),
 # then validate each on the held-out split; what each variant costs in quality at equal training.
-# Variants: isa (`small` as shipped: alpha_s 1.0, every context block kept), cache (the same in context K/V cache
-# mode), dense (dense attention), s50 / paper (ISA keeping 50 % / the paper's 12.5 % of the context blocks:
-# benchmarks/configs/model_small_alpha_s_*.json).
+# Variants: isa (`small` as shipped: every context block kept, a quarter of the query blocks sharp), cache (the
+# same in context K/V cache mode), dense (dense attention), f50 (half of the query blocks sharp), f25ph (a quarter,
+# shared among heads by pooled sharpness), s50 / paper (half / the paper's 12.5 % of the context blocks kept and
+# half of the query blocks sharp: benchmarks/configs/model_small_alpha_s_*.json).
 # Run from a copy of the repository that holds .whl/ (see model_gpu_run.sh), with deltalake importable (the
 # device image lacks it and its wheel does not fit beside .whl/ in one call: install it into a folder in an
 # earlier call on the same warm machine and put that folder on PYTHONPATH).
@@ -14,7 +15,9 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1
 declare -A FLAGS=([isa]="" [cache]="--context-cache" [dense]="--attention dense"
                   [s50]="--config benchmarks/configs/model_small_alpha_s_0.5.json"
-                  [paper]="--config benchmarks/configs/model_small_alpha_s_0.125.json")
+                  [paper]="--config benchmarks/configs/model_small_alpha_s_0.125.json"
+                  [f50]="--config benchmarks/configs/model_small_alpha_f_0.5.json"
+                  [f25ph]="--config benchmarks/configs/model_small_alpha_f_0.25_per_head.json")
 for v in ${VARIANTS:-isa cache}; do
   [[ -n ${FLAGS[$v]+set} ]] || { echo "error: unknown variant '$v' (known: ${!FLAGS[*]})" >&2; exit 2; }
 done
