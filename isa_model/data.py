@@ -155,6 +155,8 @@ def advance(pos: Position, items: int, per_epoch: int) -> Position:
 
 
 def make_loader(dataset: EditPairs, batch_size: int, workers: int, sampler: ResumableSampler) -> DataLoader:
+    """Batches from worker processes. No pinned memory: a batch is a few MB, and the pinning thread of an
+    iterator left open by a run that stops on its time limit printed a half traceback at exit (H200, 2026-11-30)."""
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
-                      pin_memory=torch.cuda.is_available(), persistent_workers=False,
+                      pin_memory=False, persistent_workers=False,
                       prefetch_factor=4 if workers else None)

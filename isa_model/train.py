@@ -132,8 +132,8 @@ class Trainer:
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         cfg, dev = self.cfg, self.device
-        x0 = batch["target"].to(dev, non_blocking=True)  # (B, C, T, H, W)
-        source = batch["source"].to(dev, non_blocking=True)
+        x0 = batch["target"].to(dev)  # (B, C, T, H, W)
+        source = batch["source"].to(dev)
         b = x0.shape[0]
         noise = torch.randn(x0.shape, generator=self.gen).to(dev)
         t = sample_timesteps(b, self.gen).to(dev)
