@@ -5,7 +5,8 @@
 # same in context K/V cache mode), dense (dense attention), f50 (half of the query blocks sharp), f25ph (a quarter,
 # shared among heads by pooled sharpness), s50 / paper (half / the paper's 12.5 % of the context blocks kept and
 # half of the query blocks sharp: benchmarks/configs/model_small_alpha_s_*.json).
-# Run from a copy of the repository that holds .whl/ (see model_gpu_run.sh), with deltalake importable (the
+# Run from a copy of the repository that holds .whl/ (see model_gpu_run.sh) or on a machine where an earlier call
+# put PyAV and open_clip on PYTHONPATH (then the data fits in the call), with deltalake importable (the
 # device image lacks it and its wheel does not fit beside .whl/ in one call: install it into a folder in an
 # earlier call on the same warm machine and put that folder on PYTHONPATH).
 #   VARIANTS (default "isa cache"), STEPS (default 1200), TRAIN_S (time guard per run, default 360),
@@ -21,9 +22,12 @@ declare -A FLAGS=([isa]="" [cache]="--context-cache" [dense]="--attention dense"
 for v in ${VARIANTS:-isa cache}; do
   [[ -n ${FLAGS[$v]+set} ]] || { echo "error: unknown variant '$v' (known: ${!FLAGS[*]})" >&2; exit 2; }
 done
-SITE=$(mktemp -d)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
-export PYTHONPATH=$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
+if ! python3 -c "import av, open_clip" 2>/dev/null; then  # a warm machine may have them from an earlier call
+  SITE=$(mktemp -d)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
+  export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 ROOT=$(mktemp -d)
 python3 -c "import deltalake" 2>/dev/null || { echo "error: deltalake is not importable (see the header)" >&2; exit 2; }
 {

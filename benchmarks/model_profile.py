@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import torch
@@ -60,12 +61,12 @@ def profile_step(config: str, shape: tuple[int, int, int], attention: str, steps
             step()
         torch.cuda.synchronize()
     kernels = kernel_times(prof, steps)
-    groups: dict[str, float] = {}
+    groups: dict[str, float] = defaultdict(float)
     for name, (ms, _) in kernels.items():
-        groups[kernel_group(name)] = groups.get(kernel_group(name), 0.0) + ms
+        groups[kernel_group(name)] += ms
     top = sorted(kernels.items(), key=lambda item: -item[1][0])[:20]
     return {"attention": attention, "step_ms": wall_ms, "kernel_ms": sum(ms for ms, _ in kernels.values()),
-            "launches": sum(n for _, n in kernels.values()), "groups_ms": groups,
+            "launches": sum(n for _, n in kernels.values()), "groups_ms": dict(groups),
             "top_kernels": [{"name": name[:160], "ms": ms, "launches": n} for name, (ms, n) in top]}
 
 
