@@ -24,7 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from isa_inputs import Shape, bench_ms, error_vs_f64, fmt, random_qkv, video_like_qkv
 from isa_tradeoff import CPU_ERROR_SHAPE, plot_tradeoff, print_tradeoff, run_cpu_error_grid, run_tradeoff
 from kernels.isa import isa_forward
-from kernels.isa_forward import launch_forward
+from kernels.isa_forward import forward_launch
 from kernels.isa_pool import pool_qkv
 
 
@@ -70,9 +70,8 @@ def exact_path_tflops(q, k, v, n_ctx: int, tiles: TileConfig) -> dict:
         _, km, vm = pool_qkv(None, k, v, p.layout)
         km, vm = km.to(q.dtype), vm.to(q.dtype)
         o, lse = isa_forward(q, k, v, km, vm, p, tiles)
-        ms = triton.testing.do_bench(lambda: launch_forward(
-            q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles.fwd_warps,
-            tiles.fwd_stages, tiles.mean_tile, tiles.fwd_key_blocks, tiles.fwd_warp_specialize), warmup=25, rep=200, return_mode="median")
+        ms = triton.testing.do_bench(lambda: forward_launch(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles,
+                                                            sharp=True), warmup=25, rep=200, return_mode="median")
         plan_ms = triton.testing.do_bench(lambda: isa_plan(q, k, n_ctx, tiles=tiles), warmup=10, rep=100,
                                           return_mode="median")
         reuse_ms = triton.testing.do_bench(lambda: isa_attention(q, k, v, n_ctx, plan=p, tiles=tiles), warmup=25,
@@ -174,13 +173,13 @@ def run_ablation(shape: Shape, tiles: TileConfig, err_rows: int, err_heads: int,
     return out
 
 
-FWD_VARIANTS = {  # the v10 sweep's losers (docs/ISA.md) are gone; v13 tries warp specialisation and depth
-    "gq2 kp2 w8 s3 (default)": TileConfig(),
-    "gq2 kp2 w8 s4": TileConfig(fwd_stages=4),
-    "gq2 kp2 w8 s3 ws": TileConfig(fwd_warp_specialize=True),
-    "gq2 kp2 w4 s3 ws": TileConfig(fwd_warps=4, fwd_warp_specialize=True),
-    "gq2 kp1 w8 s3 ws": TileConfig(fwd_key_blocks=1, fwd_warp_specialize=True),
-    "gq1 kp2 w4 s3 ws": TileConfig(fwd_sharp_gq=1, fwd_warps=4, fwd_warp_specialize=True),
+FWD_VARIANTS = {  # v17/v18: the Gluon kernels against the Triton ones (docs/ISA.md): 1 key block per sharp
+    # slot (541-554 TFLOP/s) and 2 slots (496) lost to 2 blocks x 3 slots (619); ping-pong scheduling of the two
+    # consumer warpgroups and the plan without its CUDA graph were within noise and are gone; flat ring
+    # slots 2 and 4 lost to 3 (v18); v20 runs the flat launch on a side stream beside the sharp one
+    "hopper, flat on a side stream (default)": TileConfig(),
+    "hopper, one stream": TileConfig(flat_side_stream=False),
+    "triton, one stream": TileConfig(fwd_hopper=False, flat_side_stream=False),
 }
 
 

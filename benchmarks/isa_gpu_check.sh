@@ -9,7 +9,7 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv | tee "$OUT/gpu.txt"
 date -u +"%Y-%m-%d %H:%M UTC" | tee -a "$OUT/gpu.txt"
 timeout "${ISA_TEST_TIMEOUT:-300}" python3 -m pytest -q -p no:cacheprovider -o addopts="" \
-    tests/test_isa_kernels.py tests/test_isa_reference.py tests/test_isa_target_plan.py 2>&1 | tee "$OUT/tests.log"
+    tests/test_isa_kernels.py tests/test_isa_reference.py tests/test_isa_target_plan.py tests/test_isa_hopper.py 2>&1 | tee "$OUT/tests.log"
 if [ "$#" -eq 0 ]; then
     set -- --shapes 0,2,1,3 --backends cudnn,isa --sweep --tradeoff
 fi

@@ -8,7 +8,7 @@ import torch
 
 from kernels.isa_backward import launch_delta, launch_dkdv, launch_dq, launch_mean_kv
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig, check_inputs
-from kernels.isa_forward import launch_forward
+from kernels.isa_forward import forward_launch
 from kernels.isa_pool import pool_qkv
 from kernels.isa_reference import (BlockLayout, IsaSelection, attention_from_selection, isa_reference, layout_for,
                                    select_blocks)
@@ -66,12 +66,28 @@ def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, km: torch.Ten
     o = torch.empty_like(q)
     lse = torch.empty(q.shape[0] * q.shape[1], q.shape[2], device=q.device, dtype=torch.float32)
     sharp, flat = p.fwd if tiles.fwd_sharp_gq == p.fwd[0].group else query_launches(p.selection, tiles.fwd_sharp_gq)
-    launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles.fwd_warps, tiles.fwd_stages,
-                   tiles.mean_tile, tiles.fwd_key_blocks, tiles.fwd_warp_specialize)
-    if flat is not None:
-        launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles.flat_warps, tiles.flat_stages,
-                       tiles.mean_tile)
+    if tiles.flat_side_stream and flat is not None and q.is_cuda:
+        # The flat launch (memory-bound) fills the multiprocessors the sharp launch leaves idle in its last wave.
+        main, side = torch.cuda.current_stream(q.device), _side_stream(q.device)
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            forward_launch(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False)
+        forward_launch(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True)
+        main.wait_stream(side)  # before anything on main reads o or lse or frees an input
+    else:
+        forward_launch(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True)
+        forward_launch(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False)
     return o, lse
+
+
+_SIDE_STREAMS: dict[torch.device, torch.cuda.Stream] = {}
+
+
+def _side_stream(device: torch.device) -> torch.cuda.Stream:
+    """One extra stream per device for the flat forward launch (streams are not free to create per call)."""
+    if device not in _SIDE_STREAMS:
+        _SIDE_STREAMS[device] = torch.cuda.Stream(device)
+    return _SIDE_STREAMS[device]
 
 
 def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,

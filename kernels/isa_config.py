@@ -55,6 +55,13 @@ class TileConfig:
     fwd_stages: int = 3
     fwd_key_blocks: int = 2  # listed key blocks per step of the sharp forward loop (1 or 2)
     fwd_warp_specialize: bool = False  # Triton's automatic warp specialisation of the sharp forward loop
+    # Hopper (compute capability 9.x, fp16/bf16, D 64 or 128, 64-token blocks): both forward launches run
+    # the warp-specialised Gluon kernel of isa_forward_hopper.py instead, each with a ring of K/V slots.
+    fwd_hopper: bool = True
+    hopper_key_blocks: int = 2  # sharp: listed key blocks per ring slot (1 or 2; smem tiles are powers of 2)
+    hopper_stages: int = 3  # sharp: ring slots; 619 against 496 TFLOP/s for 2 (H200, docs/ISA.md v17)
+    hopper_flat_stages: int = 3  # flat: ring slots of one key block (two programs per SM)
+    flat_side_stream: bool = True  # CUDA: the flat forward launch on a second stream, beside the sharp one
     # Backward: 4 stages for dq and dk/dv, fwd+bwd 78.7 -> 76.3 ms at 65k/H12 on H200 (docs/ISA.md, v15 sweep).
     dq_sharp_gq: int = 2
     dq_warps: int = 8
@@ -70,8 +77,12 @@ class TileConfig:
     graph_plan: bool = True  # inference calls on CUDA replay the selection ops as one CUDA graph per shape
 
     def __post_init__(self) -> None:
-        if self.fwd_key_blocks not in (1, 2):
-            raise IsaInputError(f"fwd_key_blocks must be 1 or 2, got {self.fwd_key_blocks}")
+        for name in ("fwd_key_blocks", "hopper_key_blocks"):
+            if getattr(self, name) not in (1, 2):
+                raise IsaInputError(f"{name} must be 1 or 2, got {getattr(self, name)}")
+        for name in ("hopper_stages", "hopper_flat_stages"):
+            if not 2 <= getattr(self, name) <= 4:
+                raise IsaInputError(f"{name} must be in [2, 4], got {getattr(self, name)}")
 
 
 SUPPORTED_DTYPES = (torch.float16, torch.bfloat16, torch.float32)

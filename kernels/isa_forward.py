@@ -12,6 +12,8 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
+from kernels import isa_forward_hopper
+from kernels.isa_config import TileConfig
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
 from kernels.isa_tiles import (exact_scores, mask_tile, mean_scores, online_softmax_pair, online_softmax_step,
@@ -92,3 +94,23 @@ def launch_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.T
         *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GQ=work.group, BP=mean_tile_blocks,
         HAS_MEAN=work.any_mean, KP=key_blocks, WS=warp_specialize, num_warps=warps,
         num_stages=stages)
+
+
+
+def forward_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
+                   km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor, work: Launch | None, layout: BlockLayout,
+                   tiles: TileConfig, sharp: bool) -> None:
+    """The sharp or the flat launch, by the warp-specialised Gluon kernel where it applies (Hopper), else by
+    the Triton one, with the tiles `tiles` gives that launch."""
+    if work is None:
+        return
+    if tiles.fwd_hopper and isa_forward_hopper.supported(q, work, layout):
+        kb, stages = (tiles.hopper_key_blocks, tiles.hopper_stages) if sharp else (1, tiles.hopper_flat_stages)
+        isa_forward_hopper.launch_forward_hopper(q, k, v, o, lse, km, vm, mask, work, layout,
+                                                 geometry_args(q, layout)[7], kb, stages)
+    elif sharp:
+        launch_forward(q, k, v, o, lse, km, vm, mask, work, layout, tiles.fwd_warps, tiles.fwd_stages,
+                       tiles.mean_tile, tiles.fwd_key_blocks, tiles.fwd_warp_specialize)
+    else:
+        launch_forward(q, k, v, o, lse, km, vm, mask, work, layout, tiles.flat_warps, tiles.flat_stages,
+                       tiles.mean_tile)
