@@ -184,13 +184,11 @@ FWD_VARIANTS = {  # v17/v18: the Gluon kernels against the Triton ones (docs/ISA
 
 
 BWD_VARIANTS = {  # backward tiles, on top of the forward winner; each changes one launch (dq or dk/dv).
-    # v15 sweep (H200, docs/ISA.md): 4 stages won for both and became the default; 4 warps and 64-row key
-    # groups lost (87 to 145 ms against 78.7) and are gone.
-    "default (dq gq2 w8 s4, dkdv gk2 w8 s4)": {},
-    "dkdv gk2 w8 s3": {"dkdv_stages": 3},
-    "dkdv gk2 w8 s5": {"dkdv_stages": 5},
-    "dq gq2 w8 s3": {"dq_stages": 3},
-    "dq gq2 w8 s5": {"dq_stages": 5},
+    # v15 sweep (H200, docs/ISA.md): 4 stages won for the Triton dq and dk/dv and became their default; v19
+    # adds the Gluon dk/dv (default on Hopper) against the Triton one
+    "default (dq gq2 w8 s4, dkdv hopper s4, flat s2)": {},
+    "dkdv hopper s3": {"dkdv_hopper_stages": 3},
+    "dkdv triton gk2 w8 s4": {"dkdv_hopper": False},
 }
 
 

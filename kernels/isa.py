@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels.isa_backward import launch_delta, launch_dkdv, launch_dq, launch_mean_kv
+from kernels.isa_backward import dkdv_launch, launch_delta, launch_dq, launch_mean_kv
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig, check_inputs
 from kernels.isa_forward import forward_launch
 from kernels.isa_pool import pool_qkv
@@ -108,10 +108,8 @@ def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Ten
         dkm, dvm = launch_mean_kv(q, do, lse, delta, km, vm, p.mask, p.layout, tiles.mean_tile, tiles.mean_warps,
                                   tiles.mean_chunks)
     sharp_keys, all_keys = key_launches(p.selection, tiles.dkdv_sharp_gk)
-    launch_dkdv(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles.dkdv_warps,
-                tiles.dkdv_stages)
-    launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, all_keys, p.layout, tiles.flat_warps,
-                tiles.flat_stages)
+    dkdv_launch(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles, sharp=True)
+    dkdv_launch(q, k, v, do, dk, dv, lse, delta, dkm, dvm, all_keys, p.layout, tiles, sharp=False)
     return dq, dk, dv
 
 

@@ -11,6 +11,9 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels import isa_forward_hopper
+from kernels.isa_backward_hopper import launch_dkdv_hopper
+from kernels.isa_config import TileConfig
 from kernels.isa_forward import block_descriptor, geometry_args
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
@@ -200,3 +203,18 @@ def launch_dkdv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Ten
         work.own, work.bh, work.off, work.cnt, work.lst, work.accumulate,
         *geometry_args(q, layout), D=q.shape[-1], BLK=layout.block, GK=work.group, ADD_MEAN=add_mean,
         num_warps=warps, num_stages=stages)
+
+
+def dkdv_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dk: torch.Tensor,
+                dv: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dkm: torch.Tensor | None,
+                dvm: torch.Tensor | None, work: Launch, layout: BlockLayout, tiles: TileConfig, sharp: bool) -> None:
+    """The sharp or the every-key dk/dv launch, by the warp-specialised Gluon kernel where it applies (Hopper),
+    else by the Triton one, with the tiles `tiles` gives that launch."""
+    if tiles.dkdv_hopper and isa_forward_hopper.supported(q, work, layout):
+        geometry = geometry_args(q, layout)
+        stages = tiles.dkdv_hopper_stages if sharp else tiles.dkdv_hopper_flat_stages
+        launch_dkdv_hopper(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, geometry[7], geometry[8], stages)
+    elif sharp:
+        launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, tiles.dkdv_warps, tiles.dkdv_stages)
+    else:
+        launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, tiles.flat_warps, tiles.flat_stages)

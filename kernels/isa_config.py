@@ -69,6 +69,10 @@ class TileConfig:
     dkdv_sharp_gk: int = 2
     dkdv_warps: int = 8
     dkdv_stages: int = 4
+    # Hopper: both dk/dv launches run the warp-specialised Gluon kernel of isa_backward_hopper.py instead.
+    dkdv_hopper: bool = True
+    dkdv_hopper_stages: int = 4  # ring slots (Q and dO of one query block each), sharp launch (v19 sweep)
+    dkdv_hopper_flat_stages: int = 2  # the launch over every key block: two programs per SM
     flat_warps: int = 4  # flat items (one query or key block, few list entries) in every pass
     flat_stages: int = 2
     mean_tile: int = 64
@@ -80,7 +84,7 @@ class TileConfig:
         for name in ("fwd_key_blocks", "hopper_key_blocks"):
             if getattr(self, name) not in (1, 2):
                 raise IsaInputError(f"{name} must be 1 or 2, got {getattr(self, name)}")
-        for name in ("hopper_stages", "hopper_flat_stages"):
+        for name in ("hopper_stages", "hopper_flat_stages", "dkdv_hopper_stages", "dkdv_hopper_flat_stages"):
             if not 2 <= getattr(self, name) <= 4:
                 raise IsaInputError(f"{name} must be in [2, 4], got {getattr(self, name)}")
 

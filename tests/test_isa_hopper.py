@@ -1,5 +1,6 @@
-"""The warp-specialised Hopper forward (kernels/isa_forward_hopper.py: sharp and flat launches) against the
-torch oracle and against the Triton kernels on the same inputs and plan.
+"""The warp-specialised Hopper kernels (kernels/isa_forward_hopper.py: both forward launches;
+kernels/isa_backward_hopper.py: both dk/dv launches) against the torch oracle and against the Triton kernels
+on the same inputs and plan.
 
 GPU only: Gluon kernels do not run in Triton's CPU interpreter, and the kernel needs compute capability 9.x
 (on other GPUs `supported` is false and the Triton kernel runs, which test_isa_kernels.py covers).
@@ -63,3 +64,30 @@ def test_hopper_forward_matches_oracle_and_triton_kernel(case, run):
     assert _rel(out, triton_out) < tol, f"seed {seed}"
     assert torch.isfinite(out).all()
     assert torch.equal(out, one_stream), "the flat launch on a side stream must not change the output"
+
+
+def _grads(q, k, v, n_ctx, plan, grad, **kw):
+    for x in (q, k, v):
+        x.grad = None
+    out = isa_attention(q, k, v, n_ctx, plan=plan, **kw)
+    out.backward(grad)
+    return [x.grad.clone() for x in (q, k, v)]
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=str)
+def test_hopper_gradients_match_oracle_and_triton_kernels(case):
+    """dq, dk, dv through the Hopper forward (its LSE) and the Hopper dk/dv equal the oracle's and those of
+    the Triton kernels on the same plan."""
+    b, h, n_tgt, n_ctx, d, target_only, cfg = CASES[case]
+    seed = int.from_bytes(os.urandom(4), "little")
+    q, k, v = _qkv(b, h, n_tgt if target_only else n_tgt + n_ctx, n_tgt + n_ctx, d, torch.bfloat16, seed)
+    plan = isa_plan(q, k, n_ctx, cfg)
+    q, k, v = (x.requires_grad_() for x in (q, k, v))
+    grad = torch.randn_like(q)
+    hopper = _grads(q, k, v, n_ctx, plan, grad)
+    triton_kernels = _grads(q, k, v, n_ctx, plan, grad, tiles=TileConfig(fwd_hopper=False, dkdv_hopper=False))
+    ref = _grads(q, k, v, n_ctx, plan, grad, backend="torch")
+    for name, g, tg, rg in zip("qkv", hopper, triton_kernels, ref):
+        assert torch.isfinite(g).all(), f"d{name} seed {seed}"
+        assert _rel(g, rg) < 4e-2, f"d{name} seed {seed}"
+        assert _rel(g, tg) < 4e-2, f"d{name} seed {seed}"

@@ -1,0 +1,183 @@
+"""Hopper dk/dv for ISA, written in Gluon: the warp-specialised layout of `isa_forward_hopper.py` applied to
+the backward's key side.
+
+A program owns G key blocks (G = 2 for the sharp launch, whose items are pairs of kept blocks walking their
+head's sharp query blocks; G = 1 for the launch over every key block and its flat users). A producer warp
+loads the owned K and V once, then each listed query block's Q and dO tiles into a ring of STAGES slots; one
+consumer warpgroup per key block (64 rows) accumulates dV += P^T dO and dK += dS^T Q. Each step issues the
+two score MMAs (K Q^T and V dO^T) asynchronously and exponentiates the first while the second runs; the
+two warpgroups interleave on the tensor cores. Same contract as the Triton `_isa_dkdv_kernel`: dk (times the
+softmax scale) and dv, plus d(k_mean)/n_j and d(v_mean)/n_j when given, plus what an earlier launch wrote
+where ACC says so.
+"""
+from __future__ import annotations
+
+import torch
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
+
+from kernels.isa_forward_hopper import CONSUMER_REGS, MAX_REGS, PRODUCER_REGS, _descriptor, _span
+from kernels.isa_reference import BlockLayout
+from kernels.isa_selection import Launch
+
+
+@gluon.jit
+def _producer(args, ADD_MEAN: gl.constexpr):
+    """One warp: the owned K and V once, then Q and dO of every listed query block, as slots free up."""
+    (q_desc, k_desc, v_desc, do_desc, k_smem, v_smem, q_bufs, do_bufs, kv_bar, ready, empty,
+     DK, DV, LSE, DELTA, DKM, DVM, OWN, LST, item, bh, off, cnt, acc_flag,
+     n_tgt, n_tot, n_q, nbt, nb, qk_scale, sm_scale) = args
+    BLK: gl.constexpr = q_desc.block_type.shape[0]
+    G: gl.constexpr = k_smem.type.shape[0]
+    STAGES: gl.constexpr = q_bufs.type.shape[0]
+    tile_bytes: gl.constexpr = q_desc.block_type.nbytes
+    if cnt > 0:
+        mbarrier.expect(kv_bar, 2 * G * tile_bytes)
+        for g in gl.static_range(G):
+            start, _ = _span(gl.maximum(gl.load(OWN + item * G + g), 0), n_tgt, n_tot, nbt, BLK)
+            tma.async_copy_global_to_shared(k_desc, [bh * n_tot + start, 0], kv_bar, k_smem.index(g))
+            tma.async_copy_global_to_shared(v_desc, [bh * n_tot + start, 0], kv_bar, v_smem.index(g))
+        for j in range(cnt):
+            slot = j % STAGES
+            mbarrier.wait(empty.index(slot), ((j // STAGES) & 1) ^ 1)  # fresh barriers pass phase 1 at once
+            mbarrier.expect(ready.index(slot), 2 * tile_bytes)
+            start, _ = _span(gl.load(LST + off + j), n_tgt, n_tot, nbt, BLK)
+            tma.async_copy_global_to_shared(q_desc, [bh * n_q + start, 0], ready.index(slot), q_bufs.index(slot))
+            tma.async_copy_global_to_shared(do_desc, [bh * n_q + start, 0], ready.index(slot), do_bufs.index(slot))
+
+
+@gluon.jit
+def _walk(args, g: gl.constexpr, dk, dv):
+    """dk, dv (unscaled) of key block g over every listed query block."""
+    (q_desc, k_desc, v_desc, do_desc, k_smem, v_smem, q_bufs, do_bufs, kv_bar, ready, empty,
+     DK, DV, LSE, DELTA, DKM, DVM, OWN, LST, item, bh, off, cnt, acc_flag,
+     n_tgt, n_tot, n_q, nbt, nb, qk_scale, sm_scale) = args
+    BLK: gl.constexpr = q_desc.block_type.shape[0]
+    D: gl.constexpr = q_desc.block_type.shape[1]
+    STAGES: gl.constexpr = q_bufs.type.shape[0]
+    s_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                       instr_shape=[16, BLK, 16])
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                         instr_shape=[16, D, 16])
+    op_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=acc_layout, k_width=2)
+    cols_layout: gl.constexpr = gl.SliceLayout(0, s_layout)
+
+    k = k_smem.index(g)  # [BLK keys, D]
+    v = v_smem.index(g)
+    mbarrier.wait(kv_bar, 0)
+    s_t = gl.zeros([BLK, BLK], gl.float32, s_layout)  # (keys, queries)
+    dp_t = gl.zeros([BLK, BLK], gl.float32, s_layout)
+    cols = gl.arange(0, BLK, layout=cols_layout)
+    for j in range(cnt):
+        slot = j % STAGES
+        mbarrier.wait(ready.index(slot), (j // STAGES) & 1)
+        q = q_bufs.index(slot)  # [BLK queries, D]
+        do = do_bufs.index(slot)
+        s_next = warpgroup_mma(k, q.permute((1, 0)), s_t, use_acc=False, is_async=True)
+        dp_next = warpgroup_mma(v, do.permute((1, 0)), dp_t, use_acc=False, is_async=True)
+        start, length = _span(gl.load(LST + off + j), n_tgt, n_tot, nbt, BLK)
+        rows = (bh * n_q + start + cols).to(gl.int64)
+        valid = cols < length
+        lse = gl.load(LSE + rows, mask=valid, other=0.0)
+        delta = gl.load(DELTA + rows, mask=valid, other=0.0)
+        s_t = warpgroup_mma_wait(1, deps=(s_next, ))
+        p_t = gl.where(valid[None, :], gl.exp2(s_t * qk_scale - lse[None, :]), 0.0)  # exp under V dO^T
+        dp_t = warpgroup_mma_wait(0, deps=(dp_next, ))
+        ds_t = p_t * (dp_t - delta[None, :])
+        dv = warpgroup_mma(gl.convert_layout(p_t.to(q_desc.dtype), op_layout), do, dv, is_async=True)
+        dk = warpgroup_mma(gl.convert_layout(ds_t.to(q_desc.dtype), op_layout), q, dk, is_async=True)
+        dv, dk = warpgroup_mma_wait(0, deps=(dv, dk))
+        mbarrier.arrive(empty.index(slot), count=1)
+    return dk, dv
+
+
+@gluon.jit
+def _consume(args, g: gl.constexpr, ADD_MEAN: gl.constexpr):
+    """One warpgroup: key block g of the item; walk, then scale, add the pooled gradients and store."""
+    (q_desc, k_desc, v_desc, do_desc, k_smem, v_smem, q_bufs, do_bufs, kv_bar, ready, empty,
+     DK, DV, LSE, DELTA, DKM, DVM, OWN, LST, item, bh, off, cnt, acc_flag,
+     n_tgt, n_tot, n_q, nbt, nb, qk_scale, sm_scale) = args
+    BLK: gl.constexpr = q_desc.block_type.shape[0]
+    D: gl.constexpr = q_desc.block_type.shape[1]
+    G: gl.constexpr = k_smem.type.shape[0]
+    acc_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
+                                                         instr_shape=[16, D, 16])
+    dk = gl.zeros([BLK, D], gl.float32, acc_layout)  # (keys, D)
+    dv = gl.zeros([BLK, D], gl.float32, acc_layout)
+    if cnt > 0:
+        dk, dv = _walk(args, g, dk, dv)
+    dk = dk * sm_scale
+
+    blk = gl.load(OWN + item * G + g)
+    start, length = _span(blk, n_tgt, n_tot, nbt, BLK)
+    length = gl.where(blk >= 0, length, 0)
+    r = gl.arange(0, BLK, layout=gl.SliceLayout(1, acc_layout))
+    c = gl.arange(0, D, layout=gl.SliceLayout(0, acc_layout))
+    if ADD_MEAN:  # every token of block j gets d(k_mean_j) / n_j
+        pooled = (bh * nb + gl.maximum(blk, 0)).to(gl.int64) * D + c
+        inv_n = 1.0 / gl.maximum(length, 1).to(gl.float32)
+        dk += gl.load(DKM + pooled)[None, :] * inv_n
+        dv += gl.load(DVM + pooled)[None, :] * inv_n
+    offs = (bh * n_tot + start + r).to(gl.int64)[:, None] * D + c[None, :]
+    inside = (r < length)[:, None]
+    if acc_flag != 0:
+        dk += gl.load(DK + offs, mask=inside, other=0.0).to(gl.float32)
+        dv += gl.load(DV + offs, mask=inside, other=0.0).to(gl.float32)
+    gl.store(DK + offs, dk.to(q_desc.dtype), mask=inside)
+    gl.store(DV + offs, dv.to(q_desc.dtype), mask=inside)
+
+
+@gluon.jit
+def _consume_first(args, ADD_MEAN: gl.constexpr):
+    _consume(args, 0, ADD_MEAN)
+
+
+@gluon.jit
+def _consume_second(args, ADD_MEAN: gl.constexpr):
+    _consume(args, 1, ADD_MEAN)
+
+
+@gluon.jit
+def _isa_dkdv_hopper(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, DKM, DVM, OWN, BH, OFF, CNT, LST, ACC,
+                     n_tgt, n_tot, n_q, nbt, nb, qk_scale, sm_scale,
+                     G: gl.constexpr, STAGES: gl.constexpr, ADD_MEAN: gl.constexpr):
+    BLK: gl.constexpr = q_desc.block_type.shape[0]
+    D: gl.constexpr = q_desc.block_type.shape[1]
+    item = gl.program_id(0)
+    k_smem = gl.allocate_shared_memory(k_desc.dtype, [G, BLK, D], k_desc.layout)
+    v_smem = gl.allocate_shared_memory(v_desc.dtype, [G, BLK, D], v_desc.layout)
+    q_bufs = gl.allocate_shared_memory(q_desc.dtype, [STAGES, BLK, D], q_desc.layout)
+    do_bufs = gl.allocate_shared_memory(do_desc.dtype, [STAGES, BLK, D], do_desc.layout)
+    kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(kv_bar, count=1)
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1)
+        mbarrier.init(empty.index(i), count=G)  # every consumer releases a slot
+    args = (q_desc, k_desc, v_desc, do_desc, k_smem, v_smem, q_bufs, do_bufs, kv_bar, ready, empty,
+            DK, DV, LSE, DELTA, DKM, DVM, OWN, LST, item, gl.load(BH + item), gl.load(OFF + item),
+            gl.load(CNT + item), gl.load(ACC + item), n_tgt, n_tot, n_q, nbt, nb, qk_scale, sm_scale)
+    if G == 2:
+        gl.warp_specialize([(_consume_first, (args, ADD_MEAN)), (_consume_second, (args, ADD_MEAN)),
+                            (_producer, (args, ADD_MEAN))], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
+    else:
+        gl.warp_specialize([(_consume_first, (args, ADD_MEAN)), (_producer, (args, ADD_MEAN))], [1],
+                           [PRODUCER_REGS])
+
+
+def launch_dkdv_hopper(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dk: torch.Tensor,
+                       dv: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dkm: torch.Tensor | None,
+                       dvm: torch.Tensor | None, work: Launch, layout: BlockLayout, qk_scale: float,
+                       sm_scale: float, stages: int) -> None:
+    """dk, dv for the key blocks owned by `work`'s items (plus dkm/dvm spread over tokens when given)."""
+    if work.n_items == 0:
+        return
+    blk, g = layout.block, work.group
+    add_mean = dkm is not None
+    _isa_dkdv_hopper[(work.n_items,)](
+        _descriptor(q, blk), _descriptor(k, blk), _descriptor(v, blk), _descriptor(do, blk), dk, dv, lse, delta,
+        dkm if add_mean else lse, dvm if add_mean else lse, work.own, work.bh, work.off, work.cnt, work.lst,
+        work.accumulate, layout.n_tgt, layout.n_tot, layout.n_q, layout.nbt, layout.nb, qk_scale, sm_scale,
+        G=g, STAGES=stages, ADD_MEAN=add_mean, num_warps=4, maxnreg=MAX_REGS[g])
