@@ -168,3 +168,8 @@ def test_bad_inputs_raise_one_line_errors():
     with pytest.raises(IsaInputError, match="shape"):
         isa_attention(q, k[:, :, :16], v, 0)
     assert IsaConfig().block == 64
+    for bad in ({"fwd_key_blocks": 3}, {"hopper_key_blocks": 4}, {"hopper_stages": 1}, {"hopper_flat_stages": 5},
+                {"dkdv_hopper_stages": 0}, {"dkdv_hopper_flat_stages": 9}):
+        with pytest.raises(IsaInputError, match=next(iter(bad))) as err:
+            TileConfig(**bad)
+        assert "\n" not in str(err.value)
