@@ -96,7 +96,6 @@ def launch_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.T
         num_stages=stages)
 
 
-
 def forward_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
                    km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor, work: Launch | None, layout: BlockLayout,
                    tiles: TileConfig, sharp: bool) -> None:
