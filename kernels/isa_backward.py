@@ -14,7 +14,7 @@ import triton.language as tl
 from kernels import isa_forward_hopper
 from kernels.isa_backward_hopper import launch_dkdv_hopper
 from kernels.isa_config import TileConfig
-from kernels.isa_forward import block_descriptor, geometry_args
+from kernels.isa_forward import block_descriptor, geometry_args, softmax_scales
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
 from kernels.isa_tiles import (block_span, exact_scores, grad_scores, mask_partial, mask_tile, mean_scores, owned_group,
@@ -211,9 +211,9 @@ def dkdv_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Ten
     """The sharp or the every-key dk/dv launch, by the warp-specialised Gluon kernel where it applies (Hopper),
     else by the Triton one, with the tiles `tiles` gives that launch."""
     if tiles.dkdv_hopper and isa_forward_hopper.supported(q, work, layout):
-        geometry = geometry_args(q, layout)
         stages = tiles.dkdv_hopper_stages if sharp else tiles.dkdv_hopper_flat_stages
-        launch_dkdv_hopper(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, geometry[7], geometry[8], stages)
+        launch_dkdv_hopper(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, *softmax_scales(q.shape[-1]),
+                           stages)
     elif sharp:
         launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, tiles.dkdv_warps, tiles.dkdv_stages)
     else:

@@ -17,7 +17,7 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
-from kernels.isa_forward_hopper import CONSUMER_REGS, MAX_REGS, PRODUCER_REGS, _descriptor, _span
+from kernels.isa_forward_hopper import CONSUMER_REGS, MAX_REGS, PRODUCER_REGS, _descriptor, _span, ring_barriers
 from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
 
@@ -150,12 +150,8 @@ def _isa_dkdv_hopper(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, DKM, D
     q_bufs = gl.allocate_shared_memory(q_desc.dtype, [STAGES, BLK, D], q_desc.layout)
     do_bufs = gl.allocate_shared_memory(do_desc.dtype, [STAGES, BLK, D], do_desc.layout)
     kv_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     mbarrier.init(kv_bar, count=1)
-    for i in gl.static_range(STAGES):
-        mbarrier.init(ready.index(i), count=1)
-        mbarrier.init(empty.index(i), count=G)  # every consumer releases a slot
+    ready, empty = ring_barriers(STAGES, G)
     args = (q_desc, k_desc, v_desc, do_desc, k_smem, v_smem, q_bufs, do_bufs, kv_bar, ready, empty,
             DK, DV, LSE, DELTA, DKM, DVM, OWN, LST, item, gl.load(BH + item), gl.load(OFF + item),
             gl.load(CNT + item), gl.load(ACC + item), n_tgt, n_tot, n_q, nbt, nb, qk_scale, sm_scale)

@@ -65,12 +65,16 @@ def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
     tl.store(LSE + row0.to(tl.int64) + qrows, m_i + tl.math.log2(l_i), mask=qvalid)
 
 
+def softmax_scales(d: int) -> tuple[float, float]:
+    """(qk_scale, sm_scale): the scale of base-2 logits (log2(e) / sqrt(d)) and the softmax scale 1 / sqrt(d)."""
+    return LOG2E / math.sqrt(d), 1.0 / math.sqrt(d)
+
+
 def geometry_args(q: torch.Tensor, layout: BlockLayout) -> tuple:
     """Scalar kernel arguments shared by all ISA kernels: sizes (key tokens n_tot, query tokens n_q), block
     counts (all nb, query nbq) and scales."""
-    d = q.shape[-1]
     return (q.shape[1], layout.n_tgt, layout.n_tot, layout.n_q, layout.nbt, layout.nb, layout.nbq,
-            LOG2E / math.sqrt(d), 1.0 / math.sqrt(d))
+            *softmax_scales(q.shape[-1]))
 
 
 def block_descriptor(x: torch.Tensor, block: int) -> TensorDescriptor:
@@ -106,7 +110,7 @@ def forward_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.T
     if tiles.fwd_hopper and isa_forward_hopper.supported(q, work, layout):
         kb, stages = (tiles.hopper_key_blocks, tiles.hopper_stages) if sharp else (1, tiles.hopper_flat_stages)
         isa_forward_hopper.launch_forward_hopper(q, k, v, o, lse, km, vm, mask, work, layout,
-                                                 geometry_args(q, layout)[7], kb, stages)
+                                                 softmax_scales(q.shape[-1])[0], kb, stages)
     elif sharp:
         launch_forward(q, k, v, o, lse, km, vm, mask, work, layout, tiles.fwd_warps, tiles.fwd_stages,
                        tiles.mean_tile, tiles.fwd_key_blocks, tiles.fwd_warp_specialize)

@@ -62,6 +62,18 @@ def _mask_words(MASK, mrow, t, nb):
 
 
 @gluon.jit
+def ring_barriers(STAGES: gl.constexpr, CONSUMERS: gl.constexpr):
+    """The ring's `ready` (the producer's TMA loads landed) and `empty` (every consumer released the slot)
+    mbarriers, one of each per slot."""
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for i in gl.static_range(STAGES):
+        mbarrier.init(ready.index(i), count=1)
+        mbarrier.init(empty.index(i), count=CONSUMERS)
+    return ready, empty
+
+
+@gluon.jit
 def _producer(args, HAS_MEAN: gl.constexpr):
     """One warp: Q once, then the tiles of every exact step and of every used mean tile, as slots free up."""
     (q_desc, k_desc, v_desc, km_desc, vm_desc, q_smem, k_bufs, v_bufs, q_bar, ready, empty,
@@ -191,7 +203,6 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
     if HAS_MEAN and mrow >= 0:  # 0-th order terms: one pooled tile per step, through the same slots
         mean_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1],
                                                               instr_shape=[16, BLK, 16])
-        mean_p: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=o_layout, k_width=2)
         i = n_exact
         for t in range(gl.cdiv(nb, BLK)):
             w0, w1 = _mask_words(MASK, mrow, t, nb)
@@ -207,7 +218,7 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
                 l_i = l_i * alpha + gl.convert_layout(gl.sum(em, 1), row_layout)
                 m_i = m_new
                 acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
-                acc = warpgroup_mma(gl.convert_layout(em.to(q_desc.dtype), mean_p),
+                acc = warpgroup_mma(gl.convert_layout(em.to(q_desc.dtype), p_layout),
                                     v_bufs.index(slot).slice(0, BLK), acc)
                 mbarrier.arrive(empty.index(slot), count=1)
                 i += 1
@@ -247,12 +258,8 @@ def _isa_fwd_hopper(q_desc, k_desc, v_desc, km_desc, vm_desc, O, LSE, OWN, BH, O
     k_bufs = gl.allocate_shared_memory(k_desc.dtype, [STAGES, KB * BLK, D], k_desc.layout)
     v_bufs = gl.allocate_shared_memory(v_desc.dtype, [STAGES, KB * BLK, D], v_desc.layout)
     q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
-    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
-    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     mbarrier.init(q_bar, count=1)
-    for i in gl.static_range(STAGES):
-        mbarrier.init(ready.index(i), count=1)
-        mbarrier.init(empty.index(i), count=G)  # every consumer releases a slot
+    ready, empty = ring_barriers(STAGES, G)
     args = (q_desc, k_desc, v_desc, km_desc, vm_desc, q_smem, k_bufs, v_bufs, q_bar, ready, empty,
             O, LSE, OWN, LST, MASK, item, gl.load(BH + item), gl.load(OFF + item), gl.load(CNT + item),
             gl.load(MROW + item),
