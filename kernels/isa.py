@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import torch
 
 from kernels.isa_backward import dkdv_launch, launch_delta, launch_dq, launch_mean_kv
+from kernels.isa_blocks import BlockLayout, IsaSelection, layout_for, select_blocks
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig, check_inputs
 from kernels.isa_forward import forward_launch
 from kernels.isa_pool import pool_qkv
-from kernels.isa_reference import (BlockLayout, IsaSelection, attention_from_selection, isa_reference, layout_for,
-                                   select_blocks)
+from kernels.isa_reference import attention_from_selection, isa_reference
 from kernels.isa_selection import Launch, key_launches, mean_rows, pack_bits, query_launches
 
 BACKENDS = ("triton", "torch")

@@ -13,9 +13,9 @@ import triton.language as tl
 
 from kernels import isa_forward_hopper
 from kernels.isa_backward_hopper import launch_dkdv_hopper
+from kernels.isa_blocks import BlockLayout
 from kernels.isa_config import TileConfig
 from kernels.isa_forward import block_descriptor, geometry_args, softmax_scales
-from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
 from kernels.isa_tiles import (block_span, exact_scores, grad_scores, mask_partial, mask_tile, mean_scores, owned_group,
                                pooled_tile)

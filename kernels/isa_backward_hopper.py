@@ -17,8 +17,8 @@ from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
+from kernels.isa_blocks import BlockLayout
 from kernels.isa_forward_hopper import CONSUMER_REGS, MAX_REGS, PRODUCER_REGS, _descriptor, _span, ring_barriers
-from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
 
 

@@ -13,8 +13,8 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from kernels import isa_forward_hopper
+from kernels.isa_blocks import BlockLayout
 from kernels.isa_config import TileConfig
-from kernels.isa_reference import BlockLayout
 from kernels.isa_selection import Launch
 from kernels.isa_tiles import (exact_scores, mask_tile, mean_scores, online_softmax_pair, online_softmax_step,
                                owned_group)

@@ -25,7 +25,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-from kernels.isa_reference import BlockLayout
+from kernels.isa_blocks import BlockLayout
 from kernels.isa_selection import Launch
 
 # Registers per thread at launch, per kernel: the producer warpgroup gives its share back (24 each), the

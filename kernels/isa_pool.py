@@ -5,7 +5,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.isa_reference import BlockLayout
+from kernels.isa_blocks import BlockLayout
 from kernels.isa_tiles import block_span
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels.isa_reference import IsaSelection
+from kernels.isa_blocks import IsaSelection
 
 
 @dataclass(frozen=True)

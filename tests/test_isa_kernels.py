@@ -13,8 +13,9 @@ if not torch.cuda.is_available():
 import pytest  # noqa: E402
 
 from kernels import IsaConfig, IsaInputError, TileConfig, dense_attention_f64, isa_attention  # noqa: E402
+from kernels.isa_blocks import BlockLayout, block_masks, select_blocks  # noqa: E402
 from kernels.isa_pool import pool_qkv  # noqa: E402
-from kernels.isa_reference import BlockLayout, block_masks, pool_blocks, select_blocks  # noqa: E402
+from kernels.isa_reference import pool_blocks  # noqa: E402
 from kernels.isa_selection import key_launches, mean_rows, pack_bits, query_launches  # noqa: E402
 
 ON_GPU = torch.cuda.is_available()

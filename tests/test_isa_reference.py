@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from kernels import IsaConfig, dense_attention_f64, isa_reference
+from kernels.isa_blocks import BlockLayout, block_masks, select_blocks, select_context_blocks
 from kernels.isa_config import keep_count
-from kernels.isa_reference import (BlockLayout, attention_from_selection, block_masks, pool_blocks,
-                                   select_blocks, select_context_blocks)
+from kernels.isa_reference import attention_from_selection, pool_blocks
 
 
 def _qkv(b: int, h: int, n: int, d: int, seed: int, dtype=torch.float32):

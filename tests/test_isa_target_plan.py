@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 
 from kernels import IsaConfig, IsaInputError, dense_attention_f64, isa_attention, isa_plan  # noqa: E402
 from kernels.isa_config import keep_count  # noqa: E402
-from kernels.isa_reference import block_masks, sharp_across_heads  # noqa: E402
+from kernels.isa_blocks import block_masks, sharp_across_heads  # noqa: E402
 
 ON_GPU = torch.cuda.is_available()
 DEVICE = "cuda" if ON_GPU else "cpu"
