@@ -24,7 +24,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from isa_inputs import Shape, bench_ms, error_vs_f64, fmt, random_qkv, video_like_qkv
 from isa_tradeoff import CPU_ERROR_SHAPE, plot_tradeoff, print_tradeoff, run_cpu_error_grid, run_tradeoff
 from kernels.isa import isa_forward
-from kernels.isa_forward import forward_launch
+from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
 
 
@@ -70,7 +70,7 @@ def exact_path_tflops(q, k, v, n_ctx: int, tiles: TileConfig) -> dict:
         _, km, vm = pool_qkv(None, k, v, p.layout)
         km, vm = km.to(q.dtype), vm.to(q.dtype)
         o, lse = isa_forward(q, k, v, km, vm, p, tiles)
-        ms = triton.testing.do_bench(lambda: forward_launch(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles,
+        ms = triton.testing.do_bench(lambda: launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles,
                                                             sharp=True), warmup=25, rep=200, return_mode="median")
         plan_ms = triton.testing.do_bench(lambda: isa_plan(q, k, n_ctx, tiles=tiles), warmup=10, rep=100,
                                           return_mode="median")

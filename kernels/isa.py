@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels.isa_backward import dkdv_launch, launch_delta, launch_dq, launch_mean_kv
+from kernels.isa_backward import launch_delta, launch_dkdv, launch_dq, launch_mean_kv
 from kernels.isa_blocks import BlockLayout, IsaSelection, layout_for, select_blocks
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig, check_inputs
-from kernels.isa_forward import forward_launch
+from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
 from kernels.isa_reference import attention_from_selection, isa_reference
 from kernels.isa_selection import Launch, key_launches, mean_rows, pack_bits, query_launches
@@ -71,12 +71,12 @@ def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, km: torch.Ten
         main, side = torch.cuda.current_stream(q.device), _side_stream(q.device)
         side.wait_stream(main)
         with torch.cuda.stream(side):
-            forward_launch(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False)
-        forward_launch(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True)
+            launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False)
+        launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True)
         main.wait_stream(side)  # before anything on main reads o or lse or frees an input
     else:
-        forward_launch(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True)
-        forward_launch(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False)
+        launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True)
+        launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False)
     return o, lse
 
 
@@ -108,8 +108,8 @@ def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Ten
         dkm, dvm = launch_mean_kv(q, do, lse, delta, km, vm, p.mask, p.layout, tiles.mean_tile, tiles.mean_warps,
                                   tiles.mean_chunks)
     sharp_keys, all_keys = key_launches(p.selection, tiles.dkdv_sharp_gk)
-    dkdv_launch(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles, sharp=True)
-    dkdv_launch(q, k, v, do, dk, dv, lse, delta, dkm, dvm, all_keys, p.layout, tiles, sharp=False)
+    launch_dkdv(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles, sharp=True)
+    launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, all_keys, p.layout, tiles, sharp=False)
     return dq, dk, dv
 
 

@@ -190,10 +190,11 @@ def launch_dq(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tenso
         HAS_MEAN=work.any_mean, num_warps=warps, num_stages=stages)
 
 
-def launch_dkdv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dk: torch.Tensor,
-                dv: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dkm: torch.Tensor | None,
-                dvm: torch.Tensor | None, work: Launch, layout: BlockLayout, warps: int, stages: int) -> None:
-    """dk, dv for the key blocks owned by `work`'s items (plus dkm/dvm spread over tokens when given)."""
+def launch_dkdv_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dk: torch.Tensor,
+                       dv: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dkm: torch.Tensor | None,
+                       dvm: torch.Tensor | None, work: Launch, layout: BlockLayout, warps: int, stages: int) -> None:
+    """dk, dv for the key blocks owned by `work`'s items (plus dkm/dvm spread over tokens when given), by the
+    Triton kernel."""
     if work.n_items == 0:
         return
     add_mean = dkm is not None
@@ -205,16 +206,18 @@ def launch_dkdv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Ten
         num_warps=warps, num_stages=stages)
 
 
-def dkdv_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dk: torch.Tensor,
+def launch_dkdv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, do: torch.Tensor, dk: torch.Tensor,
                 dv: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dkm: torch.Tensor | None,
                 dvm: torch.Tensor | None, work: Launch, layout: BlockLayout, tiles: TileConfig, sharp: bool) -> None:
-    """The sharp or the every-key dk/dv launch, by the warp-specialised Gluon kernel where it applies (Hopper),
-    else by the Triton one, with the tiles `tiles` gives that launch."""
+    """The dk/dv dispatcher: the sharp or the every-key launch, by the warp-specialised Gluon kernel where it
+    applies (Hopper), else by the Triton one, with the tiles `tiles` gives that launch."""
     if tiles.dkdv_hopper and isa_forward_hopper.supported(q, work, layout):
         stages = tiles.dkdv_hopper_stages if sharp else tiles.dkdv_hopper_flat_stages
         launch_dkdv_hopper(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, *softmax_scales(q.shape[-1]),
                            stages)
     elif sharp:
-        launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, tiles.dkdv_warps, tiles.dkdv_stages)
+        launch_dkdv_triton(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, tiles.dkdv_warps,
+                           tiles.dkdv_stages)
     else:
-        launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, tiles.flat_warps, tiles.flat_stages)
+        launch_dkdv_triton(q, k, v, do, dk, dv, lse, delta, dkm, dvm, work, layout, tiles.flat_warps,
+                           tiles.flat_stages)

@@ -83,11 +83,12 @@ def block_descriptor(x: torch.Tensor, block: int) -> TensorDescriptor:
     return TensorDescriptor(flat, list(flat.shape), list(flat.stride()), [block, x.shape[-1]])
 
 
-def launch_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
-                   km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor, work: Launch, layout: BlockLayout,
-                   warps: int, stages: int, mean_tile_blocks: int, key_blocks: int = 1,
-                   warp_specialize: bool = False) -> None:
-    """Run one forward launch (sharp or flat items) writing the rows of o and lse that its items own;
+def launch_forward_triton(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
+                          km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor, work: Launch, layout: BlockLayout,
+                          warps: int, stages: int, mean_tile_blocks: int, key_blocks: int = 1,
+                          warp_specialize: bool = False) -> None:
+    """Run one forward launch (sharp or flat items) by the Triton kernel, writing the rows of o and lse that its
+    items own;
     key_blocks (1 or 2) listed key blocks per loop step; warp_specialize splits the exact loop into
     producer (TMA loads) and consumer warps (Triton's automatic warp specialisation)."""
     if work.n_items == 0:
@@ -100,11 +101,11 @@ def launch_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.T
         num_stages=stages)
 
 
-def forward_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
+def launch_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Tensor, lse: torch.Tensor,
                    km: torch.Tensor, vm: torch.Tensor, mask: torch.Tensor, work: Launch | None, layout: BlockLayout,
                    tiles: TileConfig, sharp: bool) -> None:
-    """The sharp or the flat launch, by the warp-specialised Gluon kernel where it applies (Hopper), else by
-    the Triton one, with the tiles `tiles` gives that launch."""
+    """The forward's dispatcher: the sharp or the flat launch, by the warp-specialised Gluon kernel where it
+    applies (Hopper), else by the Triton one, with the tiles `tiles` gives that launch."""
     if work is None:
         return
     if tiles.fwd_hopper and isa_forward_hopper.supported(q, work, layout):
@@ -112,8 +113,8 @@ def forward_launch(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.T
         isa_forward_hopper.launch_forward_hopper(q, k, v, o, lse, km, vm, mask, work, layout,
                                                  softmax_scales(q.shape[-1])[0], kb, stages)
     elif sharp:
-        launch_forward(q, k, v, o, lse, km, vm, mask, work, layout, tiles.fwd_warps, tiles.fwd_stages,
-                       tiles.mean_tile, tiles.fwd_key_blocks, tiles.fwd_warp_specialize)
+        launch_forward_triton(q, k, v, o, lse, km, vm, mask, work, layout, tiles.fwd_warps, tiles.fwd_stages,
+                              tiles.mean_tile, tiles.fwd_key_blocks, tiles.fwd_warp_specialize)
     else:
-        launch_forward(q, k, v, o, lse, km, vm, mask, work, layout, tiles.flat_warps, tiles.flat_stages,
-                       tiles.mean_tile)
+        launch_forward_triton(q, k, v, o, lse, km, vm, mask, work, layout, tiles.flat_warps, tiles.flat_stages,
+                              tiles.mean_tile)
