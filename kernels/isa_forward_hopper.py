@@ -19,6 +19,8 @@ blocks); elsewhere, and under the CPU interpreter, which does not run Gluon, the
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
@@ -73,22 +75,57 @@ def ring_barriers(STAGES: gl.constexpr, CONSUMERS: gl.constexpr):
     return ready, empty
 
 
+class ForwardArgs(NamedTuple):
+    """Everything the partitions of one forward program share, read by name (`gl.warp_specialize` hands every
+    partition the same arguments). Built inside the kernel from its arguments and its item's row of the
+    work list."""
+
+    q_desc: tma.tensor_descriptor  # [B * H * N_q, D], one query block per load
+    k_desc: tma.tensor_descriptor  # [B * H * N, D], one key block per load
+    v_desc: tma.tensor_descriptor
+    km_desc: tma.tensor_descriptor  # pooled keys [B * H * nb, D], one tile of BLK pooled blocks per load
+    vm_desc: tma.tensor_descriptor
+    q_smem: gl.shared_memory_descriptor  # [G, BLK, D]: the item's query blocks
+    k_bufs: gl.shared_memory_descriptor  # [STAGES, KB * BLK, D]: the ring's K (or k_mean) slots
+    v_bufs: gl.shared_memory_descriptor  # [STAGES, KB * BLK, D]: the ring's V (or v_mean) slots
+    q_bar: gl.shared_memory_descriptor  # mbarrier: Q landed
+    ready: gl.shared_memory_descriptor  # [STAGES] mbarriers: the slot's loads landed
+    empty: gl.shared_memory_descriptor  # [STAGES] mbarriers: every consumer released the slot
+    O: gl.tensor  # pointers: outputs, the owned blocks of every item, the block lists, the mean mask
+    LSE: gl.tensor
+    OWN: gl.tensor
+    LST: gl.tensor
+    MASK: gl.tensor
+    item: gl.tensor  # this program's work item, then its head, list offset, list length and mask row
+    bh: gl.tensor
+    off: gl.tensor
+    cnt: gl.tensor
+    mrow: gl.tensor
+    n_tgt: gl.tensor | gl.constexpr  # the block layout's sizes (Triton passes a 1 as a constexpr)
+    n_tot: gl.tensor | gl.constexpr
+    n_q: gl.tensor | gl.constexpr
+    nbt: gl.tensor | gl.constexpr
+    nb: gl.tensor | gl.constexpr
+    qk_scale: gl.tensor  # log2(e) / sqrt(D)
+
+
 @gluon.jit
 def _producer(args, HAS_MEAN: gl.constexpr):
     """One warp: Q once, then the tiles of every exact step and of every used mean tile, as slots free up."""
-    (q_desc, k_desc, v_desc, km_desc, vm_desc, q_smem, k_bufs, v_bufs, q_bar, ready, empty,
-     O, LSE, OWN, LST, MASK, item, bh, off, cnt, mrow, n_tgt, n_tot, n_q, nbt, nb, qk_scale) = args
-    BLK: gl.constexpr = q_desc.block_type.shape[0]
-    G: gl.constexpr = q_smem.type.shape[0]
+    n_tgt, n_tot, nbt, nb = args.n_tgt, args.n_tot, args.nbt, args.nb
+    bh, cnt, mrow = args.bh, args.cnt, args.mrow
+    ready, empty, k_bufs, v_bufs = args.ready, args.empty, args.k_bufs, args.v_bufs
+    BLK: gl.constexpr = args.q_desc.block_type.shape[0]
+    G: gl.constexpr = args.q_smem.type.shape[0]
     KB: gl.constexpr = k_bufs.type.shape[1] // BLK
     STAGES: gl.constexpr = k_bufs.type.shape[0]
-    tile_bytes: gl.constexpr = q_desc.block_type.nbytes
+    tile_bytes: gl.constexpr = args.q_desc.block_type.nbytes
 
-    mbarrier.expect(q_bar, G * tile_bytes)
+    mbarrier.expect(args.q_bar, G * tile_bytes)
     for g in gl.static_range(G):
-        blk = gl.load(OWN + item * G + g)
+        blk = gl.load(args.OWN + args.item * G + g)
         start, _ = _span(gl.maximum(blk, 0), n_tgt, n_tot, nbt, BLK)  # padding (-1) loads block 0, not stored
-        tma.async_copy_global_to_shared(q_desc, [bh * n_q + start, 0], q_bar, q_smem.index(g))
+        tma.async_copy_global_to_shared(args.q_desc, [bh * args.n_q + start, 0], args.q_bar, args.q_smem.index(g))
 
     row0 = bh * n_tot
     n_exact = gl.cdiv(cnt, KB)
@@ -98,22 +135,22 @@ def _producer(args, HAS_MEAN: gl.constexpr):
         mbarrier.expect(ready.index(slot), 2 * KB * tile_bytes)
         for h in gl.static_range(KB):
             idx = gl.minimum(j * KB + h, cnt - 1)  # an odd list's last step repeats a block, masked out
-            start, _ = _span(gl.load(LST + off + idx), n_tgt, n_tot, nbt, BLK)
-            tma.async_copy_global_to_shared(k_desc, [row0 + start, 0], ready.index(slot),
+            start, _ = _span(gl.load(args.LST + args.off + idx), n_tgt, n_tot, nbt, BLK)
+            tma.async_copy_global_to_shared(args.k_desc, [row0 + start, 0], ready.index(slot),
                                             k_bufs.index(slot).slice(h * BLK, BLK))
-            tma.async_copy_global_to_shared(v_desc, [row0 + start, 0], ready.index(slot),
+            tma.async_copy_global_to_shared(args.v_desc, [row0 + start, 0], ready.index(slot),
                                             v_bufs.index(slot).slice(h * BLK, BLK))
     if HAS_MEAN and mrow >= 0:
         i = n_exact
         for t in range(gl.cdiv(nb, BLK)):
-            w0, w1 = _mask_words(MASK, mrow, t, nb)
+            w0, w1 = _mask_words(args.MASK, mrow, t, nb)
             if (w0 | w1) != 0:
                 slot = i % STAGES
                 mbarrier.wait(empty.index(slot), ((i // STAGES) & 1) ^ 1)
                 mbarrier.expect(ready.index(slot), 2 * tile_bytes)
-                tma.async_copy_global_to_shared(km_desc, [bh * nb + t * BLK, 0], ready.index(slot),
+                tma.async_copy_global_to_shared(args.km_desc, [bh * nb + t * BLK, 0], ready.index(slot),
                                                 k_bufs.index(slot).slice(0, BLK))
-                tma.async_copy_global_to_shared(vm_desc, [bh * nb + t * BLK, 0], ready.index(slot),
+                tma.async_copy_global_to_shared(args.vm_desc, [bh * nb + t * BLK, 0], ready.index(slot),
                                                 v_bufs.index(slot).slice(0, BLK))
                 i += 1
 
@@ -152,11 +189,11 @@ def _mean_logits(s, MASK, mrow, t, nb, n_tgt, n_tot, nbt, qk_scale, BLK: gl.cons
 @gluon.jit
 def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
     """One warpgroup: query block g of the item; online softmax over its exact steps, then its mean tiles."""
-    (q_desc, k_desc, v_desc, km_desc, vm_desc, q_smem, k_bufs, v_bufs, q_bar, ready, empty,
-     O, LSE, OWN, LST, MASK, item, bh, off, cnt, mrow, n_tgt, n_tot, n_q, nbt, nb, qk_scale) = args
-    BLK: gl.constexpr = q_desc.block_type.shape[0]
-    D: gl.constexpr = q_desc.block_type.shape[1]
-    G: gl.constexpr = q_smem.type.shape[0]
+    n_tgt, n_tot, nbt, nb, qk_scale = args.n_tgt, args.n_tot, args.nbt, args.nb, args.qk_scale
+    cnt, mrow, ready, empty, k_bufs, v_bufs = args.cnt, args.mrow, args.ready, args.empty, args.k_bufs, args.v_bufs
+    BLK: gl.constexpr = args.q_desc.block_type.shape[0]
+    D: gl.constexpr = args.q_desc.block_type.shape[1]
+    G: gl.constexpr = args.q_smem.type.shape[0]
     KN: gl.constexpr = k_bufs.type.shape[1]
     KB: gl.constexpr = KN // BLK
     STAGES: gl.constexpr = k_bufs.type.shape[0]
@@ -168,17 +205,17 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
     row_layout: gl.constexpr = gl.SliceLayout(1, s_layout)
     o_rows: gl.constexpr = gl.SliceLayout(1, o_layout)
 
-    q = q_smem.index(g)  # [BLK, D]
-    mbarrier.wait(q_bar, 0)
+    q = args.q_smem.index(g)  # [BLK, D]
+    mbarrier.wait(args.q_bar, 0)
     acc = gl.zeros([BLK, D], gl.float32, o_layout)  # (BLK, D)
     s = gl.zeros([BLK, KN], gl.float32, s_layout)  # (BLK, KN), its registers reused by every score MMA
     mbarrier.wait(ready.index(0), 0)
     s = warpgroup_mma(q, k_bufs.index(0).permute((1, 0)), s, use_acc=False)
-    s = _step_scores(s, LST, off, cnt, 0, n_tgt, n_tot, nbt, BLK, KB, s_layout)
+    s = _step_scores(s, args.LST, args.off, cnt, 0, n_tgt, n_tot, nbt, BLK, KB, s_layout)
     m_i = gl.max(s, 1) * qk_scale  # (BLK,) running max of the base-2 logits
     e = gl.exp2(s * qk_scale - m_i[:, None])
     l_i = gl.sum(e, 1)
-    p = gl.convert_layout(e.to(q_desc.dtype), p_layout)  # (BLK, KN)
+    p = gl.convert_layout(e.to(args.q_desc.dtype), p_layout)  # (BLK, KN)
     n_exact = gl.cdiv(cnt, KB)
     for j in range(1, n_exact):
         slot = j % STAGES
@@ -187,7 +224,7 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
         s_next = warpgroup_mma(q, k_bufs.index(slot).permute((1, 0)), s, use_acc=False, is_async=True)
         acc_next = warpgroup_mma(p, v_bufs.index(prev), acc, is_async=True)  # runs under this softmax
         s = warpgroup_mma_wait(1, deps=(s_next, ))
-        s = _step_scores(s, LST, off, cnt, j, n_tgt, n_tot, nbt, BLK, KB, s_layout)
+        s = _step_scores(s, args.LST, args.off, cnt, j, n_tgt, n_tot, nbt, BLK, KB, s_layout)
         m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
         alpha = gl.exp2(m_i - m_new)
         e = gl.exp2(s * qk_scale - m_new[:, None])
@@ -196,7 +233,7 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
         acc = warpgroup_mma_wait(0, deps=(acc_next, ))
         mbarrier.arrive(empty.index(prev), count=1)
         acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
-        p = gl.convert_layout(e.to(q_desc.dtype), p_layout)
+        p = gl.convert_layout(e.to(args.q_desc.dtype), p_layout)
     acc = warpgroup_mma(p, v_bufs.index((n_exact - 1) % STAGES), acc)
     mbarrier.arrive(empty.index((n_exact - 1) % STAGES), count=1)
 
@@ -205,45 +242,45 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
                                                               instr_shape=[16, BLK, 16])
         i = n_exact
         for t in range(gl.cdiv(nb, BLK)):
-            w0, w1 = _mask_words(MASK, mrow, t, nb)
+            w0, w1 = _mask_words(args.MASK, mrow, t, nb)
             if (w0 | w1) != 0:
                 slot = i % STAGES
                 mbarrier.wait(ready.index(slot), (i // STAGES) & 1)
                 sm = gl.zeros([BLK, BLK], gl.float32, mean_layout)
                 sm = warpgroup_mma(q, k_bufs.index(slot).slice(0, BLK).permute((1, 0)), sm, use_acc=False)
-                sm = _mean_logits(sm, MASK, mrow, t, nb, n_tgt, n_tot, nbt, qk_scale, BLK, mean_layout)
+                sm = _mean_logits(sm, args.MASK, mrow, t, nb, n_tgt, n_tot, nbt, qk_scale, BLK, mean_layout)
                 m_new = gl.maximum(m_i, gl.convert_layout(gl.max(sm, 1), row_layout))
                 alpha = gl.exp2(m_i - m_new)
                 em = gl.exp2(sm - gl.convert_layout(m_new, gl.SliceLayout(1, mean_layout))[:, None])
                 l_i = l_i * alpha + gl.convert_layout(gl.sum(em, 1), row_layout)
                 m_i = m_new
                 acc = acc * gl.convert_layout(alpha, o_rows)[:, None]
-                acc = warpgroup_mma(gl.convert_layout(em.to(q_desc.dtype), p_layout),
+                acc = warpgroup_mma(gl.convert_layout(em.to(args.q_desc.dtype), p_layout),
                                     v_bufs.index(slot).slice(0, BLK), acc)
                 mbarrier.arrive(empty.index(slot), count=1)
                 i += 1
 
-    blk = gl.load(OWN + item * G + g)
+    blk = gl.load(args.OWN + args.item * G + g)
     start, length = _span(blk, n_tgt, n_tot, nbt, BLK)
     length = gl.where(blk >= 0, length, 0)
     r = gl.arange(0, BLK, layout=o_rows)
     c = gl.arange(0, D, layout=gl.SliceLayout(0, o_layout))
-    rows = (bh * n_q + start + r).to(gl.int64)
+    rows = (args.bh * args.n_q + start + r).to(gl.int64)
     out = acc / gl.convert_layout(l_i, o_rows)[:, None]
-    gl.store(O + rows[:, None] * D + c[None, :], out.to(q_desc.dtype), mask=(r < length)[:, None])
+    gl.store(args.O + rows[:, None] * D + c[None, :], out.to(args.q_desc.dtype), mask=(r < length)[:, None])
     r_s = gl.arange(0, BLK, layout=row_layout)
-    gl.store(LSE + (bh * n_q + start + r_s).to(gl.int64), m_i + gl.log2(l_i), mask=r_s < length)
+    gl.store(args.LSE + (args.bh * args.n_q + start + r_s).to(gl.int64), m_i + gl.log2(l_i), mask=r_s < length)
 
 
 @gluon.jit
 def _consume_first(args, HAS_MEAN: gl.constexpr):
-    if args[19] > 0:  # cnt: padding items (per-head counts) walk nothing and own no rows
+    if args.cnt > 0:  # padding items (per-head counts) walk nothing and own no rows
         _consume(args, 0, HAS_MEAN)
 
 
 @gluon.jit
 def _consume_second(args, HAS_MEAN: gl.constexpr):
-    if args[19] > 0:
+    if args.cnt > 0:
         _consume(args, 1, HAS_MEAN)
 
 
@@ -260,10 +297,11 @@ def _isa_fwd_hopper(q_desc, k_desc, v_desc, km_desc, vm_desc, O, LSE, OWN, BH, O
     q_bar = gl.allocate_shared_memory(gl.int64, [1], mbarrier.MBarrierLayout())
     mbarrier.init(q_bar, count=1)
     ready, empty = ring_barriers(STAGES, G)
-    args = (q_desc, k_desc, v_desc, km_desc, vm_desc, q_smem, k_bufs, v_bufs, q_bar, ready, empty,
-            O, LSE, OWN, LST, MASK, item, gl.load(BH + item), gl.load(OFF + item), gl.load(CNT + item),
-            gl.load(MROW + item),
-            n_tgt, n_tot, n_q, nbt, nb, qk_scale)
+    args = ForwardArgs(q_desc=q_desc, k_desc=k_desc, v_desc=v_desc, km_desc=km_desc, vm_desc=vm_desc,
+                       q_smem=q_smem, k_bufs=k_bufs, v_bufs=v_bufs, q_bar=q_bar, ready=ready, empty=empty,
+                       O=O, LSE=LSE, OWN=OWN, LST=LST, MASK=MASK, item=item, bh=gl.load(BH + item),
+                       off=gl.load(OFF + item), cnt=gl.load(CNT + item), mrow=gl.load(MROW + item),
+                       n_tgt=n_tgt, n_tot=n_tot, n_q=n_q, nbt=nbt, nb=nb, qk_scale=qk_scale)
     if G == 2:
         gl.warp_specialize([(_consume_first, (args, HAS_MEAN)), (_consume_second, (args, HAS_MEAN)),
                             (_producer, (args, HAS_MEAN))], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
