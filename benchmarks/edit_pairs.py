@@ -38,9 +38,9 @@ from curation.corpus.plan import plan_video
 from curation.editors import PAIR_CRF, EditInput, get_editor, write_pair
 from curation.editors.output import write_clip
 from curation.stages.pairs import PAPER_MIX
-from curation.video import read_frames
 from filters.pair_gates import PairGateConfig, edit_regions, evaluate_pair
 from filters.pair_gates import psnr as pair_psnr
+from manifests.media.decode import read_frames
 
 LOCAL = ("removal", "addition", "recolour", "background")
 EDITORS = (*LOCAL, "style", "generative")

@@ -212,7 +212,7 @@ def write_clips(root: Path, s: Sizes) -> list[Path]:
     import cv2
 
     from curation.corpus.photos import load_photo
-    from curation.video import VideoWriter
+    from manifests.media.encode import VideoWriter
 
     names = ("coffee", "chelsea", "astronaut", "rocket", "immunohistochemistry", "brick", "grass", "camera")
     paths = []
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
               "models": [], "stages": []}
     with tempfile.TemporaryDirectory() as tmp:
         clips = write_clips(Path(tmp), s)
-        from curation.video import read_frames
+        from manifests.media.decode import read_frames
 
         frames = read_frames(clips[0])  # (T, H, W, 3)
         if not args.skip_models:

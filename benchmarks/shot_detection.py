@@ -58,7 +58,7 @@ def decode_only(kind: str):
     import cv2
 
     from curation.shots.features import DECODE_H, DECODE_W
-    from curation.video import iter_frame_batches
+    from manifests.media.decode import iter_frame_batches
 
     def run(video: Path) -> ShotDetection:
         frames = 0

@@ -28,8 +28,10 @@ import skimage.data
 
 from curation.corpus.build import real_clip_source
 from curation.extract import copy_span, extract_clip, index_packets
-from curation.video import VideoWriter, probe, read_frames
 from filters import SIGNALS, get_signal, sample_indices
+from manifests.media.decode import read_frames
+from manifests.media.encode import VideoWriter
+from manifests.media.probe import probe
 
 W, H, FPS, N = 640, 360, 25.0, 75
 

@@ -6,8 +6,9 @@ Two paths, chosen per clip:
   exactly a contiguous run of packets in decode order that starts at an IDR picture (see ``copy_span``).
   The whole video always qualifies.
 - ``reencode``: decode batch by batch (never the whole clip in memory), resize to the bucket with
-  cv2.INTER_AREA and encode with ``curation.video.VideoWriter`` (libx264, atomic temp+rename).
-Clips carry the video stream only (no audio). Both paths write a temp name and rename on success.
+  cv2.INTER_AREA and encode with ``manifests.media.encode.VideoWriter`` (libx264, atomic temp+rename).
+Clips carry the video stream only (no audio). Both paths write a temp name and rename on success
+(``manifests.media.atomic``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import av
 import cv2
 import numpy as np
 
-from curation.video import VideoError, VideoInfo, VideoWriter, iter_frame_batches, probe
-from manifests.layout import durable_replace
+from manifests.media.atomic import atomic_output
+from manifests.media.decode import iter_frame_batches
+from manifests.media.encode import VideoWriter
+from manifests.media.probe import VideoError, VideoInfo, probe
 
 DEFAULT_BUCKETS: tuple[int, ...] = (144, 240, 360, 480, 720, 1080)
 """Short-side sizes (pixels) clips are resized to."""
@@ -143,10 +146,6 @@ def copy_span(index: PacketIndex, start_frame: int, end_frame: int) -> tuple[int
     return a, b
 
 
-def _tmp_path(out_path: Path) -> Path:
-    return out_path.with_name(f".{out_path.name}.tmp.mp4")
-
-
 def _remux(video_path: Path, index: PacketIndex, span: tuple[int, int], out_path: Path) -> None:
     """Copy decode-order packets [a, b) into a new mp4, timestamps shifted so the clip starts at 0.
 
@@ -156,45 +155,39 @@ def _remux(video_path: Path, index: PacketIndex, span: tuple[int, int], out_path
     a, b = span
     wanted = set(index.pts[a:b])
     offset = index.pts[a]  # the IDR at `a` is the clip's first frame
-    tmp = _tmp_path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with av.open(str(video_path)) as src, av.open(str(tmp), mode="w", format="mp4") as dst:
-            in_stream = src.streams.video[0]
-            out_stream = dst.add_stream_from_template(in_stream)
-            src.seek(offset, stream=in_stream, backward=True, any_frame=False)
-            for packet in src.demux(in_stream):
-                if packet.size == 0 or packet.pts not in wanted:
-                    continue
-                wanted.discard(packet.pts)
-                packet.pts -= offset
-                packet.dts = None if packet.dts is None else packet.dts - offset
-                packet.stream = out_stream
-                dst.mux(packet)
-                if not wanted:
-                    break
-        if wanted:
-            raise ExtractError(f"{video_path}: stream copy found {b - a - len(wanted)} of {b - a} packets")
-        durable_replace(tmp, out_path)
+        with atomic_output(out_path) as tmp:
+            with av.open(str(video_path)) as src, av.open(str(tmp), mode="w", format="mp4") as dst:
+                in_stream = src.streams.video[0]
+                out_stream = dst.add_stream_from_template(in_stream)
+                src.seek(offset, stream=in_stream, backward=True, any_frame=False)
+                for packet in src.demux(in_stream):
+                    if packet.size == 0 or packet.pts not in wanted:
+                        continue
+                    wanted.discard(packet.pts)
+                    packet.pts -= offset
+                    packet.dts = None if packet.dts is None else packet.dts - offset
+                    packet.stream = out_stream
+                    dst.mux(packet)
+                    if not wanted:
+                        break
+            if wanted:
+                raise ExtractError(f"{video_path}: stream copy found {b - a - len(wanted)} of {b - a} packets")
     except av.FFmpegError as exc:
         raise ExtractError(f"{video_path}: stream copy failed ({type(exc).__name__}: {exc})") from None
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _reencode(
     video_path: Path, info: VideoInfo, start: int, end: int, out_path: Path, bucket: tuple[int, int],
     crf: int, preset: str, batch_size: int,
 ) -> int:
-    written = 0
     with VideoWriter(out_path, info.fps, crf=crf, preset=preset) as writer:
         for _, batch in iter_frame_batches(video_path, batch_size, start=start, end=end):
             for frame in batch:
                 if frame.shape[1] != bucket[0] or frame.shape[0] != bucket[1]:
                     frame = cv2.resize(frame, bucket, interpolation=cv2.INTER_AREA)
                 writer.write(frame)
-                written += 1
-    return written
+    return writer.frames_written
 
 
 def extract_clip(

@@ -1,6 +1,6 @@
 """Edit pairs from the `edit_pairs` manifest as training batches.
 
-Rows are read through `manifests.read_table` (one split), clips decoded through `curation.video` (decord,
+Rows are read through `manifests.read_table` (one split), clips decoded through `manifests.media` (decord,
 PyAV fallback), `frames` frames sampled at a stride, resized to cover the bucket and cropped (random crop for
 training, centre for validation), instructions tokenised by the model's open_clip tokenizer. Every random
 choice comes from (seed, epoch, row), so a batch depends only on the seed and the position, and a resumed
@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from curation.video import probe, read_frames
 from isa_model.config import ModelConfig
 from manifests import read_table
-from manifests.mask_file import open_mask_file
+from manifests.media.decode import read_frames
+from manifests.media.masks import open_mask_file
+from manifests.media.probe import probe
 
 COLUMNS = ["pair_id", "edit_type", "instruction", "source_uri", "target_uri", "mask_uri"]
 

@@ -62,7 +62,9 @@ def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, n
 def edit_video(ckpt_path: str | Path, video: str | Path, instruction: str, out: str | Path, steps: int = 16,
                guidance: float = 1.5, seed: int = 0) -> Path:
     """Edit the first clip-length frames of a user's video; writes source | edit side by side as mp4."""
-    from curation.video import VideoError, VideoWriter, probe, read_frames
+    from manifests.media.decode import read_frames
+    from manifests.media.encode import VideoWriter
+    from manifests.media.probe import VideoError, probe
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg = load_model(ckpt_path, device)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from curation.editors.masks import write_mask_file
-from curation.video import VideoWriter
 from manifests import ManifestWriter, read_table
+from manifests.media.encode import VideoWriter
+from manifests.media.masks import write_mask_file
 
 STAGE = "synthetic_pairs"
 STAGE_VERSION = "1"

@@ -59,7 +59,7 @@ def write_previews(rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tenso
     and last frame of each pair)."""
     from PIL import Image
 
-    from curation.video import VideoWriter
+    from manifests.media.encode import VideoWriter
 
     strips = [np.concatenate([_frames_rgb(x) for x in (src, tgt, pred)], axis=2) for _, src, tgt, pred in rows]
     mp4 = out / "preview.mp4"

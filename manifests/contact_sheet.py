@@ -1,6 +1,6 @@
 """A contact sheet of clips: one decoded frame per clip, with the object's mask and box drawn on it.
 
-Frames come from the clip files the `clips.uri` column names (decoded with PyAV); masks from the
+Frames come from the clip files the `clips.uri` column names (decoded by `manifests.media`); masks from the
 `objects` table's COCO RLE for the same clip and frame, so a glance shows both data and labels.
 """
 
@@ -17,9 +17,10 @@ from matplotlib.figure import Figure  # the OO API: no pyplot state, no GUI back
 from matplotlib.patches import Rectangle
 
 from manifests.errors import ManifestError
-from manifests.frames import decode_frame
+from manifests.media.atomic import atomic_output
+from manifests.media.decode import iter_pyav
+from manifests.media.probe import VideoError, check_file
 from manifests.reader import open_table, read_object_masks, read_table, scan_batches
-from manifests.render import atomic_output
 from manifests.rle import rle_decode
 from manifests.uris import resolve_uri
 
@@ -74,7 +75,7 @@ def build_tiles(root: Path, clips: list[tuple[str, Path]]) -> list[Tile]:
     for clip_id, path in clips:
         obj = first_object.get(clip_id)
         want = obj["frame_indices"][0] if obj else 0
-        frame, got = decode_frame(path, want)
+        frame, got = _frame_at(path, want)
         mask, box, label = None, None, None
         if obj and got == want:
             label = obj["class_name"]
@@ -83,6 +84,20 @@ def build_tiles(root: Path, clips: list[tuple[str, Path]]) -> list[Tile]:
             mask = None if small is None else _resize_nearest(small, frame.shape[:2])
         tiles.append(Tile(clip_id, frame, got, mask, box, label))
     return tiles
+
+
+def _frame_at(path: Path, index: int) -> tuple[np.ndarray, int]:
+    """Frame `index` of a clip (its last frame if shorter) as RGB uint8, and the index returned. Through PyAV,
+    which stays silent on a damaged file where decord's FFmpeg logs to stderr (same pixels at full size)."""
+    frame, got = None, -1
+    try:
+        for got, frame in zip(range(index + 1), iter_pyav(check_file(path))):
+            pass
+    except VideoError as exc:
+        raise ManifestError(str(exc)) from None
+    if frame is None:
+        raise ManifestError(f"{path}: no decodable video frames")
+    return frame, got
 
 
 def _first_mask(root: Path, obj: dict, frame_index: int) -> np.ndarray | None:

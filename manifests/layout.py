@@ -91,12 +91,3 @@ def fsync_path(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def durable_replace(temp: Path, final: Path) -> None:
-    """Rename a finished temp file into place so that it survives a power cut before any row names it:
-    fsync the bytes, rename, then fsync the folder and its parent (which may be new too)."""
-    fsync_path(temp)
-    os.replace(temp, final)
-    fsync_path(final.parent)
-    fsync_path(final.parent.parent)

@@ -17,20 +17,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-import av
 import cv2
 import numpy as np
 import pyarrow.compute as pc
 
 from manifests.errors import ManifestError, first_line
-from manifests.frames import VideoHeader, decode_run, read_header, write_mp4
-from manifests.mask_file import MaskFile, open_mask_file
+from manifests.media.atomic import atomic_output
+from manifests.media.decode import read_preview_run
+from manifests.media.encode import VideoWriter
+from manifests.media.masks import MaskFile, open_mask_file
+from manifests.media.probe import VideoError, VideoInfo, probe_pyav
 from manifests.reader import open_table, read_table, scan_batches
-from manifests.render import atomic_output
 from manifests.uris import resolve_uri
 
 Loaded = TypeVar("Loaded")
 PREVIEW_FPS = 24.0
+PREVIEW_CRF = 23
 PANEL_HEIGHT = 180
 HEADER_HEIGHT = 24
 CAPTION_HEIGHT = 44
@@ -40,7 +42,7 @@ PANEL_TITLES = ("source", "target", "mask on source")
 MASK_RGB = np.array([255.0, 50.0, 50.0])
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 PAIR_COLUMNS = ["pair_id", "edit_type", "instruction", "source_uri", "target_uri", "mask_uri"]
-PAIR_ERRORS = (ManifestError, OSError, ValueError, av.FFmpegError)
+PAIR_ERRORS = (ManifestError, VideoError, OSError, ValueError)
 """What one bad pair can raise while its files are read; any of these skips the pair, nothing else does."""
 
 
@@ -84,14 +86,14 @@ def choose_pairs(root: Path, n: int) -> list[dict]:
     return [by_id[pid] for pid in order]
 
 
-def panel_size(header: VideoHeader, height: int) -> tuple[int, int]:
+def panel_size(header: VideoInfo, height: int) -> tuple[int, int]:
     """(W, H) of a panel: `height` tall, the first pair's aspect, both even (H.264 yuv420p wants even sizes)."""
     height -= height % 2
     width = max(2, round(height * header.width / header.height / 2) * 2)
     return width, height
 
 
-def fit_size(header: VideoHeader, panel: tuple[int, int]) -> tuple[int, int]:
+def fit_size(header: VideoInfo, panel: tuple[int, int]) -> tuple[int, int]:
     """(w, h) of a video scaled to fit inside `panel` with its aspect kept (letterboxed later)."""
     scale = min(panel[0] / header.width, panel[1] / header.height)
     return max(1, round(header.width * scale)), max(1, round(header.height * scale))
@@ -108,8 +110,8 @@ def preview_indices(frames: int, fps: float, middle: int, seconds: float) -> lis
 def load_pair(root: Path, row: dict, panel_height: int, panel: tuple[int, int] | None, seconds: float
               ) -> tuple[PairClip, tuple[int, int]]:
     """Decode one pair's preview frames (raising one of PAIR_ERRORS if it cannot be drawn) and the panel size."""
-    source_path, source = _read(root, row, "source_uri", read_header)
-    target_path, target = _read(root, row, "target_uri", read_header)
+    source_path, source = _read(root, row, "source_uri", probe_pyav)
+    target_path, target = _read(root, row, "target_uri", probe_pyav)
     mask_file = _read(root, row, "mask_uri", open_mask_file)[1] if row["mask_uri"] else None
     if (source.width, source.height) != (target.width, target.height):
         raise ManifestError(f"source is {source.width}x{source.height}, target {target.width}x{target.height}")
@@ -120,7 +122,7 @@ def load_pair(root: Path, row: dict, panel_height: int, panel: tuple[int, int] |
     panel = panel or panel_size(source, panel_height)
     size = fit_size(source, panel)
     start, count = indices[0], indices[-1] - indices[0] + 1
-    clips = [decode_run(path, start, count, size) for path in (source_path, target_path)]  # (count, h, w, 3)
+    clips = [read_preview_run(path, start, count, size) for path in (source_path, target_path)]  # (count, h, w, 3)
     decoded = min(len(c) for c in clips)
     indices = [t for t in indices if t - start < decoded]
     picks = [t - start for t in indices]
@@ -248,10 +250,12 @@ def pair_sheet(
                 yield np.vstack([header, pair_row(clip, t, panel)])
 
     mp4 = png.with_suffix(".mp4")
-    count = write_mp4(mp4, video(), PREVIEW_FPS)
+    with VideoWriter(mp4, PREVIEW_FPS, crf=PREVIEW_CRF) as writer:
+        for frame in video():
+            writer.write(frame)
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(np.vstack([header, *sheet_rows]), cv2.COLOR_RGB2BGR))
     if not ok:
         raise ManifestError(f"{png}: PNG encoding failed")
     with atomic_output(png) as temp:
         temp.write_bytes(encoded.tobytes())
-    return PairSheet(png, mp4, drawn, skipped, count)
+    return PairSheet(png, mp4, drawn, skipped, writer.frames_written)

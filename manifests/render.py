@@ -6,12 +6,12 @@ import base64
 import datetime as dt
 import json
 import math
-import os
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
+
+from manifests.media.atomic import atomic_output
 
 MAX_CELL = 48
 
@@ -66,22 +66,7 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """A temp path beside `path`, renamed onto it only if the block completes, so no reader sees half a file.
-
-    The temp name keeps the suffix: writers that choose the format by extension (PNG, mp4) still work.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        yield temp
-        temp.replace(path)
-    finally:
-        temp.unlink(missing_ok=True)
-
-
 def write_json_atomically(path: Path, data: object) -> None:
-    """Write JSON to `path` through a temp file and a rename, so no reader sees half of it."""
+    """Write JSON to `path` atomically (see `manifests.media.atomic`), so no reader sees half of it."""
     with atomic_output(path) as temp:
         temp.write_text(json.dumps(jsonable(data), indent=1) + "\n")

@@ -308,22 +308,18 @@ def write_tables(root: str | os.PathLike, tables: dict[str, pa.Table], unit_rows
 
 def write_clip_files(root: str | os.PathLike, clips: pa.Table, n: int, size: tuple[int, int] = (64, 36), frames: int = 8) -> list[Path]:
     """Write tiny H.264 files for the first `n` clips at their `uri` (relative to root), so frame readers work."""
-    import av  # only callers that want real files pay for the import
+    from manifests.media.encode import VideoWriter  # only callers that want real files pay for PyAV
 
     width, height = size
     written = []
     for i, uri in enumerate(clips.column("uri").to_pylist()[:n]):
         path = Path(root) / uri
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with av.open(os.fspath(path), "w") as container:
-            stream = container.add_stream("libx264", rate=24)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        with VideoWriter(path, fps=24, crf=23, preset="medium") as writer:  # libx264's own defaults
             for t in range(frames):
                 image = np.zeros((height, width, 3), dtype=np.uint8)
                 image[..., 0] = np.linspace(0, 255, width, dtype=np.uint8)[None, :]
                 image[..., 1] = (37 * i) % 256
                 image[height // 4 : height // 2, (4 * t) % width : (4 * t) % width + 8, 2] = 255
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
-            container.mux(stream.encode(None))
+                writer.write(image)
         written.append(path)
     return written

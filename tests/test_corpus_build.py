@@ -15,7 +15,8 @@ from curation.corpus import build_corpus, load_masks, load_truth
 from curation.corpus.build import _photo_hw
 from curation.corpus.plan import plan_video
 from curation.corpus.render import render
-from curation.video import probe, read_frames
+from manifests.media.decode import read_frames
+from manifests.media.probe import probe
 
 REPO = Path(__file__).resolve().parents[1]
 

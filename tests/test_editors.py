@@ -13,8 +13,8 @@ from curation.editors.output import write_clip
 from curation.editors.background import BackgroundConfig
 from curation.editors.recolour import RecolourConfig
 from curation.editors.style import STYLES, StyleConfig
-from curation.video import read_frames
 from filters.pair_gates import edit_regions, psnr
+from manifests.media.decode import read_frames
 
 H, W, T = 64, 80, 6
 

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from curation.editors import (
-    EditError, EditInput, MaskFileError, get_editor, make_instruction, read_mask_file, write_mask_file, write_pair,
+    EditError, EditInput, MaskFileError, get_editor, make_instruction, read_mask_file, write_pair,
 )
 from curation.editors.generative import GenerativeConfig, GenerativeModel
 from curation.editors.instructions import TEMPLATES
 from curation.editors.masks import dense_mask
-from curation.video import VideoError, probe
+from manifests.media.masks import write_mask_file
+from manifests.media.probe import VideoError, probe
 
 H, W, T = 48, 64, 4
 

@@ -13,7 +13,9 @@ import skimage.data
 
 from curation import extract as extract_module
 from curation.extract import ExtractError, copy_span, extract_clip, index_packets, resolution_bucket
-from curation.video import VideoError, VideoWriter, probe, read_frames
+from manifests.media.decode import read_frames
+from manifests.media.encode import VideoWriter
+from manifests.media.probe import VideoError, probe
 
 W, H = 320, 240
 

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import skimage.data
 
-from curation.video import VideoWriter, probe, read_frames
 from filters import SIGNALS, FilterError, FilterThresholds, Sampling, get_signal, sample_indices
 from filters.motion import successive_diffs
+from manifests.media.decode import read_frames
+from manifests.media.encode import VideoWriter
+from manifests.media.probe import probe
 
 
 def _repeat(image: np.ndarray, n: int) -> np.ndarray:

@@ -13,8 +13,8 @@ from curation.models.clip import ClipConfig, clip_scores
 from curation.models.weights import WeightsConfig
 from curation.stage import WorkUnit
 from curation.stages.clip_scores import ClipScoresConfig, ClipScoresStage, embeddings_uri, rescore
-from curation.video import VideoWriter
 from manifests import SCHEMAS
+from manifests.media.encode import VideoWriter
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from curation.models.weights import WeightsConfig, WeightsError
 from curation.models.yolo import YoloConfig
 from curation.stage import WorkUnit
 from curation.stages.objects import ObjectsConfig, ObjectsStage
-from curation.video import VideoWriter
 from manifests import SCHEMAS
+from manifests.media.encode import VideoWriter
 from manifests.rle import rle_decode
 
 

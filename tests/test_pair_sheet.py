@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from _manifests_helpers import assert_one_line_error, provenance, run_cli, run_json
 
-from curation.editors.masks import write_mask_file
-from curation.video import VideoWriter
-from manifests import ManifestError, ManifestWriter
-from manifests.mask_file import open_mask_file
+from manifests import ManifestWriter
+from manifests.media.encode import VideoWriter
+from manifests.media.masks import write_mask_file
 from manifests.pair_sheet import CAPTION_HEIGHT, HEADER_HEIGHT, preview_indices
 
 W, H, T, FPS = 64, 48, 12, 24.0
@@ -143,17 +142,3 @@ def test_preview_indices_resample_to_preview_rate_around_the_middle():
     assert preview_indices(100, 24.0, 50, 0.5) == list(range(44, 56))
     assert preview_indices(100, 48.0, 99, 0.5) == list(range(76, 100, 2))  # 48 fps at 24: every other frame
     assert preview_indices(100, 12.0, 0, 1.0) == [k // 2 for k in range(24)]  # 12 fps at 24: each frame twice
-
-
-def test_mask_file_reads_what_the_editors_write_and_refuses_other_files(tmp_path):
-    rng = np.random.default_rng(0)
-    mask = rng.random((5, 9, 7)) > 0.6
-    mask[2] = False
-    mask_file = open_mask_file(write_mask_file(tmp_path / "m.npz", mask))
-    assert mask_file.shape == (5, 9, 7) and mask_file.frames == [0, 1, 3, 4]
-    assert all(np.array_equal(mask_file.frame(t), mask[t]) for t in range(5))
-    np.save(tmp_path / "dense.npy", mask)
-    (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04 cut short")
-    for name, text in (("dense.npy", "bare .npy array"), ("zip.npz", "not a mask file")):
-        with pytest.raises(ManifestError, match=text):
-            open_mask_file(tmp_path / name)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from _moving_disc import moving_disc_clip, texture
 
-from curation.editors import MaskFileError, read_mask_file, write_mask_file
+from curation.editors import MaskFileError, read_mask_file
 from curation.models.clip import ClipConfig
 from curation.models.vlm import VlmConfig
 from curation.models.weights import WeightsConfig
@@ -27,9 +27,11 @@ from curation.splits import SplitConfig, assign_split
 from curation.stage import WorkUnit
 from curation.stages.objects import ObjectsConfig, ObjectsStage
 from curation.stages.pairs import PAPER_MIX, PairsConfig, PairsStage
-from curation.video import VideoWriter, read_frames
 from filters.pair_gates import PairGateConfig, edit_regions, psnr
 from manifests import SCHEMAS, ManifestWriter, read_table
+from manifests.media.decode import read_frames
+from manifests.media.encode import VideoWriter
+from manifests.media.masks import write_mask_file
 from manifests.rle import rle_encode
 from manifests.schema import PAIR_GATES, PSNR_CAP
 

@@ -13,8 +13,8 @@ from curation.inputs import plan_inputs
 from curation.job_config import parse_config
 from curation.stage import WorkUnit
 from curation.stages import ExtractStage, IngestStage, ShotsStage, SignalsStage
-from curation.video import probe
 from manifests import SCHEMAS
+from manifests.media.probe import probe
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -223,7 +223,7 @@ def _stage_unit(root, server, scenario: str):
 
     from curation.stage import WorkUnit
     from curation.stages.vlm_scores import VlmScoresConfig, VlmScoresStage
-    from curation.video import VideoWriter
+    from manifests.media.encode import VideoWriter
 
     @dataclass(frozen=True)
     class Job:

@@ -8,7 +8,7 @@ import time
 
 from curation.corpus.build import CorpusError, build_corpus
 from curation.corpus.photos import PhotoError
-from curation.video import VideoError
+from manifests.media.probe import VideoError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,8 @@ from curation.corpus.plan import VideoPlan, plan_video
 from curation.corpus.real_truth import REAL_CLIP_CUTS, REAL_CLIP_FRAMES
 from curation.corpus.render import render
 from curation.corpus.truth import TRUTH_VERSION, MaskRecorder, masks_path, truth_dict, truth_path, write_truth
-from curation.video import VideoWriter, probe
+from manifests.media.encode import VideoWriter
+from manifests.media.probe import probe
 
 DEFAULT_VIDEOS = 10
 QUICK_VIDEOS = 3

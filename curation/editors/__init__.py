@@ -4,10 +4,10 @@ from curation.editors.base import (
     EDITOR_NAMES, EditError, EditInput, EditResult, Editor, MaskFileError, get_editor,
 )
 from curation.editors.instructions import Instruction, make_instruction
-from curation.editors.masks import dense_mask, read_mask_file, write_mask_file
+from curation.editors.masks import dense_mask, read_mask_file
 from curation.editors.output import PAIR_CRF, PairFiles, write_pair
 
 __all__ = [
     "EDITOR_NAMES", "PAIR_CRF", "EditError", "EditInput", "EditResult", "Editor", "Instruction", "MaskFileError",
-    "PairFiles", "dense_mask", "get_editor", "make_instruction", "read_mask_file", "write_mask_file", "write_pair",
+    "PairFiles", "dense_mask", "get_editor", "make_instruction", "read_mask_file", "write_pair",
 ]

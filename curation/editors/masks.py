@@ -1,14 +1,10 @@
-"""Masks for edits: per-frame masks from a track, dilation, and the mask file a pair carries.
+"""Masks for edits: per-frame masks from a track, dilation, and reading a pair's mask file as an edit input.
 
-The mask file is an `.npz` holding COCO compressed RLE strings (the encoding of the `objects` table's
-`mask_rle`), one per frame where the mask is not empty: `shape` (H, W), `frames` (N,) int and `rle`
-(N,) str. Why not an mp4 or PNGs: H.264 would blur a binary mask (4:2:0 chroma, DCT), a PNG sequence is
-one file per frame; RLE of a blob is tens of bytes a frame and reads back exactly with pycocotools.
+The mask file format (RLE npz) is `manifests.media.masks`, which writes and reads it for everyone.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
@@ -16,9 +12,7 @@ import numpy as np
 
 from curation.editors.base import MaskFileError
 from manifests.errors import ManifestError
-from manifests.layout import durable_replace
-from manifests.mask_file import open_mask_file
-from manifests.rle import rle_encode
+from manifests.media.masks import open_mask_file
 
 
 def dense_mask(frame_indices: np.ndarray, masks: np.ndarray, num_frames: int) -> np.ndarray:
@@ -42,33 +36,10 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return np.stack([cv2.dilate(m.astype(np.uint8), kernel) > 0 for m in mask])
 
 
-def write_mask_file(path: str | Path, mask: np.ndarray) -> Path:
-    """Write a (T, H, W) bool mask as RLE npz, atomically (temp, fsync, rename)."""
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    frames = [t for t in range(len(mask)) if mask[t].any()]
-    rle = np.array([rle_encode(mask[t]) for t in frames], dtype=np.str_)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, shape=np.array(mask.shape, np.int64), frames=np.array(frames, np.int64), rle=rle)
-        durable_replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return final
-
-
 def read_mask_file(path: str | Path) -> np.ndarray:
-    """The (T, H, W) bool mask of a file written by write_mask_file; MaskFileError if missing or malformed.
-    The one reader of the format is manifests.mask_file (which the sample sheet and the trainer use too)."""
-    p = Path(path)
-    if not p.is_file():
-        raise MaskFileError(f"{p}: no such mask file")
+    """The (T, H, W) bool mask of a mask file; a MaskFileError (the editors' one-line error, whose class name
+    an `errors` row records) if it is missing or malformed."""
     try:
-        masks = open_mask_file(p)
-        out = np.zeros(masks.shape, bool)
-        for t in masks.frames:
-            out[t] = masks.frame(t)
+        return open_mask_file(path).dense()
     except ManifestError as exc:
         raise MaskFileError(str(exc)) from None
-    return out

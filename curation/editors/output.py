@@ -1,21 +1,19 @@
 """Write an EditResult as files: target (and, for additions, source) H.264 mp4 plus the mask file.
 
-Every file is written under a temporary name, fsynced and renamed, so a crash leaves either the whole
-file or none. Encoding goes through `curation.video.VideoWriter` (the project's one encoder).
+Every file appears atomically and durably (`manifests.media.atomic`), so a crash leaves either the whole
+file or none. Encoding goes through `manifests.media.encode.VideoWriter` (the project's one encoder).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from curation.editors.base import EditResult
-from curation.editors.masks import write_mask_file
-from curation.video import VideoWriter
-from manifests.layout import durable_replace
+from manifests.media.encode import VideoWriter
+from manifests.media.masks import write_mask_file
 
 PAIR_CRF = 12
 """libx264 CRF of written pairs: at 12 the re-encoded unchanged region stays >= 40 dB from its source
@@ -32,17 +30,11 @@ class PairFiles:
 
 
 def write_clip(path: str | Path, frames: np.ndarray, fps: float, crf: int = PAIR_CRF) -> Path:
-    """Encode (T, H, W, 3) RGB frames as H.264 mp4 atomically (temp, fsync, rename)."""
+    """Encode (T, H, W, 3) RGB frames as H.264 mp4 atomically."""
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.part.mp4")
-    try:
-        with VideoWriter(tmp, fps=fps, crf=crf) as writer:
-            for frame in frames:
-                writer.write(frame)
-        durable_replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with VideoWriter(final, fps=fps, crf=crf) as writer:
+        for frame in frames:
+            writer.write(frame)
     return final
 
 

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 
 from curation.shots.base import DETECTOR_NAMES, ShotDetection, ShotError, get_detector
-from curation.video import VideoError
+from manifests.media.probe import VideoError
 
 # --threshold sets the detector's main knob: TransNetV2's probability, our detector's cut ratio
 THRESHOLD_FIELD = {"transnetv2": "threshold", "fast": "cut_ratio"}

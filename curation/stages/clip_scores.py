@@ -19,8 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from curation.models.clip import ClipConfig, ClipEmbedder, clip_scores
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
-from curation.video import probe, read_frames
-from manifests.layout import durable_replace
+from manifests.media.atomic import atomic_output
+from manifests.media.decode import read_frames
+from manifests.media.probe import probe
 
 EMBEDDINGS_DIR = "embeddings/clip"
 
@@ -42,10 +43,8 @@ def embeddings_uri(unit_id: str) -> str:
 
 def save_embeddings(path: Path, embeddings: dict[str, np.ndarray]) -> None:
     """{clip id: (T, D)} as float16 arrays in one npz, written atomically and durably (rows will name it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez(tmp, **{k: v.astype(np.float16) for k, v in embeddings.items()})
-    durable_replace(tmp, path)
+    with atomic_output(path) as tmp:
+        np.savez(tmp, **{k: v.astype(np.float16) for k, v in embeddings.items()})
 
 
 def rescore(path: Path, embedder: ClipEmbedder, text: str) -> dict[str, float]:

@@ -16,7 +16,7 @@ from typing import Any
 from curation.extract import PacketIndex, extract_clip, index_packets, resolution_bucket
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.common import reject_failed
-from curation.video import VideoInfo, probe
+from manifests.media.probe import VideoInfo, probe
 
 CLIPS_DIR = "clips"
 

@@ -19,8 +19,8 @@ import av
 from curation.inputs import DuplicateInput, InputError, InputPlan, check_unchanged, input_problem, sha256_of
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.common import build_thresholds
-from curation.video import VideoError, probe
 from filters.thresholds import reject_reasons
+from manifests.media.probe import VideoError, probe
 
 
 def header_size(path: Path) -> tuple[int, int]:

@@ -27,7 +27,8 @@ from curation.models.tracks import Track
 from curation.models.yolo import YoloConfig, YoloTracker
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.signals import decode_size
-from curation.video import probe, read_frames
+from manifests.media.decode import read_frames
+from manifests.media.probe import probe
 from manifests.schema import NO_MODEL
 
 

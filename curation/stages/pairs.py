@@ -38,10 +38,11 @@ from curation.pair_rows import (
 )
 from curation.splits import SplitConfig, assign_split
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
-from curation.video import probe, read_frames
 from filters.pair_gates import (
     RANDOM_INIT, PairGateConfig, VlmCheck, clip_direction_gate, evaluate_pair, gates_passed, vlm_instruction_gate,
 )
+from manifests.media.decode import read_frames
+from manifests.media.probe import probe
 from manifests.rle import rle_decode
 from manifests.uris import resolve_uri
 

@@ -19,10 +19,10 @@ import numpy as np
 
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.common import build_thresholds, reject_failed
-from curation.video import read_frames
 from filters import get_signal
 from filters.base import Sampling, Signal, sample_indices
 from filters.thresholds import evaluate, reject_reasons
+from manifests.media.decode import read_frames
 
 METADATA_SIGNALS = ("width", "height", "duration")
 

@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from curation.models.vlm import VlmClient, VlmConfig, VlmError
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stages.signals import decode_size
-from curation.video import probe, read_frames
+from manifests.media.decode import read_frames
+from manifests.media.probe import probe
 
 class VlmScoresConfig(BaseModel):
     """The `vlm_scores` section of a job config."""

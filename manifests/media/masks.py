@@ -1,12 +1,15 @@
-"""Read the mask file an `edit_pairs` row names in `mask_uri`, one frame at a time.
+"""The mask file an `edit_pairs` row names in `mask_uri`: written by the editors, read by the sheets and the
+trainer, one frame at a time.
 
-The file (written by the editors' `write_mask_file`) is an `.npz` of COCO compressed RLE strings, one per
-frame where the mask is not empty: `shape` (T, H, W) int64, `frames` (N,) int64 and `rle` (N,) str. A
-reader that wants a few frames decodes only those.
+An `.npz` of COCO compressed RLE strings (the encoding of `object_frames.mask_rle`), one per frame where the
+mask is not empty: `shape` (T, H, W) int64, `frames` (N,) int64 and `rle` (N,) str. Why not an mp4 or PNGs:
+H.264 would blur a binary mask (4:2:0 chroma, DCT), a PNG sequence is one file per frame; RLE of a blob is
+tens of bytes a frame and reads back exactly. A reader that wants a few frames decodes only those.
 """
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from manifests.errors import ManifestError, first_line
-from manifests.rle import rle_decode
+from manifests.media.atomic import atomic_output
+from manifests.rle import rle_decode, rle_encode
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,29 @@ class MaskFile:
         """Frame indices where the mask is not empty, ascending."""
         return sorted(self.rle_of_frame)
 
+    def dense(self) -> np.ndarray:
+        """The whole (T, H, W) bool mask."""
+        out = np.zeros(self.shape, bool)
+        for t in self.frames:
+            out[t] = self.frame(t)
+        return out
 
-def open_mask_file(path: Path) -> MaskFile:
-    """Read a mask file's index (no frame decoded yet); a one-line ManifestError if it is not one."""
+
+def write_mask_file(path: str | os.PathLike, mask: np.ndarray) -> Path:
+    """Write a (T, H, W) bool mask as a mask file, atomically (see `atomic`)."""
+    final = Path(path)
+    frames = [t for t in range(len(mask)) if mask[t].any()]
+    rle = np.array([rle_encode(mask[t]) for t in frames], dtype=np.str_)
+    with atomic_output(final) as temp, open(temp, "wb") as f:
+        np.savez_compressed(f, shape=np.array(mask.shape, np.int64), frames=np.array(frames, np.int64), rle=rle)
+    return final
+
+
+def open_mask_file(path: str | os.PathLike) -> MaskFile:
+    """Read a mask file's index (no frame decoded yet); a one-line ManifestError if it is missing or not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: no such mask file")
     try:
         loaded = np.load(path, allow_pickle=False)
         if not isinstance(loaded, np.lib.npyio.NpzFile):

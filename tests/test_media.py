@@ -1,0 +1,115 @@
+"""manifests.media: one mask format, one atomic write, one encoder, and decoders that agree on pixels."""
+
+from __future__ import annotations
+
+import os
+
+import av
+import numpy as np
+import pytest
+
+from manifests import ManifestError
+from manifests.media.atomic import atomic_output, temp_path
+from manifests.media.decode import iter_pyav, read_frames, read_preview_run
+from manifests.media.encode import VideoWriter
+from manifests.media.masks import open_mask_file, write_mask_file
+from manifests.media.probe import VideoError, probe
+
+T, H, W = 12, 48, 80
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """12 frames of noise: any decoder that differs by one level in one pixel shows."""
+    path = tmp_path_factory.mktemp("media") / "noise.mp4"
+    rng = np.random.default_rng(0)
+    with VideoWriter(path, fps=24) as writer:
+        for _ in range(T):
+            writer.write(rng.integers(0, 255, (H, W, 3), dtype=np.uint8))
+    return path
+
+
+def test_mask_file_reads_what_the_editors_write_and_refuses_other_files(tmp_path):
+    rng = np.random.default_rng(0)
+    mask = rng.random((5, 9, 7)) > 0.6
+    mask[2] = False
+    mask_file = open_mask_file(write_mask_file(tmp_path / "m.npz", mask))
+    assert mask_file.shape == (5, 9, 7) and mask_file.frames == [0, 1, 3, 4]
+    assert all(np.array_equal(mask_file.frame(t), mask[t]) for t in range(5))
+    assert np.array_equal(mask_file.dense(), mask)
+    np.save(tmp_path / "dense.npy", mask)
+    (tmp_path / "zip.npz").write_bytes(b"PK\x03\x04 cut short")
+    for name, text in (("dense.npy", "bare .npy array"), ("zip.npz", "not a mask file"),
+                       ("missing.npz", "no such mask file")):
+        with pytest.raises(ManifestError, match=text):
+            open_mask_file(tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dense.npy", "m.npz", "zip.npz"]  # no temp file left
+
+
+@pytest.fixture
+def synced(monkeypatch) -> list[str]:
+    """The paths fsync'ed during the test, in order."""
+    paths: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:  # the OS boundary: record which path each fsync reached
+        paths.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    return paths
+
+
+def test_atomic_output_appears_durably_or_not_at_all(tmp_path, synced):
+    path = tmp_path / "new" / "sheet.png"
+    with atomic_output(path) as temp:
+        assert temp.parent == path.parent and temp.name.startswith(".") and temp.suffix == ".png"
+        temp.write_bytes(b"whole")
+        assert not path.exists()
+    assert path.read_bytes() == b"whole"
+    assert synced == [str(temp), str(path.parent), str(path.parent.parent)]
+    with pytest.raises(RuntimeError, match="crash"):
+        with atomic_output(path) as temp:
+            temp.write_bytes(b"half")
+            raise RuntimeError("crash mid-write")
+    assert path.read_bytes() == b"whole" and [p.name for p in path.parent.iterdir()] == ["sheet.png"]
+
+
+def test_clip_file_and_its_folders_are_fsynced_before_it_appears(tmp_path, synced):
+    """Media files that rows point to are fsync'ed, with their folders, before the rows can commit."""
+    path = tmp_path / "clips/v0/v0-0000000-0000008.mp4"
+    with VideoWriter(path, fps=24) as writer:
+        for _ in range(8):
+            writer.write(np.zeros((36, 64, 3), np.uint8))
+    assert path.is_file()
+    temp = str(temp_path(path))
+    assert synced[:3] == [temp, str(path.parent), str(path.parent.parent)]
+
+
+def test_decord_and_pyav_decode_the_same_full_size_pixels(clip):
+    """The contact sheet reads its frames through read_frames (decord) where it used PyAV: same pixels."""
+    assert probe(clip).backend == "decord"
+    pyav = np.stack(list(iter_pyav(clip)))
+    assert pyav.shape == (T, H, W, 3)
+    assert np.array_equal(read_frames(clip), pyav)
+    assert np.array_equal(read_frames(clip, [7, 2, 7]), pyav[[7, 2, 7]])
+
+
+def test_preview_run_scales_in_one_pass_and_stops_at_the_video_end(clip):
+    with av.open(str(clip)) as container:
+        one_pass = [f.to_ndarray(width=40, height=22, format="rgb24") for f in container.decode(video=0)]
+    assert np.array_equal(read_preview_run(clip, 3, 4, (40, 22)), np.stack(one_pass[3:7]))
+    assert np.array_equal(read_preview_run(clip, 10, 8, (40, 22)), np.stack(one_pass[10:]))  # 2 of 8 left
+    with pytest.raises(VideoError, match="no decodable frames from frame 12"):
+        read_preview_run(clip, T, 3, (40, 22))
+
+
+def test_writer_counts_its_frames_and_leaves_no_file_without_one(clip, tmp_path):
+    frames = read_frames(clip)
+    with VideoWriter(tmp_path / "copy.mp4", fps=24) as writer:
+        for frame in frames:
+            writer.write(frame)
+    assert writer.frames_written == T and probe(tmp_path / "copy.mp4").frames == T
+    with VideoWriter(tmp_path / "empty.mp4", fps=24) as writer:
+        pass
+    assert writer.frames_written == 0 and [p.name for p in tmp_path.iterdir()] == ["copy.mp4"]
