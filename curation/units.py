@@ -20,6 +20,7 @@ from curation.inputs import list_matches, plan_inputs
 from curation.job_config import CurateConfig
 from curation.stage import WorkUnit
 from manifests import SCHEMAS, ManifestWriter, is_unit_complete, mark_unit_complete
+from manifests.media.atomic import atomic_output
 
 
 class PipelineError(Exception):
@@ -83,10 +84,8 @@ def _read_plan(path: Path) -> dict[str, Any]:
 
 
 def _write_plan(path: Path, plan: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    temp.write_text(json.dumps(plan, indent=1, sort_keys=True) + "\n")
-    temp.replace(path)
+    with atomic_output(path) as temp:
+        temp.write_text(json.dumps(plan, indent=1, sort_keys=True) + "\n")
 
 
 def check_writable(out: Path) -> None:

@@ -71,7 +71,7 @@ def test_library_download_into_the_weights_folder(checkpoint, tmp_path):
         server.server_close()
     assert got.how == "library" and got.path == folder / "tiny.pt"
     assert got.weights_id == file_weights_id(checkpoint)
-    assert not list(folder.glob(".*.part")), "no half-written download left behind"
+    assert not list(folder.glob(".*")), "no half-written download left behind"
 
 
 def test_refusal_is_one_line_that_says_how_to_provide_weights(tmp_path):

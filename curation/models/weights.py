@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from manifests.media.atomic import atomic_output
 from manifests.schema import RANDOM_INIT
 
 WEIGHTS_DIR_ENV = "LIVEDITOR_WEIGHTS_DIR"
@@ -177,9 +178,8 @@ def url_downloader(urls: Mapping[str, str]) -> Downloader:
 
         target = folder / Path(urls[name]).name
         if not target.is_file():
-            tmp = target.with_name(f".{target.name}.part")
-            torch.hub.download_url_to_file(urls[name], str(tmp), progress=False)
-            tmp.replace(target)
+            with atomic_output(target) as tmp:
+                torch.hub.download_url_to_file(urls[name], str(tmp), progress=False)
         return target
 
     return download
