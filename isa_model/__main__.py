@@ -1,7 +1,7 @@
 """`python -m isa_model {train,validate,edit}`: the LIVEditor command line.
 
-Bad input (a missing file, an unknown config, a checkpoint from another config) is one `error: ...` line
-and exit code 2.
+Bad input (a missing file, an unknown or out-of-bounds config, a checkpoint from another config, a damaged or
+tampered checkpoint, a dataset the manifests refuse) is one `error: ...` line and exit code 2.
 """
 
 from __future__ import annotations
@@ -10,7 +10,12 @@ import argparse
 import json
 import sys
 
+from isa_model.checkpoint import CheckpointError
 from isa_model.config import ConfigError, load_config
+from manifests.errors import ManifestError
+
+USER_ERRORS = (ConfigError, CheckpointError, ManifestError, FileNotFoundError)
+"""What bad input raises; each carries a one-line message."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
             path = edit_video(args.ckpt, args.video, args.instruction, args.out, args.steps, args.guidance, args.seed)
             print(f"wrote {path}")
-    except (ConfigError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except USER_ERRORS as exc:
+        print("error: " + " ".join(str(exc).split()), file=sys.stderr)
         return 2
     return 0
 

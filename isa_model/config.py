@@ -16,6 +16,21 @@ from kernels import IsaConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
+# Bounds on what a config may ask for, about 10x the `small` config (8 frames of 64x64 in 1x4x4 patches, dim
+# 512, depth 8, 4 heads, a 256-wide 4-layer text tower over 32 tokens, batch 8): generous for real runs, yet a
+# tampered checkpoint config (depth 10**6, frames 10**9) is refused before anything is allocated.
+MODEL_LIMITS: dict[str, tuple[float, float]] = {
+    "frames": (1, 80), "height": (1, 640), "width": (1, 640), "channels": (1, 64), "patch": (1, 64),
+    "dim": (16, 5120), "depth": (1, 80), "heads": (1, 40), "mlp_ratio": (0.25, 40.0),
+    "text_width": (0, 2560), "text_layers": (0, 40), "text_heads": (0, 40), "text_context": (1, 770),
+}
+MAX_TOKENS_PER_CLIP = 65_536
+"""Twice the largest clip benchmarked (32 frames of 128x128 in 1x4x4 patches: 32K tokens, 64K per sample)."""
+DATA_LIMITS: dict[str, tuple[float, float]] = {
+    "synthetic_clips": (1, 10_000), "synthetic_size": (8, 2048), "synthetic_frames": (1, 1000),
+    "batch_size": (1, 256), "workers": (0, 64), "frame_stride": (1, 64),
+}
+
 
 class ConfigError(ValueError):
     """A config file or checkpoint does not fit; the message is one line."""
@@ -55,6 +70,9 @@ class ModelConfig:
     latent: str = "pixel"  # where a latent encoder plugs in; only "pixel" exists (no VAE weights offline)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.patch, tuple) or len(self.patch) != 3:
+            raise ConfigError(f"model.patch must be three sizes (pt, ph, pw), got {self.patch!r}")
+        check_limits("model", self, MODEL_LIMITS)
         if self.attention not in ("isa", "dense"):
             raise ConfigError(f"model.attention must be 'isa' or 'dense', got {self.attention!r}")
         if self.latent != "pixel":
@@ -67,6 +85,12 @@ class ModelConfig:
         for size, p, name in zip((self.frames, self.height, self.width), self.patch, ("frames", "height", "width")):
             if size % p:
                 raise ConfigError(f"model.{name} {size} is not a multiple of its patch size {p}")
+        if self.tokens_per_clip > MAX_TOKENS_PER_CLIP:
+            raise ConfigError(f"model: {self.tokens_per_clip} tokens per clip, more than {MAX_TOKENS_PER_CLIP}")
+        import open_clip  # here, not at the top: a config error must not wait for open_clip's import
+
+        if self.text_model not in open_clip.list_models():
+            raise ConfigError(f"model.text_model {self.text_model!r} is not an open_clip model config")
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -88,6 +112,9 @@ class DataConfig:
     batch_size: int = 2
     workers: int = 0
     frame_stride: int = 1
+
+    def __post_init__(self) -> None:
+        check_limits("data", self, DATA_LIMITS)
 
 
 @dataclass(frozen=True)
@@ -116,6 +143,17 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_limits(section: str, settings: Any, limits: dict[str, tuple[float, float]]) -> None:
+    """One-line ConfigError for a field (or any item of a tuple field) outside its (low, high) bounds; integer
+    bounds want integers."""
+    for name, (low, high) in limits.items():
+        values = getattr(settings, name)
+        wanted = int if isinstance(high, int) else (int, float)
+        for value in values if isinstance(values, tuple) else (values,):
+            if isinstance(value, bool) or not isinstance(value, wanted) or not low <= value <= high:
+                raise ConfigError(f"{section}.{name} {values!r} is outside {low}..{high}")
 
 
 def _build(cls, values: dict[str, Any], where: str):

@@ -18,7 +18,11 @@ from isa_model.model import LIVEditor
 
 def load_model(ckpt_path: str | Path, device: torch.device, wanted: Config | None = None, which: str = "ema",
                **model_changes) -> tuple[LIVEditor, Config]:
-    """The model of a checkpoint (EMA weights by default); `model_changes` switch modes (attention, backend)."""
+    """The model of a checkpoint (EMA weights by default); `model_changes` switch modes (attention, backend).
+
+    Nothing is allocated before the checkpoint's config is within bounds and every tensor shape in its weights'
+    header is the one that config implies (taken from the model built on the meta device). The text tower is
+    built without its `text_weights` file: the checkpoint's own weights replace it."""
     ckpt = ck.latest(Path(ckpt_path))
     if ckpt is None:
         raise ConfigError(f"{ckpt_path}: no checkpoint found")
@@ -27,8 +31,12 @@ def load_model(ckpt_path: str | Path, device: torch.device, wanted: Config | Non
         ck.check_same_model(cfg, wanted, ckpt)
     isa = dataclasses.replace(cfg.model.isa, **model_changes.pop("isa", {}))
     cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, isa=isa, **model_changes))
-    model = LIVEditor(cfg.model)
-    model.load_state_dict(ck.load_weights(ckpt, which))
+    build = dataclasses.replace(cfg.model, text_weights="")
+    with torch.device("meta"):
+        expected = ck.shapes_of(LIVEditor(build).state_dict())
+    weights = ck.load_weights(ckpt, which, expected)
+    model = LIVEditor(build)
+    model.load_state_dict(weights)
     return model.to(device).eval(), cfg
 
 

@@ -1,5 +1,7 @@
 """Training: rectified flow on the target tokens, AdamW, bf16 autocast on GPU, grad clipping, EMA, metrics
 JSONL, safetensors checkpoints with exact resume; one process or `torchrun` DDP (nccl on GPU, gloo on CPU).
+A run pins the `edit_pairs` snapshot it reads and keeps it in every checkpoint, so `--resume` continues on the
+same rows even after rows were appended (it says so) and refuses when the pinned files are gone.
 
 `python -m isa_model train --config tiny --out runs/tiny [--resume] [--time-limit 300]`
 """
@@ -9,9 +11,10 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -22,6 +25,11 @@ from isa_model.config import Config, ConfigError
 from isa_model.data import EditPairs, Position, ResumableSampler, advance, make_loader
 from isa_model.model import LIVEditor
 from isa_model.synthetic_pairs import build_pairs
+from manifests import ManifestError, Snapshot, take_snapshot
+from manifests.errors import first_line
+from manifests.snapshot import TableSnapshot
+
+T = TypeVar("T")
 
 
 def flow_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,6 +62,38 @@ def dataset_root(cfg: Config, out: Path) -> Path:
     return root
 
 
+def pin_snapshot(root: Path, ckpt: Path | None) -> Snapshot:
+    """The `edit_pairs` rows a run trains on: those the resumed checkpoint pinned (their files looked up under
+    `root`, which may have moved), else a snapshot taken now. Pinned files that are gone are refused."""
+    pinned = ck.read_snapshot(ckpt) if ckpt else None
+    if pinned is None:
+        if ckpt:
+            print(f"{ckpt.name} pins no edit_pairs snapshot (written before runs kept one): "
+                  "the resume reads edit_pairs as it is now", flush=True)
+        return take_snapshot(root, ["edit_pairs"])
+    pinned = replace(pinned, root=str(Path(root).absolute()))
+    missing = pinned.missing_files()
+    if missing:
+        raise ck.CheckpointError(f"checkpoint {ckpt.name}: {len(missing)} file(s) of the edit_pairs snapshot this "
+                                 f"run trains on are gone (e.g. {missing[0]}); restore them or start a new run "
+                                 "without --resume")
+    note_changed_rows(root, pinned.table("edit_pairs"))
+    return pinned
+
+
+def note_changed_rows(root: Path, pinned: TableSnapshot) -> None:
+    """One line when `edit_pairs` is no longer what the run pinned (rows appended, compacted): it keeps its rows."""
+    try:
+        now = take_snapshot(root, ["edit_pairs"]).table("edit_pairs")
+    except ManifestError as exc:
+        print(f"edit_pairs cannot be read as it is now ({exc}); the resume keeps the {pinned.rows} rows it pinned",
+              flush=True)
+        return
+    if {f.path for f in now.files} != {f.path for f in pinned.files}:
+        print(f"edit_pairs has changed since this run pinned it ({now.rows} rows now, {pinned.rows} pinned); "
+              f"the resume keeps the pinned rows", flush=True)
+
+
 class Trainer:
     """Holds the model, EMA, optimiser, data position and RNG; `run` trains to `cfg.train.steps`."""
 
@@ -72,11 +112,9 @@ class Trainer:
         if cuda:
             torch.cuda.set_device(self.device)
         self.out.mkdir(parents=True, exist_ok=True)
-        if self.world > 1 and self.rank != 0:
-            dist.barrier()  # rank 0 builds the synthetic set first
-        root = dataset_root(cfg, self.out)
-        if self.world > 1 and self.rank == 0:
-            dist.barrier()
+        last = ck.latest(self.out / "checkpoints") if resume else None
+        self.snapshot = self.from_rank0(lambda: pin_snapshot(dataset_root(cfg, self.out), last))
+        root = Path(self.snapshot.root)
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.model = LIVEditor(cfg.model).to(self.device)
         self.ema = {k: p.detach().float().clone() for k, p in self.model.named_parameters()}
@@ -84,11 +122,12 @@ class Trainer:
                                      betas=(0.9, 0.99))
         self.gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + self.rank)
         self.step, self.position = 0, Position()
-        self.dataset = EditPairs(root, "train", cfg.model, cfg.train.seed, cfg.data.frame_stride, train=True)
+        self.dataset = EditPairs(root, "train", cfg.model, cfg.train.seed, cfg.data.frame_stride, train=True,
+                                 snapshot=self.snapshot)
         if len(self.dataset) == 0:
             raise ConfigError(f"{root}: no train rows in edit_pairs")
         self.empty_tokens = self.model.text.tokenize([""])  # (1, L): the unconditional instruction
-        if resume and (last := ck.latest(self.out / "checkpoints")):
+        if last:
             self._resume(last)
         sampler = ResumableSampler(len(self.dataset), cfg.train.seed, self.rank, self.world, position=self.position)
         self.per_epoch = len(sampler.order(0))
@@ -98,6 +137,21 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device] if cuda else None)
         self.skipped = 0
 
+    def from_rank0(self, make: Callable[[], T]) -> T:
+        """`make()` run on rank 0 and handed to every rank; so is its one-line error, so no rank waits forever."""
+        if self.world == 1:
+            return make()
+        box: list[Any] = [None]
+        if self.rank == 0:
+            try:
+                box[0] = make()
+            except (ConfigError, ck.CheckpointError, ManifestError) as exc:
+                box[0] = exc
+        dist.broadcast_object_list(box, src=0)
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
+
     def provenance(self) -> dict[str, str]:
         return {"text_weights": self.model.text.weights_id, "text_model": self.cfg.model.text_model,
                 "weights": "trained-from-scratch", "latent": self.cfg.model.latent}
@@ -105,13 +159,23 @@ class Trainer:
     def _resume(self, ckpt: Path) -> None:
         saved, _ = ck.read_config(ckpt)
         ck.check_same_model(saved, self.cfg, ckpt)
-        self.model.load_state_dict(ck.load_weights(ckpt, "model"))
-        self.ema = {k: v.to(self.device) for k, v in ck.load_weights(ckpt, "ema").items()}
+        self.model.load_state_dict(ck.load_weights(ckpt, "model", ck.shapes_of(self.model.state_dict())))
+        params = ck.shapes_of(dict(self.model.named_parameters()))
+        self.ema = {k: v.to(self.device) for k, v in ck.load_weights(ckpt, "ema", params).items()}
         state = ck.load_state(ckpt)
-        self.opt.load_state_dict(state["optimizer"])
-        self.step = int(state["step"])
-        self.position = Position(**state["position"])
-        self.gen.set_state(state["rng"][self.rank])
+        try:
+            self.opt.load_state_dict(state["optimizer"])
+            self.step = int(state["step"])
+            self.position = Position(**state["position"])
+            self.gen.set_state(state["rng"][self.rank])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:  # a state from elsewhere
+            raise ck.CheckpointError(f"checkpoint {ckpt.name}: state.pt does not fit this run "
+                                     f"({type(exc).__name__}: {first_line(exc)})") from None
+        for p in self.model.parameters():
+            for key, value in self.opt.state.get(p, {}).items():
+                if not torch.is_tensor(value) or (value.dim() and value.shape != p.shape):
+                    raise ck.CheckpointError(f"checkpoint {ckpt.name}: state.pt's optimiser {key} for a parameter "
+                                             f"of shape {list(p.shape)} is not a tensor of that shape")
         if self.rank == 0:
             print(f"resumed from {ckpt.name} at step {self.step}", flush=True)
 
@@ -128,7 +192,7 @@ class Trainer:
             return None
         state = {"optimizer": self.opt.state_dict(), "step": self.step, "position": asdict(self.position), "rng": rng}
         return ck.save_checkpoint(self.out / "checkpoints", self.step, self.cfg, self.model, self.ema, state,
-                                  self.provenance())
+                                  self.provenance(), self.snapshot)
 
     def train_step(self, batch: dict[str, Any]) -> dict[str, float]:
         cfg, dev = self.cfg, self.device

@@ -19,10 +19,12 @@ from curation.models.weights import WeightsError
 from curation.pipeline import PipelineError, run
 from curation.ray_runtime import RayStartError
 from manifests import ManifestError
+from manifests.cli_args import OneLineParser
+from manifests.render import printable
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m jobs.curate", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="python -m jobs.curate", description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="YAML job config (see jobs/configs/curate.yaml)")
     parser.add_argument("--input", help="input folder (overrides the config's `input`)")
     parser.add_argument("--output", help="output root (overrides the config's `output`)")
@@ -47,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
             config = config.model_copy(update={"ray_address": args.ray_address})
         stats = run(config, in_process=args.in_process, resume=args.resume)
     except (ConfigError, PipelineError, ManifestError, FaultSpecError, RayStartError, WeightsError) as exc:
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        print(f"error: {printable(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - e.g. disk full, a lost cluster: one line, committed units kept
         first = next((line for line in str(exc).splitlines() if line.strip()), "")
-        print(f"error: {type(exc).__name__}: {first[:300]} (committed units are kept; fix the cause and run "
-              "again with --resume)", file=sys.stderr)
+        print(f"error: {type(exc).__name__}: {printable(first[:300])} (committed units are kept; fix the cause "
+              "and run again with --resume)", file=sys.stderr)
         return 1
     others = ", ".join(f"{stats.rows[t]} {t}" for t in stats.tables if t not in ("videos", "clips"))
     print(

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
+from manifests.cli_args import OneLineParser, float_in, int_in
 from manifests.errors import ManifestError, first_line
 from manifests.expr import parse_filter
 from manifests.layout import MANIFESTS_DIR, check_table_name
 from manifests.progress import wants_progress
 from manifests.reader import committed_parts, open_table, scan_batches
-from manifests.render import human_bytes, print_json, print_table, write_json_atomically
+from manifests.render import human_bytes, print_json, print_table, printable, write_json_atomically
 from manifests.snapshot import take_snapshot
 from manifests.schema import FOREIGN_KEYS, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
 from manifests.summary import TableSummary, summarize
@@ -30,14 +31,8 @@ if TYPE_CHECKING:  # pyarrow.dataset pulls in pandas (~0.4 s): only commands tha
     import pyarrow.dataset as ds
 
 EXIT_OK, EXIT_ISSUES, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors are one `error:` line and exit 2 like every other bad input."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
+MAX_ROWS = 10_000_000
+"""Most rows `head -n` and `filter --limit` print (their tables are built in memory)."""
 
 
 def dataset_root(text: str) -> Path:
@@ -52,8 +47,9 @@ def table_arg(text: str) -> str:
     return text
 
 
-def column_list(text: str | None) -> list[str] | None:
-    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+def column_list(text: str) -> list[str] | None:
+    """`--columns a,b`: the names in order, each once (a repeated name would make two fields of one name)."""
+    return list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip())) or None
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
@@ -110,7 +106,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"table": table, "schema_version": SCHEMA_VERSION, "columns": columns, "file_versions": versions})
         return EXIT_OK
-    print(f"{table} (schema version {SCHEMA_VERSION}; files: {versions or 'none'})")
+    print(printable(f"{table} (schema version {SCHEMA_VERSION}; files: {versions or 'none'})"))
     print_table(
         ["column", "type", "nullable", "role"],
         [[c["name"], c["type"], "yes" if c["nullable"] else "no", _role(c)] for c in columns],
@@ -135,8 +131,7 @@ def _print_rows(args: argparse.Namespace, table: str, rows: pa.Table) -> None:
 
 def cmd_head(args: argparse.Namespace) -> int:
     root, table = dataset_root(args.root), table_arg(args.table)
-    columns = column_list(args.columns)
-    rows = _collect(open_table(root, table), table, columns, None, args.n)
+    rows = _collect(open_table(root, table), table, args.columns, None, args.n)
     _print_rows(args, table, rows)
     return EXIT_OK
 
@@ -149,14 +144,12 @@ def cmd_filter(args: argparse.Namespace) -> int:
         count = dataset.count_rows(filter=where)
         print_json({"table": table, "count": count}) if args.json else print(count)
         return EXIT_OK
-    _print_rows(args, table, _collect(dataset, table, column_list(args.columns), where, args.limit))
+    _print_rows(args, table, _collect(dataset, table, args.columns, where, args.limit))
     return EXIT_OK
 
 
 def _collect(dataset: ds.Dataset, table: str, columns: list[str] | None, where: ds.Expression | None, limit: int) -> pa.Table:
     """Up to `limit` matching rows, stopping the scan as soon as they are found."""
-    if limit < 0:
-        raise ManifestError("row limit must be >= 0")
     batches, n = [], 0
     for batch in scan_batches(dataset, table, columns, where):
         if n >= limit:
@@ -174,11 +167,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
     where = parse_filter(args.where, SCHEMAS[table]) if args.where else None
     suffix = f" where {args.where}" if args.where else ""
     dataset = open_table(root, table)
-    paths = plot_columns(dataset, table, args.columns, Path(args.out), args.bins, where, suffix, wants_progress(args.progress))
+    columns = list(dict.fromkeys(args.columns))  # a column named twice is drawn once
+    paths = plot_columns(dataset, table, columns, Path(args.out), args.bins, where, suffix, wants_progress(args.progress))
     if args.json:
         print_json({"table": table, "files": [str(p) for p in paths]})
     else:
-        print("\n".join(str(p) for p in paths))
+        print("\n".join(printable(str(p)) for p in paths))
     return EXIT_OK
 
 
@@ -190,28 +184,33 @@ def cmd_validate(args: argparse.Namespace) -> int:
     elif issues:
         print_table(["table", "check", "rows", "problem"], [[i.table, i.check, i.count, str(i)] for i in issues])
     else:
-        print(f"ok: {root} is valid")
+        print(printable(f"ok: {root} is valid"))
     return EXIT_ISSUES if issues else EXIT_OK
 
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     root = dataset_root(args.root)
-    snapshot = take_snapshot(root, versions=dict(_pin(v) for v in args.version or []))
+    snapshot = take_snapshot(root, versions=dict(args.version or []))
     if args.out:
         write_json_atomically(Path(args.out), snapshot.to_json())
     if args.json:
         print_json(snapshot.to_json())
         return EXIT_OK
-    print(f"snapshot of {root} (units at version {snapshot.units_version}){f' written to {args.out}' if args.out else ''}")
+    print(printable(f"snapshot of {root} (units at version {snapshot.units_version})"
+                    f"{f' written to {args.out}' if args.out else ''}"))
     print_table(["table", "version", "files", "rows"], [[t.table, t.version, len(t.files), t.rows] for t in snapshot.tables.values()])
     return EXIT_OK
 
 
-def _pin(text: str) -> tuple[str, int]:
+def table_version(text: str) -> tuple[str, int]:
+    """`--version TABLE=N`: a table and one of its versions (fewer than 19 digits: Delta versions are 64-bit)."""
     table, _, version = text.partition("=")
-    if not version.isdigit():
-        raise ManifestError(f"--version {text!r}: expected TABLE=VERSION, e.g. clips=12")
-    return table_arg(table), int(version)
+    if not (version.isascii() and version.isdigit() and len(version) < 19):
+        raise argparse.ArgumentTypeError(f"expected TABLE=N with N a table version, e.g. clips=12; got {text[:60]!r}")
+    try:
+        return table_arg(table), int(version)
+    except ManifestError as exc:  # argparse turns only its own error type into a usage line
+        raise argparse.ArgumentTypeError(first_line(exc)) from None
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -245,8 +244,6 @@ def cmd_compact(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     from manifests.housekeeping import gc_dataset
 
-    if args.retention_hours < 0:
-        raise ManifestError("--retention-hours must be >= 0")
     deleted = gc_dataset(dataset_root(args.root), args.retention_hours, args.dry_run)
     if args.json:
         print_json({"dry_run": args.dry_run, "files": deleted})
@@ -267,7 +264,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"out": args.out, "clips": [t.clip_id for t in tiles], "masks": masked})
     else:
-        print(f"{args.out}: {len(tiles)} clips, {masked} with masks")
+        print(printable(f"{args.out}: {len(tiles)} clips, {masked} with masks"))
     return EXIT_OK
 
 
@@ -275,7 +272,7 @@ def _sample_pairs(args: argparse.Namespace, root: Path) -> int:
     from manifests.pair_sheet import pair_sheet  # PyAV and OpenCV only where frames are drawn
 
     def warn(pair_id: str, reason: str) -> None:
-        print(f"warning: pair {pair_id} skipped: {reason}", file=sys.stderr)
+        print(printable(f"warning: pair {pair_id} skipped: {reason}"), file=sys.stderr)
 
     sheet = pair_sheet(root, args.out, 8 if args.n is None else args.n, args.seconds, on_skip=warn)
     if args.json:
@@ -284,7 +281,8 @@ def _sample_pairs(args: argparse.Namespace, root: Path) -> int:
                     "skipped": [{"pair_id": p, "reason": r} for p, r in sheet.skipped]})
     else:
         types = sorted({r["edit_type"] for r in sheet.pairs})
-        print(f"{sheet.png}, {sheet.mp4}: {len(sheet.pairs)} pairs ({', '.join(types)}), {len(sheet.skipped)} skipped")
+        print(printable(f"{sheet.png}, {sheet.mp4}: {len(sheet.pairs)} pairs ({', '.join(types)}), "
+                        f"{len(sheet.skipped)} skipped"))
     return EXIT_OK
 
 
@@ -292,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     common.add_argument("--progress", action="store_true", help="progress bars on stderr even when it is not a TTY")
-    parser = _Parser(prog="manifests", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = OneLineParser(prog="manifests", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     def add(name: str, handler: Callable[[argparse.Namespace], int], help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
@@ -307,40 +305,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("table")
     p = add("head", cmd_head, "first rows of a table")
     p.add_argument("table")
-    p.add_argument("-n", type=int, default=10)
-    p.add_argument("--columns", help="comma-separated columns to show")
+    p.add_argument("-n", type=int_in(0, MAX_ROWS), default=10)
+    p.add_argument("--columns", type=column_list, help="comma-separated columns to show")
     p = add("filter", cmd_filter, 'rows matching an expression, e.g. \'signal == "blur" and value > 100\'')
     p.add_argument("table")
     p.add_argument("expr")
-    p.add_argument("--columns", help="comma-separated columns to show")
-    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--columns", type=column_list, help="comma-separated columns to show")
+    p.add_argument("--limit", type=int_in(0, MAX_ROWS), default=20)
     p.add_argument("--count", action="store_true", help="print only the number of matching rows")
     p = add("stats", cmd_stats, "histogram PNGs of columns")
     p.add_argument("table")
     p.add_argument("columns", nargs="+")
     p.add_argument("--out", required=True, help="folder for the PNGs")
-    p.add_argument("--bins", type=int, default=50)
+    p.add_argument("--bins", type=int_in(1, 10_000), default=50)
     p.add_argument("--where", help="only rows matching this filter expression")
     p = add("validate", cmd_validate, "check types, keys, references, URIs and provenance")
     p.add_argument("--allow-absolute-uris", action="store_true")
     p.add_argument("--check-files", action="store_true", help="also check that every clip/mask/target file exists under the root")
     p = add("snapshot", cmd_snapshot, "pin table versions: the frozen file list and row counts every reader shares")
     p.add_argument("--out", help="write the snapshot JSON here (give it to open_table(..., snapshot=Snapshot.from_json(...)))")
-    p.add_argument("--version", action="append", metavar="TABLE=N", help="pin a table at an older version")
+    p.add_argument("--version", action="append", type=table_version, metavar="TABLE=N", help="pin a table at an older version")
     add("migrate", cmd_migrate, "convert a dataset written with commit markers (before Delta Lake) into Delta tables")
     p = add("compact", cmd_compact, "rewrite small files of complete units into large ones (safe while a job appends)")
     p.add_argument("table", nargs="?")
-    p.add_argument("--target-mib", type=int, default=128, help="size of the files to make")
+    p.add_argument("--target-mib", type=int_in(1, 1 << 20), default=128, help="size of the files to make")
     p = add("gc", cmd_gc, "delete files no table version inside the retention window needs (safe while a job appends)")
-    p.add_argument("--retention-hours", type=float, default=168.0, help="keep anything younger (default: a week)")
+    p.add_argument("--retention-hours", type=float_in(0.0, 1e6), default=168.0, help="keep anything younger (default: a week)")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks; with --pairs, edit pairs "
             "as source | target | mask panels in a PNG and a short mp4")
     p.add_argument("--out", required=True, help="PNG file to write (with --pairs, the .mp4 of the same name goes beside it)")
-    p.add_argument("-n", type=int, help="how many clips (default 16) or pairs (default 8)")
+    p.add_argument("-n", type=int_in(1, 1000), help="how many clips (default 16) or pairs (default 8)")
     p.add_argument("--pairs", action="store_true", help="sample the edit_pairs table: one row per pair, every edit "
                    "type shown, pairs whose files are missing skipped with a warning")
-    p.add_argument("--seconds", type=float, default=2.0, help="with --pairs: seconds of each pair in the mp4")
+    p.add_argument("--seconds", type=float_in(0.1, 60.0), default=2.0, help="with --pairs: seconds of each pair in the mp4")
     return parser
 
 
@@ -352,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except (ManifestError, OSError, ValueError, pa.ArrowException) as exc:
-        print(f"error: {first_line(exc)}", file=sys.stderr)
+        print(f"error: {printable(first_line(exc))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -7,13 +7,32 @@ import datetime as dt
 import json
 import math
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 from manifests.media.atomic import atomic_output
 
 MAX_CELL = 48
+ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Unicode categories a terminal acts on or hides: controls (ESC, BEL, CR, LF, DEL, C1), format characters
+(bidi overrides, zero-width), lone surrogates (undecodable file names), line and paragraph separators."""
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on or hide shown as a visible escape (`\\x1b`, `\\n`,
+    `\\u202e`): a name or value from a manifest can neither rewrite the screen nor break a table's lines."""
+    if text.isprintable():  # the common case, checked in C
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in ESCAPED_CATEGORIES else c for c in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if char in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[char]
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def jsonable(value: object) -> object:
@@ -33,28 +52,31 @@ def jsonable(value: object) -> object:
     return value
 
 
-def print_json(payload: object, out: TextIO = sys.stdout) -> None:
-    json.dump(jsonable(payload), out, indent=1, allow_nan=False)
-    out.write("\n")
+def print_json(payload: object) -> None:
+    """JSON on stdout (looked up at each call, so a caller's redirect_stdout or capture applies)."""
+    json.dump(jsonable(payload), sys.stdout, indent=1, allow_nan=False)
+    sys.stdout.write("\n")
 
 
 def cell(value: object) -> str:
+    """A value as a printable table cell of at most MAX_CELL characters (escaping only the part shown)."""
     if value is None:
         return "-"
     if isinstance(value, float):
         text = f"{value:.6g}"
     else:
         text = str(value)
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 3] + "..."
+    shown = printable(text[: MAX_CELL + 1])
+    return shown if len(shown) <= MAX_CELL else shown[: MAX_CELL - 3] + "..."
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]], out: TextIO = sys.stdout) -> None:
-    """Left-aligned columns sized to their widest cell."""
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    """Left-aligned columns sized to their widest cell; headers and cells made printable."""
+    headers = [printable(h) for h in headers]
     text = [[cell(v) for v in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in text]) for i, h in enumerate(headers)]
-    out.write("  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip() + "\n")
-    for row in text:
-        out.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
+    for row in [headers, *text]:
+        sys.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() + "\n")
 
 
 def human_bytes(n: int) -> str:

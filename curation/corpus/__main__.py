@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
 from curation.corpus.build import CorpusError, build_corpus
 from curation.corpus.photos import PhotoError
+from manifests.cli_args import OneLineParser, int_in
 from manifests.media.probe import VideoError
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m curation.corpus", description=__doc__)
+    parser = OneLineParser(prog="python -m curation.corpus", description=__doc__)
     parser.add_argument("out_dir")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--videos", type=int, default=None,
+    parser.add_argument("--seed", type=int_in(0, 2**32 - 1), default=0)
+    parser.add_argument("--videos", type=int_in(0, 1000), default=None,
                         help="number of synthetic videos (default 10, 3 with --quick)")
     parser.add_argument("--quick", action="store_true", help="smaller, shorter videos for tests")
     parser.add_argument("--with-bad-inputs", action="store_true",

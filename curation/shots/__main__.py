@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -12,7 +11,9 @@ import tempfile
 from collections.abc import Iterator
 
 from curation.shots.base import DETECTOR_NAMES, ShotDetection, ShotError, get_detector
+from manifests.cli_args import OneLineParser, float_in
 from manifests.media.probe import VideoError
+from manifests.render import printable
 
 # --threshold sets the detector's main knob: TransNetV2's probability, our detector's cut ratio
 THRESHOLD_FIELD = {"transnetv2": "threshold", "fast": "cut_ratio"}
@@ -40,11 +41,11 @@ def quiet_native_stderr() -> Iterator[None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m curation.shots", description=__doc__)
+    parser = OneLineParser(prog="python -m curation.shots", description=__doc__)
     parser.add_argument("video")
     parser.add_argument("--detector", choices=DETECTOR_NAMES, default="fast")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--threshold", type=float, default=None,
+    parser.add_argument("--threshold", type=float_in(0.0, 1e6), default=None,
                         help="TransNetV2: transition probability (default 0.5); fast: cut ratio (default 3.0)")
     args = parser.parse_args(argv)
     try:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             detector.setup()
             det = detector.detect(args.video)
     except (ShotError, VideoError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 2
     if args.json:
         print(json.dumps({
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             "transitions": [list(t) for t in det.transitions], "shots": [list(s) for s in det.shots()],
         }))
     else:
-        print(f"{args.video}: {det.frames} frames at {det.fps:.3f} fps, {len(det.shots())} shots ({detector.name})")
+        print(printable(f"{args.video}: {det.frames} frames at {det.fps:.3f} fps, {len(det.shots())} shots "
+                        f"({detector.name})"))
         print(shots_table(det))
     return 0
 
