@@ -27,7 +27,7 @@ from curation.job_config import CurateConfig, StageResources
 from curation.ray_runtime import cluster_address, ray_session
 from curation.stage import Stage, WorkUnit
 from curation.stages import enabled_stages, tables_written
-from curation.units import PipelineError, commit_unit, is_done, plan_units
+from curation.units import PipelineError, commit_unit, config_digest, is_done, plan_units
 
 __all__ = ["PipelineError", "RunStats", "run"]
 
@@ -153,6 +153,7 @@ def run(
         stage.preflight()
     tables = tables_written(config)
     units = plan_units(config, resume)
+    digest = config_digest(config)
     out_root = units[0].out_root
     pending = [u for u in units if not is_done(out_root, u.unit_id, tables)]
     stats = RunStats(tables, units_total=len(units), units_skipped=len(units) - len(pending))
@@ -162,20 +163,20 @@ def run(
     start = time.perf_counter()
     if pending:
         if in_process:
-            _drain(_iter_in_process(config, pending), stats, log, start, faults)
+            _drain(_iter_in_process(config, pending), stats, log, start, faults, digest)
         else:
             with ray_session(config.num_cpus, config.ray_address, Path(out_root) / "logs" / "ray") as where:
                 log(f"curate: ray {where}")
-                _drain(_iter_ray(config, pending), stats, log, start, faults)
+                _drain(_iter_ray(config, pending), stats, log, start, faults, digest)
     stats.wall_s = time.perf_counter() - start
     return stats
 
 
 def _drain(done: Iterator[WorkUnit], stats: RunStats, log: Callable[[str], Any], start: float,
-           faults: CommitFaults) -> None:
+           faults: CommitFaults, digest: str) -> None:
     todo = stats.units_total - stats.units_skipped
     for unit in done:
-        commit_unit(unit, stats.tables, faults.after_commit)
+        commit_unit(unit, stats.tables, digest, faults.after_commit)
         stats.add(unit)
         clips = unit.rows("clips")
         ok = sum(1 for c in clips if c["status"] == "ok")

@@ -5,11 +5,14 @@ Every path the input glob matches, sorted, is cut into batches of `batch_size`: 
 duplicates among inputs of equal size), so every unit, on any node, in any order, and after any resume,
 decides duplicates the same way. It is saved in `<output>/curate_plan.json` at the start; `--resume` runs
 that saved plan, refusing changed settings or inputs added since. A unit is done when its rows are
-committed in every table it writes.
+committed in every table it writes; its completion record carries the digest of the row-shaping settings,
+so a resume also refuses an output whose committed units were made under other settings, or that holds
+committed units but no plan.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Callable
@@ -19,8 +22,9 @@ from typing import Any
 from curation.inputs import list_matches, plan_inputs
 from curation.job_config import CurateConfig
 from curation.stage import WorkUnit
-from manifests import SCHEMAS, ManifestWriter, is_unit_complete, mark_unit_complete
+from manifests import SCHEMAS, commit_unit_tables, is_unit_complete
 from manifests.media.atomic import atomic_output
+from manifests.units import complete_units
 
 
 class PipelineError(Exception):
@@ -53,10 +57,21 @@ def new_plan(config: CurateConfig) -> dict[str, Any]:
     size = config.batch_size
     return {
         "plan_version": PLAN_VERSION,
-        "settings": config.model_dump(mode="json", exclude=_RUNTIME_KEYS),
+        "settings": row_settings(config),
         "units": [[f"b{i // size:06d}", relative[i : i + size]] for i in range(0, len(relative), size)],
         "inputs": {rel: planned[str(root / rel)].to_json() for rel in relative},
     }
+
+
+def row_settings(config: CurateConfig) -> dict[str, Any]:
+    """The settings that shape rows (everything but where and how the work runs), as saved in the plan."""
+    return config.model_dump(mode="json", exclude=_RUNTIME_KEYS)
+
+
+def config_digest(config: CurateConfig) -> str:
+    """A digest of the row-shaping settings, recorded in every unit's completion record."""
+    text = json.dumps(row_settings(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def units_of(plan: dict[str, Any], config: CurateConfig) -> list[WorkUnit]:
@@ -112,11 +127,12 @@ def plan_units(config: CurateConfig, resume: bool) -> list[WorkUnit]:
             raise PipelineError(f"output {out} already holds a curation run; pass --resume to continue it")
     elif plan_path.is_file():
         plan = _read_plan(plan_path)
-        settings = config.model_dump(mode="json", exclude=_RUNTIME_KEYS)
+        settings = row_settings(config)
         if plan["settings"] != settings:
             changed = sorted(k for k in settings if plan["settings"].get(k) != settings[k])
             raise PipelineError(f"output {out} was made with different settings ({', '.join(changed)}); "
                                 "resume needs the same settings (or use a new output)")
+        _check_committed_settings(out, config_digest(config))
         root = Path(config.input)
         added = sorted(set(p.relative_to(root).as_posix() for p in list_matches(root, config.input_glob))
                        - set(plan["inputs"]))
@@ -124,24 +140,29 @@ def plan_units(config: CurateConfig, resume: bool) -> list[WorkUnit]:
             raise PipelineError(f"{len(added)} input(s) match now that the run did not plan (first: {added[0]}); "
                                 "resume needs the same inputs (or use a new output)")
         return units_of(plan, config)
+    elif (out / "manifests").exists():
+        raise PipelineError(f"output {out} holds committed manifests but no {PLAN_FILE}: the settings they were made "
+                            "with are unknown, so a resume could mix two configs; use a new output")
     plan = new_plan(config)
     _write_plan(plan_path, plan)
     return units_of(plan, config)
+
+
+def _check_committed_settings(out: Path, digest: str) -> None:
+    """Refuse a resume into an output whose committed units were made under other row-shaping settings."""
+    _, records = complete_units(out)
+    other = sorted(u for u, r in records.items() if r.config_digest is not None and r.config_digest != digest)
+    if other:
+        raise PipelineError(f"unit {other[0]} (and {len(other) - 1} more) of output {out} was committed under other "
+                            "settings than this config's; resume needs the same settings (or use a new output)")
 
 
 def is_done(root: str, unit_id: str, tables: tuple[str, ...]) -> bool:
     return is_unit_complete(root, unit_id, tables)
 
 
-def commit_unit(unit: WorkUnit, tables: tuple[str, ...], after_commit: Callable[[], None] = lambda: None) -> None:
-    """Write the unit's rows to every table (a table that already holds them is skipped), then mark it complete.
-
-    `after_commit` runs after each Delta commit actually made, tables and completion record alike (fault
-    injection counts them).
-    """
-    for table in tables:
-        rows = unit.rows(table) or SCHEMAS[table].empty_table()  # an empty list carries no columns
-        if not ManifestWriter(unit.out_root, table).write(unit.unit_id, rows, complete=False).skipped:
-            after_commit()
-    mark_unit_complete(unit.out_root, unit.unit_id, tables)
-    after_commit()
+def commit_unit(unit: WorkUnit, tables: tuple[str, ...], settings_digest: str,
+                after_commit: Callable[[], None] = lambda: None) -> None:
+    """Commit the unit's rows to every table it writes (empty tables included), then its completion record."""
+    rows = {table: unit.rows(table) or SCHEMAS[table].empty_table() for table in tables}  # [] carries no columns
+    commit_unit_tables(unit.out_root, unit.unit_id, rows, settings_digest, after_commit)

@@ -6,9 +6,9 @@ from manifests.reader import open_table, read_table
 from manifests.rle import rle_decode, rle_encode
 from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
 from manifests.snapshot import Snapshot, take_snapshot
-from manifests.units import commit_unit_tables, is_unit_complete, mark_unit_complete
+from manifests.units import is_unit_complete
 from manifests.validate import Issue, validate_dataset
-from manifests.writer import ManifestWriter
+from manifests.writer import ManifestWriter, commit_unit_tables, mark_unit_complete
 
 __all__ = [
     "FOREIGN_KEYS",

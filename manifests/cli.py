@@ -22,7 +22,9 @@ from manifests.layout import MANIFESTS_DIR, check_table_name
 from manifests.progress import wants_progress
 from manifests.reader import committed_parts, open_table, scan_batches
 from manifests.render import human_bytes, print_json, print_table, printable, write_json_atomically
-from manifests.snapshot import take_snapshot
+from manifests.snapshot import (
+    default_snapshot_name, register_snapshot, registered_snapshots, release_snapshot, snapshot_name, take_snapshot,
+)
 from manifests.schema import FOREIGN_KEYS, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
 from manifests.summary import TableSummary, summarize
 from manifests.validate import validate_dataset
@@ -45,6 +47,13 @@ def dataset_root(text: str) -> Path:
 def table_arg(text: str) -> str:
     check_table_name(text)
     return text
+
+
+def snapshot_name_arg(text: str) -> str:
+    try:
+        return snapshot_name(text)
+    except ManifestError as exc:  # argparse turns only its own error type into a usage line
+        raise argparse.ArgumentTypeError(first_line(exc)) from None
 
 
 def column_list(text: str) -> list[str] | None:
@@ -190,15 +199,37 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_snapshot(args: argparse.Namespace) -> int:
     root = dataset_root(args.root)
+    if args.release or args.list:
+        return _registered_snapshots(args, root)
     snapshot = take_snapshot(root, versions=dict(args.version or []))
+    name = None if args.no_register else (args.name or default_snapshot_name(snapshot))
+    if name is not None:
+        register_snapshot(snapshot, name)
     if args.out:
         write_json_atomically(Path(args.out), snapshot.to_json())
     if args.json:
-        print_json(snapshot.to_json())
+        print_json({**snapshot.to_json(), "registered_as": name})
         return EXIT_OK
     print(printable(f"snapshot of {root} (units at version {snapshot.units_version})"
-                    f"{f' written to {args.out}' if args.out else ''}"))
+                    f"{f' written to {args.out}' if args.out else ''}"
+                    f"{f'; registered as {name}: gc keeps its files until `manifests snapshot --release {name}`' if name else ''}"))
     print_table(["table", "version", "files", "rows"], [[t.table, t.version, len(t.files), t.rows] for t in snapshot.tables.values()])
+    return EXIT_OK
+
+
+def _registered_snapshots(args: argparse.Namespace, root: Path) -> int:
+    """`snapshot --release NAME` and `snapshot --list`: the snapshots whose files gc keeps."""
+    if args.release:
+        release_snapshot(root, args.release)
+        if not args.json:
+            print(printable(f"released snapshot {args.release}: gc may now collect the files only it kept"))
+    registered = registered_snapshots(root)
+    if args.json:
+        print_json({"registered": {n: {"taken_at": s.taken_at, "files": sum(len(t.files) for t in s.tables.values())}
+                                   for n, s in registered.items()}})
+    elif args.list:
+        print_table(["snapshot", "taken at", "files kept"],
+                    [[n, s.taken_at, sum(len(t.files) for t in s.tables.values())] for n, s in registered.items()])
     return EXIT_OK
 
 
@@ -244,7 +275,8 @@ def cmd_compact(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     from manifests.housekeeping import gc_dataset
 
-    deleted = gc_dataset(dataset_root(args.root), args.retention_hours, args.dry_run)
+    deleted = gc_dataset(dataset_root(args.root), args.retention_hours, args.dry_run, args.allow_short_retention,
+                         args.ignore_snapshots)
     if args.json:
         print_json({"dry_run": args.dry_run, "files": deleted})
     else:
@@ -325,12 +357,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("snapshot", cmd_snapshot, "pin table versions: the frozen file list and row counts every reader shares")
     p.add_argument("--out", help="write the snapshot JSON here (give it to open_table(..., snapshot=Snapshot.from_json(...)))")
     p.add_argument("--version", action="append", type=table_version, metavar="TABLE=N", help="pin a table at an older version")
+    p.add_argument("--name", type=snapshot_name_arg, help="register the snapshot under this name (default: snap-<time>)")
+    p.add_argument("--no-register", action="store_true", help="do not register it (gc may then collect its files)")
+    p.add_argument("--list", action="store_true", help="list the registered snapshots instead")
+    p.add_argument("--release", type=snapshot_name_arg, metavar="NAME", help="unregister snapshot NAME instead")
     add("migrate", cmd_migrate, "convert a dataset written with commit markers (before Delta Lake) into Delta tables")
     p = add("compact", cmd_compact, "rewrite small files of complete units into large ones (safe while a job appends)")
     p.add_argument("table", nargs="?")
     p.add_argument("--target-mib", type=int_in(1, 1 << 20), default=128, help="size of the files to make")
-    p = add("gc", cmd_gc, "delete files no table version inside the retention window needs (safe while a job appends)")
-    p.add_argument("--retention-hours", type=float_in(0.0, 1e6), default=168.0, help="keep anything younger (default: a week)")
+    p = add("gc", cmd_gc, "delete files no table version inside the retention window, no registered snapshot and no "
+            "running writer needs (safe while a job appends)")
+    p.add_argument("--retention-hours", type=float_in(0.0, 1e6), default=168.0, help="keep anything younger (default: a "
+                   "week, also the floor)")
+    p.add_argument("--allow-short-retention", action="store_true", help="allow a window below a week (readers of "
+                   "unregistered snapshots may then fail)")
+    p.add_argument("--ignore-snapshots", action="store_true", help="collect files that only registered snapshots keep")
     p.add_argument("--dry-run", action="store_true", help="only list what would be deleted")
     p = add("sample", cmd_sample, "contact sheet PNG of clip frames with object masks; with --pairs, edit pairs "
             "as source | target | mask panels in a PNG and a short mp4")

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from manifests.errors import ManifestError, first_line
 
 MAX_COMMIT_RETRIES = 10_000
 """delta-rs rebases a losing append on the winner and retries; many writers on one table need many tries."""
+_DATA_FILE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*\.parquet$")
+"""Our tables are flat: a data file's log path is a plain file name in the table folder, nothing else."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,18 @@ def load(folder: Path, version: int | None = None):
         raise ManifestError(f"{folder}: cannot open Delta table at version {version} ({first_line(exc)})") from None
 
 
+def empty_commits(folder: Path) -> list[int]:
+    """Versions whose commit file is empty (torn or emptied). delta-rs reads such a file as a commit with no
+    actions, so the rows it added would silently vanish; readers refuse them (a truncated one delta-rs
+    refuses itself)."""
+    log = folder / "_delta_log"
+    if not log.is_dir():
+        return []
+    with os.scandir(log) as entries:
+        return sorted(int(e.name[:-5]) for e in entries
+                      if e.name.endswith(".json") and e.name[:-5].isdigit() and e.stat().st_size == 0)
+
+
 def create(folder: Path, schema: pa.Schema):
     """Create the table if absent, add the columns a newer minor schema version has, and return it at its
     latest version (so Delta readers other than ours see every column we write).
@@ -118,28 +133,42 @@ def _add_missing_columns(table, schema: pa.Schema) -> None:
 
 
 def files(table) -> list[DataFile]:
-    """The table version's data files (Delta's add actions), sorted by path."""
+    """The table version's data files (Delta's add actions), sorted by path; a path that is not a plain file
+    name in the table folder (`../x.parquet`, an absolute path, a URL) is refused, never read."""
     if table is None:
         return []
     actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=False)).read_all()  # pa.table() imports pandas
     paths = actions.column("path").to_pylist()
+    for path in paths:
+        check_data_path(table.table_uri, path)
     sizes = actions.column("size_bytes").to_pylist()
     rows = actions.column("num_records").to_pylist() if "num_records" in actions.column_names else [None] * len(paths)
     return sorted((DataFile(p, -1 if r is None else int(r), int(s)) for p, r, s in zip(paths, rows, sizes)), key=lambda f: f.path)
 
 
+def check_data_path(where: str, path: str) -> None:
+    if not isinstance(path, str) or not _DATA_FILE_RE.match(path):
+        raise ManifestError(f"{where}: the Delta log names data file {path!r}, which is not a file of this table; "
+                            "refusing to read outside the table")
+
+
 DIGEST_SLICE_ROWS = 16_384
 
 
-def removed_paths(folder: Path) -> set[str]:
-    """Files a commit removed (compacted away, still kept for older versions until gc), read from the
-    JSON commits of the log (tombstones that only a checkpoint holds are missed: they read as orphans)."""
-    out: set[str] = set()
-    for commit_file in (folder / "_delta_log").glob("*.json"):
+def tombstones(folder: Path) -> dict[str, int]:
+    """Files a commit removed (compacted away, kept for older versions until gc) and when, in ms since the
+    epoch, read from the JSON commits of the log. Tombstones that only a checkpoint holds are missed: such a
+    file reads as untracked, and gc then ages it by its modification time instead."""
+    out: dict[str, int] = {}
+    log = folder / "_delta_log"
+    if not log.is_dir():
+        return out
+    for commit_file in log.glob("*.json"):
         with open(commit_file) as lines:
             for line in lines:
                 if line.startswith('{"remove"'):
-                    out.add(json.loads(line)["remove"]["path"])
+                    remove = json.loads(line)["remove"]
+                    out[remove["path"]] = int(remove.get("deletionTimestamp") or 0)
     return out
 
 
@@ -196,9 +225,3 @@ def commit(table, actions: list, schema: pa.Schema, app_id: str | None, app_vers
         raise ManifestError(f"{table.table_uri}: commit failed ({first_line(exc)})") from None
     table.update_incremental()
     return table.version()
-
-
-def vacuum(table, retention_hours: float, dry_run: bool) -> list[str]:
-    """Delete files no version newer than the retention window needs, and untracked files older than it."""
-    hours = max(0, int(retention_hours))
-    return table.vacuum(retention_hours=hours, dry_run=dry_run, enforce_retention_duration=False, full=True)

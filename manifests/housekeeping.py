@@ -1,16 +1,26 @@
 """`manifests compact` and `manifests gc`: small files into large ones, and unreferenced files removed.
 
 Both are safe while a job appends. Compaction reads complete units only and commits its new files and
-the removal of the old ones in one Delta transaction (data unchanged); a conflicting commit makes it
-start over from a fresh snapshot. gc is Delta's vacuum with a retention window: files that no version
-newer than the window needs (compacted-away files, a killed writer's uncommitted ones) are deleted,
-and anything younger (an append in flight) is left alone. Snapshots older than the window may then
-no longer be readable, so the window must outlast the longest read of one snapshot.
+the removal of the old ones in one Delta transaction (data unchanged; each new file's footer lists the
+units whose rows it holds); a conflicting commit makes it start over from a fresh snapshot.
+
+gc deletes a data file only when all of these hold: the latest version of its table does not add it; it
+was removed by a commit (compacted away) longer ago than the retention window, or, never committed, was
+last written longer ago than it; no live writer lease names its token (manifests.leases); no registered
+snapshot lists it (unless told to ignore them); and no unit's completion record needs it (a part whose
+commit was lost from the log is evidence, kept). The leases and the latest versions are read after the
+candidates are listed, so a file that a writer commits while gc runs is protected by its lease or by
+its commit. A window shorter than MIN_RETENTION_HOURS (Delta's own default, 7 days) is refused unless
+asked for explicitly: unregistered snapshots older than the window may no longer be readable.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,14 +29,17 @@ import pyarrow.parquet as pq
 
 from manifests import delta
 from manifests.errors import ManifestError
-from manifests.layout import COMPACTED, UNITS_DIR, data_file_name, fsync_path, new_token, table_dir, unit_of_file, units_dir
+from manifests.layout import COMPACTED, MANIFESTS_DIR, UNITS_DIR, new_token, table_dir, token_of_file, unit_of_file, units_dir
+from manifests.leases import held_tokens, writer_lease
 from manifests.schema import SCHEMAS
-from manifests.snapshot import visible
-from manifests.units import UNITS_SCHEMA, complete_units
+from manifests.snapshot import registered_snapshots, unreadable_files
+from manifests.units import UNIT_ROWS_KEY, compacted_units, complete_units, visible
 from manifests.writer import ManifestWriter
 
 TARGET_FILE_BYTES = 128 << 20
-DEFAULT_RETENTION_HOURS = 168
+DEFAULT_RETENTION_HOURS = 168.0
+MIN_RETENTION_HOURS = 168.0
+MAX_RETENTION_HOURS = 1e6
 COMPACT_ATTEMPTS = 5
 
 
@@ -64,70 +77,137 @@ def compact_table(root: str | os.PathLike, table: str, target_bytes: int = TARGE
     raise ManifestError(f"{table}: compaction kept conflicting with other commits; try again later")
 
 
-def _compact_once(root: Path, table: str, target_bytes: int) -> Compacted:
-    folder = table_dir(root, table)
-    current = delta.load(folder)
-    _, complete = complete_units(root)
-    files = delta.files(current)
-    small = [f for f in files if f.bytes < target_bytes // 2 and visible(unit_of_file(f.path), table, complete)]
-    bins = _bins(small, target_bytes)
-    if not bins:
-        return Compacted(table, len(files), len(files), 0)
-    writer = ManifestWriter(root, table, max_bytes_per_shard=target_bytes, max_rows_per_shard=10_000_000)
-    written: list[Path] = []
-    actions, rows = [], 0
-    try:
-        for group in bins:
-            data = pa.concat_tables(
-                [pq.read_table(folder / f.path, schema=SCHEMAS[table]).replace_schema_metadata(None) for f in group]
-            )
-            new = writer.write_files(COMPACTED, data, written)
-            actions += [delta.add_action(p.name, p, n, data_change=False) for p, n in new]
-            actions += [delta.remove_action(f) for f in group]
-            rows += data.num_rows
-        delta.commit(current, actions, writer.schema, None, None, {"liveditor.operation": "compact"})
-        removed = sum(len(g) for g in bins)
-        added = len(written)
-        written.clear()
-    finally:
-        writer.discard_uncommitted(written)
-    return Compacted(table, len(files), len(files) - removed + added, rows)
-
-
 def compact_units(root: str | os.PathLike, target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
     """Merge the one-row completion files of `manifests/_units` (every snapshot reads them all)."""
-    folder = units_dir(root)
-    current = delta.load(folder)
+    return _compact_once(Path(root), UNITS_DIR, target_bytes)
+
+
+def _compact_once(root: Path, name: str, target_bytes: int) -> Compacted:
+    """One compaction of table `name` (or `_units`): bins of small files rewritten and swapped in one commit."""
+    writer = ManifestWriter(root, name, max_bytes_per_shard=target_bytes, max_rows_per_shard=10_000_000)
+    current = delta.load(writer.folder)
     files = delta.files(current)
-    bins = _bins([f for f in files if f.bytes < target_bytes // 2], target_bytes)
+    if not writer.units:
+        _, complete = complete_units(root)
+        files_in_use = [f for f in files if visible(unit_of_file(f.path), name, complete)]
+    else:
+        files_in_use = files
+    bins = _bins([f for f in files_in_use if f.bytes < target_bytes // 2], target_bytes)
     if not bins:
-        return Compacted(UNITS_DIR, len(files), len(files), 0)
-    actions, new, rows = [], [], 0
-    try:
-        for group in bins:
-            data = pa.concat_tables([pq.read_table(folder / f.path, schema=UNITS_SCHEMA) for f in group])
-            path = folder / data_file_name(COMPACTED, new_token(), 0)
-            new.append(path)
-            pq.write_table(data, path)
-            fsync_path(path)
-            actions += [delta.add_action(path.name, path, data.num_rows, data_change=False)]
-            actions += [delta.remove_action(f) for f in group]
-            rows += data.num_rows
-        fsync_path(folder)
-        delta.commit(current, actions, UNITS_SCHEMA, None, None, {"liveditor.operation": "compact"})
-        new.clear()
-    finally:
-        for path in new:  # only files of a commit that did not happen
-            path.unlink(missing_ok=True)
+        return Compacted(name, len(files), len(files), 0)
+    written: list[Path] = []
+    actions, rows = [], 0
+    with ExitStack() as leases:
+        try:
+            for group in bins:
+                token = new_token()
+                leases.enter_context(writer_lease(root, token))
+                data = pa.concat_tables([
+                    pq.read_table(writer.folder / f.path, schema=writer.base_schema).replace_schema_metadata(None)
+                    for f in group
+                ])
+                footer = None if writer.units else _unit_runs_footer(writer.folder, group)
+                new = writer.write_files(COMPACTED, data, written, token, footer)
+                actions += [delta.add_action(p.name, p, n, data_change=False) for p, n in new]
+                actions += [delta.remove_action(f) for f in group]
+                rows += data.num_rows
+            delta.commit(current, actions, writer.schema, None, None, {"liveditor.operation": "compact"})
+            added = len(written)
+            written.clear()
+        finally:
+            writer.discard_uncommitted(written)
     removed = sum(len(g) for g in bins)
-    return Compacted(UNITS_DIR, len(files), len(files) - removed + len(bins), rows)
+    return Compacted(name, len(files), len(files) - removed + added, rows)
 
 
-def gc_dataset(root: str | os.PathLike, retention_hours: float = DEFAULT_RETENTION_HOURS, dry_run: bool = False) -> dict[str, list[str]]:
-    """Vacuum every table and the units table; returns the files deleted (or, dry run, to delete) per table."""
+def _unit_runs_footer(folder: Path, group: list[delta.DataFile]):
+    """The footer writer for files compacted from `group`: each new file lists the (unit, rows) runs it holds.
+    None when an input is an older compacted file whose runs are unknown."""
+    runs: list[tuple[str, int]] = []
+    for f in group:
+        unit = unit_of_file(f.path)
+        inner = compacted_units(folder / f.path) if unit == COMPACTED else [(unit or "", f.rows)]
+        if inner is None:
+            return None
+        runs += inner
+
+    def footer(first: int, count: int) -> dict[bytes, bytes]:
+        out, position = [], 0
+        for unit, n in runs:
+            low, high = max(position, first), min(position + n, first + count)
+            if high > low:
+                out.append([unit, high - low])
+            position += n
+        return {UNIT_ROWS_KEY: json.dumps(out).encode()}
+
+    return footer
+
+
+def check_retention(retention_hours: float, allow_short_retention: bool) -> None:
+    """A finite window within bounds; one below MIN_RETENTION_HOURS only when asked for explicitly."""
+    if not math.isfinite(retention_hours) or not 0 <= retention_hours <= MAX_RETENTION_HOURS:
+        raise ManifestError(f"retention of {retention_hours} hours: must be a number from 0 to {MAX_RETENTION_HOURS:g}")
+    if retention_hours < MIN_RETENTION_HOURS and not allow_short_retention:
+        raise ManifestError(
+            f"retention of {retention_hours:g} hours is below the {MIN_RETENTION_HOURS:g}-hour floor: readers of "
+            "unregistered snapshots and older versions may still need those files; allow it explicitly "
+            "(--allow-short-retention) if none can"
+        )
+
+
+def gc_dataset(
+    root: str | os.PathLike,
+    retention_hours: float = DEFAULT_RETENTION_HOURS,
+    dry_run: bool = False,
+    allow_short_retention: bool = False,
+    ignore_snapshots: bool = False,
+) -> dict[str, list[str]]:
+    """Delete what no reader or writer can need (see the module docstring); returns the files deleted (or, dry
+    run, to delete) per table, `_units` included."""
+    check_retention(retention_hours, allow_short_retention)
     root = Path(root)
+    now = time.time()
+    folders = {**{t: table_dir(root, t) for t in SCHEMAS}, UNITS_DIR: units_dir(root)}
+    candidates = {name: _expired(folder, now - retention_hours * 3600) for name, folder in folders.items()}
+    # Read only now, after the candidates: see the module docstring.
+    live_tokens, stale_leases = held_tokens(root, now)
+    snapshot_files = set() if ignore_snapshots else {
+        f.path for snap in registered_snapshots(root).values() for t in snap.tables.values() for f in t.files
+    }
     out = {}
-    for name, folder in [*((t, table_dir(root, t)) for t in SCHEMAS), ("_units", units_dir(root))]:
-        current = delta.load(folder)
-        out[name] = [] if current is None else sorted(delta.vacuum(current, retention_hours, dry_run))
+    for name, folder in folders.items():
+        if not candidates[name]:
+            out[name] = []
+            continue
+        referenced = {f.path for f in delta.files(delta.load(folder))}
+        detached = set() if name == UNITS_DIR else set(unreadable_files(root, name)[2])
+        prefix = f"{MANIFESTS_DIR}/{name}/"
+        out[name] = sorted(
+            n for n in candidates[name]
+            if n not in referenced and n not in detached and token_of_file(n) not in live_tokens
+            and prefix + n not in snapshot_files
+        )
+        if not dry_run:
+            for n in out[name]:
+                (folder / n).unlink(missing_ok=True)
+    if not dry_run:
+        for lease in stale_leases:
+            lease.unlink(missing_ok=True)
+    return out
+
+
+def _expired(folder: Path, cutoff: float) -> list[str]:
+    """Data files in `folder` last needed before `cutoff` (seconds since the epoch): removed by a commit
+    before it, or, never committed, last written before it. Whether a commit still adds them is checked later."""
+    if not folder.is_dir():
+        return []
+    removed_at = delta.tombstones(folder)
+    out = []
+    for path in folder.glob("*.parquet"):
+        try:
+            since = removed_at[path.name] / 1000 if path.name in removed_at else path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if since < cutoff:
+            out.append(path.name)
     return out

@@ -37,6 +37,7 @@ class CommitInfo:
     schema_version: str
     written_at: str
     version: int | None = None  # the table's Delta version holding the unit
+    txn: int | None = None  # the commit's application-transaction version (a 63-bit digest of the rows)
     skipped: bool = False
 
 
@@ -77,6 +78,12 @@ def unit_of_file(name: str) -> str | None:
     """The unit a data file holds (`compact` for compacted files); None for a name we never write."""
     found = _FILE_RE.match(Path(name).name)
     return found.group("unit") if found else None
+
+
+def token_of_file(name: str) -> str | None:
+    """The writer token in a data file's name (the token a writer lease protects); None for foreign names."""
+    found = _FILE_RE.match(Path(name).name)
+    return found.group("token") if found else None
 
 
 def fsync_path(path: Path) -> None:

@@ -22,7 +22,7 @@ from manifests.errors import ManifestError, first_line
 from manifests.layout import check_unit_id, data_file_name, fsync_path, table_dir
 from manifests.reader import check_part
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS
-from manifests.units import mark_unit_complete
+from manifests.writer import mark_unit_complete
 
 OLD_MARKER_DIR = "_committed"
 

@@ -100,7 +100,7 @@ def committed_parts(
         try:
             meta = check_part(path, table)
         except ManifestError as exc:
-            return exc
+            return ManifestError(f"unit {entry.unit}: {exc}") if entry.unit else exc
         if entry.rows >= 0 and meta.num_rows != entry.rows:
             return ManifestError(f"{path}: the Delta log says {entry.rows} rows, the file holds {meta.num_rows}")
         return Part(path, entry.unit, meta)

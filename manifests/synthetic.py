@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 
 from manifests.rle import rle_encode
 from manifests.schema import NO_MODEL, PAIR_GATES, RANDOM_INIT, SCHEMAS
-from manifests.units import mark_unit_complete
+from manifests.writer import mark_unit_complete
 from manifests.writer import ManifestWriter
 
 SIGNALS = ("blur", "luminance", "motion")

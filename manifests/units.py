@@ -1,104 +1,162 @@
-"""Whole units: a unit is visible to readers only once every table it writes holds it.
+"""Whole units: a unit is visible to readers only once every table it writes holds it, and its record vouches
+for what each table holds.
 
-Completion is one last commit to a small Delta table, `manifests/_units` (unit_id, tables, completed_at),
-again with the unit id as application transaction, so it is idempotent and races safely. Readers keep
-a data file only when its unit's completion record names the file's table.
+Completion is one last commit to a small Delta table, `manifests/_units`, one row per unit: the tables it is
+complete in, and per table what it committed (rows, the Delta application-transaction version, which is a
+63-bit digest of the rows, and the table version holding the commit), plus the digest of the job config
+that made it. Readers keep a data file only when its unit's record names the file's table, and check that
+the table holds exactly the rows the record lists (`check_unit_rows`), so a torn or emptied commit or a
+lost part is an error naming the unit, never fewer rows. Records written by earlier versions carry no
+counts and are not checked. The records are written by manifests.writer (the one commit path).
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from manifests import delta
-from manifests.conform import Rows
 from manifests.errors import ManifestError
-from manifests.layout import CommitInfo, check_table_name, check_unit_id, data_file_name, fsync_path, new_token, units_dir
-from manifests.writer import ManifestWriter
+from manifests.layout import COMPACTED, check_unit_id, unit_of_file, units_dir
 
+COMMITTED_TYPE = pa.list_(
+    pa.struct([("table", pa.string()), ("rows", pa.int64()), ("txn", pa.int64()), ("version", pa.int64())])
+)
 UNITS_SCHEMA = pa.schema(
     [
         pa.field("unit_id", pa.string(), nullable=False),
         pa.field("tables", pa.list_(pa.string()), nullable=False),
         pa.field("completed_at", pa.string(), nullable=False),
+        pa.field("committed", COMMITTED_TYPE),
+        pa.field("config_digest", pa.string()),
     ]
 )
+UNIT_ROWS_KEY = b"liveditor.unit_rows"
+"""Footer key of a compacted file: JSON [[unit, rows], ...] in file order, so every unit's rows stay countable."""
 
 
-def _tables_version(tables: list[str]) -> int:
-    return delta.digest(pa.table({"t": sorted(tables)}))[1]
+@dataclass(frozen=True)
+class TableCommit:
+    """What one unit committed to one table: rows, its transaction version (a digest of the rows), and a
+    table version at or after the commit (the check skips pinned versions older than it)."""
+
+    table: str
+    rows: int
+    txn: int
+    version: int
 
 
-def mark_unit_complete(root: str | os.PathLike, unit_id: str, tables: Iterable[str], checked: bool = False) -> None:
-    """Record that `unit_id` is complete in `tables` (each must hold its commit); a repeat is a no-op.
-
-    `checked=True` is for the writer, which has just seen its own commit land."""
-    check_unit_id(unit_id)
-    names = sorted(set(tables))
-    for table in names:
-        check_table_name(table)
-        if not checked and not ManifestWriter(root, table).is_committed(unit_id):
-            raise ManifestError(f"unit {unit_id} cannot be complete: table {table} does not hold it")
-    folder = units_dir(root)
-    version = _tables_version(names)
-    current = delta.latest(folder) or delta.create(folder, UNITS_SCHEMA)
-    if _check_existing(current, unit_id, version, names):
-        return
-    row = pa.table(
-        {"unit_id": [unit_id], "tables": [names], "completed_at": [datetime.now(timezone.utc).isoformat(timespec="seconds")]},
-        schema=UNITS_SCHEMA,
-    )
-    path = folder / data_file_name(unit_id, new_token(), 0)
-    pq.write_table(row, path)
-    fsync_path(path)
-    fsync_path(folder)
-    try:
-        delta.commit(current, [delta.add_action(path.name, path, 1)], UNITS_SCHEMA, unit_id, version, {"liveditor.unit": unit_id})
-    except delta.AlreadyCommitted:
-        path.unlink(missing_ok=True)
-        current.update_incremental()
-        if not _check_existing(current, unit_id, version, names):
-            raise ManifestError(f"unit {unit_id}: completion lost a race, but the winner is not visible") from None
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
+@dataclass(frozen=True)
+class UnitRecord:
+    unit_id: str
+    tables: frozenset[str]
+    committed: dict[str, TableCommit]  # empty for records written by earlier versions
+    config_digest: str | None
 
 
-def _check_existing(current, unit_id: str, version: int, names: list[str]) -> bool:
-    found = None if current is None else current.transaction_version(unit_id)
-    if found is None:
-        return False
-    if found != version:
-        raise ManifestError(f"unit {unit_id} is already complete with other tables than {', '.join(names)}")
-    return True
+def tables_version(tables: Iterable[str]) -> int:
+    """The units table's transaction version for a unit: a digest of the sorted table names it is complete in."""
+    return delta.digest(pa.table({"t": sorted(set(tables))}))[1]
+
+
+def record_row(unit_id: str, commits: list[TableCommit], completed_at: str, config_digest: str | None) -> pa.Table:
+    names = sorted(c.table for c in commits)
+    committed = [c.__dict__ for c in sorted(commits, key=lambda c: c.table)]
+    return pa.table({"unit_id": [unit_id], "tables": [names], "completed_at": [completed_at],
+                     "committed": [committed], "config_digest": [config_digest]}, schema=UNITS_SCHEMA)
 
 
 def is_unit_complete(root: str | os.PathLike, unit_id: str, tables: Iterable[str]) -> bool:
     """Whether `unit_id` was marked complete with exactly these tables."""
     check_unit_id(unit_id)
     current = delta.latest(units_dir(root))
-    return current is not None and current.transaction_version(unit_id) == _tables_version(sorted(set(tables)))
+    return current is not None and current.transaction_version(unit_id) == tables_version(tables)
 
 
-def complete_units(root: str | os.PathLike, version: int | None = None) -> tuple[int | None, dict[str, frozenset[str]]]:
-    """(units-table version, unit id -> tables it is complete in) at `version` or the latest."""
+def complete_units(root: str | os.PathLike, version: int | None = None) -> tuple[int | None, dict[str, UnitRecord]]:
+    """(units-table version, unit id -> its completion record) at `version` or the latest."""
     current = delta.latest(units_dir(root)) if version is None else delta.load(units_dir(root), version)
     if current is None:
         return None, {}
     folder = units_dir(root)
-    out: dict[str, frozenset[str]] = {}
+    out: dict[str, UnitRecord] = {}
     for f in delta.files(current):  # file by file: pyarrow.dataset would import pandas into every summary
-        for row in pq.ParquetFile(folder / f.path).read(columns=["unit_id", "tables"]).to_pylist():
-            out[row["unit_id"]] = frozenset(row["tables"])
+        parquet = pq.ParquetFile(folder / f.path)
+        columns = [c for c in UNITS_SCHEMA.names if c in parquet.schema_arrow.names and c != "completed_at"]
+        for row in parquet.read(columns=columns).to_pylist():
+            commits = {c["table"]: TableCommit(**c) for c in row.get("committed") or ()}
+            out[row["unit_id"]] = UnitRecord(row["unit_id"], frozenset(row["tables"]), commits, row.get("config_digest"))
     return current.version(), out
 
 
-def commit_unit_tables(root: str | os.PathLike, unit_id: str, rows_by_table: Mapping[str, Rows]) -> list[CommitInfo]:
-    """Commit a unit's rows to each table (empty tables included), then mark the unit complete in all of them."""
-    infos = [ManifestWriter(root, table).write(unit_id, rows, complete=False) for table, rows in rows_by_table.items()]
-    mark_unit_complete(root, unit_id, rows_by_table)
-    return infos
+def visible(unit: str | None, table: str, complete: dict[str, UnitRecord]) -> bool:
+    """Whether readers see a data file of `unit` in `table`: compacted files, and files of complete units."""
+    if unit == COMPACTED:
+        return True
+    record = None if unit is None else complete.get(unit)
+    return record is not None and table in record.tables
+
+
+def compacted_units(path: Path) -> list[tuple[str, int]] | None:
+    """The (unit, rows) runs of a compacted file, from its footer; None for a file compacted by an earlier version."""
+    meta = pq.read_metadata(path).metadata or {}
+    if UNIT_ROWS_KEY not in meta:
+        return None
+    return [(str(unit), int(rows)) for unit, rows in json.loads(meta[UNIT_ROWS_KEY])]
+
+
+def short_units(
+    table: str,
+    version: int | None,
+    files: list[delta.DataFile],
+    complete: dict[str, UnitRecord],
+    composition: Callable[[str], list[tuple[str, int]] | None],
+    pinned: bool,
+) -> dict[str, tuple[int, int]]:
+    """Units whose rows in this table version differ from their completion record: unit -> (recorded, found).
+
+    `files` are the version's visible files; `composition(path)` gives a compacted file's unit runs. A
+    latest version must hold every recorded unit (records are written after their tables); a `pinned` one
+    only those recorded at or before it. Rows in files compacted by earlier versions cannot be attributed to a unit;
+    they may cover a shortfall.
+    """
+    at = -1 if version is None else version
+    expected = {u: r.committed[table].rows for u, r in complete.items()
+                if table in r.committed and (not pinned or r.committed[table].version <= at)}
+    if not expected:
+        return {}
+    found: Counter[str] = Counter()
+    unattributed = 0
+    for f in files:
+        unit = unit_of_file(f.path)
+        runs = composition(f.path) if unit == COMPACTED else [(unit or "", f.rows)]
+        if runs is None:
+            unattributed += f.rows
+            continue
+        for run_unit, rows in runs:
+            found[run_unit] += rows
+    short = {u: (rows, found[u]) for u, rows in expected.items() if found[u] != rows}
+    deficits = [recorded - held for recorded, held in short.values()]
+    if short and unattributed and min(deficits) > 0 and sum(deficits) <= unattributed:
+        return {}
+    return short
+
+
+def check_unit_rows(table: str, version: int | None, short: dict[str, tuple[int, int]]) -> None:
+    """Refuse a table version whose rows differ from its units' completion records (see `short_units`)."""
+    if not short:
+        return
+    unit = min(short)
+    recorded, held = short[unit]
+    holds = "does not exist" if version is None else f"at version {version} holds {held}"
+    raise ManifestError(
+        f"{table}: unit {unit} committed {recorded} rows by its completion record, but the table {holds}: "
+        "a Delta commit was lost, emptied or rewritten, or a part was removed; refusing to read fewer rows"
+    )

@@ -8,7 +8,7 @@ only when a problem was found. That keeps a 1.7M-row dataset well inside a gigab
 from __future__ import annotations
 
 import os
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,14 +16,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from manifests import delta
 from manifests.domains import count_bad, domains_of, undecodable_masks
 from manifests.errors import ManifestError
 from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_from, sorted_unique
-from manifests.layout import MANIFESTS_DIR
+from manifests.layout import COMPACTED, MANIFESTS_DIR
 from manifests.progress import bar
-from manifests.reader import committed_parts, dataset_of, scan_batches
-from manifests.snapshot import unreadable_files
+from manifests.reader import Part, committed_parts, dataset_of, scan_batches
+from manifests.snapshot import take_snapshot, unreadable_files
+from manifests.units import compacted_units, complete_units
 from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, PROVENANCE_FIELDS, SCHEMAS, URI_COLUMNS
 from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, resolve_uri, uri_problems
 
@@ -214,7 +217,13 @@ def _scan_table(
     def file_issue(exc: ManifestError) -> None:
         issues.append(Issue(table, "file", str(exc)))
 
-    parts = committed_parts(root, table, on_error=file_issue)
+    try:
+        snapshot = take_snapshot(root, [table])
+    except ManifestError as exc:  # the rows differ from a unit's completion record: report, then check the rest
+        issues.append(Issue(table, "unit", str(exc)))
+        snapshot = take_snapshot(root, [table], verify=False)
+    parts = committed_parts(root, table, on_error=file_issue, snapshot=snapshot)
+    _check_digests(root, table, parts, issues)
     dataset = dataset_of(parts, table)
     checks = _RowChecks(table, sum(p.metadata.num_rows for p in parts), allow_absolute, files_root)
     complete = True
@@ -235,14 +244,53 @@ def _scan_table(
 
 
 def _check_units(root: Path, table: str, issues: list[Issue]) -> None:
-    """Report units committed to `table` but not complete, and files no commit names (both unread)."""
-    hidden, orphans = unreadable_files(root, table)
+    """Report units committed to `table` but not complete, files no commit names (both unread), and parts of
+    complete units that the log lost (their rows are missing: never advised for gc)."""
+    hidden, orphans, detached = unreadable_files(root, table)
+    if detached:
+        text = (f"{table}: {len(detached)} parts of complete units that no commit names: the Delta log lost their "
+                "commit and the units' rows are missing (gc keeps these files)")
+        issues.append(Issue(table, "unit", text, None, len(detached), tuple(detached[:MAX_EXAMPLES])))
     if hidden:
         text = f"{table}: {len(hidden)} units are committed here but not complete (readers skip them until they are)"
         issues.append(Issue(table, "unit", text, None, len(hidden), tuple(sorted(hidden)[:MAX_EXAMPLES])))
     if orphans:
         text = f"{table}: {len(orphans)} Parquet files no commit names (a killed writer's; `manifests gc` removes them)"
         issues.append(Issue(table, "orphan", text, None, len(orphans), tuple(orphans[:MAX_EXAMPLES])))
+
+
+def _check_digests(root: Path, table: str, parts: list[Part], issues: list[Issue]) -> None:
+    """Each complete unit's rows must hash to the transaction version its completion record lists (the
+    writer's digest of the rows): a part replaced by another of the same size is caught here, not by counts."""
+    _, records = complete_units(root)
+    expected = {u: r.committed[table] for u, r in records.items() if table in r.committed}
+    if not expected:
+        return
+    keys = [(k, "ascending") for k in PRIMARY_KEYS[table]]
+    pieces: dict[str, list[pa.Table]] = defaultdict(list)
+    held: Counter[str] = Counter()
+    altered: list[str] = []
+    for part in parts:
+        runs = compacted_units(part.path) if part.unit_id == COMPACTED else [(part.unit_id, part.metadata.num_rows)]
+        if runs is None:  # compacted by an earlier version: its rows cannot be attributed to units
+            continue
+        try:
+            data = pq.read_table(part.path, schema=SCHEMAS[table]).replace_schema_metadata(None)
+        except (pa.ArrowException, OSError):
+            continue  # reported by the scan as corrupt data
+        offset = 0
+        for unit, n in runs:
+            if unit in expected:
+                pieces[unit].append(data.slice(offset, n))
+                held[unit] += n
+                if held[unit] == expected[unit].rows:  # the unit's last piece: hash it and let it go
+                    rows = pa.concat_tables(pieces.pop(unit))
+                    if delta.digest(rows.sort_by(keys))[1] != expected[unit].txn:
+                        altered.append(unit)
+            offset += n
+    if altered:
+        text = f"{table}: {len(altered)} units hold other rows than their completion records vouch for (a part was altered)"
+        issues.append(Issue(table, "unit", text, None, len(altered), tuple(sorted(altered)[:MAX_EXAMPLES])))
 
 
 def _count_blank(values: pa.Array) -> int:

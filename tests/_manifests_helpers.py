@@ -15,7 +15,7 @@ from manifests import delta
 from manifests.layout import data_file_name, table_dir
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
 from manifests.synthetic import synthetic_tables, write_tables
-from manifests.units import mark_unit_complete
+from manifests.writer import mark_unit_complete
 
 REPO = Path(__file__).resolve().parents[1]
 

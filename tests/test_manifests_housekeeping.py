@@ -56,7 +56,7 @@ def test_gc_removes_orphans_and_compacted_files_after_the_window_only(tmp_path):
     folder = tmp_path / "manifests/scores"
     orphan = folder / "dead.00000000000000aa-00000.parquet"
     pq.write_table(read_table(tmp_path, "scores"), orphan)
-    run = [sys.executable, "-m", "manifests", "gc", str(tmp_path), "--json"]
+    run = [sys.executable, "-m", "manifests", "gc", str(tmp_path), "--json", "--allow-short-retention"]
     young = subprocess.run([*run, "--retention-hours", "1"], capture_output=True, text=True)
     assert young.returncode == 0, young.stderr
     assert json.loads(young.stdout)["files"]["scores"] == [] and orphan.exists()  # inside the window: kept
