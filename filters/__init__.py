@@ -9,7 +9,7 @@ Importing the package registers every signal in ``SIGNALS``. A stage typically d
 """
 
 from filters import motion, ocr, photometric  # noqa: F401  (registers the signals)
-from filters.base import SIGNALS, FilterError, Sampling, Signal, get_signal, sample_indices
+from filters.base import SIGNALS, FilterError, Sampling, Signal, evenly_spaced, get_signal, sample_indices
 from filters.thresholds import FilterThresholds, duration_ok, evaluate, reject_reasons, resolution_ok
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "Signal",
     "duration_ok",
     "evaluate",
+    "evenly_spaced",
     "get_signal",
     "reject_reasons",
     "resolution_ok",

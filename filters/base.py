@@ -40,6 +40,15 @@ class Sampling:
     short_side: int = 256
 
 
+def evenly_spaced(num_frames: int, count: int) -> list[int]:
+    """At most `count` indices spread evenly over `num_frames` frames, first and last included, sorted and
+    unique: every frame of a short clip, none of an empty one. Every stage that samples frames uses this."""
+    wanted = min(count, num_frames)
+    if wanted < 1:
+        return []
+    return sorted(set(np.linspace(0, num_frames - 1, wanted).round().astype(int).tolist()))
+
+
 def sample_indices(num_frames: int, sampling: Sampling) -> list[int]:
     """Frame indices to decode for a clip of `num_frames` frames (fewer when the clip is short)."""
     if num_frames < 1:
@@ -47,11 +56,8 @@ def sample_indices(num_frames: int, sampling: Sampling) -> list[int]:
     if sampling.pairs:
         if num_frames < 2:
             raise FilterError("a pair-sampled signal needs a clip of at least 2 frames")
-        anchors = np.linspace(0, num_frames - 2, min(sampling.count, num_frames - 1)).round().astype(int)
-        anchors = sorted(set(anchors.tolist()))
-        return [i for a in anchors for i in (a, a + 1)]
-    anchors = np.linspace(0, num_frames - 1, min(sampling.count, num_frames)).round().astype(int)
-    return sorted(set(anchors.tolist()))
+        return [i for a in evenly_spaced(num_frames - 1, sampling.count) for i in (a, a + 1)]
+    return evenly_spaced(num_frames, sampling.count)
 
 
 def check_frames(frames: np.ndarray, name: str, min_frames: int = 1) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from filters import SIGNALS, FilterError, FilterThresholds, Sampling, get_signal, sample_indices
+from filters import SIGNALS, FilterError, FilterThresholds, Sampling, evenly_spaced, get_signal, sample_indices
 from filters.motion import successive_diffs
 from manifests.media.decode import read_frames
 from manifests.media.encode import VideoWriter
@@ -58,6 +58,13 @@ def test_sample_indices_even_spacing_and_pairs() -> None:
     assert sample_indices(11, Sampling(count=3, pairs=True)) == [0, 1, 4, 5, 9, 10]
     with pytest.raises(FilterError):
         sample_indices(1, Sampling(count=3, pairs=True))
+
+
+def test_evenly_spaced_keeps_both_ends_and_never_repeats_a_frame() -> None:
+    assert evenly_spaced(100, 5) == [0, 25, 50, 74, 99]
+    assert evenly_spaced(4, 3) == [0, 2, 3]  # 1.5 rounds to 2
+    assert evenly_spaced(3, 8) == [0, 1, 2] and evenly_spaced(7, 1) == [0]  # a short clip: all its frames
+    assert evenly_spaced(0, 4) == []
 
 
 def test_luminance_black_white_and_bt601_weights() -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from filters.base import evenly_spaced
+
 IDENTITY = np.eye(3, dtype=np.float64)
 
 
@@ -103,7 +105,7 @@ def chain_to_first(pair_transforms: list[np.ndarray]) -> list[np.ndarray]:
 
 def background_samples(n_frames: int, count: int) -> list[int]:
     """Frames spread over the whole clip whose median is the background (all of them when few)."""
-    return sorted(set(np.linspace(0, n_frames - 1, min(count, n_frames)).round().astype(int).tolist()))
+    return evenly_spaced(n_frames, count)
 
 
 def nan_median(stack: np.ndarray) -> np.ndarray:
