@@ -45,7 +45,7 @@ def stage_worker(rank: int, job: SimpleNamespace, threads: int, clips: list[str]
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-    objects, scores = ObjectsStage(job), ClipScoresStage(job)
+    objects, scores = ObjectsStage(job.objects), ClipScoresStage(job.clip_scores)
     objects.setup()
     scores.setup()
     spent = dict.fromkeys(("objects", "yolo", "sam", "clip_scores", "clip_model"), 0.0)

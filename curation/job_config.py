@@ -1,22 +1,28 @@
-"""The curation job's configuration: every threshold, the output root and Ray's resources, validated at start.
+"""The curation job's configuration: run settings plus one section per registered stage, validated at start.
 
-Loaded from YAML; unknown keys are rejected so a typo never silently falls back to a default. The
-filter thresholds and the detector options are validated by their owners (filters.thresholds and
-curation.shots) when the config is loaded, not when the first worker meets them.
+Loaded from YAML; unknown keys are rejected so a typo never silently falls back to a default. The run
+settings (paths, units, Ray's resources, the filter thresholds ingest and signals share) are declared here;
+each stage's section is declared in the stage's file (`Stage.Config`) and joins the job config through the
+stage registry (curation/stages/__init__.py), so no stage imports this module and adding a stage edits
+nothing here. Owners' options (thresholds, detector options, signals, proposer, editors, gates, splits)
+are validated by their owners and built once, when the config is loaded, not when the first worker meets them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator,
+)
 
-from curation.stages.clip_scores import ClipScoresConfig
-from curation.stages.objects import ObjectsConfig
-from curation.stages.pairs import PairsConfig
-from curation.stages.vlm_scores import VlmScoresConfig
+from curation.stage import Stage
+from curation.stage_config import StageConfig, owner_error
+from curation.stages import STAGES
+from filters.thresholds import FilterThresholds
 
 
 class ConfigError(Exception):
@@ -35,38 +41,16 @@ class StageResources(_Strict):
     concurrency: int = Field(1, ge=1)
 
 
-class ShotsConfig(_Strict):
-    detector: str = "fast"
-    detector_options: dict[str, Any] = Field(default_factory=dict)
-    min_clip_s: float = Field(1.0, gt=0)
-    max_clip_s: float = Field(10.0, gt=0)
-    trim_frames: int = Field(2, ge=0)
+class RunSettings(_Strict):
+    """What belongs to no single stage: paths (relative to the working directory), units, Ray, the thresholds.
 
-    @model_validator(mode="after")
-    def _lengths(self) -> "ShotsConfig":
-        if self.min_clip_s > self.max_clip_s:
-            raise ValueError(f"min_clip_s {self.min_clip_s} > max_clip_s {self.max_clip_s}")
-        return self
-
-
-class ExtractConfig(_Strict):
-    buckets: tuple[int, ...] = (144, 240, 360, 480, 720, 1080)
-    crf: int = Field(20, ge=0, le=51)
-
-
-class SignalsConfig(_Strict):
-    """Which filters/ signals to compute (each samples frames as its `Sampling` says) and their options."""
-
-    names: tuple[str, ...] = ("luminance", "blur", "motion", "static", "slideshow", "text_overlay")
-    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-
-
-class CurateConfig(_Strict):
-    """Everything `python -m jobs.curate` needs; paths are relative to the working directory.
-
-    The optional stages' sections (`objects`, `clip_scores`, `vlm_scores`, `pairs`) are their switches: absent
-    or null, the stage does not run.
+    The job config is this plus one field per registered stage's section (`config_model`); an optional
+    stage's section (`objects`, `clip_scores`, `vlm_scores`, `pairs`) is its switch: absent or null, the
+    stage does not run.
     """
+
+    stages: ClassVar[tuple[type[Stage], ...]] = ()
+    """The stage registry whose sections this config holds (set by `config_model`)."""
 
     input: str
     input_glob: str = "**/*.mp4"
@@ -76,44 +60,64 @@ class CurateConfig(_Strict):
     num_cpus: int = Field(2, ge=1)
     ray_address: str | None = None
     resources: dict[str, StageResources] = Field(default_factory=dict)
-    shots: ShotsConfig = ShotsConfig()
-    extract: ExtractConfig = ExtractConfig()
-    signals: SignalsConfig = SignalsConfig()
-    thresholds: dict[str, Any] = Field(default_factory=dict)
-    objects: ObjectsConfig | None = None
-    clip_scores: ClipScoresConfig | None = None
-    vlm_scores: VlmScoresConfig | None = None
-    pairs: PairsConfig | None = None
+    thresholds: dict[str, Any] = Field(default_factory=dict)  # filters.thresholds.FilterThresholds fields
+    _filter_thresholds: FilterThresholds = PrivateAttr()
 
     @field_validator("resources")
     @classmethod
     def _known_stages(cls, value: dict[str, StageResources]) -> dict[str, StageResources]:
-        from curation.stages import STAGES
-
-        unknown = sorted(set(value) - {s.name for s in STAGES})
+        names = [s.name for s in cls.stages]
+        unknown = sorted(set(value) - set(names))
         if unknown:
-            raise ValueError(f"unknown stage(s) {unknown}; stages are {[s.name for s in STAGES]}")
+            raise ValueError(f"unknown stage(s) {unknown}; stages are {names}")
         return value
 
     @model_validator(mode="after")
-    def _owners_accept(self) -> "CurateConfig":
-        from curation.stages.common import build_detector, build_thresholds
-        from filters import get_signal
-
+    def _build_thresholds(self) -> Self:
         try:
-            build_thresholds(self.thresholds)
-            build_detector(self.shots)
-            for name in self.signals.names:
-                get_signal(name, **self.signals.options.get(name, {}))
-        except Exception as exc:  # noqa: BLE001 - the owners' own errors, reported as one config line
-            raise ValueError(" ".join(str(exc).split()) or type(exc).__name__) from None
+            self._filter_thresholds = FilterThresholds.from_dict(self.thresholds)
+        except Exception as exc:  # noqa: BLE001 - filters' own errors, reported as one config line
+            raise owner_error(exc) from None
         return self
+
+    @property
+    def filter_thresholds(self) -> FilterThresholds:
+        """`thresholds` as the filters' frozen config, built once at validation."""
+        return self._filter_thresholds
+
+    def section(self, name: str) -> StageConfig | None:
+        """Stage `name`'s section; None when an optional stage's section is absent."""
+        if not any(s.name == name and s.Config is not None for s in self.stages):
+            raise KeyError(f"the job config has no section {name!r}")
+        return getattr(self, name)
 
     def stage_resources(self, stage_name: str, default: StageResources) -> StageResources:
         return self.resources.get(stage_name, default)
 
-    def with_paths(self, input: str | None = None, output: str | None = None) -> "CurateConfig":
+    def with_paths(self, input: str | None = None, output: str | None = None) -> Self:
         return self.model_copy(update={k: v for k, v in (("input", input), ("output", output)) if v is not None})
+
+
+def config_model(stages: Sequence[type[Stage]]) -> type[RunSettings]:
+    """The job config class of a stage registry: the run settings plus one field per stage with a section,
+    named after the stage, in registry order (an optional stage's defaults to None, the others' to defaults)."""
+    sections: dict[str, Any] = {}
+    for stage in stages:
+        if stage.Config is None:
+            continue
+        if stage.name in RunSettings.model_fields:
+            raise ValueError(f"stage {stage.name!r}: its section would hide the run setting of that name")
+        if stage.optional:
+            sections[stage.name] = (stage.Config | None, None)
+        else:
+            sections[stage.name] = (stage.Config, Field(default_factory=stage.Config))
+    model = create_model("CurateConfig", __base__=RunSettings, __module__=__name__, **sections,
+                         __doc__="Everything `python -m jobs.curate` needs: run settings and every stage's section.")
+    model.stages = tuple(stages)
+    return model
+
+
+CurateConfig = config_model(STAGES)
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -123,11 +127,12 @@ def _one_line(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def parse_config(data: Any, source: str = "config") -> CurateConfig:
+def parse_config(data: Any, source: str = "config", model: type[RunSettings] = CurateConfig) -> RunSettings:
+    """Validate a config mapping (as the job config `model` of a stage registry); any problem is one ConfigError."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return CurateConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_one_line(exc)}") from None
 
@@ -161,7 +166,7 @@ def _read_yaml(path: Path, chain: tuple[Path, ...] = ()) -> Any:
     return merge_configs(base, data)
 
 
-def load_config(path: str | Path) -> CurateConfig:
+def load_config(path: str | Path) -> RunSettings:
     """Read and validate a YAML config (and the config it `extends:`); any problem is a ConfigError with one line."""
     p = Path(path)
     return parse_config(_read_yaml(p), str(p))

@@ -55,7 +55,7 @@ class RunStats:
 
 
 def build_stages(config: CurateConfig) -> list[Stage]:
-    return [stage_cls(config) for stage_cls in enabled_stages(config)]
+    return [stage_cls.from_job(config) for stage_cls in enabled_stages(config)]
 
 
 def resources_of(config: CurateConfig, stage_cls: type[Stage]) -> StageResources:
@@ -75,7 +75,7 @@ class StageActor:
     config: ClassVar[CurateConfig]
 
     def __init__(self) -> None:
-        self.stage = self.stage_cls(self.config)
+        self.stage = self.stage_cls.from_job(self.config)
         self.stage.setup()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,9 +1,10 @@
 """The stage contract every curation stage follows (modelled on Cosmos-curate's stages).
 
-A stage is a small class: a frozen config given to a cheap `__init__` (it runs on the driver and
-again on every worker), `setup()` that loads models once per worker, and one method
-`process(unit) -> StageOutput` that turns the rows of one unit of work into new rows per manifest
-table. Class attributes name the stage, its version and the resources one worker of it needs. Rows
+A stage is a small class: its frozen section of the job config (a `StageConfig` declared in the stage's
+file, see curation/stage_config.py) given to a cheap `__init__` (it runs on the driver and again on every
+worker), `setup()` that loads models once per worker, and one method `process(unit) -> StageOutput` that
+turns the rows of one unit of work into new rows per manifest table. Class attributes name the stage, its
+version, its section's class and the resources one worker of it needs. Rows
 get their provenance from `Stage.stamp` only, and a failure for one input becomes an `errors` row
 (through `Stage.isolate`) while the rest of the unit goes on.
 
@@ -19,9 +20,10 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from curation.faults import crash_fault, raise_fault
+from curation.stage_config import JobSettings, StageConfig
 from manifests.schema import NO_MODEL, PRIMARY_KEYS
 
 T = TypeVar("T")
@@ -110,19 +112,27 @@ class Stage(ABC):
     """Base of every curation stage: rows in, rows out, declared resources, provenance in one place."""
 
     name: ClassVar[str]
+    """Also the key of the stage's section in the job config."""
     version: ClassVar[str]
     resources: ClassVar[Resources] = Resources()
     writes: ClassVar[tuple[str, ...]]
     """The manifest tables this stage makes or updates rows of (a unit commits every enabled stage's tables)."""
+    Config: ClassVar[type[StageConfig] | None] = None
+    """The class of the stage's section (`<name>:` in the YAML); None: the stage has no section. A stage with
+    one takes it as `__init__(self, config: <its Config>)`."""
     optional: ClassVar[bool] = False
-    """An optional stage runs only when the job config has a section named after it (e.g. `objects:`)."""
+    """An optional stage runs only when the job config has its section (e.g. `objects:`); absent or null, not."""
 
     @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return not cls.optional or getattr(config, cls.name, None) is not None
+    def enabled(cls, job: JobSettings) -> bool:
+        return not cls.optional or job.section(cls.name) is not None
 
-    def __init__(self, config: Any) -> None:
-        self.config = config
+    @classmethod
+    def from_job(cls, job: JobSettings) -> Self:
+        """The stage of this job, built from its own section; a stage that needs job settings overrides this."""
+        return cls() if cls.Config is None else cls(job.section(cls.name))
+
+    def __init__(self) -> None:
         self.model_name = NO_MODEL
         self.weights_id = NO_MODEL
 

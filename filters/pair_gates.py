@@ -19,8 +19,7 @@ import cv2
 import numpy as np
 
 from filters.base import FilterError
-
-RANDOM_INIT = "random-init"
+from manifests.schema import NO_MODEL, RANDOM_INIT
 
 
 @dataclass(frozen=True)
@@ -176,7 +175,7 @@ def clip_direction_gate(encoder: ClipEncoder | None, source: np.ndarray, target:
     """CLIP direction of the pair (mean frame embeddings); skipped unless real CLIP weights are loaded."""
     if encoder is None:
         return GateValue(None, None, "skipped: no CLIP model configured")
-    if encoder.weights_id in ("", "none", RANDOM_INIT):
+    if encoder.weights_id in ("", NO_MODEL, RANDOM_INIT):
         return GateValue(None, None, f"skipped: CLIP weights are {encoder.weights_id or 'missing'}, not trained")
     img = encoder.encode_images(np.concatenate([source, target]))  # (2T, D)
     txt = encoder.encode_texts([source_text, target_text])  # (2, D)

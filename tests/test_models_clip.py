@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +14,6 @@ from curation.stage import WorkUnit
 from curation.stages.clip_scores import ClipScoresConfig, ClipScoresStage, embeddings_uri, rescore
 from manifests import SCHEMAS
 from manifests.media.encode import VideoWriter
-
-
-@dataclass(frozen=True)
-class Job:
-    clip_scores: ClipScoresConfig
 
 
 def _unit(e: np.ndarray) -> np.ndarray:
@@ -43,7 +37,7 @@ def stage() -> ClipScoresStage:
     cfg = ClipScoresConfig(clip=ClipConfig(arch="ViT-S-32", image_size=64, batch=4,
                                            weights=WeightsConfig(weights="none.pt", allow_random_init=True)),
                            frames_per_clip=4, text="a disc moving over a texture")
-    s = ClipScoresStage(Job(cfg))
+    s = ClipScoresStage(cfg)
     s.setup()
     return s
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,6 @@ from curation.stages.objects import ObjectsConfig, ObjectsStage
 from manifests import SCHEMAS
 from manifests.media.encode import VideoWriter
 from manifests.rle import rle_decode
-
-
-@dataclass(frozen=True)
-class Job:
-    """The slice of a job config the objects stage reads."""
-
-    objects: ObjectsConfig
 
 
 RANDOM = WeightsConfig(weights="none-here.pt", allow_random_init=True)
@@ -82,7 +74,7 @@ def _check_rows(out: dict[str, list[dict]]) -> list[dict]:
 
 
 def test_proposer_rows_and_errors(unit):
-    stage = ObjectsStage(Job(ObjectsConfig()))
+    stage = ObjectsStage(ObjectsConfig())
     stage.setup()
     out = stage.process(unit).rows
     rows = _check_rows(out)
@@ -103,7 +95,7 @@ def test_proposer_rows_and_errors(unit):
 
 
 def test_yolo_sam_rows_say_random_init(unit, tiny_models):
-    stage = ObjectsStage(Job(tiny_models))
+    stage = ObjectsStage(tiny_models)
     stage.setup()
     rows = _check_rows(stage.process(unit).rows)
     model_rows = [r for r in rows if r["model_name"] != "none"]
@@ -116,7 +108,7 @@ def test_yolo_sam_rows_say_random_init(unit, tiny_models):
 
 
 def test_model_frames_limits_what_yolo_and_sam_see(unit, tiny_models):
-    stage = ObjectsStage(Job(tiny_models.model_copy(update={"model_frames": 2})))
+    stage = ObjectsStage(tiny_models.model_copy(update={"model_frames": 2}))
     stage.setup()
     rows = _check_rows(stage.process(unit).rows)
     assert rows and all(len(r["frame_indices"]) <= 2 for r in rows)  # without it, tracks span all 5 frames
@@ -150,6 +142,6 @@ def test_sam_masks_of_frames_batch_the_encoder_and_match_one_frame_at_a_time():
 
 def test_without_weights_or_permission_the_stage_stops_at_setup():
     cfg = ObjectsConfig(methods=("yolo-sam",), yolo=YoloConfig(weights=WeightsConfig(weights="absent.pt", download=False)))
-    stage = ObjectsStage(Job(cfg))
+    stage = ObjectsStage(cfg)
     with pytest.raises(WeightsError, match="absent.pt.*LIVEDITOR_WEIGHTS_DIR"):
         stage.setup()

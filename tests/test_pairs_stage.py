@@ -11,7 +11,6 @@ import resource
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,18 +36,6 @@ from manifests.schema import PAIR_GATES, PSNR_CAP
 
 H, W, T = 48, 64, 8
 PROVENANCE = {"stage": "objects", "stage_version": "1", "model_name": "none", "weights_id": "none"}
-
-
-@dataclass(frozen=True)
-class Job:
-    """The slice of a job config the pairs stage reads."""
-
-    pairs: PairsConfig
-
-
-@dataclass(frozen=True)
-class ObjectsJob:
-    objects: ObjectsConfig
 
 
 def disc_clip(centre, radius: int = 8, frames: int = T) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +82,7 @@ def object_rows(clip_id: str, oid: str, masks: np.ndarray, indices: list[int], w
 
 
 def run(root: Path, tables: dict, **config) -> dict:
-    stage = PairsStage(Job(PairsConfig(**config)))
+    stage = PairsStage(PairsConfig(**config))
     stage.setup()
     return stage.process(WorkUnit("b000000", [], str(root), tables=tables)).rows
 
@@ -397,7 +384,7 @@ def test_objects_stage_rows_feed_the_pairs_stage(tmp_path):
     frames, _ = moving_disc_clip([(30 + 4 * t, 48.0) for t in range(16)])
     write_video(tmp_path, "moving.mp4", frames)
     unit = WorkUnit("b000001", [], str(tmp_path), tables={"clips": [clip_row("moving", "v", "moving.mp4")]})
-    objects = ObjectsStage(ObjectsJob(ObjectsConfig())).run(unit)  # the proposer: weights "none", so usable
+    objects = ObjectsStage(ObjectsConfig()).run(unit)  # the proposer: weights "none", so usable
     assert objects.rows("objects")
     rows = run(tmp_path, objects.tables, mix={"removal": 1.0, "style": 1.0})["edit_pairs"]
     removal = {r["edit_type"]: r for r in rows}["removal"]
@@ -452,7 +439,7 @@ def test_edit_types_are_a_seeded_weighted_draw_without_replacement():
 
 
 def test_gate_options_keep_their_types():
-    gates = PairsConfig(gates={"kept_margin_px": 2, "min_psnr_kept": 30}).gate_config()
+    gates = PairsConfig(gates={"kept_margin_px": 2, "min_psnr_kept": 30}).gate_config
     assert gates.kept_margin_px == 2 and isinstance(gates.kept_margin_px, int) and gates.min_psnr_kept == 30.0
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import Field
 
-from curation.job_config import ConfigError, load_config, parse_config
+from curation.job_config import ConfigError, config_model, load_config, parse_config
 from curation.pipeline import PipelineError, plan_units
 from curation.stage import Resources, Stage, StageOutput, WorkUnit, error_id, merge_output, merge_rows
+from curation.stage_config import StageConfig
 from curation.stages import STAGES, enabled_stages, tables_written
 from curation.stages.signals import decode_size
 from manifests import SCHEMAS
@@ -40,7 +44,7 @@ class _Halves(Stage):
 
 def test_isolate_turns_one_failure_into_an_errors_row_and_keeps_the_rest():
     unit = WorkUnit("b000000", ["/x/a.mp4", "/x/bad.mp4", "/x/c.mp4"], "/out")
-    out = _Halves(config=None).run(unit)
+    out = _Halves().run(unit)
     assert [r["clip_id"] for r in out.rows("scores")] == ["a.mp4", "c.mp4"]
     (err,) = out.rows("errors")
     assert err["input"] == "/x/bad.mp4" and err["error_class"] == "ValueError"
@@ -53,7 +57,7 @@ def test_isolate_turns_one_failure_into_an_errors_row_and_keeps_the_rest():
 
 
 def test_provenance_of_a_source_names_its_model_and_version():
-    row = _Halves(config=None).stamp({}, _Source())
+    row = _Halves().stamp({}, _Source())
     assert row == {"stage": "halves", "stage_version": "3+det-7", "model_name": "some-model", "weights_id": "random-init"}
 
 
@@ -145,6 +149,56 @@ def test_extends_merges_mappings_over_the_base_and_refuses_loops(tmp_path):
     (tmp_path / "d.yaml").write_text(f"extends: {REPO / 'jobs/configs/curate.yaml'}\nthresholds: {{min_blur: 3.0}}\n")
     merged = load_config(tmp_path / "d.yaml")
     assert merged.thresholds == {**base.thresholds, "min_blur": 3.0}
+
+
+class _TintConfig(StageConfig):
+    """The section of a stage that exists only in this test."""
+
+    strength: float = Field(1.0, gt=0)
+
+
+class _Tint(Stage):
+    """A new stage as a contributor writes it: this class and its section, nothing else."""
+
+    name = "tint"
+    version = "1"
+    writes = ("scores", "errors")
+    Config = _TintConfig
+    optional = True
+
+    def __init__(self, config: _TintConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def process(self, unit: WorkUnit) -> StageOutput:
+        return StageOutput({"scores": [
+            self.stamp({"clip_id": c["clip_id"], "signal": "tint", "value": self.config.strength, "passed": None})
+            for c in unit.rows("clips")]})
+
+
+def test_a_new_stage_needs_only_its_file_and_one_registry_entry(tmp_path):
+    registry = (*STAGES, _Tint)  # the one line a contributor adds to curation/stages/__init__.py
+    model = config_model(registry)
+    text = yaml.safe_dump(_config(tmp_path, tint={"strength": 2.5}, resources={"tint": {"num_cpus": 0.25}}))
+    job = parse_config(yaml.safe_load(text), "tint.yaml", model)
+    assert job.section("tint") == _TintConfig(strength=2.5) and job.resources["tint"].num_cpus == 0.25
+    assert job.model_dump(mode="json")["tint"] == {"strength": 2.5}  # saved with the plan's settings
+    assert [s.name for s in enabled_stages(job, registry)][-1] == "tint" and "scores" in tables_written(job, registry)
+    unit = WorkUnit("b000000", [], "/out", tables={"clips": [{"clip_id": "c1"}]})
+    (row,) = _Tint.from_job(job).run(unit).rows("scores")
+    assert row["value"] == 2.5 and (row["stage"], row["stage_version"]) == ("tint", "1")
+    without = parse_config(_config(tmp_path), "plain.yaml", model)
+    assert without.section("tint") is None and _Tint not in enabled_stages(without, registry)
+    with pytest.raises(ConfigError, match=r"tint.yaml: tint.strenght: Extra inputs"):
+        parse_config(_config(tmp_path, tint={"strenght": 2}), "tint.yaml", model)
+    with pytest.raises(ConfigError, match="tint: Extra inputs"):  # the shipped registry has no such stage
+        parse_config(_config(tmp_path, tint={"strength": 2}), "tint.yaml")
+
+
+def test_the_stages_never_import_the_job_config():
+    code = "import sys, curation.stages; print('curation.job_config' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_units_are_sorted_batches_with_stable_ids(tmp_path):

@@ -34,7 +34,7 @@ def config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def stages(config):
-    built = [cls(config) for cls in (IngestStage, ShotsStage, ExtractStage, SignalsStage)]
+    built = [cls.from_job(config) for cls in (IngestStage, ShotsStage, ExtractStage, SignalsStage)]
     for stage in built:
         stage.setup()
     return built

@@ -219,15 +219,9 @@ def test_map_bounds_concurrency_and_keeps_order_with_errors_in_place(server):
 
 
 def _stage_unit(root, server, scenario: str):
-    from dataclasses import dataclass
-
     from curation.stage import WorkUnit
     from curation.stages.vlm_scores import VlmScoresConfig, VlmScoresStage
     from manifests.media.encode import VideoWriter
-
-    @dataclass(frozen=True)
-    class Job:
-        vlm_scores: VlmScoresConfig
 
     with VideoWriter(root / "a.mp4", fps=25.0) as w:
         for f in np.repeat(FRAMES[:1], 3, axis=0):
@@ -235,7 +229,7 @@ def _stage_unit(root, server, scenario: str):
     (root / "broken.mp4").write_bytes(b"junk")
     cfg = VlmScoresConfig(client=VlmConfig(base_url=f"http://127.0.0.1:{server.server_port}/{scenario}/v1",
                                            model="tiny-vlm", api_key_env="TEST_VLM_STAGE_KEY", max_retries=0))
-    stage = VlmScoresStage(Job(cfg))
+    stage = VlmScoresStage(cfg)
     clips = [{"clip_id": c, "status": "ok", "uri": f"{c}.mp4"} for c in ("a", "broken")]
     return stage, WorkUnit("b000003", [], str(root), tables={"clips": clips})
 

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from curation.registry import Registry, build
+from curation.registry import FrozenConfig, Registry, build
 
 REGIONS = ("inside", "outside", "global")
 """Where an edit means to change pixels: inside the mask, outside it, or the whole frame."""
@@ -119,7 +119,7 @@ class Editor(ABC):
     local: ClassVar[bool]  # True: needs an object mask
     min_frames: ClassVar[int] = 2
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: FrozenConfig) -> None:
         self.config = config
         self.model_name = "none"
         self.weights_id = "none"
@@ -157,12 +157,12 @@ _REGISTRY: Registry = {
 EDITOR_NAMES = tuple(_REGISTRY)
 
 
-def get_editor(name: str, config: Any | None = None) -> Editor:
+def get_editor(name: str, config: FrozenConfig | None = None) -> Editor:
     """Build editor `name` with `config` (its default config when None)."""
     return build(_REGISTRY, "editor", name, config, EditError)
 
 
-def editor_config(name: str, options: Mapping[str, Any]) -> Any:
+def editor_config(name: str, options: Mapping[str, Any]) -> FrozenConfig:
     """Editor `name`'s frozen config built from a mapping of its fields (a job config's options), so a bad
     option fails when the config is loaded; EditError (one line) for an unknown editor or field."""
     if name not in _REGISTRY:

@@ -11,9 +11,9 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from curation.registry import Registry, build
+from curation.registry import FrozenConfig, Registry, build
 
 
 class ShotError(Exception):
@@ -83,7 +83,7 @@ class ShotDetector(ABC):
     name: ClassVar[str]
     version: ClassVar[str]
 
-    def __init__(self, config: Any) -> None:
+    def __init__(self, config: FrozenConfig) -> None:
         self.config = config
         self.model_name = self.name
         self.weights_id = "none"
@@ -103,6 +103,6 @@ _REGISTRY: Registry = {
 DETECTOR_NAMES = tuple(_REGISTRY)
 
 
-def get_detector(name: str, config: Any | None = None) -> ShotDetector:
+def get_detector(name: str, config: FrozenConfig | None = None) -> ShotDetector:
     """Build detector `name` (imported lazily: the fast one must not pay for importing torch)."""
     return build(_REGISTRY, "shot detector", name, config, ShotError)

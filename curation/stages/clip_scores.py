@@ -12,13 +12,15 @@ clip's `clip_embeddings` row references (uri, key, frames), so re-scoring agains
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from curation.models.clip import ClipConfig, ClipEmbedder, clip_scores
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stage_config import StageConfig
+from curation.stages.common import usable_clips
+from filters.base import evenly_spaced
 from manifests.media.atomic import atomic_output
 from manifests.media.decode import read_frames
 from manifests.media.probe import probe
@@ -26,10 +28,8 @@ from manifests.media.probe import probe
 EMBEDDINGS_DIR = "embeddings/clip"
 
 
-class ClipScoresConfig(BaseModel):
+class ClipScoresConfig(StageConfig):
     """The `clip_scores` section of a job config."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     clip: ClipConfig = ClipConfig()
     frames_per_clip: int = Field(8, ge=1)
@@ -60,12 +60,13 @@ class ClipScoresStage(Stage):
     version = "1"
     resources = Resources(num_cpus=1.0)
     writes = ("scores", "clip_embeddings", "errors")
+    Config = ClipScoresConfig
     optional = True
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.section: ClipScoresConfig = config.clip_scores
-        self.embedder = ClipEmbedder(self.section.clip)
+    def __init__(self, config: ClipScoresConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedder = ClipEmbedder(config.clip)
 
     def preflight(self) -> None:
         self.embedder.resolve()
@@ -74,7 +75,7 @@ class ClipScoresStage(Stage):
         self.embedder.setup()
 
     def process(self, unit: WorkUnit) -> StageOutput:
-        clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
+        clips = usable_clips(unit)
         root = Path(unit.out_root)
         done, errors = self.isolate(clips, lambda c: (c["clip_id"], *self.embed(root / c["uri"])),
                                     lambda c: c["clip_id"], unit.attempt)
@@ -85,7 +86,7 @@ class ClipScoresStage(Stage):
         for clip_id, indices, emb in done:
             stored.append(self.stamp({"clip_id": clip_id, "uri": uri, "key": clip_id, "frame_indices": indices,
                                       "dim": int(emb.shape[1])}, source=self.embedder))
-            for signal, value in self.embedder.scores(emb, self.section.text).items():
+            for signal, value in self.embedder.scores(emb, self.config.text).items():
                 if value is not None:
                     rows.append(self.stamp({"clip_id": clip_id, "signal": signal, "value": value, "passed": None},
                                            source=self.embedder))
@@ -93,6 +94,5 @@ class ClipScoresStage(Stage):
 
     def embed(self, path: Path) -> tuple[list[int], np.ndarray]:
         """The clip-relative frames embedded, and their embeddings (T, D)."""
-        n = probe(path).frames
-        indices = sorted(set(np.linspace(0, n - 1, min(n, self.section.frames_per_clip)).round().astype(int).tolist()))
+        indices = evenly_spaced(probe(path).frames, self.config.frames_per_clip)
         return indices, self.embedder.frames(read_frames(path, indices))  # (T, D)

@@ -1,33 +1,15 @@
-"""What several stages (and the config check) share: building owners' configs, rejecting failed clips."""
+"""What several stages share: the clips they work on, and rejecting the clips a stage failed on."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
-from curation.shots import ShotDetector, get_detector
-from filters.thresholds import FilterThresholds
+from curation.stage import WorkUnit
 
 
-def build_thresholds(values: Mapping[str, Any]) -> FilterThresholds:
-    """The filter thresholds of a job config (filters' own validation: unknown keys, min <= max)."""
-    return FilterThresholds.from_dict(values)
-
-
-def build_detector(shots_config: Any) -> ShotDetector:
-    """The configured shot detector, not yet set up (setup loads its model on the worker).
-
-    `detector_options` replace fields of the detector's own frozen config; an unknown one is an error.
-    """
-    detector = get_detector(shots_config.detector)
-    if not shots_config.detector_options:
-        return detector
-    try:
-        config = dataclasses.replace(detector.config, **shots_config.detector_options)
-    except TypeError as exc:
-        raise ValueError(f"shots.detector_options for {shots_config.detector}: {exc}") from None
-    return get_detector(shots_config.detector, config)
+def usable_clips(unit: WorkUnit) -> list[dict[str, Any]]:
+    """The unit's clips still ok and extracted to a file: what every stage after extract works on."""
+    return [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
 
 
 def reject_failed(clips: list[dict[str, Any]], errors: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:

@@ -13,12 +13,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from curation.extract import PacketIndex, extract_clip, index_packets, resolution_bucket
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stage_config import StageConfig
 from curation.stages.common import reject_failed
 from manifests.media.probe import VideoInfo, probe
 
 CLIPS_DIR = "clips"
+
+
+class ExtractConfig(StageConfig):
+    """The `extract` section of a job config."""
+
+    buckets: tuple[int, ...] = (144, 240, 360, 480, 720, 1080)
+    crf: int = Field(20, ge=0, le=51)
 
 
 def clip_uri(video_id: str, clip_id: str) -> str:
@@ -39,6 +49,11 @@ class ExtractStage(Stage):
     version = "1"
     resources = Resources(num_cpus=0.5)
     writes = ("clips", "errors")
+    Config = ExtractConfig
+
+    def __init__(self, config: ExtractConfig) -> None:
+        super().__init__()
+        self.config = config
 
     def process(self, unit: WorkUnit) -> StageOutput:
         videos = {v["video_id"]: v for v in unit.rows("videos")}
@@ -54,7 +69,7 @@ class ExtractStage(Stage):
     def extract(
         self, clip: dict[str, Any], video: dict[str, Any], root: Path, sources: dict[str, _Source]
     ) -> dict[str, Any]:
-        bucket = resolution_bucket(video["width"], video["height"], self.config.extract.buckets)
+        bucket = resolution_bucket(video["width"], video["height"], self.config.buckets)
         source = sources.get(video["video_id"])
         if source is None:
             info = probe(video["uri"])
@@ -62,5 +77,5 @@ class ExtractStage(Stage):
             source = sources[video["video_id"]] = _Source(info, index_packets(video["uri"]) if copyable else None)
         uri = clip_uri(clip["video_id"], clip["clip_id"])
         result = extract_clip(video["uri"], clip["start_frame"], clip["end_frame"], root / uri, bucket,
-                              crf=self.config.extract.crf, info=source.info, index=source.index)
+                              crf=self.config.crf, info=source.info, index=source.index)
         return {**clip, "uri": uri, "width": result.width, "height": result.height}

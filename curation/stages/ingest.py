@@ -18,8 +18,8 @@ import av
 
 from curation.inputs import DuplicateInput, InputError, InputPlan, check_unchanged, input_problem, sha256_of
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
-from curation.stages.common import build_thresholds
-from filters.thresholds import reject_reasons
+from curation.stage_config import JobSettings
+from filters.thresholds import FilterThresholds, reject_reasons
 from manifests.media.probe import VideoError, probe
 
 
@@ -39,17 +39,25 @@ def header_size(path: Path) -> tuple[int, int]:
 
 
 class IngestStage(Stage):
-    """Inputs (paths) in, `videos` rows out; one per readable input, `errors` rows for the rest."""
+    """Inputs (paths) in, `videos` rows out; one per readable input, `errors` rows for the rest.
+
+    It has no section of its own: it reads the job's input root, its symlink rule and the filter thresholds.
+    """
 
     name = "ingest"
     version = "1"
     resources = Resources(num_cpus=0.5)
     writes = ("videos", "errors")
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.thresholds = build_thresholds(config.thresholds)
-        self.input_root = Path(config.input).absolute()
+    def __init__(self, thresholds: FilterThresholds, input_root: Path, follow_symlinks_outside_input: bool) -> None:
+        super().__init__()
+        self.thresholds = thresholds
+        self.input_root = input_root.absolute()
+        self.follow_symlinks_outside_input = follow_symlinks_outside_input
+
+    @classmethod
+    def from_job(cls, job: JobSettings) -> "IngestStage":
+        return cls(job.filter_thresholds, Path(job.input), job.follow_symlinks_outside_input)
 
     def process(self, unit: WorkUnit) -> StageOutput:
         def row(uri: str) -> dict[str, Any]:
@@ -61,7 +69,7 @@ class IngestStage(Stage):
 
     def video_row(self, uri: str, planned: InputPlan | None = None) -> dict[str, Any]:
         path = Path(uri)
-        problem = input_problem(path, self.input_root, self.config.follow_symlinks_outside_input)
+        problem = input_problem(path, self.input_root, self.follow_symlinks_outside_input)
         if problem:
             raise InputError(problem)
         if planned is not None and planned.duplicate_of is not None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from curation.models import mask_proposer
 from curation.models.mask_proposer import ProposerConfig
@@ -26,16 +26,17 @@ from curation.models.sam import SamConfig, SamMasker
 from curation.models.tracks import Track
 from curation.models.yolo import YoloConfig, YoloTracker
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stage_config import StageConfig
+from curation.stages.common import usable_clips
 from curation.stages.signals import decode_size
+from filters.base import evenly_spaced
 from manifests.media.decode import read_frames
 from manifests.media.probe import probe
 from manifests.schema import NO_MODEL
 
 
-class ObjectsConfig(BaseModel):
+class ObjectsConfig(StageConfig):
     """The `objects` section of a job config."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     methods: tuple[Literal["proposer", "yolo-sam"], ...] = ("proposer",)
     short_side: int = Field(360, ge=16)
@@ -44,16 +45,22 @@ class ObjectsConfig(BaseModel):
     proposer: dict[str, Any] = Field(default_factory=dict)  # ProposerConfig fields
     yolo: YoloConfig = YoloConfig()
     sam: SamConfig = SamConfig()
+    _proposer_config: ProposerConfig = PrivateAttr()
 
     @model_validator(mode="after")
     def _proposer_fields(self) -> "ObjectsConfig":
         try:
-            ProposerConfig(**self.proposer)
+            self._proposer_config = ProposerConfig(**self.proposer)
         except TypeError as exc:
             raise ValueError(f"objects.proposer: {exc}") from None
         if not self.methods:
             raise ValueError("objects.methods is empty; name proposer and/or yolo-sam")
         return self
+
+    @property
+    def proposer_config(self) -> ProposerConfig:
+        """The proposer's frozen config from `proposer`, built once at validation."""
+        return self._proposer_config
 
 
 @dataclass
@@ -76,14 +83,15 @@ class ObjectsStage(Stage):
     version = "1"
     resources = Resources(num_cpus=1.0)
     writes = ("objects", "object_frames", "errors")
+    Config = ObjectsConfig
     optional = True
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.section: ObjectsConfig = config.objects
-        self.proposer = _Proposer(ProposerConfig(**self.section.proposer))
-        self.yolo = YoloTracker(self.section.yolo) if "yolo-sam" in self.section.methods else None
-        self.sam = SamMasker(self.section.sam) if self.yolo else None
+    def __init__(self, config: ObjectsConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.proposer = _Proposer(config.proposer_config)
+        self.yolo = YoloTracker(config.yolo) if "yolo-sam" in config.methods else None
+        self.sam = SamMasker(config.sam) if self.yolo else None
 
     def preflight(self) -> None:
         if self.yolo is not None:
@@ -96,7 +104,7 @@ class ObjectsStage(Stage):
             self.sam.setup()
 
     def process(self, unit: WorkUnit) -> StageOutput:
-        clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
+        clips = usable_clips(unit)
         found, errors = self.isolate(clips, lambda c: self.clip_objects(c, Path(unit.out_root)),
                                      lambda c: c["clip_id"], unit.attempt)
         objects = [obj for rows in found for obj, _ in rows]
@@ -107,19 +115,17 @@ class ObjectsStage(Stage):
         """(objects row, its object_frames rows) for each track found in the clip."""
         path = root / clip["uri"]
         info = probe(path)
-        indices = np.linspace(0, info.frames - 1, min(self.section.max_frames, info.frames)).round().astype(int)
-        w, h = decode_size(info.width, info.height, self.section.short_side)
-        frames = read_frames(path, sorted(set(indices.tolist())), w, h)  # (T, H, W, 3), decoded once
-        kept = sorted(set(indices.tolist()))
+        kept = evenly_spaced(info.frames, self.config.max_frames)
+        w, h = decode_size(info.width, info.height, self.config.short_side)
+        frames = read_frames(path, kept, w, h)  # (T, H, W, 3), decoded once
         rows: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
-        if "proposer" in self.section.methods:
+        if "proposer" in self.config.methods:
             tracks = mask_proposer.propose(frames, self.proposer.config)
             for tr in tracks:
                 tr.class_name, tr.confidence = mask_proposer.CLASS_NAME, tr.stability() or 0.0
             rows += [self._row(clip, tr, kept, self.proposer) for tr in tracks]
         if self.yolo is not None:
-            n = min(self.section.model_frames or len(kept), len(kept))
-            sub = sorted(set(np.linspace(0, len(kept) - 1, n).round().astype(int).tolist()))
+            sub = evenly_spaced(len(kept), self.config.model_frames or len(kept))
             rows += [self._row(clip, tr, [kept[i] for i in sub], self.yolo) for tr in self._yolo_sam(frames[sub])]
         return rows
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from curation.editors import PAIR_CRF, EditInput, EditResult, Editor, get_editor, read_mask_file, write_pair
 from curation.editors.base import EDITOR_NAMES, EditError, check_frames, editor_config
@@ -36,14 +36,19 @@ from curation.pair_rows import (
     choose_edit_types, choose_object, dense_track, direction_texts, failed, gate_columns, pair_id, pair_seed,
     passed_columns, to_json,
 )
+from curation.registry import FrozenConfig
 from curation.splits import SplitConfig, assign_split
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stage_config import StageConfig, owner_error
+from curation.stages.common import usable_clips
+from filters.base import evenly_spaced
 from filters.pair_gates import (
-    RANDOM_INIT, PairGateConfig, VlmCheck, clip_direction_gate, evaluate_pair, gates_passed, vlm_instruction_gate,
+    PairGateConfig, VlmCheck, clip_direction_gate, evaluate_pair, gates_passed, vlm_instruction_gate,
 )
 from manifests.media.decode import read_frames
 from manifests.media.probe import probe
 from manifests.rle import rle_decode
+from manifests.schema import RANDOM_INIT
 from manifests.uris import resolve_uri
 
 LOG = logging.getLogger("curation.stages.pairs")
@@ -55,10 +60,8 @@ change, the edit that keeps the subject (a person, when the detector found one) 
 it. `generative` joins only when a config asks for it (it needs the user's model)."""
 
 
-class PairsConfig(BaseModel):
-    """The `pairs` section of a job config; every part is validated by its owner when the config is built."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class PairsConfig(StageConfig):
+    """The `pairs` section of a job config; every part is built by its owner, once, when the config is built."""
 
     mix: dict[str, float] = Field(default_factory=lambda: dict(PAPER_MIX))  # edit type -> weight
     pairs_per_clip: int = Field(2, ge=1)  # edit types per clip, drawn without replacement
@@ -73,6 +76,9 @@ class PairsConfig(BaseModel):
     clip: ClipConfig | None = None  # CLIP direction gate (skipped, with the reason, on random-init weights)
     vlm: VlmConfig | None = None  # instruction rewrite and the VLM instruction check
     gate_frames: int = Field(8, ge=1)  # frames per pair (evenly spread) shown to CLIP and the VLM
+    _editor_configs: dict[str, FrozenConfig] = PrivateAttr()
+    _gate_config: PairGateConfig = PrivateAttr()
+    _split_config: SplitConfig = PrivateAttr()
 
     @model_validator(mode="after")
     def _owners_accept(self) -> "PairsConfig":
@@ -83,15 +89,14 @@ class PairsConfig(BaseModel):
             weights = list(self.mix.values())
             if any(not np.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
                 raise ValueError(f"mix weights must be finite, >= 0 and sum to > 0, got {self.mix}")
-            self.editor_configs()
-            self.gate_config()
-            self.split_config()
+            self._editor_configs = self._build_editor_configs()
+            self._gate_config = PairGateConfig.from_dict(self.gates)
+            self._split_config = SplitConfig.from_dict(self.splits)
         except Exception as exc:  # noqa: BLE001 - the owners' own errors, reported as one config line
-            raise ValueError(" ".join(str(exc).split()) or type(exc).__name__) from None  # the loc says where
+            raise owner_error(exc) from None  # the loc says where
         return self
 
-    def editor_configs(self) -> dict[str, Any]:
-        """{edit type: its editor's config} for every type the mix can draw (options of others checked too)."""
+    def _build_editor_configs(self) -> dict[str, FrozenConfig]:
         bad = sorted(set(self.editors) - set(EDITOR_NAMES))
         if bad:
             raise ValueError(f"editors: unknown editor(s) {bad}; known: {', '.join(EDITOR_NAMES)}")
@@ -99,11 +104,20 @@ class PairsConfig(BaseModel):
         return {name: built[name] if name in built else editor_config(name, {})
                 for name, w in self.mix.items() if w > 0}
 
-    def gate_config(self) -> PairGateConfig:
-        return PairGateConfig.from_dict(self.gates)
+    @property
+    def editor_configs(self) -> dict[str, FrozenConfig]:
+        """{edit type: its editor's config} for every type the mix can draw (options of others checked too)."""
+        return self._editor_configs
 
+    @property
+    def gate_config(self) -> PairGateConfig:
+        """The pair gates' thresholds from `gates`, built once at validation."""
+        return self._gate_config
+
+    @property
     def split_config(self) -> SplitConfig:
-        return SplitConfig.from_dict(self.splits)
+        """The train/val/test split from `splits`, built once at validation."""
+        return self._split_config
 
 
 @dataclass
@@ -156,7 +170,7 @@ NO_FRAMES = np.zeros((0, 8, 8, 3), np.uint8)
 
 def evenly(frames: np.ndarray, count: int) -> np.ndarray:
     """At most `count` frames evenly spread over the clip (first and last included)."""
-    return frames[np.unique(np.linspace(0, len(frames) - 1, min(count, len(frames))).round().astype(int))]
+    return frames[evenly_spaced(len(frames), count)]
 
 
 def is_random_init(weights_id: str | None) -> bool:
@@ -169,39 +183,40 @@ class PairsStage(Stage):
     version = "1"
     resources = Resources(num_cpus=1.0)
     writes = ("edit_pairs", "scores", "errors")
+    Config = PairsConfig
     optional = True
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.section: PairsConfig = config.pairs
-        self.gates = self.section.gate_config()
-        self.splits = self.section.split_config()
-        self.editors: dict[str, Editor] = {n: get_editor(n, c) for n, c in self.section.editor_configs().items()}
+    def __init__(self, config: PairsConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.gates = config.gate_config
+        self.splits = config.split_config
+        self.editors: dict[str, Editor] = {n: get_editor(n, c) for n, c in config.editor_configs.items()}
         self.clip: _ClipGateEncoder | None = None
         self.vlm: VlmClient | None = None
 
     def preflight(self) -> None:
-        if self.section.clip is not None:
-            resolve_weights(self.section.clip.weights, CLIP_FAMILY)
+        if self.config.clip is not None:
+            resolve_weights(self.config.clip.weights, CLIP_FAMILY)
 
     def setup(self) -> None:
         for editor in self.editors.values():
             editor.setup()
-        if self.section.clip is not None:
-            embedder = ClipEmbedder(self.section.clip)
-            resolved = resolve_weights(self.section.clip.weights, CLIP_FAMILY)
+        if self.config.clip is not None:
+            embedder = ClipEmbedder(self.config.clip)
+            resolved = resolve_weights(self.config.clip.weights, CLIP_FAMILY)
             if not resolved.random_init:  # random-init CLIP directions mean nothing: no model to load
                 embedder.setup()
             self.clip = _ClipGateEncoder(None if resolved.random_init else embedder, embedder.model_name,
                                          resolved.weights_id)
-        if self.section.vlm is not None:
-            self.vlm = VlmClient(self.section.vlm)
+        if self.config.vlm is not None:
+            self.vlm = VlmClient(self.config.vlm)
 
     def process(self, unit: WorkUnit) -> StageOutput:
-        clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
+        clips = usable_clips(unit)
         objects: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in unit.rows("objects"):
-            if self.section.use_random_init_objects or not is_random_init(row.get("weights_id")):
+            if self.config.use_random_init_objects or not is_random_init(row.get("weights_id")):
                 objects[row["clip_id"]].append(row)
         per_frame: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in unit.rows("object_frames"):
@@ -219,7 +234,7 @@ class PairsStage(Stage):
         out = ClipPairs()
         path = resolve_uri(root, clip["uri"])
         info = probe(path)
-        frames = read_frames(path, list(range(min(info.frames, self.section.max_frames))))  # (T, H, W, 3)
+        frames = read_frames(path, list(range(min(info.frames, self.config.max_frames))))  # (T, H, W, 3)
         check_frames(frames, 2)
         t, h, w = frames.shape[:3]
         loaded, out.errors = self.isolate(
@@ -229,8 +244,8 @@ class PairsStage(Stage):
         inp = ClipInput(clip, frames, info.fps, info.frames > t, {o["object_id"]: m for o, m in loaded},
                         {o["object_id"]: o["class_name"].replace("-", " ").replace("_", " ") for o, _ in loaded})
         chosen = choose_object(inp.masks, self.gates)
-        types = choose_edit_types(self.section.mix, {n: e.local for n, e in self.editors.items()},
-                                  chosen is not None, self.section.pairs_per_clip, self.section.seed, clip["clip_id"])
+        types = choose_edit_types(self.config.mix, {n: e.local for n, e in self.editors.items()},
+                                  chosen is not None, self.config.pairs_per_clip, self.config.seed, clip["clip_id"])
         made, errors = self.isolate(list(enumerate(types)), lambda it: self.make_pair(inp, it[1], it[0], chosen, root),
                                     lambda it: f"{clip['clip_id']}/{it[1]}/{it[0]}", attempt)
         out.errors += errors
@@ -263,7 +278,7 @@ class PairsStage(Stage):
         editor = self.editors[edit_type]
         object_id = chosen if editor.local else None
         clip_id = inp.clip["clip_id"]
-        pid = pair_id(clip_id, edit_type, object_id, self.section.seed, index)
+        pid = pair_id(clip_id, edit_type, object_id, self.config.seed, index)
         others = None
         if object_id is not None and len(inp.masks) > 1:
             others = np.logical_or.reduce([m for oid, m in inp.masks.items() if oid != object_id])  # (T, H, W)
@@ -273,10 +288,10 @@ class PairsStage(Stage):
         source, target = result.frames(inp.frames)
         values = evaluate_pair(source, target, result.mask, result.region, self.gates)
         values["clip_direction"] = clip_direction_gate(
-            self.clip, evenly(source, self.section.gate_frames),
-            evenly(target, self.section.gate_frames), *direction_texts(result.edit_type, result.slots), self.gates)
+            self.clip, evenly(source, self.config.gate_frames),
+            evenly(target, self.config.gate_frames), *direction_texts(result.edit_type, result.slots), self.gates)
         values["vlm"] = vlm_instruction_gate(self._check(), source, target, instruction.text, self.gates)
-        if failed(values) and self.section.drop_failed:
+        if failed(values) and self.config.drop_failed:
             LOG.info("pair %s (%s of %s) dropped: failed %s", pid, edit_type, clip_id, ", ".join(failed(values)))
             return None
         uris = self._write(result, inp, pid, root)
@@ -293,13 +308,13 @@ class PairsStage(Stage):
     def _write(self, result: EditResult, inp: ClipInput, pid: str, root: Path) -> dict[str, str | None]:
         """Write the pair's files; the clip's own file stands for an unchanged side unless max_frames cut it."""
         video_dir = f"{PAIRS_DIR}/{inp.clip['video_id']}"
-        files = write_pair(result, root / video_dir, pid, inp.fps, self.section.crf)
+        files = write_pair(result, root / video_dir, pid, inp.fps, self.config.crf)
         uri = lambda p: f"{video_dir}/{p.name}"  # noqa: E731
         source = uri(files.source) if files.source else inp.clip["uri"]
         target = uri(files.target) if files.target else inp.clip["uri"]
         if inp.cut:  # the clip file is longer than the pair: write its first frames as the unchanged side
             side = "source" if files.source is None else "target"
-            written = write_clip(root / video_dir / f"{pid}.{side}.mp4", inp.frames, inp.fps, self.section.crf)
+            written = write_clip(root / video_dir / f"{pid}.{side}.mp4", inp.frames, inp.fps, self.config.crf)
             source, target = (uri(written), target) if side == "source" else (source, uri(written))
         return {"source_uri": source, "target_uri": target, "mask_uri": uri(files.mask) if files.mask else None}
 
@@ -329,7 +344,7 @@ class PairsStage(Stage):
         """The VLM instruction check as filters.pair_gates.VlmCheck (1.0 when the VLM says it matches), or None."""
         if self.vlm is None:
             return None
-        client, n = self.vlm, self.section.gate_frames
+        client, n = self.vlm, self.config.gate_frames
 
         def check(source: np.ndarray, target: np.ndarray, instruction: str) -> float:
             return 1.0 if client.check_instruction(evenly(source, n), evenly(target, n), instruction).matches else 0.0

@@ -7,11 +7,44 @@ carries the detector's model name and weights id as provenance. Clip ranges come
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from curation.shots import clip_ranges
+from pydantic import Field, PrivateAttr, model_validator
+
+from curation.registry import FrozenConfig
+from curation.shots import clip_ranges, get_detector
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
-from curation.stages.common import build_detector
+from curation.stage_config import StageConfig, owner_error
+
+
+class ShotsConfig(StageConfig):
+    """The `shots` section of a job config; `detector_options` replace fields of the detector's frozen config."""
+
+    detector: str = "fast"
+    detector_options: dict[str, Any] = Field(default_factory=dict)
+    min_clip_s: float = Field(1.0, gt=0)
+    max_clip_s: float = Field(10.0, gt=0)
+    trim_frames: int = Field(2, ge=0)
+    _detector_config: FrozenConfig = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _lengths_and_detector(self) -> "ShotsConfig":
+        if self.min_clip_s > self.max_clip_s:
+            raise ValueError(f"min_clip_s {self.min_clip_s} > max_clip_s {self.max_clip_s}")
+        try:
+            defaults = get_detector(self.detector).config  # cheap: a detector loads its model in setup()
+            self._detector_config = dataclasses.replace(defaults, **self.detector_options)
+        except TypeError as exc:  # an unknown option
+            raise ValueError(f"shots.detector_options for {self.detector}: {' '.join(str(exc).split())}") from None
+        except Exception as exc:  # noqa: BLE001 - e.g. an unknown detector, in the registry's own words
+            raise owner_error(exc) from None
+        return self
+
+    @property
+    def detector_config(self) -> FrozenConfig:
+        """The detector's frozen config with `detector_options` applied, built once at validation."""
+        return self._detector_config
 
 
 def clip_id(video_id: str, start_frame: int, end_frame: int) -> str:
@@ -23,11 +56,12 @@ class ShotsStage(Stage):
     version = "1"
     resources = Resources(num_cpus=0.5)
     writes = ("clips", "errors")
+    Config = ShotsConfig
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.shots = config.shots
-        self.detector = build_detector(config.shots)
+    def __init__(self, config: ShotsConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.detector = get_detector(config.detector, config.detector_config)
 
     def setup(self) -> None:
         self.detector.setup()
@@ -40,7 +74,7 @@ class ShotsStage(Stage):
     def clip_rows(self, video: dict[str, Any]) -> list[dict[str, Any]]:
         detection = self.detector.detect(video["uri"])
         fps = float(detection.fps)
-        ranges = clip_ranges(detection, self.shots.min_clip_s, self.shots.max_clip_s, self.shots.trim_frames)
+        ranges = clip_ranges(detection, self.config.min_clip_s, self.config.max_clip_s, self.config.trim_frames)
         return [
             self.stamp({
                 "clip_id": clip_id(video["video_id"], start, end),

@@ -16,15 +16,39 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+from pydantic import Field, PrivateAttr, model_validator
 
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
-from curation.stages.common import build_thresholds, reject_failed
+from curation.stage_config import JobSettings, StageConfig, owner_error
+from curation.stages.common import reject_failed, usable_clips
 from filters import get_signal
 from filters.base import Sampling, Signal, sample_indices
-from filters.thresholds import evaluate, reject_reasons
+from filters.thresholds import FilterThresholds, evaluate, reject_reasons
 from manifests.media.decode import read_frames
 
 METADATA_SIGNALS = ("width", "height", "duration")
+
+
+class SignalsConfig(StageConfig):
+    """The `signals` section: which filters/ signals to compute (each samples frames as its `Sampling` says) and
+    their options (keyword arguments of the signal's constructor)."""
+
+    names: tuple[str, ...] = ("luminance", "blur", "motion", "static", "slideshow", "text_overlay")
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    _signals: tuple[Signal, ...] = PrivateAttr()
+
+    @model_validator(mode="after")
+    def _build_signals(self) -> "SignalsConfig":
+        try:
+            self._signals = tuple(get_signal(name, **self.options.get(name, {})) for name in self.names)
+        except Exception as exc:  # noqa: BLE001 - the signals' own errors, reported as one config line
+            raise owner_error(exc) from None
+        return self
+
+    @property
+    def signals(self) -> tuple[Signal, ...]:
+        """The configured signals, built once at validation; `setup()` loads their models on the worker."""
+        return self._signals
 
 
 def decode_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -38,19 +62,23 @@ class SignalsStage(Stage):
     version = "1"
     resources = Resources(num_cpus=1.0)
     writes = ("clips", "scores", "errors")
+    Config = SignalsConfig
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.thresholds = build_thresholds(config.thresholds)
-        opts = config.signals.options
-        self.signals: list[Signal] = [get_signal(n, **opts.get(n, {})) for n in config.signals.names]
+    def __init__(self, config: SignalsConfig, thresholds: FilterThresholds) -> None:
+        super().__init__()
+        self.config = config
+        self.thresholds = thresholds
+
+    @classmethod
+    def from_job(cls, job: JobSettings) -> "SignalsStage":
+        return cls(job.section(cls.name), job.filter_thresholds)
 
     def setup(self) -> None:
-        for signal in self.signals:
+        for signal in self.config.signals:
             signal.setup()
 
     def process(self, unit: WorkUnit) -> StageOutput:
-        clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
+        clips = usable_clips(unit)
         videos = {v["video_id"]: v for v in unit.rows("videos")}
         judged, errors = self.isolate(
             clips, lambda c: self.judge(c, videos[c["video_id"]]), lambda c: c["clip_id"], unit.attempt
@@ -83,7 +111,7 @@ class SignalsStage(Stage):
         """Each signal with the frames it asked for; one decode per distinct sampling."""
         frames_by_sampling: dict[Sampling, np.ndarray] = {}
         start, n = clip["start_frame"], clip["end_frame"] - clip["start_frame"]
-        for signal in self.signals:
+        for signal in self.config.signals:
             sampling = signal.sampling
             if sampling not in frames_by_sampling:
                 w, h = decode_size(video["width"], video["height"], sampling.short_side)

@@ -10,21 +10,23 @@ one `errors` row (never the API key). The rows name the served model; its weight
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from curation.models.vlm import VlmClient, VlmConfig, VlmError
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
+from curation.stage_config import StageConfig
+from curation.stages.common import usable_clips
 from curation.stages.signals import decode_size
+from filters.base import evenly_spaced
 from manifests.media.decode import read_frames
 from manifests.media.probe import probe
 
-class VlmScoresConfig(BaseModel):
-    """The `vlm_scores` section of a job config."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class VlmScoresConfig(StageConfig):
+    """The `vlm_scores` section of a job config."""
 
     client: VlmConfig
     frames_per_clip: int = Field(4, ge=1)
@@ -36,20 +38,21 @@ class VlmScoresStage(Stage):
     version = "1"
     resources = Resources(num_cpus=0.25)
     writes = ("scores", "captions", "errors")
+    Config = VlmScoresConfig
     optional = True
 
-    def __init__(self, config: Any) -> None:
-        super().__init__(config)
-        self.section: VlmScoresConfig = config.vlm_scores
-        self.model_name = self.section.client.model
-        self.weights_id = f"served:{self.section.client.model}"  # the server's weights are not ours to hash
+    def __init__(self, config: VlmScoresConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.model_name = config.client.model
+        self.weights_id = f"served:{config.client.model}"  # the server's weights are not ours to hash
         self.client: VlmClient | None = None
 
     def setup(self) -> None:
-        self.client = VlmClient(self.section.client)
+        self.client = VlmClient(self.config.client)
 
     def process(self, unit: WorkUnit) -> StageOutput:
-        clips = [c for c in unit.rows("clips") if c["status"] == "ok" and c["uri"]]
+        clips = usable_clips(unit)
         root = Path(unit.out_root)
         decoded, errors = self.isolate(clips, lambda c: (c["clip_id"], self.frames(root / c["uri"])),
                                        lambda c: c["clip_id"], unit.attempt)
@@ -67,13 +70,12 @@ class VlmScoresStage(Stage):
 
     def frames(self, path: Path) -> np.ndarray:
         info = probe(path)
-        n = min(info.frames, self.section.frames_per_clip)
-        w, h = decode_size(info.width, info.height, self.section.client.image_short_side)
-        return read_frames(path, sorted(set(np.linspace(0, info.frames - 1, n).round().astype(int).tolist())), w, h)
+        w, h = decode_size(info.width, info.height, self.config.client.image_short_side)
+        return read_frames(path, evenly_spaced(info.frames, self.config.frames_per_clip), w, h)
 
     def ask(self, frames: np.ndarray) -> tuple[int, str | None]:
         """(quality rating, caption or None); the first VlmError ends the clip's questions."""
         rating = self.client.rate_quality(frames).rating
-        caption = self.client.caption(frames).caption if self.section.caption else None
+        caption = self.client.caption(frames).caption if self.config.caption else None
         return rating, caption
 
