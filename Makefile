@@ -7,7 +7,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DEMO    ?= out/demo
 
-.PHONY: venv demo test bench-cpu clean
+.PHONY: venv demo test lint bench-cpu clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,11 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# ruff and mypy as configured in pyproject.toml (CI runs this before the tests).
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf out .pytest_cache

@@ -26,7 +26,7 @@ import platform
 import tempfile
 import time
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -169,7 +169,7 @@ def summarise(removal_rows: list[dict], fidelity: dict, cpu: dict) -> dict:
     cpu_s = sum(share * speed[name]["cpu_s_per_pair"] for name, share in PAPER_MIX.items())
     return {
         "machine": f"{platform.machine()} {platform.system()}, {__import__('os').cpu_count()} cores",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "corpus_crf": CORPUS_CRF,
         "removal_psnr_inside_vs_truth": removal,
         "kept_fidelity_db": {n: _fidelity_stats(np.array(v)) for n, v in fidelity.items()},

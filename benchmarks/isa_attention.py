@@ -19,14 +19,13 @@ import torch
 from kernels import TileConfig, isa_attention, isa_plan  # isort: skip
 import torch.nn.functional as F
 import triton
-from torch.nn.attention import SDPBackend, sdpa_kernel
-
 from isa_inputs import Shape, bench_ms, error_vs_f64, fmt, random_qkv, video_like_qkv
 from isa_tradeoff import CPU_ERROR_SHAPE, plot_tradeoff, print_tradeoff, run_cpu_error_grid, run_tradeoff
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
 from kernels.isa import isa_forward
 from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
-
 
 FULL_SHAPES = [Shape((21, 30, 52), 12), Shape((21, 30, 52), 40), Shape((21, 34, 60), 12), Shape((21, 34, 60), 40),
                Shape((16, 32, 32), 4)]  # the last: one attention of LIVEditor `small` at 32K tokens (docs/MODEL.md)

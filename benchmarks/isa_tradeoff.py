@@ -8,11 +8,10 @@ import sys
 
 import torch
 import torch.nn.functional as F
-
 from isa_inputs import Shape, bench_ms, error_vs_f64, fmt, video_like_qkv
+
 from kernels import IsaConfig, TileConfig, dense_attention_f64, isa_attention, isa_plan
 from kernels.isa_blocks import block_masks
-
 
 TRADEOFF_ALPHA_F = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
 TRADEOFF_METHODS = {"isa": {}, "isa per-head alpha_f": {"per_head_alpha_f": True},

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,7 +246,7 @@ def main() -> int:
     print(f"\nbar: summary clips < {SUMMARY_BAR_S} s and < {SUMMARY_BAR_RSS_MB:.0f} MiB peak RSS: {'PASS' if passed else 'FAIL'}")
     report = {
         "benchmark": "manifest_scale",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "parent_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
         "config": {"rows": args.rows, "signals": args.signals, "unit_rows": args.unit_rows, "repeats": args.repeats,

@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.corpus import build_corpus, load_masks, load_truth  # noqa: E402
-from curation.models.mask_proposer import ProposerConfig, propose  # noqa: E402
-from curation.models.tracks import matched_iou  # noqa: E402
-from manifests.media.decode import read_frames  # noqa: E402
+from curation.corpus import build_corpus, load_masks, load_truth
+from curation.models.mask_proposer import ProposerConfig, propose
+from curation.models.tracks import matched_iou
+from manifests.media.decode import read_frames
 
 BAR = 0.7
 

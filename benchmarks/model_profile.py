@@ -17,9 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
 from model_speed import SHAPES, timed, train_step
+from torch.profiler import ProfilerActivity, profile
 
 # Kernel-name fragments of each group, tried in this order; the first that matches names the group.
 GROUPS = (

@@ -19,15 +19,15 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from curation.corpus import build_corpus, load_truth  # noqa: E402
-from curation.corpus.truth import truth_path  # noqa: E402
-from curation.shots import ShotDetection, get_detector  # noqa: E402
-from curation.shots.metrics import Score, detection_boundaries, score, truth_boundaries  # noqa: E402
+from curation.corpus import build_corpus, load_truth
+from curation.corpus.truth import truth_path
+from curation.shots import ShotDetection, get_detector
+from curation.shots.metrics import Score, detection_boundaries, score, truth_boundaries
 
 TOL = 2
 DETECTORS = ("fast", "transnetv2", "pyscenedetect-content", "pyscenedetect-adaptive")
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         kinds = [t["kind"] for v in synthetic for t in load_truth(v)["transitions"]]
     report = {
         "benchmark": "shot_detection",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
         "seed": None if args.corpus else args.seed, "synthetic_videos": len(synthetic),
         "synthetic_transitions": {k: kinds.count(k) for k in ("cut", "dissolve", "fade")},

@@ -18,7 +18,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
@@ -164,7 +164,7 @@ def main() -> None:
             print(f"{e['source']:<48}{e['clips']:>6}{e['frames']:>7}{method:>10}{m['ms_per_clip']:>9.1f}"
                   f"{m['frames_per_s']:>10.0f}  {m['bit_exact']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.machine(),
+    report = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.machine(),
               "cpus": os.cpu_count(), "signals": signals, "extraction": extraction}
     args.out.write_text(json.dumps(report, indent=2))
     print(f"\nwrote {args.out}")

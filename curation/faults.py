@@ -37,7 +37,7 @@ class Faults:
     raise_in: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def parse(cls, spec: str) -> "Faults":
+    def parse(cls, spec: str) -> Faults:
         values: dict[str, str] = {}
         for item in filter(None, (part.strip() for part in spec.split(","))):
             name, sep, value = item.partition("=")
@@ -62,7 +62,7 @@ class Faults:
         return faults
 
     @classmethod
-    def from_env(cls) -> "Faults":
+    def from_env(cls) -> Faults:
         return cls.parse(os.environ.get(FAULTS_ENV, ""))
 
 

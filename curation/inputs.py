@@ -76,7 +76,7 @@ class InputPlan:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "InputPlan":
+    def from_json(cls, data: dict[str, Any]) -> InputPlan:
         return cls(**data)
 
 

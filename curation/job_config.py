@@ -16,7 +16,14 @@ from typing import Any, ClassVar, Self
 
 import yaml
 from pydantic import (
-    BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, create_model, field_validator, model_validator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
 )
 
 from curation.stage import Stage

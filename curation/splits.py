@@ -39,7 +39,7 @@ class SplitConfig:
             raise SplitError("split salt must be a non-empty string")
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, object]) -> "SplitConfig":
+    def from_dict(cls, values: Mapping[str, object]) -> SplitConfig:
         unknown = sorted(set(values) - {"train", "val", "test", "salt"})
         if unknown:
             raise SplitError(f"unknown split setting(s) {', '.join(unknown)}; known: train, val, test, salt")

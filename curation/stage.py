@@ -66,7 +66,7 @@ class WorkUnit:
         )
 
     @classmethod
-    def from_json(cls, text: str) -> "WorkUnit":
+    def from_json(cls, text: str) -> WorkUnit:
         data = json.loads(text)
         return cls(data["unit_id"], list(data["inputs"]), data["out_root"], int(data["attempt"]), data["tables"],
                    data["planned"])
@@ -189,7 +189,7 @@ class Stage(ABC):
             try:
                 raise_fault(self.name, input_of(item))
                 results.append(fn(item))
-            except Exception as exc:  # noqa: BLE001 - any failure of one input is data, not a crash
+            except Exception as exc:
                 if getattr(exc, "errno", None) in MACHINE_ERRNOS:
                     raise  # the machine, not the input: the unit fails and a resume redoes it
                 errors.append(self.error_row(input_of(item), exc, attempt))

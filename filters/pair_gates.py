@@ -51,7 +51,7 @@ class PairGateConfig:
             raise FilterError(f"kept_margin_px must be >= 0, got {self.kept_margin_px}")
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, object]) -> "PairGateConfig":
+    def from_dict(cls, values: Mapping[str, object]) -> PairGateConfig:
         """Build from a config mapping; an unknown key is an error (a typo must not disable a gate)."""
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:

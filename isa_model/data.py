@@ -11,9 +11,10 @@ out of the root) or whose files are missing or undecodable is skipped and counte
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import open_clip

@@ -10,8 +10,8 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from kernels.isa import IsaPlan, isa_attention, isa_plan  # noqa: E402
-from kernels.isa_config import IsaConfig, IsaInputError, TileConfig  # noqa: E402
-from kernels.isa_reference import dense_attention_f64, isa_reference  # noqa: E402
+from kernels.isa import IsaPlan, isa_attention, isa_plan
+from kernels.isa_config import IsaConfig, IsaInputError, TileConfig
+from kernels.isa_reference import dense_attention_f64, isa_reference
 
 __all__ = ["isa_attention", "isa_plan", "IsaPlan", "isa_reference", "dense_attention_f64", "IsaConfig", "IsaInputError", "TileConfig"]

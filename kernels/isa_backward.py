@@ -17,8 +17,16 @@ from kernels.isa_blocks import BlockLayout
 from kernels.isa_config import TileConfig
 from kernels.isa_forward import block_descriptor, geometry_args, softmax_scales
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import (block_span, exact_scores, grad_scores, mask_partial, mask_tile, mean_scores, owned_group,
-                               pooled_tile)
+from kernels.isa_tiles import (
+    block_span,
+    exact_scores,
+    grad_scores,
+    mask_partial,
+    mask_tile,
+    mean_scores,
+    owned_group,
+    pooled_tile,
+)
 
 
 @triton.jit

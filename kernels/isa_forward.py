@@ -16,8 +16,7 @@ from kernels import isa_forward_hopper
 from kernels.isa_blocks import BlockLayout
 from kernels.isa_config import TileConfig
 from kernels.isa_selection import Launch
-from kernels.isa_tiles import (exact_scores, mask_tile, mean_scores, online_softmax_pair, online_softmax_step,
-                               owned_group)
+from kernels.isa_tiles import exact_scores, mask_tile, mean_scores, online_softmax_pair, online_softmax_step, owned_group
 
 LOG2E = 1.4426950408889634
 

@@ -22,10 +22,15 @@ from manifests.layout import MANIFESTS_DIR, check_table_name
 from manifests.progress import wants_progress
 from manifests.reader import committed_parts, open_table, scan_batches
 from manifests.render import human_bytes, print_json, print_table, printable, write_json_atomically
-from manifests.snapshot import (
-    default_snapshot_name, register_snapshot, registered_snapshots, release_snapshot, snapshot_name, take_snapshot,
-)
 from manifests.schema import FOREIGN_KEYS, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS, URI_COLUMNS
+from manifests.snapshot import (
+    default_snapshot_name,
+    register_snapshot,
+    registered_snapshots,
+    release_snapshot,
+    snapshot_name,
+    take_snapshot,
+)
 from manifests.summary import TableSummary, summarize
 from manifests.validate import validate_dataset
 

@@ -15,7 +15,7 @@ import os
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from manifests import delta
@@ -131,7 +131,7 @@ def take_snapshot(
         prefix = f"{MANIFESTS_DIR}/{name}/"
         files = tuple(SnapshotFile(prefix + f.path, f.rows, f.bytes, unit_of_file(f.path) or "") for f in kept)
         out[name] = TableSnapshot(name, version, files)
-    taken = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    taken = datetime.now(UTC).isoformat(timespec="seconds")
     snapshot = Snapshot(str(root.absolute()), units_at, out, taken)
     if pinned or units_version is not None:
         missing = snapshot.missing_files()

@@ -16,8 +16,7 @@ import pyarrow.compute as pc
 
 from manifests.rle import rle_encode
 from manifests.schema import NO_MODEL, PAIR_GATES, RANDOM_INIT, SCHEMAS
-from manifests.writer import mark_unit_complete
-from manifests.writer import ManifestWriter
+from manifests.writer import ManifestWriter, mark_unit_complete
 
 SIGNALS = ("blur", "luminance", "motion")
 _FPS = np.array([23.976, 24.0, 25.0, 29.97, 30.0, 50.0, 60.0])

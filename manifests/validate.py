@@ -25,9 +25,9 @@ from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_fr
 from manifests.layout import COMPACTED, MANIFESTS_DIR
 from manifests.progress import bar
 from manifests.reader import Part, committed_parts, dataset_of, scan_batches
+from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, PROVENANCE_FIELDS, SCHEMAS, URI_COLUMNS
 from manifests.snapshot import take_snapshot, unreadable_files
 from manifests.units import compacted_units, complete_units
-from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, PROVENANCE_FIELDS, SCHEMAS, URI_COLUMNS
 from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, resolve_uri, uri_problems
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,8 +24,16 @@ from manifests import delta
 from manifests.conform import Rows, conform
 from manifests.errors import ManifestError
 from manifests.layout import (
-    UNITS_DIR, CommitInfo, check_table_name, check_unit_id, data_file_name, fsync_path, new_token, table_dir,
-    unit_of_file, units_dir,
+    UNITS_DIR,
+    CommitInfo,
+    check_table_name,
+    check_unit_id,
+    data_file_name,
+    fsync_path,
+    new_token,
+    table_dir,
+    unit_of_file,
+    units_dir,
 )
 from manifests.leases import writer_lease
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS
@@ -188,7 +196,7 @@ class ManifestWriter:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def mark_unit_complete(

@@ -9,8 +9,8 @@ import pytest
 
 from curation.corpus.photos import load_photo
 from curation.editors import EDITOR_NAMES, EditError, EditInput, get_editor, write_pair
-from curation.editors.output import write_clip
 from curation.editors.background import BackgroundConfig
+from curation.editors.output import write_clip
 from curation.editors.recolour import RecolourConfig
 from curation.editors.style import STYLES, StyleConfig
 from filters.pair_gates import edit_regions, psnr

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from curation.editors import (
-    EditError, EditInput, MaskFileError, get_editor, make_instruction, read_mask_file, write_pair,
+    EditError,
+    EditInput,
+    MaskFileError,
+    get_editor,
+    make_instruction,
+    read_mask_file,
+    write_pair,
 )
 from curation.editors.generative import GenerativeConfig, GenerativeModel
 from curation.editors.instructions import TEMPLATES

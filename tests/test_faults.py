@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from _job_helpers import REPO, job_command, plain_env, sorted_rows, write_job_config
+
 from curation.corpus import build_corpus
 from manifests import read_table, validate_dataset
+
 TABLES = ("videos", "clips", "scores", "errors")
 
 

@@ -17,10 +17,11 @@ import av
 import numpy as np
 import pytest
 import yaml
-
 from _job_helpers import REPO, job_command, plain_env
+
 from curation.corpus.build import write_bad_inputs
 from manifests import read_table, validate_dataset
+
 NAMED = ["with space.mp4", "quote'\"s.mp4", "$(touch PWNED).mp4", "-leading-dash.mp4", "ünïcødé_视频.mp4"]
 # case -> the outcome it must have: "ok", "rejected", or an errors row's error class (a set: any one of them)
 EXPECTED: dict[str, str | set[str]] = {

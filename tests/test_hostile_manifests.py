@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-
 from _manifests_helpers import clip_row, commit_raw, schema_of, score_row, small_dataset
+
 from manifests import read_table
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from _job_helpers import REPO, is_loopback, job_command, plain_env, sockets_of, sorted_rows, write_job_config
+
 from curation.corpus import build_corpus
 from manifests import PRIMARY_KEYS, ManifestWriter, is_unit_complete, validate_dataset
+
 TABLES = ("videos", "clips", "scores", "errors")
 
 

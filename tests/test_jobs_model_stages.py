@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from _job_helpers import REPO, job_command, plain_env, sorted_rows, write_job_config
+
 from curation.corpus import build_corpus
 from manifests import PRIMARY_KEYS, read_table, validate_dataset
 from manifests.rle import rle_decode

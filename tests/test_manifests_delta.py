@@ -14,12 +14,12 @@ from manifests import (
     ManifestError,
     ManifestWriter,
     commit_unit_tables,
+    delta,
     is_unit_complete,
     mark_unit_complete,
     read_table,
     validate_dataset,
 )
-from manifests import delta
 from manifests.conform import conform
 
 SPAWN = multiprocessing.get_context("spawn")  # delta-rs's runtime does not survive fork

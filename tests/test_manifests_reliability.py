@@ -14,8 +14,16 @@ import pyarrow.parquet as pq
 import pytest
 from _manifests_helpers import assert_one_line_error, run_cli, run_json, score_row
 
-from manifests import ManifestError, ManifestWriter, commit_unit_tables, delta, read_table, take_snapshot, validate_dataset
-from manifests import housekeeping
+from manifests import (
+    ManifestError,
+    ManifestWriter,
+    commit_unit_tables,
+    delta,
+    housekeeping,
+    read_table,
+    take_snapshot,
+    validate_dataset,
+)
 from manifests.housekeeping import compact_table, gc_dataset
 from manifests.layout import table_dir
 from manifests.leases import leases_dir

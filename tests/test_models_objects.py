@@ -17,7 +17,6 @@ from manifests import SCHEMAS
 from manifests.media.encode import VideoWriter
 from manifests.rle import rle_decode
 
-
 RANDOM = WeightsConfig(weights="none-here.pt", allow_random_init=True)
 # ByteTrack with every threshold at 0, so random-init's low-confidence boxes still make tracks
 KEEP_ALL = ("tracker_type: bytetrack\ntrack_high_thresh: 0.0\ntrack_low_thresh: 0.0\nnew_track_thresh: 0.0\n"

@@ -9,8 +9,20 @@ import pytest
 
 from filters import FilterError
 from filters.pair_gates import (
-    GateValue, PairGateConfig, clip_direction_gate, direction_score, edit_regions, edit_strength, evaluate_pair,
-    gates_passed, mask_area_fraction, mask_temporal_iou, psnr, ssim_map, temporal_flicker, vlm_instruction_gate,
+    GateValue,
+    PairGateConfig,
+    clip_direction_gate,
+    direction_score,
+    edit_regions,
+    edit_strength,
+    evaluate_pair,
+    gates_passed,
+    mask_area_fraction,
+    mask_temporal_iou,
+    psnr,
+    ssim_map,
+    temporal_flicker,
+    vlm_instruction_gate,
 )
 
 T, H, W = 4, 32, 40

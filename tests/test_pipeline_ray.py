@@ -16,8 +16,8 @@ from pathlib import Path
 import psutil
 import pytest
 import yaml
-
 from _job_helpers import is_loopback, sockets_of
+
 from curation.corpus import build_corpus
 from curation.job_config import parse_config
 from curation.pipeline import PipelineError, run

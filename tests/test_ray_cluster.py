@@ -20,11 +20,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from _job_helpers import REPO, is_loopback, job_command, plain_env, sockets_of, sorted_rows, write_job_config
+
 from curation.corpus import build_corpus
 from curation.ray_runtime import LOOPBACK, loopback_environment, short_temp_dir
 from manifests import validate_dataset
+
 TABLES = ("videos", "clips", "scores", "errors")
 RAY = str(Path(sys.executable).with_name("ray"))
 

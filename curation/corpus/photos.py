@@ -34,7 +34,7 @@ def _ultralytics_asset(name: str) -> Path:
     return Path(spec.origin).parent / "assets" / f"{name}.jpg"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_photo(name: str) -> np.ndarray:
     """Return photo `name` as RGB uint8 (H, W, 3); grey photos are replicated to three channels."""
     if name in SKIMAGE_PHOTOS:
@@ -56,7 +56,7 @@ def load_photo(name: str) -> np.ndarray:
     return img
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def horse_silhouette() -> np.ndarray:
     """The horse silhouette from scikit-image, tightly cropped, True on the horse."""
     import skimage.data

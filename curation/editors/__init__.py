@@ -1,7 +1,13 @@
 """Edit-pair synthesis: one editor per edit type behind one interface, registered by name."""
 
 from curation.editors.base import (
-    EDITOR_NAMES, EditError, EditInput, EditResult, Editor, MaskFileError, get_editor,
+    EDITOR_NAMES,
+    EditError,
+    EditInput,
+    Editor,
+    EditResult,
+    MaskFileError,
+    get_editor,
 )
 from curation.editors.instructions import Instruction, make_instruction
 from curation.editors.masks import dense_mask, read_mask_file

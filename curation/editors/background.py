@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from curation.corpus.photos import load_photo
-from curation.editors.base import EditError, EditInput, EditResult, Editor, pick
+from curation.editors.base import EditError, EditInput, Editor, EditResult, pick
 
 MODES = ("blur", "desaturate", "replace")
 BACKDROPS: dict[str, str] = {  # bundled photo -> how an instruction names it

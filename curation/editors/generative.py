@@ -24,7 +24,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from curation.editors.base import REGIONS, EditError, EditInput, EditResult, Editor
+from curation.editors.base import REGIONS, EditError, EditInput, Editor, EditResult
 from curation.editors.instructions import make_instruction
 
 

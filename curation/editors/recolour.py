@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from curation.editors.base import EditError, EditInput, EditResult, Editor, pick
+from curation.editors.base import EditError, EditInput, Editor, EditResult, pick
 
 COLOURS: dict[str, int] = {  # name -> hue in degrees
     "red": 0, "orange": 30, "yellow": 58, "green": 120, "cyan": 180, "blue": 225, "purple": 275, "pink": 325,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from curation.editors.base import EditInput, EditResult, Editor
+from curation.editors.base import EditInput, Editor, EditResult
 from curation.editors.masks import dilate
 from curation.editors.motion import camera_paths, transfer
 

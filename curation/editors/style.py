@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from curation.editors.base import EditError, EditInput, EditResult, Editor, pick
+from curation.editors.base import EditError, EditInput, Editor, EditResult, pick
 
 
 def _matrix(frame: np.ndarray, m: np.ndarray) -> np.ndarray:

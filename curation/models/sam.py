@@ -16,7 +16,13 @@ from curation.models.devices import torch_device
 from curation.models.precision import Precision, autocast
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
 from curation.models.weights import (
-    Family, ResolvedWeights, WeightsConfig, load_state_dict, resolve_weights, seeded_init, url_downloader,
+    Family,
+    ResolvedWeights,
+    WeightsConfig,
+    load_state_dict,
+    resolve_weights,
+    seeded_init,
+    url_downloader,
 )
 
 SAM_URLS = {  # segment-anything's published checkpoints (its README)
@@ -40,7 +46,7 @@ class SamConfig(BaseModel):
     precision: Precision = "fp32"  # "bf16": autocast on CUDA (segment-anything backend)
 
     @model_validator(mode="after")
-    def _weights_fit(self) -> "SamConfig":
+    def _weights_fit(self) -> SamConfig:
         if self.image_size % 16:
             raise ValueError(f"sam.image_size {self.image_size} must be a multiple of 16 (the ViT patch)")
         return self

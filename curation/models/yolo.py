@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation.models.devices import torch_device
 from curation.models.tracks import Track
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
-from curation.models.devices import torch_device
 from curation.models.weights import Family, ResolvedWeights, WeightsConfig, resolve_weights, seeded_init
 
 YOLO_FAMILY = Family("yolo", download_ultralytics_asset)

@@ -16,7 +16,13 @@ import numpy as np
 
 from curation.shots.base import ShotDetection, ShotDetector, ShotError
 from curation.shots.features import (
-    DECODE_H, DECODE_W, FrameSignals, batch_signals, concat_signals, hist_distance, thumb_distance,
+    DECODE_H,
+    DECODE_W,
+    FrameSignals,
+    batch_signals,
+    concat_signals,
+    hist_distance,
+    thumb_distance,
 )
 from manifests.media.decode import iter_frame_batches
 from manifests.media.probe import VideoError, probe

@@ -50,7 +50,7 @@ def weights_file() -> Path:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def weights_id(path: Path) -> str:
     """Provenance of the bundled weights, hashed once per process (keeps the constructor cheap)."""
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

@@ -56,7 +56,7 @@ class IngestStage(Stage):
         self.follow_symlinks_outside_input = follow_symlinks_outside_input
 
     @classmethod
-    def from_job(cls, job: JobSettings) -> "IngestStage":
+    def from_job(cls, job: JobSettings) -> IngestStage:
         return cls(job.filter_thresholds, Path(job.input), job.follow_symlinks_outside_input)
 
     def process(self, unit: WorkUnit) -> StageOutput:

@@ -48,7 +48,7 @@ class ObjectsConfig(StageConfig):
     _proposer_config: ProposerConfig = PrivateAttr()
 
     @model_validator(mode="after")
-    def _proposer_fields(self) -> "ObjectsConfig":
+    def _proposer_fields(self) -> ObjectsConfig:
         try:
             self._proposer_config = ProposerConfig(**self.proposer)
         except TypeError as exc:

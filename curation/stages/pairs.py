@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from curation.editors import PAIR_CRF, EditInput, EditResult, Editor, get_editor, read_mask_file, write_pair
+from curation.editors import PAIR_CRF, EditInput, Editor, EditResult, get_editor, read_mask_file, write_pair
 from curation.editors.base import EDITOR_NAMES, EditError, check_frames, editor_config
 from curation.editors.instructions import Instruction, Rewrite, make_instruction
 from curation.editors.output import write_clip
@@ -33,8 +33,16 @@ from curation.models.clip import CLIP_FAMILY, ClipConfig, ClipEmbedder
 from curation.models.vlm import VlmClient, VlmConfig
 from curation.models.weights import resolve_weights
 from curation.pair_rows import (
-    choose_edit_types, choose_object, dense_track, direction_texts, failed, gate_columns, pair_id, pair_seed,
-    passed_columns, to_json,
+    choose_edit_types,
+    choose_object,
+    dense_track,
+    direction_texts,
+    failed,
+    gate_columns,
+    pair_id,
+    pair_seed,
+    passed_columns,
+    to_json,
 )
 from curation.registry import FrozenConfig
 from curation.splits import SplitConfig, assign_split
@@ -43,7 +51,12 @@ from curation.stage_config import StageConfig, owner_error
 from curation.stages.common import usable_clips
 from filters.base import evenly_spaced
 from filters.pair_gates import (
-    PairGateConfig, VlmCheck, clip_direction_gate, evaluate_pair, gates_passed, vlm_instruction_gate,
+    PairGateConfig,
+    VlmCheck,
+    clip_direction_gate,
+    evaluate_pair,
+    gates_passed,
+    vlm_instruction_gate,
 )
 from manifests.media.decode import read_frames
 from manifests.media.probe import probe
@@ -81,7 +94,7 @@ class PairsConfig(StageConfig):
     _split_config: SplitConfig = PrivateAttr()
 
     @model_validator(mode="after")
-    def _owners_accept(self) -> "PairsConfig":
+    def _owners_accept(self) -> PairsConfig:
         try:
             bad = sorted(set(self.mix) - set(EDITOR_NAMES))
             if bad:

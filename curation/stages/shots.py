@@ -29,7 +29,7 @@ class ShotsConfig(StageConfig):
     _detector_config: FrozenConfig = PrivateAttr()
 
     @model_validator(mode="after")
-    def _lengths_and_detector(self) -> "ShotsConfig":
+    def _lengths_and_detector(self) -> ShotsConfig:
         if self.min_clip_s > self.max_clip_s:
             raise ValueError(f"min_clip_s {self.min_clip_s} > max_clip_s {self.max_clip_s}")
         try:

@@ -38,7 +38,7 @@ class SignalsConfig(StageConfig):
     _signals: tuple[Signal, ...] = PrivateAttr()
 
     @model_validator(mode="after")
-    def _build_signals(self) -> "SignalsConfig":
+    def _build_signals(self) -> SignalsConfig:
         try:
             self._signals = tuple(get_signal(name, **self.options.get(name, {})) for name in self.names)
         except Exception as exc:  # noqa: BLE001 - the signals' own errors, reported as one config line
@@ -70,7 +70,7 @@ class SignalsStage(Stage):
         self.thresholds = thresholds
 
     @classmethod
-    def from_job(cls, job: JobSettings) -> "SignalsStage":
+    def from_job(cls, job: JobSettings) -> SignalsStage:
         return cls(job.section(cls.name), job.filter_thresholds)
 
     def setup(self) -> None:

@@ -24,7 +24,6 @@ from manifests.media.decode import read_frames
 from manifests.media.probe import probe
 
 
-
 class VlmScoresConfig(StageConfig):
     """The `vlm_scores` section of a job config."""
 

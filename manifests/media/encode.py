@@ -30,7 +30,7 @@ class VideoWriter:
         self._container = None
         self._stream = None
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._container = av.open(str(self._tmp), mode="w")
         return self
