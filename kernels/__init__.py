@@ -14,4 +14,5 @@ from kernels.isa import IsaPlan, isa_attention, isa_plan
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig
 from kernels.isa_reference import dense_attention_f64, isa_reference
 
-__all__ = ["isa_attention", "isa_plan", "IsaPlan", "isa_reference", "dense_attention_f64", "IsaConfig", "IsaInputError", "TileConfig"]
+__all__ = ["isa_attention", "isa_plan", "IsaPlan", "isa_reference", "dense_attention_f64", "IsaConfig", "IsaInputError",
+           "TileConfig"]

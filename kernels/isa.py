@@ -3,6 +3,7 @@ torch reference), with block selections that can be planned once and reused."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 
@@ -113,7 +114,9 @@ def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Ten
     return dq, dk, dv
 
 
-_PLAN_GRAPHS: dict[tuple, tuple | None] = {}  # per (shapes, dtype, device, layout, config, group); None: failed
+_PlanKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device, BlockLayout, IsaConfig, int]
+_PlanGraph = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.cuda.CUDAGraph, IsaPlan]  # pooled, graph, plan
+_PLAN_GRAPHS: dict[_PlanKey, _PlanGraph | None] = {}  # per (shapes, dtype, device, layout, config, group); None: failed
 
 
 def _graphed_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout, cfg: IsaConfig,
@@ -122,7 +125,7 @@ def _graphed_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: Blo
     host speed otherwise). The plan's tensors are the graph's static outputs, overwritten by the next call of
     the same shapes, so this is only for calls that consume the plan at once (no autograd). None: capture
     failed once for this key; plan eagerly."""
-    key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, layout, cfg, tiles.fwd_sharp_gq)
+    key: _PlanKey = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, layout, cfg, tiles.fwd_sharp_gq)
     if key not in _PLAN_GRAPHS:
         pooled = pool_qkv(q, k, v, layout)
         try:
@@ -162,8 +165,10 @@ def _pooled_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, 
 
 
 class _IsaFunction(torch.autograd.Function):
+    # ctx is Any: torch passes a different context type to forward and backward, and the plan rides on it.
     @staticmethod
-    def forward(ctx, q, k, v, n_ctx: int, cfg: IsaConfig, tiles: TileConfig, p: IsaPlan | None):  # type: ignore[override]
+    def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig,
+                tiles: TileConfig, p: IsaPlan | None) -> torch.Tensor:
         p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, p, graphed=False)
         o, lse = isa_forward(q, k, v, km, vm, p, tiles)
         ctx.save_for_backward(q, k, v, o, lse, km, vm)
@@ -171,13 +176,13 @@ class _IsaFunction(torch.autograd.Function):
         return o
 
     @staticmethod
-    def backward(ctx, do):  # type: ignore[override]
+    def backward(ctx: Any, do: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None, None, None]:
         q, k, v, o, lse, km, vm = ctx.saved_tensors
         dq, dk, dv = isa_backward(q, k, v, o, lse, do, km, vm, ctx.plan, ctx.tiles)
         return dq, dk, dv, None, None, None, None
 
 
-def _config(config: IsaConfig | None, options: dict, plan: IsaPlan | None) -> IsaConfig:
+def _config(config: IsaConfig | None, options: dict[str, Any], plan: IsaPlan | None) -> IsaConfig:
     """One IsaConfig from `config`, the keyword options or the plan; two that disagree are an error."""
     given = {name: value for name, value in options.items() if value is not None}
     if config is not None and given:
@@ -211,6 +216,6 @@ def isa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int,
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # TMA views [B * H * N, D]: no copy if contiguous
     tiles = tiles or TileConfig()
     if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
-        return _IsaFunction.apply(q, k, v, n_ctx, cfg, tiles, plan)
+        return cast(torch.Tensor, _IsaFunction.apply(q, k, v, n_ctx, cfg, tiles, plan))  # apply is untyped (Any)
     p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, plan, graphed=tiles.graph_plan and q.is_cuda)
     return isa_forward(q, k, v, km, vm, p, tiles)[0]

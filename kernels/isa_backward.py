@@ -141,7 +141,7 @@ def _isa_mean_kv_kernel(q_desc, do_desc, LSE, DELTA, KM, VM, DKM, DVM, MASK,
 
 
 @triton.jit
-def _delta_kernel(O, DO, DELTA, n_rows, D: tl.constexpr, R: tl.constexpr):
+def _delta_kernel(O, DO, DELTA, n_rows, D: tl.constexpr, R: tl.constexpr):  # noqa: E741  # O: the output, beside Q, K, V
     rows = tl.program_id(0) * R + tl.arange(0, R)
     offs = rows[:, None].to(tl.int64) * D + tl.arange(0, D)[None, :]
     inside = (rows < n_rows)[:, None]

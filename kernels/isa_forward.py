@@ -22,7 +22,7 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
-def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,
+def _isa_fwd_kernel(Q, k_desc, v_desc, O, LSE, KM, VM, MASK,  # noqa: E741  # O: the output, beside Q, K, V
                     OWN, BH, OFF, CNT, LST, MROW,
                     H, n_tgt, n_tot, n_q, nbt, nb, nbq, qk_scale, sm_scale,
                     D: tl.constexpr, BLK: tl.constexpr, GQ: tl.constexpr,

@@ -1,6 +1,8 @@
 """Triton pooling: one pass over q, k, v writing fp32 block means (valid tokens only)."""
 from __future__ import annotations
 
+from typing import overload
+
 import torch
 import triton
 import triton.language as tl
@@ -35,6 +37,25 @@ def _pool_kernel(Q, K, V, QM, KM, VM, q_sb, q_sh, s_b, s_h, s_n, H, n_tgt, n_tot
         if blk < nbq:
             out_q = (bh.to(tl.int64) * nbq + blk) * D + d
             _pool_rows(Q, QM, b * q_sb + h * q_sh, s_n, rows, valid, inv, out_q, D)
+
+
+# The outputs for q and v are tensors exactly when q and v are given (pooled).
+@overload
+def pool_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout,
+             out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def pool_qkv(q: None, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout,
+             out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[None, torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def pool_qkv(q: torch.Tensor, k: torch.Tensor, v: None, layout: BlockLayout,
+             out: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, None]: ...
 
 
 def pool_qkv(q: torch.Tensor | None, k: torch.Tensor, v: torch.Tensor | None, layout: BlockLayout,

@@ -53,7 +53,10 @@ def attention_from_selection(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     return torch.stack(rows)
 
 
-def isa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig = IsaConfig()
+_DEFAULT_CONFIG = IsaConfig()  # frozen, so one instance serves every call
+
+
+def isa_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig = _DEFAULT_CONFIG
                   ) -> torch.Tensor:
     """The oracle: pool, select, attend; output in q's dtype and shape ([B, H, N, D], or [B, H, N_tgt, D]
     for target-only queries)."""
