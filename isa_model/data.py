@@ -76,7 +76,7 @@ class EditPairs(Dataset):
         u = rng.random(3) if self.train else np.full(3, 0.5)
         try:
             return self._load(row, u)
-        except Exception:  # a bad pair must not stop training: the collate step counts it
+        except Exception:  # noqa: BLE001  # a bad pair (any decode or file error) must not stop training: the collate step counts it
             return None
 
     def _load(self, row: dict[str, Any], u: np.ndarray) -> dict[str, Any]:

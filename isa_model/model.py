@@ -45,6 +45,12 @@ def unpatchify(tokens: torch.Tensor, patch: tuple[int, int, int], grid: tuple[in
     return x.reshape(b, channels, tn * pt, hn * ph, wn * pw)
 
 
+def patch_grid(video_shape: torch.Size, patch: tuple[int, int, int]) -> tuple[int, int, int]:
+    """(Tn, Hn, Wn): the token grid of a (..., T, H, W) video."""
+    (t, h, w), (pt, ph, pw) = video_shape[-3:], patch
+    return t // pt, h // ph, w // pw
+
+
 def rope_split(head_dim: int) -> tuple[int, int, int]:
     """Head channels given to the (t, h, w) axes; each even, t gets a quarter."""
     dt = (head_dim // 4) // 2 * 2
@@ -209,6 +215,9 @@ class ContextCache:
 
 
 class LIVEditor(nn.Module):
+    rope_cos: torch.Tensor  # registered buffers (the config's bucket), declared for the type checker
+    rope_sin: torch.Tensor
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
@@ -231,7 +240,7 @@ class LIVEditor(nn.Module):
 
     def rope(self, video_shape: torch.Size) -> tuple[torch.Tensor, torch.Tensor]:
         """RoPE tables for one clip of this shape (the config's bucket is precomputed)."""
-        grid = tuple(s // p for s, p in zip(video_shape[-3:], self.cfg.patch))
+        grid = patch_grid(video_shape, self.cfg.patch)
         if grid == self.cfg.grid:
             return self.rope_cos, self.rope_sin
         cos, sin = rope_3d(grid, self.cfg.dim // self.cfg.heads)
@@ -263,8 +272,7 @@ class LIVEditor(nn.Module):
     def head(self, x: torch.Tensor, c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         shift, scale = self.final_ada(F.silu(c)).chunk(2, dim=-1)  # (B, dim) each
         x = self.final_norm(x) * (1 + scale[:, None]) + shift[:, None]
-        grid = tuple(s // p for s, p in zip(shape[-3:], self.cfg.patch))
-        return unpatchify(self.out(x), self.cfg.patch, grid, self.cfg.channels)
+        return unpatchify(self.out(x), self.cfg.patch, patch_grid(shape, self.cfg.patch), self.cfg.channels)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.text(tokens)

@@ -38,7 +38,8 @@ def render_clip(rng: np.random.Generator, frames: int, height: int, width: int) 
     c0, c1 = rng.uniform(0, 255, (2, 3)).astype(np.float32)
     angle = rng.uniform(0, 2 * np.pi)
     shapes = [(rng.uniform(0, width), rng.uniform(0, height), rng.uniform(-2, 2), rng.uniform(-2, 2),
-               rng.uniform(min(height, width) / 8, min(height, width) / 3), rng.uniform(0, 255, 3), rng.integers(2)) for _ in range(3)]
+               rng.uniform(min(height, width) / 8, min(height, width) / 3), rng.uniform(0, 255, 3), rng.integers(2))
+              for _ in range(3)]
     texture = rng.normal(0, 12, (height, width, 1)).astype(np.float32)
     out = np.empty((frames, height, width, 3), np.uint8)
     for t in range(frames):
@@ -92,7 +93,7 @@ def build_pairs(root: str | Path, clips: int = 8, frames: int = 12, size: tuple[
     if writer.is_committed(UNIT):
         return read_table(root, "edit_pairs", columns=["pair_id"]).num_rows
     height, width = size
-    rows = []
+    rows: list[dict[str, object]] = []
     for i in range(clips):
         clip_id = f"synthetic{seed:04d}-{i:07d}-{frames:07d}"
         rng = np.random.default_rng([seed, i])

@@ -57,7 +57,7 @@ def dataset_root(cfg: Config, out: Path) -> Path:
     if cfg.data.root:
         return Path(cfg.data.root)
     root = out / "synthetic_pairs"
-    build_pairs(root, cfg.data.synthetic_clips, cfg.data.synthetic_frames, tuple(cfg.data.synthetic_size),
+    build_pairs(root, cfg.data.synthetic_clips, cfg.data.synthetic_frames, cfg.data.synthetic_size,
                 seed=cfg.train.seed)
     return root
 
@@ -71,6 +71,7 @@ def pin_snapshot(root: Path, ckpt: Path | None) -> Snapshot:
             print(f"{ckpt.name} pins no edit_pairs snapshot (written before runs kept one): "
                   "the resume reads edit_pairs as it is now", flush=True)
         return take_snapshot(root, ["edit_pairs"])
+    assert ckpt is not None  # a pinned snapshot was read from it
     pinned = replace(pinned, root=str(Path(root).absolute()))
     missing = pinned.missing_files()
     if missing:
@@ -106,8 +107,8 @@ class Trainer:
             # torchrun's env:// store listens on every interface; LIVEDITOR_DIST_INIT=file:///shared/path (with
             # RANK/WORLD_SIZE/LOCAL_RANK set by the launcher) rendezvouses through a file instead
             init = os.environ.get("LIVEDITOR_DIST_INIT")
-            dist.init_process_group("nccl" if cuda else "gloo", init_method=init,
-                                    **({"rank": self.rank, "world_size": self.world} if init else {}))
+            ranks: dict[str, Any] = {"rank": self.rank, "world_size": self.world} if init else {}
+            dist.init_process_group("nccl" if cuda else "gloo", init_method=init, **ranks)
         self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu")
         if cuda:
             torch.cuda.set_device(self.device)
@@ -132,7 +133,7 @@ class Trainer:
         sampler = ResumableSampler(len(self.dataset), cfg.train.seed, self.rank, self.world, position=self.position)
         self.per_epoch = len(sampler.order(0))
         self.loader = make_loader(self.dataset, cfg.data.batch_size, cfg.data.workers, sampler)
-        self.net = self.model
+        self.net: torch.nn.Module = self.model
         if self.world > 1:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device] if cuda else None)
         self.skipped = 0

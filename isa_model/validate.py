@@ -27,6 +27,11 @@ def _mean(values: list[float]) -> float | None:
     return float(np.mean(finite)) if finite else None
 
 
+def _gain(score: float | None, copy: float | None) -> float | None:
+    """score - copy, or None where either mean is None (no finite values to average)."""
+    return None if score is None or copy is None else score - copy
+
+
 def attention_ms_per_step(cfg: Config, batch: int, device: torch.device, repeats: int = 5) -> dict[str, float]:
     """Milliseconds spent in attention in one denoising step of the model (all blocks), ISA vs dense, on random
     q, k, v of the model's shapes (full in-context sequence; CFG doubles the batch)."""
@@ -94,7 +99,8 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     loader = make_loader(dataset, cfg.data.batch_size, cfg.data.workers, sampler)
     gen = torch.Generator().manual_seed(seed)
     per: dict[str, list[dict[str, float]]] = defaultdict(list)
-    preview_rows, skipped, sample_s = [], 0, 0.0
+    preview_rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    skipped, sample_s = 0, 0.0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
@@ -144,10 +150,10 @@ def summarise(per: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
         keys = sorted({k for r in rows for k in r})
         by_type[edit_type] = {k: _mean([r.get(k, float("nan")) for r in rows]) for k in keys}
         by_type[edit_type]["pairs"] = len(rows)
-        by_type[edit_type]["gain_db"] = by_type[edit_type]["psnr"] - by_type[edit_type]["copy_psnr"]
+        by_type[edit_type]["gain_db"] = _gain(by_type[edit_type]["psnr"], by_type[edit_type]["copy_psnr"])
     rows = [r for rs in per.values() for r in rs]
     overall = {k: _mean([r[k] for r in rows]) for k in ("psnr", "ssim", "copy_psnr", "copy_ssim", "isa_vs_dense_psnr")}
-    overall["gain_db"] = overall["psnr"] - overall["copy_psnr"]
+    overall["gain_db"] = _gain(overall["psnr"], overall["copy_psnr"])
     return {"overall": overall, "per_edit_type": by_type}
 
 
