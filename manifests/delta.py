@@ -17,10 +17,18 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 import pyarrow as pa
 
 from manifests.errors import ManifestError, first_line
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+    from deltalake.transaction import AddAction, RemoveAction
+
+    Action: TypeAlias = AddAction | RemoveAction  # what one commit holds: files added, and (compaction) files removed
 
 MAX_COMMIT_RETRIES = 10_000
 """delta-rs rebases a losing append on the winner and retries; many writers on one table need many tries."""
@@ -37,7 +45,7 @@ class DataFile:
     bytes: int
 
 
-def _deltalake():  # imported lazily: footer-only commands stay fast, and forked workers never touch it
+def _deltalake() -> ModuleType:  # imported lazily: footer-only commands stay fast, and forked workers never touch it
     import deltalake
     import deltalake.exceptions
     import deltalake.schema
@@ -46,12 +54,12 @@ def _deltalake():  # imported lazily: footer-only commands stay fast, and forked
     return deltalake
 
 
-_OPEN: dict[tuple[int, str], object] = {}
+_OPEN: dict[tuple[int, str], DeltaTable] = {}
 """Latest-version tables this process has open, refreshed incrementally (a fresh load replays the log
 since the last checkpoint). Keyed by pid too: a forked child must not reuse its parent's delta-rs objects."""
 
 
-def latest(folder: Path):
+def latest(folder: Path) -> DeltaTable | None:
     """The DeltaTable at `folder` at its latest version (None when none exists), reusing this process's copy."""
     key = (os.getpid(), str(folder))
     table = _OPEN.get(key)
@@ -64,7 +72,7 @@ def latest(folder: Path):
     return table
 
 
-def load(folder: Path, version: int | None = None):
+def load(folder: Path, version: int | None = None) -> DeltaTable | None:
     """The DeltaTable at `folder` (at `version`, or the latest), or None when no table was ever created."""
     dl = _deltalake()
     if not (folder / "_delta_log").is_dir():
@@ -72,7 +80,7 @@ def load(folder: Path, version: int | None = None):
             raise ManifestError(f"{folder}: no Delta table, so no version {version}")
         return None
     try:
-        return dl.DeltaTable(str(folder), version=version)
+        return cast("DeltaTable", dl.DeltaTable(str(folder), version=version))
     except dl.exceptions.TableNotFoundError:
         if version is not None:
             raise ManifestError(f"{folder}: no Delta table, so no version {version}") from None
@@ -93,7 +101,7 @@ def empty_commits(folder: Path) -> list[int]:
                       if e.name.endswith(".json") and e.name[:-5].isdigit() and e.stat().st_size == 0)
 
 
-def create(folder: Path, schema: pa.Schema):
+def create(folder: Path, schema: pa.Schema) -> DeltaTable:
     """Create the table if absent, add the columns a newer minor schema version has, and return it at its
     latest version (so Delta readers other than ours see every column we write).
 
@@ -119,7 +127,7 @@ def create(folder: Path, schema: pa.Schema):
     return table
 
 
-def _add_missing_columns(table, schema: pa.Schema) -> None:
+def _add_missing_columns(table: DeltaTable, schema: pa.Schema) -> None:
     """Evolve a table made by an older 1.x writer: one metadata commit adding our new nullable columns."""
     dl = _deltalake()
     have = {f.name for f in table.schema().fields}
@@ -132,7 +140,7 @@ def _add_missing_columns(table, schema: pa.Schema) -> None:
                                 f"({first_line(exc)})") from None
 
 
-def files(table) -> list[DataFile]:
+def files(table: DeltaTable | None) -> list[DataFile]:
     """The table version's data files (Delta's add actions), sorted by path; a path that is not a plain file
     name in the table folder (`../x.parquet`, an absolute path, a URL) is refused, never read."""
     if table is None:
@@ -188,24 +196,31 @@ def digest(data: pa.Table) -> tuple[str, int]:
     return text, int(text[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def add_action(name: str, path: Path, rows: int, data_change: bool = True):
+def add_action(name: str, path: Path, rows: int, data_change: bool = True) -> AddAction:
     """An add action for a file in the table folder; `data_change=False` for rewrites (compaction)."""
     dl = _deltalake()
     stat = path.stat()
     stats = json.dumps({"numRecords": rows})
-    return dl.transaction.AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), data_change, stats)
+    return cast("AddAction", dl.transaction.AddAction(name, stat.st_size, {}, int(stat.st_mtime * 1000), data_change, stats))
 
 
-def remove_action(entry: DataFile):
+def remove_action(entry: DataFile) -> RemoveAction:
     dl = _deltalake()
-    return dl.transaction.RemoveAction(entry.path, False, int(time.time() * 1000), entry.bytes, {})
+    return cast("RemoveAction", dl.transaction.RemoveAction(entry.path, False, int(time.time() * 1000), entry.bytes, {}))
 
 
 class AlreadyCommitted(Exception):
     """A concurrent writer committed the same application id first."""
 
 
-def commit(table, actions: list, schema: pa.Schema, app_id: str | None, app_version: int | None, metadata: dict) -> int:
+def commit(
+    table: DeltaTable,
+    actions: list[Action],
+    schema: pa.Schema,
+    app_id: str | None,
+    app_version: int | None,
+    metadata: dict[str, object],
+) -> int:
     """Commit `actions` in one transaction (with an application transaction when `app_id` is set); new version.
 
     Raises AlreadyCommitted when a concurrent commit set the same app id (the caller re-reads and decides).

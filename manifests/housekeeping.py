@@ -34,7 +34,7 @@ from manifests.leases import held_tokens, writer_lease
 from manifests.schema import SCHEMAS
 from manifests.snapshot import registered_snapshots, unreadable_files
 from manifests.units import UNIT_ROWS_KEY, compacted_units, complete_units, visible
-from manifests.writer import ManifestWriter
+from manifests.writer import FooterMetadata, ManifestWriter
 
 TARGET_FILE_BYTES = 128 << 20
 DEFAULT_RETENTION_HOURS = 168.0
@@ -53,7 +53,9 @@ class Compacted:
 
 def _bins(files: list[delta.DataFile], target: int) -> list[list[delta.DataFile]]:
     """Consecutive small files grouped up to `target` bytes; groups of one are left as they are."""
-    bins, current, size = [], [], 0
+    bins: list[list[delta.DataFile]] = []
+    current: list[delta.DataFile] = []
+    size = 0
     for f in files:
         if current and size + f.bytes > target:
             bins.append(current)
@@ -64,7 +66,7 @@ def _bins(files: list[delta.DataFile], target: int) -> list[list[delta.DataFile]
     return [b for b in bins if len(b) > 1]
 
 
-def compact_table(root: str | os.PathLike, table: str, target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
+def compact_table(root: str | os.PathLike[str], table: str, target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
     """Rewrite the small files of complete units of `table` into files of about `target_bytes`."""
     for _ in range(COMPACT_ATTEMPTS):
         try:
@@ -77,7 +79,7 @@ def compact_table(root: str | os.PathLike, table: str, target_bytes: int = TARGE
     raise ManifestError(f"{table}: compaction kept conflicting with other commits; try again later")
 
 
-def compact_units(root: str | os.PathLike, target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
+def compact_units(root: str | os.PathLike[str], target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
     """Merge the one-row completion files of `manifests/_units` (every snapshot reads them all)."""
     return _compact_once(Path(root), UNITS_DIR, target_bytes)
 
@@ -93,10 +95,11 @@ def _compact_once(root: Path, name: str, target_bytes: int) -> Compacted:
     else:
         files_in_use = files
     bins = _bins([f for f in files_in_use if f.bytes < target_bytes // 2], target_bytes)
-    if not bins:
+    if not bins or current is None:  # no files, no bins: a missing table has nothing to compact
         return Compacted(name, len(files), len(files), 0)
     written: list[Path] = []
-    actions, rows = [], 0
+    actions: list[delta.Action] = []
+    rows = 0
     with ExitStack() as leases:
         try:
             for group in bins:
@@ -120,7 +123,7 @@ def _compact_once(root: Path, name: str, target_bytes: int) -> Compacted:
     return Compacted(name, len(files), len(files) - removed + added, rows)
 
 
-def _unit_runs_footer(folder: Path, group: list[delta.DataFile]):
+def _unit_runs_footer(folder: Path, group: list[delta.DataFile]) -> FooterMetadata | None:
     """The footer writer for files compacted from `group`: each new file lists the (unit, rows) runs it holds.
     None when an input is an older compacted file whose runs are unknown."""
     runs: list[tuple[str, int]] = []
@@ -156,7 +159,7 @@ def check_retention(retention_hours: float, allow_short_retention: bool) -> None
 
 
 def gc_dataset(
-    root: str | os.PathLike,
+    root: str | os.PathLike[str],
     retention_hours: float = DEFAULT_RETENTION_HOURS,
     dry_run: bool = False,
     allow_short_retention: bool = False,
@@ -174,7 +177,7 @@ def gc_dataset(
     snapshot_files = set() if ignore_snapshots else {
         f.path for snap in registered_snapshots(root).values() for t in snap.tables.values() for f in t.files
     }
-    out = {}
+    out: dict[str, list[str]] = {}
     for name, folder in folders.items():
         if not candidates[name]:
             out[name] = []

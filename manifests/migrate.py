@@ -68,7 +68,9 @@ def migrate_table(root: Path, table: str) -> tuple[Migrated, dict[str, list[str]
     for unit_id, paths, rows in units:
         metas = [check_part(p, table) for p in paths]
         if sum(m.num_rows for m in metas) != rows:
-            raise ManifestError(f"{table}: unit {unit_id} marker says {rows} rows, its parts hold {sum(m.num_rows for m in metas)}")
+            raise ManifestError(
+                f"{table}: unit {unit_id} marker says {rows} rows, its parts hold {sum(m.num_rows for m in metas)}"
+            )
         data = conform(table, pq.ParquetDataset([str(p) for p in paths], schema=SCHEMAS[table]).read() if paths else [])
         _, version = delta.digest(data.sort_by([(k, "ascending") for k in PRIMARY_KEYS[table]]))
         done[unit_id] = [table]
@@ -76,7 +78,7 @@ def migrate_table(root: Path, table: str) -> tuple[Migrated, dict[str, list[str]
             skipped += 1
             continue
         token = delta.digest(data)[0][:16]  # the same names on a re-run after a crash
-        actions = []
+        actions: list[delta.Action] = []
         for k, (path, meta) in enumerate(zip(paths, metas)):
             link = folder / data_file_name(unit_id, token, k)
             if not link.exists():
@@ -93,10 +95,11 @@ def migrate_table(root: Path, table: str) -> tuple[Migrated, dict[str, list[str]
     return Migrated(table, len(units), n_files, n_rows, skipped), done
 
 
-def migrate_dataset(root: str | os.PathLike) -> list[Migrated]:
+def migrate_dataset(root: str | os.PathLike[str]) -> list[Migrated]:
     """Migrate every table, then mark each unit complete in the tables that held it."""
     root = Path(root)
-    results, tables_of = [], {}
+    results: list[Migrated] = []
+    tables_of: dict[str, list[str]] = {}
     for table in SCHEMAS:
         result, done = migrate_table(root, table)
         results.append(result)

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -39,6 +40,9 @@ from manifests.leases import writer_lease
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS
 from manifests.units import UNITS_SCHEMA, TableCommit, record_row, tables_version
 
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
 DEFAULT_ROW_GROUP_ROWS = 65_536
 DEFAULT_ROW_GROUP_BYTES = 32 << 20
 ROW_GROUP_BYTES = {"object_frames": 1 << 20}
@@ -54,7 +58,7 @@ class ManifestWriter:
 
     def __init__(
         self,
-        root: str | os.PathLike,
+        root: str | os.PathLike[str],
         table: str,
         max_rows_per_shard: int = 250_000,
         max_bytes_per_shard: int = 128 << 20,
@@ -80,7 +84,7 @@ class ManifestWriter:
             {META_VERSION_KEY: SCHEMA_VERSION.encode(), META_TABLE_KEY: table.encode()}
         )
 
-    def _latest(self):
+    def _latest(self) -> DeltaTable | None:
         return delta.latest(self.folder)
 
     def is_committed(self, unit_id: str) -> bool:
@@ -110,14 +114,16 @@ class ManifestWriter:
         with writer_lease(self.root, token):
             try:
                 files = self.write_files(unit_id, data, written, token)
-                actions = [delta.add_action(p.name, p, n) for p, n in files]
+                actions: list[delta.Action] = [delta.add_action(p.name, p, n) for p, n in files]
                 meta = {"liveditor.unit": unit_id, "liveditor.rows": data.num_rows, "liveditor.digest": digest_hex}
                 try:
                     version = delta.commit(table, actions, self.schema, unit_id, app_version, meta)
                 except delta.AlreadyCommitted:
                     skipped = self._already(self._latest(), unit_id, app_version, data.num_rows)
                     if skipped is None:
-                        raise ManifestError(f"{self.table}: commit of unit {unit_id} lost a race, but the winner is not visible") from None
+                        raise ManifestError(
+                            f"{self.table}: commit of unit {unit_id} lost a race, but the winner is not visible"
+                        ) from None
                     return skipped
                 written.clear()  # committed: these files belong to the table now
             finally:
@@ -134,10 +140,9 @@ class ManifestWriter:
             txn=app_version,
         )
 
-    def _already(self, table, unit_id: str, app_version: int, rows: int) -> CommitInfo | None:
+    def _already(self, table: DeltaTable | None, unit_id: str, app_version: int, rows: int) -> CommitInfo | None:
         """The skipped CommitInfo when `unit_id` is committed with these rows; an error when with other rows."""
-        found = None if table is None else table.transaction_version(unit_id)
-        if found is None:
+        if table is None or (found := table.transaction_version(unit_id)) is None:
             return None
         if found != app_version:
             if self.units:
@@ -160,7 +165,7 @@ class ManifestWriter:
 
     def _rows_per_group(self, data: pa.Table) -> int:
         """Rows per row group so that a group holds about `row_group_bytes` (in-memory size, an upper bound)."""
-        per_row = max(1, data.nbytes // max(1, data.num_rows))
+        per_row: int = max(1, data.nbytes // max(1, data.num_rows))
         return max(1, min(self.row_group_rows, self.row_group_bytes // per_row))
 
     def write_files(
@@ -180,7 +185,9 @@ class ManifestWriter:
             first, rows_in_file = offset, 0
             with open(path, "wb") as sink:
                 writer = pq.ParquetWriter(sink, schema, compression=self.compression)
-                while offset < data.num_rows and (rows_in_file == 0 or (rows_in_file < self.max_rows and sink.tell() < self.max_bytes)):
+                while offset < data.num_rows and (
+                    rows_in_file == 0 or (rows_in_file < self.max_rows and sink.tell() < self.max_bytes)
+                ):
                     n = min(group_rows, self.max_rows - rows_in_file, data.num_rows - offset)
                     writer.write_table(data.slice(offset, n), row_group_size=n)
                     offset += n
@@ -200,7 +207,7 @@ def _now() -> str:
 
 
 def mark_unit_complete(
-    root: str | os.PathLike,
+    root: str | os.PathLike[str],
     unit_id: str,
     tables: Iterable[str],
     config_digest: str | None = None,
@@ -216,21 +223,20 @@ def mark_unit_complete(
     ManifestWriter(root, UNITS_DIR).commit(unit_id, row, "", tables_version(names))
 
 
-def _table_commit(root: str | os.PathLike, unit_id: str, table: str, info: CommitInfo | None) -> TableCommit:
+def _table_commit(root: str | os.PathLike[str], unit_id: str, table: str, info: CommitInfo | None) -> TableCommit:
     """What `table` holds of `unit_id`, from the writer's CommitInfo or else from the table's latest version."""
     check_table_name(table)
     if info is not None and info.version is not None and info.txn is not None:
         return TableCommit(table, info.rows, info.txn, info.version)
     current = delta.latest(table_dir(root, table))
-    txn = None if current is None else current.transaction_version(unit_id)
-    if txn is None:
+    if current is None or (txn := current.transaction_version(unit_id)) is None:
         raise ManifestError(f"unit {unit_id} cannot be complete: table {table} does not hold it")
     rows = sum(f.rows for f in delta.files(current) if unit_of_file(f.path) == unit_id)
     return TableCommit(table, rows, txn, current.version())
 
 
 def commit_unit_tables(
-    root: str | os.PathLike,
+    root: str | os.PathLike[str],
     unit_id: str,
     rows_by_table: Mapping[str, Rows],
     config_digest: str | None = None,
