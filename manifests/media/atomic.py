@@ -31,7 +31,7 @@ def durable_replace(temp: Path, final: Path) -> None:
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     """A temp path to write, made `path` durably only if the block completes; removed whatever happens."""
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)

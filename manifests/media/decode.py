@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -30,14 +31,14 @@ def read_frames(
         idx = list(range(len(vr))) if indices is None else [int(i) for i in indices]
         if not idx:
             return np.zeros((0, height or 0, width or 0, 3), np.uint8)
-        return vr.get_batch(idx).asnumpy()  # (T, H, W, 3)
+        return cast(np.ndarray, vr.get_batch(idx).asnumpy())  # (T, H, W, 3)
     except VideoError:
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001 - decord raises bare DECORDError/RuntimeError; PyAV reads what it cannot
         return _read_frames_pyav(p, indices, width, height)
 
 
-def _read_frames_pyav(p: Path, indices, width, height) -> np.ndarray:
+def _read_frames_pyav(p: Path, indices: Sequence[int] | None, width: int | None, height: int | None) -> np.ndarray:
     wanted = None if indices is None else sorted(set(int(i) for i in indices))
     frames: dict[int, np.ndarray] = {}
     for i, frame in enumerate(iter_pyav(p, width, height)):
@@ -99,7 +100,7 @@ def iter_frame_batches(
     try:
         vr = open_decord(p, width, height)
         n = len(vr)
-    except Exception:
+    except Exception:  # noqa: BLE001 - decord raises bare DECORDError/RuntimeError; PyAV reads what it cannot
         vr = None
     if vr is not None:
         all_idx = list(range(start, n if end is None else min(end, n), step))
@@ -107,7 +108,7 @@ def iter_frame_batches(
             idx = all_idx[first : first + batch_size]
             try:
                 frames = vr.get_batch(idx).asnumpy()
-            except Exception:  # decord can open some inputs it cannot decode (e.g. a resize to width 48)
+            except Exception:  # noqa: BLE001 - decord can open some inputs it cannot decode (e.g. a resize to width 48)
                 yield from _iter_batches_pyav(p, batch_size, width, height, step, idx[0], end)
                 return
             yield idx[0], frames

@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 from manifests.media.atomic import durable_replace, temp_path
 from manifests.media.probe import VideoError
+
+if TYPE_CHECKING:
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
 
 
 class VideoWriter:
@@ -27,8 +33,8 @@ class VideoWriter:
         self.preset = preset
         self.frames_written = 0
         self._tmp = temp_path(self.path)
-        self._container = None
-        self._stream = None
+        self._container: OutputContainer | None = None
+        self._stream: VideoStream | None = None
 
     def __enter__(self) -> VideoWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +43,7 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB uint8 frame of shape (H, W, 3); H and W must be even (yuv420p)."""
+        assert self._container is not None, "VideoWriter.write outside its with block"
         if self._stream is None:
             h, w = frame.shape[:2]
             if h % 2 or w % 2:
@@ -53,7 +60,10 @@ class VideoWriter:
             self._container.mux(packet)
         self.frames_written += 1
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._container is not None  # __exit__ runs only after __enter__ opened it
         committed = False
         try:
             try:

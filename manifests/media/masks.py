@@ -51,7 +51,7 @@ class MaskFile:
         return out
 
 
-def write_mask_file(path: str | os.PathLike, mask: np.ndarray) -> Path:
+def write_mask_file(path: str | os.PathLike[str], mask: np.ndarray) -> Path:
     """Write a (T, H, W) bool mask as a mask file, atomically (see `atomic`)."""
     final = Path(path)
     frames = [t for t in range(len(mask)) if mask[t].any()]
@@ -61,7 +61,7 @@ def write_mask_file(path: str | os.PathLike, mask: np.ndarray) -> Path:
     return final
 
 
-def open_mask_file(path: str | os.PathLike) -> MaskFile:
+def open_mask_file(path: str | os.PathLike[str]) -> MaskFile:
     """Read a mask file's index (no frame decoded yet); a one-line ManifestError if it is missing or not one."""
     path = Path(path)
     if not path.is_file():

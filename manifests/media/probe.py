@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
+
+if TYPE_CHECKING:
+    from decord import VideoReader
 
 
 class VideoError(Exception):
@@ -37,7 +41,7 @@ def check_file(path: str | Path) -> Path:
     return p
 
 
-def open_decord(path: Path, width: int | None = None, height: int | None = None):
+def open_decord(path: Path, width: int | None = None, height: int | None = None) -> VideoReader:
     """A decord VideoReader, resizing on decode when both `width` and `height` are given."""
     import decord  # imported late: it spawns no threads until used, but keeps import of this module light
 
@@ -67,7 +71,7 @@ def probe(path: str | Path) -> VideoInfo:
         h, w = vr[0].shape[:2] if frames else (0, 0)
         if frames > 0 and fps > 0:
             return VideoInfo(fps, frames, int(w), int(h), frames / fps, _codec_name(p), "decord")
-    except Exception:  # decord raises bare DECORDError/RuntimeError for anything it cannot open
+    except Exception:  # noqa: BLE001 - decord raises bare DECORDError/RuntimeError for anything it cannot open
         pass
     return probe_pyav(p)
 
