@@ -137,7 +137,8 @@ def _pass_rates(gates: dict) -> dict:
     for name, values in gates.items():
         names = sorted({g for v in values for g, x in v.items() if x.passed is not None})
         rates = {g: round(float(np.mean([bool(v[g].passed) for v in values if g in v])), 3) for g in names}
-        out[name] = rates | {"all": round(float(np.mean([all(x.passed for x in v.values() if x.passed is not None) for v in values])), 3)}
+        passed_all = [all(x.passed for x in v.values() if x.passed is not None) for v in values]
+        out[name] = rates | {"all": round(float(np.mean(passed_all)), 3)}
     return out
 
 

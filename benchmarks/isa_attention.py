@@ -140,7 +140,7 @@ def run_shape(shape: Shape, backends: list[str], backward: bool, tiles: TileConf
                 row.update(exact_path_tflops(q, k, v, n_ctx, tiles))
             if name in ("isa", "cudnn"):  # target-only queries (context K/V cache): q holds the target alone
                 row["tgt_only_fwd_ms"] = bench_ms(fn, False, q[:, :, :shape.n_part].contiguous(), k, v)
-        except Exception as exc:  # one failing baseline must not lose the other rows
+        except Exception as exc:  # noqa: BLE001  # one failing baseline must not lose the other rows
             print(f"error: {shape.label} {name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
                   file=sys.stderr, flush=True)
             continue
@@ -195,7 +195,7 @@ def _sweep_row(name: str, fn) -> dict:
     """One variant's row; a variant that fails to compile (shared memory) is reported, not fatal."""
     try:
         row = {"variant": name, **fn()}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  # a variant that fails to compile is a row, not the end of the sweep
         row = {"variant": name, "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"}
     print(f"  sweep {name}: {row}", file=sys.stderr, flush=True)
     return row

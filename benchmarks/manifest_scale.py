@@ -48,7 +48,8 @@ def operations(root: Path) -> dict[str, list[str]]:
         "summary clips": [*cli, "summary", str(root), "clips", "--json"],
         "summary (all tables)": [*cli, "summary", str(root), "--json"],
         "filtered read scores (blur > 400, 2 cols)": [sys.executable, "-c", FILTERED_READ, str(root)],
-        "filter --count (CLI)": [*cli, "filter", str(root), "scores", f'signal == "blur" and value > {BLUR_THRESHOLD}', "--count"],
+        "filter --count (CLI)": [*cli, "filter", str(root), "scores", f'signal == "blur" and value > {BLUR_THRESHOLD}',
+                                 "--count"],
         "validate": [*cli, "validate", str(root), "--json"],
     }
 
@@ -170,14 +171,16 @@ def object_masks(root: Path, objects: int, frames: int, mask_hw: tuple[int, int]
     rows, ms, arrow_peak = done.stdout.split()
     files = list((root / "manifests/object_frames").glob("*.parquet"))
     groups = [pq.ParquetFile(f).metadata.row_group(i) for f in files for i in range(pq.ParquetFile(f).metadata.num_row_groups)]
-    return {"objects": objects, "frames_per_object": frames, "mask_hw": list(mask_hw), "table_mib": round(sum(f.stat().st_size for f in files) / 2**20, 1),
+    return {"objects": objects, "frames_per_object": frames, "mask_hw": list(mask_hw),
+            "table_mib": round(sum(f.stat().st_size for f in files) / 2**20, 1),
             "row_groups": len(groups), "largest_row_group_mib": round(max(g.total_byte_size for g in groups) / 2**20, 2),
             "rows_read": int(rows), "read_ms": float(ms), "arrow_peak_mib": float(arrow_peak)}
 
 
 def machine() -> dict[str, object]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    model = (next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name")), platform.processor())
+             if Path("/proc/cpuinfo").exists() else platform.processor())
     mem_kb = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                    if line.startswith("MemTotal")), 0) if Path("/proc/meminfo").exists() else 0
     return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1), "arch": platform.machine(),
@@ -213,7 +216,8 @@ def main() -> int:
     try:
         built = build_in_child(root, args)
         print(f"built {built['clips_rows']:,} clips + {built['scores_rows']:,} scores + {built['videos_rows']:,} videos "
-              f"in {built['generate_s'] + built['write_s']:.1f} s: {built['parquet_files']} files, {built['bytes'] / 2**20:.1f} MiB")
+              f"in {built['generate_s'] + built['write_s']:.1f} s: {built['parquet_files']} files, "
+              f"{built['bytes'] / 2**20:.1f} MiB")
         results = []
         for name, argv in operations(root).items():
             runs = [measure(argv) for _ in range(args.repeats)]

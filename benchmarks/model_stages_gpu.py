@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -135,8 +136,8 @@ def bench_yolo(s: Sizes, device: str, frames: np.ndarray) -> list[dict]:
     for b in s.yolo_batches:
         x = torch.rand(b, 3, s.yolo_imgsz, s.yolo_imgsz, device=device, dtype=dtype)  # (B, 3, S, S)
         with torch.inference_mode():
-            fl = flops_of(lambda: net(x[:1]))
-            t = median_seconds(lambda: net(x), device, s.repeats)
+            fl = flops_of(partial(net, x[:1]))
+            t = median_seconds(partial(net, x), device, s.repeats)
         rows.append(model_row("yolo11n", "forward", f"{s.yolo_imgsz}x{s.yolo_imgsz}", prec, b, t, fl))
     return rows
 
@@ -158,8 +159,8 @@ def bench_sam(s: Sizes, device: str, frames: np.ndarray, objects: int) -> list[d
     for b, prec in runs:
         x = torch.randn(b, 3, s.sam_size, s.sam_size, device=device)  # (B, 3, S, S), normalised pixels
         with torch.inference_mode(), autocast(device, prec):
-            fl = flops_of(lambda: model.image_encoder(x[:1]))
-            t = median_seconds(lambda: model.image_encoder(x), device, s.repeats)
+            fl = flops_of(partial(model.image_encoder, x[:1]))
+            t = median_seconds(partial(model.image_encoder, x), device, s.repeats)
         rows.append(model_row("sam vit_b", "image encoder", f"{s.sam_size}x{s.sam_size}", prec, b, t, fl))
     prec = "bf16" if cuda else "fp32"
     frame = frames[0]
@@ -170,7 +171,7 @@ def bench_sam(s: Sizes, device: str, frames: np.ndarray, objects: int) -> list[d
         for n in sorted({objects, 64}):
             xy = torch.rand(n, 2, 2, device=device).sort(dim=1).values * torch.tensor([w, h], device=device)
             boxes = predictor.transform.apply_boxes_torch(xy.reshape(n, 4), (h, w))  # (N, 4) xyxy at S
-            decode = lambda: predictor.predict_torch(None, None, boxes=boxes, multimask_output=False)  # noqa: E731
+            decode = partial(predictor.predict_torch, None, None, boxes=boxes, multimask_output=False)
             t = median_seconds(decode, device, s.repeats)
             rows.append(model_row("sam vit_b", f"box prompts -> masks at {w}x{h}", "", prec, n, t, None, "boxes"))
     masker = SamMasker(SamConfig(weights=WeightsConfig(**RANDOM), image_size=s.sam_size, device=device, precision=prec))
@@ -196,8 +197,8 @@ def bench_clip(s: Sizes, device: str, frames: np.ndarray) -> list[dict]:
     for b in s.clip_batches:
         x = torch.randn(b, 3, emb.image_size, emb.image_size, device=device)  # (B, 3, S, S)
         with torch.inference_mode(), autocast(device, prec):
-            fl = flops_of(lambda: emb.model.encode_image(x[:1]))
-            t = median_seconds(lambda: emb.model.encode_image(x), device, s.repeats)
+            fl = flops_of(partial(emb.model.encode_image, x[:1]))
+            t = median_seconds(partial(emb.model.encode_image, x), device, s.repeats)
         rows.append(model_row(s.clip_arch, "image encoder", f"{emb.image_size}x{emb.image_size}", prec, b, t, fl))
     batch = frames[np.arange(s.clip_batches[0]) % len(frames)]
     t = median_seconds(lambda: emb.frames(batch), device, s.repeats)

@@ -145,7 +145,10 @@ def table(summary: dict) -> str:
     head = (f"{'detector':<27} {'synth P':>7} {'R':>6} {'F1':>6} {'cutR':>6} {'gradR':>6} "
             f"{'real F1 vs TN':>13} {'vs hand':>8} {'synth fps':>9} {'real fps':>9} {'all fps':>8}")
     lines = [head, "-" * len(head)]
-    fmt = lambda x: f"{100 * x:.1f}" if x is not None else "-"
+
+    def fmt(x: float | None) -> str:
+        return f"{100 * x:.1f}" if x is not None else "-"
+
     for name, r in summary.items():
         if r["decode_only"]:
             lines.append(f"{name:<27} {'(decode only)':>57} {r['synthetic_fps'] or 0:>9.0f} "

@@ -144,7 +144,7 @@ def run_stages(workers: int, clips: list[Path], job: SimpleNamespace, clip_frame
                     stop.set()  # time is up: each worker finishes its clip, then reports
                 dead = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
                 if dead:
-                    raise SystemExit(f"a stage worker died (exit code {dead[0]}) while waiting for '{kind}'")
+                    raise SystemExit(f"a stage worker died (exit code {dead[0]}) while waiting for '{kind}'") from None
         return got
 
     collect("ready", None)
