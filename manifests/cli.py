@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pyarrow as pa
 
@@ -128,7 +128,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _role(column: dict) -> str:
+def _role(column: dict[str, object]) -> str:
     roles = ["primary key"] if column["primary_key"] else []
     roles += [f"-> {column['references']}"] if column["references"] else []
     roles += ["uri"] if column["uri"] else []
@@ -215,10 +215,12 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**snapshot.to_json(), "registered_as": name})
         return EXIT_OK
+    registered = f"; registered as {name}: gc keeps its files until `manifests snapshot --release {name}`" if name else ""
     print(printable(f"snapshot of {root} (units at version {snapshot.units_version})"
-                    f"{f' written to {args.out}' if args.out else ''}"
-                    f"{f'; registered as {name}: gc keeps its files until `manifests snapshot --release {name}`' if name else ''}"))
-    print_table(["table", "version", "files", "rows"], [[t.table, t.version, len(t.files), t.rows] for t in snapshot.tables.values()])
+                    f"{f' written to {args.out}' if args.out else ''}{registered}"))
+    print_table(
+        ["table", "version", "files", "rows"], [[t.table, t.version, len(t.files), t.rows] for t in snapshot.tables.values()]
+    )
     return EXIT_OK
 
 
@@ -324,7 +326,7 @@ def _sample_pairs(args: argparse.Namespace, root: Path) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     common.add_argument("--progress", action="store_true", help="progress bars on stderr even when it is not a TTY")
     parser = OneLineParser(prog="manifests", description=__doc__.splitlines()[0])
@@ -391,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        return cast(int, args.handler(args))
     except BrokenPipeError:  # output piped into `head`: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK

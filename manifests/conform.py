@@ -7,7 +7,8 @@ into a number.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sized
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -16,7 +17,7 @@ from manifests.errors import ManifestError, first_line
 from manifests.layout import check_table_name
 from manifests.schema import PROVENANCE_FIELDS, SCHEMAS
 
-Rows = pa.Table | pa.RecordBatch | Iterable[Mapping[str, object]]
+Rows: TypeAlias = pa.Table | pa.RecordBatch | Iterable[Mapping[str, object]]
 _PROVENANCE = tuple(f.name for f in PROVENANCE_FIELDS)
 
 
@@ -44,12 +45,13 @@ def conform(table: str, rows: Rows) -> pa.Table:
     return out
 
 
-def _columns_of(table: str, rows: Rows) -> dict[str, pa.Array | pa.ChunkedArray | list]:
+def _columns_of(table: str, rows: Rows) -> dict[str, pa.Array | pa.ChunkedArray | list[object]]:
     if isinstance(rows, pa.RecordBatch):
         rows = pa.Table.from_batches([rows])
     if isinstance(rows, pa.Table):
         return {name: rows.column(name) for name in rows.column_names}
-    columns: dict[str, list] = {}
+    columns: dict[str, list[object]] = {}
+    row: object
     for i, row in enumerate(rows):
         if not isinstance(row, Mapping):
             raise ManifestError(f"{table}: row {i} is a {type(row).__name__}, expected a dict")
@@ -61,14 +63,14 @@ def _columns_of(table: str, rows: Rows) -> dict[str, pa.Array | pa.ChunkedArray 
     return columns
 
 
-def _row_count(table: str, columns: Mapping[str, object]) -> int:
+def _row_count(table: str, columns: Mapping[str, Sized]) -> int:
     lengths = {len(values) for values in columns.values()}
     if len(lengths) > 1:
         raise ManifestError(f"{table}: columns have different lengths {sorted(lengths)}")
     return lengths.pop() if lengths else 0
 
 
-def _cast_column(table: str, field: pa.Field, values: pa.Array | pa.ChunkedArray | list) -> pa.ChunkedArray:
+def _cast_column(table: str, field: pa.Field, values: pa.Array | pa.ChunkedArray | list[object]) -> pa.ChunkedArray:
     """Cast one column, keeping its chunks: combining them could pass a 32-bit offset's 2 GiB."""
     where = f"{table}.{field.name}"
     if isinstance(values, list):
@@ -93,9 +95,9 @@ def compatible(src: pa.DataType, dst: pa.DataType) -> bool:
     if pa.types.is_dictionary(src):
         return compatible(src.value_type, dst)
     if pa.types.is_integer(src):
-        return pa.types.is_integer(dst) or pa.types.is_floating(dst)
+        return bool(pa.types.is_integer(dst) or pa.types.is_floating(dst))
     if pa.types.is_floating(src):
-        return pa.types.is_floating(dst)
+        return bool(pa.types.is_floating(dst))
     if _is_string(src):
         return _is_string(dst)
     if _is_list(src) and _is_list(dst):
@@ -104,11 +106,11 @@ def compatible(src: pa.DataType, dst: pa.DataType) -> bool:
 
 
 def _is_string(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
 def _is_list(t: pa.DataType) -> bool:
-    return pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t)
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
 
 
 def _check_required(table: str, out: pa.Table) -> None:

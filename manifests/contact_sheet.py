@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import pyarrow.compute as pc
@@ -91,7 +92,7 @@ def _frame_at(path: Path, index: int) -> tuple[np.ndarray, int]:
     which stays silent on a damaged file where decord's FFmpeg logs to stderr (same pixels at full size)."""
     frame, got = None, -1
     try:
-        for got, frame in zip(range(index + 1), iter_pyav(check_file(path))):
+        for got, frame in zip(range(index + 1), iter_pyav(check_file(path))):  # noqa: B007 - the loop keeps the last pair
             pass
     except VideoError as exc:
         raise ManifestError(str(exc)) from None
@@ -100,7 +101,7 @@ def _frame_at(path: Path, index: int) -> tuple[np.ndarray, int]:
     return frame, got
 
 
-def _first_mask(root: Path, obj: dict, frame_index: int) -> np.ndarray | None:
+def _first_mask(root: Path, obj: dict[str, Any], frame_index: int) -> np.ndarray | None:
     """The object's mask at `frame_index`: inline (schema 1.0 rows) or from object_frames (1.1)."""
     if obj["mask_rle"] and obj["mask_rle"][0] and obj["mask_height"] and obj["mask_width"]:
         return rle_decode(obj["mask_rle"][0], obj["mask_height"], obj["mask_width"])
@@ -113,10 +114,10 @@ def _first_mask(root: Path, obj: dict, frame_index: int) -> np.ndarray | None:
 def _resize_nearest(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     rows = (np.arange(shape[0]) * mask.shape[0] // shape[0]).clip(0, mask.shape[0] - 1)
     cols = (np.arange(shape[1]) * mask.shape[1] // shape[1]).clip(0, mask.shape[1] - 1)
-    return mask[rows][:, cols]
+    return cast(np.ndarray, mask[rows][:, cols])
 
 
-def contact_sheet(root: str | os.PathLike, out: str | os.PathLike, n: int = 16) -> list[Tile]:
+def contact_sheet(root: str | os.PathLike[str], out: str | os.PathLike[str], n: int = 16) -> list[Tile]:
     """Write a grid PNG of up to `n` clips to `out`; returns the tiles drawn."""
     if n < 1:
         raise ManifestError("sample: -n must be at least 1")

@@ -89,7 +89,8 @@ def count_bad(domain: Domain, batch: pa.RecordBatch, key: str) -> tuple[int, lis
 
 def undecodable_masks(batch: pa.RecordBatch, key: str) -> tuple[int, list[str]]:
     """Rows whose RLE masks do not decode to mask_height x mask_width (bad counts string or wrong area)."""
-    bad, examples = 0, []
+    bad = 0
+    examples: list[str] = []
     rows = zip(batch.column(key).to_pylist(), batch.column("mask_rle").to_pylist(),
                batch.column("mask_height").to_pylist(), batch.column("mask_width").to_pylist())
     for name, masks, height, width in rows:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import math
+from typing import TypeGuard
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -136,6 +137,7 @@ class _Parser:
         return self.schema.field(name).type
 
     def literal(self, node: ast.expr, column_type: pa.DataType) -> object:
+        value: object
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
             value = -node.operand.value if _is_number(node.operand.value) else None
         elif isinstance(node, ast.Constant):
@@ -156,7 +158,7 @@ class _Parser:
         raise ManifestError(f"filter: {_describe(node)} is not allowed; allowed: {_ALLOWED}")
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -93,4 +94,4 @@ def _counted(batches: Iterable[pa.RecordBatch], desc: str, progress: bool) -> It
 
 def _finite(values: pa.Array) -> np.ndarray:
     array = pc.drop_null(values).to_numpy(zero_copy_only=False).astype(np.float64)
-    return array[np.isfinite(array)]
+    return cast(np.ndarray, array[np.isfinite(array)])

@@ -8,6 +8,8 @@ re-checked on the real values.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pyarrow as pa
 
@@ -24,7 +26,7 @@ def mix64(x: np.ndarray) -> np.ndarray:
     x = x * _M1
     x = x ^ (x >> np.uint64(27))
     x = x * _M2
-    return x ^ (x >> np.uint64(31))
+    return cast(np.ndarray, x ^ (x >> np.uint64(31)))
 
 
 def hash_strings(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -35,7 +37,7 @@ def hash_strings(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     if len(arr) > _CHUNK_ROWS:  # cache-sized pieces are several times faster than one big pass
         return np.concatenate([hash_strings(arr.slice(i, _CHUNK_ROWS)) for i in range(0, len(arr), _CHUNK_ROWS)])
     if pa.types.is_dictionary(arr.type):
-        hashes = hash_strings(arr.dictionary)[arr.indices.fill_null(0).to_numpy(zero_copy_only=False)]
+        hashes: np.ndarray = hash_strings(arr.dictionary)[arr.indices.fill_null(0).to_numpy(zero_copy_only=False)]
     else:
         hashes = _hash_plain(arr)
     if arr.null_count:
@@ -103,4 +105,4 @@ def missing_from(hashes: np.ndarray, sorted_reference: np.ndarray) -> np.ndarray
         return np.ones(len(hashes), dtype=bool)
     idx = np.searchsorted(sorted_reference, hashes)
     idx[idx == len(sorted_reference)] = 0
-    return sorted_reference[idx] != hashes
+    return cast(np.ndarray, sorted_reference[idx] != hashes)

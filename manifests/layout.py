@@ -53,16 +53,16 @@ def check_unit_id(unit_id: str) -> None:
         )
 
 
-def manifests_dir(root: str | os.PathLike) -> Path:
+def manifests_dir(root: str | os.PathLike[str]) -> Path:
     return Path(root) / MANIFESTS_DIR
 
 
-def table_dir(root: str | os.PathLike, table: str) -> Path:
+def table_dir(root: str | os.PathLike[str], table: str) -> Path:
     check_table_name(table)
     return manifests_dir(root) / table
 
 
-def units_dir(root: str | os.PathLike) -> Path:
+def units_dir(root: str | os.PathLike[str]) -> Path:
     return manifests_dir(root) / UNITS_DIR
 
 

@@ -27,12 +27,12 @@ STALE_AFTER_HOURS = 24.0
 SUFFIX = ".lease"
 
 
-def leases_dir(root: str | os.PathLike) -> Path:
+def leases_dir(root: str | os.PathLike[str]) -> Path:
     return manifests_dir(root) / LEASES_DIR
 
 
 @contextmanager
-def writer_lease(root: str | os.PathLike, token: str) -> Iterator[None]:
+def writer_lease(root: str | os.PathLike[str], token: str) -> Iterator[None]:
     """Hold a lease on `token` for the body: create it durably before, remove it after (also on error)."""
     folder = leases_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def writer_lease(root: str | os.PathLike, token: str) -> Iterator[None]:
         path.unlink(missing_ok=True)
 
 
-def held_tokens(root: str | os.PathLike, now: float | None = None) -> tuple[set[str], list[Path]]:
+def held_tokens(root: str | os.PathLike[str], now: float | None = None) -> tuple[set[str], list[Path]]:
     """(tokens of live leases, lease files gone stale). A lease's age is its file's modification time."""
     folder = leases_dir(root)
     now = time.time() if now is None else now

@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -50,7 +50,7 @@ PAIR_ERRORS = (ManifestError, VideoError, OSError, ValueError)
 class PairClip:
     """One pair's frames at panel size, already resampled to PREVIEW_FPS."""
 
-    row: dict  # the edit_pairs row (PAIR_COLUMNS)
+    row: dict[str, Any]  # the edit_pairs row (PAIR_COLUMNS)
     source: np.ndarray  # (T, h, w, 3) uint8
     target: np.ndarray  # (T, h, w, 3) uint8
     mask: np.ndarray | None  # (T, h, w) bool; None for a global edit
@@ -62,12 +62,12 @@ class PairClip:
 class PairSheet:
     png: Path
     mp4: Path
-    pairs: list[dict]  # rows drawn, in sheet order
+    pairs: list[dict[str, Any]]  # rows drawn, in sheet order
     skipped: list[tuple[str, str]]  # (pair_id, reason)
     video_frames: int
 
 
-def choose_pairs(root: Path, n: int) -> list[dict]:
+def choose_pairs(root: Path, n: int) -> list[dict[str, Any]]:
     """Candidate rows, round-robin over edit types, each type's pairs by pair_id (first `n` drawable are used)."""
     keep = CANDIDATES_PER_TYPE * n
     smallest: dict[str, list[str]] = {}
@@ -107,7 +107,7 @@ def preview_indices(frames: int, fps: float, middle: int, seconds: float) -> lis
     return [start + min(span - 1, int(k * fps / PREVIEW_FPS)) for k in range(ticks)]
 
 
-def load_pair(root: Path, row: dict, panel_height: int, panel: tuple[int, int] | None, seconds: float
+def load_pair(root: Path, row: dict[str, Any], panel_height: int, panel: tuple[int, int] | None, seconds: float
               ) -> tuple[PairClip, tuple[int, int]]:
     """Decode one pair's preview frames (raising one of PAIR_ERRORS if it cannot be drawn) and the panel size."""
     source_path, source = _read(root, row, "source_uri", probe_pyav)
@@ -130,7 +130,7 @@ def load_pair(root: Path, row: dict, panel_height: int, panel: tuple[int, int] |
     return PairClip(row, clips[0][picks], clips[1][picks], mask, _nearest(indices, middle), indices), panel
 
 
-def _read(root: Path, row: dict, key: str, reader: Callable[[Path], Loaded]) -> tuple[Path, Loaded]:
+def _read(root: Path, row: dict[str, Any], key: str, reader: Callable[[Path], Loaded]) -> tuple[Path, Loaded]:
     """The file a row's `key` names and what `reader` makes of it; errors name the uri, not the local path."""
     path = resolve_uri(root, row[key])
     if not path.is_file():
@@ -200,8 +200,8 @@ def _text(image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, 
 
 
 def pair_sheet(
-    root: str | os.PathLike,
-    out: str | os.PathLike,
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
     n: int = 8,
     seconds: float = 2.0,
     panel_height: int = PANEL_HEIGHT,
@@ -239,7 +239,7 @@ def pair_sheet(
         raise ManifestError(f"sample --pairs: none of the {len(skipped)} pairs tried could be drawn")
     assert panel is not None
     header = header_strip(panel)
-    drawn: list[dict] = []
+    drawn: list[dict[str, Any]] = []
     sheet_rows: list[np.ndarray] = []
 
     def video() -> Iterator[np.ndarray]:

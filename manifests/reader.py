@@ -82,7 +82,7 @@ def check_part(path: Path, table: str) -> pq.FileMetaData:
 
 
 def committed_parts(
-    root: str | os.PathLike,
+    root: str | os.PathLike[str],
     table: str,
     on_error: Callable[[ManifestError], None] | None = None,
     version: int | None = None,
@@ -133,14 +133,14 @@ def dataset_of(parts: list[Part], table: str) -> ds.Dataset:
 
 
 def open_table(
-    root: str | os.PathLike, table: str, version: int | None = None, snapshot: Snapshot | None = None
+    root: str | os.PathLike[str], table: str, version: int | None = None, snapshot: Snapshot | None = None
 ) -> ds.Dataset:
     """A pyarrow dataset over the complete units of `table` (latest, at `version`, or as in `snapshot`)."""
     return dataset_of(committed_parts(root, table, version=version, snapshot=snapshot), table)
 
 
 def read_table(
-    root: str | os.PathLike,
+    root: str | os.PathLike[str],
     table: str,
     columns: list[str] | None = None,
     filter: ds.Expression | None = None,  # noqa: A002 - mirrors pyarrow's own keyword
@@ -160,7 +160,7 @@ MASK_COLUMNS = ["frame_index", "box", "mask_rle", "mask_height", "mask_width"]
 
 
 def read_object_masks(
-    root: str | os.PathLike, object_id: str, snapshot: Snapshot | None = None, frames: list[int] | None = None
+    root: str | os.PathLike[str], object_id: str, snapshot: Snapshot | None = None, frames: list[int] | None = None
 ) -> pa.Table:
     """One object's per-frame boxes and RLE masks (optionally only `frames`), sorted by frame.
 
@@ -203,7 +203,9 @@ def read_error(dataset: ds.Dataset, table: str, columns: list[str] | None, exc: 
     return ManifestError(f"{table}: read failed ({first_line(exc)})")
 
 
-def part_batches(parts: list[Part], table: str, columns: list[str], batch_rows: int = SCAN_BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+def part_batches(
+    parts: list[Part], table: str, columns: list[str], batch_rows: int = SCAN_BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
     """Stream `columns` of parts straight from Parquet (no pyarrow.dataset); absent columns read as nulls."""
     check_columns(table, columns)
     schema = pa.schema([SCHEMAS[table].field(c) for c in columns])

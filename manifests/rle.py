@@ -7,6 +7,7 @@ pycocotools trusts it and would read past a malformed one.
 from __future__ import annotations
 
 import warnings
+from typing import cast
 
 import numpy as np
 from pycocotools import mask as coco_mask
@@ -25,7 +26,7 @@ def rle_encode(mask: np.ndarray) -> str:
     if mask.size == 0:
         return ""
     rle = coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return rle["counts"].decode("ascii")
+    return cast(str, rle["counts"].decode("ascii"))
 
 
 def rle_decode(counts: str, height: int, width: int) -> np.ndarray:
@@ -40,7 +41,7 @@ def rle_decode(counts: str, height: int, width: int) -> np.ndarray:
     with warnings.catch_warnings():  # pycocotools 2.0.11 trips numpy 2's __array__ copy deprecation
         warnings.simplefilter("ignore", DeprecationWarning)
         decoded = coco_mask.decode({"size": [height, width], "counts": counts.encode("ascii")})
-    return decoded.astype(bool)
+    return cast(np.ndarray, decoded.astype(bool))
 
 
 def run_lengths(counts: str) -> list[int]:

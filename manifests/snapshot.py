@@ -14,9 +14,11 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from manifests import delta
 from manifests.errors import ManifestError
@@ -71,7 +73,7 @@ class Snapshot:
         """Paths (relative to the root) of the files this snapshot lists that no longer exist (gc'ed, lost)."""
         return [f.path for t in self.tables.values() for f in t.files if not (Path(self.root) / f.path).is_file()]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "format": SNAPSHOT_FORMAT,
             "root": self.root,
@@ -84,7 +86,7 @@ class Snapshot:
         }
 
     @classmethod
-    def from_json(cls, data: dict | str) -> Snapshot:
+    def from_json(cls, data: dict[str, Any] | str) -> Snapshot:
         """Rebuild a snapshot from `to_json` output (a dict or its JSON text); no Delta log is read."""
         try:
             data = json.loads(data) if isinstance(data, str) else data
@@ -102,7 +104,7 @@ class Snapshot:
 
 
 def take_snapshot(
-    root: str | os.PathLike,
+    root: str | os.PathLike[str],
     tables: list[str] | None = None,
     versions: dict[str, int] | None = None,
     units_version: int | None = None,
@@ -159,12 +161,12 @@ def check_logs(root: Path, tables: list[str]) -> None:
                             "refusing to read fewer rows")
 
 
-def _composition(folder: Path):
+def _composition(folder: Path) -> Callable[[str], list[tuple[str, int]] | None]:
     """The unit runs of a compacted file of the table at `folder`, read from its footer."""
     return lambda path: compacted_units(folder / path)
 
 
-def snapshots_dir(root: str | os.PathLike) -> Path:
+def snapshots_dir(root: str | os.PathLike[str]) -> Path:
     return manifests_dir(root) / SNAPSHOTS_DIR
 
 
@@ -189,7 +191,7 @@ def register_snapshot(snapshot: Snapshot, name: str) -> Path:
     return path
 
 
-def registered_snapshots(root: str | os.PathLike) -> dict[str, Snapshot]:
+def registered_snapshots(root: str | os.PathLike[str]) -> dict[str, Snapshot]:
     """The snapshots registered in the dataset, by name (an unreadable registration is an error: gc must not
     guess what it protects)."""
     folder = snapshots_dir(root)
@@ -204,7 +206,7 @@ def registered_snapshots(root: str | os.PathLike) -> dict[str, Snapshot]:
     return out
 
 
-def release_snapshot(root: str | os.PathLike, name: str) -> None:
+def release_snapshot(root: str | os.PathLike[str], name: str) -> None:
     """Unregister snapshot `name`: gc may then collect the files only it kept."""
     path = snapshots_dir(root) / f"{snapshot_name(name)}.json"
     if not path.is_file():
@@ -212,7 +214,7 @@ def release_snapshot(root: str | os.PathLike, name: str) -> None:
     path.unlink()
 
 
-def unreadable_files(root: str | os.PathLike, table: str) -> tuple[dict[str, list[str]], list[str], list[str]]:
+def unreadable_files(root: str | os.PathLike[str], table: str) -> tuple[dict[str, list[str]], list[str], list[str]]:
     """What readers leave out of `table`: committed files of units not complete in it (by unit); orphans
     (Parquet files in the table folder that no commit adds or removes: a killed writer's, until `gc`); and
     detached parts (such files of units whose completion record names this table: their commit was lost

@@ -10,6 +10,7 @@ import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -17,6 +18,9 @@ import pyarrow.compute as pc
 from manifests.layout import check_table_name
 from manifests.reader import Part, committed_parts, part_batches
 from manifests.schema import SCHEMAS
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 CATEGORY_COLUMNS: dict[str, tuple[str, ...]] = {
     "videos": ("status",),
@@ -53,7 +57,7 @@ class TableSummary:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     groups: dict[str, dict[str, dict[str, float | int | None]]] = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {
             "table": self.table,
             "rows": self.rows,
@@ -66,7 +70,7 @@ class TableSummary:
         }
 
 
-def summarize(root: str | os.PathLike, table: str) -> TableSummary:
+def summarize(root: str | os.PathLike[str], table: str) -> TableSummary:
     """Summary of one table; a missing or empty table gives zero rows, not an error."""
     check_table_name(table)
     parts = committed_parts(root, table)
@@ -107,12 +111,14 @@ def footer_stats(parts: list[Part], schema: pa.Schema) -> list[ColumnStats]:
     return list(out.values())
 
 
-def _merge(stats: ColumnStats, chunk: object) -> None:
+def _merge(stats: ColumnStats, chunk: pq.Statistics | None) -> None:
     if chunk is None or not chunk.has_null_count:
         stats.nulls = None
     elif stats.nulls is not None:
         stats.nulls += chunk.null_count
     if chunk is not None and chunk.has_min_max:
+        low: Any  # a footer value of the column's own type (number, string, bytes, date...)
+        high: Any
         low, high = (v + 0.0 if isinstance(v, float) else v for v in (chunk.min, chunk.max))  # Parquet writes -0.0
         stats.min = low if stats.min is None else min(stats.min, low)
         stats.max = high if stats.max is None else max(stats.max, high)
@@ -129,7 +135,7 @@ def value_counts(batches: Iterable[pa.RecordBatch], column: str) -> dict[str, in
 
 def grouped_stats(batches: Iterable[pa.RecordBatch], key: str, value: str) -> dict[str, dict[str, float | int | None]]:
     """Per value of `key`: rows, nulls, min, max and mean of `value`, merged batch by batch."""
-    merged: dict[str, dict[str, float | int | None]] = {}
+    merged: dict[str, dict[str, Any]] = {}  # running sums and extremes of pyarrow's (untyped) row values
     aggregations = [(value, "min"), (value, "max"), (value, "sum"), (value, "count"), ([], "count_all")]
     for batch in batches:
         grouped = pa.table(batch).group_by(key).aggregate(aggregations)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TypedDict, Unpack, cast
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +33,11 @@ def _provenance(n: int, stage: str, model: str = NO_MODEL, weights: str = NO_MOD
         "model_name": pa.repeat(model, n).cast(pa.string()),
         "weights_id": pa.repeat(weights, n).cast(pa.string()),
     }
+
+
+def _where_or_null(condition: np.ndarray, values: str | np.ndarray) -> np.ndarray:
+    """`values` where `condition` holds, else None: an object array whose Nones pyarrow reads as nulls."""
+    return np.where(condition, values, np.array(None))
 
 
 def _hex_ids(rng: np.random.Generator, n: int, chars: int) -> pa.Array:
@@ -64,7 +70,7 @@ def synthetic_videos(n_videos: int, seed: int = 0) -> pa.Table:
             "height": size[:, 1].astype(np.int32),
             "codec": pa.array(rng.choice(["h264", "hevc", "vp9", "av1"], n_videos, p=[0.7, 0.15, 0.1, 0.05])),
             "status": pa.array(np.where(rejected, "rejected", "ok")),
-            "reject_reason": pa.array(np.where(rejected, "unreadable", None)),
+            "reject_reason": pa.array(_where_or_null(rejected, "unreadable")),
             **_provenance(n_videos, "ingest"),
         },
         schema=SCHEMAS["videos"],
@@ -101,7 +107,7 @@ def synthetic_clips(videos: pa.Table, n_clips: int, seed: int = 0) -> pa.Table:
             "uri": pc.binary_join_element_wise("clips/", clip_id, ".mp4", ""),
             "shot_method": pa.array(rng.choice(["histogram", "transnetv2"], n_clips, p=[0.3, 0.7])),
             "status": pa.array(np.where(rejected, "rejected", "ok")),
-            "reject_reason": pa.array(np.where(rejected, rng.choice(["too_short", "blurry", "static"], n_clips), None)),
+            "reject_reason": pa.array(_where_or_null(rejected, rng.choice(["too_short", "blurry", "static"], n_clips))),
             **_provenance(n_clips, "shots"),
         },
         schema=SCHEMAS["clips"],
@@ -175,7 +181,9 @@ def synthetic_object_frames(objects: pa.Table, frames: int | None = None, mask_h
     """One row per object and frame (each object's `frame_indices`, or `frames` consecutive ones), the mask a
     filled box. With `mask_hw` the masks are that size (the benchmark makes large ones), else the object's."""
     rng = np.random.default_rng(5)
-    columns: dict[str, list] = {k: [] for k in ("object_id", "clip_id", "frame_index", "box", "mask_rle", "mask_height", "mask_width")}
+    columns: dict[str, list[object]] = {
+        k: [] for k in ("object_id", "clip_id", "frame_index", "box", "mask_rle", "mask_height", "mask_width")
+    }
     for obj in objects.to_pylist():
         h, w = mask_hw or (obj["mask_height"], obj["mask_width"])
         indices = obj["frame_indices"] if frames is None else list(range(frames))
@@ -192,8 +200,8 @@ def synthetic_object_frames(objects: pa.Table, frames: int | None = None, mask_h
                                ("box", box), ("mask_rle", counts), ("mask_height", h), ("mask_width", w)):
                 columns[key].append(value)
     n = len(columns["object_id"])
-    return pa.table({**columns, **{k: v.to_pylist() for k, v in _provenance(n, "objects", "yolo11n+mobile_sam", RANDOM_INIT).items()}},
-                    schema=SCHEMAS["object_frames"])
+    provenance = {k: v.to_pylist() for k, v in _provenance(n, "objects", "yolo11n+mobile_sam", RANDOM_INIT).items()}
+    return pa.table({**columns, **provenance}, schema=SCHEMAS["object_frames"])
 
 
 def _ragged_rle(h: int, w: int, box: tuple[int, int, int, int], rng: np.random.Generator) -> str:
@@ -207,7 +215,7 @@ def _ragged_rle(h: int, w: int, box: tuple[int, int, int, int], rng: np.random.G
     runs = np.empty(2 * len(starts) + 1, dtype=np.int64)
     runs[0::2], runs[1::2] = zeros, ends - starts
     rle = coco_mask.frPyObjects({"counts": runs.tolist(), "size": [h, w]}, h, w)
-    return rle["counts"].decode("ascii")
+    return cast(str, rle["counts"].decode("ascii"))
 
 
 def synthetic_edit_pairs(objects: pa.Table, seed: int = 0) -> pa.Table:
@@ -228,7 +236,7 @@ def synthetic_edit_pairs(objects: pa.Table, seed: int = 0) -> pa.Table:
             "gates_passed": [["mask_area", "mask_iou", "edit_strength"]] * n,
             "split": rng.choice(["train", "val", "test"], n, p=[0.9, 0.05, 0.05]).tolist(),
             "object_id": objects.column("object_id").to_pylist(),
-            "edit_params": ['{"seed": %d}' % i for i in range(n)],
+            "edit_params": [f'{{"seed": {i}}}' for i in range(n)],
             "frames": [48] * n,
             "fps": [24.0] * n,
             "width": objects.column("mask_width").to_pylist(),
@@ -292,7 +300,18 @@ def synthetic_tables(
     }
 
 
-def write_tables(root: str | os.PathLike, tables: dict[str, pa.Table], unit_rows: int = 100_000, **writer_options: int) -> None:
+class WriterLimits(TypedDict, total=False):
+    """The ManifestWriter limits write_tables passes on."""
+
+    max_rows_per_shard: int
+    max_bytes_per_shard: int
+    row_group_rows: int
+    row_group_bytes: int
+
+
+def write_tables(
+    root: str | os.PathLike[str], tables: dict[str, pa.Table], unit_rows: int = 100_000, **writer_options: Unpack[WriterLimits]
+) -> None:
     """Write each table through ManifestWriter in units of `unit_rows` (like a stage's input batches),
     then mark each unit complete in the tables it wrote."""
     written: dict[str, list[str]] = {}
@@ -305,7 +324,9 @@ def write_tables(root: str | os.PathLike, tables: dict[str, pa.Table], unit_rows
         mark_unit_complete(Path(root), unit_id, names)
 
 
-def write_clip_files(root: str | os.PathLike, clips: pa.Table, n: int, size: tuple[int, int] = (64, 36), frames: int = 8) -> list[Path]:
+def write_clip_files(
+    root: str | os.PathLike[str], clips: pa.Table, n: int, size: tuple[int, int] = (64, 36), frames: int = 8
+) -> list[Path]:
     """Write tiny H.264 files for the first `n` clips at their `uri` (relative to root), so frame readers work."""
     from manifests.media.encode import VideoWriter  # only callers that want real files pay for PyAV
 

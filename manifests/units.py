@@ -73,14 +73,14 @@ def record_row(unit_id: str, commits: list[TableCommit], completed_at: str, conf
                      "committed": [committed], "config_digest": [config_digest]}, schema=UNITS_SCHEMA)
 
 
-def is_unit_complete(root: str | os.PathLike, unit_id: str, tables: Iterable[str]) -> bool:
+def is_unit_complete(root: str | os.PathLike[str], unit_id: str, tables: Iterable[str]) -> bool:
     """Whether `unit_id` was marked complete with exactly these tables."""
     check_unit_id(unit_id)
     current = delta.latest(units_dir(root))
     return current is not None and current.transaction_version(unit_id) == tables_version(tables)
 
 
-def complete_units(root: str | os.PathLike, version: int | None = None) -> tuple[int | None, dict[str, UnitRecord]]:
+def complete_units(root: str | os.PathLike[str], version: int | None = None) -> tuple[int | None, dict[str, UnitRecord]]:
     """(units-table version, unit id -> its completion record) at `version` or the latest."""
     current = delta.latest(units_dir(root)) if version is None else delta.load(units_dir(root), version)
     if current is None:

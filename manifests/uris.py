@@ -6,6 +6,7 @@ import os
 import posixpath
 import re
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -41,10 +42,10 @@ def escapes_root(relative_uri: str) -> bool:
 
 
 def _np(mask: pa.Array) -> np.ndarray:
-    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+    return cast(np.ndarray, pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
 
 
-def resolve_uri(root: str | os.PathLike, uri: str) -> Path:
+def resolve_uri(root: str | os.PathLike[str], uri: str) -> Path:
     """The local path of a dataset URI, which must stay under `root` once resolved.
 
     The one resolver for every reader and writer of clip, mask and target files: a URI is a relative

@@ -66,7 +66,7 @@ class Issue:
         suffix = f" (e.g. {', '.join(self.examples)})" if self.examples else ""
         return f"{self.message}{suffix}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, object]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
 
 
@@ -81,7 +81,7 @@ class _Scanned:
 
 
 def validate_dataset(
-    root: str | os.PathLike, allow_absolute_uris: bool = False, progress: bool = False, check_files: bool = False
+    root: str | os.PathLike[str], allow_absolute_uris: bool = False, progress: bool = False, check_files: bool = False
 ) -> list[Issue]:
     """All problems found in the dataset at `root` (empty list: valid); `check_files`: referenced files must exist."""
     root = Path(root)
@@ -167,10 +167,11 @@ class _RowChecks:
         if self.files_root is not None:
             for column in self.uri_columns:
                 if (self.table, column) not in INPUT_URI_COLUMNS:
-                    self._count(f"{column} names a file that is missing or outside the root", self._missing(batch, column))
+                    missing = self._missing(batch, column, self.files_root)
+                    self._count(f"{column} names a file that is missing or outside the root", missing)
 
-    def _missing(self, batch: pa.RecordBatch, column: str) -> tuple[int, list[str]]:
-        bad = [uri for uri in batch.column(column).drop_null().to_pylist() if not _file_exists(self.files_root, uri)]
+    def _missing(self, batch: pa.RecordBatch, column: str, files_root: Path) -> tuple[int, list[str]]:
+        bad = [uri for uri in batch.column(column).drop_null().to_pylist() if not _file_exists(files_root, uri)]
         return len(bad), bad[:MAX_EXAMPLES]
 
     def _check_shapes(self, batch: pa.RecordBatch) -> None:
@@ -192,7 +193,7 @@ class _RowChecks:
             if n:
                 text = f"{t}.{column}: {n} rows whose length differs from {self.per_frame[0]} (one entry per frame)"
                 found.append(Issue(t, "shape", text, column, n))
-        if self.unsized:
+        if self.unsized and self.mask_size:  # only rows with mask columns count as unsized
             rle, height, width = self.mask_size
             text = f"{t}.{rle}: {self.unsized} rows have masks but no {height}/{width} to decode them"
             found.append(Issue(t, "shape", text, rle, self.unsized))
@@ -302,7 +303,7 @@ def _count_blank(values: pa.Array) -> int:
 
 def _check_unique(table: str, dataset: ds.Dataset, key_columns: list[str], suspects: np.ndarray, issues: list[Issue]) -> None:
     """Report primary keys whose hash occurs more than once, confirmed on the real values."""
-    counts: Counter[tuple] = Counter()
+    counts: Counter[tuple[object, ...]] = Counter()
     for batch in scan_batches(dataset, table, key_columns):
         hit = np.isin(hash_rows([hash_strings(batch.column(c)) for c in key_columns]), suspects)
         if hit.any():
