@@ -13,7 +13,8 @@ def texture(seed: int, h: int, w: int, blur: int) -> np.ndarray:
     return cv2.GaussianBlur(noise, (0, 0), blur)
 
 
-def moving_disc_clip(centres: list[tuple[float, float]], pan: float = 2.0, radius: int = 14) -> tuple[np.ndarray, list[np.ndarray]]:
+def moving_disc_clip(centres: list[tuple[float, float]], pan: float = 2.0, radius: int = 14
+                     ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Frames (T, H, W, 3) of a camera panning over a texture with a textured disc at `centres`, and its masks."""
     world = texture(1, H, W + int(pan * T) + 4, 2)
     world = cv2.normalize(world, None, 0, 255, cv2.NORM_MINMAX)

@@ -119,8 +119,10 @@ def test_bad_inputs(corpus):
 
 
 def test_cli(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "curation.corpus", *a], cwd=REPO,
-                                    capture_output=True, text=True, timeout=300)
+    def run(*a: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "curation.corpus", *a], cwd=REPO, capture_output=True, text=True,
+                              timeout=300)
+
     ok = run(str(tmp_path / "c"), "--quick", "--videos", "1", "--no-real")
     assert ok.returncode == 0, ok.stderr
     assert len(list((tmp_path / "c" / "synthetic").glob("*.truth.json"))) == 1

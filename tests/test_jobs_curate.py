@@ -3,8 +3,9 @@
 Bad config/input/output are one-line errors. The job listens only on loopback and its console shows only
 its own lines. Resume: the job's fault hook (LIVEDITOR_FAULTS, curation/faults.py) SIGKILLs the driver
 right after its N-th Delta commit (one per table of a unit, then its completion record), so the kill lands
-at the same point every run, between two tables of one unit too; the resumed output must equal an uninterrupted run: the same rows in every table (sorted by
-key), no duplicate keys, valid manifests, every clip file present and no temp file left behind.
+at the same point every run, between two tables of one unit too; the resumed output must equal an uninterrupted
+run: the same rows in every table (sorted by key), no duplicate keys, valid manifests, every clip file present and
+no temp file left behind.
 """
 
 from __future__ import annotations

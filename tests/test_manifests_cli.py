@@ -60,7 +60,8 @@ def test_schema(dataset):
 def test_head_and_filter(dataset):
     head = run_json("head", dataset, "clips", "-n", "3", "--columns", "clip_id,fps")
     assert len(head["rows"]) == 3 and set(head["rows"][0]) == {"clip_id", "fps"}
-    found = run_json("filter", dataset, "scores", 'signal == "blur" and value > 100', "--columns", "signal,value", "--limit", "1000")
+    found = run_json("filter", dataset, "scores", 'signal == "blur" and value > 100', "--columns", "signal,value",
+                     "--limit", "1000")
     assert found["rows"] and all(r["signal"] == "blur" and r["value"] > 100 for r in found["rows"])
     count = run_json("filter", dataset, "scores", 'signal == "blur" and value > 100', "--count")["count"]
     assert count == len(found["rows"])

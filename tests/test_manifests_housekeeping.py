@@ -60,7 +60,8 @@ def test_gc_removes_orphans_and_compacted_files_after_the_window_only(tmp_path):
     young = subprocess.run([*run, "--retention-hours", "1"], capture_output=True, text=True)
     assert young.returncode == 0, young.stderr
     assert json.loads(young.stdout)["files"]["scores"] == [] and orphan.exists()  # inside the window: kept
-    compacted = subprocess.run([sys.executable, "-m", "manifests", "compact", str(tmp_path), "--json"], capture_output=True, text=True)
+    compacted = subprocess.run([sys.executable, "-m", "manifests", "compact", str(tmp_path), "--json"], capture_output=True,
+                               text=True)
     units = json.loads(compacted.stdout)["tables"][-1]
     assert (units["table"], units["files_before"], units["files_after"], units["rows"]) == ("_units", 3, 1, 3)
     time.sleep(0.01)

@@ -72,7 +72,8 @@ def test_string_hash_is_stable_across_layouts_and_distinguishes_near_misses():
 
 
 def test_row_hash_dup_and_membership():
-    keys = hash_rows([hash_strings(pa.array(["c1", "c1", "c2", "c1"])), hash_strings(pa.array(["blur", "motion", "blur", "blur"]))])
+    keys = hash_rows([hash_strings(pa.array(["c1", "c1", "c2", "c1"])),
+                      hash_strings(pa.array(["blur", "motion", "blur", "blur"]))])
     distinct, repeated = sorted_unique(keys)
     assert len(distinct) == 3 and repeated.tolist() == [keys[0]]
     reference = np.sort(hash_strings(pa.array(["c1", "c2"])))

@@ -125,7 +125,8 @@ def test_per_frame_lists_must_align_and_masks_need_a_size(tmp_path):
     ManifestWriter(tmp_path, "objects").write("o", rows)
     issues = _by_check(validate_dataset(tmp_path))
     assert issues["objects", "shape", "boxes"].count == 1
-    assert issues["objects", "shape", "mask_rle"].count == 1 and "no mask_height/mask_width" in issues["objects", "shape", "mask_rle"].message
+    unsized = issues["objects", "shape", "mask_rle"]
+    assert unsized.count == 1 and "no mask_height/mask_width" in unsized.message
     assert len(issues) == 2
 
 

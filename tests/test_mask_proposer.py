@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import FrozenInstanceError, replace
 
 import cv2
 import numpy as np
@@ -164,7 +164,7 @@ def test_temporal_iou_and_boxes_on_known_masks():
 
 
 def test_proposer_config_is_frozen_and_checked():
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         ProposerConfig().threshold = 1.0  # type: ignore[misc]
     with pytest.raises(ValueError, match="out of range: passes, min_area"):
         ProposerConfig(passes=0, min_area=1.5)

@@ -80,7 +80,10 @@ def test_fast_decisions_on_constructed_frames():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 120, (36, 64, 3), dtype=np.uint8)
     b = rng.integers(120, 255, (36, 64, 3), dtype=np.uint8)
-    noise = lambda img: np.clip(img.astype(int) + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
+
+    def noise(img: np.ndarray) -> np.ndarray:
+        return np.clip(img.astype(int) + rng.integers(-3, 4, img.shape), 0, 255).astype(np.uint8)
+
     frames = [noise(a) for _ in range(40)] + [noise(b) for _ in range(40)]  # hard cut at 40
     alphas = np.linspace(0, 1, 14)[1:-1]  # then a 12-frame dissolve back to a at 80..92
     frames += [noise((b * (1 - t) + a * t).astype(np.uint8)) for t in alphas] + [noise(a) for _ in range(40)]
