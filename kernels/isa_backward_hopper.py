@@ -20,7 +20,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, tma, warpgroup_mma, warpgroup_mma_wait
 
 from kernels.isa_blocks import BlockLayout
-from kernels.isa_forward_hopper import CONSUMER_REGS, MAX_REGS, PRODUCER_REGS, _descriptor, _span, ring_barriers
+from kernels.isa_forward_hopper import CONSUMER_REGS, MAX_REGS, PRODUCER_REGS, LayoutSizes, _descriptor, _span, ring_barriers
 from kernels.isa_selection import Launch
 
 
@@ -53,11 +53,7 @@ class DkdvArgs(NamedTuple):
     off: gl.tensor
     cnt: gl.tensor
     acc_flag: gl.tensor
-    n_tgt: gl.tensor | gl.constexpr  # the block layout's sizes (Triton passes a 1 as a constexpr)
-    n_tot: gl.tensor | gl.constexpr
-    n_q: gl.tensor | gl.constexpr
-    nbt: gl.tensor | gl.constexpr
-    nb: gl.tensor | gl.constexpr
+    sizes: LayoutSizes
     qk_scale: gl.tensor  # log2(e) / sqrt(D)
     sm_scale: gl.tensor  # 1 / sqrt(D)
 
@@ -65,7 +61,7 @@ class DkdvArgs(NamedTuple):
 @gluon.jit
 def _producer(args, ADD_MEAN: gl.constexpr):
     """One warp: the owned K and V once, then Q and dO of every listed query block, as slots free up."""
-    n_tgt, n_tot, nbt, bh, cnt, ready = args.n_tgt, args.n_tot, args.nbt, args.bh, args.cnt, args.ready
+    sizes, bh, cnt, ready = args.sizes, args.bh, args.cnt, args.ready
     BLK: gl.constexpr = args.q_desc.block_type.shape[0]
     G: gl.constexpr = args.k_smem.type.shape[0]
     STAGES: gl.constexpr = args.q_bufs.type.shape[0]
@@ -73,24 +69,26 @@ def _producer(args, ADD_MEAN: gl.constexpr):
     if cnt > 0:
         mbarrier.expect(args.kv_bar, 2 * G * tile_bytes)
         for g in gl.static_range(G):
-            start, _ = _span(gl.maximum(gl.load(args.OWN + args.item * G + g), 0), n_tgt, n_tot, nbt, BLK)
-            tma.async_copy_global_to_shared(args.k_desc, [bh * n_tot + start, 0], args.kv_bar, args.k_smem.index(g))
-            tma.async_copy_global_to_shared(args.v_desc, [bh * n_tot + start, 0], args.kv_bar, args.v_smem.index(g))
+            start, _ = _span(gl.maximum(gl.load(args.OWN + args.item * G + g), 0), sizes, BLK)
+            tma.async_copy_global_to_shared(args.k_desc, [bh * sizes.n_tot + start, 0], args.kv_bar,
+                                            args.k_smem.index(g))
+            tma.async_copy_global_to_shared(args.v_desc, [bh * sizes.n_tot + start, 0], args.kv_bar,
+                                            args.v_smem.index(g))
         for j in range(cnt):
             slot = j % STAGES
             mbarrier.wait(args.empty.index(slot), ((j // STAGES) & 1) ^ 1)  # fresh barriers pass phase 1 at once
             mbarrier.expect(ready.index(slot), 2 * tile_bytes)
-            start, _ = _span(gl.load(args.LST + args.off + j), n_tgt, n_tot, nbt, BLK)
-            tma.async_copy_global_to_shared(args.q_desc, [bh * args.n_q + start, 0], ready.index(slot),
+            start, _ = _span(gl.load(args.LST + args.off + j), sizes, BLK)
+            tma.async_copy_global_to_shared(args.q_desc, [bh * sizes.n_q + start, 0], ready.index(slot),
                                             args.q_bufs.index(slot))
-            tma.async_copy_global_to_shared(args.do_desc, [bh * args.n_q + start, 0], ready.index(slot),
+            tma.async_copy_global_to_shared(args.do_desc, [bh * sizes.n_q + start, 0], ready.index(slot),
                                             args.do_bufs.index(slot))
 
 
 @gluon.jit
 def _walk(args, g: gl.constexpr, dk, dv):
     """dk, dv (unscaled) of key block g over every listed query block."""
-    n_tgt, n_tot, nbt, bh, ready = args.n_tgt, args.n_tot, args.nbt, args.bh, args.ready
+    sizes, bh, ready = args.sizes, args.bh, args.ready
     BLK: gl.constexpr = args.q_desc.block_type.shape[0]
     D: gl.constexpr = args.q_desc.block_type.shape[1]
     STAGES: gl.constexpr = args.q_bufs.type.shape[0]
@@ -114,8 +112,8 @@ def _walk(args, g: gl.constexpr, dk, dv):
         do = args.do_bufs.index(slot)
         s_next = warpgroup_mma(k, q.permute((1, 0)), s_t, use_acc=False, is_async=True)
         dp_next = warpgroup_mma(v, do.permute((1, 0)), dp_t, use_acc=False, is_async=True)
-        start, length = _span(gl.load(args.LST + args.off + j), n_tgt, n_tot, nbt, BLK)
-        rows = (bh * args.n_q + start + cols).to(gl.int64)
+        start, length = _span(gl.load(args.LST + args.off + j), sizes, BLK)
+        rows = (bh * sizes.n_q + start + cols).to(gl.int64)
         valid = cols < length
         lse = gl.load(args.LSE + rows, mask=valid, other=0.0)
         delta = gl.load(args.DELTA + rows, mask=valid, other=0.0)
@@ -133,7 +131,7 @@ def _walk(args, g: gl.constexpr, dk, dv):
 @gluon.jit
 def _consume(args, g: gl.constexpr, ADD_MEAN: gl.constexpr):
     """One warpgroup: key block g of the item; walk, then scale, add the pooled gradients and store."""
-    n_tgt, n_tot, nbt, bh = args.n_tgt, args.n_tot, args.nbt, args.bh
+    sizes, bh = args.sizes, args.bh
     BLK: gl.constexpr = args.q_desc.block_type.shape[0]
     D: gl.constexpr = args.q_desc.block_type.shape[1]
     G: gl.constexpr = args.k_smem.type.shape[0]
@@ -146,16 +144,16 @@ def _consume(args, g: gl.constexpr, ADD_MEAN: gl.constexpr):
     dk = dk * args.sm_scale
 
     blk = gl.load(args.OWN + args.item * G + g)
-    start, length = _span(blk, n_tgt, n_tot, nbt, BLK)
+    start, length = _span(blk, sizes, BLK)
     length = gl.where(blk >= 0, length, 0)
     r = gl.arange(0, BLK, layout=gl.SliceLayout(1, acc_layout))
     c = gl.arange(0, D, layout=gl.SliceLayout(0, acc_layout))
     if ADD_MEAN:  # every token of block j gets d(k_mean_j) / n_j
-        pooled = (bh * args.nb + gl.maximum(blk, 0)).to(gl.int64) * D + c
+        pooled = (bh * sizes.nb + gl.maximum(blk, 0)).to(gl.int64) * D + c
         inv_n = 1.0 / gl.maximum(length, 1).to(gl.float32)
         dk += gl.load(args.DKM + pooled)[None, :] * inv_n
         dv += gl.load(args.DVM + pooled)[None, :] * inv_n
-    offs = (bh * n_tot + start + r).to(gl.int64)[:, None] * D + c[None, :]
+    offs = (bh * sizes.n_tot + start + r).to(gl.int64)[:, None] * D + c[None, :]
     inside = (r < length)[:, None]
     if args.acc_flag != 0:
         dk += gl.load(args.DK + offs, mask=inside, other=0.0).to(gl.float32)
@@ -192,7 +190,7 @@ def _isa_dkdv_hopper(q_desc, k_desc, v_desc, do_desc, DK, DV, LSE, DELTA, DKM, D
                     q_bufs=q_bufs, do_bufs=do_bufs, kv_bar=kv_bar, ready=ready, empty=empty, DK=DK, DV=DV, LSE=LSE,
                     DELTA=DELTA, DKM=DKM, DVM=DVM, OWN=OWN, LST=LST, item=item, bh=gl.load(BH + item),
                     off=gl.load(OFF + item), cnt=gl.load(CNT + item), acc_flag=gl.load(ACC + item),
-                    n_tgt=n_tgt, n_tot=n_tot, n_q=n_q, nbt=nbt, nb=nb, qk_scale=qk_scale, sm_scale=sm_scale)
+                    sizes=LayoutSizes(n_tgt, n_tot, n_q, nbt, nb), qk_scale=qk_scale, sm_scale=sm_scale)
     if G == 2:
         gl.warp_specialize([(_consume_first, (args, ADD_MEAN)), (_consume_second, (args, ADD_MEAN)),
                             (_producer, (args, ADD_MEAN))], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])

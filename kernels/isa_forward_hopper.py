@@ -38,19 +38,29 @@ CONSUMER_REGS = gl.constexpr(240)
 PRODUCER_REGS = gl.constexpr(24)
 
 
+class LayoutSizes(NamedTuple):
+    """The block layout's sizes as kernel values (Triton passes a 1 as a constexpr)."""
+
+    n_tgt: gl.tensor | gl.constexpr  # target tokens
+    n_tot: gl.tensor | gl.constexpr  # key tokens (target and context)
+    n_q: gl.tensor | gl.constexpr  # query tokens
+    nbt: gl.tensor | gl.constexpr  # target blocks
+    nb: gl.tensor | gl.constexpr  # key blocks
+
+
 @gluon.jit
-def _span(blk, n_tgt, n_tot, nbt, BLK: gl.constexpr):
+def _span(blk, sizes, BLK: gl.constexpr):
     """First token and length of block(s) `blk` (target blocks from 0, context blocks from n_tgt)."""
-    is_tgt = blk < nbt
-    start = gl.where(is_tgt, blk * BLK, n_tgt + (blk - nbt) * BLK)
-    end = gl.minimum(gl.where(is_tgt, n_tgt, n_tot), start + BLK)
+    is_tgt = blk < sizes.nbt
+    start = gl.where(is_tgt, blk * BLK, sizes.n_tgt + (blk - sizes.nbt) * BLK)
+    end = gl.minimum(gl.where(is_tgt, sizes.n_tgt, sizes.n_tot), start + BLK)
     return start, end - start
 
 
 @gluon.jit
-def _listed_length(LST, off, cnt, idx, n_tgt, n_tot, nbt, BLK: gl.constexpr):
+def _listed_length(LST, off, cnt, idx, sizes, BLK: gl.constexpr):
     """Token count of list entry idx; 0 past the list's end (the producer repeats the last block there)."""
-    _, length = _span(gl.load(LST + off + gl.minimum(idx, cnt - 1)), n_tgt, n_tot, nbt, BLK)
+    _, length = _span(gl.load(LST + off + gl.minimum(idx, cnt - 1)), sizes, BLK)
     return gl.where(idx < cnt, length, 0)
 
 
@@ -101,19 +111,14 @@ class ForwardArgs(NamedTuple):
     off: gl.tensor
     cnt: gl.tensor
     mrow: gl.tensor
-    n_tgt: gl.tensor | gl.constexpr  # the block layout's sizes (Triton passes a 1 as a constexpr)
-    n_tot: gl.tensor | gl.constexpr
-    n_q: gl.tensor | gl.constexpr
-    nbt: gl.tensor | gl.constexpr
-    nb: gl.tensor | gl.constexpr
+    sizes: LayoutSizes
     qk_scale: gl.tensor  # log2(e) / sqrt(D)
 
 
 @gluon.jit
 def _producer(args, HAS_MEAN: gl.constexpr):
     """One warp: Q once, then the tiles of every exact step and of every used mean tile, as slots free up."""
-    n_tgt, n_tot, nbt, nb = args.n_tgt, args.n_tot, args.nbt, args.nb
-    bh, cnt, mrow = args.bh, args.cnt, args.mrow
+    sizes, nb, bh, cnt, mrow = args.sizes, args.sizes.nb, args.bh, args.cnt, args.mrow
     ready, empty, k_bufs, v_bufs = args.ready, args.empty, args.k_bufs, args.v_bufs
     BLK: gl.constexpr = args.q_desc.block_type.shape[0]
     G: gl.constexpr = args.q_smem.type.shape[0]
@@ -124,10 +129,10 @@ def _producer(args, HAS_MEAN: gl.constexpr):
     mbarrier.expect(args.q_bar, G * tile_bytes)
     for g in gl.static_range(G):
         blk = gl.load(args.OWN + args.item * G + g)
-        start, _ = _span(gl.maximum(blk, 0), n_tgt, n_tot, nbt, BLK)  # padding (-1) loads block 0, not stored
-        tma.async_copy_global_to_shared(args.q_desc, [bh * args.n_q + start, 0], args.q_bar, args.q_smem.index(g))
+        start, _ = _span(gl.maximum(blk, 0), sizes, BLK)  # padding (-1) loads block 0, not stored
+        tma.async_copy_global_to_shared(args.q_desc, [bh * sizes.n_q + start, 0], args.q_bar, args.q_smem.index(g))
 
-    row0 = bh * n_tot
+    row0 = bh * sizes.n_tot
     n_exact = gl.cdiv(cnt, KB)
     for j in range(n_exact):
         slot = j % STAGES
@@ -135,7 +140,7 @@ def _producer(args, HAS_MEAN: gl.constexpr):
         mbarrier.expect(ready.index(slot), 2 * KB * tile_bytes)
         for h in gl.static_range(KB):
             idx = gl.minimum(j * KB + h, cnt - 1)  # an odd list's last step repeats a block, masked out
-            start, _ = _span(gl.load(args.LST + args.off + idx), n_tgt, n_tot, nbt, BLK)
+            start, _ = _span(gl.load(args.LST + args.off + idx), sizes, BLK)
             tma.async_copy_global_to_shared(args.k_desc, [row0 + start, 0], ready.index(slot),
                                             k_bufs.index(slot).slice(h * BLK, BLK))
             tma.async_copy_global_to_shared(args.v_desc, [row0 + start, 0], ready.index(slot),
@@ -156,40 +161,39 @@ def _producer(args, HAS_MEAN: gl.constexpr):
 
 
 @gluon.jit
-def _step_scores(s, LST, off, cnt, j, n_tgt, n_tot, nbt, BLK: gl.constexpr, KB: gl.constexpr,
-                 s_layout: gl.constexpr):
+def _step_scores(s, LST, off, cnt, j, sizes, BLK: gl.constexpr, KB: gl.constexpr, s_layout: gl.constexpr):
     """-inf in the columns of step j's scores s [BLK, KB * BLK] past a partial block's end or past the list's
     end (an odd list's repeated block). Only a part's last block is partial, so most steps skip the select."""
     partial = False
     for h in gl.static_range(KB):
-        partial = partial | (_listed_length(LST, off, cnt, j * KB + h, n_tgt, n_tot, nbt, BLK) < BLK)
+        partial = partial | (_listed_length(LST, off, cnt, j * KB + h, sizes, BLK) < BLK)
     if partial:
         col = gl.arange(0, KB * BLK, layout=gl.SliceLayout(0, s_layout))
         lim = gl.zeros([KB * BLK], gl.int32, gl.SliceLayout(0, s_layout))
         for h in gl.static_range(KB):
-            length = _listed_length(LST, off, cnt, j * KB + h, n_tgt, n_tot, nbt, BLK)
+            length = _listed_length(LST, off, cnt, j * KB + h, sizes, BLK)
             lim = gl.where(col >= h * BLK, h * BLK + length, lim)
         s = gl.where((col < lim)[None, :], s, float("-inf"))
     return s
 
 
 @gluon.jit
-def _mean_logits(s, MASK, mrow, t, nb, n_tgt, n_tot, nbt, qk_scale, BLK: gl.constexpr, s_layout: gl.constexpr):
+def _mean_logits(s, MASK, mrow, t, sizes, qk_scale, BLK: gl.constexpr, s_layout: gl.constexpr):
     """Base-2 logits q . k_mean_j * scale + log2(n_j) of pooled tile t's scores s [BLK, BLK]; -inf where the
     mask row does not take block j."""
-    w0, w1 = _mask_words(MASK, mrow, t, nb)
+    w0, w1 = _mask_words(MASK, mrow, t, sizes.nb)
     col = gl.arange(0, BLK, layout=gl.SliceLayout(0, s_layout))
     blk = t * BLK + col
     use = ((gl.where(col < 32, w0, w1) >> (col % 32)) & 1) != 0
-    _, n_j = _span(blk, n_tgt, n_tot, nbt, BLK)
+    _, n_j = _span(blk, sizes, BLK)
     bias = gl.log2(gl.maximum(n_j, 1).to(gl.float32))
-    return gl.where((use & (blk < nb))[None, :], s * qk_scale + bias[None, :], float("-inf"))
+    return gl.where((use & (blk < sizes.nb))[None, :], s * qk_scale + bias[None, :], float("-inf"))
 
 
 @gluon.jit
 def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
     """One warpgroup: query block g of the item; online softmax over its exact steps, then its mean tiles."""
-    n_tgt, n_tot, nbt, nb, qk_scale = args.n_tgt, args.n_tot, args.nbt, args.nb, args.qk_scale
+    sizes, nb, qk_scale = args.sizes, args.sizes.nb, args.qk_scale
     cnt, mrow, ready, empty, k_bufs, v_bufs = args.cnt, args.mrow, args.ready, args.empty, args.k_bufs, args.v_bufs
     BLK: gl.constexpr = args.q_desc.block_type.shape[0]
     D: gl.constexpr = args.q_desc.block_type.shape[1]
@@ -211,7 +215,7 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
     s = gl.zeros([BLK, KN], gl.float32, s_layout)  # (BLK, KN), its registers reused by every score MMA
     mbarrier.wait(ready.index(0), 0)
     s = warpgroup_mma(q, k_bufs.index(0).permute((1, 0)), s, use_acc=False)
-    s = _step_scores(s, args.LST, args.off, cnt, 0, n_tgt, n_tot, nbt, BLK, KB, s_layout)
+    s = _step_scores(s, args.LST, args.off, cnt, 0, sizes, BLK, KB, s_layout)
     m_i = gl.max(s, 1) * qk_scale  # (BLK,) running max of the base-2 logits
     e = gl.exp2(s * qk_scale - m_i[:, None])
     l_i = gl.sum(e, 1)
@@ -224,7 +228,7 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
         s_next = warpgroup_mma(q, k_bufs.index(slot).permute((1, 0)), s, use_acc=False, is_async=True)
         acc_next = warpgroup_mma(p, v_bufs.index(prev), acc, is_async=True)  # runs under this softmax
         s = warpgroup_mma_wait(1, deps=(s_next, ))
-        s = _step_scores(s, args.LST, args.off, cnt, j, n_tgt, n_tot, nbt, BLK, KB, s_layout)
+        s = _step_scores(s, args.LST, args.off, cnt, j, sizes, BLK, KB, s_layout)
         m_new = gl.maximum(m_i, gl.max(s, 1) * qk_scale)
         alpha = gl.exp2(m_i - m_new)
         e = gl.exp2(s * qk_scale - m_new[:, None])
@@ -248,7 +252,7 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
                 mbarrier.wait(ready.index(slot), (i // STAGES) & 1)
                 sm = gl.zeros([BLK, BLK], gl.float32, mean_layout)
                 sm = warpgroup_mma(q, k_bufs.index(slot).slice(0, BLK).permute((1, 0)), sm, use_acc=False)
-                sm = _mean_logits(sm, args.MASK, mrow, t, nb, n_tgt, n_tot, nbt, qk_scale, BLK, mean_layout)
+                sm = _mean_logits(sm, args.MASK, mrow, t, sizes, qk_scale, BLK, mean_layout)
                 m_new = gl.maximum(m_i, gl.convert_layout(gl.max(sm, 1), row_layout))
                 alpha = gl.exp2(m_i - m_new)
                 em = gl.exp2(sm - gl.convert_layout(m_new, gl.SliceLayout(1, mean_layout))[:, None])
@@ -261,15 +265,15 @@ def _consume(args, g: gl.constexpr, HAS_MEAN: gl.constexpr):
                 i += 1
 
     blk = gl.load(args.OWN + args.item * G + g)
-    start, length = _span(blk, n_tgt, n_tot, nbt, BLK)
+    start, length = _span(blk, sizes, BLK)
     length = gl.where(blk >= 0, length, 0)
     r = gl.arange(0, BLK, layout=o_rows)
     c = gl.arange(0, D, layout=gl.SliceLayout(0, o_layout))
-    rows = (args.bh * args.n_q + start + r).to(gl.int64)
+    rows = (args.bh * sizes.n_q + start + r).to(gl.int64)
     out = acc / gl.convert_layout(l_i, o_rows)[:, None]
     gl.store(args.O + rows[:, None] * D + c[None, :], out.to(args.q_desc.dtype), mask=(r < length)[:, None])
     r_s = gl.arange(0, BLK, layout=row_layout)
-    gl.store(args.LSE + (args.bh * args.n_q + start + r_s).to(gl.int64), m_i + gl.log2(l_i), mask=r_s < length)
+    gl.store(args.LSE + (args.bh * sizes.n_q + start + r_s).to(gl.int64), m_i + gl.log2(l_i), mask=r_s < length)
 
 
 @gluon.jit
@@ -301,7 +305,7 @@ def _isa_fwd_hopper(q_desc, k_desc, v_desc, km_desc, vm_desc, O, LSE, OWN, BH, O
                        q_smem=q_smem, k_bufs=k_bufs, v_bufs=v_bufs, q_bar=q_bar, ready=ready, empty=empty,
                        O=O, LSE=LSE, OWN=OWN, LST=LST, MASK=MASK, item=item, bh=gl.load(BH + item),
                        off=gl.load(OFF + item), cnt=gl.load(CNT + item), mrow=gl.load(MROW + item),
-                       n_tgt=n_tgt, n_tot=n_tot, n_q=n_q, nbt=nbt, nb=nb, qk_scale=qk_scale)
+                       sizes=LayoutSizes(n_tgt, n_tot, n_q, nbt, nb), qk_scale=qk_scale)
     if G == 2:
         gl.warp_specialize([(_consume_first, (args, HAS_MEAN)), (_consume_second, (args, HAS_MEAN)),
                             (_producer, (args, HAS_MEAN))], [4, 1], [CONSUMER_REGS, PRODUCER_REGS])
