@@ -11,6 +11,7 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
+from _isa_device import DEVICE, ON_GPU  # noqa: E402
 
 from kernels import IsaConfig, IsaInputError, TileConfig, dense_attention_f64, isa_attention  # noqa: E402
 from kernels.isa_blocks import BlockLayout, block_masks, select_blocks  # noqa: E402
@@ -18,8 +19,6 @@ from kernels.isa_pool import pool_qkv  # noqa: E402
 from kernels.isa_reference import pool_blocks  # noqa: E402
 from kernels.isa_selection import key_launches, mean_rows, pack_bits, query_launches  # noqa: E402
 
-ON_GPU = torch.cuda.is_available()
-DEVICE = "cuda" if ON_GPU else "cpu"
 DTYPES = [torch.bfloat16, torch.float16] if ON_GPU else [torch.float32, torch.float16]
 # Relative L2 error allowed between kernel and oracle (the oracle computes in fp32 from the same inputs).
 REL_TOL = {torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}

@@ -7,6 +7,7 @@ import warnings
 
 import pytest
 import torch
+from _isa_device import DEVICE, ON_GPU
 from _isa_model_helpers import tiny
 
 from isa_model.config import CONFIG_DIR, ConfigError, IsaSettings, load_config
@@ -28,12 +29,14 @@ def _model(**changes) -> LIVEditor:
 
 
 def _inputs(model: LIVEditor, b: int = 2):
+    """Seeded inputs on the model's device (drawn on the CPU, so every device gets the same values)."""
+    device = next(model.parameters()).device
     g = torch.Generator().manual_seed(1)
     cfg = model.cfg
     shape = (b, cfg.channels, cfg.frames, cfg.height, cfg.width)
-    x, src = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
-    text = model.encode_text(model.text.tokenize(["invert the colours", "make it sepia"][:b]))
-    return x, torch.tensor([0.3, 0.8][:b]), src, text
+    x, src = torch.randn(shape, generator=g).to(device), torch.randn(shape, generator=g).to(device)
+    text = model.encode_text(model.text.tokenize(["invert the colours", "make it sepia"][:b]).to(device))
+    return x, torch.tensor([0.3, 0.8][:b], device=device), src, text
 
 
 def test_patchify_roundtrip_and_token_order():
@@ -98,12 +101,17 @@ def test_shipped_and_benchmark_model_configs_load(path):
 
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 def test_isa_with_every_block_exact_equals_dense(backend):
+    """On the GPU where there is one: Triton interprets only where no GPU exists, so CPU tensors on a GPU host
+    would reach the compiled kernels."""
     exact = IsaSettings(block=16, alpha_s=1.0, alpha_f=1.0, alpha_ns=1.0, backend=backend)
-    isa, dense = _model(isa=dataclasses.asdict(exact)), _model(attention="dense")
+    isa, dense = _model(isa=dataclasses.asdict(exact)).to(DEVICE), _model(attention="dense").to(DEVICE)
     x, t, src, text = _inputs(isa, b=1)
     with torch.no_grad():
         a, b = isa(x, t, src, text), dense(x, t, src, text)
-    assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+    if backend == "triton" and ON_GPU:  # fp32 dots run in TF32 there, the bound of test_isa_model_gpu.py
+        assert (a - b).norm() / b.norm() < 5e-3
+    else:
+        assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
 
 
 @pytest.mark.parametrize("option", ["per_head_alpha_f", "mean_terms"])
