@@ -101,7 +101,7 @@ class ForwardArgs(NamedTuple):
     q_bar: gl.shared_memory_descriptor  # mbarrier: Q landed
     ready: gl.shared_memory_descriptor  # [STAGES] mbarriers: the slot's loads landed
     empty: gl.shared_memory_descriptor  # [STAGES] mbarriers: every consumer released the slot
-    O: gl.tensor  # pointers: outputs, the owned blocks of every item, the block lists, the mean mask
+    O: gl.tensor  # noqa: E741  # pointers: the output (O beside Q, K, V), the owned blocks, the block lists, the mean mask
     LSE: gl.tensor
     OWN: gl.tensor
     LST: gl.tensor
@@ -289,8 +289,8 @@ def _consume_second(args, HAS_MEAN: gl.constexpr):
 
 
 @gluon.jit
-def _isa_fwd_hopper(q_desc, k_desc, v_desc, km_desc, vm_desc, O, LSE, OWN, BH, OFF, CNT, LST, MROW, MASK,
-                    n_tgt, n_tot, n_q, nbt, nb, qk_scale,
+def _isa_fwd_hopper(q_desc, k_desc, v_desc, km_desc, vm_desc, O, LSE, OWN, BH, OFF, CNT, LST, MROW,  # noqa: E741  # O: the output
+                    MASK, n_tgt, n_tot, n_q, nbt, nb, qk_scale,
                     G: gl.constexpr, KB: gl.constexpr, STAGES: gl.constexpr, HAS_MEAN: gl.constexpr):
     BLK: gl.constexpr = q_desc.block_type.shape[0]
     D: gl.constexpr = q_desc.block_type.shape[1]

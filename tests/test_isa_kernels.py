@@ -10,14 +10,14 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
-from _isa_device import DEVICE, ON_GPU  # noqa: E402
+import pytest
+from _isa_device import DEVICE, ON_GPU
 
-from kernels import IsaConfig, IsaInputError, TileConfig, dense_attention_f64, isa_attention  # noqa: E402
-from kernels.isa_blocks import BlockLayout, block_masks, select_blocks  # noqa: E402
-from kernels.isa_pool import pool_qkv  # noqa: E402
-from kernels.isa_reference import pool_blocks  # noqa: E402
-from kernels.isa_selection import key_launches, mean_rows, pack_bits, query_launches  # noqa: E402
+from kernels import IsaConfig, IsaInputError, TileConfig, dense_attention_f64, isa_attention
+from kernels.isa_blocks import BlockLayout, block_masks, select_blocks
+from kernels.isa_pool import pool_qkv
+from kernels.isa_reference import pool_blocks
+from kernels.isa_selection import key_launches, mean_rows, pack_bits, query_launches
 
 DTYPES = [torch.bfloat16, torch.float16] if ON_GPU else [torch.float32, torch.float16]
 # Relative L2 error allowed between kernel and oracle (the oracle computes in fp32 from the same inputs).

@@ -11,12 +11,12 @@ import torch
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import pytest  # noqa: E402
-from _isa_device import DEVICE, ON_GPU  # noqa: E402
+import pytest
+from _isa_device import DEVICE, ON_GPU
 
-from kernels import IsaConfig, IsaInputError, dense_attention_f64, isa_attention, isa_plan  # noqa: E402
-from kernels.isa_blocks import block_masks, sharp_across_heads  # noqa: E402
-from kernels.isa_config import keep_count  # noqa: E402
+from kernels import IsaConfig, IsaInputError, dense_attention_f64, isa_attention, isa_plan
+from kernels.isa_blocks import block_masks, sharp_across_heads
+from kernels.isa_config import keep_count
 
 DTYPE = torch.bfloat16 if ON_GPU else torch.float32
 REL_TOL = {torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[DTYPE]
