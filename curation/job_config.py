@@ -43,9 +43,9 @@ class _Strict(BaseModel):
 class StageResources(_Strict):
     """Ray resources of one stage: each of `concurrency` workers reserves num_cpus/num_gpus."""
 
-    num_cpus: float = Field(0.5, gt=0)
-    num_gpus: float = Field(0.0, ge=0)
-    concurrency: int = Field(1, ge=1)
+    num_cpus: float = Field(default=0.5, gt=0)
+    num_gpus: float = Field(default=0.0, ge=0)
+    concurrency: int = Field(default=1, ge=1)
 
 
 class RunSettings(_Strict):
@@ -101,7 +101,7 @@ class RunSettings(_Strict):
     def stage_resources(self, stage_name: str, default: StageResources) -> StageResources:
         return self.resources.get(stage_name, default)
 
-    def with_paths(self, input: str | None = None, output: str | None = None) -> Self:
+    def with_paths(self, input: str | None = None, output: str | None = None) -> Self:  # noqa: A002 - named as the field it sets
         return self.model_copy(update={k: v for k, v in (("input", input), ("output", output)) if v is not None})
 
 

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from curation.faults import CommitFaults, Faults
-from curation.job_config import CurateConfig, StageResources
+from curation.job_config import RunSettings, StageResources
 from curation.ray_runtime import cluster_address, ray_session
 from curation.stage import Stage, WorkUnit
 from curation.stages import enabled_stages, tables_written
@@ -54,11 +54,11 @@ class RunStats:
         self.source_seconds += sum(v["duration_s"] or 0.0 for v in unit.rows("videos"))
 
 
-def build_stages(config: CurateConfig) -> list[Stage]:
+def build_stages(config: RunSettings) -> list[Stage]:
     return [stage_cls.from_job(config) for stage_cls in enabled_stages(config)]
 
 
-def resources_of(config: CurateConfig, stage_cls: type[Stage]) -> StageResources:
+def resources_of(config: RunSettings, stage_cls: type[Stage]) -> StageResources:
     declared = StageResources(num_cpus=stage_cls.resources.num_cpus, num_gpus=stage_cls.resources.num_gpus)
     return config.stage_resources(stage_cls.name, declared)
 
@@ -72,7 +72,7 @@ class StageActor:
     """
 
     stage_cls: ClassVar[type[Stage]]
-    config: ClassVar[CurateConfig]
+    config: ClassVar[RunSettings]
 
     def __init__(self) -> None:
         self.stage = self.stage_cls.from_job(self.config)
@@ -83,12 +83,12 @@ class StageActor:
         return {"unit": np.array(done, dtype=object)}
 
 
-def stage_actor_class(stage_cls: type[Stage], config: CurateConfig) -> type[StageActor]:
+def stage_actor_class(stage_cls: type[Stage], config: RunSettings) -> type[StageActor]:
     """The actor class of one stage, named after it (e.g. `IngestStageActor` in `ps` and Ray's logs)."""
     return type(f"{stage_cls.__name__}Actor", (StageActor,), {"stage_cls": stage_cls, "config": config})
 
 
-def check_fits(config: CurateConfig) -> None:
+def check_fits(config: RunSettings) -> None:
     """An embedded Ray has `num_cpus` CPUs; actor pools that reserve more would wait forever."""
     pools = [resources_of(config, s) for s in enabled_stages(config)]
     if cluster_address(config.ray_address) is not None:
@@ -109,7 +109,7 @@ def local_gpus() -> int:
     return torch.cuda.device_count()
 
 
-def _iter_in_process(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]:
+def _iter_in_process(config: RunSettings, units: list[WorkUnit]) -> Iterator[WorkUnit]:
     stages = build_stages(config)
     for stage in stages:
         stage.setup()
@@ -119,12 +119,12 @@ def _iter_in_process(config: CurateConfig, units: list[WorkUnit]) -> Iterator[Wo
         yield unit
 
 
-def _iter_ray(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]:
+def _iter_ray(config: RunSettings, units: list[WorkUnit]) -> Iterator[WorkUnit]:
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # one line per committed unit instead (see `run`)
-    ds = ray.data.from_items([{"unit": u.to_json()} for u in units], override_num_blocks=len(units))
+    ds: ray.data.Dataset = ray.data.from_items([{"unit": u.to_json()} for u in units], override_num_blocks=len(units))
     for stage_cls in enabled_stages(config):
         res = resources_of(config, stage_cls)
         ds = ds.map_batches(
@@ -139,7 +139,7 @@ def _iter_ray(config: CurateConfig, units: list[WorkUnit]) -> Iterator[WorkUnit]
 
 
 def run(
-    config: CurateConfig,
+    config: RunSettings,
     in_process: bool = False,
     resume: bool = False,
     log: Callable[[str], Any] = lambda line: print(line, file=sys.stderr, flush=True),

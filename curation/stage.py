@@ -130,16 +130,18 @@ class Stage(ABC):
     @classmethod
     def from_job(cls, job: JobSettings) -> Self:
         """The stage of this job, built from its own section; a stage that needs job settings overrides this."""
-        return cls() if cls.Config is None else cls(job.section(cls.name))
+        if cls.Config is None:
+            return cls()
+        return cls(job.section(cls.name))  # type: ignore[call-arg]  # a stage with a Config takes its section (see Config)
 
     def __init__(self) -> None:
         self.model_name = NO_MODEL
         self.weights_id = NO_MODEL
 
-    def preflight(self) -> None:
+    def preflight(self) -> None:  # noqa: B027 - an optional hook: most stages check nothing
         """Checks on the driver before any worker starts (e.g. that model weights exist); raise to refuse."""
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - an optional hook: most stages load nothing
         """Load models on the worker that will run `process`; the default stage has none."""
 
     @abstractmethod

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from curation.inputs import list_matches, plan_inputs
-from curation.job_config import CurateConfig
+from curation.job_config import RunSettings
 from curation.stage import WorkUnit
 from manifests import SCHEMAS, commit_unit_tables, is_unit_complete
 from manifests.media.atomic import atomic_output
@@ -37,7 +37,7 @@ _RUNTIME_KEYS = {"input", "output", "num_cpus", "ray_address", "resources"}
 """Config keys that may change between a run and its resume: they move or schedule work, not shape rows."""
 
 
-def list_inputs(config: CurateConfig) -> list[Path]:
+def list_inputs(config: RunSettings) -> list[Path]:
     """Every path under `config.input` that the glob matches, sorted by path so units are deterministic."""
     root = Path(config.input)
     if not root.is_dir():
@@ -48,7 +48,7 @@ def list_inputs(config: CurateConfig) -> list[Path]:
     return matches
 
 
-def new_plan(config: CurateConfig) -> dict[str, Any]:
+def new_plan(config: RunSettings) -> dict[str, Any]:
     """The plan as saved: row-shaping settings, units of input paths (relative to the input root), inputs."""
     root = Path(config.input).absolute()
     paths = [root / p.relative_to(config.input) for p in list_inputs(config)]
@@ -63,18 +63,18 @@ def new_plan(config: CurateConfig) -> dict[str, Any]:
     }
 
 
-def row_settings(config: CurateConfig) -> dict[str, Any]:
+def row_settings(config: RunSettings) -> dict[str, Any]:
     """The settings that shape rows (everything but where and how the work runs), as saved in the plan."""
     return config.model_dump(mode="json", exclude=_RUNTIME_KEYS)
 
 
-def config_digest(config: CurateConfig) -> str:
+def config_digest(config: RunSettings) -> str:
     """A digest of the row-shaping settings, recorded in every unit's completion record."""
     text = json.dumps(row_settings(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def units_of(plan: dict[str, Any], config: CurateConfig) -> list[WorkUnit]:
+def units_of(plan: dict[str, Any], config: RunSettings) -> list[WorkUnit]:
     root = Path(config.input).absolute()
     out_root = str(Path(config.output).absolute())
 
@@ -113,7 +113,7 @@ def check_writable(out: Path) -> None:
         raise PipelineError(f"output {out} is not writable ({exc.strerror or type(exc).__name__})") from None
 
 
-def plan_units(config: CurateConfig, resume: bool) -> list[WorkUnit]:
+def plan_units(config: RunSettings, resume: bool) -> list[WorkUnit]:
     """The run's units: a new plan (refusing an output that holds a run), or with `resume` the saved one.
 
     A resume refuses other row-shaping settings and inputs that match now but were not planned (they would

@@ -71,7 +71,9 @@ class SignalsStage(Stage):
 
     @classmethod
     def from_job(cls, job: JobSettings) -> SignalsStage:
-        return cls(job.section(cls.name), job.filter_thresholds)
+        config = job.section(cls.name)
+        assert isinstance(config, SignalsConfig), "the job config holds the signals section (the stage is not optional)"
+        return cls(config, job.filter_thresholds)
 
     def setup(self) -> None:
         for signal in self.config.signals:
