@@ -68,6 +68,7 @@ def change_background(frames: np.ndarray, mask: np.ndarray, mode: str, backdrop:
         elif mode == "desaturate":
             new = np.repeat(cv2.cvtColor(frames[t], cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
         else:
+            assert plate is not None, "replace mode comes with its backdrop"
             new = plate
         out[t][~mask[t]] = new[~mask[t]]
     return out
@@ -76,6 +77,7 @@ def change_background(frames: np.ndarray, mask: np.ndarray, mode: str, backdrop:
 class BackgroundChange(Editor):
     name = "background"
     local = True
+    config: BackgroundConfig
 
     def _edit(self, inp: EditInput, mask: np.ndarray | None) -> EditResult:
         assert mask is not None

@@ -124,7 +124,7 @@ class Editor(ABC):
         self.model_name = "none"
         self.weights_id = "none"
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - an optional hook: the classical editors load nothing
         """Load models or other heavy state; called once per worker before the first edit()."""
 
     def edit(self, inp: EditInput) -> EditResult:

@@ -34,7 +34,7 @@ class GenerativeModel(ABC):
     name: ClassVar[str]
     weights_id: ClassVar[str] = "none"
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - an optional hook: a model may load lazily in generate
         """Load weights; called once per worker before the first generate()."""
 
     @abstractmethod
@@ -80,11 +80,12 @@ def load_model(spec: str) -> GenerativeModel:
 
 class GenerativeEditor(Editor):
     name = "generative"
+    config: GenerativeConfig
 
     def __init__(self, config: GenerativeConfig) -> None:
         super().__init__(config)
         self.model = load_model(config.model)
-        self.local = config.region != "global"  # type: ignore[misc]  (per instance: the model decides)
+        self.local = config.region != "global"  # type: ignore[misc]  # per instance: the model decides
         self.model_name, self.weights_id = self.model.name, self.model.weights_id
 
     def setup(self) -> None:
@@ -97,7 +98,8 @@ class GenerativeEditor(Editor):
         if not isinstance(target, np.ndarray) or target.shape != inp.frames.shape or target.dtype != np.uint8:
             raise EditError(f"{self.model.name} returned {getattr(target, 'shape', type(target).__name__)}, "
                             f"expected uint8 {inp.frames.shape}")
-        return self._result(inp, edit_type=self.config.edit_type, source=None, target=target, mask=None if mask is None else mask.copy(),
+        return self._result(inp, edit_type=self.config.edit_type, source=None, target=target,
+                            mask=None if mask is None else mask.copy(),
                             region=self.config.region, params={"model": self.config.model,
                                                                "edit_type": self.config.edit_type},
                             slots=slots)

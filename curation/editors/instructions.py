@@ -111,7 +111,7 @@ def make_instruction(edit_type: str, slots: Mapping[str, str], seed: int, rewrit
         return Instruction(text, template)
     try:
         new = rewrite(text, dict(slots))
-    except Exception as exc:  # a VLM client may fail any way; the template text stands
+    except Exception as exc:  # noqa: BLE001 - a VLM client may fail any way; the template text stands
         return Instruction(text, template, rewrite_note=f"rewrite failed: {type(exc).__name__}: {exc}"[:200])
     if not isinstance(new, str) or not new.strip() or len(new) > MAX_CHARS or "\n" in new.strip():
         return Instruction(text, template, rewrite_note=f"rewrite unusable: {str(new)[:80]!r}")

@@ -27,7 +27,7 @@ def _to_work(frames: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 def _ecc_step(template: np.ndarray, moving: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
     """Affine 2x3 mapping template coordinates to `moving` coordinates, or None if ECC fails."""
-    warp = np.eye(2, 3, dtype=np.float32)
+    warp: np.ndarray = np.eye(2, 3, dtype=np.float32)
     criteria = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 60, 1e-5)
     try:
         _, warp = cv2.findTransformECC(template, moving, warp, cv2.MOTION_AFFINE, criteria, keep, 5)

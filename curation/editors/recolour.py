@@ -60,6 +60,7 @@ def recolour(frames: np.ndarray, mask: np.ndarray, hue_deg: int, min_saturation:
 class ObjectRecolour(Editor):
     name = "recolour"
     local = True
+    config: RecolourConfig
 
     def _edit(self, inp: EditInput, mask: np.ndarray | None) -> EditResult:
         assert mask is not None

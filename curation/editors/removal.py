@@ -91,6 +91,7 @@ class ObjectRemoval(Editor):
 
     name = "removal"
     local = True
+    config: RemovalConfig
 
     def _edit(self, inp: EditInput, mask: np.ndarray | None) -> EditResult:
         assert mask is not None

@@ -65,6 +65,7 @@ class StyleConfig:
 class GlobalStyle(Editor):
     name = "style"
     local = False
+    config: StyleConfig
 
     def _edit(self, inp: EditInput, mask: np.ndarray | None) -> EditResult:
         style = self.config.style or pick(tuple(STYLES), inp.seed, "style")

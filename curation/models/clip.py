@@ -11,6 +11,7 @@ The frame embeddings are what a stage stores, so re-scoring against new text nee
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,8 +43,8 @@ class ClipConfig(BaseModel):
 
     arch: str = "ViT-B-32"
     weights: WeightsConfig = WeightsConfig(weights="ViT-B-32:openai")
-    image_size: int | None = Field(None, ge=32)  # None = the architecture's; smaller only for CPU tests
-    batch: int = Field(32, ge=1)
+    image_size: int | None = Field(default=None, ge=32)  # None = the architecture's; smaller only for CPU tests
+    batch: int = Field(default=32, ge=1)
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
     precision: Precision = "fp32"  # "bf16": autocast on CUDA
 
@@ -58,7 +59,7 @@ class ClipEmbedder:
         self.config = config
         self.model_name = f"open_clip-{config.arch}"
         self.weights_id = ""
-        self.model = None
+        self.model: Any = None  # an open_clip CLIP once set up (open_clip ships no types)
 
     def resolve(self) -> ResolvedWeights:
         """Find the weights (or random-init when allowed); raises WeightsError with how to provide them."""
@@ -71,7 +72,7 @@ class ClipEmbedder:
         resolved = self.resolve()
         with seeded_init():
             model = open_clip.create_model(self.config.arch, pretrained=None, force_image_size=self.config.image_size)
-        if not resolved.random_init:
+        if resolved.path is not None:  # not random-init
             model.load_state_dict(load_state_dict(resolved.path))
         self.model = model.to(self.device).eval()
         self.tokenizer = open_clip.get_tokenizer(self.config.arch)
@@ -124,11 +125,16 @@ class ClipEmbedder:
 
 def clip_scores(frame_emb: np.ndarray, text_emb: np.ndarray | None, aesthetic: np.ndarray) -> dict[str, float | None]:
     """Pure math of the scores: frame_emb (T, D), text_emb (D,), aesthetic (2, D) good/bad prompts, all unit norm."""
-    mean = frame_emb.mean(axis=0)
-    mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
     consistency = float(np.mean(np.sum(frame_emb[1:] * frame_emb[:-1], axis=1))) if len(frame_emb) > 1 else None
     return {
-        "clip_text_alignment": None if text_emb is None else float(mean @ text_emb),
+        "clip_text_alignment": None if text_emb is None else text_alignment(frame_emb, text_emb),
         "clip_consistency": consistency,
         "clip_aesthetic": float(np.mean(frame_emb @ aesthetic[0] - frame_emb @ aesthetic[1])),
     }
+
+
+def text_alignment(frame_emb: np.ndarray, text_emb: np.ndarray) -> float:
+    """Cosine of the clip's mean frame embedding (of frame_emb (T, D)) with the unit-norm text_emb (D,)."""
+    mean = frame_emb.mean(axis=0)
+    mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+    return float(mean @ text_emb)

@@ -7,6 +7,7 @@ choice; benchmarks/mask_proposer.py --models times both (docs/PERFORMANCE.md, "O
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -39,9 +40,9 @@ class SamConfig(BaseModel):
 
     backend: Literal["segment-anything", "ultralytics-mobile-sam"] = "segment-anything"
     arch: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"  # segment-anything's architectures
-    image_size: int = Field(1024, ge=64)  # segment-anything only; published weights need 1024
+    image_size: int = Field(default=1024, ge=64)  # segment-anything only; published weights need 1024
     weights: WeightsConfig = WeightsConfig(weights="vit_b")  # a SAM_URLS key, a path, or e.g. mobile_sam.pt
-    batch: int = Field(4, ge=1)  # frames per image-encoder call (segment-anything backend; ~3 GB each at 1024)
+    batch: int = Field(default=4, ge=1)  # frames per image-encoder call (segment-anything backend; ~3 GB each at 1024)
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
     precision: Precision = "fp32"  # "bf16": autocast on CUDA (segment-anything backend)
 
@@ -89,7 +90,7 @@ class SamMasker:
         self.name = "sam" if config.backend == "segment-anything" else "mobile-sam"
         self.model_name = f"sam-{config.arch}" if config.backend == "segment-anything" else "mobile-sam"
         self.weights_id = ""
-        self._predict = None
+        self._predict: Callable[[np.ndarray, list[np.ndarray]], list[np.ndarray]] | None = None  # set by setup()
 
     def resolve(self) -> ResolvedWeights:
         """Find the weights (or random-init when allowed); raises WeightsError with how to provide them."""
@@ -113,7 +114,7 @@ class SamMasker:
             raise ValueError(f"sam.image_size must be 1024 with real weights, got {self.config.image_size}")
         with seeded_init():
             model = build_sam(self.config.arch, self.config.image_size)
-        if not resolved.random_init:
+        if resolved.path is not None:  # not random-init
             model.load_state_dict(load_state_dict(resolved.path))
         predictor = SamPredictor(model.to(self.device).eval())
 
@@ -145,7 +146,7 @@ class SamMasker:
 
         with seeded_init():
             model = build_mobile_sam(checkpoint=None)
-        if not resolved.random_init:
+        if resolved.path is not None:  # not random-init
             model.load_state_dict(load_state_dict(resolved.path))
         predictor = Predictor(overrides={"task": "segment", "mode": "predict", "imgsz": 1024, "conf": 0.0,
                                          "device": self.device, "save": False, "verbose": False})
@@ -180,4 +181,4 @@ class SamMasker:
             got = self._predict(frames[chunk], [np.asarray(boxes[i], np.float32) for i in chunk])
             for i, m in zip(chunk, got):
                 out[i] = m
-        return out  # type: ignore[return-value]
+        return out  # type: ignore[return-value]  # every frame's slot is filled above

@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 LOG = logging.getLogger("curation.models.vlm")
 A = TypeVar("A", bound=BaseModel)
-I = TypeVar("I")
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
 RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 REFUSAL = re.compile(r"^\s*(i'?m sorry|i am sorry|i can(no|')t|i am unable|i'?m unable|sorry,)", re.IGNORECASE)
 
@@ -193,10 +194,10 @@ class VlmClient:
         except VlmError as exc:
             raise type(exc)(self._scrub(str(exc))) from None
 
-    def map(self, fn: Callable[[I], A], items: Sequence[I]) -> list[A | VlmError]:
+    def map(self, fn: Callable[[ItemT], ResultT], items: Sequence[ItemT]) -> list[ResultT | VlmError]:
         """`fn` over items on up to max_concurrency threads; a VlmError is returned in place, in order."""
 
-        def one(item: I) -> A | VlmError:
+        def one(item: ItemT) -> ResultT | VlmError:
             try:
                 return fn(item)
             except VlmError as exc:

@@ -8,6 +8,7 @@ ultralytics with ULTRALYTICS_SAFE_LOAD (weights-only unpickling). Frames go thro
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,12 +26,12 @@ class YoloConfig(BaseModel):
 
     weights: WeightsConfig = WeightsConfig(weights="yolo11n.pt")
     arch: str = "yolo11n.yaml"  # architecture built when the weights are random-init
-    imgsz: int = Field(640, ge=32)
-    conf: float = Field(0.25, ge=0, le=1)
-    iou: float = Field(0.5, ge=0, le=1)
-    max_det: int = Field(50, ge=1)
+    imgsz: int = Field(default=640, ge=32)
+    conf: float = Field(default=0.25, ge=0, le=1)
+    iou: float = Field(default=0.5, ge=0, le=1)
+    max_det: int = Field(default=50, ge=1)
     tracker: str = "bytetrack.yaml"
-    batch: int = Field(16, ge=1)
+    batch: int = Field(default=16, ge=1)
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
     half: bool = False  # fp16 weights and inputs on CUDA (ultralytics' own half mode; ignored on a CPU)
 
@@ -45,7 +46,7 @@ class YoloTracker:
         self.config = config
         self.model_name = Path(config.weights.weights).stem
         self.weights_id = ""
-        self.model = None
+        self.model: Any = None  # ultralytics' YOLO once set up (imported through import_ultralytics: untyped here)
 
     def resolve(self) -> ResolvedWeights:
         """Find the weights (or random-init when allowed); raises WeightsError with how to provide them."""
@@ -75,6 +76,7 @@ class YoloTracker:
                 for tid, box, cls, conf in zip(r.boxes.id.int().tolist(), r.boxes.xyxy.tolist(),
                                                r.boxes.cls.int().tolist(), r.boxes.conf.tolist()):
                     tr = seen.setdefault(tid, Track(tid, class_name=str(r.names.get(cls, cls)), confidence=0.0, boxes=[]))
+                    assert tr.boxes is not None, "YOLO tracks are made with a box list"
                     tr.frames.append(first + k)
                     tr.boxes.append([float(v) for v in box])
                     tr.confidence = max(tr.confidence, float(conf))

@@ -88,7 +88,7 @@ class ShotDetector(ABC):
         self.model_name = self.name
         self.weights_id = "none"
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - an optional hook: the fast detector loads nothing
         """Load models or other heavy state; called once per worker before the first detect()."""
 
     @abstractmethod

@@ -143,6 +143,7 @@ def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotD
 class FastDetector(ShotDetector):
     name = "fast"
     version = "1.0"
+    config: FastConfig
 
     def __init__(self, config: FastConfig) -> None:
         super().__init__(config)

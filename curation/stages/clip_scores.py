@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from curation.models.clip import ClipConfig, ClipEmbedder, clip_scores
+from curation.models.clip import ClipConfig, ClipEmbedder, text_alignment
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import StageConfig
 from curation.stages.common import usable_clips
@@ -44,15 +44,15 @@ def embeddings_uri(unit_id: str) -> str:
 def save_embeddings(path: Path, embeddings: dict[str, np.ndarray]) -> None:
     """{clip id: (T, D)} as float16 arrays in one npz, written atomically and durably (rows will name it)."""
     with atomic_output(path) as tmp:
-        np.savez(tmp, **{k: v.astype(np.float16) for k, v in embeddings.items()})
+        halves = {k: v.astype(np.float16) for k, v in embeddings.items()}
+        np.savez(tmp, **halves)  # type: ignore[arg-type]  # numpy's stubs match **halves against allow_pickle: bool
 
 
 def rescore(path: Path, embedder: ClipEmbedder, text: str) -> dict[str, float]:
     """Text alignment of every clip in an embeddings file against new text, without decoding a frame."""
     t = embedder.texts([text])[0]
     with np.load(path) as z:
-        return {cid: clip_scores(z[cid].astype(np.float32), t, embedder._aesthetic)["clip_text_alignment"]
-                for cid in z.files}
+        return {cid: text_alignment(z[cid].astype(np.float32), t) for cid in z.files}
 
 
 class ClipScoresStage(Stage):

@@ -94,12 +94,12 @@ class ObjectsStage(Stage):
         self.sam = SamMasker(config.sam) if self.yolo else None
 
     def preflight(self) -> None:
-        if self.yolo is not None:
+        if self.yolo is not None and self.sam is not None:  # built together: both or neither
             self.yolo.resolve()
             self.sam.resolve()
 
     def setup(self) -> None:
-        if self.yolo is not None:
+        if self.yolo is not None and self.sam is not None:
             self.yolo.setup()
             self.sam.setup()
 
@@ -131,9 +131,11 @@ class ObjectsStage(Stage):
 
     def _yolo_sam(self, frames: np.ndarray) -> list[Track]:
         """YOLO tracks with a SAM mask per tracked box; the SAM weights join the row's weights id."""
+        assert self.yolo is not None and self.sam is not None, "called only when yolo-sam is among the methods"
         tracks = self.yolo.track(frames)
         by_frame: dict[int, list[tuple[Track, list[float]]]] = {}
         for tr in tracks:
+            assert tr.boxes is not None, "YOLO tracks carry their detector boxes"
             for f, box in zip(tr.frames, tr.boxes):
                 by_frame.setdefault(f, []).append((tr, box))
         order = sorted(by_frame)
@@ -169,6 +171,7 @@ class ObjectsStage(Stage):
                       "mask_height": h, "mask_width": w} for f, box, rle in zip(indices, boxes, rles)]
         provenance = self.provenance(source)
         if source is self.yolo:  # two models made this row: name both, and both weights ids
+            assert self.sam is not None, "SAM is built with YOLO"
             provenance["model_name"] = f"{self.yolo.model_name}+{self.sam.model_name}"
             ids = {self.yolo.weights_id, self.sam.weights_id}
             provenance["weights_id"] = ids.pop() if len(ids) == 1 else f"{self.yolo.weights_id}+{self.sam.weights_id}"

@@ -164,10 +164,14 @@ class _ClipGateEncoder:
         self.weights_id = weights_id
 
     def encode_images(self, frames: np.ndarray) -> np.ndarray:
-        return self.embedder.frames(frames)  # (N, D)
+        return self._loaded().frames(frames)  # (N, D)
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
-        return self.embedder.texts(texts)  # (N, D)
+        return self._loaded().texts(texts)  # (N, D)
+
+    def _loaded(self) -> ClipEmbedder:
+        assert self.embedder is not None, "the gate skips random-init weights before it encodes"
+        return self.embedder
 
 
 class _Rewritten(BaseModel):
@@ -292,11 +296,12 @@ class PairsStage(Stage):
         object_id = chosen if editor.local else None
         clip_id = inp.clip["clip_id"]
         pid = pair_id(clip_id, edit_type, object_id, self.config.seed, index)
-        others = None
-        if object_id is not None and len(inp.masks) > 1:
-            others = np.logical_or.reduce([m for oid, m in inp.masks.items() if oid != object_id])  # (T, H, W)
-        result = editor.edit(EditInput(inp.frames, inp.fps, inp.masks.get(object_id), object_id,
-                                       inp.classes.get(object_id), pair_seed(pid), others))
+        mask = object_class = others = None
+        if object_id is not None:
+            mask, object_class = inp.masks.get(object_id), inp.classes.get(object_id)
+            if len(inp.masks) > 1:
+                others = np.logical_or.reduce([m for oid, m in inp.masks.items() if oid != object_id])  # (T, H, W)
+        result = editor.edit(EditInput(inp.frames, inp.fps, mask, object_id, object_class, pair_seed(pid), others))
         instruction = make_instruction(result.edit_type, result.slots, pair_seed(pid), self._rewrite())
         source, target = result.frames(inp.frames)
         values = evaluate_pair(source, target, result.mask, result.region, self.gates)

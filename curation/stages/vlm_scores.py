@@ -55,7 +55,7 @@ class VlmScoresStage(Stage):
         root = Path(unit.out_root)
         decoded, errors = self.isolate(clips, lambda c: (c["clip_id"], self.frames(root / c["uri"])),
                                        lambda c: c["clip_id"], unit.attempt)
-        answers = self.client.map(self.ask, [frames for _, frames in decoded])
+        answers = self._ready_client().map(self.ask, [frames for _, frames in decoded])
         scores, captions = [], []
         for (clip_id, _), got in zip(decoded, answers):
             if isinstance(got, VlmError):
@@ -74,7 +74,12 @@ class VlmScoresStage(Stage):
 
     def ask(self, frames: np.ndarray) -> tuple[int, str | None]:
         """(quality rating, caption or None); the first VlmError ends the clip's questions."""
-        rating = self.client.rate_quality(frames).rating
-        caption = self.client.caption(frames).caption if self.config.caption else None
+        client = self._ready_client()
+        rating = client.rate_quality(frames).rating
+        caption = client.caption(frames).caption if self.config.caption else None
         return rating, caption
+
+    def _ready_client(self) -> VlmClient:
+        assert self.client is not None, "setup() makes the client before any unit is processed"
+        return self.client
 
