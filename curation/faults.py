@@ -44,7 +44,8 @@ class Faults:
             if not sep or name not in cls.__dataclass_fields__:
                 raise FaultSpecError(f"{FAULTS_ENV}: bad item {item!r}; known: {sorted(cls.__dataclass_fields__)}")
             values[name] = value
-        raise_in = tuple(tuple(pair.partition(":")[::2]) for pair in values.get("raise_in", "").split("+") if pair)
+        pairs = (pair.partition(":") for pair in values.get("raise_in", "").split("+") if pair)
+        raise_in = tuple((stage, text) for stage, _, text in pairs)
         if not all(stage and text for stage, text in raise_in):
             raise FaultSpecError(f"{FAULTS_ENV}: raise_in needs STAGE:TEXT items, got {values['raise_in']!r}")
         try:

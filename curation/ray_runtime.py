@@ -155,7 +155,7 @@ def _ray(num_cpus: int, address: str | None, log_dir: Path | None) -> Iterator[s
 
         route_driver_logs(log_dir)
         with _one_line_start_errors(f"could not join the Ray cluster at {address}"):
-            ray.init(address=address, logging_level="WARNING", log_to_driver=False)
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
         mode = address
     else:
         loopback_environment()
@@ -170,7 +170,7 @@ def _ray(num_cpus: int, address: str | None, log_dir: Path | None) -> Iterator[s
                     _node_ip_address=LOOPBACK,
                     include_dashboard=False,
                     _temp_dir=str(temp_dir),
-                    logging_level="WARNING",
+                    logging_level=logging.WARNING,
                     log_to_driver=False,
                 )
         except RayStartError:

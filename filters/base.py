@@ -107,7 +107,7 @@ class Signal(ABC):
         self.model_name: str = NO_MODEL
         self.weights_id: str = NO_MODEL
 
-    def setup(self) -> None:
+    def setup(self) -> None:  # noqa: B027 - an optional hook: classical signals load nothing
         """Load models; call once per worker before compute. Classical signals need nothing."""
 
     def compute(self, frames: np.ndarray, fps: float) -> float:

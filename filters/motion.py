@@ -14,7 +14,7 @@ from filters.base import Sampling, Signal, register, to_grey
 
 def flow_magnitude(prev: np.ndarray, nxt: np.ndarray) -> float:
     """Mean Farneback optical-flow magnitude (pixels) between two float32 grey frames."""
-    flow = cv2.calcOpticalFlowFarneback(
+    flow = cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]  # cv2's stubs reject None for flow
         prev.round().astype(np.uint8), nxt.round().astype(np.uint8), None,
         pyr_scale=0.5, levels=3, winsize=21, iterations=3, poly_n=5, poly_sigma=1.2, flags=0,
     )

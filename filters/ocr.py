@@ -13,6 +13,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -74,7 +75,7 @@ class TextOverlay(Signal):
         self.num_threads = num_threads
         self.model_name = PACKAGE
         self.weights_id = bundled_weights_id()
-        self._engine = None
+        self._engine: Any = None  # a rapidocr RapidOCR once set up (rapidocr_onnxruntime ships no types)
 
     def setup(self) -> None:
         """Build the ONNX sessions once per worker (slow; never per clip)."""

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -51,7 +51,7 @@ class PairGateConfig:
             raise FilterError(f"kept_margin_px must be >= 0, got {self.kept_margin_px}")
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, object]) -> PairGateConfig:
+    def from_dict(cls, values: Mapping[str, Any]) -> PairGateConfig:
         """Build from a config mapping; an unknown key is an error (a typo must not disable a gate)."""
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls)})
         if unknown:
@@ -195,7 +195,7 @@ def vlm_instruction_gate(check: VlmCheck | None, source: np.ndarray, target: np.
         return GateValue(None, None, "skipped: no VLM configured")
     try:
         value = float(check(source, target, instruction))
-    except Exception as exc:  # a remote model may fail any way; the pair is kept, the gate says why
+    except Exception as exc:  # noqa: BLE001 - a remote model may fail any way; the pair is kept, the gate says why
         return GateValue(None, None, f"skipped: VLM check failed ({type(exc).__name__}: {exc})"[:200])
     if not 0 <= value <= 1:
         return GateValue(None, None, f"skipped: VLM score {value!r} is outside [0, 1]")

@@ -13,6 +13,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from filters.base import FilterError
 
@@ -49,7 +50,7 @@ class FilterThresholds:
                 raise FilterError(f"threshold {name} is a fraction and must be <= 1, got {getattr(self, name)}")
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, object]) -> FilterThresholds:
+    def from_dict(cls, values: Mapping[str, Any]) -> FilterThresholds:
         """Build from a config mapping; unknown keys are an error (a typo must not silently disable a filter)."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)

@@ -29,7 +29,8 @@ def static_camera(plan: VideoPlan) -> VideoPlan:
 
 def render_range(plan: VideoPlan, start: int, end: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """(frames (T, H, W, 3) uint8, {object id: masks (T, H, W) bool}) of frames [start, end)."""
-    frames, masks = [], {}
+    frames: list[np.ndarray] = []
+    masks: dict[int, np.ndarray] = {}
     for t, (frame, visible) in enumerate(render(plan)):
         if t >= end:
             break

@@ -125,7 +125,7 @@ def _objects(rng, shots, width, height, first_id, photos_used) -> list[ObjectPla
             tbox = (int(rng.integers(0, tw - cw + 1)), int(rng.integers(0, th - ch + 1)), cw, ch)
             enters = rng.random() < 0.4  # starts half outside the frame, then walks in
 
-            def point(outside: bool) -> tuple[float, float]:
+            def point(outside: bool, size: tuple[int, int] = size) -> tuple[float, float]:
                 if outside:
                     x = float(rng.choice([-0.3 * size[0], width + 0.3 * size[0]]))
                     return (x, float(rng.uniform(0.2, 0.8) * height))

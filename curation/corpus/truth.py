@@ -48,7 +48,7 @@ class MaskRecorder:
         for oid, rows in self.bits.items():
             arrays[f"frames_{oid}"] = np.array(self.frames[oid], np.int64)
             arrays[f"bits_{oid}"] = np.stack(rows)
-        np.savez_compressed(path, **arrays)
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]  # numpy's stubs match **arrays against allow_pickle: bool
 
 
 def truth_dict(plan: VideoPlan, seed: int, recorder: MaskRecorder) -> dict:

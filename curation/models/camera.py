@@ -61,7 +61,8 @@ def register_pair(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     pts = spread_corners(prev)
     if pts is None or len(pts) < 8:
         return IDENTITY.copy()
-    nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(21, 21), maxLevel=3)
+    nxt, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]  # cv2's stubs reject None for nextPts
+        prev, cur, pts, None, winSize=(21, 21), maxLevel=3)
     ok = status.reshape(-1) == 1
     src, dst = pts[ok].reshape(-1, 2), nxt[ok].reshape(-1, 2)
     best, best_cells = IDENTITY.copy(), 0
@@ -86,8 +87,8 @@ def residual_flow(prev: np.ndarray, cur: np.ndarray, camera: np.ndarray) -> np.n
     Dense Farneback flow minus the flow the 3x3 camera transform `camera` (prev -> cur) predicts.
     """
     h, w = prev.shape
-    flow = cv2.calcOpticalFlowFarneback(prev, cur, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
-                                        poly_n=5, poly_sigma=1.2, flags=0)  # (H, W, 2)
+    flow = cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]  # cv2's stubs reject None for flow
+        prev, cur, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)  # (H, W, 2)
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     m = camera.astype(np.float32)
     cam_x = m[0, 0] * xs + m[0, 1] * ys + m[0, 2] - xs
@@ -155,7 +156,8 @@ def _scale(m: np.ndarray) -> float:
     return float(np.sqrt(abs(np.linalg.det(m[:2, :2]))))
 
 
-def to_canvas(to_first: list[np.ndarray], height: int, width: int, max_area: float = 4.0) -> tuple[list[np.ndarray], tuple[int, int]]:
+def to_canvas(to_first: list[np.ndarray], height: int, width: int, max_area: float = 4.0
+              ) -> tuple[list[np.ndarray], tuple[int, int]]:
     """Per frame, the 3x3 transform into a mosaic canvas holding every frame, and the canvas (H, W).
 
     The canvas keeps the resolution of the most zoomed-in frame (so no frame is blurred by it), unless

@@ -73,7 +73,7 @@ def colour_distance(frame: np.ndarray, background: np.ndarray, blur: float = 0.0
     `blur` > 0 smooths both first (Gaussian sigma in pixels): fine detail seen at another zoom is
     resampled and aliased differently in the frame and in the background, and would read as motion.
     """
-    f = frame.astype(np.float32)
+    f: np.ndarray = frame.astype(np.float32)
     if blur > 0:
         f, background = cv2.GaussianBlur(f, (0, 0), blur), cv2.GaussianBlur(background, (0, 0), blur)
     diff = channel_max(np.abs(f - background))
@@ -112,7 +112,8 @@ def grabcut_refine(frame: np.ndarray, region: np.ndarray, iters: int) -> np.ndar
     crop = np.ascontiguousarray(cv2.cvtColor(frame[y0:y1, x0:x1], cv2.COLOR_RGB2BGR))
     cv2.setRNGSeed(GRABCUT_SEED)  # GrabCut's k-means draws from OpenCV's global RNG
     try:
-        cv2.grabCut(crop, gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(  # type: ignore[call-overload]  # cv2's stubs reject None for rect (unused with GC_INIT_WITH_MASK)
+            crop, gc, None, bgd, fgd, iters, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # a degenerate colour model (e.g. a flat crop): keep the motion mask
         return region
     out = np.zeros_like(region)

@@ -40,7 +40,8 @@ def feature_motion(prev: np.ndarray, cur: np.ndarray, mask: np.ndarray) -> np.nd
     pts = cv2.goodFeaturesToTrack(prev, maxCorners=200, qualityLevel=0.01, minDistance=3, mask=inner)
     if pts is None or len(pts) < 6:
         return None
-    nxt, status, _ = cv2.calcOpticalFlowPyrLK(prev, cur, pts, None, winSize=(15, 15), maxLevel=3)
+    nxt, status, _ = cv2.calcOpticalFlowPyrLK(  # type: ignore[call-overload]  # cv2's stubs reject None for nextPts
+        prev, cur, pts, None, winSize=(15, 15), maxLevel=3)
     ok = status.reshape(-1) == 1
     if ok.sum() < 6:
         return None
@@ -140,6 +141,7 @@ def step(prev_rgb: np.ndarray, cur_rgb: np.ndarray, prev_grey: np.ndarray, cur_g
     h, w = fg.shape
     predicted, errors = [], []
     for obj in live:
+        assert obj.mask is not None, "a followed object starts with its mask (new_object)"
         obj.motion = object_motion(prev_grey, cur_grey, obj.mask if obj.seen is None else obj.seen, obj.motion)
         predicted.append(warp_mask(obj.mask, obj.motion))
         warped = cv2.warpAffine(prev_rgb, obj.motion[:2], (w, h), flags=cv2.INTER_LINEAR)

@@ -5,8 +5,9 @@ input root fails here, before anything is opened), then what the plan knows of i
 copy of an earlier input fails here: see curation/inputs.py), then size and hash (a zero-length file, or
 one changed since planning, fails here), then the container header through PyAV without decoding a frame
 (text or image files fail here, and a huge resolution is rejected by the max-resolution threshold before
-any pixel is decoded), then the full probe (decord, PyAV where decord fails) for frames and fps. Unreadable inputs become `errors` rows; readable inputs
-rejected by a threshold become `videos` rows with status "rejected" and the reason.
+any pixel is decoded), then the full probe (decord, PyAV where decord fails) for frames and fps. Unreadable
+inputs become `errors` rows; readable inputs rejected by a threshold become `videos` rows with status
+"rejected" and the reason.
 """
 
 from __future__ import annotations
