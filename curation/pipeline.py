@@ -28,6 +28,8 @@ from curation.ray_runtime import cluster_address, ray_session
 from curation.stage import Stage, WorkUnit
 from curation.stages import enabled_stages, tables_written
 from curation.units import PipelineError, commit_unit, config_digest, is_done, plan_units
+from manifests.errors import ManifestError
+from manifests.uris import local_path
 
 __all__ = ["PipelineError", "RunStats", "run"]
 
@@ -146,7 +148,11 @@ def run(
 ) -> RunStats:
     """Run the job; without `resume` an output that already holds a run is refused."""
     faults = CommitFaults(Faults.from_env())
-    config = config.with_paths(str(Path(config.input).absolute()), str(Path(config.output).absolute()))
+    try:
+        input_root, output_root = local_path(config.input, "input"), local_path(config.output, "output")
+    except ManifestError as exc:
+        raise PipelineError(str(exc)) from None
+    config = config.with_paths(str(input_root.absolute()), str(output_root.absolute()))
     if not in_process:
         check_fits(config)
     for stage in build_stages(config):

@@ -32,6 +32,7 @@ from manifests.snapshot import (
     take_snapshot,
 )
 from manifests.summary import TableSummary, summarize
+from manifests.uris import local_path
 from manifests.validate import validate_dataset
 
 if TYPE_CHECKING:  # pyarrow.dataset pulls in pandas (~0.4 s): only commands that scan load it
@@ -43,7 +44,7 @@ MAX_ROWS = 10_000_000
 
 
 def dataset_root(text: str) -> Path:
-    root = Path(text)
+    root = local_path(text, "dataset root")
     if not (root / MANIFESTS_DIR).is_dir():
         raise ManifestError(f"{root}: not a dataset root (no {MANIFESTS_DIR}/ folder)")
     return root

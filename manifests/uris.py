@@ -64,3 +64,12 @@ def resolve_uri(root: str | os.PathLike[str], uri: str) -> Path:
     if real != base and base not in real.parents:
         raise ManifestError(f"uri {uri!r}: resolves outside the dataset root (symlink?)")
     return path
+
+
+def local_path(text: str, what: str) -> Path:
+    """`text` as a local path, refusing a scheme URI (`s3://`, `gs://`, `http://`...) in one line: a dataset root
+    or input on object storage is not supported yet, and must never become a local folder named `s3:`."""
+    found = re.match(SCHEME_RE, text)
+    if found:
+        raise ManifestError(f"{what} {text}: {found.group(0)} paths are not supported (local paths only for now)")
+    return Path(text)

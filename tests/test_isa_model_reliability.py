@@ -51,7 +51,7 @@ def _one_line_error(capsys, argv: list[str]) -> str:
     return err
 
 
-def _train(data: Path, out: Path, steps: int = 3, resume: bool = False) -> list[str]:
+def _train(data: Path, out: Path | str, steps: int = 3, resume: bool = False) -> list[str]:
     return ["train", "--config", "tiny", "--attention", "dense", "--data", str(data), "--steps", str(steps),
             "--out", str(out), *(["--resume"] if resume else [])]
 
@@ -83,6 +83,12 @@ def test_train_with_a_missing_part_is_one_line_error(root, tmp_path, capsys):
     next((data / "manifests" / "edit_pairs").glob("*.parquet")).unlink()
     err = _one_line_error(capsys, _train(data, tmp_path / "run"))
     assert "missing" in err and ".parquet" in err
+
+
+def test_a_scheme_path_is_one_line_error_and_no_local_folder(root, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    err = _one_line_error(capsys, _train(root, "s3://bucket/run"))
+    assert "s3:// paths are not supported" in err and not (tmp_path / "s3:").exists()
 
 
 # ---------------------------------------------------------------- tampered checkpoints

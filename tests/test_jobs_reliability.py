@@ -90,3 +90,13 @@ def test_gc_in_a_loop_while_the_job_commits_loses_nothing(tmp_path, corpus):
     assert len(sorted_rows(out, "videos")) == 3
     again = _job("--config", str(cfg), "--resume")
     assert again.returncode == 0 and "3 already committed, 0 to run" in again.stderr, again.stderr
+
+
+@pytest.mark.parametrize("flag,value", [("--output", "s3://bucket/ds"), ("--input", "gs://bucket/videos"),
+                                        ("--output", "http://host/ds")])
+def test_a_scheme_we_cannot_honour_is_one_line_and_writes_nothing(tmp_path, corpus, flag, value):
+    cfg = write_job_config(tmp_path, corpus, tmp_path / "out")
+    done = subprocess.run(job_command("--config", str(cfg), flag, value, "--in-process"), cwd=tmp_path,
+                          env=plain_env(), capture_output=True, text=True, timeout=300)
+    _one_line_error(done, "paths are not supported")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([cfg.name])  # no `s3:` folder, no output
