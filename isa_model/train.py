@@ -229,36 +229,47 @@ class Trainer:
         metrics = (self.out / "metrics.jsonl").open("a") if self.rank == 0 else None
         bar = tqdm(total=cfg.train.steps, initial=self.step, disable=self.rank != 0, desc="train", dynamic_ncols=True)
         batches = iter(self.loader)
-        while self.step < cfg.train.steps:
-            t0 = time.time()
-            batch = next(batches)
-            self.position = advance(self.position, batch["skipped"] + batch["size"], self.per_epoch)
-            self.skipped += batch["skipped"]
-            if batch["size"] == 0:
-                continue
-            out = self.train_step(batch)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize()
-            self.step += 1
-            dt = time.time() - t0
-            out.update(step=self.step, lr=lr_at(self.step - 1, cfg), skipped=self.skipped, step_s=dt,
-                       tokens_per_s=tokens_per_sample * batch["size"] * self.world / dt)
-            logs.append(out)
-            if metrics:
-                metrics.write(json.dumps(out) + "\n")
-                metrics.flush()
-            bar.update(1)
-            if self.step % cfg.train.log_every == 0:
-                bar.set_postfix(loss=f"{out['loss']:.4f}", tok_s=f"{out['tokens_per_s']:.0f}")
-            out_of_time = time_limit is not None and time.time() - start > time_limit
-            if self.world > 1:
-                flag = torch.tensor([float(out_of_time)], device=self.device)
-                dist.all_reduce(flag)
-                out_of_time = bool(flag.item())
-            if self.step % cfg.train.ckpt_every == 0 or self.step == cfg.train.steps or out_of_time:
-                self.save()
-            if out_of_time:
-                break
+        unreadable_in_a_row = 0
+        try:
+            while self.step < cfg.train.steps:
+                t0 = time.time()
+                batch = next(batches)
+                self.position = advance(self.position, batch["skipped"] + batch["size"], self.per_epoch)
+                self.skipped += batch["skipped"]
+                if batch["size"] == 0:
+                    unreadable_in_a_row += batch["skipped"]
+                    if unreadable_in_a_row >= self.per_epoch:  # a whole epoch without one readable pair: never ends
+                        raise ManifestError(f"none of the {self.per_epoch} training pairs could be read (their clip, "
+                                            "target or mask files are missing or undecodable)")
+                    continue
+                unreadable_in_a_row = 0
+                out = self.train_step(batch)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize()
+                self.step += 1
+                dt = time.time() - t0
+                out.update(step=self.step, lr=lr_at(self.step - 1, cfg), skipped=self.skipped, step_s=dt,
+                           tokens_per_s=tokens_per_sample * batch["size"] * self.world / dt)
+                logs.append(out)
+                if metrics:
+                    metrics.write(json.dumps(out) + "\n")
+                    metrics.flush()
+                bar.update(1)
+                if self.step % cfg.train.log_every == 0:
+                    bar.set_postfix(loss=f"{out['loss']:.4f}", tok_s=f"{out['tokens_per_s']:.0f}")
+                out_of_time = time_limit is not None and time.time() - start > time_limit
+                if self.world > 1:
+                    flag = torch.tensor([float(out_of_time)], device=self.device)
+                    dist.all_reduce(flag)
+                    out_of_time = bool(flag.item())
+                if self.step % cfg.train.ckpt_every == 0 or self.step == cfg.train.steps or out_of_time:
+                    self.save()
+                if out_of_time:
+                    break
+        except BaseException:
+            bar.leave = False  # the error line, not a half-drawn bar, is what stays on the screen
+            bar.close()
+            raise
         bar.close()
         if metrics:
             metrics.close()

@@ -157,11 +157,16 @@ def summarise(per: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     return {"overall": overall, "per_edit_type": by_type}
 
 
+def _cell(value: float | None, width: int, spec: str) -> str:
+    """A number of the report, or `n/a` where no finite value existed (e.g. PSNR of identical clips)."""
+    return f"{'n/a' if value is None else format(value, spec):>{width}}"
+
+
 def print_report(report: dict[str, Any]) -> None:
     print(f"{'edit type':<12} {'pairs':>5} {'PSNR':>7} {'copy':>7} {'gain':>7} {'SSIM':>6} {'ISA/dense':>9}")
     for name, r in [*report["per_edit_type"].items(), ("overall", {**report["overall"], "pairs": report["pairs"]})]:
-        print(f"{name:<12} {r['pairs']:>5} {r['psnr']:>7.2f} {r['copy_psnr']:>7.2f} {r['gain_db']:>+7.2f} "
-              f"{r['ssim']:>6.3f} {r['isa_vs_dense_psnr']:>9.2f}")
+        print(f"{name:<12} {r['pairs']:>5} {_cell(r['psnr'], 7, '.2f')} {_cell(r['copy_psnr'], 7, '.2f')} "
+              f"{_cell(r['gain_db'], 7, '+.2f')} {_cell(r['ssim'], 6, '.3f')} {_cell(r['isa_vs_dense_psnr'], 9, '.2f')}")
     a = report["attention_per_step"]
     print(f"attention per step: ISA {a['isa_ms']:.2f} ms, dense {a['dense_ms']:.2f} ms; "
           f"{report['skipped']} pairs skipped")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -19,6 +20,7 @@ from isa_model import checkpoint as ck
 from isa_model.__main__ import main
 from isa_model.data import EditPairs
 from isa_model.train import Trainer
+from isa_model.validate import print_report
 from manifests import ManifestWriter, read_table
 
 STEP = "step_0000002"
@@ -89,6 +91,18 @@ def test_a_scheme_path_is_one_line_error_and_no_local_folder(root, tmp_path, cap
     monkeypatch.chdir(tmp_path)
     err = _one_line_error(capsys, _train(root, "s3://bucket/run"))
     assert "s3:// paths are not supported" in err and not (tmp_path / "s3:").exists()
+
+
+def test_train_when_no_pair_can_be_read_is_one_line_error_not_a_hang(root, tmp_path, capsys):
+    data = _copy(root, tmp_path / "data")
+    for media in data.rglob("*.mp4"):
+        media.unlink()
+    capsys.readouterr()
+    assert main(_train(data, tmp_path / "run")) == 2
+    err = capsys.readouterr().err
+    visible = [line for line in re.split(r"[\r\n]", err) if line.strip()]  # the progress bar is erased with \r
+    assert visible[-1].startswith("error: ") and "training pairs could be read" in visible[-1], err
+    assert "Traceback" not in err
 
 
 # ---------------------------------------------------------------- tampered checkpoints
@@ -239,3 +253,12 @@ def test_a_checkpoint_from_before_pinning_resumes_on_the_data_as_it_is(root, run
     assert main(_train(root, run, resume=True)) == 0
     assert f"{STEP} pins no edit_pairs snapshot" in capsys.readouterr().out
     assert ck.read_snapshot(ck.latest(run / "checkpoints")).table("edit_pairs").rows == 16
+
+
+def test_a_report_with_no_finite_value_prints_n_a(capsys):
+    """Identical source and target give an infinite copy PSNR, so its mean and the gain have no value."""
+    row = {"pairs": 1, "psnr": 30.0, "copy_psnr": None, "gain_db": None, "ssim": 0.5, "isa_vs_dense_psnr": 40.0}
+    print_report({"per_edit_type": {"style": row}, "overall": row, "pairs": 1, "skipped": 0,
+                  "attention_per_step": {"isa_ms": 1.0, "dense_ms": 2.0}})
+    style = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("style"))
+    assert style.split()[3:5] == ["n/a", "n/a"]
