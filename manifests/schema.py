@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 """Major.minor. Readers refuse files whose major differs from ours. A minor version only adds nullable
 columns or new tables (tests/test_manifests_schema.py holds a frozen copy of 1.0 and checks that).
 
 1.1: the `object_frames` table (one row per object and frame: box and RLE mask, 64-bit string offsets),
 so one object's masks are read alone; `objects.mask_rle` stays readable but new writers leave it null.
 1.2: `objects.temporal_iou`; the `clip_embeddings` and `captions` tables (model stages); `edit_pairs` gains
-the object id, edit parameters (JSON), frames, fps, size and one column per quality gate value."""
+the object id, edit parameters (JSON), frames, fps, size and one column per quality gate value.
+1.3: `videos` gains how the stored pixels are laid out (SAR, the square-pixel display size, pixel format, bit
+depth, transfer, interlaced, VFR) and `conversion`, what extraction does to them; `clips.conversion`."""
 
 META_VERSION_KEY = b"liveditor.schema_version"
 META_TABLE_KEY = b"liveditor.table"
@@ -46,6 +48,16 @@ _VIDEOS = [
     pa.field("codec", pa.string()),
     pa.field("status", pa.string(), nullable=False),  # ok | rejected
     pa.field("reject_reason", pa.string()),
+    # 1.3: the stored pixels (manifests/media/probe.py; width/height above are the upright stored size)
+    pa.field("sar", pa.string()),  # sample aspect ratio, "16:11"; "1:1" for square pixels
+    pa.field("display_width", pa.int32()),  # square-pixel upright size at the display aspect: clips are cut at it
+    pa.field("display_height", pa.int32()),
+    pa.field("pix_fmt", pa.string()),  # FFmpeg's name, e.g. yuv420p10le
+    pa.field("bit_depth", pa.int32()),
+    pa.field("color_transfer", pa.string()),  # FFmpeg's name: bt709, smpte2084 (PQ), arib-std-b67 (HLG), unknown
+    pa.field("interlaced", pa.bool_()),
+    pa.field("vfr", pa.bool_()),  # frame gaps vary: frame index / fps is not the time
+    pa.field("conversion", pa.string()),  # what extraction does beyond scaling (manifests.media.pixels); null: none
 ]
 
 _CLIPS = [
@@ -62,6 +74,7 @@ _CLIPS = [
     pa.field("shot_method", pa.string(), nullable=False),
     pa.field("status", pa.string(), nullable=False),  # ok | rejected
     pa.field("reject_reason", pa.string()),
+    pa.field("conversion", pa.string()),  # 1.3: what extraction did beyond scaling, e.g. "10-bit to 8-bit"
 ]
 
 _OBJECTS = [

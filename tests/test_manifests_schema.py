@@ -8,10 +8,11 @@ import sys
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from _manifests_helpers import clip_row, commit_raw, video_row
 
 from manifests import SCHEMA_VERSION, SCHEMAS, ManifestWriter, read_table, validate_dataset
-from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PAIR_GATES
+from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PAIR_GATES, PRIMARY_KEYS
 
 SCHEMA_1_0: dict[str, list[tuple[str, str, bool]]] = {
     # Frozen copy of schema 1.0 (name, Arrow type, nullable), as released before Delta Lake. Never edit.
@@ -153,38 +154,43 @@ def test_migrate_converts_a_commit_marker_dataset(tmp_path):
     assert [i.check for i in validate_dataset(tmp_path)] == ["orphan", "orphan"]  # old parts wait for gc
 
 
-ADDED_IN_1_2 = {"edit_pairs": ["object_id", "edit_params", "frames", "fps", "width", "height",
-                               *[f"gate_{g}" for g in PAIR_GATES], "gate_notes"],
-                "objects": ["temporal_iou"]}
+ADDED = {  # (table, the version before): the columns a later minor version added to that table
+    ("edit_pairs", "1.1"): ["object_id", "edit_params", "frames", "fps", "width", "height",
+                            *[f"gate_{g}" for g in PAIR_GATES], "gate_notes"],
+    ("videos", "1.2"): ["sar", "display_width", "display_height", "pix_fmt", "bit_depth", "color_transfer",
+                        "interlaced", "vfr", "conversion"],
+}
 
 
-def test_a_1_1_delta_table_gains_the_1_2_columns_on_the_next_write(tmp_path):
-    """A table a 1.1 writer made: Delta's schema evolves (one metadata commit), old rows read the new columns
-    as nulls, and new rows keep their values."""
+@pytest.mark.parametrize(("table", "old_version"), list(ADDED))
+def test_an_older_delta_table_gains_the_new_columns_on_the_next_write(tmp_path, table, old_version):
+    """A table an older writer made (resuming onto an old output): Delta's schema evolves (one metadata
+    commit), old rows read the new columns as nulls, and new rows keep their values."""
     import deltalake
 
     from manifests.delta import create
     from manifests.layout import table_dir
     from manifests.synthetic import synthetic_clips, synthetic_edit_pairs, synthetic_objects, synthetic_videos
 
-    pairs = synthetic_edit_pairs(synthetic_objects(synthetic_clips(synthetic_videos(1), 4), 4))
-    old_schema = pa.schema([f for f in SCHEMAS["edit_pairs"] if f.name not in ADDED_IN_1_2["edit_pairs"]])
-    old = pairs.slice(0, 2).select(old_schema.names).cast(old_schema)
-    folder = table_dir(tmp_path, "edit_pairs")
+    videos = synthetic_videos(4)
+    rows = videos if table == "videos" else synthetic_edit_pairs(synthetic_objects(synthetic_clips(videos, 4), 4))
+    added = ADDED[table, old_version]
+    old_schema = pa.schema([f for f in SCHEMAS[table] if f.name not in added])
+    old = rows.slice(0, 2).select(old_schema.names).cast(old_schema)
+    folder = table_dir(tmp_path, table)
     folder.mkdir(parents=True)
     deltalake.DeltaTable.create(str(folder), schema=old_schema, mode="error")
-    commit_raw(tmp_path, "edit_pairs", "old", old, {META_VERSION_KEY: b"1.1", META_TABLE_KEY: b"edit_pairs"})
-    assert "gate_flicker" not in {f.name for f in deltalake.DeltaTable(str(folder)).schema().fields}
+    commit_raw(tmp_path, table, "old", old, {META_VERSION_KEY: old_version.encode(), META_TABLE_KEY: table.encode()})
+    assert added[0] not in {f.name for f in deltalake.DeltaTable(str(folder)).schema().fields}
 
-    ManifestWriter(tmp_path, "edit_pairs").write("new", pairs.slice(2))
-    assert {f.name for f in deltalake.DeltaTable(str(folder)).schema().fields} == set(SCHEMAS["edit_pairs"].names)
+    ManifestWriter(tmp_path, table).write("new", rows.slice(2))
+    assert {f.name for f in deltalake.DeltaTable(str(folder)).schema().fields} == set(SCHEMAS[table].names)
     version = deltalake.DeltaTable(str(folder)).version()
-    create(folder, SCHEMAS["edit_pairs"])
+    create(folder, SCHEMAS[table])
     assert deltalake.DeltaTable(str(folder)).version() == version  # already evolved: no further commit
-    got = read_table(tmp_path, "edit_pairs").sort_by("pair_id").to_pylist()
-    by_id = {r["pair_id"]: r for r in got}
-    for row in pairs.to_pylist():
-        if row["pair_id"] in old.column("pair_id").to_pylist():
-            assert by_id[row["pair_id"]]["gate_flicker"] is None and by_id[row["pair_id"]]["frames"] is None
-        else:
-            assert by_id[row["pair_id"]]["gate_flicker"] == row["gate_flicker"]
+    key = PRIMARY_KEYS[table][0]
+    got = {r[key]: r for r in read_table(tmp_path, table).to_pylist()}
+    old_keys = set(old.column(key).to_pylist())
+    for row in rows.to_pylist():
+        want = {c: None for c in added} if row[key] in old_keys else {c: row[c] for c in added}
+        assert {c: got[row[key]][c] for c in added} == want, row[key]
