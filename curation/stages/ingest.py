@@ -5,9 +5,15 @@ input root fails here, before anything is opened), then what the plan knows of i
 copy of an earlier input fails here: see curation/inputs.py), then size and hash (a zero-length file, or
 one changed since planning, fails here), then the container header through PyAV without decoding a frame
 (text or image files fail here, and a huge resolution is rejected by the max-resolution threshold before
-any pixel is decoded), then the full probe (decord, PyAV where decord fails) for frames and fps. Unreadable
-inputs become `errors` rows; readable inputs rejected by a threshold become `videos` rows with status
-"rejected" and the reason.
+any pixel is decoded), then the full probe (decord, PyAV where decord fails) for frames, fps and how the
+pixels are stored. Unreadable inputs become `errors` rows; readable inputs rejected by a threshold, or
+HDR ones, become `videos` rows with status "rejected" and the reason.
+
+Pixels (issue 20): the row holds the stored SAR and the square-pixel display size clips are cut at, the
+pixel format, bit depth, transfer, interlacing and VFR, and `conversion`, what extraction will do to the
+pixels (`manifests.media.pixels.conversion`: 10-bit to 8-bit, deinterlacing, SAR to square pixels). HDR
+(PQ, HLG) is rejected: a real tone map needs FFmpeg's zscale (to linear light before `tonemap`), which
+PyAV's bundled FFmpeg lacks, and squeezing PQ or HLG code values into 8 bits is not SDR.
 """
 
 from __future__ import annotations
@@ -21,7 +27,11 @@ from curation.inputs import DuplicateInput, InputError, InputPlan, check_unchang
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import JobSettings
 from filters.thresholds import FilterThresholds, reject_reasons
-from manifests.media.probe import VideoError, probe
+from manifests.media.pixels import conversion, display_size, hdr_kind, sar_text
+from manifests.media.probe import VideoError, VideoInfo, probe
+from manifests.schema import PROVENANCE_FIELDS, SCHEMAS
+
+_COLUMNS = [f.name for f in SCHEMAS["videos"] if f.name not in {p.name for p in PROVENANCE_FIELDS}]
 
 
 def header_size(path: Path) -> tuple[int, int]:
@@ -46,7 +56,7 @@ class IngestStage(Stage):
     """
 
     name = "ingest"
-    version = "1"
+    version = "2"  # 2: the pixel columns (schema 1.3), HDR rejected
     resources = Resources(num_cpus=0.5)
     writes = ("videos", "errors")
 
@@ -81,9 +91,8 @@ class IngestStage(Stage):
         sha = sha256_of(path)
         check_unchanged(path, size, sha, planned)
         row: dict[str, Any] = {
-            "video_id": sha[:16], "uri": uri, "sha256": sha, "size_bytes": size,
-            "duration_s": None, "fps": None, "frames": None, "codec": None,
-            "status": "ok", "reject_reason": None,
+            **dict.fromkeys(_COLUMNS),  # every column a rejection before the probe leaves null
+            "video_id": sha[:16], "uri": uri, "sha256": sha, "size_bytes": size, "status": "ok",
         }
         width, height = header_size(path)
         row.update(width=width, height=height)
@@ -94,5 +103,20 @@ class IngestStage(Stage):
         if info.frames < 2:
             raise VideoError(f"{path}: {info.frames} frame(s): not a video")
         row.update(duration_s=info.duration_s, fps=info.fps, frames=info.frames, codec=info.codec,
-                   width=info.width, height=info.height)
+                   width=info.width, height=info.height, **pixel_columns(info))
+        hdr = hdr_kind(info.color_transfer)
+        if hdr:
+            reason = f"HDR source ({hdr.upper()}, transfer {info.color_transfer}): no tone mapping to SDR available"
+            return self.stamp({**row, "status": "rejected", "reject_reason": reason, "conversion": None})
         return self.stamp(row)
+
+
+def pixel_columns(info: VideoInfo) -> dict[str, Any]:
+    """The `videos` columns of how a source's pixels are stored, and what extraction will do to them."""
+    display_width, display_height = display_size(info.width, info.height, info.sar, info.rotation)
+    return {
+        "sar": sar_text(info.sar), "display_width": display_width, "display_height": display_height,
+        "pix_fmt": info.pix_fmt, "bit_depth": info.bit_depth, "color_transfer": info.color_transfer,
+        "interlaced": info.interlaced, "vfr": info.vfr,
+        "conversion": conversion(info.bit_depth, info.interlaced, info.sar),
+    }

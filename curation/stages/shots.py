@@ -83,7 +83,7 @@ class ShotsStage(Stage):
                 "start_time_s": start / fps, "end_time_s": end / fps,
                 "fps": fps, "width": None, "height": None, "uri": None,
                 "shot_method": self.detector.name,
-                "status": "ok", "reject_reason": None,
+                "status": "ok", "reject_reason": None, "conversion": None,  # uri, size, conversion: extract's
             }, source=self.detector)
             for start, end in ranges
         ]
