@@ -140,6 +140,9 @@ def test_every_hostile_input_ends_as_one_row_and_nothing_escapes_the_output(host
         got = outcomes.get(case, [])
         assert len(got) == 1 and got[0] in (want if isinstance(want, set) else {want}), (case, got)
     assert validate_dataset(out) == []
+    videos = {Path(v["uri"]).name: v for v in read_table(out, "videos").to_pylist()}
+    assert (videos["rotated_90.mp4"]["width"], videos["rotated_90.mp4"]["height"]) == (96, 160)  # upright
+    assert videos["variable_rate.mp4"]["vfr"] and not videos["odd_161x91.mp4"]["vfr"]
     assert _tree(inputs) == before  # nothing written into the inputs
     assert not list(hostile.rglob("PWNED")) and not (REPO / "PWNED").exists()
     errors = read_table(out, "errors").to_pylist()
