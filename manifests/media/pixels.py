@@ -5,9 +5,9 @@ converts the frames) describe and size a conversion the same way.
 
 Size rule (`display_size`): a source's sample aspect ratio (SAR) stretches its stored pixel grid along the
 stored rows, so the display size scales the stored width by the SAR and keeps the stored height (a 704x576
-source at SAR 16:11 displays at 1024x576, 16:9); sides are even. Rotation composes after it: the display
-matrix turns the stretched picture, so on a quarter turn the scaled axis is the upright picture's height.
-`VideoInfo.width`/`height` are already upright (turned), which is why `display_size` takes the rotation.
+source at SAR 16:11 displays at 1024x576, 16:9); sides are rounded down to even. Rotation composes after
+it: the display matrix turns the stretched picture, so on a quarter turn the scaled axis is the upright
+picture's height. `VideoInfo.width`/`height` are already upright (turned), hence the `rotation` argument.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def sar_text(sar: tuple[int, int]) -> str:
 
 
 def _even(value: Fraction | int) -> int:
-    return max(2, 2 * round(value / 2))
+    return max(2, int(value) // 2 * 2)  # down, as resolution buckets round: never a pixel the source lacks
 
 
 def display_size(width: int, height: int, sar: tuple[int, int], rotation: int = 0) -> tuple[int, int]:
