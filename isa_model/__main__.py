@@ -26,7 +26,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--config", required=True, help="tiny, small or a JSON file")
     t.add_argument("--out", required=True, help="run folder (metrics.jsonl, checkpoints/, loss.png)")
     t.add_argument("--data", help="dataset root with manifests/edit_pairs (default: the config's, else synthetic)")
+    t.add_argument("--snapshot", help="a manifests snapshot JSON: train on its edit_pairs rows (no Delta log read)")
     t.add_argument("--steps", type=int, help="override train.steps")
+    t.add_argument("--seed", type=int, help="override train.seed")
+    t.add_argument("--objective", choices=("noise", "source", "delta"),
+                   help="override model.objective (objective.py)")
+    t.add_argument("--blend-mask", choices=("on", "off"), help="override model.blend_mask")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
     t.add_argument("--attention", choices=("isa", "dense"), help="override model.attention")
@@ -36,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--out", required=True)
     v.add_argument("--config", help="fail unless the checkpoint was trained with this config's model")
     v.add_argument("--data", help="dataset root (default: the one the run trained on)")
+    v.add_argument("--snapshot", help="a manifests snapshot JSON: validate on its edit_pairs rows")
+    v.add_argument("--split", default="val", help="the split to score (default val)")
+    v.add_argument("--start-t", type=float, default=1.0,
+                   help="noise objective: sample from the source noised to this t (SDEdit) instead of from noise")
     v.add_argument("--steps", type=int)
     v.add_argument("--guidance", type=float)
     v.add_argument("--max-pairs", type=int)
@@ -46,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--instruction", required=True)
     e.add_argument("--out", default="edit.mp4")
     e.add_argument("--steps", type=int, default=16)
-    e.add_argument("--guidance", type=float, default=1.5)
+    e.add_argument("--guidance", type=float, help="classifier-free guidance (default: the config's)")
     e.add_argument("--seed", type=int, default=0)
     return p
 
@@ -55,8 +64,16 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
     changes: dict[str, dict] = {"model": {}, "data": {}, "train": {}}
     if args.data:
         changes["data"]["root"] = args.data
+    if args.snapshot:
+        changes["data"]["snapshot"] = args.snapshot
     if args.steps:
         changes["train"]["steps"] = args.steps
+    if args.seed is not None:
+        changes["train"]["seed"] = args.seed
+    if args.objective:
+        changes["model"]["objective"] = args.objective
+    if args.blend_mask:
+        changes["model"]["blend_mask"] = args.blend_mask == "on"
     if args.attention:
         changes["model"]["attention"] = args.attention
     if args.context_cache:
@@ -79,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
 
             wanted = load_config(args.config) if args.config else None
             report = validate(args.ckpt, args.out, args.data, wanted, args.steps, args.guidance, args.max_pairs,
-                              weights=args.weights)
+                              weights=args.weights, snapshot_file=args.snapshot or "", split=args.split,
+                              start_t=args.start_t)
             print_report(report)
             print(json.dumps({"validation": f"{args.out}/validation.json"}))
         else:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from isa_model.objective import OBJECTIVES, STARTS_AT_SOURCE
 from kernels import IsaConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -60,6 +61,8 @@ class ModelConfig:
     mlp_ratio: float = 4.0
     attention: str = "isa"  # "isa" or "dense" (torch SDPA)
     context_cache: bool = False  # source tokens at timestep 0, attending only to source (cacheable K/V)
+    objective: str = "noise"  # "noise" (rectified flow), "source" (bridge) or "delta" (change): objective.py
+    blend_mask: bool = False  # also predict where the edit acts; velocity = mask * u ("source", "delta" only)
     isa: IsaSettings = field(default_factory=IsaSettings)
     text_model: str = "ViT-B-32"  # open_clip config whose text tower and tokenizer are used
     text_width: int = 0  # 0: the open_clip config's own; else override (tiny towers for tests)
@@ -75,6 +78,11 @@ class ModelConfig:
         check_limits("model", self, MODEL_LIMITS)
         if self.attention not in ("isa", "dense"):
             raise ConfigError(f"model.attention must be 'isa' or 'dense', got {self.attention!r}")
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"model.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.blend_mask and self.objective not in STARTS_AT_SOURCE:
+            raise ConfigError("model.blend_mask needs model.objective 'source' or 'delta' (outside an edit the "
+                              "noise path's velocity is not zero)")
         if self.latent != "pixel":
             raise ConfigError(f"model.latent {self.latent!r}: only 'pixel' is available")
         if self.dim % self.heads:
@@ -106,6 +114,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class DataConfig:
     root: str = ""  # dataset root holding manifests/edit_pairs; empty = build the synthetic pair set
+    snapshot: str = ""  # a manifests snapshot JSON whose edit_pairs rows to read (files under root); no Delta log read
     synthetic_clips: int = 8  # clips in the synthetic set when root is empty
     synthetic_size: tuple[int, int] = (48, 64)  # (height, width) of the synthetic clips
     synthetic_frames: int = 12

@@ -11,6 +11,7 @@ out of the root) or whose files are missing or undecodable is skipped and counte
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,18 @@ from manifests.media.masks import open_mask_file
 from manifests.media.probe import probe
 from manifests.uris import resolve_uri
 
-COLUMNS = ["pair_id", "edit_type", "instruction", "source_uri", "target_uri", "mask_uri"]
+COLUMNS = ["pair_id", "edit_type", "instruction", "source_uri", "target_uri", "mask_uri", "edit_params"]
+
+
+def edit_region(edit_params: str | None, has_mask: bool) -> str:
+    """Where a pair's edit acts relative to its mask: "inside" (recolour, removal, addition), "outside" (a
+    background change keeps the object in the mask) or "global"; rows without edit_params (the synthetic set)
+    are "inside" when they have a mask."""
+    try:
+        region = json.loads(edit_params or "{}").get("region")
+    except (ValueError, AttributeError):
+        region = None
+    return region if region in ("inside", "outside", "global") else ("inside" if has_mask else "global")
 
 
 def to_bucket(frames: torch.Tensor, height: int, width: int, top: float, left: float) -> torch.Tensor:
@@ -101,6 +113,7 @@ class EditPairs(Dataset):
             "source": source, "target": target, "mask": mask[0] if row["mask_uri"] else None,
             "tokens": self.tokenizer([row["instruction"]])[0],
             "edit_type": row["edit_type"], "pair_id": row["pair_id"], "instruction": row["instruction"],
+            "region": edit_region(row.get("edit_params"), bool(row["mask_uri"])),
         }
 
 
@@ -113,7 +126,7 @@ def collate(items: list[dict[str, Any] | None]) -> dict[str, Any]:
     for key in ("source", "target", "tokens"):
         batch[key] = torch.stack([x[key] for x in good])
     batch["mask"] = [x["mask"] for x in good]  # (T, H, W) or None where the pair has no mask
-    for key in ("edit_type", "pair_id", "instruction"):
+    for key in ("edit_type", "pair_id", "instruction", "region"):
         batch[key] = [x[key] for x in good]
     return batch
 

@@ -222,6 +222,7 @@ class LIVEditor(nn.Module):
         super().__init__()
         self.cfg = cfg
         patch_dim = cfg.channels * math.prod(cfg.patch)
+        self.out_channels = cfg.channels + int(cfg.blend_mask)  # velocity (+ the blend mask's logit)
         self.embed = nn.Linear(patch_dim, cfg.dim)
         self.part = nn.Parameter(torch.zeros(2, cfg.dim))  # target / context type embedding
         nn.init.normal_(self.part, std=0.02)
@@ -230,7 +231,7 @@ class LIVEditor(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(cfg.dim, 2 * cfg.dim)
-        self.out = nn.Linear(cfg.dim, patch_dim)
+        self.out = nn.Linear(cfg.dim, self.out_channels * math.prod(cfg.patch))
         for m in (self.final_ada, self.out):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
@@ -257,7 +258,8 @@ class LIVEditor(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """Velocity for the target. x_t, source: (B, C, T, H, W); t: (B,) in [0, 1]; text: (B, dim) from
-        `encode_text`. Returns (B, C, T, H, W)."""
+        `encode_text`. Returns (B, C, T, H, W), or (B, C + 1, T, H, W) with the blend mask's logits last
+        (`objective.split_output` takes them apart)."""
         cos, sin = self.rope(x_t.shape)
         tgt = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0]  # (B, Nt, dim)
         ctx = self.embed(patchify(source, self.cfg.patch)) + self.part[1]  # (B, Nc, dim)
@@ -272,7 +274,7 @@ class LIVEditor(nn.Module):
     def head(self, x: torch.Tensor, c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
         shift, scale = self.final_ada(F.silu(c)).chunk(2, dim=-1)  # (B, dim) each
         x = self.final_norm(x) * (1 + scale[:, None]) + shift[:, None]
-        return unpatchify(self.out(x), self.cfg.patch, patch_grid(shape, self.cfg.patch), self.cfg.channels)
+        return unpatchify(self.out(x), self.cfg.patch, patch_grid(shape, self.cfg.patch), self.out_channels)
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.text(tokens)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from isa_model import checkpoint as ck
+from isa_model import objective
 from isa_model.config import Config, ConfigError
 from isa_model.data import to_bucket
 from isa_model.model import LIVEditor
@@ -42,34 +43,49 @@ def load_model(ckpt_path: str | Path, device: torch.device, wanted: Config | Non
 
 @torch.no_grad()
 def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor, steps: int,
-                 guidance: float = 1.0, use_cache: bool = True) -> torch.Tensor:
-    """Integrate from noise (t = 1) to the edit (t = 0). source, noise: (B, C, T, H, W); tokens (B, L).
+                 guidance: float = 1.0, use_cache: bool = True, start_t: float = 1.0) -> torch.Tensor:
+    """Integrate the model's path (objective.py) from t = start_t to the edit at t = 0. source, noise:
+    (B, C, T, H, W); tokens (B, L).
 
-    With guidance != 1 the conditional and the empty-instruction branches run as one doubled batch. In
-    context-cache mode (and use_cache) the source K/V are computed once here and reused at every step."""
+    The path starts at the noise or at the source (the model's objective; `delta` takes one step). `start_t` < 1
+    (noise objective only) starts from the source noised to start_t, `(1 - start_t) source + start_t noise`
+    (SDEdit). With guidance != 1 the conditional and the empty-instruction branches run as one doubled batch.
+    In context-cache mode (and use_cache) the source K/V are computed once here and reused at every step. With
+    a blend mask, the pixels the last step's mask keeps are the source's."""
+    mcfg = model.cfg
+    steps = objective.sampling_steps(mcfg.objective, steps)
+    if start_t < 1.0 and mcfg.objective != "noise":
+        raise ValueError("start_t < 1 (sampling from the noised source) is for the noise objective")
     b = source.shape[0]
+    x = objective.path_start(mcfg.objective, source, noise) if start_t >= 1.0 else (1 - start_t) * source + start_t * noise
+    x = x.float()  # (B, C, T, H, W)
     text = model.encode_text(tokens.to(source.device))  # (B, dim)
+    src = source
     if guidance != 1.0:
         empty = model.text.tokenize([""]).to(source.device).expand(b, -1)
         text = torch.cat([text, model.encode_text(empty)])  # (2B, dim)
-        source = torch.cat([source, source])
-    cache = model.encode_context(source, text) if model.cfg.context_cache and use_cache else None
-    x = noise
-    ts = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
+        src = torch.cat([source, source])
+    cache = model.encode_context(src, text) if mcfg.context_cache and use_cache else None
+    ts = torch.linspace(min(start_t, 1.0), 0.0, steps + 1, device=noise.device)
+    logits = None
     for i in range(steps):
         xin = torch.cat([x, x]) if guidance != 1.0 else x
         t = ts[i].expand(xin.shape[0])
-        v = model.forward_cached(xin, t, text, cache) if cache is not None else model(xin, t, source, text)
+        raw = model.forward_cached(xin, t, text, cache) if cache is not None else model(xin, t, src, text)
+        pred = objective.split_output(raw, mcfg.channels, mcfg.blend_mask)
+        v = pred.velocity.float()  # (B or 2B, C, T, H, W)
+        logits = None if pred.mask_logits is None else pred.mask_logits[:b]  # the conditional branch's
         if guidance != 1.0:
-            v_cond, v_null = v.float().chunk(2)
+            v_cond, v_null = v.chunk(2)
             v = v_null + guidance * (v_cond - v_null)
-        x = x - (ts[i] - ts[i + 1]) * v.float()
-    return x.clamp(-1, 1)
+        x = x - (ts[i] - ts[i + 1]) * v
+    return objective.keep_source(x, source.float(), logits).clamp(-1, 1)
 
 
 def edit_video(ckpt_path: str | Path, video: str | Path, instruction: str, out: str | Path, steps: int = 16,
-               guidance: float = 1.5, seed: int = 0) -> Path:
-    """Edit the first clip-length frames of a user's video; writes source | edit side by side as mp4."""
+               guidance: float | None = None, seed: int = 0) -> Path:
+    """Edit the first clip-length frames of a user's video; writes source | edit side by side as mp4. Guidance
+    defaults to the config's (1.0 for the bridge from the source, 1.5 for the noise objective's runs)."""
     from manifests.media.decode import read_frames
     from manifests.media.encode import VideoWriter
     from manifests.media.probe import VideoError, probe
@@ -87,7 +103,7 @@ def edit_video(ckpt_path: str | Path, video: str | Path, instruction: str, out: 
     tokens = model.text.tokenize([instruction])
     noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        pred = euler_sample(model, source, tokens, noise, steps, guidance)
+        pred = euler_sample(model, source, tokens, noise, steps, cfg.train.guidance if guidance is None else guidance)
     pair = torch.cat([source, pred], dim=-1)[0]  # (C, T, H, 2W)
     rgb = ((pair.permute(1, 2, 3, 0).float().cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
     out = Path(out)

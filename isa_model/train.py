@@ -1,5 +1,6 @@
-"""Training: rectified flow on the target tokens, AdamW, bf16 autocast on GPU, grad clipping, EMA, metrics
-JSONL, safetensors checkpoints with exact resume; one process or `torchrun` DDP (nccl on GPU, gloo on CPU).
+"""Training: the objective of `objective.py` (rectified flow from noise, or the bridge from the source) on
+the target tokens, AdamW, bf16 autocast on GPU, grad clipping, EMA, metrics JSONL, safetensors checkpoints
+with exact resume; one process or `torchrun` DDP (nccl on GPU, gloo on CPU).
 A run pins the `edit_pairs` snapshot it reads and keeps it in every checkpoint, so `--resume` continues on the
 same rows even after rows were appended (it says so) and refuses when the pinned files are gone.
 
@@ -21,6 +22,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from isa_model import checkpoint as ck
+from isa_model import objective
 from isa_model.config import Config, ConfigError
 from isa_model.data import EditPairs, Position, ResumableSampler, advance, make_loader
 from isa_model.model import LIVEditor
@@ -30,17 +32,6 @@ from manifests.errors import first_line
 from manifests.snapshot import TableSnapshot
 
 T = TypeVar("T")
-
-
-def flow_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rectified flow: x_t = (1 - t) x0 + t noise, velocity v = noise - x0 (t = 1 is pure noise)."""
-    tb = t.view(-1, *([1] * (x0.dim() - 1)))
-    return (1 - tb) * x0 + tb * noise, noise - x0
-
-
-def sample_timesteps(n: int, gen: torch.Generator) -> torch.Tensor:
-    """Logit-normal timesteps (SD3): more weight on the middle of the path."""
-    return torch.sigmoid(torch.randn(n, generator=gen))
 
 
 def lr_at(step: int, cfg: Config) -> float:
@@ -62,15 +53,16 @@ def dataset_root(cfg: Config, out: Path) -> Path:
     return root
 
 
-def pin_snapshot(root: Path, ckpt: Path | None) -> Snapshot:
+def pin_snapshot(root: Path, ckpt: Path | None, snapshot_file: str = "") -> Snapshot:
     """The `edit_pairs` rows a run trains on: those the resumed checkpoint pinned (their files looked up under
-    `root`, which may have moved), else a snapshot taken now. Pinned files that are gone are refused."""
+    `root`, which may have moved), else those of `snapshot_file`, else a snapshot taken now. Pinned files that
+    are gone are refused."""
     pinned = ck.read_snapshot(ckpt) if ckpt else None
     if pinned is None:
         if ckpt:
             print(f"{ckpt.name} pins no edit_pairs snapshot (written before runs kept one): "
                   "the resume reads edit_pairs as it is now", flush=True)
-        return take_snapshot(root, ["edit_pairs"])
+        return snapshot_from_file(root, snapshot_file) if snapshot_file else take_snapshot(root, ["edit_pairs"])
     assert ckpt is not None  # a pinned snapshot was read from it
     pinned = replace(pinned, root=str(Path(root).absolute()))
     missing = pinned.missing_files()
@@ -78,8 +70,23 @@ def pin_snapshot(root: Path, ckpt: Path | None) -> Snapshot:
         raise ck.CheckpointError(f"checkpoint {ckpt.name}: {len(missing)} file(s) of the edit_pairs snapshot this "
                                  f"run trains on are gone (e.g. {missing[0]}); restore them or start a new run "
                                  "without --resume")
-    note_changed_rows(root, pinned.table("edit_pairs"))
+    if not snapshot_file:  # with a snapshot file the Delta log may not be readable here (no deltalake)
+        note_changed_rows(root, pinned.table("edit_pairs"))
     return pinned
+
+
+def snapshot_from_file(root: Path, path: str) -> Snapshot:
+    """The snapshot a JSON file holds (`Snapshot.to_json`, e.g. a registered one), its files under `root`: rows
+    pinned where the data was curated, read where no Delta log can be (a machine without deltalake)."""
+    try:
+        snapshot = Snapshot.from_json(Path(path).read_text())
+    except OSError as exc:
+        raise ManifestError(f"snapshot {path}: {exc.strerror or exc}") from None
+    snapshot = replace(snapshot, root=str(Path(root).absolute()))
+    missing = snapshot.missing_files()
+    if missing:
+        raise ManifestError(f"snapshot {path}: {len(missing)} of its files are not under {root} (e.g. {missing[0]})")
+    return snapshot
 
 
 def note_changed_rows(root: Path, pinned: TableSnapshot) -> None:
@@ -114,7 +121,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.out.mkdir(parents=True, exist_ok=True)
         last = ck.latest(self.out / "checkpoints") if resume else None
-        self.snapshot = self.from_rank0(lambda: pin_snapshot(dataset_root(cfg, self.out), last))
+        self.snapshot = self.from_rank0(lambda: pin_snapshot(dataset_root(cfg, self.out), last, cfg.data.snapshot))
         root = Path(self.snapshot.root)
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.model = LIVEditor(cfg.model).to(self.device)
@@ -201,16 +208,19 @@ class Trainer:
         source = batch["source"].to(dev)
         b = x0.shape[0]
         noise = torch.randn(x0.shape, generator=self.gen).to(dev)
-        t = sample_timesteps(b, self.gen).to(dev)
+        t = objective.timesteps(cfg.model.objective, b, self.gen).to(dev)
         drop = torch.rand(b, generator=self.gen) < cfg.train.text_dropout
         tokens = torch.where(drop[:, None], self.empty_tokens, batch["tokens"]).to(dev)  # (B, L)
-        x_t, v = flow_target(x0, noise, t)
+        x1 = objective.path_start(cfg.model.objective, source, noise)  # (B, C, T, H, W)
+        x_t, v = objective.path_point(x0, x1, t)
+        mask = objective.change_mask(source, x0) if cfg.model.blend_mask else None  # (B, 1, T, H, W)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step, cfg)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.train.bf16):
             text = self.model.encode_text(tokens)  # its grads reach DDP's hooks like any parameter's
-            pred = self.net(x_t, t, source, text)
-        loss = torch.nn.functional.mse_loss(pred.float(), v)
+            raw = self.net(x_t, t, source, text)
+        pred = objective.split_output(raw, cfg.model.channels, cfg.model.blend_mask)
+        loss, parts = objective.loss(pred, v, mask)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
@@ -219,7 +229,7 @@ class Trainer:
         with torch.no_grad():
             for k, p in self.model.named_parameters():
                 self.ema[k].lerp_(p.detach().float(), 1 - decay)
-        return {"loss": loss.item(), "grad_norm": float(grad_norm)}
+        return {"loss": loss.item(), "grad_norm": float(grad_norm), **parts}
 
     def run(self, time_limit: float | None = None) -> list[dict[str, Any]]:
         """Train until the configured step count (or the time limit, checkpointing there); returns the logs."""
@@ -293,7 +303,7 @@ def plot_loss(metrics: Path, png: Path) -> None:
     ax.plot(steps, loss, alpha=0.3, label="loss")
     ax.plot(steps, smooth, label=f"mean of {k}")
     ax.set_xlabel("step")
-    ax.set_ylabel("rectified-flow MSE")
+    ax.set_ylabel("loss (velocity MSE + mask BCE)")
     ax.set_yscale("log")
     ax.legend()
     fig.tight_layout()

@@ -15,11 +15,13 @@ import numpy as np
 import torch
 
 from isa_model import checkpoint as ck
+from isa_model import objective
 from isa_model.config import Config, ConfigError
 from isa_model.data import EditPairs, ResumableSampler, make_loader
 from isa_model.metrics import psnr, ssim
 from isa_model.model import attention
 from isa_model.sample import euler_sample, load_model
+from isa_model.train import snapshot_from_file
 
 
 def _mean(values: list[float]) -> float | None:
@@ -80,21 +82,24 @@ def write_previews(rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tenso
 
 def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | None = None,
              wanted: Config | None = None, steps: int | None = None, guidance: float | None = None,
-             max_pairs: int | None = None, previews: int = 4, seed: int = 0, weights: str = "ema") -> dict[str, Any]:
-    """Score the checkpoint's `weights` (ema or model) on the val split; writes `validation.json` and previews."""
+             max_pairs: int | None = None, previews: int = 4, seed: int = 0, weights: str = "ema",
+             snapshot_file: str = "", split: str = "val", start_t: float = 1.0) -> dict[str, Any]:
+    """Score the checkpoint's `weights` (ema or model) on `split` (rows of `snapshot_file` when given); writes
+    `validation.json` and previews. `start_t` < 1: sample from the noised source (noise objective)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = ck.latest(Path(ckpt_path))
     if ckpt is None:
         raise ConfigError(f"{ckpt_path}: no checkpoint found")
     model, cfg = load_model(ckpt, device, wanted, weights)
     twin, _ = load_model(ckpt, device, wanted, weights, attention="dense" if cfg.model.attention == "isa" else "isa")
-    steps = steps or cfg.train.sample_steps
+    steps = objective.sampling_steps(cfg.model.objective, steps or cfg.train.sample_steps)
     guidance = cfg.train.guidance if guidance is None else guidance
     root = Path(data_root or cfg.data.root or ckpt.parent.parent / "synthetic_pairs")
-    dataset = EditPairs(root, "val", cfg.model, seed, cfg.data.frame_stride, train=False)
+    snapshot = snapshot_from_file(root, snapshot_file) if snapshot_file else None
+    dataset = EditPairs(root, split, cfg.model, seed, cfg.data.frame_stride, train=False, snapshot=snapshot)
     n = min(len(dataset), max_pairs or len(dataset))
     if n == 0:
-        raise ConfigError(f"{root}: no val rows in edit_pairs")
+        raise ConfigError(f"{root}: no {split} rows in edit_pairs")
     sampler = ResumableSampler(n, seed, shuffle=False, epochs=1)
     loader = make_loader(dataset, cfg.data.batch_size, cfg.data.workers, sampler)
     gen = torch.Generator().manual_seed(seed)
@@ -112,11 +117,11 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
         noise = torch.randn(src.shape, generator=gen).to(device)
         with autocast:
             t0 = time.perf_counter()
-            pred = euler_sample(model, src, batch["tokens"], noise, steps, guidance)
+            pred = euler_sample(model, src, batch["tokens"], noise, steps, guidance, start_t=start_t)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             sample_s += time.perf_counter() - t0
-            pred_twin = euler_sample(twin, src, batch["tokens"], noise, steps, guidance)
+            pred_twin = euler_sample(twin, src, batch["tokens"], noise, steps, guidance, start_t=start_t)
         scores = {"psnr": psnr(pred, tgt), "ssim": ssim(pred, tgt), "copy_psnr": psnr(src, tgt),
                   "copy_ssim": ssim(src, tgt), "isa_vs_dense_psnr": psnr(pred, pred_twin)}
         for i, edit_type in enumerate(batch["edit_type"]):
@@ -128,12 +133,18 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
                 row["psnr_outside"] = float(psnr(pred[i : i + 1], tgt[i : i + 1], 1 - m)[0])
                 row["copy_psnr_inside"] = float(psnr(src[i : i + 1], tgt[i : i + 1], m)[0])
                 row["copy_psnr_outside"] = float(psnr(src[i : i + 1], tgt[i : i + 1], 1 - m)[0])
+                kept = "inside" if batch["region"][i] == "outside" else "outside"  # the part the edit leaves
+                edited = "outside" if kept == "inside" else "inside"
+                for name, part in (("kept", kept), ("edited", edited)):
+                    row[f"psnr_{name}"], row[f"copy_psnr_{name}"] = row[f"psnr_{part}"], row[f"copy_psnr_{part}"]
             per[edit_type].append(row)
             if len(preview_rows) < previews:
                 preview_rows.append((batch["pair_id"][i], src[i], tgt[i], pred[i]))
     report = summarise(per)
     report.update(checkpoint=ckpt.name, weights=weights, config=cfg.name, attention=cfg.model.attention,
-                  context_cache=cfg.model.context_cache, steps=steps, guidance=guidance, pairs=sum(map(len, per.values())),
+                  context_cache=cfg.model.context_cache, objective=cfg.model.objective,
+                  blend_mask=cfg.model.blend_mask, start_t=start_t, split=split, steps=steps, guidance=guidance,
+                  pairs=sum(map(len, per.values())),
                   skipped=skipped, sample_s_per_step=sample_s / max(1, steps * len(loader)),
                   attention_per_step=attention_ms_per_step(cfg, 2 * cfg.data.batch_size, device),
                   device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")
@@ -152,7 +163,8 @@ def summarise(per: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
         by_type[edit_type]["pairs"] = len(rows)
         by_type[edit_type]["gain_db"] = _gain(by_type[edit_type]["psnr"], by_type[edit_type]["copy_psnr"])
     rows = [r for rs in per.values() for r in rs]
-    overall = {k: _mean([r[k] for r in rows]) for k in ("psnr", "ssim", "copy_psnr", "copy_ssim", "isa_vs_dense_psnr")}
+    names = ("psnr", "ssim", "copy_psnr", "copy_ssim", "isa_vs_dense_psnr", "psnr_kept", "copy_psnr_kept")
+    overall = {k: _mean([r.get(k, float("nan")) for r in rows]) for k in names}  # kept: over the local edits
     overall["gain_db"] = _gain(overall["psnr"], overall["copy_psnr"])
     return {"overall": overall, "per_edit_type": by_type}
 
@@ -163,10 +175,20 @@ def _cell(value: float | None, width: int, spec: str) -> str:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    print(f"{'edit type':<12} {'pairs':>5} {'PSNR':>7} {'copy':>7} {'gain':>7} {'SSIM':>6} {'ISA/dense':>9}")
+    """The per-type table; `kept` is the PSNR where a local edit leaves the source alone (model / copy)."""
+    print(f"{'edit type':<12} {'pairs':>5} {'PSNR':>7} {'copy':>7} {'gain':>7} {'SSIM':>6} {'ISA/dense':>9} "
+          f"{'kept':>13}")
     for name, r in [*report["per_edit_type"].items(), ("overall", {**report["overall"], "pairs": report["pairs"]})]:
+        kept = (f"{_cell(r.get('psnr_kept'), 6, '.2f')}/{_cell(r.get('copy_psnr_kept'), 6, '.2f')}"
+                if "psnr_kept" in r else "")
         print(f"{name:<12} {r['pairs']:>5} {_cell(r['psnr'], 7, '.2f')} {_cell(r['copy_psnr'], 7, '.2f')} "
-              f"{_cell(r['gain_db'], 7, '+.2f')} {_cell(r['ssim'], 6, '.3f')} {_cell(r['isa_vs_dense_psnr'], 9, '.2f')}")
+              f"{_cell(r['gain_db'], 7, '+.2f')} {_cell(r['ssim'], 6, '.3f')} {_cell(r['isa_vs_dense_psnr'], 9, '.2f')} "
+              f"{kept:>13}")
+    print("gain: dB of PSNR over copying the source (0.00 = the copy); kept: PSNR where a local edit leaves the "
+          "source alone, model / copy.")
+    if report.get("objective") == "source":
+        print("This model starts from the source (objective 'source'): untrained, it is the copy (gain 0.00); a "
+              "gain above 0 is what training added.")
     a = report["attention_per_step"]
     print(f"attention per step: ISA {a['isa_ms']:.2f} ms, dense {a['dense_ms']:.2f} ms; "
           f"{report['skipped']} pairs skipped")

@@ -62,7 +62,8 @@ def test_forward_shapes_and_text_provenance():
     x, t, src, text = _inputs(model)
     assert text.shape == (2, model.cfg.dim)
     out = model(x, t, src, text)
-    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert model.cfg.blend_mask  # tiny's: the velocity's channels, then the blend mask's logit
+    assert out.shape == (2, 4, *x.shape[2:]) and torch.isfinite(out).all()
     assert model.text.weights_id == "random-init"
 
 
@@ -197,8 +198,10 @@ class _ExactVelocity(LIVEditor):
         return (x_t - x0) / t.view(-1, 1, 1, 1, 1)
 
 
-def test_euler_sampler_follows_the_flow_to_the_data():
-    model = _ExactVelocity(tiny(attention="dense").model).eval()
+@pytest.mark.parametrize("objective", ["noise", "source"])
+def test_euler_sampler_follows_the_flow_to_the_data(objective):
+    """Both paths are straight lines to x0, so v = (x_t - x0) / t lands on x0 from the noise or the source."""
+    model = _ExactVelocity(tiny(attention="dense", objective=objective, blend_mask=False).model).eval()
     _, _, src, _ = _inputs(model)
     model.x0 = src.clamp(-1, 1) * 0.5
     noise = torch.randn(src.shape, generator=torch.Generator().manual_seed(4))

@@ -8,9 +8,9 @@ import pytest
 import torch
 from _isa_model_helpers import tiny
 
+from isa_model import objective
 from isa_model.config import IsaSettings
 from isa_model.model import LIVEditor
-from isa_model.train import flow_target
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -52,9 +52,10 @@ def test_triton_isa_matches_torch_reference_backend():
 def test_bf16_train_step_and_cache_on_gpu():
     model, x, t, src, text = _pair(isa={"block": 64, "backend": "triton"}, context_cache=True)
     model.train()
-    x_t, v = flow_target(x, torch.randn_like(x), t)
+    x_t, v = objective.path_point(x, src, t)  # the bridge from the source, with the blend mask (tiny's)
     with torch.autocast("cuda", dtype=torch.bfloat16):
-        loss = torch.nn.functional.mse_loss(model(x_t, t, src, text).float(), v)
+        pred = objective.split_output(model(x_t, t, src, text), 3, model.cfg.blend_mask)
+    loss, _ = objective.loss(pred, v, objective.change_mask(src, x))
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert torch.isfinite(loss) and grads and all(torch.isfinite(g).all() for g in grads)
