@@ -14,7 +14,8 @@
 # DATA: a curated dataset root carried with the call (jobs/configs/train_pairs.yaml); SNAPSHOT: its edit_pairs
 # snapshot JSON, read instead of the Delta log (the device image has no deltalake). Wheels in .whl/ (av,
 # open_clip_torch, ftfy, wcwidth for Python 3.12) are installed once into SITE; a later call on the same
-# machine finds them there. Writes $OUT/v2.log and $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
+# machine finds them there. Writes $OUT/v2-<phase>.log and $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
+# CONFIG (default small) lets the same script run on the CPU with tiny, as a check of the script itself.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
 PHASE=${PHASE:-ablation}
@@ -39,15 +40,19 @@ validate() {  # run split extra...: score one run's EMA weights, in the backgrou
 }
 {
   date -u; nvidia-smi -L
+  if [ "$PHASE" = quality ]; then  # the GPU tests, beside the training runs
+    python3 -m pytest tests/test_isa_model_gpu.py -q -p no:cacheprovider >"$RUNS/gpu-tests.log" 2>&1 &
+  fi
   for vs in $VARIANTS; do
     v=${vs%:*}; s=${vs#*:}; run=$v-s$s
     if [ "$PHASE" = ablation ]; then steps=${STEPS:-600}; resume=""; else steps=${TOTAL:-4000}; resume=--resume; fi
-    python3 -m isa_model train --config small ${FLAGS[$v]} --seed "$s" --data "$DATA" --snapshot "$SNAPSHOT" \
+    python3 -m isa_model train --config "${CONFIG:-small}" ${FLAGS[$v]} --seed "$s" --data "$DATA" --snapshot "$SNAPSHOT" \
         --out "$RUNS/$run" --steps "$steps" $resume --time-limit "${TRAIN_S:-380}" \
         >"$RUNS/$run.$PHASE.out" 2>"$RUNS/$run.$PHASE.err" &
   done
   wait
   date -u
+  [ -f "$RUNS/gpu-tests.log" ] && [ "$PHASE" = quality ] && tail -3 "$RUNS/gpu-tests.log"
   for vs in $VARIANTS; do
     v=${vs%:*}; s=${vs#*:}; run=$v-s$s
     echo "== $run: $(tail -c 400 "$RUNS/$run.$PHASE.err" | tr '\r' '\n' | grep -v '^$' | tail -2)"
