@@ -5,8 +5,9 @@ Two paths, chosen per clip:
   it is exact: the source is H.264, the bucket equals the source size, and the clip's frames are
   exactly a contiguous run of packets in decode order that starts at an IDR picture (see ``copy_span``).
   The whole video always qualifies.
-- ``reencode``: decode batch by batch (never the whole clip in memory), resize to the bucket with
-  cv2.INTER_AREA and encode with ``manifests.media.encode.VideoWriter`` (libx264, atomic temp+rename).
+- ``reencode``: decode picture by picture (never the whole clip in memory), resize to the bucket with
+  cv2.INTER_AREA where the size differs, and encode with ``manifests.media.encode.VideoWriter`` (libx264,
+  atomic temp+rename).
 Clips carry the video stream only (no audio). Both paths write a temp name and rename on success
 (``manifests.media.atomic``).
 """
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 
 from manifests.media.atomic import atomic_output
-from manifests.media.decode import iter_frame_batches
+from manifests.media.decode import FrameIndex, RgbConverter, frame_index, iter_decoded
 from manifests.media.encode import VideoWriter
 from manifests.media.probe import VideoError, VideoInfo, probe
 
@@ -83,6 +84,11 @@ class PacketIndex:
     height: int
     pts: tuple[int, ...]  # presentation timestamps of the video packets, in decode order
     idr: tuple[bool, ...]  # whether each packet holds an IDR picture (decodable with no earlier packet)
+    keyframe: tuple[bool, ...]  # whether the demuxer marks each packet a keyframe (a seek point)
+
+    def frames(self) -> FrameIndex:
+        """The same demux pass as a FrameIndex, for decoding ranges of the video."""
+        return FrameIndex.from_packets(self.pts, self.keyframe)
 
 
 def _nal_types(data: bytes, length_size: int | None) -> Iterator[int]:
@@ -111,15 +117,17 @@ def index_packets(path: str | Path) -> PacketIndex:
             length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 and extradata[0] == 1 else None
             pts: list[int] = []
             idr: list[bool] = []
+            keyframe: list[bool] = []
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
                 if packet.pts is None:
                     raise ExtractError(f"{path}: packet without a timestamp; cannot index for stream copy")
                 pts.append(int(packet.pts))
+                keyframe.append(bool(packet.is_keyframe))
                 is_idr = ctx.name == "h264" and packet.is_keyframe
                 idr.append(is_idr and _IDR_NAL_TYPE in _nal_types(bytes(packet), length_size))
-            return PacketIndex(ctx.name, ctx.width, ctx.height, tuple(pts), tuple(idr))
+            return PacketIndex(ctx.name, ctx.width, ctx.height, tuple(pts), tuple(idr), tuple(keyframe))
     except av.FFmpegError as exc:
         raise ExtractError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
 
@@ -179,14 +187,19 @@ def _remux(video_path: Path, index: PacketIndex, span: tuple[int, int], out_path
 
 def _reencode(
     video_path: Path, info: VideoInfo, start: int, end: int, out_path: Path, bucket: tuple[int, int],
-    crf: int, preset: str, batch_size: int,
+    crf: int, preset: str, index: FrameIndex,
 ) -> int:
+    """Decode frames [start, end) one at a time and encode them: pictures already in the bucket's size and
+    in yuv420p go to the encoder as they are (no colour round trip); others are converted to RGB and
+    resized with cv2.INTER_AREA."""
+    converter = RgbConverter()
     with VideoWriter(out_path, info.fps, crf=crf, preset=preset) as writer:
-        for _, batch in iter_frame_batches(video_path, batch_size, start=start, end=end):
-            for frame in batch:
-                if frame.shape[1] != bucket[0] or frame.shape[0] != bucket[1]:
-                    frame = cv2.resize(frame, bucket, interpolation=cv2.INTER_AREA)
-                writer.write(frame)
+        for _, picture in iter_decoded(video_path, range(start, end), index):
+            if (picture.width, picture.height) == bucket and picture.format.name == "yuv420p":
+                writer.write_picture(picture)
+                continue
+            for frame in converter.push(picture):
+                writer.write(cv2.resize(frame, bucket, interpolation=cv2.INTER_AREA))
     return writer.frames_written
 
 
@@ -198,16 +211,16 @@ def extract_clip(
     bucket: tuple[int, int],
     crf: int = 18,
     preset: str = "veryfast",
-    batch_size: int = 32,
     allow_copy: bool = True,
     index: PacketIndex | None = None,
     info: VideoInfo | None = None,
+    frames: FrameIndex | None = None,
 ) -> ExtractResult:
     """Write frames [start_frame, end_frame) of `video_path` to `out_path` as H.264 mp4 of size `bucket`.
 
     Stream-copies when that is exact (see ``copy_span``), re-encodes otherwise. When cutting many
-    clips from one video, pass its ``probe`` result and ``index_packets`` once: probing costs more
-    than a stream copy itself.
+    clips from one video, pass its ``probe`` result and its index once (``index_packets`` where the clip
+    may be copied, else ``frame_index``): probing and demuxing cost more than a stream copy itself.
     """
     src, out = Path(video_path), Path(out_path)
     info = probe(src) if info is None else info
@@ -216,13 +229,16 @@ def extract_clip(
     width, height = int(bucket[0]), int(bucket[1])
     if width < 2 or height < 2 or width % 2 or height % 2:
         raise ExtractError(f"{src}: bucket {width}x{height} must have even sides >= 2")
-    if batch_size < 1:
-        raise ExtractError(f"batch_size must be >= 1, got {batch_size}")
     if allow_copy and (width, height) == (info.width, info.height) and info.codec == "h264":
         index = index_packets(src) if index is None else index
         span = copy_span(index, start_frame, end_frame) if len(index.pts) == info.frames else None
         if span is not None:
             _remux(src, index, span, out)
             return ExtractResult(str(out), end_frame - start_frame, width, height, info.fps, "copy")
-    frames = _reencode(src, info, start_frame, end_frame, out, (width, height), crf, preset, batch_size)
-    return ExtractResult(str(out), frames, width, height, info.fps, "reencode")
+    if frames is None:
+        frames = index.frames() if index is not None else frame_index(src)
+    written = _reencode(src, info, start_frame, end_frame, out, (width, height), crf, preset, frames)
+    if written != end_frame - start_frame:
+        out.unlink(missing_ok=True)
+        raise ExtractError(f"{src}: decoded {written} of the {end_frame - start_frame} frames [{start_frame}, {end_frame})")
+    return ExtractResult(str(out), written, width, height, info.fps, "reencode")

@@ -19,7 +19,7 @@ from matplotlib.patches import Rectangle
 
 from manifests.errors import ManifestError
 from manifests.media.atomic import atomic_output
-from manifests.media.decode import iter_pyav
+from manifests.media.decode import frame_index, iter_frames
 from manifests.media.probe import VideoError, check_file
 from manifests.reader import open_table, read_object_masks, read_table, scan_batches
 from manifests.rle import rle_decode
@@ -88,17 +88,16 @@ def build_tiles(root: Path, clips: list[tuple[str, Path]]) -> list[Tile]:
 
 
 def _frame_at(path: Path, index: int) -> tuple[np.ndarray, int]:
-    """Frame `index` of a clip (its last frame if shorter) as RGB uint8, and the index returned. Through PyAV,
-    which stays silent on a damaged file where decord's FFmpeg logs to stderr (same pixels at full size)."""
-    frame, got = None, -1
+    """Frame `index` of a clip (its last frame if shorter) as RGB uint8, and the index returned."""
     try:
-        for got, frame in zip(range(index + 1), iter_pyav(check_file(path))):  # noqa: B007 - the loop keeps the last pair
-            pass
+        frames = frame_index(check_file(path))
+        got = min(index, len(frames) - 1)
+        found = list(iter_frames(path, [got], index=frames)) if got >= 0 else []
     except VideoError as exc:
         raise ManifestError(str(exc)) from None
-    if frame is None:
+    if not found:
         raise ManifestError(f"{path}: no decodable video frames")
-    return frame, got
+    return found[0][1], got
 
 
 def _first_mask(root: Path, obj: dict[str, Any], frame_index: int) -> np.ndarray | None:

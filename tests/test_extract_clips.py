@@ -177,7 +177,7 @@ def test_non_h264_source_is_reencoded_to_h264(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("start", "end"), [(13, 24), (12, 30), (5, 41)])
 def test_non_exact_ranges_are_reencoded_with_exact_count(gop_video: Path, tmp_path: Path, start: int, end: int) -> None:
-    result = extract_clip(gop_video, start, end, tmp_path / "clip.mp4", (W, H), batch_size=8)
+    result = extract_clip(gop_video, start, end, tmp_path / "clip.mp4", (W, H))
     assert result.method == "reencode" and result.frames == end - start
     clip = read_frames(result.uri)
     assert clip.shape[0] == end - start == _decoded_count_pyav(result.uri)
@@ -194,7 +194,7 @@ def test_allow_copy_false_forces_reencode(gop_video: Path, tmp_path: Path) -> No
 def test_reencode_resizes_to_bucket_and_matches_source(writer_video: Path, tmp_path: Path) -> None:
     bucket = resolution_bucket(W, H, buckets=(144,))
     assert bucket == (192, 144)
-    result = extract_clip(writer_video, 5, 25, tmp_path / "small.mp4", bucket, batch_size=6)
+    result = extract_clip(writer_video, 5, 25, tmp_path / "small.mp4", bucket)
     info = probe(result.uri)
     assert (result.method, result.frames, info.frames) == ("reencode", 20, 20)
     assert (info.width, info.height) == (result.width, result.height) == bucket
@@ -215,7 +215,7 @@ def test_failure_mid_write_leaves_no_file(writer_video: Path, tmp_path: Path, mo
     monkeypatch.setattr(extract_module.cv2, "resize", failing_resize)
     out = tmp_path / "out" / "clip.mp4"
     with pytest.raises(MemoryError):
-        extract_clip(writer_video, 0, 20, out, (192, 144), batch_size=4)
+        extract_clip(writer_video, 0, 20, out, (192, 144))
     assert len(calls) == 7
     assert not out.exists() and list(out.parent.iterdir()) == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tracemalloc
 
 import av
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from manifests import ManifestError
 from manifests.media.atomic import atomic_output, temp_path
-from manifests.media.decode import iter_pyav, read_frames, read_preview_run
+from manifests.media.decode import frame_index, iter_frame_batches, iter_frames, read_frames, read_preview_run
 from manifests.media.encode import VideoWriter
 from manifests.media.masks import open_mask_file, write_mask_file
 from manifests.media.probe import VideoError, probe
@@ -86,22 +87,66 @@ def test_clip_file_and_its_folders_are_fsynced_before_it_appears(tmp_path, synce
     assert synced[:3] == [temp, str(path.parent), str(path.parent.parent)]
 
 
-def test_decord_and_pyav_decode_the_same_full_size_pixels(clip):
-    """The contact sheet reads its frames through read_frames (decord) where it used PyAV: same pixels."""
-    assert probe(clip).backend == "decord"
-    pyav = np.stack(list(iter_pyav(clip)))
-    assert pyav.shape == (T, H, W, 3)
-    assert np.array_equal(read_frames(clip), pyav)
-    assert np.array_equal(read_frames(clip, [7, 2, 7]), pyav[[7, 2, 7]])
+def test_decoded_pixels_equal_decords_at_full_size_and_scaled(clip):
+    """decord decoded every frame before the switch to PyAV's streaming reads: the values computed from
+    frames stay the same only if the pixels do, at full size and through the decoder-side resize."""
+    import decord
+
+    for size in (None, (40, 22), (64, 36)):
+        kwargs = {} if size is None else {"width": size[0], "height": size[1]}
+        reader = decord.VideoReader(str(clip), ctx=decord.cpu(0), **kwargs)
+        for idx in ([0, 1, 2], [7, 2, 7], list(range(T))):
+            expected = reader.get_batch(idx).asnumpy()
+            assert np.array_equal(read_frames(clip, idx, *(size or (None, None))), expected), (size, idx)
 
 
-def test_preview_run_scales_in_one_pass_and_stops_at_the_video_end(clip):
-    with av.open(str(clip)) as container:
-        one_pass = [f.to_ndarray(width=40, height=22, format="rgb24") for f in container.decode(video=0)]
-    assert np.array_equal(read_preview_run(clip, 3, 4, (40, 22)), np.stack(one_pass[3:7]))
-    assert np.array_equal(read_preview_run(clip, 10, 8, (40, 22)), np.stack(one_pass[10:]))  # 2 of 8 left
+def test_preview_run_is_read_frames_of_the_run_and_stops_at_the_video_end(clip):
+    assert np.array_equal(read_preview_run(clip, 3, 4, (40, 22)), read_frames(clip, range(3, 7), 40, 22))
+    assert np.array_equal(read_preview_run(clip, 10, 8, (40, 22)), read_frames(clip, [10, 11], 40, 22))  # 2 of 8 left
     with pytest.raises(VideoError, match="no decodable frames from frame 12"):
         read_preview_run(clip, T, 3, (40, 22))
+
+
+@pytest.fixture(scope="module")
+def long_video(tmp_path_factory):
+    """1,200 frames with a keyframe every 40: long enough that a read holding the video would show."""
+    path = tmp_path_factory.mktemp("media") / "long.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"preset": "ultrafast", "g": "40", "keyint_min": "40", "bf": "2"}
+        for t in range(1200):
+            frame = np.full((48, 64, 3), (t * 7) % 256, np.uint8)
+            frame[:, (t % 64)] = 255 - frame[0, 0]  # a moving bar: frames differ
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_sparse_reads_seek_and_equal_a_full_decode(long_video):
+    everything = np.stack([rgb for _, rgb in iter_frames(long_video)])  # (1200, 48, 64, 3)
+    assert len(everything) == len(frame_index(long_video)) == 1200
+    for idx in ([1199], [0, 41, 40, 39], [5, 700, 701, 1150], list(range(380, 460, 3))):
+        assert np.array_equal(read_frames(long_video, idx), everything[idx]), idx
+    starts = [first for first, _ in iter_frame_batches(long_video, 16, step=5, start=90, end=400)]
+    assert starts == list(range(90, 400, 80))
+    with pytest.raises(VideoError, match="frame 1200 is outside the video's 1200 frames"):
+        read_frames(long_video, [3, 1200])
+
+
+def test_streaming_a_long_video_holds_only_a_batch(long_video):
+    """Memory per read is bounded by the batch, not the video: the arrays alive at the peak are a batch or
+    two (1,200 frames of 9 KB would be 11 MB)."""
+    tracemalloc.start()
+    try:
+        frames = sum(len(batch) for _, batch in iter_frame_batches(long_video, 8))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert frames == 1200
+    assert peak < 1_000_000, peak
 
 
 def test_writer_counts_its_frames_and_leaves_no_file_without_one(clip, tmp_path):

@@ -19,6 +19,7 @@ from curation.extract import PacketIndex, extract_clip, index_packets, resolutio
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import StageConfig
 from curation.stages.common import reject_failed
+from manifests.media.decode import FrameIndex, frame_index
 from manifests.media.probe import VideoInfo, probe
 
 CLIPS_DIR = "clips"
@@ -38,15 +39,17 @@ def clip_uri(video_id: str, clip_id: str) -> str:
 
 @dataclass(frozen=True)
 class _Source:
-    """A source video's probe and (when a clip of it could be stream-copied) its packet index."""
+    """A source video's probe, its frame index and (when a clip of it could be stream-copied) its packet
+    index: one demux pass either way."""
 
     info: VideoInfo
     index: PacketIndex | None
+    frames: FrameIndex
 
 
 class ExtractStage(Stage):
     name = "extract"
-    version = "1"
+    version = "2"
     resources = Resources(num_cpus=0.5)
     writes = ("clips", "errors")
     Config = ExtractConfig
@@ -74,8 +77,10 @@ class ExtractStage(Stage):
         if source is None:
             info = probe(video["uri"])
             copyable = info.codec == "h264" and tuple(bucket) == (info.width, info.height)
-            source = sources[video["video_id"]] = _Source(info, index_packets(video["uri"]) if copyable else None)
+            index = index_packets(video["uri"]) if copyable else None
+            frames = index.frames() if index is not None else frame_index(video["uri"])
+            source = sources[video["video_id"]] = _Source(info, index, frames)
         uri = clip_uri(clip["video_id"], clip["clip_id"])
         result = extract_clip(video["uri"], clip["start_frame"], clip["end_frame"], root / uri, bucket,
-                              crf=self.config.crf, info=source.info, index=source.index)
+                              crf=self.config.crf, info=source.info, index=source.index, frames=source.frames)
         return {**clip, "uri": uri, "width": result.width, "height": result.height}

@@ -3,8 +3,8 @@
 Per clip: the metadata predicates (width, height, duration) and every configured signal from
 filters/ (luminance, blur, motion, static, slideshow, text overlay via OCR), each a `scores` row with
 the signal's own provenance and `passed` from the thresholds. Frames are decoded from the source
-video's frames of the clip range as each signal's `Sampling` asks (signals with the same sampling
-share one decode), at most at the sampling's short side, and dropped before the next clip. Decoding
+video's frames of the clip range as each signal's `Sampling` asks (one decode of the range serves
+every sampling), at most at the sampling's short side, and dropped before the next clip. Decoding
 the source rather than the extracted file keeps the values exactly reproducible: libx264 output is
 not bit-identical from run to run (mbtree), decoding is. A clip failing any threshold is rejected
 with every reason joined; a clip whose frames cannot be read is an `errors` row.
@@ -22,9 +22,9 @@ from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import JobSettings, StageConfig, owner_error
 from curation.stages.common import reject_failed, usable_clips
 from filters import get_signal
-from filters.base import Sampling, Signal, sample_indices
+from filters.base import Signal, sample_indices
 from filters.thresholds import FilterThresholds, evaluate, reject_reasons
-from manifests.media.decode import read_frames
+from manifests.media.decode import FrameIndex, frame_index, read_frame_sets
 
 METADATA_SIGNALS = ("width", "height", "duration")
 
@@ -82,21 +82,29 @@ class SignalsStage(Stage):
     def process(self, unit: WorkUnit) -> StageOutput:
         clips = usable_clips(unit)
         videos = {v["video_id"]: v for v in unit.rows("videos")}
-        judged, errors = self.isolate(
-            clips, lambda c: self.judge(c, videos[c["video_id"]]), lambda c: c["clip_id"], unit.attempt
-        )
+        indexes: dict[str, FrameIndex] = {}  # one demux pass per source video, not one per clip
+
+        def judge(clip: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            video = videos[clip["video_id"]]
+            if video["video_id"] not in indexes:
+                indexes[video["video_id"]] = frame_index(video["uri"])
+            return self.judge(clip, video, indexes[video["video_id"]])
+
+        judged, errors = self.isolate(clips, judge, lambda c: c["clip_id"], unit.attempt)
         scores = [s for _, rows in judged for s in rows]
         verdicts = [clip for clip, _ in judged] + reject_failed(clips, errors, self.name)
         return StageOutput({"clips": verdicts, "scores": scores, "errors": errors})
 
-    def judge(self, clip: dict[str, Any], video: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    def judge(
+        self, clip: dict[str, Any], video: dict[str, Any], index: FrameIndex
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """The clip with its verdict, and its scores rows."""
         values: dict[str, float] = {
             "width": float(clip["width"]), "height": float(clip["height"]),
             "duration": clip["end_time_s"] - clip["start_time_s"],
         }
         sources: dict[str, Signal | None] = dict.fromkeys(METADATA_SIGNALS)
-        for signal, frames in self._sampled(clip, video):
+        for signal, frames in self._sampled(clip, video, index):
             values[signal.name] = signal.compute(frames, clip["fps"])
             sources[signal.name] = signal
         passed = evaluate(values, self.thresholds)
@@ -109,14 +117,14 @@ class SignalsStage(Stage):
         verdict = {**clip, "status": "rejected" if reasons else "ok", "reject_reason": "; ".join(reasons) or None}
         return verdict, scores
 
-    def _sampled(self, clip: dict[str, Any], video: dict[str, Any]) -> Iterator[tuple[Signal, np.ndarray]]:
-        """Each signal with the frames it asked for; one decode per distinct sampling."""
-        frames_by_sampling: dict[Sampling, np.ndarray] = {}
+    def _sampled(self, clip: dict[str, Any], video: dict[str, Any], index: FrameIndex) -> Iterator[tuple[Signal, np.ndarray]]:
+        """Each signal with the frames it asked for: one decode of the clip's range serves every sampling."""
         start, n = clip["start_frame"], clip["end_frame"] - clip["start_frame"]
+        sets = {
+            signal.sampling: ([start + i for i in sample_indices(n, signal.sampling)],
+                              decode_size(video["width"], video["height"], signal.sampling.short_side))
+            for signal in self.config.signals
+        }
+        frames = read_frame_sets(video["uri"], sets, index)
         for signal in self.config.signals:
-            sampling = signal.sampling
-            if sampling not in frames_by_sampling:
-                w, h = decode_size(video["width"], video["height"], sampling.short_side)
-                indices = [start + i for i in sample_indices(n, sampling)]
-                frames_by_sampling[sampling] = read_frames(video["uri"], indices, w, h)
-            yield signal, frames_by_sampling[sampling]
+            yield signal, frames[signal.sampling]

@@ -43,22 +43,33 @@ class VideoWriter:
 
     def write(self, frame: np.ndarray) -> None:
         """Append one RGB uint8 frame of shape (H, W, 3); H and W must be even (yuv420p)."""
+        self.write_picture(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24"))
+
+    def write_picture(self, picture: av.VideoFrame) -> None:
+        """Append one decoded picture as it is (a yuv420p picture is encoded with no colour conversion).
+
+        Its timestamp and picture type are cleared: the clip has its own clock, and a source keyframe
+        must not force one in the clip."""
         assert self._container is not None, "VideoWriter.write outside its with block"
         if self._stream is None:
-            h, w = frame.shape[:2]
-            if h % 2 or w % 2:
-                raise VideoError(f"{self.path}: frame size {w}x{h} must be even for H.264 yuv420p")
-            rate = Fraction(self.fps).limit_denominator(1001)
-            self._stream = self._container.add_stream("libx264", rate=rate)
-            self._stream.width, self._stream.height = w, h
-            self._stream.pix_fmt = "yuv420p"
-            # mbtree's lookahead is what makes libx264 output differ run to run here; without it the same
-            # frames give the same bytes (a few % larger files at the same crf).
-            self._stream.options = {"crf": str(self.crf), "preset": self.preset, "x264-params": "mbtree=0"}
-        video_frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        for packet in self._stream.encode(video_frame):
+            self._stream = self._add_stream(picture.width, picture.height)
+        picture.pts = None
+        picture.pict_type = av.video.frame.PictureType.NONE
+        for packet in self._stream.encode(picture):
             self._container.mux(packet)
         self.frames_written += 1
+
+    def _add_stream(self, w: int, h: int) -> VideoStream:
+        assert self._container is not None
+        if h % 2 or w % 2:
+            raise VideoError(f"{self.path}: frame size {w}x{h} must be even for H.264 yuv420p")
+        stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        stream.width, stream.height = w, h
+        stream.pix_fmt = "yuv420p"
+        # mbtree's lookahead is what makes libx264 output differ run to run here; without it the same
+        # frames give the same bytes (a few % larger files at the same crf).
+        stream.options = {"crf": str(self.crf), "preset": self.preset, "x264-params": "mbtree=0"}
+        return stream
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -73,3 +73,12 @@ def conversion(bit_depth: int, interlaced: bool, sar: tuple[int, int]) -> str | 
     if Fraction(*sar) != 1:
         steps.append(f"SAR {sar_text(sar)} to square pixels")
     return "; ".join(steps) or None
+
+
+def upright_filters(rotation: int) -> list[tuple[str, str]]:
+    """FFmpeg filters (name, arguments) that turn a stored picture upright, `rotation` being the degrees
+    counterclockwise its display matrix turns it (0, 90, 180 or 270, as `probe` reads it)."""
+    turns: dict[int, list[tuple[str, str]]] = {
+        0: [], 90: [("transpose", "cclock")], 180: [("hflip", ""), ("vflip", "")], 270: [("transpose", "clock")],
+    }
+    return turns[round(rotation / 90) * 90 % 360]
