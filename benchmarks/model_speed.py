@@ -23,10 +23,10 @@ from pathlib import Path
 
 import torch
 
+from isa_model import objective
 from isa_model.config import ModelConfig, load_config
 from isa_model.model import LIVEditor
 from isa_model.model import attention as attention_fn
-from isa_model.train import flow_target
 
 SHAPES = {"train-bucket": (8, 64, 64), "32K": (16, 128, 128), "64K": (32, 128, 128)}  # (frames, H, W) per clip
 
@@ -66,10 +66,13 @@ def train_step(config: str, shape: tuple[int, int, int], attention: str) -> Call
     tokens = model.text.tokenize(["invert the colours"]).cuda()
     t = torch.rand(1, device="cuda")
 
-    def step() -> None:
-        x_t, v = flow_target(x0, torch.randn_like(x0), t)
+    def step() -> None:  # the config's objective (small: the change relative to the source, with its mask)
+        x1 = objective.path_start(c.objective, src, torch.randn_like(x0))
+        x_t, v = objective.path_point(x0, x1, t)
+        mask = objective.change_mask(src, x0) if c.blend_mask else None
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = torch.nn.functional.mse_loss(model(x_t, t, src, model.encode_text(tokens)).float(), v)
+            raw = model(x_t, t, src, model.encode_text(tokens))
+        loss, _ = objective.loss(objective.split_output(raw, c.channels, c.blend_mask), v, mask)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
