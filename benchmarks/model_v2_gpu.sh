@@ -11,6 +11,7 @@
 #     Seed 0 of every variant is scored on the test split (the ablation; noise also sampled from the source
 #     noised to t = 0.6), every QUALITY run (default delta) on the val split (the quality table).
 #   PHASE=quality: resumes the QUALITY runs to TOTAL steps (or TRAIN_S seconds) and scores them on val and test.
+#   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone.
 # DATA: a curated dataset root carried with the call (jobs/configs/train_pairs.yaml); SNAPSHOT: its edit_pairs
 # snapshot JSON, read instead of the Delta log (the device image has no deltalake). Wheels in .whl/ (av,
 # open_clip_torch, ftfy, wcwidth for Python 3.12) are installed once into SITE; a later call on the same
@@ -26,6 +27,10 @@ if [ ! -d "$SITE/av" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
 fi
 export PYTHONPATH=$PWD/$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
+if [ "$PHASE" = speed ]; then  # `small`'s training and sampling steps, ISA vs dense (benchmarks/model_speed.py)
+  python3 benchmarks/model_speed.py --out "$OUT/model_speed.json" --shapes "${SHAPES:-32K,64K}" 2>&1 | tee "$OUT/v2-speed.log"
+  exit
+fi
 declare -A FLAGS=([noise]="--objective noise --blend-mask off" [bridge]="--objective source --blend-mask on"
                   [delta]="--objective delta --blend-mask on" [deltanomask]="--objective delta --blend-mask off")
 declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0)
