@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -85,10 +86,11 @@ class PacketIndex:
     pts: tuple[int, ...]  # presentation timestamps of the video packets, in decode order
     idr: tuple[bool, ...]  # whether each packet holds an IDR picture (decodable with no earlier packet)
     keyframe: tuple[bool, ...]  # whether the demuxer marks each packet a keyframe (a seek point)
+    time_base: Fraction
 
     def frames(self) -> FrameIndex:
         """The same demux pass as a FrameIndex, for decoding ranges of the video."""
-        return FrameIndex.from_packets(self.pts, self.keyframe)
+        return FrameIndex.from_packets(self.pts, self.keyframe, self.time_base)
 
 
 def _nal_types(data: bytes, length_size: int | None) -> Iterator[int]:
@@ -127,7 +129,8 @@ def index_packets(path: str | Path) -> PacketIndex:
                 keyframe.append(bool(packet.is_keyframe))
                 is_idr = ctx.name == "h264" and packet.is_keyframe
                 idr.append(is_idr and _IDR_NAL_TYPE in _nal_types(bytes(packet), length_size))
-            return PacketIndex(ctx.name, ctx.width, ctx.height, tuple(pts), tuple(idr), tuple(keyframe))
+            return PacketIndex(ctx.name, ctx.width, ctx.height, tuple(pts), tuple(idr), tuple(keyframe),
+                               stream.time_base or Fraction(1))
     except av.FFmpegError as exc:
         raise ExtractError(f"{path}: not a readable video ({type(exc).__name__}: {exc})") from None
 
@@ -185,21 +188,33 @@ def _remux(video_path: Path, index: PacketIndex, span: tuple[int, int], out_path
         raise ExtractError(f"{video_path}: stream copy failed ({type(exc).__name__}: {exc})") from None
 
 
+def copyable(info: VideoInfo, bucket: tuple[int, int]) -> bool:
+    """Whether the source's own pictures can be the clip's: H.264, stored at the bucket's size, upright,
+    square pixels, progressive (``copy_span`` then decides per clip)."""
+    return (info.codec == "h264" and tuple(bucket) == (info.width, info.height) and info.sar == (1, 1)
+            and info.rotation == 0 and not info.interlaced)
+
+
 def _reencode(
-    video_path: Path, info: VideoInfo, start: int, end: int, out_path: Path, bucket: tuple[int, int],
-    crf: int, preset: str, index: FrameIndex,
+    video_path: Path, start: int, end: int, out_path: Path, bucket: tuple[int, int], crf: int, preset: str,
+    index: FrameIndex, info: VideoInfo,
 ) -> int:
-    """Decode frames [start, end) one at a time and encode them: pictures already in the bucket's size and
-    in yuv420p go to the encoder as they are (no colour round trip); others are converted to RGB and
-    resized with cv2.INTER_AREA."""
-    converter = RgbConverter()
+    """Decode frames [start, end) one at a time and encode them. Pictures that are already clip pixels
+    (the bucket's size, yuv420p, upright, square, progressive) go to the encoder as they are, with no colour
+    round trip; others are deinterlaced and turned upright, converted to 8-bit RGB and resized to the
+    bucket with cv2.INTER_AREA (which stretches anamorphic pixels square)."""
+    converter = RgbConverter(deinterlace=info.interlaced)
+    as_is = info.sar == (1, 1) and not info.interlaced
     with VideoWriter(out_path, info.fps, crf=crf, preset=preset) as writer:
         for _, picture in iter_decoded(video_path, range(start, end), index):
-            if (picture.width, picture.height) == bucket and picture.format.name == "yuv420p":
+            if as_is and (picture.width, picture.height) == bucket and picture.format.name == "yuv420p" \
+                    and not picture.rotation:
                 writer.write_picture(picture)
                 continue
             for frame in converter.push(picture):
                 writer.write(cv2.resize(frame, bucket, interpolation=cv2.INTER_AREA))
+        for frame in converter.push(None):
+            writer.write(cv2.resize(frame, bucket, interpolation=cv2.INTER_AREA))
     return writer.frames_written
 
 
@@ -229,7 +244,7 @@ def extract_clip(
     width, height = int(bucket[0]), int(bucket[1])
     if width < 2 or height < 2 or width % 2 or height % 2:
         raise ExtractError(f"{src}: bucket {width}x{height} must have even sides >= 2")
-    if allow_copy and (width, height) == (info.width, info.height) and info.codec == "h264":
+    if allow_copy and copyable(info, (width, height)):
         index = index_packets(src) if index is None else index
         span = copy_span(index, start_frame, end_frame) if len(index.pts) == info.frames else None
         if span is not None:
@@ -237,7 +252,7 @@ def extract_clip(
             return ExtractResult(str(out), end_frame - start_frame, width, height, info.fps, "copy")
     if frames is None:
         frames = index.frames() if index is not None else frame_index(src)
-    written = _reencode(src, info, start_frame, end_frame, out, (width, height), crf, preset, frames)
+    written = _reencode(src, start_frame, end_frame, out, (width, height), crf, preset, frames, info)
     if written != end_frame - start_frame:
         out.unlink(missing_ok=True)
         raise ExtractError(f"{src}: decoded {written} of the {end_frame - start_frame} frames [{start_frame}, {end_frame})")

@@ -83,7 +83,7 @@ def test_shots_make_clip_rows_within_the_length_limits_with_detector_provenance(
         seconds = (clip["end_frame"] - clip["start_frame"]) / clip["fps"]
         assert config.shots.min_clip_s <= seconds <= config.shots.max_clip_s
         assert clip["uri"] is None and clip["shot_method"] == "fast"
-        assert clip["stage"] == "shots" and clip["stage_version"].startswith("1+fast-")
+        assert clip["stage"] == "shots" and clip["stage_version"].startswith(f"{ShotsStage.version}+fast-")
         assert clip["clip_id"] == f"{clip['video_id']}-{clip['start_frame']:07d}-{clip['end_frame']:07d}"
 
 

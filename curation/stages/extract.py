@@ -15,11 +15,12 @@ from typing import Any
 
 from pydantic import Field
 
-from curation.extract import PacketIndex, extract_clip, index_packets, resolution_bucket
+from curation.extract import PacketIndex, copyable, extract_clip, index_packets, resolution_bucket
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import StageConfig
 from curation.stages.common import reject_failed
 from manifests.media.decode import FrameIndex, frame_index
+from manifests.media.pixels import conversion
 from manifests.media.probe import VideoInfo, probe
 
 CLIPS_DIR = "clips"
@@ -72,15 +73,16 @@ class ExtractStage(Stage):
     def extract(
         self, clip: dict[str, Any], video: dict[str, Any], root: Path, sources: dict[str, _Source]
     ) -> dict[str, Any]:
-        bucket = resolution_bucket(video["width"], video["height"], self.config.buckets)
+        display = (video.get("display_width") or video["width"], video.get("display_height") or video["height"])
+        bucket = resolution_bucket(*display, self.config.buckets)  # square pixels at the display aspect
         source = sources.get(video["video_id"])
         if source is None:
             info = probe(video["uri"])
-            copyable = info.codec == "h264" and tuple(bucket) == (info.width, info.height)
-            index = index_packets(video["uri"]) if copyable else None
+            index = index_packets(video["uri"]) if copyable(info, bucket) else None
             frames = index.frames() if index is not None else frame_index(video["uri"])
             source = sources[video["video_id"]] = _Source(info, index, frames)
         uri = clip_uri(clip["video_id"], clip["clip_id"])
         result = extract_clip(video["uri"], clip["start_frame"], clip["end_frame"], root / uri, bucket,
                               crf=self.config.crf, info=source.info, index=source.index, frames=source.frames)
-        return {**clip, "uri": uri, "width": result.width, "height": result.height}
+        pixels = conversion(source.info.bit_depth, source.info.interlaced, source.info.sar)
+        return {**clip, "uri": uri, "width": result.width, "height": result.height, "conversion": pixels}

@@ -16,6 +16,7 @@ from curation.registry import FrozenConfig
 from curation.shots import clip_ranges, get_detector
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import StageConfig, owner_error
+from manifests.media.decode import frame_index
 
 
 class ShotsConfig(StageConfig):
@@ -53,7 +54,7 @@ def clip_id(video_id: str, start_frame: int, end_frame: int) -> str:
 
 class ShotsStage(Stage):
     name = "shots"
-    version = "1"
+    version = "2"
     resources = Resources(num_cpus=0.5)
     writes = ("clips", "errors")
     Config = ShotsConfig
@@ -75,12 +76,17 @@ class ShotsStage(Stage):
         detection = self.detector.detect(video["uri"])
         fps = float(detection.fps)
         ranges = clip_ranges(detection, self.config.min_clip_s, self.config.max_clip_s, self.config.trim_frames)
+        index = frame_index(video["uri"]) if video.get("vfr") else None  # frame / fps is wrong where durations vary
+
+        def seconds(frame: int) -> float:
+            return index.seconds(frame) if index is not None else frame / fps
+
         return [
             self.stamp({
                 "clip_id": clip_id(video["video_id"], start, end),
                 "video_id": video["video_id"],
                 "start_frame": start, "end_frame": end,
-                "start_time_s": start / fps, "end_time_s": end / fps,
+                "start_time_s": seconds(start), "end_time_s": seconds(end),
                 "fps": fps, "width": None, "height": None, "uri": None,
                 "shot_method": self.detector.name,
                 "status": "ok", "reject_reason": None, "conversion": None,  # uri, size, conversion: extract's

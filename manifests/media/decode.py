@@ -47,6 +47,7 @@ class FrameIndex:
     pts: np.ndarray  # (N,) int64, ascending
     key_before: np.ndarray  # (N,) int64: the last frame <= i that decoding can start at (0 when none is marked)
     timestamps: bool
+    time_base: Fraction = Fraction(1)
 
     def __len__(self) -> int:
         return len(self.pts)
@@ -59,15 +60,25 @@ class FrameIndex:
         return i if i < len(self.pts) and self.pts[i] == pts else -1
 
     @classmethod
-    def from_packets(cls, pts: Sequence[int | None], keyframe: Sequence[bool]) -> FrameIndex:
+    def from_packets(cls, pts: Sequence[int | None], keyframe: Sequence[bool], time_base: Fraction) -> FrameIndex:
         """The index of a stream whose packets (decode order) carry these timestamps and keyframe flags."""
         timed = [t for t in pts if t is not None]
         if len(timed) < len(pts) or len(set(timed)) < len(timed):
-            return cls(np.arange(len(pts), dtype=np.int64), np.zeros(len(pts), np.int64), timestamps=False)
+            return cls(np.arange(len(pts), dtype=np.int64), np.zeros(len(pts), np.int64), False, time_base)
         order = np.argsort(np.asarray(timed, np.int64), kind="stable")
         key = np.asarray(keyframe, bool)[order]  # (N,) in display order
         key_before = np.maximum.accumulate(np.where(key, np.arange(len(order)), 0))
-        return cls(np.asarray(timed, np.int64)[order], key_before, timestamps=True)
+        return cls(np.asarray(timed, np.int64)[order], key_before, True, time_base)
+
+    def seconds(self, frame: int) -> float:
+        """When frame `frame` (0..N; N is the end of the last frame) is shown, in seconds from the first
+        frame, from the timestamps: right for variable frame rates, where frame / fps is not."""
+        if not self.timestamps or len(self.pts) < 2:
+            raise VideoError("the video's frames carry no usable timestamps")
+        if frame >= len(self.pts):  # the end of the last frame: its start plus the mean frame duration
+            mean = (self.pts[-1] - self.pts[0]) / (len(self.pts) - 1)
+            return float((self.pts[-1] - self.pts[0] + mean * (frame - len(self.pts) + 1)) * self.time_base)
+        return float((self.pts[frame] - self.pts[0]) * self.time_base)
 
     def keyframe_at_or_before(self, frame: int) -> int:
         """The last frame <= `frame` that decoding can start at (0 when none is marked)."""
@@ -83,13 +94,14 @@ def frame_index(path: str | Path) -> FrameIndex:
         with av.open(str(p)) as container:
             if not container.streams.video:
                 raise VideoError(f"{p}: no video stream")
+            time_base = container.streams.video[0].time_base or Fraction(1)
             for packet in container.demux(container.streams.video[0]):
                 if packet.size > 0:
                     pts.append(packet.pts)
                     key.append(bool(packet.is_keyframe))
     except av.FFmpegError as exc:
         raise VideoError(f"{p}: not a readable video ({type(exc).__name__}: {exc})") from None
-    return FrameIndex.from_packets(pts, key)
+    return FrameIndex.from_packets(pts, key, time_base)
 
 
 def iter_decoded(
