@@ -106,4 +106,4 @@ def test_config_validation_and_registry():
         get_detector("nope")
     fast = get_detector("fast")
     assert (fast.name, fast.weights_id) == ("fast", "none")
-    assert FrameSignals(np.zeros((2, N_BINS)), np.zeros((2, THUMB_H * THUMB_W)), np.zeros(2)).__len__() == 2
+    assert len(FrameSignals(np.zeros((2, N_BINS)), np.zeros((2, THUMB_H * THUMB_W)), np.zeros(2), np.zeros(2))) == 2

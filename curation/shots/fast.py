@@ -3,8 +3,11 @@
 Hard cuts: a frame whose change from the previous one (histogram distance + thumbnail distance)
 stands out against the mean change of its neighbours (like PySceneDetect's AdaptiveDetector, but on
 two complementary signals, so same-palette cuts and fast pans are both handled).
-Gradual transitions: over a short window [t-w, t+w] the content changes a lot, yet the middle frame
-is close to the average of the two ends (a dissolve or fade is a linear blend; camera motion is not).
+Gradual transitions, two tests, either suffices: over a short window [t-w, t+w] the content changes
+a lot, yet the middle frame is close to the average of the two ends (a dissolve or fade of still shots is
+a linear blend); or, over a longer window, the content changes, spread over many frames, while the
+structure energy dips in the middle (a blend of two unrelated pictures has about half their edge energy,
+also when both shots pan or zoom, which breaks the linearity of the first test; camera motion keeps it).
 """
 
 from __future__ import annotations
@@ -15,17 +18,19 @@ from pathlib import Path
 import numpy as np
 
 from curation.shots.base import ShotDetection, ShotDetector, ShotError
+from curation.shots.decode import open_small
 from curation.shots.features import (
     DECODE_H,
     DECODE_W,
+    THUMB_H,
+    THUMB_W,
     FrameSignals,
     batch_signals,
     concat_signals,
     hist_distance,
     thumb_distance,
 )
-from manifests.media.decode import iter_frame_batches
-from manifests.media.probe import VideoError, probe
+from manifests.media.probe import VideoError
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,18 @@ class FastConfig:
     grad_min_frames: int = 2  # consecutive candidate centres needed
     black_luma: float = 12.0  # mean grey (0-255) under which a frame counts as black
     fade_min_span: float = 8.0  # grey change across the window for a blend with a black end (a fade ramp)
+    dip_half_s: float = 0.3  # half-window of the structure-dip test (dissolves between moving shots)
+    dip_ratio: float = 0.65  # structure energy at the centre / mean of the window's ends at most this
+    dip_min_ratio: float = 0.8  # ... and / the lower end at most this (a cut to a flatter shot is a step, no dip)
+    dip_min_change: float = 0.3  # histogram + thumbnail change across the dip's window at least this
+    dip_max_step: float = 0.35  # largest one-frame change / summed change across the window (a cut is one step)
+    dip_max_residual: float = 0.6  # the linearity residual of gradual_candidates, on an 8x6 grid, at most this
     batch_size: int = 64
 
     def __post_init__(self) -> None:
-        positive = ("cut_ratio", "cut_min_score", "window_s", "grad_half_s", "grad_min_change", "grad_max_residual")
+        positive = ("cut_ratio", "cut_min_score", "window_s", "grad_half_s", "grad_min_change", "grad_max_residual",
+                    "dip_half_s", "dip_ratio", "dip_min_ratio", "dip_min_change", "dip_max_step",
+                    "dip_max_residual")
         bad = [n for n in positive if getattr(self, n) <= 0]
         if bad or self.min_shot_s < 0 or self.grad_min_frames < 1 or not 0 < self.batch_size <= 512:
             raise ValueError(f"invalid FastConfig values: {bad or self}")
@@ -86,14 +99,41 @@ def gradual_candidates(sig: FrameSignals, w: int, cfg: FastConfig) -> np.ndarray
     out = np.zeros(n, bool)
     if n <= 2 * w:
         return out
-    a, m, b = sig.thumb[: n - 2 * w], sig.thumb[w : n - w], sig.thumb[2 * w :]
+    a, b = sig.thumb[: n - 2 * w], sig.thumb[2 * w :]
     span = np.abs(b - a).mean(axis=1)
-    residual = np.abs(m - 0.5 * (a + b)).mean(axis=1) / (span + 1.0)
+    residual = blend_residual(sig.thumb, w)
     change = hist_distance(sig.hist[2 * w :], sig.hist[: n - 2 * w])
     dark = np.minimum(sig.luma[: n - 2 * w], sig.luma[2 * w :]) < cfg.black_luma  # fade ramps: one end black
     content_change = (change >= cfg.grad_min_change) | (dark & (span > cfg.fade_min_span))
     out[w : n - w] = (residual <= cfg.grad_max_residual) & content_change
     return out
+
+
+def dip_candidates(sig: FrameSignals, change: np.ndarray, w: int, cfg: FastConfig) -> np.ndarray:
+    """Boolean per frame: across [t-w, t+w] the colours change a lot, spread over many frames (no cut), and
+    the structure energy at t dips well under its ends'. Two unrelated pictures blended half and half keep
+    about half their edge energy while camera motion keeps it, so this holds for dissolves between moving
+    shots, where the pixel-linearity test fails."""
+    n = len(sig)
+    out = np.zeros(n, bool)
+    if n <= 2 * w:
+        return out
+    e = sig.edge.astype(np.float64)
+    ea, em, eb = e[: n - 2 * w], e[w : n - w], e[2 * w :]
+    dip = (em <= cfg.dip_ratio * 0.5 * (ea + eb)) & (em <= cfg.dip_min_ratio * np.minimum(ea, eb))
+    moved = hist_distance(sig.hist[2 * w :], sig.hist[: n - 2 * w]) + cfg.thumb_weight * thumb_distance(
+        sig.thumb[2 * w :], sig.thumb[: n - 2 * w]) >= cfg.dip_min_change
+    steps = np.lib.stride_tricks.sliding_window_view(change[1:], 2 * w)  # changes into frames t-w+1 .. t+w
+    spread = steps.max(axis=1) <= cfg.dip_max_step * (steps.sum(axis=1) + 1e-6)
+    coarse = sig.thumb.reshape(n, 6, THUMB_H // 6, 8, THUMB_W // 8).mean(axis=(2, 4)).reshape(n, -1)
+    out[w : n - w] = dip & moved & spread & (blend_residual(coarse, w) <= cfg.dip_max_residual)
+    return out
+
+
+def blend_residual(x: np.ndarray, w: int) -> np.ndarray:
+    """|x[t] - mean(x[t-w], x[t+w])| / (|x[t+w] - x[t-w]| + 1) per centre t in [w, n-w), rows averaged."""
+    a, m, b = x[: len(x) - 2 * w], x[w : len(x) - w], x[2 * w :]
+    return np.abs(m - 0.5 * (a + b)).mean(axis=1) / (np.abs(b - a).mean(axis=1) + 1.0)
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -102,10 +142,14 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def gradual_transitions(sig: FrameSignals, w: int, cfg: FastConfig, min_gap: int) -> list[tuple[int, int]]:
-    """Runs of blend candidates (plus black frames) widened by w, merged when closer than min_gap."""
+def gradual_transitions(
+    sig: FrameSignals, change: np.ndarray, w: int, wd: int, cfg: FastConfig, min_gap: int
+) -> list[tuple[int, int]]:
+    """Runs of blend candidates (half-window w) and of structure dips (half-window wd), each widened by its
+    half-window, plus black frames, merged when closer than min_gap."""
     cand = gradual_candidates(sig, w, cfg)
     spans = [(a - w, b + w) for a, b in runs(cand) if b - a >= cfg.grad_min_frames]
+    spans += [(a - wd, b + wd) for a, b in runs(dip_candidates(sig, change, wd, cfg)) if b - a >= cfg.grad_min_frames]
     spans += [(a, b) for a, b in runs(sig.luma < cfg.black_luma)]
     spans = [(max(0, a), min(len(sig), b)) for a, b in sorted(spans)]
     merged: list[list[int]] = []
@@ -132,7 +176,8 @@ def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotD
     ratio = adaptive_ratio(change, max(1, round(cfg.window_s * fps)))
     cuts = hard_cuts(change, ratio, cfg, min_gap)
     w = max(1, round(cfg.grad_half_s * fps))
-    transitions = gradual_transitions(sig, w, cfg, min_gap)
+    wd = max(w + 1, round(cfg.dip_half_s * fps))
+    transitions = gradual_transitions(sig, change, w, wd, cfg, min_gap)
     # a cut inside (or touching) a gradual transition is its steepest frame, not a second boundary
     cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in transitions)]
     # a transition running into the first or last frame (opening fade-in, closing fade-out) starts no shot
@@ -142,7 +187,7 @@ def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotD
 
 class FastDetector(ShotDetector):
     name = "fast"
-    version = "1.0"
+    version = "1.1"
     config: FastConfig
 
     def __init__(self, config: FastConfig) -> None:
@@ -152,9 +197,8 @@ class FastDetector(ShotDetector):
     def signals(self, video_path: str | Path) -> tuple[float, FrameSignals]:
         """(fps, per-frame signals), decoded at 64x36 in streamed batches; about 3.3 KB a frame is kept."""
         try:
-            fps = probe(video_path).fps
-            batches = iter_frame_batches(video_path, self.config.batch_size, width=DECODE_W, height=DECODE_H)
-            sig = concat_signals(batch_signals(b) for _, b in batches)
+            with open_small(video_path, DECODE_W, DECODE_H, self.config.batch_size) as (fps, batches):
+                sig = concat_signals(batch_signals(b) for b in batches)
         except VideoError as exc:
             raise ShotError(str(exc)) from None
         if len(sig) == 0:

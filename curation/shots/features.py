@@ -1,8 +1,10 @@
 """Per-frame signals for the fast shot detector, computed on small decoded frames in batches.
 
-Three cheap signals per frame: a joint HSV colour histogram (robust to motion, blind to same-palette
-cuts), a grey thumbnail (sees layout changes; also the pixel-linearity test of dissolves and fades)
-and the mean luminance (fades to black). They are tiny (a few hundred floats a frame), so a whole
+Four cheap signals per frame: a joint HSV colour histogram (robust to motion, blind to same-palette
+cuts), a grey thumbnail (sees layout changes; also the pixel-linearity test of dissolves and fades),
+the mean luminance (fades to black) and the structure energy, the mean squared grey gradient: a blend
+of two unrelated pictures has about half their edge energy, whichever way the camera moves in each, so
+it dips in the middle of a dissolve. They are tiny (a few hundred floats a frame), so a whole
 video's signals stay in memory while its frames stream through.
 """
 
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-DECODE_W, DECODE_H = 64, 36  # decoder-side resize (decord): the detector never sees full-res pixels
+DECODE_W, DECODE_H = 64, 36  # scaled in the decoder (curation.shots.decode): the detector never sees full-res pixels
 THUMB_W, THUMB_H = 32, 18
 H_BINS, S_BINS, V_BINS = 16, 4, 4
 N_BINS = H_BINS * S_BINS * V_BINS
@@ -25,6 +27,7 @@ class FrameSignals:
     hist: np.ndarray  # (N, N_BINS) float32, rows sum to 1
     thumb: np.ndarray  # (N, THUMB_H * THUMB_W) float32 grey in [0, 255]
     luma: np.ndarray  # (N,) float32 mean grey in [0, 255]
+    edge: np.ndarray  # (N,) float32 mean squared grey gradient (x and y forward differences)
 
     def __len__(self) -> int:
         return len(self.luma)
@@ -40,15 +43,21 @@ def batch_signals(frames: np.ndarray) -> FrameSignals:
     hist = np.bincount(idx.reshape(-1), minlength=t * N_BINS).reshape(t, N_BINS).astype(np.float32) / (h * w)
     grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # (T, H, W)
     thumb = np.stack([cv2.resize(g, (THUMB_W, THUMB_H), interpolation=cv2.INTER_AREA).reshape(-1) for g in grey])
-    return FrameSignals(hist, thumb, grey.mean(axis=(1, 2)))
+    return FrameSignals(hist, thumb, grey.mean(axis=(1, 2)), structure_energy(grey))
+
+
+def structure_energy(grey: np.ndarray) -> np.ndarray:
+    """Mean squared forward difference along x and y of each grey frame (T, H, W)."""
+    dx, dy = np.diff(grey, axis=2), np.diff(grey, axis=1)
+    return np.square(dx).mean(axis=(1, 2)) + np.square(dy).mean(axis=(1, 2))
 
 
 def concat_signals(parts: Iterable[FrameSignals]) -> FrameSignals:
     parts = list(parts)
     if not parts:
         empty = np.zeros(0, np.float32)
-        return FrameSignals(np.zeros((0, N_BINS), np.float32), np.zeros((0, THUMB_H * THUMB_W), np.float32), empty)
-    return FrameSignals(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("hist", "thumb", "luma")))
+        return FrameSignals(np.zeros((0, N_BINS), np.float32), np.zeros((0, THUMB_H * THUMB_W), np.float32), empty, empty)
+    return FrameSignals(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("hist", "thumb", "luma", "edge")))
 
 
 def hist_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
