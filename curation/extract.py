@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from pathlib import Path
 
 import av
@@ -92,6 +93,13 @@ class PacketIndex:
         """The same demux pass as a FrameIndex, for decoding ranges of the video."""
         return FrameIndex.from_packets(self.pts, self.keyframe, self.time_base)
 
+    @cached_property
+    def decode_position(self) -> np.ndarray | None:
+        """(N,) where display frame i sits in decode order; None where timestamps repeat (frames cannot be
+        told apart, so nothing is copied)."""
+        pts = np.asarray(self.pts, np.int64)
+        return np.argsort(pts, kind="stable") if len(np.unique(pts)) == len(pts) else None
+
 
 def _nal_types(data: bytes, length_size: int | None) -> Iterator[int]:
     """NAL unit types in one H.264 packet: AVCC (length-prefixed, as in mp4) or Annex B (start codes)."""
@@ -143,18 +151,42 @@ def copy_span(index: PacketIndex, start_frame: int, end_frame: int) -> tuple[int
     B-frame reordering) and the run starts with an IDR picture (so nothing before it is referenced).
     The whole stream is always exact. Streams with repeated pts are never copied (packets are picked by pts).
     """
-    n = len(index.pts)
-    if index.codec != "h264" or not 0 <= start_frame < end_frame <= n or len(set(index.pts)) != n:
+    n, position = len(index.pts), index.decode_position
+    if index.codec != "h264" or position is None or not 0 <= start_frame < end_frame <= n:
         return None
     if start_frame == 0 and end_frame == n:
         return 0, n
-    display_rank = np.empty(n, np.int64)
-    display_rank[np.argsort(np.asarray(index.pts), kind="stable")] = np.arange(n)
-    positions = np.flatnonzero((display_rank >= start_frame) & (display_rank < end_frame))
-    a, b = int(positions[0]), int(positions[-1]) + 1
-    if b - a != len(positions) or not index.idr[a] or display_rank[a] != start_frame:
+    run = position[start_frame:end_frame]  # (end - start,) decode positions of the clip's frames
+    a, b = int(run.min()), int(run.max()) + 1
+    if b - a != end_frame - start_frame or not index.idr[a] or int(run[0]) != a:
         return None
     return a, b
+
+
+def keyframe_aligned(
+    index: PacketIndex, start: int, end: int, slack: int, min_frames: int, back: int = 0, forward: int = 0
+) -> tuple[int, int] | None:
+    """The longest range near [start, end) with at least `min_frames` frames that can be stream-copied (see
+    ``copy_span``), or None. It starts on an IDR picture at most `slack` frames after `start`, or up to `back`
+    frames before it, and ends at most `slack` frames before `end`, or up to `forward` frames after it where
+    the frame it stops before is an IDR picture (or the video ends).
+
+    `back` and `forward` give back frames trimmed at a shot boundary: an encoder puts an IDR picture at most
+    scene cuts, and where it put one on our cut, the two detectors agree on the exact frame. A clip then
+    loses at most a fraction of a second and extraction neither decodes nor encodes it."""
+    position = index.decode_position
+    n = len(index.pts)
+    if position is None:
+        return None
+    for s in range(max(0, start - back), min(start + slack, end - min_frames) + 1):
+        if not index.idr[int(position[s])]:
+            continue
+        for e in range(min(n, end + forward), max(end - slack, s + min_frames) - 1, -1):
+            if end < e < n and not index.idr[int(position[e])]:  # the video's end is a boundary too
+                continue
+            if copy_span(index, s, e) is not None:
+                return s, e
+    return None
 
 
 def _remux(video_path: Path, index: PacketIndex, span: tuple[int, int], out_path: Path) -> None:

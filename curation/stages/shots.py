@@ -3,20 +3,27 @@
 The detector (fast or TransNetV2, by config) is loaded once per worker in `setup()`; each clip row
 carries the detector's model name and weights id as provenance. Clip ranges come from the pure
 `clip_ranges` (min/max clip length, frames trimmed at each boundary, transition frames dropped).
+
+With `keyframe_snap_s` > 0, a clip of a source that extraction could stream-copy (H.264 at a bucket's size,
+square pixels, upright, progressive) is moved inside its range, at most that much at each end, to start on an
+IDR picture and end where the copy is exact: extraction then neither decodes nor encodes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from curation.extract import DEFAULT_BUCKETS, copyable, index_packets, keyframe_aligned, resolution_bucket
 from curation.registry import FrozenConfig
-from curation.shots import clip_ranges, get_detector
+from curation.shots import ShotDetection, clip_ranges, get_detector
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
-from curation.stage_config import StageConfig, owner_error
+from curation.stage_config import JobSettings, StageConfig, owner_error
 from manifests.media.decode import frame_index
+from manifests.media.probe import probe
 
 
 class ShotsConfig(StageConfig):
@@ -27,6 +34,7 @@ class ShotsConfig(StageConfig):
     min_clip_s: float = Field(1.0, gt=0)
     max_clip_s: float = Field(10.0, gt=0)
     trim_frames: int = Field(2, ge=0)
+    keyframe_snap_s: float = Field(0.0, ge=0, le=5)
     _detector_config: FrozenConfig = PrivateAttr()
 
     @model_validator(mode="after")
@@ -59,10 +67,17 @@ class ShotsStage(Stage):
     writes = ("clips", "errors")
     Config = ShotsConfig
 
-    def __init__(self, config: ShotsConfig) -> None:
+    def __init__(self, config: ShotsConfig, buckets: tuple[int, ...] = DEFAULT_BUCKETS) -> None:
         super().__init__()
         self.config = config
+        self.buckets = buckets  # extraction's: snapping to keyframes pays only where a clip can be copied
         self.detector = get_detector(config.detector, config.detector_config)
+
+    @classmethod
+    def from_job(cls, job: JobSettings) -> ShotsStage:
+        config, extract = job.section(cls.name), job.section("extract")
+        assert isinstance(config, ShotsConfig), "the job config holds the shots section (the stage is not optional)"
+        return cls(config, tuple(getattr(extract, "buckets", DEFAULT_BUCKETS)))
 
     def setup(self) -> None:
         self.detector.setup()
@@ -75,7 +90,10 @@ class ShotsStage(Stage):
     def clip_rows(self, video: dict[str, Any]) -> list[dict[str, Any]]:
         detection = self.detector.detect(video["uri"])
         fps = float(detection.fps)
-        ranges = clip_ranges(detection, self.config.min_clip_s, self.config.max_clip_s, self.config.trim_frames)
+        if self.config.keyframe_snap_s > 0:
+            ranges = self.keyframe_aligned(video, detection)
+        else:
+            ranges = clip_ranges(detection, self.config.min_clip_s, self.config.max_clip_s, self.config.trim_frames)
         index = frame_index(video["uri"]) if video.get("vfr") else None  # frame / fps is wrong where durations vary
 
         def seconds(frame: int) -> float:
@@ -93,3 +111,50 @@ class ShotsStage(Stage):
             }, source=self.detector)
             for start, end in ranges
         ]
+
+    def keyframe_aligned(self, video: dict[str, Any], detection: ShotDetection) -> list[tuple[int, int]]:
+        """`clip_ranges`, but long shots split at IDR pictures and each piece moved to where a stream copy of
+        it is exact, where the source allows one and such a range lies within `keyframe_snap_s` of both ends
+        (or on the shot boundary it was trimmed from); pieces that cannot be are as `clip_ranges` makes them."""
+        cfg = self.config
+        info = probe(video["uri"])
+        display = (video.get("display_width") or info.width, video.get("display_height") or info.height)
+        if not copyable(info, resolution_bucket(*display, self.buckets)):
+            return clip_ranges(detection, cfg.min_clip_s, cfg.max_clip_s, cfg.trim_frames)
+        index = index_packets(video["uri"])
+        fps = detection.fps
+        slack, min_frames = round(cfg.keyframe_snap_s * fps), math.ceil(cfg.min_clip_s * fps - 1e-9)
+        max_frames = math.floor(cfg.max_clip_s * fps + 1e-9)
+        position = index.decode_position
+        idr = [] if position is None else [i for i in range(len(position)) if index.idr[int(position[i])]]
+        shot_starts = {0, *detection.cuts, *(e for _, e in detection.transitions)}
+        shot_ends = {detection.frames, *detection.cuts, *(s for s, _ in detection.transitions)}
+        whole_shots = clip_ranges(detection, cfg.min_clip_s, detection.frames / fps + 1, cfg.trim_frames)
+        out = []
+        for a, b in whole_shots:
+            back = cfg.trim_frames if a - cfg.trim_frames in shot_starts else 0
+            forward = cfg.trim_frames if b + cfg.trim_frames in shot_ends else 0
+            pieces = split_at_keyframes(a - back, b + forward, idr, min_frames, max_frames)
+            for k, (pa, pb) in enumerate(pieces):
+                first, last = k == 0, k == len(pieces) - 1
+                start, end = (a if first else pa), (b if last else pb)  # trimmed frames only where an IDR says so
+                found = keyframe_aligned(index, start, end, slack, min_frames, back if first else 0,
+                                         forward if last else 0)
+                out.append(found or (start, end))
+        return [(a, b) for a, b in out if b - a >= min_frames]
+
+
+def split_at_keyframes(start: int, end: int, keyframes: list[int], min_frames: int, max_frames: int) -> list[tuple[int, int]]:
+    """[start, end) cut into pieces of at most `max_frames`, each cut on the farthest keyframe that keeps the
+    piece between `min_frames` and `max_frames` long, or (where none does) into near-equal parts."""
+    pieces, a = [], start
+    while end - a > max_frames:
+        fitting = [k for k in keyframes if a + min_frames <= k <= a + max_frames and end - k >= min_frames]
+        if fitting:
+            cut = fitting[-1]
+        else:
+            cut = a + round((end - a) / math.ceil((end - a) / max_frames))
+        pieces.append((a, cut))
+        a = cut
+    pieces.append((a, end))
+    return pieces
