@@ -14,7 +14,7 @@ Clips carry the video stream only (no audio). Both paths write a temp name and r
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
@@ -27,13 +27,11 @@ import numpy as np
 from manifests.media.atomic import atomic_output
 from manifests.media.decode import FrameIndex, RgbConverter, frame_index, iter_decoded
 from manifests.media.encode import VideoWriter
+from manifests.media.h264 import holds_idr, nal_length_size
 from manifests.media.probe import VideoError, VideoInfo, probe
 
 DEFAULT_BUCKETS: tuple[int, ...] = (144, 240, 360, 480, 720, 1080)
 """Short-side sizes (pixels) clips are resized to."""
-
-_IDR_NAL_TYPE = 5
-
 
 class ExtractError(VideoError):
     """A clip could not be extracted; one line naming the file and the problem."""
@@ -101,20 +99,6 @@ class PacketIndex:
         return np.argsort(pts, kind="stable") if len(np.unique(pts)) == len(pts) else None
 
 
-def _nal_types(data: bytes, length_size: int | None) -> Iterator[int]:
-    """NAL unit types in one H.264 packet: AVCC (length-prefixed, as in mp4) or Annex B (start codes)."""
-    if length_size is None:
-        for chunk in data.replace(b"\x00\x00\x00\x01", b"\x00\x00\x01").split(b"\x00\x00\x01")[1:]:
-            if chunk:
-                yield chunk[0] & 0x1F
-        return
-    pos = 0
-    while pos + length_size < len(data):
-        size = int.from_bytes(data[pos : pos + length_size], "big")
-        yield data[pos + length_size] & 0x1F
-        pos += length_size + size
-
-
 def index_packets(path: str | Path) -> PacketIndex:
     """Demux the first video stream and record each packet's pts and whether it is an IDR picture."""
     try:
@@ -123,8 +107,7 @@ def index_packets(path: str | Path) -> PacketIndex:
                 raise ExtractError(f"{path}: no video stream")
             stream = container.streams.video[0]
             ctx = stream.codec_context
-            extradata = ctx.extradata or b""
-            length_size = (extradata[4] & 3) + 1 if len(extradata) > 4 and extradata[0] == 1 else None
+            length_size = nal_length_size(ctx.extradata)
             pts: list[int] = []
             idr: list[bool] = []
             keyframe: list[bool] = []
@@ -136,7 +119,7 @@ def index_packets(path: str | Path) -> PacketIndex:
                 pts.append(int(packet.pts))
                 keyframe.append(bool(packet.is_keyframe))
                 is_idr = ctx.name == "h264" and packet.is_keyframe
-                idr.append(is_idr and _IDR_NAL_TYPE in _nal_types(bytes(packet), length_size))
+                idr.append(is_idr and holds_idr(memoryview(packet), length_size))
             return PacketIndex(ctx.name, ctx.width, ctx.height, tuple(pts), tuple(idr), tuple(keyframe),
                                stream.time_base or Fraction(1))
     except av.FFmpegError as exc:

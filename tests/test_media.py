@@ -158,3 +158,23 @@ def test_writer_counts_its_frames_and_leaves_no_file_without_one(clip, tmp_path)
     with VideoWriter(tmp_path / "empty.mp4", fps=24) as writer:
         pass
     assert writer.frames_written == 0 and [p.name for p in tmp_path.iterdir()] == ["copy.mp4"]
+
+
+def test_non_reference_b_frames_are_told_apart_from_the_pictures_others_need(long_video):
+    """Sparse reads skip packets `is_disposable` accepts, so it must accept only pictures no other references:
+    B-frames here (x264 with 2 B-frames and a B-pyramid keeps one of them as a reference), never I or P."""
+    from manifests.media.h264 import is_disposable, nal_length_size
+
+    with av.open(str(long_video)) as container:
+        stream = container.streams.video[0]
+        size = nal_length_size(stream.codec_context.extradata)
+        kinds = {}
+        for packet in container.demux(stream):
+            if packet.size:
+                kinds[packet.pts] = is_disposable(memoryview(packet), size)
+        disposable = sum(kinds.values())
+    assert 0 < disposable < len(kinds) / 2
+    with av.open(str(long_video)) as container:
+        for frame in container.decode(video=0):
+            if frame.pict_type in (av.video.frame.PictureType.I, av.video.frame.PictureType.P):
+                assert not kinds[frame.pts], frame.pts

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,6 +27,7 @@ import av
 import av.filter
 import numpy as np
 
+from manifests.media.h264 import is_disposable, nal_length_size
 from manifests.media.pixels import DEINTERLACER, DEINTERLACER_ARGS, upright_filters
 from manifests.media.probe import VideoError, check_file
 
@@ -110,13 +111,15 @@ def iter_decoded(
     """(frame number, decoded picture) for each of `frames` (ascending, unique), in order.
 
     Seeks to the keyframe before a wanted frame whenever that keyframe lies past what has been decoded,
-    so sparse frames of a long video cost a GOP each, not the frames between them. Ends early (no
-    error) where the video holds fewer frames than asked for; callers that need them all check.
+    so sparse frames of a long video cost a GOP each, not the frames between them; in H.264, pictures that
+    are neither wanted nor referenced by others (non-reference B-frames) are not decoded at all. Ends early
+    (no error) where the video holds fewer frames than asked for; callers that need them all check.
     """
     p = check_file(path)
     index = frame_index(p) if index is None else index
-    wanted = iter(frames)
-    target = next(wanted, None)
+    numbers = list(frames)
+    wanted, targets = set(numbers), iter(numbers)
+    target = next(targets, None)
     if target is None:
         return
     try:
@@ -124,27 +127,43 @@ def iter_decoded(
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             stream.codec_context.thread_count = DECODER_THREADS
+            length_size = nal_length_size(stream.codec_context.extradata)
+
+            def skip(packet: av.Packet[av.VideoStream]) -> bool:  # a picture nobody needs: not wanted, not a reference
+                return index.number(packet.pts) not in wanted and is_disposable(memoryview(packet), length_size)
+
+            sparse = index.timestamps and stream.codec_context.name == "h264" and len(wanted) < len(index)
             decoded, count = -1, -1  # last frame number out of the decoder; frames out since the last seek
             while target is not None:
                 key = index.keyframe_at_or_before(target) if index.timestamps else 0
                 if index.timestamps and (decoded < key or decoded >= target) and target > 0:
                     container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
-                for frame in container.decode(stream):
+                for frame in _pictures(container, stream, skip if sparse else None):
                     count += 1
                     decoded = index.number(frame.pts) if index.timestamps else count
                     if decoded < target:
                         continue
                     while target is not None and target < decoded:  # a frame the decoder skipped
-                        target = next(wanted, None)
+                        target = next(targets, None)
                     if target == decoded:
                         yield decoded, frame
-                        target = next(wanted, None)
+                        target = next(targets, None)
                     if target is None or (index.timestamps and index.keyframe_at_or_before(target) > decoded + 1):
                         break  # done, or the next wanted frame is reached faster by seeking
                 else:
                     return  # the stream ended
     except av.FFmpegError as exc:
         raise VideoError(f"{p}: decode failed ({type(exc).__name__}: {exc})") from None
+
+
+def _pictures(
+    container: av.container.InputContainer, stream: av.VideoStream, skip: Callable[[av.Packet[av.VideoStream]], bool] | None
+) -> Iterator[av.VideoFrame]:
+    """Decoded pictures of `stream` from the container's position on, leaving out packets `skip` rejects."""
+    for packet in container.demux(stream):
+        if packet.size and skip is not None and skip(packet):
+            continue
+        yield from packet.decode()
 
 
 class RgbConverter:
