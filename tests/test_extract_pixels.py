@@ -152,3 +152,31 @@ def test_variable_frame_rate_clips_carry_the_times_their_frames_are_shown(tmp_pa
     cfr = stage.clip_rows({**video, "vfr": False})  # the same frames on the constant clock: times differ
     assert [c["start_frame"] for c in cfr] == [c["start_frame"] for c in clips]
     assert any(abs(a["start_time_s"] - b["start_time_s"]) > 0.5 for a, b in zip(cfr, clips))
+
+
+def test_reads_of_an_interlaced_source_are_deinterlaced_for_the_signals(tmp_path):
+    """Fields shot half a frame apart comb a moving edge; the signals stage reads its frames deinterlaced."""
+    from manifests.media.decode import read_frame_sets
+
+    path = tmp_path / "fields.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"flags": "+ilme+ildct", "x264-params": "tff=1"})
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        for t in range(T):
+            frame = np.full((H, W, 3), 40, np.uint8)
+            frame[0::2, 20 + 8 * t : 60 + 8 * t] = 220  # top field at time t
+            frame[1::2, 24 + 8 * t : 64 + 8 * t] = 220  # bottom field half a frame later
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+    def combing(frames: np.ndarray) -> float:  # neighbouring rows (other field) vs rows two apart (same field)
+        grey = frames.astype(np.float32).mean(axis=-1)
+        return float(np.abs(grey[:, 1:-1] - grey[:, 2:]).mean() / (np.abs(grey[:, :-2] - grey[:, 2:]).mean() + 1e-6))
+
+    sets = {"raw": (range(2, 10), None)}
+    raw = read_frame_sets(path, sets)["raw"]
+    deinterlaced = read_frame_sets(path, sets, deinterlace=True)["raw"]
+    assert raw.shape == deinterlaced.shape == (8, H, W, 3)
+    assert combing(deinterlaced) < 0.6 * combing(raw)

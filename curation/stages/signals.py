@@ -125,6 +125,6 @@ class SignalsStage(Stage):
                               decode_size(video["width"], video["height"], signal.sampling.short_side))
             for signal in self.config.signals
         }
-        frames = read_frame_sets(video["uri"], sets, index)
+        frames = read_frame_sets(video["uri"], sets, index, deinterlace=bool(video.get("interlaced")))
         for signal in self.config.signals:
             yield signal, frames[signal.sampling]
