@@ -8,7 +8,7 @@ Generates H.264 sources (a 10-minute 1080p30 one and a 4K one by default: textur
 - through Ray: the whole job (`python -m jobs.curate`), its process tree sampled with psutil: peak RSS per
   stage actor (bar: <= 2 GiB each, as in-process).
 
-    python benchmarks/real_footage.py --minutes 10 --uhd-seconds 20 --work DIR   # JSON: benchmarks/results/
+    python benchmarks/real_footage.py --minutes 10 --uhd-seconds 20 --ray-snap-s 0.5 --work DIR   # JSON: benchmarks/results/
 """
 
 from __future__ import annotations
@@ -162,7 +162,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the 1080p30 source")
     parser.add_argument("--uhd-seconds", type=float, default=20.0, help="length of the 2160p30 source (0: none)")
     parser.add_argument("--work", type=Path, default=None, help="folder for sources and outputs (kept; default: a temp folder)")
-    parser.add_argument("--no-ray", action="store_true", help="skip the Ray runs")
+    parser.add_argument("--ray-snap-s", type=float, nargs="*", default=None,
+                        help="the keyframe_snap_s values also run through Ray (default: all; none: no Ray runs)")
     parser.add_argument("--keyframe-snap-s", type=float, nargs="+", default=[0.0, 0.5],
                         help="shots.keyframe_snap_s values to run (0: exact shot boundaries, every clip re-encoded)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/real_footage.json")
@@ -186,7 +187,7 @@ def main() -> None:
             result = {"source": label, "seconds": seconds, "width": width, "height": height, "keyframe_snap_s": snap_s,
                       "stages": stages, "clips": clips, "realtime_per_core": round(seconds / cpu, 3),
                       "peak_rss_mib": max(r["peak_rss_mib"] for r in stages)}
-            if not args.no_ray:
+            if args.ray_snap_s is None or snap_s in args.ray_snap_s:
                 result["ray"] = measure_ray(work, source, snap_s)
             results.append(result)
             print_result(result)
