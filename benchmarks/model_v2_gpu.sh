@@ -14,7 +14,7 @@
 #   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone.
 # DATA: a curated dataset root carried with the call (jobs/configs/train_pairs.yaml); SNAPSHOT: its edit_pairs
 # snapshot JSON, read instead of the Delta log (the device image has no deltalake). Wheels in .whl/ (av,
-# open_clip_torch, ftfy, wcwidth for Python 3.12) are installed once into SITE; a later call on the same
+# open_clip_torch, ftfy, wcwidth, pycocotools for Python 3.12) are installed once into SITE; a later call on the same
 # machine finds them there. Writes $OUT/v2-<phase>.log and $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
 # CONFIG (default small) lets the same script run on the CPU with tiny, as a check of the script itself.
 set -uo pipefail
@@ -23,7 +23,7 @@ PHASE=${PHASE:-ablation}
 RUNS=${RUNS:-out/v2-runs}
 SITE=${SITE:-out/v2-site}
 : "${DATA:?DATA: the curated dataset root}" "${SNAPSHOT:?SNAPSHOT: its edit_pairs snapshot JSON}"
-if [ ! -d "$SITE/av" ]; then
+if [ ! -d "$SITE/av" ] || [ ! -d "$SITE/pycocotools" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
 fi
 export PYTHONPATH=$PWD/$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
