@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
     t.add_argument("--attention", choices=("isa", "dense"), help="override model.attention")
     t.add_argument("--context-cache", action="store_true", help="train in context K/V cache mode")
+    t.add_argument("--compile", choices=("on", "off"),
+                   help="override model.compile (torch.compile of each block's element-wise work)")
     v = sub.add_parser("validate", help="sample the val split and score it")
     v.add_argument("--ckpt", required=True, help="a checkpoint folder or a run's checkpoints/ folder")
     v.add_argument("--out", required=True)
@@ -78,6 +80,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["model"]["attention"] = args.attention
     if args.context_cache:
         changes["model"]["context_cache"] = True
+    if args.compile:
+        changes["model"]["compile"] = args.compile == "on"
     return changes
 
 

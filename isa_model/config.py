@@ -63,6 +63,7 @@ class ModelConfig:
     context_cache: bool = False  # source tokens at timestep 0, attending only to source (cacheable K/V)
     objective: str = "noise"  # "noise" (rectified flow), "source" (bridge) or "delta" (change): objective.py
     blend_mask: bool = False  # also predict where the edit acts; velocity = mask * u ("source", "delta" only)
+    compile: bool = False  # torch.compile each block's element-wise work around its attention call (model.py)
     isa: IsaSettings = field(default_factory=IsaSettings)
     text_model: str = "ViT-B-32"  # open_clip config whose text tower and tokenizer are used
     text_width: int = 0  # 0: the open_clip config's own; else override (tiny towers for tests)
@@ -83,6 +84,8 @@ class ModelConfig:
         if self.blend_mask and self.objective not in STARTS_AT_SOURCE:
             raise ConfigError("model.blend_mask needs model.objective 'source' or 'delta' (outside an edit the "
                               "noise path's velocity is not zero)")
+        if not isinstance(self.compile, bool):
+            raise ConfigError(f"model.compile must be true or false, got {self.compile!r}")
         if self.latent != "pixel":
             raise ConfigError(f"model.latent {self.latent!r}: only 'pixel' is available")
         if self.dim % self.heads:

@@ -9,8 +9,11 @@ each other, so their keys/values are computed once per sample and reused at ever
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import open_clip
 import torch
@@ -119,6 +122,13 @@ def gate(x: torch.Tensor, g: torch.Tensor, n_tgt: int) -> torch.Tensor:
     return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
 
+@functools.cache
+def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """fn through torch.compile, built once per function: every block of every model shares its compiled code
+    (the module is an argument), so the model compiles once per input shape, not once per block."""
+    return torch.compile(fn, dynamic=False, fullgraph=True)
+
+
 # ---------------------------------------------------------------- modules
 
 class Block(nn.Module):
@@ -140,12 +150,27 @@ class Block(nn.Module):
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
 
-    def qkv_heads(self, h: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        b, n, _ = h.shape
+    def before_attention(self, x: torch.Tensor, c: torch.Tensor, n_tgt: int, cos: torch.Tensor, sin: torch.Tensor
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Everything of the block up to the attention call, element-wise but for two matmuls: one region for
+        torch.compile to fuse (cfg.compile). Returns q, k, v (B, H, N, D) and the adaLN output (B, 2, 6 * dim)
+        that `after_attention` reads."""
+        b, n, _ = x.shape
+        mod = self.ada(F.silu(c))  # (B, 2, 6 * dim)
+        shift1, scale1 = mod.chunk(6, dim=-1)[:2]  # (B, 2, dim) each
+        h = modulate(self.norm1(x), shift1, scale1, n_tgt)  # (B, N, dim)
         q, k, v = self.qkv(h).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)  # 3 x (B, H, N, D)
         q = apply_rope(rms_norm(q, self.q_norm), cos, sin).to(v.dtype)
         k = apply_rope(rms_norm(k, self.k_norm), cos, sin).to(v.dtype)
-        return q, k, v
+        return q, k, v, mod
+
+    def after_attention(self, x: torch.Tensor, o: torch.Tensor, mod: torch.Tensor, n_tgt: int) -> torch.Tensor:
+        """Everything after the attention call (output projection, gated residuals, the MLP): the second region
+        for torch.compile. x (B, N, dim), o (B, H, N, D) -> the block's output (B, N, dim)."""
+        b, n, dim = x.shape
+        g1, shift2, scale2, g2 = mod.chunk(6, dim=-1)[2:]  # (B, 2, dim) each
+        x = x + gate(self.proj(o.transpose(1, 2).reshape(b, n, dim)), g1, n_tgt)
+        return x + gate(self.mlp(modulate(self.norm2(x), shift2, scale2, n_tgt)), g2, n_tgt)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, n_tgt: int, cos: torch.Tensor, sin: torch.Tensor,
                 ctx_kv: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -154,10 +179,13 @@ class Block(nn.Module):
         Returns the new x and this block's (k, v) of x, (B, H, N, D) each.
 
         Context-cache mode: ctx_kv None and cfg.context_cache -> context queries see context keys only;
-        ctx_kv given -> x holds target tokens only and attends over its own K/V plus the cached ones."""
-        b, n, dim = x.shape
-        shift1, scale1, g1, shift2, scale2, g2 = self.ada(F.silu(c)).chunk(6, dim=-1)  # each (B, 2, dim)
-        q, k, v = self.qkv_heads(modulate(self.norm1(x), shift1, scale1, n_tgt), cos, sin)  # (B, H, N, D)
+        ctx_kv given -> x holds target tokens only and attends over its own K/V plus the cached ones.
+        The attention call stays outside the compiled regions: the ISA kernels and SDPA run as they are."""
+        n = x.shape[1]
+        before, after = Block.before_attention, Block.after_attention
+        if self.cfg.compile:
+            before, after = compiled(before), compiled(after)
+        q, k, v, mod = before(self, x, c, n_tgt, cos, sin)  # (B, H, N, D) x 3, (B, 2, 6 * dim)
         if ctx_kv is not None:
             o = attention(q, torch.cat([k, ctx_kv[0]], 2), torch.cat([v, ctx_kv[1]], 2), ctx_kv[0].shape[2], self.cfg)
         elif self.cfg.context_cache and n > n_tgt:
@@ -166,10 +194,7 @@ class Block(nn.Module):
             o = torch.cat([o_tgt, o_ctx], dim=2)
         else:
             o = attention(q, k, v, n - n_tgt, self.cfg)  # (B, H, N, D)
-        o = o.transpose(1, 2).reshape(b, n, dim)
-        x = x + gate(self.proj(o), g1, n_tgt)
-        x = x + gate(self.mlp(modulate(self.norm2(x), shift2, scale2, n_tgt)), g2, n_tgt)
-        return x, (k, v)
+        return after(self, x, o, mod, n_tgt), (k, v)
 
 
 class TextEncoder(nn.Module):
