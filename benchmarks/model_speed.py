@@ -5,10 +5,14 @@ Training step = forward + backward + AdamW step under bf16 autocast, batch 1. Sa
 (batch 2): uncached = full in-context sequence (target + source tokens), cached = target tokens only over
 their own K/V plus the source K/V computed once (context-cache mode). Attention alone = forward + backward
 of one block's attention times the depth (what ISA changes in a training step). Times are medians of
-CUDA-event timings after warm-up. Prints a table and writes JSON.
+CUDA-event timings after warm-up. With --compile both training steps are timed a second time with
+`model.compile` on (each block's element-wise work through torch.compile). Every training step's first call
+is kept apart: its seconds hold the compile cost, its loss compares compiled with eager (same seed). Prints a
+table and writes JSON.
 
     python3 benchmarks/model_speed.py --out benchmarks/results/model_speed.json
     python3 benchmarks/model_speed.py --config benchmarks/configs/model_small_alpha_s_0.125.json --shapes 32K,64K
+    python3 benchmarks/model_speed.py --shapes 32K,64K --compile --out benchmarks/results/model_speed_compile.json
 """
 
 from __future__ import annotations
@@ -46,6 +50,14 @@ def timed(fn, warmup: int = 3, repeats: int = 10) -> float:
     return statistics.median(times)
 
 
+def first_step(step: Callable[[], torch.Tensor]) -> tuple[float, float]:
+    """(wall seconds, loss) of a training step's first call, GPU work included: the seconds hold what compiling
+    costs (Triton's kernels, torch.compile's regions); the loss compares compiled with eager (same seed)."""
+    start = time.perf_counter()
+    loss = step().item()
+    return time.perf_counter() - start, loss
+
+
 def model_config(config: str, shape: tuple[int, int, int], **changes) -> ModelConfig:
     """A config's model (`small` or a JSON file) at another bucket."""
     cfg = load_config(config).model
@@ -57,16 +69,23 @@ def build(config: str, shape: tuple[int, int, int], **changes) -> LIVEditor:
     return LIVEditor(model_config(config, shape, **changes)).cuda()
 
 
-def train_step(config: str, shape: tuple[int, int, int], attention: str) -> Callable[[], None]:
-    """One training step of batch 1 as a closure: forward + backward + AdamW under bf16 autocast."""
-    model = build(config, shape, attention=attention).train()
+def train_step(config: str, shape: tuple[int, int, int], attention: str, compiled: bool = False
+               ) -> Callable[[], torch.Tensor]:
+    """One training step of batch 1 as a closure returning its loss: forward + backward + AdamW under bf16
+    autocast, with model.compile set to `compiled` whatever the config says. Weights and inputs are seeded,
+    so every closure's first step sees the same ones."""
+    model = build(config, shape, attention=attention, compile=compiled).train()
+    with torch.no_grad():  # adaLN-Zero's zero layers made small and random, as after some training: at zero
+        for name, p in model.named_parameters():  # every block is the identity and the loss cannot see them
+            if "ada" in name or name.startswith("out."):
+                p.normal_(0, 0.02)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     c = model.cfg
     x0, src = (torch.randn(1, 3, c.frames, c.height, c.width, device="cuda") for _ in range(2))
     tokens = model.text.tokenize(["invert the colours"]).cuda()
     t = torch.rand(1, device="cuda")
 
-    def step() -> None:  # the config's objective (small: the change relative to the source, with its mask)
+    def step() -> torch.Tensor:  # the config's objective (small: the change relative to the source, with its mask)
         x1 = objective.path_start(c.objective, src, torch.randn_like(x0))
         x_t, v = objective.path_point(x0, x1, t)
         mask = objective.change_mask(src, x0) if c.blend_mask else None
@@ -76,6 +95,7 @@ def train_step(config: str, shape: tuple[int, int, int], attention: str) -> Call
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        return loss.detach()
 
     return step
 
@@ -120,6 +140,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/model_speed.json")
     parser.add_argument("--shapes", default="train-bucket,32K,64K")
     parser.add_argument("--config", default="small", help="model config name or JSON file")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time both training steps with model.compile on, and their first step")
     args = parser.parse_args()
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": []}
@@ -127,8 +149,15 @@ def main() -> None:
         shape = SHAPES[name]
         tokens = 2 * (shape[0] * (shape[1] // 4) * (shape[2] // 4))
         row = {"shape": name, "frames_h_w": shape, "tokens_per_sample": tokens}
-        row["train_isa_ms"] = timed(train_step(args.config, shape, "isa"))
-        row["train_dense_ms"] = timed(train_step(args.config, shape, "dense"))
+        # ISA first: its first compiled step compiles this shape's regions, which the dense model then reuses
+        modes = [(False, ""), (True, "_compiled")] if args.compile else [(False, "")]
+        for compiled, suffix in modes:
+            for attention in ("isa", "dense"):
+                step = train_step(args.config, shape, attention, compiled)
+                row[f"first_step_{attention}{suffix}_s"], row[f"loss_{attention}{suffix}"] = first_step(step)
+                row[f"train_{attention}{suffix}_ms"] = timed(step)
+        if args.compile:
+            row["train_speedup_compiled"] = row["train_dense_compiled_ms"] / row["train_isa_compiled_ms"]
         row["attn_train_isa_ms"] = attention_train_ms(args.config, shape, "isa")
         row["attn_train_dense_ms"] = attention_train_ms(args.config, shape, "dense")
         row["sample_full_isa_ms"], _ = sample_step_ms(args.config, shape, "isa", cached=False)
@@ -156,6 +185,15 @@ def main() -> None:
               f"{r['train_speedup']:>5.2f} | {r['sample_full_isa_ms']:>13.1f}ms {r['sample_full_dense_ms']:>8.1f}ms "
               f"{r['sample_cached_ms']:>5.1f}ms {r['cache_speedup_vs_isa']:>6.2f} {r['cache_speedup_vs_dense']:>7.2f} "
               f"{r['cache_build_ms']:>8.1f}ms")
+    if args.compile:
+        print("\ntraining step, eager against model.compile (first compiled step, compile included):")
+        for r in results["rows"]:
+            print(f"{r['shape']:<13} eager ISA {r['train_isa_ms']:.1f} / dense {r['train_dense_ms']:.1f} ms "
+                  f"({r['train_speedup']:.2f}x); compiled ISA {r['train_isa_compiled_ms']:.1f} / dense "
+                  f"{r['train_dense_compiled_ms']:.1f} ms ({r['train_speedup_compiled']:.2f}x); first step ISA "
+                  f"{r['first_step_isa_compiled_s']:.1f} s, dense {r['first_step_dense_compiled_s']:.1f} s; first loss "
+                  f"ISA {r['loss_isa']:.6f} / {r['loss_isa_compiled']:.6f}, dense {r['loss_dense']:.6f} / "
+                  f"{r['loss_dense_compiled']:.6f} (eager / compiled)")
 
 
 if __name__ == "__main__":
