@@ -51,6 +51,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
+def assert_clip_clock(clip: Path, frames: int, fps: float) -> None:
+    """Frame n of the clip is shown at n / fps: one timestamp per frame, none repeated."""
+    with av.open(str(clip)) as container:
+        stream = container.streams.video[0]
+        ticks = sorted(p.pts for p in container.demux(stream) if p.size)
+        per_frame = 1 / (Fraction(fps).limit_denominator(1001) * stream.time_base)
+    assert ticks == [round(n * per_frame) for n in range(frames)]
+    assert probe(clip).fps == pytest.approx(fps)
+
+
 def extracted(tmp_path: Path, source: Path) -> tuple[dict, np.ndarray, np.ndarray]:
     """The clip row of frames [2, 10) through the extract stage, the clip's frames, and the source's
     upright frames resized to the clip's size (what the clip should show)."""
@@ -64,6 +74,7 @@ def extracted(tmp_path: Path, source: Path) -> tuple[dict, np.ndarray, np.ndarra
     assert not out.rows["errors"], out.rows["errors"]
     row = out.rows["clips"][0]
     frames = read_frames(tmp_path / "out" / row["uri"])
+    assert_clip_clock(tmp_path / "out" / row["uri"], 8, 25)
     expected = np.stack([cv2.resize(f, (row["width"], row["height"]), interpolation=cv2.INTER_AREA)
                          for f in read_frames(source, range(2, 10))])
     return row, frames, expected
@@ -117,6 +128,7 @@ def test_square_progressive_source_at_its_bucket_is_encoded_without_a_colour_rou
     with av.open(str(tmp_path / "clip.mp4")) as container:
         clip = [f.to_ndarray() for f in container.decode(video=0)]
     assert len(clip) == 8 and all(np.array_equal(a, b) for a, b in zip(clip, planes))  # lossless: no RGB step
+    assert_clip_clock(tmp_path / "clip.mp4", 8, 25)  # the source's clock is not carried into the clip
 
 
 def test_variable_frame_rate_clips_carry_the_times_their_frames_are_shown(tmp_path):

@@ -32,6 +32,7 @@ class VideoWriter:
         self.crf = crf
         self.preset = preset
         self.frames_written = 0
+        self._rate = Fraction(fps).limit_denominator(1001)
         self._tmp = temp_path(self.path)
         self._container: OutputContainer | None = None
         self._stream: VideoStream | None = None
@@ -48,12 +49,14 @@ class VideoWriter:
     def write_picture(self, picture: av.VideoFrame) -> None:
         """Append one decoded picture as it is (a yuv420p picture is encoded with no colour conversion).
 
-        Its timestamp and picture type are cleared: the clip has its own clock, and a source keyframe
-        must not force one in the clip."""
+        It is stamped with the clip's own clock (frame n at n / fps) and its picture type is cleared, so a
+        source keyframe does not force one in the clip. A decoded picture keeps its source's time base and
+        duration: with only its pts cleared, libx264 stamped every packet 0 (a clip of one frame's duration
+        that the muxer refused after a few hundred frames)."""
         assert self._container is not None, "VideoWriter.write outside its with block"
         if self._stream is None:
             self._stream = self._add_stream(picture.width, picture.height)
-        picture.pts = None
+        picture.pts, picture.time_base = self.frames_written, 1 / self._rate
         picture.pict_type = av.video.frame.PictureType.NONE
         for packet in self._stream.encode(picture):
             self._container.mux(packet)
@@ -63,7 +66,7 @@ class VideoWriter:
         assert self._container is not None
         if h % 2 or w % 2:
             raise VideoError(f"{self.path}: frame size {w}x{h} must be even for H.264 yuv420p")
-        stream = self._container.add_stream("libx264", rate=Fraction(self.fps).limit_denominator(1001))
+        stream = self._container.add_stream("libx264", rate=self._rate)
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p"
         # mbtree's lookahead is what makes libx264 output differ run to run here; without it the same
