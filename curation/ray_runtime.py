@@ -133,7 +133,10 @@ def _one_line_start_errors(what: str) -> Iterator[None]:
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - Ray raises bare Exception/RuntimeError/ConnectionError here
-        raise RayStartError(f"{what}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+        reasons = [str(exc) or type(exc).__name__]
+        if exc.__cause__ is not None:  # Ray's "Failed to connect to Ray cluster" hides why behind its cause
+            reasons.append(str(exc.__cause__) or type(exc.__cause__).__name__)
+        raise RayStartError(f"{what}: {' '.join(' ('.join(reasons).split())}{')' * (len(reasons) - 1)}") from None
 
 
 @contextmanager

@@ -165,3 +165,17 @@ def test_local_ray_listens_only_on_loopback():
         assert len(listening) >= 3  # gcs, raylet, workers: the check below is not vacuous
         assert all(is_loopback(ip) for ip, _ in listening), listening
         assert remote == []
+
+
+def test_a_ray_start_failure_is_one_line_naming_ray_s_hidden_cause():
+    """Ray's "Failed to connect to Ray cluster" carries why only in its __cause__ (a CI run showed just that)."""
+    from curation.ray_runtime import RayStartError, _one_line_start_errors
+
+    with pytest.raises(RayStartError) as caught, _one_line_start_errors("could not join the Ray cluster at X"):
+        try:
+            raise RuntimeError("No node info found matching attributes:\n'' when trying to resolve node to connect to.")
+        except RuntimeError as cause:
+            raise ConnectionError("Failed to connect to Ray cluster at X") from cause
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("could not join the Ray cluster at X: Failed to connect")
+    assert message.endswith("(No node info found matching attributes: '' when trying to resolve node to connect to.)")
