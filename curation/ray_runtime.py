@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -128,6 +129,25 @@ def native_stderr_to(log_file: Path | None) -> Iterator[None]:
         os.close(console_fd)
 
 
+JOIN_PROBE_S = 10.0
+"""How long a cluster address may take to accept a TCP connection before the join is refused."""
+
+
+def check_answers(address: str) -> None:
+    """Refuse in one line a cluster address where nothing accepts a connection: Ray's own join waits on an
+    unreachable GCS for many minutes (over ten here) before it gives up. Forms not of host:port ("auto") are
+    left to Ray."""
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=JOIN_PROBE_S):
+            pass
+    except OSError as exc:
+        raise RayStartError(f"could not join the Ray cluster at {address}: nothing answers on {host}:{port} "
+                            f"({exc.strerror or type(exc).__name__})") from None
+
+
 @contextmanager
 def _one_line_start_errors(what: str) -> Iterator[None]:
     try:
@@ -156,6 +176,7 @@ def _ray(num_cpus: int, address: str | None, log_dir: Path | None) -> Iterator[s
     if address:
         import ray
 
+        check_answers(address)
         route_driver_logs(log_dir)
         with _one_line_start_errors(f"could not join the Ray cluster at {address}"):
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)

@@ -100,3 +100,16 @@ def test_a_scheme_we_cannot_honour_is_one_line_and_writes_nothing(tmp_path, corp
                           env=plain_env(), capture_output=True, text=True, timeout=300)
     _one_line_error(done, "paths are not supported")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([cfg.name])  # no `s3:` folder, no output
+
+
+def test_joining_an_address_where_nothing_listens_is_one_line_at_once(tmp_path, corpus):
+    """Ray's own join waits on an unreachable GCS for many minutes; the job refuses it after one connect."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = write_job_config(tmp_path, corpus, tmp_path / "out")
+    done = subprocess.run(job_command("--config", str(cfg), "--ray-address", f"127.0.0.1:{port}"), cwd=tmp_path,
+                          env=plain_env(), capture_output=True, text=True, timeout=300)
+    _one_line_error(done, f"could not join the Ray cluster at 127.0.0.1:{port}: nothing answers on 127.0.0.1:{port}")
