@@ -57,6 +57,29 @@ def test_camera_motion_alone_is_no_boundary(source):
     assert det.cuts == [] and det.transitions == [], det
 
 
+def test_long_video_reductions_in_chunks_give_the_same_boundaries(monkeypatch):
+    """The detector's row-wise reductions run ROW_CHUNK frames at a time (so their temporaries do not grow with
+    the video); slices of 7 frames, borders everywhere, must give the same arrays and boundaries as one slice."""
+    from curation.shots import features
+    from curation.shots.fast import dip_candidates, frame_changes, gradual_candidates
+
+    plan = plan_video(7, 7, False, _photo_hw)  # cuts, a dissolve between pans, and moving objects
+    small = [cv2.resize(f, (DECODE_W, DECODE_H), interpolation=cv2.INTER_AREA) for f, _ in render(plan)]
+    sig, cfg = batch_signals(np.stack(small)), FastConfig()
+    change = frame_changes(sig, cfg.thumb_weight)
+
+    def everything():
+        return (detect_from_signals(sig, float(plan.fps), cfg), frame_changes(sig, cfg.thumb_weight),
+                blend_residual(sig.thumb, 3), gradual_candidates(sig, 3, cfg), dip_candidates(sig, change, 7, cfg))
+
+    whole = everything()
+    monkeypatch.setattr(features, "ROW_CHUNK", 7)
+    chunked = everything()
+    assert chunked[0] == whole[0] and (whole[0].cuts or whole[0].transitions)
+    for a, b in zip(chunked[1:], whole[1:]):
+        assert a.shape == b.shape and np.array_equal(a, b)
+
+
 def test_blend_residual_is_zero_for_linear_blends_and_large_for_motion():
     a, b = np.zeros(16, np.float32), np.full(16, 100.0, np.float32)
     blend = np.stack([a + (b - a) * u for u in np.linspace(0, 1, 9)])

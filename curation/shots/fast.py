@@ -26,6 +26,8 @@ from curation.shots.features import (
     THUMB_W,
     FrameSignals,
     batch_signals,
+    by_centre_chunks,
+    by_row_chunks,
     concat_signals,
     hist_distance,
     thumb_distance,
@@ -100,7 +102,7 @@ def gradual_candidates(sig: FrameSignals, w: int, cfg: FastConfig) -> np.ndarray
     if n <= 2 * w:
         return out
     a, b = sig.thumb[: n - 2 * w], sig.thumb[2 * w :]
-    span = np.abs(b - a).mean(axis=1)
+    span = by_row_chunks(lambda p, q: np.abs(q - p).mean(axis=1), a, b)
     residual = blend_residual(sig.thumb, w)
     change = hist_distance(sig.hist[2 * w :], sig.hist[: n - 2 * w])
     dark = np.minimum(sig.luma[: n - 2 * w], sig.luma[2 * w :]) < cfg.black_luma  # fade ramps: one end black
@@ -131,9 +133,14 @@ def dip_candidates(sig: FrameSignals, change: np.ndarray, w: int, cfg: FastConfi
 
 
 def blend_residual(x: np.ndarray, w: int) -> np.ndarray:
-    """|x[t] - mean(x[t-w], x[t+w])| / (|x[t+w] - x[t-w]| + 1) per centre t in [w, n-w), rows averaged."""
-    a, m, b = x[: len(x) - 2 * w], x[w : len(x) - w], x[2 * w :]
-    return np.abs(m - 0.5 * (a + b)).mean(axis=1) / (np.abs(b - a).mean(axis=1) + 1.0)
+    """|x[t] - mean(x[t-w], x[t+w])| / (|x[t+w] - x[t-w]| + 1) per centre t in [w, n-w), rows averaged
+    (in chunks of centres: the temporaries stay small on long videos)."""
+
+    def residual(part: np.ndarray) -> np.ndarray:
+        a, m, b = part[: len(part) - 2 * w], part[w : len(part) - w], part[2 * w :]
+        return np.abs(m - 0.5 * (a + b)).mean(axis=1) / (np.abs(b - a).mean(axis=1) + 1.0)
+
+    return by_centre_chunks(residual, x, w)
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:

@@ -10,7 +10,7 @@ video's signals stay in memory while its frames stream through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import cv2
@@ -60,11 +60,30 @@ def concat_signals(parts: Iterable[FrameSignals]) -> FrameSignals:
     return FrameSignals(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("hist", "thumb", "luma", "edge")))
 
 
+ROW_CHUNK = 4096
+"""Frames per slice of the row-wise reductions below. Their (frames, features) temporaries would otherwise be
+as long as the video: an hour of 1080p30 took the shots stage to 1.4 GiB, most of it such temporaries."""
+
+
+def by_row_chunks(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """fn(a, b) of row-aligned (N, F) arrays, ROW_CHUNK rows at a time (each row's result is its own)."""
+    if a.ndim < 2 or len(a) <= ROW_CHUNK:
+        return fn(a, b)
+    return np.concatenate([fn(a[s : s + ROW_CHUNK], b[s : s + ROW_CHUNK]) for s in range(0, len(a), ROW_CHUNK)])
+
+
+def by_centre_chunks(fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray, w: int) -> np.ndarray:
+    """fn over parts of x that overlap by 2w rows, ROW_CHUNK window centres at a time; fn maps a part of L rows
+    to its L - 2w centres [w, L - w)."""
+    parts = [fn(x[s : s + ROW_CHUNK + 2 * w]) for s in range(0, len(x) - 2 * w, ROW_CHUNK)]
+    return np.concatenate(parts) if parts else np.zeros(0, x.dtype)
+
+
 def hist_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Half L1 distance between histogram rows: 0 for equal colour content, 1 for disjoint."""
-    return 0.5 * np.abs(a - b).sum(axis=-1)
+    return by_row_chunks(lambda x, y: 0.5 * np.abs(x - y).sum(axis=-1), a, b)
 
 
 def thumb_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Mean absolute grey difference between thumbnail rows, scaled to [0, 1]."""
-    return np.abs(a - b).mean(axis=-1) / 255.0
+    return by_row_chunks(lambda x, y: np.abs(x - y).mean(axis=-1) / 255.0, a, b)
