@@ -27,6 +27,7 @@ demo: venv
 	$(BIN)/python -m curation.corpus $(DEMO)/corpus --with-bad-inputs
 	$(BIN)/python -m jobs.curate --config jobs/configs/demo.yaml --input $(DEMO)/corpus --output $(DEMO)/dataset --resume
 	$(BIN)/python -m manifests sample $(DEMO)/dataset --pairs -n 10 --out $(DEMO)/pairs.png
+	$(BIN)/python -m manifests report $(DEMO)/dataset --out $(DEMO)/report.png
 	$(BIN)/python -m isa_model train --config tiny --data $(DEMO)/dataset --out $(DEMO)/model
 	$(BIN)/python -m isa_model validate --ckpt $(DEMO)/model/checkpoints --data $(DEMO)/dataset --out $(DEMO)/model/val
 

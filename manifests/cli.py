@@ -326,6 +326,19 @@ def _sample_pairs(args: argparse.Namespace, root: Path) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from manifests.report import draw_report, report_text, yield_report  # matplotlib only where it draws
+
+    root = dataset_root(args.root)
+    report = yield_report(root)
+    png = draw_report(report, args.out or root / "yield_report.png")
+    if args.json:
+        print_json({**report.to_json(), "png": str(png)})
+    else:
+        print("\n".join(printable(line) for line in [*report_text(report).splitlines(), str(png)]))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = OneLineParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable output on stdout")
@@ -388,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", action="store_true", help="sample the edit_pairs table: one row per pair, every edit "
                    "type shown, pairs whose files are missing skipped with a warning")
     p.add_argument("--seconds", type=float_in(0.1, 60.0), default=2.0, help="with --pairs: seconds of each pair in the mp4")
+    p = add("report", cmd_report, "yield report: videos -> clips -> usable clips -> objects -> pairs, reject reasons, "
+            "gate pass rates, pairs per edit type, split and hour of source; printed and drawn as a PNG")
+    p.add_argument("--out", help="PNG to write (default: <root>/yield_report.png)")
     return parser
 
 
