@@ -3,7 +3,10 @@ COCO RLE mask on each frame) out.
 
 Each ok clip's file is decoded once (at most `short_side` on its short side) and handed to every
 configured method: the weights-free motion proposer (its own provenance, no model) and/or YOLO
-detection + tracking with SAM masks prompted by the boxes (their weights id, `random-init` here).
+detection + tracking with SAM masks prompted by the boxes (their weights id, `random-init` here). SAM
+runs only on every `keyframes.interval`-th frame YOLO sees and the masks are carried to the frames
+between (curation/models/keyframes.py; benchmarks/mask_carry.py measured the default), so each tracked
+frame still has its mask; a track seen on no keyframe gets SAM on its middle frame.
 A track's `confidence` is the detector's best score, or for the proposer its temporal mask IoU (how
 stable the mask is; `temporal_iou` holds it for every method). Frame indices are relative to the clip
 file; masks are at the decoded size (`mask_height` x `mask_width`), boxes in those pixels. A clip that cannot be decoded is an
@@ -21,6 +24,8 @@ import numpy as np
 from pydantic import Field, PrivateAttr, model_validator
 
 from curation.models import mask_proposer
+from curation.models.keyframes import VERSION as KEYFRAMES_VERSION
+from curation.models.keyframes import Carrier, KeyframeConfig, keyframes
 from curation.models.mask_proposer import ProposerConfig
 from curation.models.sam import SamConfig, SamMasker
 from curation.models.tracks import Track
@@ -45,6 +50,7 @@ class ObjectsConfig(StageConfig):
     proposer: dict[str, Any] = Field(default_factory=dict)  # ProposerConfig fields
     yolo: YoloConfig = YoloConfig()
     sam: SamConfig = SamConfig()
+    keyframes: KeyframeConfig = KeyframeConfig()  # which of the model frames SAM sees, how masks reach the rest
     _proposer_config: ProposerConfig = PrivateAttr()
 
     @model_validator(mode="after")
@@ -130,19 +136,26 @@ class ObjectsStage(Stage):
         return rows
 
     def _yolo_sam(self, frames: np.ndarray) -> list[Track]:
-        """YOLO tracks with a SAM mask per tracked box; the SAM weights join the row's weights id."""
+        """YOLO tracks with a mask per tracked box: SAM's on keyframes, carried on the frames between."""
         assert self.yolo is not None and self.sam is not None, "called only when yolo-sam is among the methods"
         tracks = self.yolo.track(frames)
-        by_frame: dict[int, list[tuple[Track, list[float]]]] = {}
-        for tr in tracks:
+        keys = set(keyframes(len(frames), self.config.keyframes.interval))
+        prompts: dict[int, list[tuple[int, list[float]]]] = {}  # SAM frame -> (track index, box) to segment there
+        for i, tr in enumerate(tracks):
             assert tr.boxes is not None, "YOLO tracks carry their detector boxes"
-            for f, box in zip(tr.frames, tr.boxes):
-                by_frame.setdefault(f, []).append((tr, box))
-        order = sorted(by_frame)
-        masks = self.sam.masks_of_frames(frames[order], [np.array([b for _, b in by_frame[f]]) for f in order])
+            chosen = [j for j, f in enumerate(tr.frames) if f in keys] or [len(tr.frames) // 2]
+            for j in chosen:
+                prompts.setdefault(tr.frames[j], []).append((i, tr.boxes[j]))
+        order = sorted(prompts)
+        masks = self.sam.masks_of_frames(frames[order], [np.array([b for _, b in prompts[f]]) for f in order])
+        known: list[dict[int, np.ndarray]] = [{} for _ in tracks]
         for f, frame_masks in zip(order, masks):
-            for (tr, _), m in zip(by_frame[f], frame_masks):
-                tr.masks.append(m)
+            for (i, _), m in zip(prompts[f], frame_masks):
+                known[i][f] = m
+        carrier = Carrier(frames, self.config.keyframes.carry)
+        for tr, sam_masks in zip(tracks, known):
+            carried = carrier.carry(sam_masks, tr.frames)
+            tr.masks = [carried[f] for f in tr.frames]
         return tracks
 
     def _row(self, clip: dict[str, Any], tr: Track, kept: list[int], source: Any
@@ -175,4 +188,7 @@ class ObjectsStage(Stage):
             provenance["model_name"] = f"{self.yolo.model_name}+{self.sam.model_name}"
             ids = {self.yolo.weights_id, self.sam.weights_id}
             provenance["weights_id"] = ids.pop() if len(ids) == 1 else f"{self.yolo.weights_id}+{self.sam.weights_id}"
+            k = self.config.keyframes
+            if k.interval > 1:  # masks between SAM's keyframes are carried, not segmented: say so and how
+                provenance["stage_version"] += f"+sam-every-{k.interval}-{k.carry}-{KEYFRAMES_VERSION}"
         return {**row, **provenance}, [{**f, **provenance} for f in per_frame]

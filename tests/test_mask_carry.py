@@ -1,0 +1,106 @@
+"""Masks carried from keyframes: the pure carrying on a moving square, and the objects stage running SAM
+(random-init) on keyframes only with a carried mask on every other tracked frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from _moving_disc import H, T, W, moving_disc_clip, texture
+from test_models_objects import RANDOM, _check_rows, _write
+
+from curation.models.keyframes import Carrier, KeyframeConfig, keyframes
+from curation.models.sam import SamConfig
+from curation.models.yolo import YoloConfig
+from curation.stage import WorkUnit
+from curation.stages.objects import ObjectsConfig, ObjectsStage
+from filters.masks import mask_iou
+from manifests.media.decode import read_frames
+
+
+def moving_square(n: int = 20, side: int = 24) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A textured square moving 3 px right and 1 px down a frame over a still textured background."""
+    background = texture(7, H, W, 2)
+    skin = texture(8, H, W, 1)
+    frames, masks = [], []
+    for t in range(n):
+        x, y = 10 + 3 * t, 20 + t
+        mask = np.zeros((H, W), bool)
+        mask[y : y + side, x : x + side] = True
+        frame = background.copy()
+        frame[mask] = np.roll(skin, (t, 3 * t), (0, 1))[mask]  # the skin moves with the square
+        frames.append(frame)
+        masks.append(mask)
+    return np.stack(frames), masks
+
+
+def test_keyframes_are_every_kth_frame_centred():
+    assert keyframes(16, 4) == [1, 5, 9, 13]  # 3 frames left over: 1 before the first, 2 after the last
+    assert keyframes(17, 4) == [0, 4, 8, 12, 16]
+    assert keyframes(5, 1) == [0, 1, 2, 3, 4]
+    assert keyframes(3, 8) == [1] and keyframes(0, 4) == []
+
+
+@pytest.mark.parametrize("method", ["flow", "motion"])
+def test_carry_follows_a_moving_square(method):
+    frames, truth = moving_square()
+    keys = keyframes(len(frames), 6)  # [0, 6, 12, 18]: both sides between, one side after the last
+    carried = Carrier(frames, method).carry({k: truth[k] for k in keys}, list(range(len(frames))))
+    assert sorted(carried) == list(range(len(frames)))
+    for t, m in carried.items():
+        assert m.shape == (H, W) and m.dtype == bool
+        if t in keys:
+            assert (m == truth[t]).all()  # a keyframe keeps SAM's mask
+        else:
+            assert mask_iou(m, truth[t]) > 0.8, (t, mask_iou(m, truth[t]))
+    # standing still would not do: the square moves off most of its keyframe position between keyframes
+    assert mask_iou(truth[0], truth[3]) < 0.7
+
+
+def test_carry_needs_a_known_mask():
+    frames, _ = moving_square(4)
+    with pytest.raises(ValueError, match="at least one known mask"):
+        Carrier(frames).carry({}, [0, 1])
+
+
+@pytest.fixture(scope="module")
+def disc_unit(tmp_path_factory) -> WorkUnit:
+    root = tmp_path_factory.mktemp("out")
+    moving, _ = moving_disc_clip([(30 + 4 * t, 48.0) for t in range(T)])
+    rows = [{"clip_id": "moving", "status": "ok", "uri": _write(root / "moving.mp4", moving)}]
+    return WorkUnit("b000000", [], str(root), tables={"clips": rows})
+
+
+def test_objects_stage_runs_sam_on_keyframes_only(disc_unit, tmp_path):
+    tracker = tmp_path / "keep_all.yaml"
+    tracker.write_text("tracker_type: bytetrack\ntrack_high_thresh: 0.0\ntrack_low_thresh: 0.0\n"
+                       "new_track_thresh: 0.0\ntrack_buffer: 30\nmatch_thresh: 0.8\nfuse_score: False\n")
+    config = ObjectsConfig(methods=("yolo-sam",), max_frames=T, keyframes=KeyframeConfig(interval=4, carry="flow"),
+                           yolo=YoloConfig(weights=RANDOM, imgsz=64, conf=0.0, max_det=3, tracker=str(tracker)),
+                           sam=SamConfig(image_size=64, weights=RANDOM))
+    stage = ObjectsStage(config)
+    stage.setup()
+    assert stage.sam is not None
+    seen: list[np.ndarray] = []
+    real = stage.sam.masks_of_frames
+
+    def recording(frames: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
+        seen.extend(frames)
+        return real(frames, boxes)
+
+    stage.sam.masks_of_frames = recording  # type: ignore[method-assign]  # a spy: the real SAM still runs
+    rows = _check_rows(stage.process(disc_unit).rows)
+    assert rows, "a tracker that keeps every detection must give tracks"
+    decoded = read_frames(Path(disc_unit.out_root) / "moving.mp4", list(range(T)))
+    sam_frames = sorted({t for f in seen for t in range(T) if np.array_equal(f, decoded[t])})
+    keys = set(keyframes(T, 4))
+    expected = set()
+    for r in rows:
+        on_keys = [f for f in r["frame_indices"] if f in keys]
+        expected |= set(on_keys) if on_keys else {r["frame_indices"][len(r["frame_indices"]) // 2]}
+    assert len(seen) == len(sam_frames) and sam_frames == sorted(expected)
+    assert len(sam_frames) <= len(keys) + len(rows) < T
+    for r in rows:  # a mask on every tracked frame, not only on SAM's
+        assert r["stage_version"] == "1+yolo-1+sam-every-4-flow-1"
+        assert len(r["frame_indices"]) > len(set(r["frame_indices"]) & keys)
