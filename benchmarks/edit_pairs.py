@@ -120,12 +120,14 @@ def run(videos: int, seed: int, crf: int = PAIR_CRF) -> dict:
                         if camera == "static":
                             continue  # cost and fidelity from the corpus's own (moving-camera) clips
                         cpu["removal"].append(sec)
-                        gates["removal"].append(evaluate_pair(decoded, removed, result.mask, "inside", PairGateConfig()))
+                        gates["removal"].append(evaluate_pair(decoded, removed, result.mask, "inside", PairGateConfig(),
+                                                              (decoded, mask)))
                         _kept(fidelity, "removal", decoded, removed, result, reencoded, decoded)
                         for name in EDITORS[1:]:
                             res, source, target, sec = _edit_and_write(name, inp, tmp, clip_path, crf)
                             cpu[name].append(sec)
-                            gates[name].append(evaluate_pair(source, target, res.mask, res.region, PairGateConfig()))
+                            gates[name].append(evaluate_pair(source, target, res.mask, res.region, PairGateConfig(),
+                                                             (decoded, mask) if name in LOCAL else None))
                             if name in LOCAL:
                                 _kept(fidelity, name, source, target, res, reencoded, decoded)
     return summarise(removal_rows, fidelity, cpu) | {"pair_crf": crf, "gate_pass_rates": _pass_rates(gates)}

@@ -8,14 +8,16 @@ import hashlib
 import json
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import cv2
 import numpy as np
 
 from curation.editors.base import MaskFileError
+from curation.editors.instructions import GENERIC_CLASSES, describe_object
 from filters.pair_gates import GateValue, PairGateConfig, mask_area_fraction, mask_temporal_iou
+from manifests.report import FAILED, GATED
 from manifests.schema import PAIR_GATES, PSNR_CAP
 
 GATE_COLUMN = {"edit_strength": "psnr_edited"}
@@ -95,10 +97,11 @@ def choose_object(masks: Mapping[str, np.ndarray], cfg: PairGateConfig) -> str |
 
 
 def choose_edit_types(mix: Mapping[str, float], local: Mapping[str, bool], has_object: bool, count: int,
-                      seed: int, clip_id: str) -> list[str]:
+                      seed: int, clip_id: str, barred: Collection[str] = ()) -> list[str]:
     """Up to `count` edit types for a clip, drawn without replacement with weights `mix` from (seed, clip id);
-    types needing an object (`local`) only when the clip has a usable one."""
-    names = [n for n, w in mix.items() if w > 0 and (has_object or not local[n])]
+    types needing an object (`local`) only when the clip has a usable one, and none of `barred` (types whose
+    editor refuses this clip, e.g. text edits on a clip with text)."""
+    names = [n for n, w in mix.items() if w > 0 and (has_object or not local[n]) and n not in barred]
     if not names:
         return []
     weights = np.array([mix[n] for n in names], np.float64)
@@ -122,7 +125,29 @@ def direction_texts(edit_type: str, slots: Mapping[str, str]) -> tuple[str, str]
             slots.get("mode", ""), slots.get("background", "a new background"))
     if edit_type == "style":
         return "a video", f"a video in the style of {slots.get('style', 'art').replace('_', ' ')}"
+    if edit_type in ("add_text", "remove_text"):
+        with_text = f'a video with the {slots.get("kind", "text")} "{slots.get("text", "")}"'
+        return ("a video", with_text) if edit_type == "add_text" else (with_text, "a video")
     return "a video", f"an edited video of a {obj}"
+
+
+def object_name(class_name: str, frames: np.ndarray, mask: np.ndarray) -> str:
+    """The object as an instruction names it: its class ("moving-object" -> "moving object"), or, for a class
+    that names nothing (the proposer's), its size, colour and place as seen in `frames` under `mask`."""
+    name = class_name.replace("-", " ").replace("_", " ").strip()
+    return describe_object(frames, mask) if name in GENERIC_CLASSES else name
+
+
+def gate_counts(values: Sequence[Mapping[str, GateValue]]) -> dict[str, int]:
+    """Per gate column, over one clip's pairs (written or dropped): `pairs_gated/<gate>` (pairs the gate judged)
+    and `pairs_failed/<gate>`, the `scores` rows `manifests report` turns into pass rates."""
+    out: dict[str, int] = {}
+    for pair in values:
+        for name, gate in passed_columns(pair).items():
+            if gate.passed is not None:
+                out[GATED + name] = out.get(GATED + name, 0) + 1
+                out[FAILED + name] = out.get(FAILED + name, 0) + (not gate.passed)
+    return out
 
 
 def stored(value: float | None, column: str) -> float | None:

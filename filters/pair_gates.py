@@ -29,6 +29,11 @@ class PairGateConfig:
     min_mask_area: float = 0.005  # mean fraction of the frame the mask covers
     max_mask_area: float = 0.6
     min_mask_iou: float = 0.5  # mean IoU of consecutive masks: a mask that jumps is a bad track
+    min_connected: float = 0.85  # mean share of a frame's mask in its largest connected piece: one object, not shards
+    max_area_cv: float = 0.35  # coefficient of variation of the mask's area over the frames it is in: no breathing
+    min_boundary_edge: float = 0.5  # mean share of the mask's outline on an image edge or a motion edge
+    edge_gradient: float = 60.0  # Sobel magnitude of the grey frame (0-255 levels) that makes an image edge
+    edge_motion: float = 12.0  # abs grey change to a neighbouring frame that makes a motion edge
     min_psnr_kept: float = 35.0  # where the edit must not change pixels
     max_psnr_edited: float = 30.0  # where it must: lower PSNR = a stronger, visible edit
     max_ssim_edited: float = 0.98
@@ -42,11 +47,14 @@ class PairGateConfig:
             v = getattr(self, f.name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise FilterError(f"pair gate {f.name} must be a finite number, got {v!r}")
-        for name in ("min_mask_area", "max_mask_area", "min_mask_iou", "max_ssim_edited", "min_vlm_score"):
+        for name in ("min_mask_area", "max_mask_area", "min_mask_iou", "max_ssim_edited", "min_vlm_score",
+                     "min_connected", "min_boundary_edge"):
             if not 0 <= getattr(self, name) <= 1:
                 raise FilterError(f"pair gate {name} is a fraction and must be in [0, 1], got {getattr(self, name)}")
         if self.min_mask_area > self.max_mask_area:
             raise FilterError(f"min_mask_area={self.min_mask_area} is greater than max_mask_area={self.max_mask_area}")
+        if min(self.max_area_cv, self.edge_gradient, self.edge_motion) < 0:
+            raise FilterError("max_area_cv, edge_gradient and edge_motion must be >= 0")
         if self.kept_margin_px < 0:
             raise FilterError(f"kept_margin_px must be >= 0, got {self.kept_margin_px}")
 
@@ -83,6 +91,64 @@ def mask_temporal_iou(mask: np.ndarray) -> float:
     union = (m[1:] | m[:-1]).sum(axis=(1, 2))
     used = union > 0
     return float((inter[used] / union[used]).mean()) if used.any() else 1.0
+
+
+def _visible(mask: np.ndarray) -> np.ndarray:
+    m = np.asarray(mask, bool)
+    return m[m.any(axis=(1, 2))]
+
+
+def mask_connected(mask: np.ndarray) -> float:
+    """Mean over the frames where the (T, H, W) mask is visible of the share of its pixels in its largest
+    8-connected piece: 1.0 for one solid object, low for a track that is scattered shards (1.0 if never visible)."""
+    shares = []
+    for m in _visible(mask):
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(m.astype(np.uint8), connectivity=8)
+        shares.append(stats[1:, cv2.CC_STAT_AREA].max() / stats[1:, cv2.CC_STAT_AREA].sum())
+    return float(np.mean(shares)) if shares else 1.0
+
+
+def mask_area_cv(mask: np.ndarray) -> float:
+    """Coefficient of variation (std / mean) of the mask's pixel count over the frames it is visible in: a mask
+    that breathes (grows and shrinks with noise) scores high, a rigid object crossing the frame low."""
+    areas = _visible(mask).sum(axis=(1, 2)).astype(np.float64)
+    return float(areas.std() / areas.mean()) if len(areas) > 1 else 0.0
+
+
+def edge_map(frames: np.ndarray, t: int, cfg: PairGateConfig) -> np.ndarray:
+    """(H, W) bool: pixels of frame t on an image edge (grey Sobel magnitude) or a motion edge (grey change to
+    the previous or next frame)."""
+    grey = lambda i: cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY).astype(np.float32)  # noqa: E731
+    g = grey(t)
+    edges = cv2.magnitude(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)) >= cfg.edge_gradient
+    for n in (t - 1, t + 1):
+        if 0 <= n < len(frames):
+            edges |= np.abs(g - grey(n)) >= cfg.edge_motion
+    return edges
+
+
+def mask_boundary_edge(frames: np.ndarray, mask: np.ndarray, cfg: PairGateConfig, max_frames: int = 12) -> float:
+    """Mean share of the mask's outline within a few pixels of an image or motion edge, over up to `max_frames`
+    visible frames evenly spread: a real object's outline follows what the eye sees as its border; a blob cut
+    out of flat background does not (1.0 if never visible). The tolerance scales with the frame (masks are
+    often found at a lower resolution and scaled up)."""
+    _check(frames, "frames")
+    m = np.asarray(mask, bool)
+    visible = np.flatnonzero(m.any(axis=(1, 2)))
+    if not len(visible):
+        return 1.0
+    tol = max(2, round(0.012 * min(m.shape[1:])))
+    near = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tol + 1,) * 2)
+    ring = np.ones((3, 3), np.uint8)
+    shares = []
+    for t in visible[np.unique(np.linspace(0, len(visible) - 1, min(max_frames, len(visible))).round().astype(int))]:
+        mt = m[t].astype(np.uint8)
+        outline = (mt > 0) & (cv2.erode(mt, ring, borderType=cv2.BORDER_REPLICATE) == 0)
+        if not outline.any():
+            continue
+        close = cv2.dilate(edge_map(frames, int(t), cfg).astype(np.uint8), near) > 0
+        shares.append(float(close[outline].mean()))
+    return float(np.mean(shares)) if shares else 1.0
 
 
 def psnr(a: np.ndarray, b: np.ndarray, where: np.ndarray | None = None) -> float:
@@ -202,14 +268,29 @@ def vlm_instruction_gate(check: VlmCheck | None, source: np.ndarray, target: np.
     return GateValue(value, value >= cfg.min_vlm_score)
 
 
+def object_gates(frames: np.ndarray, mask: np.ndarray, cfg: PairGateConfig) -> dict[str, GateValue]:
+    """The gates that ask whether a tracked mask is one object: its size and steadiness (area, consecutive
+    IoU), one connected piece, a stable area, an outline on image or motion edges. `frames` is the clip
+    the mask was tracked in (for an addition, the target)."""
+    area, iou = mask_area_fraction(mask), mask_temporal_iou(mask)
+    connected, area_cv = mask_connected(mask), mask_area_cv(mask)
+    boundary = mask_boundary_edge(frames, mask, cfg)
+    return {"mask_area": GateValue(area, cfg.min_mask_area <= area <= cfg.max_mask_area),
+            "mask_iou": GateValue(iou, iou >= cfg.min_mask_iou),
+            "connected": GateValue(connected, connected >= cfg.min_connected),
+            "area_cv": GateValue(area_cv, area_cv <= cfg.max_area_cv),
+            "boundary_edge": GateValue(boundary, boundary >= cfg.min_boundary_edge)}
+
+
 def evaluate_pair(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None, region: str,
-                  cfg: PairGateConfig) -> dict[str, GateValue]:
-    """The classical gates of one pair (the model gates are added by the caller that holds the models)."""
+                  cfg: PairGateConfig, track: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, GateValue]:
+    """The classical gates of one pair (the model gates are added by the caller that holds the models).
+    `track`: (the clip, the tracked object's mask in it) of a local edit; the object gates run only with it.
+    It is the object's own mask, not the edit's (a removal grows it), and an editor that drew its mask itself
+    (rendered text) has none: its mask is exact by construction and need not be one piece."""
     out: dict[str, GateValue] = {}
-    if mask is not None:
-        area, iou = mask_area_fraction(mask), mask_temporal_iou(mask)
-        out["mask_area"] = GateValue(area, cfg.min_mask_area <= area <= cfg.max_mask_area)
-        out["mask_iou"] = GateValue(iou, iou >= cfg.min_mask_iou)
+    if track is not None:
+        out.update(object_gates(*track, cfg))
     s = edit_strength(source, target, mask, region, cfg.kept_margin_px)
     # visible if colours moved (PSNR) or structure did (SSIM): a colour grade keeps the grey structure
     visible = s["psnr_edited"] <= cfg.max_psnr_edited or s["ssim_edited"] <= cfg.max_ssim_edited

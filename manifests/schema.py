@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 """Major.minor. Readers refuse files whose major differs from ours. A minor version only adds nullable
 columns or new tables (tests/test_manifests_schema.py holds a frozen copy of 1.0 and checks that).
 
@@ -18,7 +18,8 @@ so one object's masks are read alone; `objects.mask_rle` stays readable but new 
 1.2: `objects.temporal_iou`; the `clip_embeddings` and `captions` tables (model stages); `edit_pairs` gains
 the object id, edit parameters (JSON), frames, fps, size and one column per quality gate value.
 1.3: `videos` gains how the stored pixels are laid out (SAR, the square-pixel display size, pixel format, bit
-depth, transfer, interlaced, VFR) and `conversion`, what extraction does to them; `clips.conversion`."""
+depth, transfer, interlaced, VFR) and `conversion`, what extraction does to them; `clips.conversion`.
+1.4: `edit_pairs` gains the object gates `gate_connected`, `gate_area_cv`, `gate_boundary_edge`."""
 
 META_VERSION_KEY = b"liveditor.schema_version"
 META_TABLE_KEY = b"liveditor.table"
@@ -110,7 +111,7 @@ _SCORES = [
 ]
 
 PAIR_GATES = ("mask_area", "mask_iou", "psnr_edited", "ssim_edited", "psnr_kept", "ssim_kept", "flicker",
-              "clip_direction", "vlm")
+              "clip_direction", "vlm", "connected", "area_cv", "boundary_edge")
 """The quality gates of an edit pair (filters/pair_gates.py), each stored as an `edit_pairs.gate_<name>` column."""
 
 _EDIT_PAIRS = [

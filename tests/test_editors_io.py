@@ -126,7 +126,8 @@ def test_weights_free_example_inpaints_inside_only():
 def test_every_template_fills_and_phrasings_vary_by_seed(key):
     edit_type, _, sub = key.partition("/")
     slots = {"object": "horse", "colour": "blue", "background": "a brick wall", "style": "sepia",
-             "mode": sub or "blur", "family": sub or "art"}
+             "mode": sub or "blur", "family": sub or "art", "text": "OPEN", "kind": "sign", "place": "on the left",
+             "motion": "moving"}
     texts = {make_instruction(edit_type, slots, seed).text for seed in range(24)}
     assert len(texts) == len(TEMPLATES[key]) >= 3
     assert all("{" not in t and t.endswith(".") for t in texts)
@@ -160,3 +161,27 @@ def test_instruction_for_every_editor_result():
         text = make_instruction(result.edit_type, result.slots, inp.seed).text
         assert text and "{" not in text
     assert make_instruction("addition", {"object": "ellipse"}, 0).text.count("an ellipse") == 1
+
+
+def test_objects_without_a_class_are_described_by_appearance_and_place():
+    from curation.editors.instructions import colour_name, describe_object
+    from curation.pair_rows import object_name
+
+    frames = np.full((4, 90, 160, 3), 60, np.uint8)
+    small = np.zeros((4, 90, 160), bool)
+    small[:, 10:20, 5:25] = True  # 200 px of 14,400: small, top left
+    frames[small] = (220, 30, 30)
+    assert describe_object(frames, small) == "small red object in the top left"
+    large = np.zeros_like(small)
+    large[:, 30:80, 60:120] = True
+    frames[large] = (20, 40, 200)
+    assert describe_object(frames, large) == "large blue object in the middle"
+    right = np.zeros_like(small)
+    right[:, 45:55, 130:150] = True
+    frames[right] = (245, 245, 245)
+    assert describe_object(frames, right) == "small white object on the right"
+    assert colour_name(np.array([[120, 70, 20]] * 4, np.uint8)) == "brown"
+    assert object_name("moving-object", frames, small) == "small red object in the top left"
+    assert object_name("traffic_light", frames, small) == "traffic light"  # a real class keeps its name
+    assert make_instruction("removal", {"object": object_name("moving-object", frames, large)}, 0).text.count(
+        "large blue object in the middle") == 1

@@ -105,8 +105,11 @@ def test_evaluate_pair_passes_a_good_edit_and_fails_a_bad_one():
     src, m = _frames(), _mask()
     good = src.copy()
     good[m] = 255 - good[m]
-    values = evaluate_pair(src, good, m, "inside", PairGateConfig())
-    assert gates_passed(values) == ["edit_strength", "flicker", "mask_area", "mask_iou", "psnr_kept"]
+    values = evaluate_pair(src, good, m, "inside", PairGateConfig(), track=(src, m))
+    assert gates_passed(values) == ["area_cv", "boundary_edge", "connected", "edit_strength", "flicker", "mask_area",
+                                    "mask_iou", "psnr_kept"]
+    drawn = evaluate_pair(src, good, m, "inside", PairGateConfig())  # a mask the editor drew: no object gates
+    assert gates_passed(drawn) == ["edit_strength", "flicker", "psnr_kept"]
     assert values["ssim_edited"].passed is None and values["ssim_edited"].value < 0.5
     leaky = good.copy()
     leaky[~m] = 255 - leaky[~m]  # changed everywhere: outside not kept

@@ -140,7 +140,8 @@ def test_five_edit_types_with_their_files(out, unit):
         assert r["frames"] == T and (r["width"], r["height"]) == (W, H) and r["fps"] == 25.0
         params = json.loads(r["edit_params"])
         assert params["editor"] == r["edit_type"] and params["instruction_template"].startswith(r["edit_type"])
-        assert r["stage"] == "pairs" and r["stage_version"] == f"1+{r['edit_type']}-1" and r["weights_id"] == "none"
+        assert r["stage"] == "pairs" and r["weights_id"] == "none"
+        assert r["stage_version"] == f"{PairsStage.version}+{r['edit_type']}-1"
     # local edits use the larger object, the clip's own file is the unchanged side
     assert {disc[t]["object_id"] for t in ("removal", "addition", "recolour", "background")} == {"disc-disc"}
     assert disc["style"]["object_id"] is None and disc["style"]["mask_uri"] is None
@@ -183,7 +184,8 @@ def test_gate_values_are_stored_and_agree_with_gates_passed(out):
             assert ("mask_area" in passed) == (cfg.min_mask_area <= r["gate_mask_area"] <= cfg.max_mask_area)
             assert ("mask_iou" in passed) == (r["gate_mask_iou"] >= cfg.min_mask_iou)
             assert ("psnr_kept" in passed) == (r["gate_psnr_kept"] >= cfg.min_psnr_kept)
-            assert passed == {"flicker", "psnr_edited", "mask_area", "mask_iou", "psnr_kept"}  # drop_failed on
+            assert passed == {"flicker", "psnr_edited", "mask_area", "mask_iou", "psnr_kept", "connected", "area_cv",
+                              "boundary_edge"}  # drop_failed on
             assert 0 < r["gate_psnr_kept"] <= PSNR_CAP and r["gate_psnr_edited"] < r["gate_psnr_kept"]
 
 
@@ -232,7 +234,9 @@ def test_drop_failed_writes_no_files_and_counts_the_pair(unit, tmp_path):
     dropped = run(root, tables, gates=never)
     assert dropped["edit_pairs"] == [] and not (root / "pairs").exists()
     counts = {s["signal"]: s["value"] for s in dropped["scores"]}
-    assert counts == {"pairs_made": 0.0, "pairs_dropped": 1.0}
+    assert counts == {"pairs_made": 0.0, "pairs_dropped": 1.0,  # and per gate: how many pairs it judged and failed
+                      "pairs_gated/psnr_edited": 1.0, "pairs_failed/psnr_edited": 1.0,
+                      "pairs_gated/flicker": 1.0, "pairs_failed/flicker": 0.0}
     kept = run(root, tables, gates=never, drop_failed=False)["edit_pairs"]
     assert len(kept) == 1 and "psnr_edited" not in kept[0]["gates_passed"] and kept[0]["gate_psnr_edited"] > 0
     assert (root / kept[0]["target_uri"]).is_file()

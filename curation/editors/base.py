@@ -41,6 +41,7 @@ class EditInput:
     `mask` is False on frames where the object is not visible; None means the clip has no object.
     `others` is the union of the clip's other objects' masks: a removal never copies them into the hole.
     `seed` picks every random choice (colour, style, phrasing), so the same input gives the same pair.
+    `text_overlay` is the clip's OCR signal (fraction of the frame under read text; None: not measured).
     """
 
     frames: np.ndarray  # (T, H, W, 3) uint8 RGB
@@ -50,6 +51,7 @@ class EditInput:
     object_class: str | None = None
     seed: int = 0
     others: np.ndarray | None = None  # (T, H, W) bool
+    text_overlay: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,10 @@ class Editor(ABC):
         self.model_name = "none"
         self.weights_id = "none"
 
+    def accepts(self, text_overlay: float | None) -> bool:
+        """Whether this edit may use a clip whose OCR signal is `text_overlay` (text edits need a clean one)."""
+        return True
+
     def setup(self) -> None:  # noqa: B027 - an optional hook: the classical editors load nothing
         """Load models or other heavy state; called once per worker before the first edit()."""
 
@@ -153,6 +159,8 @@ _REGISTRY: Registry = {
     "background": ("curation.editors.background", "BackgroundChange", "BackgroundConfig"),
     "style": ("curation.editors.style", "GlobalStyle", "StyleConfig"),
     "generative": ("curation.editors.generative", "GenerativeEditor", "GenerativeConfig"),
+    "add_text": ("curation.editors.text", "TextAddition", "TextConfig"),
+    "remove_text": ("curation.editors.text", "TextRemoval", "TextConfig"),
 }
 EDITOR_NAMES = tuple(_REGISTRY)
 

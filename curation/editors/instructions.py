@@ -11,6 +11,9 @@ import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import cv2
+import numpy as np
+
 from curation.editors.base import EditError, pick
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
@@ -19,43 +22,69 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Erase the {object} from the video.",
         "Take the {object} out of the scene.",
         "Delete the {object} and fill in the background behind it.",
+        "Get rid of the {object}.",
+        "Make the {object} disappear, leaving only what is behind it.",
+        "Edit out the {object}.",
     ),
     "addition": (
         "Add {a_object}.",
         "Put {a_object} into the scene.",
         "Insert {a_object} moving through the video.",
         "Make {a_object} appear in the clip.",
+        "Place {a_object} in the video.",
+        "Bring {a_object} into the shot.",
     ),
     "recolour": (
         "Make the {object} {colour}.",
         "Change the colour of the {object} to {colour}.",
         "Turn the {object} {colour}.",
         "Recolour the {object} in {colour}, keeping everything else the same.",
+        "Paint the {object} {colour}.",
+        "Give the {object} a {colour} colour.",
     ),
     "background/blur": (
         "Blur the background behind the {object}.",
         "Keep the {object} sharp and blur everything else.",
         "Add a shallow depth of field so only the {object} is in focus.",
+        "Throw the background out of focus, leaving the {object} crisp.",
     ),
     "background/desaturate": (
         "Make the background black and white, keeping the {object} in colour.",
         "Remove the colour from everything except the {object}.",
         "Turn the background grey but leave the {object} as it is.",
+        "Desaturate the scene around the {object}.",
     ),
     "background/replace": (
         "Replace the background with {background}.",
         "Put the {object} in front of {background}.",
         "Change the scene behind the {object} to {background}.",
+        "Swap what is behind the {object} for {background}.",
     ),
     "style/art": (
         "Turn the video into {style}.",
         "Make the clip look like {style}.",
         "Redraw the video as {style}.",
+        "Render the whole clip as {style}.",
     ),
     "style/grade": (
         "Give the video {style}.",
         "Apply {style} to the clip.",
         "Colour-grade the video with {style}.",
+        "Change the look of the video to {style}.",
+    ),
+    "add_text": (
+        'Add the {kind} "{text}" {place}{drift}.',
+        'Write "{text}" {place}{drift}.',
+        'Overlay the text "{text}" {place}{drift}.',
+        'Put {a_kind} reading "{text}" {place}{drift}.',
+        'Show the words "{text}" as {a_kind} {place}{drift}.',
+    ),
+    "remove_text": (
+        'Remove the {kind} "{text}".',
+        'Erase the text "{text}" {place}.',
+        'Delete the words "{text}" from the video.',
+        'Take out the {kind} that says "{text}".',
+        'Get rid of the "{text}" {kind} {place}.',
     ),
 }
 STYLE_PHRASES = {
@@ -63,6 +92,11 @@ STYLE_PHRASES = {
     "sepia": "an old sepia tone", "warm": "a warm, golden colour grade", "cool": "a cool, bluish colour grade",
     "black_and_white": "a black-and-white look",
 }
+GENERIC_CLASSES = ("object", "moving object", "moving-object", "")
+"""Class names that name nothing (the motion proposer's): such an object is described by appearance and place."""
+HUE_NAMES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (200, "cyan"), (260, "blue"),
+             (300, "purple"), (345, "pink"), (360, "red"))
+"""Upper hue bound (degrees) of each colour name."""
 MAX_CHARS = 300
 Rewrite = Callable[[str, Mapping[str, str]], str]
 """(template instruction, slots) -> rewritten instruction; e.g. a VLM asked to paraphrase."""
@@ -76,6 +110,39 @@ class Instruction:
     rewrite_note: str = ""  # why a rewrite was not used, empty when it was or none was asked
 
 
+def colour_name(pixels: np.ndarray) -> str:
+    """The colour a person would call (N, 3) RGB uint8 pixels: a hue name when most are saturated, else
+    white, grey or black by brightness (orange that is dark is brown)."""
+    hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_RGB2HSV_FULL).reshape(-1, 3).astype(np.float64)
+    saturated = hsv[(hsv[:, 1] > 70) & (hsv[:, 2] > 50)]
+    if len(saturated) >= 0.4 * len(hsv):
+        angle = saturated[:, 0] * (2 * np.pi / 256)
+        hue = float(np.degrees(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) % 360)
+        name = next(n for bound, n in HUE_NAMES if hue < bound)
+        return "brown" if name == "orange" and np.median(saturated[:, 2]) < 150 else name
+    value = float(np.median(hsv[:, 2]))
+    return "white" if value > 190 else "black" if value < 60 else "grey"
+
+
+def describe_object(frames: np.ndarray, mask: np.ndarray) -> str:
+    """An object without a class name as the eye sees it: size, colour and place, from its (T, H, W) mask
+    over (T, H, W, 3) frames, e.g. "small red object on the left"."""
+    visible = mask.any(axis=(1, 2))
+    if not visible.any():
+        return "object"
+    area = float(mask[visible].mean())
+    size = "small " if area < 0.02 else "large " if area > 0.12 else ""
+    ys, xs = np.nonzero(mask[visible])[1:]
+    h, w = mask.shape[1:]
+    cx, cy = xs.mean() / w, ys.mean() / h
+    column = "left" if cx < 0.36 else "right" if cx > 0.64 else ""
+    row = "top" if cy < 0.36 else "bottom" if cy > 0.64 else ""
+    place = (f"in the {row} {column}" if row and column else f"on the {column}" if column
+             else f"at the {row}" if row else "in the middle")
+    pixels = frames[mask][:: max(1, int(mask.sum()) // 20000)]  # (N, 3), at most ~20k samples
+    return f"{size}{colour_name(pixels)} object {place}"
+
+
 def template_key(edit_type: str, slots: Mapping[str, str]) -> str:
     """The TEMPLATES key of an edit: the type, refined by background mode or style family."""
     if edit_type == "background":
@@ -87,8 +154,11 @@ def template_key(edit_type: str, slots: Mapping[str, str]) -> str:
 
 def _fill(template: str, slots: Mapping[str, str]) -> str:
     values = dict(slots)
-    if "object" in values:  # "a horse", "an ellipse"
-        values["a_object"] = ("an " if values["object"][:1].lower() in "aeiou" else "a ") + values["object"]
+    for name in ("object", "kind"):  # "a horse", "an ellipse", "a subtitle"
+        if name in values:
+            values[f"a_{name}"] = ("an " if values[name][:1].lower() in "aeiou" else "a ") + values[name]
+    if "motion" in values:
+        values["drift"] = ", sliding slowly to the left" if values["motion"] == "moving" else ""
     if "style" in values:
         values["style"] = STYLE_PHRASES.get(values["style"], values["style"].replace("_", " "))
     needed = {name for _, name, _, _ in string.Formatter().parse(template) if name}

@@ -39,6 +39,8 @@ from curation.pair_rows import (
     direction_texts,
     failed,
     gate_columns,
+    gate_counts,
+    object_name,
     pair_id,
     pair_seed,
     passed_columns,
@@ -51,6 +53,7 @@ from curation.stage_config import StageConfig, owner_error
 from curation.stages.common import usable_clips
 from filters.base import evenly_spaced
 from filters.pair_gates import (
+    GateValue,
     PairGateConfig,
     VlmCheck,
     clip_direction_gate,
@@ -66,6 +69,8 @@ from manifests.uris import resolve_uri
 
 LOG = logging.getLogger("curation.stages.pairs")
 PAIRS_DIR = "pairs"
+TEXT_SIGNAL = "text_overlay"
+"""The signals stage's OCR score: text edits use only clips where it was measured and found no text."""
 PAPER_MIX = {"style": 0.34, "recolour": 0.53 / 3, "addition": 0.53 / 3, "removal": 0.53 / 3, "background": 0.13}
 """The ISA paper's mix on our edit types: style 34 %; its swap/recolour, add and removal share the other
 53 % equally (swap has no classical editor: recolour stands in); its human-centred 13 % goes to the background
@@ -151,7 +156,8 @@ class ClipInput:
     fps: float
     cut: bool  # True when the file has more frames than `frames` (max_frames)
     masks: dict[str, np.ndarray]  # object id -> (T, H, W) bool
-    classes: dict[str, str]  # object id -> class name as an instruction says it ("moving-object" -> "moving object")
+    classes: dict[str, str]  # object id -> the object as an instruction names it (object_name)
+    text_overlay: float | None  # the clip's OCR signal (None: not measured)
 
 
 class _ClipGateEncoder:
@@ -197,7 +203,7 @@ def is_random_init(weights_id: str | None) -> bool:
 
 class PairsStage(Stage):
     name = "pairs"
-    version = "1"
+    version = "1.1"  # 1.1: text edits, objects named by appearance, object gates, per-gate counts in scores
     resources = Resources(num_cpus=1.0)
     writes = ("edit_pairs", "scores", "errors")
     Config = PairsConfig
@@ -231,6 +237,7 @@ class PairsStage(Stage):
 
     def process(self, unit: WorkUnit) -> StageOutput:
         clips = usable_clips(unit)
+        text = {r["clip_id"]: r["value"] for r in unit.rows("scores") if r["signal"] == TEXT_SIGNAL}
         objects: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for row in unit.rows("objects"):
             if self.config.use_random_init_objects or not is_random_init(row.get("weights_id")):
@@ -240,14 +247,16 @@ class PairsStage(Stage):
             per_frame[row["object_id"]].append(row)
         root = Path(unit.out_root)
         done, errors = self.isolate(
-            clips, lambda c: self.clip_pairs(c, root, objects[c["clip_id"]], per_frame, unit.attempt),
+            clips, lambda c: self.clip_pairs(c, root, objects[c["clip_id"]], per_frame, unit.attempt,
+                                             text.get(c["clip_id"])),
             lambda c: c["clip_id"], unit.attempt)
         return StageOutput({"edit_pairs": [p for d in done for p in d.pairs],
                             "scores": [s for d in done for s in d.scores],
                             "errors": errors + [e for d in done for e in d.errors]})
 
     def clip_pairs(self, clip: dict[str, Any], root: Path, objects: list[dict[str, Any]],
-                   per_frame: dict[str, list[dict[str, Any]]], attempt: int) -> ClipPairs:
+                   per_frame: dict[str, list[dict[str, Any]]], attempt: int, text_overlay: float | None = None
+                   ) -> ClipPairs:
         out = ClipPairs()
         path = resolve_uri(root, clip["uri"])
         info = probe(path)
@@ -258,16 +267,21 @@ class PairsStage(Stage):
             sorted(objects, key=lambda o: o["object_id"]),
             lambda o: (o, self.object_mask(o, per_frame.get(o["object_id"], []), root, t, h, w)),
             lambda o: f"{clip['clip_id']}/{o['object_id']}", attempt)
-        inp = ClipInput(clip, frames, info.fps, info.frames > t, {o["object_id"]: m for o, m in loaded},
-                        {o["object_id"]: o["class_name"].replace("-", " ").replace("_", " ") for o, _ in loaded})
+        masks = {o["object_id"]: m for o, m in loaded}
+        inp = ClipInput(clip, frames, info.fps, info.frames > t, masks,
+                        {o["object_id"]: object_name(o["class_name"], frames, masks[o["object_id"]]) for o, _ in loaded},
+                        text_overlay)
         chosen = choose_object(inp.masks, self.gates)
-        types = choose_edit_types(self.config.mix, {n: e.local for n, e in self.editors.items()},
-                                  chosen is not None, self.config.pairs_per_clip, self.config.seed, clip["clip_id"])
+        barred = {n for n, e in self.editors.items() if not e.accepts(text_overlay)}
+        types = choose_edit_types(self.config.mix, {n: e.local for n, e in self.editors.items()}, chosen is not None,
+                                  self.config.pairs_per_clip, self.config.seed, clip["clip_id"], barred)
         made, errors = self.isolate(list(enumerate(types)), lambda it: self.make_pair(inp, it[1], it[0], chosen, root),
                                     lambda it: f"{clip['clip_id']}/{it[1]}/{it[0]}", attempt)
         out.errors += errors
-        out.pairs = [row for row in made if row is not None]
-        for signal, value in (("pairs_made", len(out.pairs)), ("pairs_dropped", made.count(None))):
+        out.pairs = [row for row, _ in made if row is not None]
+        counts = {"pairs_made": len(out.pairs), "pairs_dropped": sum(row is None for row, _ in made),
+                  **gate_counts([values for _, values in made])}
+        for signal, value in counts.items():
             out.scores.append(self.stamp({"clip_id": clip["clip_id"], "signal": signal, "value": float(value),
                                           "passed": None}))
         return out
@@ -290,8 +304,9 @@ class PairsStage(Stage):
         return np.zeros((t, h, w), bool)
 
     def make_pair(self, inp: ClipInput, edit_type: str, index: int, chosen: str | None, root: Path
-                  ) -> dict[str, Any] | None:
-        """One pair of `edit_type` from the clip: its row, or None when a gate dropped it (no files written)."""
+                  ) -> tuple[dict[str, Any] | None, dict[str, GateValue]]:
+        """One pair of `edit_type` from the clip: its row (None when a gate dropped it: no files written) and
+        its gate values."""
         editor = self.editors[edit_type]
         object_id = chosen if editor.local else None
         clip_id = inp.clip["clip_id"]
@@ -301,17 +316,19 @@ class PairsStage(Stage):
             mask, object_class = inp.masks.get(object_id), inp.classes.get(object_id)
             if len(inp.masks) > 1:
                 others = np.logical_or.reduce([m for oid, m in inp.masks.items() if oid != object_id])  # (T, H, W)
-        result = editor.edit(EditInput(inp.frames, inp.fps, mask, object_id, object_class, pair_seed(pid), others))
+        result = editor.edit(EditInput(inp.frames, inp.fps, mask, object_id, object_class, pair_seed(pid), others,
+                                       inp.text_overlay))
         instruction = make_instruction(result.edit_type, result.slots, pair_seed(pid), self._rewrite())
         source, target = result.frames(inp.frames)
-        values = evaluate_pair(source, target, result.mask, result.region, self.gates)
+        values = evaluate_pair(source, target, result.mask, result.region, self.gates,
+                               track=(inp.frames, mask) if mask is not None else None)
         values["clip_direction"] = clip_direction_gate(
             self.clip, evenly(source, self.config.gate_frames),
             evenly(target, self.config.gate_frames), *direction_texts(result.edit_type, result.slots), self.gates)
         values["vlm"] = vlm_instruction_gate(self._check(), source, target, instruction.text, self.gates)
         if failed(values) and self.config.drop_failed:
             LOG.info("pair %s (%s of %s) dropped: failed %s", pid, edit_type, clip_id, ", ".join(failed(values)))
-            return None
+            return None, values
         uris = self._write(result, inp, pid, root)
         t, h, w = inp.frames.shape[:3]
         row = {
@@ -321,7 +338,7 @@ class PairsStage(Stage):
             "edit_params": to_json(self._params(editor, result, instruction, pair_seed(pid), inp.cut)),
             "frames": t, "fps": float(inp.fps), "width": w, "height": h, **gate_columns(values, result.region),
         }
-        return self.stamp(row, source=editor)
+        return self.stamp(row, source=editor), values
 
     def _write(self, result: EditResult, inp: ClipInput, pid: str, root: Path) -> dict[str, str | None]:
         """Write the pair's files; the clip's own file stands for an unchanged side unless max_frames cut it."""
