@@ -94,10 +94,10 @@ def test_open_small_streams_every_frame_scaled(tmp_path):
     with VideoWriter(video, fps=25.0) as writer:
         for k in range(70):
             writer.write(np.full((72, 128, 3), 3 * k, np.uint8))
-    with open_small(video, 16, 9, batch_size=32) as (fps, batches):
-        shapes = [b.shape for b in batches]
-    assert fps == 25.0 and shapes == [(32, 9, 16, 3), (32, 9, 16, 3), (6, 9, 16, 3)]
+    with open_small(video, 16, 9, batch_size=32) as small:
+        shapes = [b.shape for b in small.batches]
+    assert small.fps == 25.0 and shapes == [(32, 9, 16, 3), (32, 9, 16, 3), (6, 9, 16, 3)]
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(video.read_bytes()[:200])
-    with pytest.raises(VideoError, match="bad.mp4"), open_small(bad, 16, 9, 8) as (_, batches):
-        list(batches)
+    with pytest.raises(VideoError, match="bad.mp4"), open_small(bad, 16, 9, 8) as small:
+        list(small.batches)

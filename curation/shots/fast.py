@@ -12,13 +12,14 @@ also when both shots pan or zoom, which breaks the linearity of the first test; 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from curation.shots.base import ShotDetection, ShotDetector, ShotError
-from curation.shots.decode import open_small
+from curation.shots.decode import NoTimestamps, open_small
 from curation.shots.features import (
     DECODE_H,
     DECODE_W,
@@ -32,6 +33,7 @@ from curation.shots.features import (
     hist_distance,
     thumb_distance,
 )
+from curation.shots.sparse import on_all_frames, seen_rate
 from manifests.media.probe import VideoError
 
 
@@ -55,10 +57,12 @@ class FastConfig:
     dip_max_step: float = 0.35  # largest one-frame change / summed change across the window (a cut is one step)
     dip_max_residual: float = 0.6  # the linearity residual of gradual_candidates, on an 8x6 grid, at most this
     batch_size: int = 64
+    skip_nonref: bool = False  # decode reference pictures only, detect on them (curation.shots.sparse)
+    sparse_cut_ratio: float = 2.5  # cut_ratio there: a change across a skipped frame holds two frames of motion
 
     def __post_init__(self) -> None:
-        positive = ("cut_ratio", "cut_min_score", "window_s", "grad_half_s", "grad_min_change", "grad_max_residual",
-                    "dip_half_s", "dip_ratio", "dip_min_ratio", "dip_min_change", "dip_max_step",
+        positive = ("cut_ratio", "sparse_cut_ratio", "cut_min_score", "window_s", "grad_half_s", "grad_min_change",
+                    "grad_max_residual", "dip_half_s", "dip_ratio", "dip_min_ratio", "dip_min_change", "dip_max_step",
                     "dip_max_residual")
         bad = [n for n in positive if getattr(self, n) <= 0]
         if bad or self.min_shot_s < 0 or self.grad_min_frames < 1 or not 0 < self.batch_size <= 512:
@@ -199,19 +203,30 @@ class FastDetector(ShotDetector):
 
     def __init__(self, config: FastConfig) -> None:
         super().__init__(config)
-        self.model_name = "histogram-adaptive"
+        self.model_name = "histogram-adaptive" + ("+skip-nonref" if config.skip_nonref else "")
 
-    def signals(self, video_path: str | Path) -> tuple[float, FrameSignals]:
-        """(fps, per-frame signals), decoded at 64x36 in streamed batches; about 3.3 KB a frame is kept."""
+    def signals(self, video_path: str | Path) -> tuple[float, FrameSignals, np.ndarray, int]:
+        """(fps, signals of the decoded frames, their display indices, frames in the video), decoded at 64x36
+        in streamed batches; about 3.3 KB a frame is kept. A stream whose skipped pictures cannot be placed
+        is decoded whole."""
         try:
-            with open_small(video_path, DECODE_W, DECODE_H, self.config.batch_size) as (fps, batches):
-                sig = concat_signals(batch_signals(b) for b in batches)
+            try:
+                return self._signals(video_path, self.config.skip_nonref)
+            except NoTimestamps:
+                return self._signals(video_path, False)
         except VideoError as exc:
             raise ShotError(str(exc)) from None
+
+    def _signals(self, video_path: str | Path, skip_nonref: bool) -> tuple[float, FrameSignals, np.ndarray, int]:
+        with open_small(video_path, DECODE_W, DECODE_H, self.config.batch_size, skip_nonref) as video:
+            sig = concat_signals(batch_signals(b) for b in video.batches)
+            positions, frames = video.positions()
         if len(sig) == 0:
             raise ShotError(f"{video_path}: no frames decoded")
-        return fps, sig
+        return video.fps, sig, positions, frames
 
     def detect(self, video_path: str | Path) -> ShotDetection:
-        fps, sig = self.signals(video_path)
-        return detect_from_signals(sig, fps, self.config)
+        fps, sig, positions, frames = self.signals(video_path)
+        cfg = self.config if len(sig) == frames else dataclasses.replace(self.config, cut_ratio=self.config.sparse_cut_ratio)
+        seen = detect_from_signals(sig, seen_rate(fps, len(sig), frames), cfg)
+        return on_all_frames(seen, positions, frames, fps)
