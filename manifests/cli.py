@@ -31,8 +31,8 @@ from manifests.snapshot import (
     snapshot_name,
     take_snapshot,
 )
+from manifests.storage import Location, location
 from manifests.summary import TableSummary, summarize
-from manifests.uris import local_path
 from manifests.validate import validate_dataset
 
 if TYPE_CHECKING:  # pyarrow.dataset pulls in pandas (~0.4 s): only commands that scan load it
@@ -43,10 +43,19 @@ MAX_ROWS = 10_000_000
 """Most rows `head -n` and `filter --limit` print (their tables are built in memory)."""
 
 
-def dataset_root(text: str) -> Path:
-    root = local_path(text, "dataset root")
+def dataset_root(text: str) -> Location:
+    """A local folder, or an `s3://bucket/prefix` (credentials from the standard AWS chain), holding manifests/."""
+    root = location(text, "dataset root")
     if not (root / MANIFESTS_DIR).is_dir():
         raise ManifestError(f"{root}: not a dataset root (no {MANIFESTS_DIR}/ folder)")
+    return root
+
+
+def local_root(text: str, command: str) -> Path:
+    """A dataset root for the commands that decode media or rewrite folders in place (sample, report, migrate)."""
+    root = dataset_root(text)
+    if not isinstance(root, Path):
+        raise ManifestError(f"{command}: needs a local dataset root; {text} is on object storage")
     return root
 
 
@@ -225,7 +234,7 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _registered_snapshots(args: argparse.Namespace, root: Path) -> int:
+def _registered_snapshots(args: argparse.Namespace, root: Location) -> int:
     """`snapshot --release NAME` and `snapshot --list`: the snapshots whose files gc keeps."""
     if args.release:
         release_snapshot(root, args.release)
@@ -255,7 +264,7 @@ def table_version(text: str) -> tuple[str, int]:
 def cmd_migrate(args: argparse.Namespace) -> int:
     from manifests.migrate import migrate_dataset
 
-    results = migrate_dataset(dataset_root(args.root))
+    results = migrate_dataset(local_root(args.root, "migrate"))
     if args.json:
         print_json({"tables": [r.__dict__ for r in results]})
     else:
@@ -294,7 +303,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    root = dataset_root(args.root)
+    root = local_root(args.root, "sample")
     if args.pairs:
         return _sample_pairs(args, root)
     from manifests.contact_sheet import contact_sheet  # PyAV and matplotlib only where frames are drawn
@@ -329,7 +338,7 @@ def _sample_pairs(args: argparse.Namespace, root: Path) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from manifests.report import draw_report, report_text, yield_report  # matplotlib only where it draws
 
-    root = dataset_root(args.root)
+    root = local_root(args.root, "report")
     report = yield_report(root)
     png = draw_report(report, args.out or root / "yield_report.png")
     if args.json:

@@ -1,5 +1,7 @@
 """The one place that talks to delta-rs: open a table at a version, list its files, commit files
-as an idempotent transaction, remove files (compaction) and vacuum (gc).
+as an idempotent transaction, remove files (compaction) and vacuum (gc). A table folder is a local Path or
+an `s3://` ObjectPath (manifests.storage); delta-rs commits to S3 with conditional puts, so concurrent
+writers there are as safe as on a local disk.
 
 A unit's commit carries a Delta application transaction (appId = unit id, version = a 63-bit digest of
 the unit's rows). Delta's conflict checker fails a commit whose appId a concurrent winner also set, and
@@ -16,13 +18,13 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, TypeAlias, cast
 
 import pyarrow as pa
 
 from manifests.errors import ManifestError, first_line
+from manifests.storage import Location, ObjectPath, delta_options, list_files
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -59,7 +61,7 @@ _OPEN: dict[tuple[int, str], DeltaTable] = {}
 since the last checkpoint). Keyed by pid too: a forked child must not reuse its parent's delta-rs objects."""
 
 
-def latest(folder: Path) -> DeltaTable | None:
+def latest(folder: Location) -> DeltaTable | None:
     """The DeltaTable at `folder` at its latest version (None when none exists), reusing this process's copy."""
     key = (os.getpid(), str(folder))
     table = _OPEN.get(key)
@@ -72,7 +74,7 @@ def latest(folder: Path) -> DeltaTable | None:
     return table
 
 
-def load(folder: Path, version: int | None = None) -> DeltaTable | None:
+def load(folder: Location, version: int | None = None) -> DeltaTable | None:
     """The DeltaTable at `folder` (at `version`, or the latest), or None when no table was ever created."""
     dl = _deltalake()
     if not (folder / "_delta_log").is_dir():
@@ -80,7 +82,7 @@ def load(folder: Path, version: int | None = None) -> DeltaTable | None:
             raise ManifestError(f"{folder}: no Delta table, so no version {version}")
         return None
     try:
-        return cast("DeltaTable", dl.DeltaTable(str(folder), version=version))
+        return cast("DeltaTable", dl.DeltaTable(str(folder), version=version, storage_options=delta_options(folder)))
     except dl.exceptions.TableNotFoundError:
         if version is not None:
             raise ManifestError(f"{folder}: no Delta table, so no version {version}") from None
@@ -89,42 +91,57 @@ def load(folder: Path, version: int | None = None) -> DeltaTable | None:
         raise ManifestError(f"{folder}: cannot open Delta table at version {version} ({first_line(exc)})") from None
 
 
-def empty_commits(folder: Path) -> list[int]:
+def empty_commits(folder: Location) -> list[int]:
     """Versions whose commit file is empty (torn or emptied). delta-rs reads such a file as a commit with no
     actions, so the rows it added would silently vanish; readers refuse them (a truncated one delta-rs
     refuses itself)."""
-    log = folder / "_delta_log"
-    if not log.is_dir():
-        return []
-    with os.scandir(log) as entries:
-        return sorted(int(e.name[:-5]) for e in entries
-                      if e.name.endswith(".json") and e.name[:-5].isdigit() and e.stat().st_size == 0)
+    return sorted(int(f.name[:-5]) for f in list_files(folder / "_delta_log")
+                  if f.name.endswith(".json") and f.name[:-5].isdigit() and f.size == 0)
 
 
-def create(folder: Path, schema: pa.Schema) -> DeltaTable:
+def create(folder: Location, schema: pa.Schema) -> DeltaTable:
     """Create the table if absent, add the columns a newer minor schema version has, and return it at its
     latest version (so Delta readers other than ours see every column we write).
 
     Creation is serialised by an flock on `<folder>/../.<name>.create.lock`: delta-rs lets two racing
     creators both commit table metadata (versions 0 and 1), and a metadata change between a writer's read
     and its commit hides a concurrent commit of the same application id from the conflict checker.
+
+    Object storage has no flock. There the creators race: the conditional put of version 0 admits one, and a
+    loser either fails ("already exists", a conflict: ignored, the table is there) or lands an identical
+    metadata commit as version 1. A writer that read the table before such a commit fails its own commit with
+    `Raced`, and ManifestWriter.commit then starts over from a fresh read (so the application-id check is
+    made against a stable metadata version, which is what the flock buys locally).
     """
-    dl = _deltalake()
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder.parent / f".{folder.name}.create.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            existing = load(folder)
-            if existing is None:
-                dl.DeltaTable.create(str(folder), schema=schema, mode="error")
-            else:
-                _add_missing_columns(existing, schema)
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    if isinstance(folder, ObjectPath):
+        _create_or_evolve(folder, schema)
+    else:
+        with open(folder.parent / f".{folder.name}.create.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                _create_or_evolve(folder, schema)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
     table = latest(folder)
     if table is None:
         raise ManifestError(f"{folder}: could not create the Delta table")
     return table
+
+
+def _create_or_evolve(folder: Location, schema: pa.Schema) -> None:
+    dl = _deltalake()
+    existing = load(folder)
+    if existing is not None:
+        _add_missing_columns(existing, schema)
+        return
+    try:
+        dl.DeltaTable.create(str(folder), schema=schema, mode="error", storage_options=delta_options(folder))
+    except dl.exceptions.DeltaError as exc:  # on object storage: a concurrent creator won (see `create`)
+        if not isinstance(folder, ObjectPath):
+            raise
+        if load(folder) is None:
+            raise ManifestError(f"{folder}: cannot create the Delta table ({first_line(exc)})") from None
 
 
 def _add_missing_columns(table: DeltaTable, schema: pa.Schema) -> None:
@@ -163,20 +180,19 @@ def check_data_path(where: str, path: str) -> None:
 DIGEST_SLICE_ROWS = 16_384
 
 
-def tombstones(folder: Path) -> dict[str, int]:
+def tombstones(folder: Location) -> dict[str, int]:
     """Files a commit removed (compacted away, kept for older versions until gc) and when, in ms since the
     epoch, read from the JSON commits of the log. Tombstones that only a checkpoint holds are missed: such a
     file reads as untracked, and gc then ages it by its modification time instead."""
     out: dict[str, int] = {}
     log = folder / "_delta_log"
-    if not log.is_dir():
-        return out
-    for commit_file in log.glob("*.json"):
-        with open(commit_file) as lines:
-            for line in lines:
-                if line.startswith('{"remove"'):
-                    remove = json.loads(line)["remove"]
-                    out[remove["path"]] = int(remove.get("deletionTimestamp") or 0)
+    for entry in list_files(log):
+        if not entry.name.endswith(".json"):
+            continue
+        for line in (log / entry.name).read_text().splitlines():
+            if line.startswith('{"remove"'):
+                remove = json.loads(line)["remove"]
+                out[remove["path"]] = int(remove.get("deletionTimestamp") or 0)
     return out
 
 
@@ -196,7 +212,7 @@ def digest(data: pa.Table) -> tuple[str, int]:
     return text, int(text[:16], 16) & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def add_action(name: str, path: Path, rows: int, data_change: bool = True) -> AddAction:
+def add_action(name: str, path: Location, rows: int, data_change: bool = True) -> AddAction:
     """An add action for a file in the table folder; `data_change=False` for rewrites (compaction)."""
     dl = _deltalake()
     stat = path.stat()
@@ -211,6 +227,11 @@ def remove_action(entry: DataFile) -> RemoveAction:
 
 class AlreadyCommitted(Exception):
     """A concurrent writer committed the same application id first."""
+
+
+class Raced(ManifestError):
+    """The table's metadata or protocol changed since it was read (a racing creator on object storage, or a
+    schema evolution): the commit did not land; read the table again and retry."""
 
 
 def commit(
@@ -235,6 +256,8 @@ def commit(
     except dl.exceptions.CommitFailedError as exc:
         if "Concurrent transaction" in str(exc):
             raise AlreadyCommitted(str(exc)) from None
+        if "changed since last commit" in str(exc):
+            raise Raced(f"{table.table_uri}: commit failed ({first_line(exc)})") from None
         raise ManifestError(f"{table.table_uri}: commit failed ({first_line(exc)})") from None
     except dl.exceptions.DeltaError as exc:
         raise ManifestError(f"{table.table_uri}: commit failed ({first_line(exc)})") from None

@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from manifests import delta
 from manifests.errors import ManifestError
 from manifests.layout import COMPACTED, MANIFESTS_DIR, UNITS_DIR, new_token, table_dir, token_of_file, unit_of_file, units_dir
 from manifests.leases import held_tokens, writer_lease
+from manifests.reader import read_part
 from manifests.schema import SCHEMAS
 from manifests.snapshot import registered_snapshots, unreadable_files
+from manifests.storage import Location, Root, list_files, location
 from manifests.units import UNIT_ROWS_KEY, compacted_units, complete_units, visible
 from manifests.writer import FooterMetadata, ManifestWriter
 
@@ -66,11 +65,11 @@ def _bins(files: list[delta.DataFile], target: int) -> list[list[delta.DataFile]
     return [b for b in bins if len(b) > 1]
 
 
-def compact_table(root: str | os.PathLike[str], table: str, target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
+def compact_table(root: Root, table: str, target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
     """Rewrite the small files of complete units of `table` into files of about `target_bytes`."""
     for _ in range(COMPACT_ATTEMPTS):
         try:
-            return _compact_once(Path(root), table, target_bytes)
+            return _compact_once(location(root), table, target_bytes)
         except delta.AlreadyCommitted:
             continue
         except ManifestError as exc:
@@ -79,12 +78,12 @@ def compact_table(root: str | os.PathLike[str], table: str, target_bytes: int = 
     raise ManifestError(f"{table}: compaction kept conflicting with other commits; try again later")
 
 
-def compact_units(root: str | os.PathLike[str], target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
+def compact_units(root: Root, target_bytes: int = TARGET_FILE_BYTES) -> Compacted:
     """Merge the one-row completion files of `manifests/_units` (every snapshot reads them all)."""
-    return _compact_once(Path(root), UNITS_DIR, target_bytes)
+    return _compact_once(location(root), UNITS_DIR, target_bytes)
 
 
-def _compact_once(root: Path, name: str, target_bytes: int) -> Compacted:
+def _compact_once(root: Location, name: str, target_bytes: int) -> Compacted:
     """One compaction of table `name` (or `_units`): bins of small files rewritten and swapped in one commit."""
     writer = ManifestWriter(root, name, max_bytes_per_shard=target_bytes, max_rows_per_shard=10_000_000)
     current = delta.load(writer.folder)
@@ -97,7 +96,7 @@ def _compact_once(root: Path, name: str, target_bytes: int) -> Compacted:
     bins = _bins([f for f in files_in_use if f.bytes < target_bytes // 2], target_bytes)
     if not bins or current is None:  # no files, no bins: a missing table has nothing to compact
         return Compacted(name, len(files), len(files), 0)
-    written: list[Path] = []
+    written: list[Location] = []
     actions: list[delta.Action] = []
     rows = 0
     with ExitStack() as leases:
@@ -105,13 +104,10 @@ def _compact_once(root: Path, name: str, target_bytes: int) -> Compacted:
             for group in bins:
                 token = new_token()
                 leases.enter_context(writer_lease(root, token))
-                data = pa.concat_tables([
-                    pq.read_table(writer.folder / f.path, schema=writer.base_schema).replace_schema_metadata(None)
-                    for f in group
-                ])
+                data = pa.concat_tables([read_part(writer.folder / f.path, writer.base_schema) for f in group])
                 footer = None if writer.units else _unit_runs_footer(writer.folder, group)
                 new = writer.write_files(COMPACTED, data, written, token, footer)
-                actions += [delta.add_action(p.name, p, n, data_change=False) for p, n in new]
+                actions += [delta.add_action(p.name, p, n, data_change=False) for p, n, _ in new]
                 actions += [delta.remove_action(f) for f in group]
                 rows += data.num_rows
             delta.commit(current, actions, writer.schema, None, None, {"liveditor.operation": "compact"})
@@ -123,7 +119,7 @@ def _compact_once(root: Path, name: str, target_bytes: int) -> Compacted:
     return Compacted(name, len(files), len(files) - removed + added, rows)
 
 
-def _unit_runs_footer(folder: Path, group: list[delta.DataFile]) -> FooterMetadata | None:
+def _unit_runs_footer(folder: Location, group: list[delta.DataFile]) -> FooterMetadata | None:
     """The footer writer for files compacted from `group`: each new file lists the (unit, rows) runs it holds.
     None when an input is an older compacted file whose runs are unknown."""
     runs: list[tuple[str, int]] = []
@@ -159,7 +155,7 @@ def check_retention(retention_hours: float, allow_short_retention: bool) -> None
 
 
 def gc_dataset(
-    root: str | os.PathLike[str],
+    root: Root,
     retention_hours: float = DEFAULT_RETENTION_HOURS,
     dry_run: bool = False,
     allow_short_retention: bool = False,
@@ -168,7 +164,7 @@ def gc_dataset(
     """Delete what no reader or writer can need (see the module docstring); returns the files deleted (or, dry
     run, to delete) per table, `_units` included."""
     check_retention(retention_hours, allow_short_retention)
-    root = Path(root)
+    root = location(root)
     now = time.time()
     folders = {**{t: table_dir(root, t) for t in SCHEMAS}, UNITS_DIR: units_dir(root)}
     candidates = {name: _expired(folder, now - retention_hours * 3600) for name, folder in folders.items()}
@@ -199,18 +195,11 @@ def gc_dataset(
     return out
 
 
-def _expired(folder: Path, cutoff: float) -> list[str]:
+def _expired(folder: Location, cutoff: float) -> list[str]:
     """Data files in `folder` last needed before `cutoff` (seconds since the epoch): removed by a commit
     before it, or, never committed, last written before it. Whether a commit still adds them is checked later."""
-    if not folder.is_dir():
+    files = [f for f in list_files(folder) if f.name.endswith(".parquet")]
+    if not files:
         return []
     removed_at = delta.tombstones(folder)
-    out = []
-    for path in folder.glob("*.parquet"):
-        try:
-            since = removed_at[path.name] / 1000 if path.name in removed_at else path.stat().st_mtime
-        except FileNotFoundError:
-            continue
-        if since < cutoff:
-            out.append(path.name)
-    return out
+    return [f.name for f in files if (removed_at[f.name] / 1000 if f.name in removed_at else f.mtime) < cutoff]

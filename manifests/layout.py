@@ -16,6 +16,7 @@ from pathlib import Path
 
 from manifests.errors import ManifestError
 from manifests.schema import SCHEMAS
+from manifests.storage import Location, ObjectPath, Root, location
 
 MANIFESTS_DIR = "manifests"
 UNITS_DIR = "_units"
@@ -53,16 +54,16 @@ def check_unit_id(unit_id: str) -> None:
         )
 
 
-def manifests_dir(root: str | os.PathLike[str]) -> Path:
-    return Path(root) / MANIFESTS_DIR
+def manifests_dir(root: Root) -> Location:
+    return location(root) / MANIFESTS_DIR
 
 
-def table_dir(root: str | os.PathLike[str], table: str) -> Path:
+def table_dir(root: Root, table: str) -> Location:
     check_table_name(table)
     return manifests_dir(root) / table
 
 
-def units_dir(root: str | os.PathLike[str]) -> Path:
+def units_dir(root: Root) -> Location:
     return manifests_dir(root) / UNITS_DIR
 
 
@@ -86,8 +87,11 @@ def token_of_file(name: str) -> str | None:
     return found.group("token") if found else None
 
 
-def fsync_path(path: Path) -> None:
-    """Make a file's bytes, or a folder's entries (renames, new files), durable; no-op where unsupported."""
+def fsync_path(path: Location) -> None:
+    """Make a file's bytes, or a folder's entries (renames, new files), durable; no-op where unsupported
+    (object storage: a PUT is durable once it returns)."""
+    if isinstance(path, ObjectPath):
+        return
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:

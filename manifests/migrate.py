@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import pyarrow.parquet as pq
 
@@ -57,7 +58,7 @@ def old_units(folder: Path) -> list[tuple[str, list[Path], int]]:
 
 def migrate_table(root: Path, table: str) -> tuple[Migrated, dict[str, list[str]]]:
     """Commit every marked unit of `table` to its Delta table; returns counts and unit -> [table]."""
-    folder = table_dir(root, table)
+    folder = cast(Path, table_dir(root, table))  # a local root gives a local folder (migrate is local-only)
     units = old_units(folder)
     done: dict[str, list[str]] = {}
     if not units:

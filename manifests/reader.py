@@ -7,11 +7,9 @@ are small, so this stays cheap at scale. Nothing here calls delta-rs once a snap
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -22,6 +20,7 @@ from manifests.errors import ManifestError, first_line
 from manifests.layout import check_table_name
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, SCHEMA_VERSION, SCHEMAS
 from manifests.snapshot import Snapshot, SnapshotFile, take_snapshot
+from manifests.storage import Location, Root, arrow_source, location
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -36,7 +35,7 @@ READAHEAD_BATCHES = 4
 class Part:
     """One committed Parquet file of a complete unit and its (already read) footer."""
 
-    path: Path
+    path: Location
     unit_id: str
     metadata: pq.FileMetaData
 
@@ -45,10 +44,11 @@ def major(version: str) -> str:
     return version.split(".", 1)[0]
 
 
-def check_part(path: Path, table: str) -> pq.FileMetaData:
+def check_part(path: Location, table: str) -> pq.FileMetaData:
     """Read and check one part's footer; raise a one-line ManifestError naming the file if it is not ours."""
+    source, fs = arrow_source(path)
     try:
-        meta = pq.read_metadata(path)
+        meta = pq.read_metadata(source, filesystem=fs)
     except FileNotFoundError:
         raise ManifestError(f"{path}: committed part is missing") from None
     except (pa.ArrowException, OSError) as exc:
@@ -82,7 +82,7 @@ def check_part(path: Path, table: str) -> pq.FileMetaData:
 
 
 def committed_parts(
-    root: str | os.PathLike[str],
+    root: Root,
     table: str,
     on_error: Callable[[ManifestError], None] | None = None,
     version: int | None = None,
@@ -96,7 +96,7 @@ def committed_parts(
     if snapshot is None:
         snapshot = take_snapshot(root, [table], None if version is None else {table: version})
     def checked(entry: SnapshotFile) -> Part | ManifestError:
-        path = Path(snapshot.root) / entry.path
+        path = location(snapshot.root) / entry.path
         try:
             meta = check_part(path, table)
         except ManifestError as exc:
@@ -129,18 +129,19 @@ def dataset_of(parts: list[Part], table: str) -> ds.Dataset:
     schema = SCHEMAS[table]
     if not parts:
         return ds.dataset(schema.empty_table())
-    return ds.dataset([str(p.path) for p in parts], schema=schema, format="parquet")
+    sources = [arrow_source(p.path) for p in parts]
+    return ds.dataset([s for s, _ in sources], schema=schema, format="parquet", filesystem=sources[0][1])
 
 
 def open_table(
-    root: str | os.PathLike[str], table: str, version: int | None = None, snapshot: Snapshot | None = None
+    root: Root, table: str, version: int | None = None, snapshot: Snapshot | None = None
 ) -> ds.Dataset:
     """A pyarrow dataset over the complete units of `table` (latest, at `version`, or as in `snapshot`)."""
     return dataset_of(committed_parts(root, table, version=version, snapshot=snapshot), table)
 
 
 def read_table(
-    root: str | os.PathLike[str],
+    root: Root,
     table: str,
     columns: list[str] | None = None,
     filter: ds.Expression | None = None,  # noqa: A002 - mirrors pyarrow's own keyword
@@ -160,7 +161,7 @@ MASK_COLUMNS = ["frame_index", "box", "mask_rle", "mask_height", "mask_width"]
 
 
 def read_object_masks(
-    root: str | os.PathLike[str], object_id: str, snapshot: Snapshot | None = None, frames: list[int] | None = None
+    root: Root, object_id: str, snapshot: Snapshot | None = None, frames: list[int] | None = None
 ) -> pa.Table:
     """One object's per-frame boxes and RLE masks (optionally only `frames`), sorted by frame.
 
@@ -212,13 +213,20 @@ def part_batches(
     for part in parts:
         present = [c for c in columns if c in part.metadata.schema.names]
         try:
-            for batch in pq.ParquetFile(part.path).iter_batches(batch_size=batch_rows, columns=present):
+            source, fs = arrow_source(part.path)
+            for batch in pq.ParquetFile(source, filesystem=fs).iter_batches(batch_size=batch_rows, columns=present):
                 yield pa.record_batch(
                     [batch.column(c) if c in present else pa.nulls(batch.num_rows, f.type) for c, f in zip(columns, schema)],
                     schema=schema,
                 )
         except (pa.ArrowException, OSError) as exc:
             raise ManifestError(f"{part.path}: corrupt data ({first_line(exc)})") from None
+
+
+def read_part(path: Location, schema: pa.Schema) -> pa.Table:
+    """All rows of one part with `schema` (absent nullable columns as nulls), its footer metadata dropped."""
+    source, fs = arrow_source(path)
+    return pq.read_table(source, schema=schema, filesystem=fs).replace_schema_metadata(None)
 
 
 def check_columns(table: str, columns: list[str] | None) -> None:

@@ -11,13 +11,11 @@ units' completion records (manifests.units.check_unit_rows). A snapshot can be r
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from manifests import delta
@@ -25,6 +23,7 @@ from manifests.errors import ManifestError
 from manifests.layout import MANIFESTS_DIR, check_table_name, manifests_dir, table_dir, unit_of_file, units_dir
 from manifests.media.atomic import atomic_output
 from manifests.schema import SCHEMAS
+from manifests.storage import Location, ObjectPath, Root, list_files, location
 from manifests.units import check_unit_rows, compacted_units, complete_units, short_units, visible
 
 SNAPSHOT_FORMAT = 1
@@ -66,12 +65,12 @@ class Snapshot:
             raise ManifestError(f"snapshot has no table {table!r}; it pins {', '.join(self.tables)}")
         return self.tables[table]
 
-    def paths(self, table: str) -> list[Path]:
-        return [Path(self.root) / f.path for f in self.table(table).files]
+    def paths(self, table: str) -> list[Location]:
+        return [location(self.root) / f.path for f in self.table(table).files]
 
     def missing_files(self) -> list[str]:
         """Paths (relative to the root) of the files this snapshot lists that no longer exist (gc'ed, lost)."""
-        return [f.path for t in self.tables.values() for f in t.files if not (Path(self.root) / f.path).is_file()]
+        return [f.path for t in self.tables.values() for f in t.files if not (location(self.root) / f.path).is_file()]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,7 +103,7 @@ class Snapshot:
 
 
 def take_snapshot(
-    root: str | os.PathLike[str],
+    root: Root,
     tables: list[str] | None = None,
     versions: dict[str, int] | None = None,
     units_version: int | None = None,
@@ -113,7 +112,7 @@ def take_snapshot(
     """Pin each table at `versions[table]` (default: latest) and units at `units_version` (default: latest).
 
     `verify=False` skips the completion-record check (validate reports it instead of stopping at it)."""
-    root = Path(root)
+    root = location(root)
     names = tables or list(SCHEMAS)
     pinned = versions or {}
     for name in list(names) + list(pinned):
@@ -143,7 +142,7 @@ def take_snapshot(
     return snapshot
 
 
-def check_logs(root: Path, tables: list[str]) -> None:
+def check_logs(root: Location, tables: list[str]) -> None:
     """Refuse to read tables (or the units table) whose Delta log holds an empty commit, naming the units
     whose rows that commit held where their completion records tell."""
     empty = delta.empty_commits(units_dir(root))
@@ -161,12 +160,12 @@ def check_logs(root: Path, tables: list[str]) -> None:
                             "refusing to read fewer rows")
 
 
-def _composition(folder: Path) -> Callable[[str], list[tuple[str, int]] | None]:
+def _composition(folder: Location) -> Callable[[str], list[tuple[str, int]] | None]:
     """The unit runs of a compacted file of the table at `folder`, read from its footer."""
     return lambda path: compacted_units(folder / path)
 
 
-def snapshots_dir(root: str | os.PathLike[str]) -> Path:
+def snapshots_dir(root: Root) -> Location:
     return manifests_dir(root) / SNAPSHOTS_DIR
 
 
@@ -182,23 +181,28 @@ def default_snapshot_name(snapshot: Snapshot) -> str:
     return f"snap-{stamp}-{secrets.token_hex(2)}"
 
 
-def register_snapshot(snapshot: Snapshot, name: str) -> Path:
+def register_snapshot(snapshot: Snapshot, name: str) -> Location:
     """Save `snapshot` in its dataset as `name`: gc keeps its files until `release_snapshot`."""
     snapshot_name(name)
     path = snapshots_dir(snapshot.root) / f"{name}.json"
+    text = json.dumps(snapshot.to_json(), sort_keys=True)
+    if isinstance(path, ObjectPath):  # one PUT: whole or absent
+        path.write_text(text)
+        return path
     with atomic_output(path) as temp:
-        temp.write_text(json.dumps(snapshot.to_json(), sort_keys=True))
+        temp.write_text(text)
     return path
 
 
-def registered_snapshots(root: str | os.PathLike[str]) -> dict[str, Snapshot]:
+def registered_snapshots(root: Root) -> dict[str, Snapshot]:
     """The snapshots registered in the dataset, by name (an unreadable registration is an error: gc must not
     guess what it protects)."""
     folder = snapshots_dir(root)
-    if not folder.is_dir():
-        return {}
     out = {}
-    for path in sorted(folder.glob("*.json")):
+    for entry in sorted(list_files(folder), key=lambda e: e.name):
+        if not entry.name.endswith(".json"):
+            continue
+        path = folder / entry.name
         try:
             out[path.stem] = Snapshot.from_json(path.read_text())
         except (OSError, ManifestError) as exc:
@@ -206,7 +210,7 @@ def registered_snapshots(root: str | os.PathLike[str]) -> dict[str, Snapshot]:
     return out
 
 
-def release_snapshot(root: str | os.PathLike[str], name: str) -> None:
+def release_snapshot(root: Root, name: str) -> None:
     """Unregister snapshot `name`: gc may then collect the files only it kept."""
     path = snapshots_dir(root) / f"{snapshot_name(name)}.json"
     if not path.is_file():
@@ -214,7 +218,7 @@ def release_snapshot(root: str | os.PathLike[str], name: str) -> None:
     path.unlink()
 
 
-def unreadable_files(root: str | os.PathLike[str], table: str) -> tuple[dict[str, list[str]], list[str], list[str]]:
+def unreadable_files(root: Root, table: str) -> tuple[dict[str, list[str]], list[str], list[str]]:
     """What readers leave out of `table`: committed files of units not complete in it (by unit); orphans
     (Parquet files in the table folder that no commit adds or removes: a killed writer's, until `gc`); and
     detached parts (such files of units whose completion record names this table: their commit was lost

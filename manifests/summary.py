@@ -6,7 +6,6 @@ Footers only for the column statistics: a 1.7M-row table costs a few kilobytes o
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import pyarrow.compute as pc
 from manifests.layout import check_table_name
 from manifests.reader import Part, committed_parts, part_batches
 from manifests.schema import SCHEMAS
+from manifests.storage import Root
 
 if TYPE_CHECKING:
     import pyarrow.parquet as pq
@@ -70,7 +70,7 @@ class TableSummary:
         }
 
 
-def summarize(root: str | os.PathLike[str], table: str) -> TableSummary:
+def summarize(root: Root, table: str) -> TableSummary:
     """Summary of one table; a missing or empty table gives zero rows, not an error."""
     check_table_name(table)
     parts = committed_parts(root, table)

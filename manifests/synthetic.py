@@ -327,12 +327,12 @@ def write_tables(
     then mark each unit complete in the tables it wrote."""
     written: dict[str, list[str]] = {}
     for table, data in tables.items():
-        writer = ManifestWriter(Path(root), table, **writer_options)
+        writer = ManifestWriter(root, table, **writer_options)
         for k, offset in enumerate(range(0, max(data.num_rows, 1), unit_rows)):
             writer.write(f"unit-{k:06d}", data.slice(offset, unit_rows), complete=False)
             written.setdefault(f"unit-{k:06d}", []).append(table)
     for unit_id, names in written.items():
-        mark_unit_complete(Path(root), unit_id, names)
+        mark_unit_complete(root, unit_id, names)
 
 
 def write_clip_files(

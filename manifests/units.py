@@ -13,11 +13,9 @@ counts and are not checked. The records are written by manifests.writer (the one
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,6 +23,7 @@ import pyarrow.parquet as pq
 from manifests import delta
 from manifests.errors import ManifestError
 from manifests.layout import COMPACTED, check_unit_id, unit_of_file, units_dir
+from manifests.storage import Location, Root, arrow_source
 
 COMMITTED_TYPE = pa.list_(
     pa.struct([("table", pa.string()), ("rows", pa.int64()), ("txn", pa.int64()), ("version", pa.int64())])
@@ -73,14 +72,14 @@ def record_row(unit_id: str, commits: list[TableCommit], completed_at: str, conf
                      "committed": [committed], "config_digest": [config_digest]}, schema=UNITS_SCHEMA)
 
 
-def is_unit_complete(root: str | os.PathLike[str], unit_id: str, tables: Iterable[str]) -> bool:
+def is_unit_complete(root: Root, unit_id: str, tables: Iterable[str]) -> bool:
     """Whether `unit_id` was marked complete with exactly these tables."""
     check_unit_id(unit_id)
     current = delta.latest(units_dir(root))
     return current is not None and current.transaction_version(unit_id) == tables_version(tables)
 
 
-def complete_units(root: str | os.PathLike[str], version: int | None = None) -> tuple[int | None, dict[str, UnitRecord]]:
+def complete_units(root: Root, version: int | None = None) -> tuple[int | None, dict[str, UnitRecord]]:
     """(units-table version, unit id -> its completion record) at `version` or the latest."""
     current = delta.latest(units_dir(root)) if version is None else delta.load(units_dir(root), version)
     if current is None:
@@ -88,7 +87,8 @@ def complete_units(root: str | os.PathLike[str], version: int | None = None) -> 
     folder = units_dir(root)
     out: dict[str, UnitRecord] = {}
     for f in delta.files(current):  # file by file: pyarrow.dataset would import pandas into every summary
-        parquet = pq.ParquetFile(folder / f.path)
+        source, fs = arrow_source(folder / f.path)
+        parquet = pq.ParquetFile(source, filesystem=fs)
         columns = [c for c in UNITS_SCHEMA.names if c in parquet.schema_arrow.names and c != "completed_at"]
         for row in parquet.read(columns=columns).to_pylist():
             commits = {c["table"]: TableCommit(**c) for c in row.get("committed") or ()}
@@ -104,9 +104,10 @@ def visible(unit: str | None, table: str, complete: dict[str, UnitRecord]) -> bo
     return record is not None and table in record.tables
 
 
-def compacted_units(path: Path) -> list[tuple[str, int]] | None:
+def compacted_units(path: Location) -> list[tuple[str, int]] | None:
     """The (unit, rows) runs of a compacted file, from its footer; None for a file compacted by an earlier version."""
-    meta = pq.read_metadata(path).metadata or {}
+    source, fs = arrow_source(path)
+    meta = pq.read_metadata(source, filesystem=fs).metadata or {}
     if UNIT_ROWS_KEY not in meta:
         return None
     return [(str(unit), int(rows)) for unit, rows in json.loads(meta[UNIT_ROWS_KEY])]

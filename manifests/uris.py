@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.errors import ManifestError
+from manifests.storage import Location, ObjectPath, Root, is_remote, location
 
 SCHEME_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://"
 ABSOLUTE_RE = r"^([/\\]|[A-Za-z]:[/\\])"
@@ -46,11 +47,21 @@ def _np(mask: pa.Array) -> np.ndarray:
 
 
 def resolve_uri(root: str | os.PathLike[str], uri: str) -> Path:
-    """The local path of a dataset URI, which must stay under `root` once resolved.
+    """The local path of a dataset URI under a local `root` (see `resolve_location`); a root on object storage
+    is refused in one line: its files must be read through `resolve_location` (or staged locally first)."""
+    found = resolve_location(root, uri)
+    if isinstance(found, ObjectPath):
+        raise ManifestError(f"uri {uri!r}: the dataset root {root} is on object storage; this reader needs local files")
+    return found
+
+
+def resolve_location(root: Root, uri: str) -> Location:
+    """The path (a local Path, or an ObjectPath under an `s3://` root) of a dataset URI, which must stay under `root`.
 
     The one resolver for every reader and writer of clip, mask and target files: a URI is a relative
     POSIX path; empty strings, `~`, schemes (`file:`, `s3://`), absolute paths, `..` that climbs out and
-    symlinks whose target lies outside the root are refused with a one-line ManifestError.
+    symlinks whose target lies outside the root are refused with a one-line ManifestError. Under a root on
+    object storage the URI names a key below the root's prefix (no symlinks there).
     """
     if not isinstance(uri, str) or not uri.strip():
         raise ManifestError(f"uri {uri!r}: empty")
@@ -58,6 +69,8 @@ def resolve_uri(root: str | os.PathLike[str], uri: str) -> Path:
         raise ManifestError(f"uri {uri!r}: must be a path relative to the dataset root (no ~, scheme or absolute path)")
     if "\0" in uri or escapes_root(uri):
         raise ManifestError(f"uri {uri!r}: escapes the dataset root")
+    if isinstance(root, ObjectPath) or is_remote(root):
+        return location(root) / uri.replace("\\", "/")
     base = Path(root).resolve()
     path = base / uri.replace("\\", "/")
     real = path.resolve()

@@ -7,16 +7,13 @@ only when a problem was found. That keeps a 1.7M-row dataset well inside a gigab
 
 from __future__ import annotations
 
-import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from manifests import delta
 from manifests.domains import count_bad, domains_of, undecodable_masks
@@ -24,11 +21,12 @@ from manifests.errors import ManifestError
 from manifests.keyhash import count_missing, hash_rows, hash_strings, missing_from, sorted_unique
 from manifests.layout import COMPACTED, MANIFESTS_DIR
 from manifests.progress import bar
-from manifests.reader import Part, committed_parts, dataset_of, scan_batches
+from manifests.reader import Part, committed_parts, dataset_of, read_part, scan_batches
 from manifests.schema import FOREIGN_KEYS, PRIMARY_KEYS, PROVENANCE_FIELDS, SCHEMAS, URI_COLUMNS
 from manifests.snapshot import take_snapshot, unreadable_files
+from manifests.storage import Location, Root, location
 from manifests.units import compacted_units, complete_units
-from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, resolve_uri, uri_problems
+from manifests.uris import ABSOLUTE, EMPTY, ESCAPES, resolve_location, uri_problems
 
 if TYPE_CHECKING:
     import pyarrow.dataset as ds
@@ -81,10 +79,10 @@ class _Scanned:
 
 
 def validate_dataset(
-    root: str | os.PathLike[str], allow_absolute_uris: bool = False, progress: bool = False, check_files: bool = False
+    root: Root, allow_absolute_uris: bool = False, progress: bool = False, check_files: bool = False
 ) -> list[Issue]:
     """All problems found in the dataset at `root` (empty list: valid); `check_files`: referenced files must exist."""
-    root = Path(root)
+    root = location(root)
     if not (root / MANIFESTS_DIR).is_dir():
         raise ManifestError(f"{root}: not a dataset root (no {MANIFESTS_DIR}/ folder)")
     issues: list[Issue] = []
@@ -102,7 +100,7 @@ def validate_dataset(
 class _RowChecks:
     """Per-batch checks of one table, accumulated over a streaming scan."""
 
-    def __init__(self, table: str, total_rows: int, allow_absolute: bool, files_root: Path | None = None) -> None:
+    def __init__(self, table: str, total_rows: int, allow_absolute: bool, files_root: Location | None = None) -> None:
         self.table = table
         self.files_root = files_root
         self.domains = domains_of(table)
@@ -170,7 +168,7 @@ class _RowChecks:
                     missing = self._missing(batch, column, self.files_root)
                     self._count(f"{column} names a file that is missing or outside the root", missing)
 
-    def _missing(self, batch: pa.RecordBatch, column: str, files_root: Path) -> tuple[int, list[str]]:
+    def _missing(self, batch: pa.RecordBatch, column: str, files_root: Location) -> tuple[int, list[str]]:
         bad = [uri for uri in batch.column(column).drop_null().to_pylist() if not _file_exists(files_root, uri)]
         return len(bad), bad[:MAX_EXAMPLES]
 
@@ -205,15 +203,15 @@ class _RowChecks:
         return found
 
 
-def _file_exists(root: Path, uri: str) -> bool:
+def _file_exists(root: Location, uri: str) -> bool:
     try:
-        return resolve_uri(root, uri).is_file()
+        return resolve_location(root, uri).is_file()
     except (ManifestError, OSError):  # e.g. a name too long for the file system: it cannot exist
         return False
 
 
 def _scan_table(
-    root: Path, table: str, allow_absolute: bool, issues: list[Issue], progress: bool, files_root: Path | None
+    root: Location, table: str, allow_absolute: bool, issues: list[Issue], progress: bool, files_root: Location | None
 ) -> _Scanned:
     def file_issue(exc: ManifestError) -> None:
         issues.append(Issue(table, "file", str(exc)))
@@ -244,7 +242,7 @@ def _scan_table(
     return _Scanned(dataset, keys if table in _REFERENCED else keys[:0], refs, complete)
 
 
-def _check_units(root: Path, table: str, issues: list[Issue]) -> None:
+def _check_units(root: Location, table: str, issues: list[Issue]) -> None:
     """Report units committed to `table` but not complete, files no commit names (both unread), and parts of
     complete units that the log lost (their rows are missing: never advised for gc)."""
     hidden, orphans, detached = unreadable_files(root, table)
@@ -260,7 +258,7 @@ def _check_units(root: Path, table: str, issues: list[Issue]) -> None:
         issues.append(Issue(table, "orphan", text, None, len(orphans), tuple(orphans[:MAX_EXAMPLES])))
 
 
-def _check_digests(root: Path, table: str, parts: list[Part], issues: list[Issue]) -> None:
+def _check_digests(root: Location, table: str, parts: list[Part], issues: list[Issue]) -> None:
     """Each complete unit's rows must hash to the transaction version its completion record lists (the
     writer's digest of the rows): a part replaced by another of the same size is caught here, not by counts."""
     _, records = complete_units(root)
@@ -276,7 +274,7 @@ def _check_digests(root: Path, table: str, parts: list[Part], issues: list[Issue
         if runs is None:  # compacted by an earlier version: its rows cannot be attributed to units
             continue
         try:
-            data = pq.read_table(part.path, schema=SCHEMAS[table]).replace_schema_metadata(None)
+            data = read_part(part.path, SCHEMAS[table])
         except (pa.ArrowException, OSError):
             continue  # reported by the scan as corrupt data
         offset = 0

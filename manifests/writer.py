@@ -1,21 +1,19 @@
 """The one writer of manifest rows and of unit completion records: Parquet files committed as one Delta transaction.
 
 A unit's rows are written as 1..n files (rolled by rows and bytes, row groups sized by bytes), each
-fsync'ed with its folder, under a writer lease (manifests.leases, so gc never collects them), then added
-to the table in one commit whose application transaction is the unit id (see manifests.delta). A unit
-committed before is recognised: the same rows are a no-op, other rows an error. A writer never deletes a
-committed file; the only files it removes are its own, and only when the commit provably did not take
-them. Rows become visible to readers once the unit is marked complete (`mark_unit_complete`, through the
-same commit path into `manifests/_units`): at once for a one-table unit, after its last table for a
-multi-table one (`commit_unit_tables`).
+fsync'ed with its folder (on object storage: each uploaded whole), under a writer lease (manifests.leases,
+so gc never collects them), then added to the table in one commit whose application transaction is the
+unit id (see manifests.delta). A unit committed before is recognised: the same rows are a no-op, other rows
+an error. A writer never deletes a committed file; the only files it removes are its own, and only when the
+commit provably did not take them. Rows become visible to readers once the unit is marked complete
+(`mark_unit_complete`, through the same commit path into `manifests/_units`): at once for a one-table unit,
+after its last table for a multi-table one (`commit_unit_tables`).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -38,6 +36,7 @@ from manifests.layout import (
 )
 from manifests.leases import writer_lease
 from manifests.schema import META_TABLE_KEY, META_VERSION_KEY, PRIMARY_KEYS, SCHEMA_VERSION, SCHEMAS
+from manifests.storage import Location, Root, location, open_write
 from manifests.units import UNITS_SCHEMA, TableCommit, record_row, tables_version
 
 if TYPE_CHECKING:
@@ -47,6 +46,7 @@ DEFAULT_ROW_GROUP_ROWS = 65_536
 DEFAULT_ROW_GROUP_BYTES = 32 << 20
 ROW_GROUP_BYTES = {"object_frames": 1 << 20}
 """Tables read a few rows at a time (one object's masks) get small row groups: a read touches about a MiB."""
+RACED_ATTEMPTS = 5
 META_UNIT_KEY = b"liveditor.unit"
 FooterMetadata = Callable[[int, int], dict[bytes, bytes]]
 """(first row, rows) of a file being written -> extra footer key-values (compaction records unit runs)."""
@@ -58,7 +58,7 @@ class ManifestWriter:
 
     def __init__(
         self,
-        root: str | os.PathLike[str],
+        root: Root,
         table: str,
         max_rows_per_shard: int = 250_000,
         max_bytes_per_shard: int = 128 << 20,
@@ -72,7 +72,7 @@ class ManifestWriter:
             row_group_bytes = ROW_GROUP_BYTES.get(table, DEFAULT_ROW_GROUP_BYTES)
         if min(max_rows_per_shard, max_bytes_per_shard, row_group_rows, row_group_bytes) < 1:
             raise ManifestError("ManifestWriter: shard and row-group limits must be positive")
-        self.root = Path(root)
+        self.root = location(root)
         self.table = table
         self.max_rows = max_rows_per_shard
         self.max_bytes = max_bytes_per_shard
@@ -104,17 +104,26 @@ class ManifestWriter:
         return info
 
     def commit(self, unit_id: str, data: pa.Table, digest_hex: str, app_version: int) -> CommitInfo:
-        """Write `data` as files under a lease and commit them with application transaction (unit_id, app_version)."""
+        """Write `data` as files under a lease and commit them with application transaction (unit_id, app_version);
+        a commit that met a metadata change (delta.Raced) starts over from a fresh read."""
+        for _ in range(RACED_ATTEMPTS - 1):
+            try:
+                return self._commit_once(unit_id, data, digest_hex, app_version)
+            except delta.Raced:
+                continue
+        return self._commit_once(unit_id, data, digest_hex, app_version)
+
+    def _commit_once(self, unit_id: str, data: pa.Table, digest_hex: str, app_version: int) -> CommitInfo:
         table = delta.create(self.folder, self.base_schema)  # creates, or adds a newer minor version's columns
         skipped = self._already(table, unit_id, app_version, data.num_rows)
         if skipped:
             return skipped
-        written: list[Path] = []
+        written: list[Location] = []
         token = new_token()
         with writer_lease(self.root, token):
             try:
                 files = self.write_files(unit_id, data, written, token)
-                actions: list[delta.Action] = [delta.add_action(p.name, p, n) for p, n in files]
+                actions: list[delta.Action] = [delta.add_action(p.name, p, n) for p, n, _ in files]
                 meta = {"liveditor.unit": unit_id, "liveditor.rows": data.num_rows, "liveditor.digest": digest_hex}
                 try:
                     version = delta.commit(table, actions, self.schema, unit_id, app_version, meta)
@@ -131,9 +140,9 @@ class ManifestWriter:
         return CommitInfo(
             table=self.table,
             unit_id=unit_id,
-            files=tuple(p.name for p, _ in files),
+            files=tuple(p.name for p, _, _ in files),
             rows=data.num_rows,
-            bytes=sum(p.stat().st_size for p, _ in files),
+            bytes=sum(size for _, _, size in files),
             schema_version=SCHEMA_VERSION,
             written_at=_now(),
             version=version,
@@ -153,7 +162,7 @@ class ManifestWriter:
             )
         return CommitInfo(self.table, unit_id, (), rows, 0, SCHEMA_VERSION, _now(), table.version(), txn=found, skipped=True)
 
-    def discard_uncommitted(self, written: list[Path]) -> None:
+    def discard_uncommitted(self, written: list[Location]) -> None:
         """Remove files this call wrote that no table version references (a failed or lost commit)."""
         if not written:
             return
@@ -169,21 +178,22 @@ class ManifestWriter:
         return max(1, min(self.row_group_rows, self.row_group_bytes // per_row))
 
     def write_files(
-        self, unit_id: str, data: pa.Table, written: list[Path], token: str, footer: FooterMetadata | None = None
-    ) -> list[tuple[Path, int]]:
-        """Write `data` as files rolled at max rows or max bytes (checked after each row group), fsync'ed.
+        self, unit_id: str, data: pa.Table, written: list[Location], token: str, footer: FooterMetadata | None = None
+    ) -> list[tuple[Location, int, int]]:
+        """Write `data` as files rolled at max rows or max bytes (checked after each row group), fsync'ed;
+        returns (path, rows, bytes) per file.
 
         The caller holds a writer lease on `token` (every file name carries it)."""
         schema = self.schema.with_metadata({**self.schema.metadata, META_UNIT_KEY: unit_id.encode()})
         group_rows = self._rows_per_group(data)
         self.folder.mkdir(parents=True, exist_ok=True)
-        out: list[tuple[Path, int]] = []
+        out: list[tuple[Location, int, int]] = []
         offset = 0
         while offset < data.num_rows:
             path = self.folder / data_file_name(unit_id, token, len(out))
             written.append(path)
             first, rows_in_file = offset, 0
-            with open(path, "wb") as sink:
+            with open_write(path) as sink:
                 writer = pq.ParquetWriter(sink, schema, compression=self.compression)
                 while offset < data.num_rows and (
                     rows_in_file == 0 or (rows_in_file < self.max_rows and sink.tell() < self.max_bytes)
@@ -195,9 +205,8 @@ class ManifestWriter:
                 if footer is not None:
                     writer.add_key_value_metadata(footer(first, rows_in_file))
                 writer.close()
-                sink.flush()
-                os.fsync(sink.fileno())
-            out.append((path, rows_in_file))
+                size = sink.tell()
+            out.append((path, rows_in_file, size))
         fsync_path(self.folder)
         return out
 
@@ -207,7 +216,7 @@ def _now() -> str:
 
 
 def mark_unit_complete(
-    root: str | os.PathLike[str],
+    root: Root,
     unit_id: str,
     tables: Iterable[str],
     config_digest: str | None = None,
@@ -223,7 +232,7 @@ def mark_unit_complete(
     ManifestWriter(root, UNITS_DIR).commit(unit_id, row, "", tables_version(names))
 
 
-def _table_commit(root: str | os.PathLike[str], unit_id: str, table: str, info: CommitInfo | None) -> TableCommit:
+def _table_commit(root: Root, unit_id: str, table: str, info: CommitInfo | None) -> TableCommit:
     """What `table` holds of `unit_id`, from the writer's CommitInfo or else from the table's latest version."""
     check_table_name(table)
     if info is not None and info.version is not None and info.txn is not None:
@@ -236,7 +245,7 @@ def _table_commit(root: str | os.PathLike[str], unit_id: str, table: str, info: 
 
 
 def commit_unit_tables(
-    root: str | os.PathLike[str],
+    root: Root,
     unit_id: str,
     rows_by_table: Mapping[str, Rows],
     config_digest: str | None = None,
