@@ -1,0 +1,44 @@
+"""The fused relative-position attention of SAM's image encoder equals segment-anything's own, on the CPU."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+
+from curation.models.sam import build_sam
+from curation.models.sam_attention import fuse_encoder_attention, key_position_codes, rel_pos_attention, rel_pos_terms
+
+
+def test_rel_pos_attention_equals_explicit_logits():
+    torch.manual_seed(0)
+    h, w, c, b = 3, 5, 8, 2
+    q, k, v = (torch.randn(b, h * w, c) for _ in range(3))
+    rel_pos_h, rel_pos_w = torch.randn(2 * h - 1, c), torch.randn(2 * w - 1, c)
+    rel_h, rel_w = rel_pos_terms(q, rel_pos_h, rel_pos_w, (h, w))
+    logits = 0.3 * q @ k.transpose(1, 2)  # (B, N, N), then the decomposed terms by key row and column
+    logits = logits.view(b, h * w, h, w) + rel_h[..., :, None] + rel_w[..., None, :]
+    expected = logits.view(b, h * w, h * w).softmax(-1) @ v
+    got = rel_pos_attention(q, k, v, rel_h, rel_w, (h, w), 0.3)
+    assert got.shape == (b, h * w, c)
+    assert torch.allclose(got, expected, atol=1e-5)
+    codes = key_position_codes((h, w), torch.float32, torch.device("cpu"))
+    assert codes.shape == (h * w, h + w) and torch.equal(codes.sum(1), torch.full((h * w,), 2.0))
+
+
+def test_fused_encoder_matches_segment_anything():
+    torch.manual_seed(0)
+    image_size = 256  # a 16x16 grid: the windowed blocks pad it to 28x28, the global ones see all 256 tokens
+    model = build_sam("vit_b", image_size)
+    for name, p in model.image_encoder.named_parameters():
+        if "rel_pos" in name:  # zero at init: make the position terms count
+            p.data.normal_(0, 0.5)
+    reference = model.image_encoder.eval()
+    fused = copy.deepcopy(reference)
+    assert fuse_encoder_attention(fused) == 12
+    assert fused.state_dict().keys() == reference.state_dict().keys()
+    x = torch.randn(1, 3, image_size, image_size)
+    with torch.inference_mode():
+        expected, got = reference(x), fused(x)
+    assert got.shape == expected.shape == (1, 256, image_size // 16, image_size // 16)
+    assert torch.allclose(got, expected, atol=2e-4, rtol=1e-4), (got - expected).abs().max()
