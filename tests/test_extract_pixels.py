@@ -131,7 +131,8 @@ def test_square_progressive_source_at_its_bucket_is_encoded_without_a_colour_rou
     assert_clip_clock(tmp_path / "clip.mp4", 8, 25)  # the source's clock is not carried into the clip
 
 
-def test_variable_frame_rate_clips_carry_the_times_their_frames_are_shown(tmp_path):
+@pytest.mark.parametrize("snap", [0.0, 0.5])  # 0.5: times from the packet index the keyframe snap reads
+def test_variable_frame_rate_clips_carry_the_times_their_frames_are_shown(tmp_path, snap):
     """Frame durations of 40 and 80 ms alternate in the first half: frame / fps would misplace every clip."""
     from curation.stages import ShotsStage
     from curation.stages.shots import ShotsConfig
@@ -154,7 +155,7 @@ def test_variable_frame_rate_clips_carry_the_times_their_frames_are_shown(tmp_pa
     info = probe(source)
     assert info.vfr
     video = {"video_id": "v", "uri": str(source), "fps": info.fps, "vfr": True}
-    stage = ShotsStage(ShotsConfig(min_clip_s=0.5, max_clip_s=1.0, trim_frames=0))
+    stage = ShotsStage(ShotsConfig(min_clip_s=0.5, max_clip_s=1.0, trim_frames=0, keyframe_snap_s=snap))
     clips = stage.clip_rows(video)
     assert len(clips) >= 4
     for clip in clips:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from curation.extract import DEFAULT_BUCKETS, copyable, index_packets, keyframe_aligned, resolution_bucket
+from curation.extract import DEFAULT_BUCKETS, PacketIndex, copyable, index_packets, keyframe_aligned, resolution_bucket
 from curation.registry import FrozenConfig
 from curation.shots import ShotDetection, clip_ranges, get_detector
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
@@ -90,11 +90,14 @@ class ShotsStage(Stage):
     def clip_rows(self, video: dict[str, Any]) -> list[dict[str, Any]]:
         detection = self.detector.detect(video["uri"])
         fps = float(detection.fps)
+        packets: PacketIndex | None = None
         if self.config.keyframe_snap_s > 0:
-            ranges = self.keyframe_aligned(video, detection)
+            ranges, packets = self.keyframe_aligned(video, detection)
         else:
             ranges = clip_ranges(detection, self.config.min_clip_s, self.config.max_clip_s, self.config.trim_frames)
-        index = frame_index(video["uri"]) if video.get("vfr") else None  # frame / fps is wrong where durations vary
+        index = None  # frame / fps is wrong where durations vary: VFR times come from the timestamps
+        if video.get("vfr"):
+            index = packets.frames() if packets is not None else frame_index(video["uri"])
 
         def seconds(frame: int) -> float:
             return index.seconds(frame) if index is not None else frame / fps
@@ -112,15 +115,18 @@ class ShotsStage(Stage):
             for start, end in ranges
         ]
 
-    def keyframe_aligned(self, video: dict[str, Any], detection: ShotDetection) -> list[tuple[int, int]]:
-        """`clip_ranges`, but long shots split at IDR pictures and each piece moved to where a stream copy of
+    def keyframe_aligned(
+        self, video: dict[str, Any], detection: ShotDetection
+    ) -> tuple[list[tuple[int, int]], PacketIndex | None]:
+        """(`clip_ranges`, but long shots split at IDR pictures and each piece moved to where a stream copy of
         it is exact, where the source allows one and such a range lies within `keyframe_snap_s` of both ends
-        (or on the shot boundary it was trimmed from); pieces that cannot be are as `clip_ranges` makes them."""
+        (or on the shot boundary it was trimmed from); pieces that cannot be are as `clip_ranges` makes them;
+        the packet index read for it, None where the source allows no copy)."""
         cfg = self.config
         info = probe(video["uri"])
         display = (video.get("display_width") or info.width, video.get("display_height") or info.height)
         if not copyable(info, resolution_bucket(*display, self.buckets)):
-            return clip_ranges(detection, cfg.min_clip_s, cfg.max_clip_s, cfg.trim_frames)
+            return clip_ranges(detection, cfg.min_clip_s, cfg.max_clip_s, cfg.trim_frames), None
         index = index_packets(video["uri"])
         fps = detection.fps
         slack, min_frames = round(cfg.keyframe_snap_s * fps), math.ceil(cfg.min_clip_s * fps - 1e-9)
@@ -141,7 +147,7 @@ class ShotsStage(Stage):
                 found = keyframe_aligned(index, start, end, slack, min_frames, back if first else 0,
                                          forward if last else 0)
                 out.append(found or (start, end))
-        return [(a, b) for a, b in out if b - a >= min_frames]
+        return [(a, b) for a, b in out if b - a >= min_frames], index
 
 
 def split_at_keyframes(start: int, end: int, keyframes: list[int], min_frames: int, max_frames: int) -> list[tuple[int, int]]:
