@@ -29,9 +29,9 @@ class PairGateConfig:
     min_mask_area: float = 0.005  # mean fraction of the frame the mask covers
     max_mask_area: float = 0.6
     min_mask_iou: float = 0.5  # mean IoU of consecutive masks: a mask that jumps is a bad track
-    min_connected: float = 0.85  # mean share of a frame's mask in its largest connected piece: one object, not shards
-    max_area_cv: float = 0.35  # coefficient of variation of the mask's area over the frames it is in: no breathing
-    min_boundary_edge: float = 0.5  # mean share of the mask's outline on an image edge or a motion edge
+    min_connected: float = 0.9  # mean share of a frame's mask in its largest connected piece: one object, not shards
+    max_area_cv: float = 0.5  # coefficient of variation of the mask's area over the frames it is in: no breathing
+    min_boundary_edge: float = 0.85  # mean share of the mask's outline on an image edge or a motion edge
     edge_gradient: float = 60.0  # Sobel magnitude of the grey frame (0-255 levels) that makes an image edge
     edge_motion: float = 12.0  # abs grey change to a neighbouring frame that makes a motion edge
     min_psnr_kept: float = 35.0  # where the edit must not change pixels

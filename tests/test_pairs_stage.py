@@ -450,3 +450,21 @@ def test_gate_options_keep_their_types():
 def test_default_mix_is_the_papers():
     cfg = PairsConfig()
     assert cfg.mix == PAPER_MIX and sum(cfg.mix.values()) == pytest.approx(1.0) and "generative" not in cfg.mix
+
+
+def test_a_dropped_draw_is_replaced_by_the_next_type(tmp_path):
+    """pairs_per_clip counts written pairs: a type a gate drops gives way to the next type drawn."""
+    uri = write_video(tmp_path, "plain.mp4", np.repeat(texture(3, H, W, 2)[None], T, axis=0))
+    clips = [clip_row(f"c{i}", f"v{i}", uri) for i in range(6)]
+    clean = [{"clip_id": c["clip_id"], "signal": "text_overlay", "value": 0.0, "passed": True, **PROVENANCE}
+             for c in clips]
+    config = {"mix": {"style": 1.0, "add_text": 1.0}, "pairs_per_clip": 1,
+              "editors": {"style": {"style": "warm"}, "add_text": {"text": "OK", "kind": "sign"}},
+              "gates": {"max_psnr_edited": 15.0, "max_ssim_edited": 0.0}}  # a mild grade fails, glyphs pass
+    out = run(tmp_path, {"clips": clips, "scores": clean}, **config)
+    assert out["errors"] == [] and sorted(r["clip_id"] for r in out["edit_pairs"]) == [c["clip_id"] for c in clips]
+    assert {r["edit_type"] for r in out["edit_pairs"]} == {"add_text"}
+    counts = {(s["clip_id"], s["signal"]): s["value"] for s in out["scores"]}
+    dropped = [counts[(c["clip_id"], "pairs_dropped")] for c in clips]
+    assert set(dropped) == {0.0, 1.0}  # style drawn first on some clips (dropped, then replaced), second on others
+    assert all(counts[(c["clip_id"], "pairs_made")] == 1.0 for c in clips)

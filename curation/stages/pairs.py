@@ -1,16 +1,18 @@
 """Stage 8, pairs: extracted `clips` and their `objects` in, `edit_pairs` rows and the pair files out.
 
 Per ok clip: the clip file is decoded at its native size (the first `max_frames` frames); its objects'
-masks (object_frames RLE, legacy inline RLE or a mask file) are brought to that size; `pairs_per_clip`
-edit types are drawn from the configured mix (local types only when the clip has a usable object: the
-largest one passing the mask gates); each editor makes a pair, the quality gates of filters/pair_gates.py
-score it, and a pair that passes (or every pair, with drop_failed off) is written under
-`<output>/pairs/<video id>/` (each file atomically) with one `edit_pairs` row. The split is a function of
+masks (object_frames RLE, legacy inline RLE or a mask file) are brought to that size; edit types
+are drawn in a seeded weighted order from the configured mix (local types only when the clip has a usable
+object: the largest one passing the mask gates; text types only when its OCR signal found no text); each
+editor makes a pair, the quality gates of filters/pair_gates.py score it, and a pair that passes (or every
+pair, with drop_failed off) is written under `<output>/pairs/<video id>/` (each file atomically) with one
+`edit_pairs` row, until `pairs_per_clip` pairs are written or the types run out. The split is a function of
 the source video (curation/splits.py), so no video is in two splits.
 
 Objects rows whose weights are `random-init` come from untrained detectors (noise masks): they are used
 only with `use_random_init_objects`. Per clip, `scores` rows `pairs_made` and `pairs_dropped` count the
-pairs written and those a gate dropped. A clip that cannot be decoded or is too short, an object whose
+pairs written and those a gate dropped, `pairs_gated/<gate>` and `pairs_failed/<gate>` how many pairs each
+gate judged and failed. A clip that cannot be decoded or is too short, an object whose
 mask cannot be read and a pair whose editor fails are each one `errors` row; the rest goes on.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -274,9 +277,23 @@ class PairsStage(Stage):
         chosen = choose_object(inp.masks, self.gates)
         barred = {n for n, e in self.editors.items() if not e.accepts(text_overlay)}
         types = choose_edit_types(self.config.mix, {n: e.local for n, e in self.editors.items()}, chosen is not None,
-                                  self.config.pairs_per_clip, self.config.seed, clip["clip_id"], barred)
-        made, errors = self.isolate(list(enumerate(types)), lambda it: self.make_pair(inp, it[1], it[0], chosen, root),
-                                    lambda it: f"{clip['clip_id']}/{it[1]}/{it[0]}", attempt)
+                                  len(self.config.mix), self.config.seed, clip["clip_id"], barred)
+        written = [0]
+
+        def attempts() -> Iterator[tuple[int, str]]:
+            """Edit types in their drawn order until pairs_per_clip pairs are written: a type a gate drops (or
+            whose editor fails) is replaced by the next one, so a clip's yield is not lost to one bad draw."""
+            for it in enumerate(types):
+                if written[0] >= self.config.pairs_per_clip:
+                    return
+                yield it
+
+        def attempt_pair(it: tuple[int, str]) -> tuple[dict[str, Any] | None, dict[str, GateValue]]:
+            row, values = self.make_pair(inp, it[1], it[0], chosen, root)
+            written[0] += row is not None
+            return row, values
+
+        made, errors = self.isolate(attempts(), attempt_pair, lambda it: f"{clip['clip_id']}/{it[1]}/{it[0]}", attempt)
         out.errors += errors
         out.pairs = [row for row, _ in made if row is not None]
         counts = {"pairs_made": len(out.pairs), "pairs_dropped": sum(row is None for row, _ in made),
