@@ -26,7 +26,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
-from manifests.media.probe import VideoError, check_file
+from manifests.media.probe import VideoError, open_video
 
 DECODER_OPTIONS = {"skip_loop_filter": "all"}
 SKIP_NONREF_OPTIONS = {**DECODER_OPTIONS, "skip_frame": "noref"}
@@ -66,15 +66,8 @@ def open_small(
 ) -> Iterator[SmallVideo]:
     """The first video stream of `path`, opened for small frames; any decoding failure is a one-line
     VideoError naming the file (NoTimestamps when skipped pictures cannot be placed)."""
-    p = check_file(path)
-    try:
-        container = av.open(str(p))
-    except av.FFmpegError as exc:
-        raise VideoError(f"{p}: not a readable video ({type(exc).__name__}: {exc})") from None
-    try:
-        if not container.streams.video:
-            raise VideoError(f"{p}: no video stream")
-        stream = container.streams.video[0]
+    p = Path(path)
+    with open_video(p) as (container, stream):
         rate = stream.average_rate or stream.guessed_rate
         if not rate or rate <= 0:
             raise VideoError(f"{p}: video stream has no frame rate")
@@ -83,8 +76,6 @@ def open_small(
         video = SmallVideo(float(rate), iter(()), skip_nonref)
         video.batches = _batches(container, stream, p, (width, height), batch_size, video)
         yield video
-    finally:
-        container.close()
 
 
 def _batches(container, stream, p: Path, size: tuple[int, int], batch_size: int, video: SmallVideo) -> Iterator[np.ndarray]:

@@ -29,7 +29,7 @@ import numpy as np
 
 from manifests.media.h264 import is_disposable, nal_length_size
 from manifests.media.pixels import DEINTERLACER, DEINTERLACER_ARGS, upright_filters
-from manifests.media.probe import VideoError, check_file
+from manifests.media.probe import VideoError, check_file, open_video
 
 K = TypeVar("K")
 
@@ -88,20 +88,14 @@ class FrameIndex:
 
 def frame_index(path: str | Path) -> FrameIndex:
     """Demux the first video stream (no decoding) and index its frames by presentation timestamp."""
-    p = check_file(path)
     pts: list[int | None] = []
     key: list[bool] = []
-    try:
-        with av.open(str(p)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{p}: no video stream")
-            time_base = container.streams.video[0].time_base or Fraction(1)
-            for packet in container.demux(container.streams.video[0]):
-                if packet.size > 0:
-                    pts.append(packet.pts)
-                    key.append(bool(packet.is_keyframe))
-    except av.FFmpegError as exc:
-        raise VideoError(f"{p}: not a readable video ({type(exc).__name__}: {exc})") from None
+    with open_video(path) as (container, stream):
+        time_base = stream.time_base or Fraction(1)
+        for packet in container.demux(stream):
+            if packet.size > 0:
+                pts.append(packet.pts)
+                key.append(bool(packet.is_keyframe))
     return FrameIndex.from_packets(pts, key, time_base)
 
 
@@ -122,38 +116,34 @@ def iter_decoded(
     target = next(targets, None)
     if target is None:
         return
-    try:
-        with av.open(str(p)) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = DECODER_THREADS
-            length_size = nal_length_size(stream.codec_context.extradata)
+    with open_video(p, "decode failed") as (container, stream):
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = DECODER_THREADS
+        length_size = nal_length_size(stream.codec_context.extradata)
 
-            def skip(packet: av.Packet[av.VideoStream]) -> bool:  # a picture nobody needs: not wanted, not a reference
-                return index.number(packet.pts) not in wanted and is_disposable(memoryview(packet), length_size)
+        def skip(packet: av.Packet[av.VideoStream]) -> bool:  # a picture nobody needs: not wanted, not a reference
+            return index.number(packet.pts) not in wanted and is_disposable(memoryview(packet), length_size)
 
-            sparse = index.timestamps and stream.codec_context.name == "h264" and len(wanted) < len(index)
-            decoded, count = -1, -1  # last frame number out of the decoder; frames out since the last seek
-            while target is not None:
-                key = index.keyframe_at_or_before(target) if index.timestamps else 0
-                if index.timestamps and (decoded < key or decoded >= target) and target > 0:
-                    container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
-                for frame in _pictures(container, stream, skip if sparse else None):
-                    count += 1
-                    decoded = index.number(frame.pts) if index.timestamps else count
-                    if decoded < target:
-                        continue
-                    while target is not None and target < decoded:  # a frame the decoder skipped
-                        target = next(targets, None)
-                    if target == decoded:
-                        yield decoded, frame
-                        target = next(targets, None)
-                    if target is None or (index.timestamps and index.keyframe_at_or_before(target) > decoded + 1):
-                        break  # done, or the next wanted frame is reached faster by seeking
-                else:
-                    return  # the stream ended
-    except av.FFmpegError as exc:
-        raise VideoError(f"{p}: decode failed ({type(exc).__name__}: {exc})") from None
+        sparse = index.timestamps and stream.codec_context.name == "h264" and len(wanted) < len(index)
+        decoded, count = -1, -1  # last frame number out of the decoder; frames out since the last seek
+        while target is not None:
+            key = index.keyframe_at_or_before(target) if index.timestamps else 0
+            if index.timestamps and (decoded < key or decoded >= target) and target > 0:
+                container.seek(int(index.pts[key]), stream=stream, backward=True, any_frame=False)
+            for frame in _pictures(container, stream, skip if sparse else None):
+                count += 1
+                decoded = index.number(frame.pts) if index.timestamps else count
+                if decoded < target:
+                    continue
+                while target is not None and target < decoded:  # a frame the decoder skipped
+                    target = next(targets, None)
+                if target == decoded:
+                    yield decoded, frame
+                    target = next(targets, None)
+                if target is None or (index.timestamps and index.keyframe_at_or_before(target) > decoded + 1):
+                    break  # done, or the next wanted frame is reached faster by seeking
+            else:
+                return  # the stream ended
 
 
 def _pictures(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -94,6 +95,21 @@ def check_file(path: str | Path) -> Path:
     return p
 
 
+@contextmanager
+def open_video(path: str | Path, failure: str = "not a readable video") -> Iterator[tuple[Any, av.VideoStream]]:
+    """(PyAV container, its first video stream) of `path`; a missing file, no video stream, or any FFmpeg
+    error inside the block (opening, demuxing, decoding) is one VideoError line naming the file, after
+    `failure` for the FFmpeg ones."""
+    p = check_file(path)
+    try:
+        with av.open(str(p)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{p}: no video stream")
+            yield container, container.streams.video[0]
+    except av.FFmpegError as exc:
+        raise VideoError(f"{p}: {failure} ({type(exc).__name__}: {exc})") from None
+
+
 def open_decord(path: Path, width: int | None = None, height: int | None = None) -> VideoReader:
     """A decord VideoReader, resizing on decode when both `width` and `height` are given."""
     import decord  # imported late: it spawns no threads until used, but keeps import of this module light
@@ -138,14 +154,8 @@ def _pixels(stream: av.VideoStream, first: av.VideoFrame | None) -> dict[str, An
 
 def _header(p: Path) -> dict[str, Any]:
     """`_pixels` of a file's first video stream, decoding only its first frame."""
-    try:
-        with av.open(str(p)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{p}: no video stream")
-            stream = container.streams.video[0]
-            return _pixels(stream, _first_frame(container.demux(stream)))
-    except av.FFmpegError as exc:
-        raise VideoError(f"{p}: not a readable video ({type(exc).__name__}: {exc})") from None
+    with open_video(p) as (container, stream):
+        return _pixels(stream, _first_frame(container.demux(stream)))
 
 
 def _decord_vfr(vr: VideoReader, frames: int, chunk: int = 4096) -> bool:
@@ -176,25 +186,19 @@ def probe_pyav(path: str | Path) -> VideoInfo:
     """`probe` through PyAV alone: it demuxes every packet, but stays silent where decord's FFmpeg logs a
     damaged file to stderr (the sample sheets promise one line per skipped pair)."""
     p = check_file(path)
-    try:
-        with av.open(str(p)) as container:
-            if not container.streams.video:
-                raise VideoError(f"{p}: no video stream")
-            stream = container.streams.video[0]
-            rate = stream.average_rate or stream.guessed_rate
-            fps = float(rate) if rate else 0.0
-            frames, gaps, first = 0, _Gaps(), None
-            for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
-                frames += 1
-                if packet.pts is not None and packet.time_base is not None:
-                    gaps.add(float(packet.pts * packet.time_base))
-                if first is None:
-                    first = _first_frame([packet])
-            pixels = _pixels(stream, first)
-    except av.FFmpegError as exc:
-        raise VideoError(f"{p}: not a readable video ({type(exc).__name__}: {exc})") from None
+    with open_video(p) as (container, stream):
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        frames, gaps, first = 0, _Gaps(), None
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            frames += 1
+            if packet.pts is not None and packet.time_base is not None:
+                gaps.add(float(packet.pts * packet.time_base))
+            if first is None:
+                first = _first_frame([packet])
+        pixels = _pixels(stream, first)
     if frames == 0 or fps <= 0:
         raise VideoError(f"{p}: video stream has no decodable frames")
     return VideoInfo(fps=fps, frames=frames, duration_s=frames / fps, backend="pyav", vfr=gaps.variable(), **pixels)
