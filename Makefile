@@ -15,7 +15,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	SAM2_BUILD_CUDA=0 $(BIN)/pip install -q -e ".[dev]"  # sam2's optional CUDA op only fills mask holes
 	$(BIN)/pip uninstall -q -y opencv-python || true
 	$(BIN)/pip install -q --force-reinstall --no-deps "opencv-python-headless==5.0.0.93"
 	touch $(STAMP)

@@ -1,8 +1,12 @@
-"""SAM masks prompted by boxes, through segment-anything's SamPredictor or ultralytics' MobileSAM.
+"""SAM masks prompted by boxes, through segment-anything's SamPredictor, ultralytics' MobileSAM or SAM 2's
+video predictor.
 
-Both take one RGB frame and N xyxy boxes and give N bool masks at the frame's size; the image is
-embedded once per frame and every box reuses the embedding. Which backend a stage uses is a config
-choice; benchmarks/mask_proposer.py --models times both (docs/PERFORMANCE.md, "Object masks").
+The image backends take one RGB frame and N xyxy boxes and give N bool masks at the frame's size; the
+image is embedded once per frame and every box reuses the embedding. For a track, `masks_of_tracks`
+runs them on its prompted keyframes and carries the masks to its other frames
+(curation/models/keyframes.py); SAM 2 (`sam2-video`) instead propagates the prompts itself
+(curation/models/sam2_video.py). Which backend a stage uses is a config choice;
+benchmarks/mask_proposer.py --models times the image backends (docs/PERFORMANCE.md, "Object masks").
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from curation.models.devices import torch_device
+from curation.models.keyframes import Carrier, CarryMethod
 from curation.models.precision import Precision, autocast
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
 from curation.models.weights import (
@@ -38,10 +43,12 @@ MOBILE_SAM = Family("mobile-sam", download_ultralytics_asset)
 class SamConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    backend: Literal["segment-anything", "ultralytics-mobile-sam"] = "segment-anything"
+    backend: Literal["segment-anything", "ultralytics-mobile-sam", "sam2-video"] = "segment-anything"
     arch: Literal["vit_b", "vit_l", "vit_h"] = "vit_b"  # segment-anything's architectures
-    image_size: int = Field(default=1024, ge=64)  # segment-anything only; published weights need 1024
-    weights: WeightsConfig = WeightsConfig(weights="vit_b")  # a SAM_URLS key, a path, or e.g. mobile_sam.pt
+    sam2_arch: Literal["hiera_t", "hiera_s", "hiera_b+", "hiera_l"] = "hiera_t"  # SAM 2.1's, for sam2-video
+    image_size: int = Field(default=1024, ge=64)  # segment-anything and SAM 2; published weights need 1024
+    # a SAM_URLS or SAM2_URLS key (e.g. sam2.1_hiera_tiny), a path, or e.g. mobile_sam.pt
+    weights: WeightsConfig = WeightsConfig(weights="vit_b")
     batch: int = Field(default=4, ge=1)  # frames per image-encoder call (segment-anything backend; ~3 GB each at 1024)
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
     precision: Precision = "fp32"  # "bf16": autocast on CUDA (segment-anything backend)
@@ -87,14 +94,19 @@ class SamMasker:
 
     def __init__(self, config: SamConfig) -> None:
         self.config = config
-        self.name = "sam" if config.backend == "segment-anything" else "mobile-sam"
-        self.model_name = f"sam-{config.arch}" if config.backend == "segment-anything" else "mobile-sam"
+        self.name, self.model_name = {"segment-anything": ("sam", f"sam-{config.arch}"),
+                                      "ultralytics-mobile-sam": ("mobile-sam", "mobile-sam"),
+                                      "sam2-video": ("sam2", f"sam2.1-{config.sam2_arch}")}[config.backend]
         self.weights_id = ""
         self._predict: Callable[[np.ndarray, list[np.ndarray]], list[np.ndarray]] | None = None  # set by setup()
+        self._video = None  # SAM 2's video predictor, set by setup() for sam2-video
 
     def resolve(self) -> ResolvedWeights:
         """Find the weights (or random-init when allowed); raises WeightsError with how to provide them."""
-        family = SEGMENT_ANYTHING if self.config.backend == "segment-anything" else MOBILE_SAM
+        from curation.models.sam2_video import SAM2
+
+        family = {"segment-anything": SEGMENT_ANYTHING, "ultralytics-mobile-sam": MOBILE_SAM,
+                  "sam2-video": SAM2}[self.config.backend]
         return resolve_weights(self.config.weights, family)
 
     def setup(self) -> None:
@@ -102,6 +114,12 @@ class SamMasker:
         resolved = self.resolve()
         if self.config.backend == "segment-anything":
             self._predict = self._segment_anything(resolved)
+        elif self.config.backend == "sam2-video":
+            from curation.models.sam2_video import build_video_predictor
+
+            if not resolved.random_init and self.config.image_size != 1024:
+                raise ValueError(f"sam.image_size must be 1024 with real weights, got {self.config.image_size}")
+            self._video = build_video_predictor(self.config.sam2_arch, self.config.image_size, resolved, self.device)
         else:
             self._predict = self._mobile_sam(resolved)
         self.weights_id = resolved.weights_id
@@ -170,6 +188,8 @@ class SamMasker:
     def masks_of_frames(self, frames: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
         """`masks` for each frame (F, H, W, 3) and its boxes (N_f, 4); the image encoder runs on `batch`
         frames at a time."""
+        if self._video is not None:
+            raise RuntimeError("sam2-video masks tracks through a clip, not single frames: use masks_of_tracks")
         if self._predict is None:
             raise RuntimeError("SamMasker.setup() was not called")
         out: list[np.ndarray | None] = [None] * len(frames)
@@ -182,3 +202,26 @@ class SamMasker:
             for i, m in zip(chunk, got):
                 out[i] = m
         return out  # type: ignore[return-value]  # every frame's slot is filled above
+
+    def masks_of_tracks(self, frames: np.ndarray, prompts: list[dict[int, list[float]]], targets: list[list[int]],
+                        carry: CarryMethod = "motion") -> list[dict[int, np.ndarray]]:
+        """Per track, bool masks on its `targets` frames of `frames` (F, H, W, 3) from its xyxy box `prompts`
+        ({frame: box}, at least one): SAM 2 propagates them itself; an image backend segments the prompted
+        frames (the encoder once per frame for all tracks there) and `carry` takes the masks to the rest."""
+        if self._video is not None:
+            from curation.models.sam2_video import track_masks
+
+            got = track_masks(self._video, frames, prompts)
+            return [{f: masks[f] for f in wanted} for masks, wanted in zip(got, targets)]
+        by_frame: dict[int, list[tuple[int, list[float]]]] = {}
+        for i, boxes in enumerate(prompts):
+            for f, box in boxes.items():
+                by_frame.setdefault(f, []).append((i, box))
+        order = sorted(by_frame)
+        masks = self.masks_of_frames(frames[order], [np.array([b for _, b in by_frame[f]]) for f in order])
+        known: list[dict[int, np.ndarray]] = [{} for _ in prompts]
+        for f, frame_masks in zip(order, masks):
+            for (i, _), m in zip(by_frame[f], frame_masks):
+                known[i][f] = m
+        carrier = Carrier(frames, carry)
+        return [carrier.carry(k, wanted) for k, wanted in zip(known, targets)]

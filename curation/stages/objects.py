@@ -25,7 +25,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from curation.models import mask_proposer
 from curation.models.keyframes import VERSION as KEYFRAMES_VERSION
-from curation.models.keyframes import Carrier, KeyframeConfig, keyframes
+from curation.models.keyframes import KeyframeConfig, keyframes
 from curation.models.mask_proposer import ProposerConfig
 from curation.models.sam import SamConfig, SamMasker
 from curation.models.tracks import Track
@@ -140,22 +140,14 @@ class ObjectsStage(Stage):
         assert self.yolo is not None and self.sam is not None, "called only when yolo-sam is among the methods"
         tracks = self.yolo.track(frames)
         keys = set(keyframes(len(frames), self.config.keyframes.interval))
-        prompts: dict[int, list[tuple[int, list[float]]]] = {}  # SAM frame -> (track index, box) to segment there
-        for i, tr in enumerate(tracks):
+        prompts: list[dict[int, list[float]]] = []  # per track: SAM's frames and boxes
+        for tr in tracks:
             assert tr.boxes is not None, "YOLO tracks carry their detector boxes"
             chosen = [j for j, f in enumerate(tr.frames) if f in keys] or [len(tr.frames) // 2]
-            for j in chosen:
-                prompts.setdefault(tr.frames[j], []).append((i, tr.boxes[j]))
-        order = sorted(prompts)
-        masks = self.sam.masks_of_frames(frames[order], [np.array([b for _, b in prompts[f]]) for f in order])
-        known: list[dict[int, np.ndarray]] = [{} for _ in tracks]
-        for f, frame_masks in zip(order, masks):
-            for (i, _), m in zip(prompts[f], frame_masks):
-                known[i][f] = m
-        carrier = Carrier(frames, self.config.keyframes.carry)
-        for tr, sam_masks in zip(tracks, known):
-            carried = carrier.carry(sam_masks, tr.frames)
-            tr.masks = [carried[f] for f in tr.frames]
+            prompts.append({tr.frames[j]: tr.boxes[j] for j in chosen})
+        masks = self.sam.masks_of_tracks(frames, prompts, [tr.frames for tr in tracks], self.config.keyframes.carry)
+        for tr, got in zip(tracks, masks):
+            tr.masks = [got[f] for f in tr.frames]
         return tracks
 
     def _row(self, clip: dict[str, Any], tr: Track, kept: list[int], source: Any
@@ -190,5 +182,6 @@ class ObjectsStage(Stage):
             provenance["weights_id"] = ids.pop() if len(ids) == 1 else f"{self.yolo.weights_id}+{self.sam.weights_id}"
             k = self.config.keyframes
             if k.interval > 1:  # masks between SAM's keyframes are carried, not segmented: say so and how
-                provenance["stage_version"] += f"+sam-every-{k.interval}-{k.carry}-{KEYFRAMES_VERSION}"
+                how = "sam2-video" if self.sam.config.backend == "sam2-video" else f"{k.carry}-{KEYFRAMES_VERSION}"
+                provenance["stage_version"] += f"+sam-every-{k.interval}-{how}"
         return {**row, **provenance}, [{**f, **provenance} for f in per_frame]
