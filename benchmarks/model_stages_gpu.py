@@ -231,9 +231,11 @@ def write_clips(root: Path, s: Sizes) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------ part 2
-def stage_job(s: Sizes, device: str, objects: int, tracker_yaml: str) -> SimpleNamespace:
-    """The slice of a job config the two stages read, with every model on `device`."""
+def stage_job(s: Sizes, device: str, objects: int, tracker_yaml: str, sam_options: dict) -> SimpleNamespace:
+    """The slice of a job config the two stages read, with every model on `device`; `sam_options` are
+    fields of the objects section (`keyframes`) and of its SAM config (the rest)."""
     from curation.models.clip import ClipConfig
+    from curation.models.keyframes import KeyframeConfig
     from curation.models.sam import SamConfig
     from curation.models.weights import WeightsConfig
     from curation.models.yolo import YoloConfig
@@ -247,7 +249,9 @@ def stage_job(s: Sizes, device: str, objects: int, tracker_yaml: str) -> SimpleN
             methods=("yolo-sam",), short_side=min(s.width, s.height),
             yolo=YoloConfig(weights=w, imgsz=s.yolo_imgsz, conf=0.0, max_det=objects, batch=32, tracker=tracker_yaml,
                             device=device, half=cuda),
-            sam=SamConfig(weights=w, image_size=s.sam_size, device=device, precision=prec)),
+            keyframes=KeyframeConfig(interval=sam_options.get("interval", 1)),
+            sam=SamConfig(weights=w, image_size=s.sam_size, device=device, precision=prec,
+                          **{k: v for k, v in sam_options.items() if k != "interval"})),
         clip_scores=ClipScoresConfig(clip=ClipConfig(arch=s.clip_arch, weights=w, image_size=s.clip_size, batch=32,
                                                      device=device, precision=prec)))
 
@@ -302,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-clips", type=int, default=None, help="clips per stage run at most")
     parser.add_argument("--objects", type=int, default=4, help="YOLO boxes per frame (max_det), so SAM prompts")
     parser.add_argument("--skip-models", action="store_true", help="only the stage runs")
+    parser.add_argument("--keyframe-interval", type=int, default=1,
+                        help="SAM on every k-th frame of a track, masks carried between (default 1: every frame)")
+    parser.add_argument("--sam-option", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a SamConfig field for the stage runs, e.g. attention=fused, compile=true, batch=8")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "model_stages_gpu.json"))
     args = parser.parse_args(argv)
     os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -339,7 +347,9 @@ def main(argv: list[str] | None = None) -> int:
                     torch.cuda.empty_cache()
         tracker = Path(tmp) / "bytetrack_keep_all.yaml"  # every threshold 0, IoU alone: random-init boxes track
         tracker.write_text(json.dumps(report["tracker"]))
-        job = stage_job(s, device, args.objects, str(tracker))
+        sam_options = {"interval": args.keyframe_interval, **dict(o.split("=", 1) for o in args.sam_option)}
+        report["stage_sam_options"] = sam_options
+        job = stage_job(s, device, args.objects, str(tracker), sam_options)
         for w in workers:
             report["stages"].append(run_stages(w, clips, job, s.clip_frames, args.stage_seconds, max_clips, cores))
             write_report(report, args.out)

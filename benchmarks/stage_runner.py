@@ -49,10 +49,19 @@ def stage_worker(rank: int, job: SimpleNamespace, threads: int, clips: list[str]
     objects.setup()
     scores.setup()
     spent = dict.fromkeys(("objects", "yolo", "sam", "clip_scores", "clip_model"), 0.0)
+    count = dict.fromkeys(("clips", "objects_rows", "mask_frames", "sam_frames", "sam_prompts", "scores_rows",
+                           "errors"), 0)
+    segment = objects.sam.masks_of_frames
+
+    def counted(frames: Any, boxes: list) -> Any:  # the frames SAM itself sees (keyframes), not the masked ones
+        count["sam_frames"] += len(frames)
+        count["sam_prompts"] += sum(len(b) for b in boxes)
+        return segment(frames, boxes)
+
+    objects.sam.masks_of_frames = counted
     _timed(objects.yolo, "track", spent, "yolo")
     _timed(objects.sam, "masks_of_frames", spent, "sam")
     _timed(scores.embedder, "frames", spent, "clip_model")
-    count = dict.fromkeys(("clips", "objects_rows", "sam_frames", "sam_prompts", "scores_rows", "errors"), 0)
     first_error = None
 
     def one(clip_id: str, uri: str) -> None:
@@ -66,8 +75,7 @@ def stage_worker(rank: int, job: SimpleNamespace, threads: int, clips: list[str]
             count["errors"] += len(out["errors"])
             first_error = first_error or (out["errors"][0]["message"] if out["errors"] else None)
             if table == "objects":
-                count["sam_prompts"] += sum(len(r["frame_indices"]) for r in out["objects"])
-                count["sam_frames"] += len({f for r in out["objects"] for f in r["frame_indices"]})
+                count["mask_frames"] += len({f for r in out["objects"] for f in r["frame_indices"]})
         count["clips"] += 1
 
     one(f"warm-up-{rank}", clips[rank % len(clips)])  # CUDA kernels, cuDNN plans, ultralytics' predictor
@@ -165,6 +173,7 @@ def run_stages(workers: int, clips: list[Path], job: SimpleNamespace, clip_frame
     return {"workers": workers, "threads_per_worker": threads, "seconds": elapsed, **total,
             "clips_per_s": total["clips"] / elapsed, "frames_decoded_per_s": frames / elapsed,
             "sam_frames_share": total["sam_frames"] / max(1, object_frames),
+            "mask_frames_share": total["mask_frames"] / max(1, object_frames),
             "sam_prompts_per_sam_frame": total["sam_prompts"] / max(1, total["sam_frames"]),
             "share_of_worker_time": {"decode_and_host": host / busy, "yolo": total["yolo_s"] / busy,
                                      "sam": total["sam_s"] / busy, "clip": total["clip_model_s"] / busy},
