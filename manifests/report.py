@@ -125,8 +125,9 @@ def yield_report(root: str | Path) -> YieldReport:
 def report_text(rep: YieldReport) -> str:
     """The report as plain text (what `manifests report` prints)."""
     lines = ["funnel:"]
-    top = max(1, rep.funnel()[0][1])
-    lines += [f"  {name:<20}{n:>8}  {100 * n / top:6.1f}%" for name, n in rep.funnel()]
+    of = {"videos ok": rep.videos, "usable clips": rep.clips, "clips with objects": rep.usable_clips}
+    lines += [f"  {name:<20}{n:>8}" + (f"  {100 * n / of[name]:5.1f}% of {of[name]}" if of.get(name) else "")
+              for name, n in rep.funnel()]
     lines.append(f"  random-init objects (unused): {rep.objects_random_init}; pairs dropped by gates: {rep.pairs_dropped}")
     lines.append(f"  pairs per usable clip: {rep.pairs_per_usable_clip:.2f}; source video: {rep.source_hours:.3f} h; "
                  f"pairs per hour of source: {rep.pairs_per_hour:.0f}")
