@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,12 @@ def plan_inputs(paths: list[Path], root: Path, allow_outside: bool) -> dict[str,
     for path in paths:
         if input_problem(path, root, allow_outside) is None:
             sizes[str(path)] = path.stat().st_size
+    return plan_sizes([str(p) for p in paths], sizes, lambda name: sha256_of(Path(name)))
+
+
+def plan_sizes(names: list[str], sizes: dict[str, int], hash_of: Callable[[str], str]) -> dict[str, InputPlan]:
+    """The plan of inputs `names` (in plan order) of which `sizes` are readable: inputs of equal size are
+    hashed with `hash_of`, and a later byte-identical copy names the first."""
     same_size: dict[int, list[str]] = defaultdict(list)
     for name, size in sizes.items():
         same_size[size].append(name)
@@ -96,13 +103,11 @@ def plan_inputs(paths: list[Path], root: Path, allow_outside: bool) -> dict[str,
             continue
         first_with: dict[str, str] = {}
         for name in group:  # `paths` is in plan order, so each group is too
-            hashes[name] = sha256_of(Path(name))
+            hashes[name] = hash_of(name)
             duplicates_first = first_with.setdefault(hashes[name], name)
             if duplicates_first != name:
                 duplicates[name] = duplicates_first
-    return {
-        str(p): InputPlan(sizes.get(str(p)), hashes.get(str(p)), duplicates.get(str(p))) for p in paths
-    }
+    return {name: InputPlan(sizes.get(name), hashes.get(name), duplicates.get(name)) for name in names}
 
 
 def check_unchanged(path: Path, size: int, sha256: str, planned: InputPlan | None) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,12 +24,13 @@ import numpy as np
 
 from curation.faults import CommitFaults, Faults
 from curation.job_config import RunSettings, StageResources
+from curation.publish import Publisher, publisher
 from curation.ray_runtime import cluster_address, ray_session
 from curation.stage import Stage, WorkUnit
 from curation.stages import enabled_stages, tables_written
 from curation.units import PipelineError, commit_unit, config_digest, is_done, plan_units
 from manifests.errors import ManifestError
-from manifests.uris import local_path
+from manifests.storage import ObjectPath, location
 
 __all__ = ["PipelineError", "RunStats", "run"]
 
@@ -149,10 +150,10 @@ def run(
     """Run the job; without `resume` an output that already holds a run is refused."""
     faults = CommitFaults(Faults.from_env())
     try:
-        input_root, output_root = local_path(config.input, "input"), local_path(config.output, "output")
+        roots = [location(config.input, "input"), location(config.output, "output")]
     except ManifestError as exc:
         raise PipelineError(str(exc)) from None
-    config = config.with_paths(str(input_root.absolute()), str(output_root.absolute()))
+    config = config.with_paths(*(str(r) if isinstance(r, ObjectPath) else str(r.absolute()) for r in roots))
     if not in_process:
         check_fits(config)
     for stage in build_stages(config):
@@ -160,29 +161,32 @@ def run(
     tables = tables_written(config)
     units = plan_units(config, resume)
     digest = config_digest(config)
-    out_root = units[0].out_root
-    pending = [u for u in units if not is_done(out_root, u.unit_id, tables)]
+    pending = [u for u in units if not is_done(config.output, u.unit_id, tables)]
     stats = RunStats(tables, units_total=len(units), units_skipped=len(units) - len(pending))
     mode = "in-process" if in_process else "ray"
     log(f"curate: {sum(len(u.inputs) for u in units)} inputs in {len(units)} units, "
         f"{stats.units_skipped} already committed, {len(pending)} to run ({mode})")
     start = time.perf_counter()
     if pending:
-        if in_process:
-            _drain(_iter_in_process(config, pending), stats, log, start, faults, digest)
-        else:
-            with ray_session(config.num_cpus, config.ray_address, Path(out_root) / "logs" / "ray") as where:
-                log(f"curate: ray {where}")
-                _drain(_iter_ray(config, pending), stats, log, start, faults, digest)
+        with publisher(config.output) as out:
+            pending = [replace(u, out_root=out.work_root) for u in pending]
+            if in_process:
+                _drain(_iter_in_process(config, pending), stats, log, start, faults, digest, out)
+            else:
+                with ray_session(config.num_cpus, config.ray_address, Path(out.work_root) / "logs" / "ray") as where:
+                    log(f"curate: ray {where}")
+                    _drain(_iter_ray(config, pending), stats, log, start, faults, digest, out)
     stats.wall_s = time.perf_counter() - start
     return stats
 
 
 def _drain(done: Iterator[WorkUnit], stats: RunStats, log: Callable[[str], Any], start: float,
-           faults: CommitFaults, digest: str) -> None:
+           faults: CommitFaults, digest: str, out: Publisher) -> None:
     todo = stats.units_total - stats.units_skipped
     for unit in done:
-        commit_unit(unit, stats.tables, digest, faults.after_commit)
+        out.publish(unit)  # files first: rows never name a file readers cannot open
+        commit_unit(unit, out.output, stats.tables, digest, faults.after_commit)
+        out.release(unit)
         stats.add(unit)
         clips = unit.rows("clips")
         ok = sum(1 for c in clips if c["status"] == "ok")

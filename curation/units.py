@@ -15,15 +15,19 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from curation.inputs import list_matches, plan_inputs
 from curation.job_config import RunSettings
+from curation.remote_inputs import list_objects, plan_objects
 from curation.stage import WorkUnit
 from manifests import SCHEMAS, commit_unit_tables, is_unit_complete
+from manifests.errors import first_line
 from manifests.media.atomic import atomic_output
+from manifests.storage import Location, ObjectPath, location
 from manifests.units import complete_units
 
 
@@ -48,12 +52,30 @@ def list_inputs(config: RunSettings) -> list[Path]:
     return matches
 
 
+def list_objects_of(root: ObjectPath, pattern: str) -> dict[str, int]:
+    """The objects under an `s3://` input that the glob matches (relative key -> size); none is an error."""
+    try:
+        found = list_objects(root, pattern)
+    except OSError as exc:
+        raise PipelineError(f"input {root}: cannot list objects ({first_line(exc)})") from None
+    if not found:
+        raise PipelineError(f"no input files match {pattern!r} under {root}")
+    return found
+
+
 def new_plan(config: RunSettings) -> dict[str, Any]:
     """The plan as saved: row-shaping settings, units of input paths (relative to the input root), inputs."""
-    root = Path(config.input).absolute()
-    paths = [root / p.relative_to(config.input) for p in list_inputs(config)]
-    planned = plan_inputs(paths, root, config.follow_symlinks_outside_input)
-    relative = [p.relative_to(root).as_posix() for p in paths]
+    source = location(config.input)
+    if isinstance(source, ObjectPath):
+        sizes = list_objects_of(source, config.input_glob)
+        relative = list(sizes)
+        planned = plan_objects(source, relative, sizes)
+        root: Location = source
+    else:
+        root = source.absolute()
+        paths = [root / p.relative_to(config.input) for p in list_inputs(config)]
+        planned = plan_inputs(paths, root, config.follow_symlinks_outside_input)
+        relative = [p.relative_to(root).as_posix() for p in paths]
     size = config.batch_size
     return {
         "plan_version": PLAN_VERSION,
@@ -75,8 +97,10 @@ def config_digest(config: RunSettings) -> str:
 
 
 def units_of(plan: dict[str, Any], config: RunSettings) -> list[WorkUnit]:
-    root = Path(config.input).absolute()
-    out_root = str(Path(config.output).absolute())
+    source = location(config.input)
+    root = source if isinstance(source, ObjectPath) else source.absolute()
+    output = location(config.output)
+    out_root = str(output if isinstance(output, ObjectPath) else output.absolute())
 
     def absolute(rel: str) -> str:
         return str(root / rel)
@@ -88,7 +112,7 @@ def units_of(plan: dict[str, Any], config: RunSettings) -> list[WorkUnit]:
     ]
 
 
-def _read_plan(path: Path) -> dict[str, Any]:
+def _read_plan(path: Location) -> dict[str, Any]:
     try:
         plan = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -98,13 +122,26 @@ def _read_plan(path: Path) -> dict[str, Any]:
     return plan
 
 
-def _write_plan(path: Path, plan: dict[str, Any]) -> None:
+def _write_plan(path: Location, plan: dict[str, Any]) -> None:
+    text = json.dumps(plan, indent=1, sort_keys=True) + "\n"
+    if isinstance(path, ObjectPath):  # one PUT: whole or absent
+        path.write_text(text)
+        return
     with atomic_output(path) as temp:
-        temp.write_text(json.dumps(plan, indent=1, sort_keys=True) + "\n")
+        temp.write_text(text)
 
 
-def check_writable(out: Path) -> None:
-    """Refuse at start, in one line, an output root that cannot be written (read-only, not a folder)."""
+def check_writable(out: Location) -> None:
+    """Refuse at start, in one line, an output root that cannot be written (read-only, not a folder; on object
+    storage a missing bucket, a wrong key, a server that does not answer)."""
+    if isinstance(out, ObjectPath):
+        probe = out / f".write-check-{uuid.uuid4().hex}"
+        try:
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise PipelineError(f"output {out} is not writable ({first_line(exc)})") from None
+        return
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".write-check-"):
@@ -119,7 +156,7 @@ def plan_units(config: RunSettings, resume: bool) -> list[WorkUnit]:
     A resume refuses other row-shaping settings and inputs that match now but were not planned (they would
     be silently left out); planned inputs deleted since become `errors` rows when their unit runs.
     """
-    out = Path(config.output)
+    out = location(config.output)
     plan_path = out / PLAN_FILE
     check_writable(out)
     if not resume:
@@ -133,9 +170,12 @@ def plan_units(config: RunSettings, resume: bool) -> list[WorkUnit]:
             raise PipelineError(f"output {out} was made with different settings ({', '.join(changed)}); "
                                 "resume needs the same settings (or use a new output)")
         _check_committed_settings(out, config_digest(config))
-        root = Path(config.input)
-        added = sorted(set(p.relative_to(root).as_posix() for p in list_matches(root, config.input_glob))
-                       - set(plan["inputs"]))
+        source = location(config.input)
+        if isinstance(source, ObjectPath):
+            matching = set(list_objects_of(source, config.input_glob))
+        else:
+            matching = {p.relative_to(source).as_posix() for p in list_matches(source, config.input_glob)}
+        added = sorted(matching - set(plan["inputs"]))
         if added:
             raise PipelineError(f"{len(added)} input(s) match now that the run did not plan (first: {added[0]}); "
                                 "resume needs the same inputs (or use a new output)")
@@ -148,7 +188,7 @@ def plan_units(config: RunSettings, resume: bool) -> list[WorkUnit]:
     return units_of(plan, config)
 
 
-def _check_committed_settings(out: Path, digest: str) -> None:
+def _check_committed_settings(out: Location, digest: str) -> None:
     """Refuse a resume into an output whose committed units were made under other row-shaping settings."""
     _, records = complete_units(out)
     other = sorted(u for u, r in records.items() if r.config_digest is not None and r.config_digest != digest)
@@ -161,8 +201,9 @@ def is_done(root: str, unit_id: str, tables: tuple[str, ...]) -> bool:
     return is_unit_complete(root, unit_id, tables)
 
 
-def commit_unit(unit: WorkUnit, tables: tuple[str, ...], settings_digest: str,
+def commit_unit(unit: WorkUnit, root: str, tables: tuple[str, ...], settings_digest: str,
                 after_commit: Callable[[], None] = lambda: None) -> None:
-    """Commit the unit's rows to every table it writes (empty tables included), then its completion record."""
+    """Commit the unit's rows under dataset `root` to every table it writes (empty tables included), then its
+    completion record."""
     rows = {table: unit.rows(table) or SCHEMAS[table].empty_table() for table in tables}  # [] carries no columns
-    commit_unit_tables(unit.out_root, unit.unit_id, rows, settings_digest, after_commit)
+    commit_unit_tables(root, unit.unit_id, rows, settings_digest, after_commit)

@@ -16,10 +16,14 @@ operation; `first_line` of it never carries a credential (the AWS SDK does not p
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import hashlib
 import os
 import posixpath
 import re
+import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -272,3 +276,51 @@ def open_write(path: Location) -> Iterator[Any]:
         yield sink
         sink.flush()
         os.fsync(sink.fileno())
+
+
+def upload(source: Path, dest: ObjectPath) -> None:
+    """Copy a finished local file to `dest`, streamed (multipart for large files); the object appears only
+    once the upload completes, and a failed one leaves at most an object no manifest row names (gc's)."""
+    pafs.copy_files(str(source), dest.key, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=dest.fs)
+
+
+STAGING_ENV = "LIVEDITOR_STAGING_DIR"
+
+
+def staging_dir() -> Path:
+    """Where local copies of objects go (staged outputs, cached inputs and training files):
+    LIVEDITOR_STAGING_DIR, or the system temp folder."""
+    return Path(os.environ.get(STAGING_ENV) or tempfile.gettempdir())
+
+
+def cached_path(obj: ObjectPath) -> Path:
+    """Where `obj` is cached on this machine: a folder per URI, keeping the file name (and its extension)."""
+    return staging_dir() / "liveditor-cache" / hashlib.sha256(str(obj).encode()).hexdigest()[:24] / obj.name
+
+
+def cached_copy(obj: ObjectPath) -> Path:
+    """A local copy of `obj`, downloaded once (to a temp name, then renamed: a reader never sees half a file).
+    Committed dataset files are never rewritten, so a copy is valid as long as it exists; a missing object
+    raises FileNotFoundError naming its URI."""
+    target = cached_path(obj)
+    if target.is_file():
+        return target
+    if not obj.is_file():
+        raise FileNotFoundError(f"{obj}: no such object")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        pafs.copy_files(obj.key, str(temp), source_filesystem=obj.fs, destination_filesystem=pafs.LocalFileSystem())
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
+    return target
+
+
+def drop_cached(obj: ObjectPath) -> None:
+    """Remove the local copy of `obj`, if any."""
+    target = cached_path(obj)
+    target.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        target.parent.rmdir()
+

@@ -92,8 +92,8 @@ def test_gc_in_a_loop_while_the_job_commits_loses_nothing(tmp_path, corpus):
     assert again.returncode == 0 and "3 already committed, 0 to run" in again.stderr, again.stderr
 
 
-@pytest.mark.parametrize("flag,value", [("--output", "s3://bucket/ds"), ("--input", "gs://bucket/videos"),
-                                        ("--output", "http://host/ds")])
+@pytest.mark.parametrize("flag,value", [("--output", "gs://bucket/ds"), ("--input", "gs://bucket/videos"),
+                                        ("--output", "http://host/ds")])  # s3:// is served: tests/test_s3_curate.py
 def test_a_scheme_we_cannot_honour_is_one_line_and_writes_nothing(tmp_path, corpus, flag, value):
     cfg = write_job_config(tmp_path, corpus, tmp_path / "out")
     done = subprocess.run(job_command("--config", str(cfg), flag, value, "--in-process"), cwd=tmp_path,

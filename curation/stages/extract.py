@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import Field
 
 from curation.extract import PacketIndex, copyable, extract_clip, index_packets, resolution_bucket
+from curation.remote_inputs import local_input
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import StageConfig
 from curation.stages.common import reject_failed
@@ -75,6 +76,7 @@ class ExtractStage(Stage):
     ) -> dict[str, Any]:
         display = (video.get("display_width") or video["width"], video.get("display_height") or video["height"])
         bucket = resolution_bucket(*display, self.config.buckets)  # square pixels at the display aspect
+        video = {**video, "uri": local_input(video["uri"])}  # an s3:// input is read from its local copy
         source = sources.get(video["video_id"])
         if source is None:
             info = probe(video["uri"])

@@ -24,6 +24,7 @@ from typing import Any
 import av
 
 from curation.inputs import DuplicateInput, InputError, InputPlan, check_unchanged, input_problem, sha256_of
+from curation.remote_inputs import local_input
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import JobSettings
 from filters.thresholds import FilterThresholds, reject_reasons
@@ -79,7 +80,7 @@ class IngestStage(Stage):
         return StageOutput({"videos": rows, "errors": errors})
 
     def video_row(self, uri: str, planned: InputPlan | None = None) -> dict[str, Any]:
-        path = Path(uri)
+        path = Path(local_input(uri))  # an s3:// input is staged locally first (curation.remote_inputs)
         problem = input_problem(path, self.input_root, self.follow_symlinks_outside_input)
         if problem:
             raise InputError(problem)

@@ -19,6 +19,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from curation.extract import DEFAULT_BUCKETS, PacketIndex, copyable, index_packets, keyframe_aligned, resolution_bucket
 from curation.registry import FrozenConfig
+from curation.remote_inputs import local_input
 from curation.shots import ShotDetection, clip_ranges, get_detector
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import JobSettings, StageConfig, owner_error
@@ -88,6 +89,7 @@ class ShotsStage(Stage):
         return StageOutput({"clips": [c for rows in per_video for c in rows], "errors": errors})
 
     def clip_rows(self, video: dict[str, Any]) -> list[dict[str, Any]]:
+        video = {**video, "uri": local_input(video["uri"])}  # an s3:// input is read from its local copy
         detection = self.detector.detect(video["uri"])
         fps = float(detection.fps)
         packets: PacketIndex | None = None

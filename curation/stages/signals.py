@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, PrivateAttr, model_validator
 
+from curation.remote_inputs import local_input
 from curation.stage import Resources, Stage, StageOutput, WorkUnit
 from curation.stage_config import JobSettings, StageConfig, owner_error
 from curation.stages.common import reject_failed, usable_clips
@@ -85,7 +86,8 @@ class SignalsStage(Stage):
         indexes: dict[str, FrameIndex] = {}  # one demux pass per source video, not one per clip
 
         def judge(clip: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-            video = videos[clip["video_id"]]
+            video = {**videos[clip["video_id"]]}
+            video["uri"] = local_input(video["uri"])  # an s3:// input is read from its local copy
             if video["video_id"] not in indexes:
                 indexes[video["video_id"]] = frame_index(video["uri"])
             return self.judge(clip, video, indexes[video["video_id"]])
