@@ -13,6 +13,7 @@ import sys
 from isa_model.checkpoint import CheckpointError
 from isa_model.config import ConfigError, load_config
 from manifests.errors import ManifestError
+from manifests.storage import location
 from manifests.uris import local_path
 
 USER_ERRORS = (ConfigError, CheckpointError, ManifestError, FileNotFoundError)
@@ -88,9 +89,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        for name in ("out", "data", "ckpt", "video"):  # no `s3:` folder in the working directory
-            if isinstance(getattr(args, name, None), str):
-                local_path(getattr(args, name), f"--{name}")
+        for name in ("out", "data", "ckpt", "video"):  # no `s3:` folder in the working directory (--data may be s3://)
+            value = getattr(args, name, None)
+            if isinstance(value, str):
+                (location if name == "data" else local_path)(value, f"--{name}")
         if args.command == "train":
             from isa_model.train import train
 

@@ -5,8 +5,11 @@ PyAV fallback), `frames` frames sampled at a stride, resized to cover the bucket
 training, centre for validation), instructions tokenised by the model's open_clip tokenizer. Every random
 choice comes from (seed, epoch, row), so a batch depends only on the seed and the position, and a resumed
 run sees the same batches. Training reads the rows of a pinned snapshot, so a resume sees the same rows.
-Every URI goes through `manifests.uris.resolve_uri`; a pair whose URI is refused there (absolute, `../`
-out of the root) or whose files are missing or undecodable is skipped and counted, as `sample --pairs` does.
+Every URI goes through `manifests.uris.local_file` (resolve_uri's checks); a pair whose URI is refused there
+(absolute, `../` out of the root) or whose files are missing or undecodable is skipped and counted, as
+`sample --pairs` does. Under an `s3://` root each file is downloaded once into a local cache
+(manifests.storage.cached_copy) by the DataLoader worker that loads its pair, so the downloads of the
+next batches overlap training (the loader's prefetch) and later epochs read the cache.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from manifests import Snapshot, read_table
 from manifests.media.decode import read_frames
 from manifests.media.masks import open_mask_file
 from manifests.media.probe import probe
-from manifests.uris import resolve_uri
+from manifests.storage import location
+from manifests.uris import local_file
 
 COLUMNS = ["pair_id", "edit_type", "instruction", "source_uri", "target_uri", "mask_uri", "edit_params"]
 
@@ -69,7 +73,7 @@ class EditPairs(Dataset):
     def __init__(self, root: str | Path, split: str, cfg: ModelConfig, seed: int, stride: int = 1,
                  train: bool = True, snapshot: Snapshot | None = None) -> None:
         """Rows of `split` as in `snapshot` (whose root then is `root`), else as the dataset is now."""
-        self.root = Path(snapshot.root if snapshot else root)
+        self.root = location(snapshot.root if snapshot else root)
         table = read_table(root, "edit_pairs", columns=COLUMNS, filter=ds.field("split") == split, snapshot=snapshot)
         self.rows = table.sort_by("pair_id").to_pylist()
         self.cfg = cfg
@@ -93,7 +97,7 @@ class EditPairs(Dataset):
 
     def _load(self, row: dict[str, Any], u: np.ndarray) -> dict[str, Any]:
         cfg = self.cfg
-        src_path, tgt_path = resolve_uri(self.root, row["source_uri"]), resolve_uri(self.root, row["target_uri"])
+        src_path, tgt_path = local_file(self.root, row["source_uri"]), local_file(self.root, row["target_uri"])
         available = min(probe(src_path).frames, probe(tgt_path).frames)
         idx = frame_indices(available, cfg.frames, self.stride, float(u[0]))
         clips = [torch.from_numpy(read_frames(p, idx)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (T, 3, H, W)
@@ -102,7 +106,7 @@ class EditPairs(Dataset):
             raise ValueError(f"{row['pair_id']}: source and target sizes differ")
         mask = torch.full((cfg.frames, 1, *clips[0].shape[-2:]), -1.0)  # -1: no mask
         if row["mask_uri"]:
-            masks = open_mask_file(resolve_uri(self.root, row["mask_uri"]))  # the editors' RLE npz
+            masks = open_mask_file(local_file(self.root, row["mask_uri"]))  # the editors' RLE npz
             if masks.shape[1:] != tuple(clips[0].shape[-2:]):
                 raise ValueError(f"{row['pair_id']}: mask {masks.shape[1:]} and clip sizes differ")
             m = np.stack([masks.frame(t) for t in idx])  # (T, H, W) bool

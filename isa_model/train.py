@@ -30,6 +30,7 @@ from isa_model.synthetic_pairs import build_pairs
 from manifests import ManifestError, Snapshot, take_snapshot
 from manifests.errors import first_line
 from manifests.snapshot import TableSnapshot
+from manifests.storage import Location, location
 
 T = TypeVar("T")
 
@@ -43,17 +44,17 @@ def ema_decay(step: int, target: float) -> float:
     return min(target, (1 + step) / (10 + step))
 
 
-def dataset_root(cfg: Config, out: Path) -> Path:
-    """The configured dataset, or the synthetic pair set built (once) beside the run."""
+def dataset_root(cfg: Config, out: Path) -> Location:
+    """The configured dataset (a folder or an `s3://` root), or the synthetic pair set built (once) beside the run."""
     if cfg.data.root:
-        return Path(cfg.data.root)
+        return location(cfg.data.root, "data root")
     root = out / "synthetic_pairs"
     build_pairs(root, cfg.data.synthetic_clips, cfg.data.synthetic_frames, cfg.data.synthetic_size,
                 seed=cfg.train.seed)
     return root
 
 
-def pin_snapshot(root: Path, ckpt: Path | None, snapshot_file: str = "") -> Snapshot:
+def pin_snapshot(root: Location, ckpt: Path | None, snapshot_file: str = "") -> Snapshot:
     """The `edit_pairs` rows a run trains on: those the resumed checkpoint pinned (their files looked up under
     `root`, which may have moved), else those of `snapshot_file`, else a snapshot taken now. Pinned files that
     are gone are refused."""
@@ -64,7 +65,7 @@ def pin_snapshot(root: Path, ckpt: Path | None, snapshot_file: str = "") -> Snap
                   "the resume reads edit_pairs as it is now", flush=True)
         return snapshot_from_file(root, snapshot_file) if snapshot_file else take_snapshot(root, ["edit_pairs"])
     assert ckpt is not None  # a pinned snapshot was read from it
-    pinned = replace(pinned, root=str(Path(root).absolute()))
+    pinned = replace(pinned, root=str(root.absolute()))
     missing = pinned.missing_files()
     if missing:
         raise ck.CheckpointError(f"checkpoint {ckpt.name}: {len(missing)} file(s) of the edit_pairs snapshot this "
@@ -75,21 +76,21 @@ def pin_snapshot(root: Path, ckpt: Path | None, snapshot_file: str = "") -> Snap
     return pinned
 
 
-def snapshot_from_file(root: Path, path: str) -> Snapshot:
+def snapshot_from_file(root: Location, path: str) -> Snapshot:
     """The snapshot a JSON file holds (`Snapshot.to_json`, e.g. a registered one), its files under `root`: rows
     pinned where the data was curated, read where no Delta log can be (a machine without deltalake)."""
     try:
         snapshot = Snapshot.from_json(Path(path).read_text())
     except OSError as exc:
         raise ManifestError(f"snapshot {path}: {exc.strerror or exc}") from None
-    snapshot = replace(snapshot, root=str(Path(root).absolute()))
+    snapshot = replace(snapshot, root=str(root.absolute()))
     missing = snapshot.missing_files()
     if missing:
         raise ManifestError(f"snapshot {path}: {len(missing)} of its files are not under {root} (e.g. {missing[0]})")
     return snapshot
 
 
-def note_changed_rows(root: Path, pinned: TableSnapshot) -> None:
+def note_changed_rows(root: Location, pinned: TableSnapshot) -> None:
     """One line when `edit_pairs` is no longer what the run pinned (rows appended, compacted): it keeps its rows."""
     try:
         now = take_snapshot(root, ["edit_pairs"]).table("edit_pairs")
@@ -122,7 +123,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         last = ck.latest(self.out / "checkpoints") if resume else None
         self.snapshot = self.from_rank0(lambda: pin_snapshot(dataset_root(cfg, self.out), last, cfg.data.snapshot))
-        root = Path(self.snapshot.root)
+        root = self.snapshot.root
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.model = LIVEditor(cfg.model).to(self.device)
         self.ema = {k: p.detach().float().clone() for k, p in self.model.named_parameters()}

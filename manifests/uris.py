@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from manifests.errors import ManifestError
-from manifests.storage import Location, ObjectPath, Root, is_remote, location
+from manifests.storage import Location, ObjectPath, Root, cached_copy, is_remote, location
 
 SCHEME_RE = r"^[A-Za-z][A-Za-z0-9+.\-]*://"
 ABSOLUTE_RE = r"^([/\\]|[A-Za-z]:[/\\])"
@@ -53,6 +53,13 @@ def resolve_uri(root: str | os.PathLike[str], uri: str) -> Path:
     if isinstance(found, ObjectPath):
         raise ManifestError(f"uri {uri!r}: the dataset root {root} is on object storage; this reader needs local files")
     return found
+
+
+def local_file(root: Root, uri: str) -> Path:
+    """`resolve_location` for readers that need a local file (decoders): under an `s3://` root, the object's
+    local copy (manifests.storage.cached_copy)."""
+    found = resolve_location(root, uri)
+    return cached_copy(found) if isinstance(found, ObjectPath) else found
 
 
 def resolve_location(root: Root, uri: str) -> Location:
