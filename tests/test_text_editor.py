@@ -70,6 +70,10 @@ def test_instructions_quote_the_text(frames: np.ndarray) -> None:
             result = get_editor(name).edit(EditInput(frames, 25.0, seed=seed, text_overlay=0.0))
             text = make_instruction(result.edit_type, result.slots, seed).text
             assert f'"{result.slots["text"]}"' in text and "{" not in text
+            assert not any(f'{mark}".' in text for mark in ".!?")  # a quote ending a sentence ends it
+    slots = {"text": "Look over there!", "kind": "subtitle", "place": "at the bottom", "motion": "static"}
+    texts = {make_instruction(name, slots, s).text for name in ("add_text", "remove_text") for s in range(20)}
+    assert 'Take out the subtitle that says "Look over there!"' in texts and not any('!".' in t for t in texts)
     moving = get_editor("add_text", TextConfig(motion="moving", kind="caption", text="Day 3"))
     result = moving.edit(EditInput(frames, 25.0, seed=1, text_overlay=0.0))
     assert {make_instruction("add_text", result.slots, s).text for s in range(12)} >= {

@@ -7,6 +7,7 @@ kept and the reason recorded, so a flaky VLM only costs variety.
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -98,6 +99,7 @@ HUE_NAMES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (200, 
              (300, "purple"), (345, "pink"), (360, "red"))
 """Upper hue bound (degrees) of each colour name."""
 MAX_CHARS = 300
+_QUOTE_END = re.compile(r'([.!?])"\.$')
 Rewrite = Callable[[str, Mapping[str, str]], str]
 """(template instruction, slots) -> rewritten instruction; e.g. a VLM asked to paraphrase."""
 
@@ -165,7 +167,8 @@ def _fill(template: str, slots: Mapping[str, str]) -> str:
     missing = sorted(needed - set(values))
     if missing:
         raise EditError(f"instruction template {template!r} needs slot(s) {', '.join(missing)}")
-    return template.format(**{k: v for k, v in values.items() if k in needed})
+    text = template.format(**{k: v for k, v in values.items() if k in needed})
+    return _QUOTE_END.sub(r'\1"', text)  # 'Remove "Stop!".' -> 'Remove "Stop!"': the quote ends the sentence
 
 
 def make_instruction(edit_type: str, slots: Mapping[str, str], seed: int, rewrite: Rewrite | None = None) -> Instruction:
