@@ -16,7 +16,7 @@ import numpy as np
 
 from curation.editors.base import MaskFileError
 from curation.editors.instructions import GENERIC_CLASSES, describe_object
-from filters.pair_gates import GateValue, PairGateConfig, mask_area_fraction, mask_temporal_iou
+from filters.pair_gates import GateValue, PairGateConfig, mask_area_fraction, mask_temporal_iou, object_gates
 from manifests.report import FAILED, GATED
 from manifests.schema import PAIR_GATES, PSNR_CAP
 
@@ -82,18 +82,22 @@ def dense_track(frame_indices: Sequence[int], masks: Sequence[np.ndarray | None]
     return out
 
 
-def usable(mask: np.ndarray, cfg: PairGateConfig) -> bool:
+def usable(mask: np.ndarray, cfg: PairGateConfig, frames: np.ndarray | None = None) -> bool:
     """Whether an object's mask can carry a local edit: not empty, and within the mask gates (an edit on a
-    mask that fails them would be dropped by the gates anyway)."""
+    mask that fails them would be dropped by the gates anyway); with the clip's `frames`, every object gate."""
     area = mask_area_fraction(mask)
-    return bool(mask.any()) and cfg.min_mask_area <= area <= cfg.max_mask_area \
-        and mask_temporal_iou(mask) >= cfg.min_mask_iou
+    if not (mask.any() and cfg.min_mask_area <= area <= cfg.max_mask_area and mask_temporal_iou(mask) >= cfg.min_mask_iou):
+        return False
+    return frames is None or all(g.passed for g in object_gates(frames, mask, cfg).values())
 
 
-def choose_object(masks: Mapping[str, np.ndarray], cfg: PairGateConfig) -> str | None:
-    """The object a clip's local edits use: the usable one with the largest mean area (ties: smallest id)."""
-    ranked = sorted((-mask_area_fraction(m), oid) for oid, m in masks.items() if usable(m, cfg))
-    return ranked[0][1] if ranked else None
+def choose_object(masks: Mapping[str, np.ndarray], cfg: PairGateConfig, frames: np.ndarray | None = None) -> str | None:
+    """The object a clip's local edits use: the usable one (with `frames`: passing every object gate) with the
+    largest mean area (ties: smallest id). Largest first, so the gates run on few masks of a clip with many."""
+    for _, oid in sorted((-mask_area_fraction(m), oid) for oid, m in masks.items()):
+        if usable(masks[oid], cfg, frames):
+            return oid
+    return None
 
 
 def choose_edit_types(mix: Mapping[str, float], local: Mapping[str, bool], has_object: bool, count: int,

@@ -96,3 +96,18 @@ def test_fraction_thresholds_are_checked(field: str) -> None:
         PairGateConfig(**{field: 1.5})
     with pytest.raises(FilterError, match=">= 0"):
         PairGateConfig(max_area_cv=-1)
+
+
+def test_a_clip_s_local_edits_use_the_largest_object_passing_every_object_gate() -> None:
+    from curation.pair_rows import choose_object
+
+    frames, square = moving_square()
+    shards = np.zeros_like(square)
+    shards[:, 30:40, 2:12] = True  # two separate 10x10 pieces: larger than the square together, not one object
+    shards[:, 30:40, 40:50] = True
+    frames[shards] = (40, 200, 40)
+    cfg = PairGateConfig()
+    assert shards.sum() > square.sum()
+    assert choose_object({"shards": shards, "square": square}, cfg) == "shards"  # without frames: area and IoU only
+    assert choose_object({"shards": shards, "square": square}, cfg, frames) == "square"
+    assert choose_object({"shards": shards}, cfg, frames) is None

@@ -3,7 +3,7 @@
 Per ok clip: the clip file is decoded at its native size (the first `max_frames` frames); its objects'
 masks (object_frames RLE, legacy inline RLE or a mask file) are brought to that size; edit types
 are drawn in a seeded weighted order from the configured mix (local types only when the clip has a usable
-object: the largest one passing the mask gates; text types only when its OCR signal found no text); each
+object: the largest one passing every object gate; text types only when its OCR signal found no text); each
 editor makes a pair, the quality gates of filters/pair_gates.py score it, and a pair that passes (or every
 pair, with drop_failed off) is written under `<output>/pairs/<video id>/` (each file atomically) with one
 `edit_pairs` row, until `pairs_per_clip` pairs are written or the types run out. The split is a function of
@@ -274,7 +274,7 @@ class PairsStage(Stage):
         inp = ClipInput(clip, frames, info.fps, info.frames > t, masks,
                         {o["object_id"]: object_name(o["class_name"], frames, masks[o["object_id"]]) for o, _ in loaded},
                         text_overlay)
-        chosen = choose_object(inp.masks, self.gates)
+        chosen = choose_object(inp.masks, self.gates, frames)  # passing every object gate: one object
         barred = {n for n, e in self.editors.items() if not e.accepts(text_overlay)}
         types = choose_edit_types(self.config.mix, {n: e.local for n, e in self.editors.items()}, chosen is not None,
                                   len(self.config.mix), self.config.seed, clip["clip_id"], barred)
