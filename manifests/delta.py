@@ -131,7 +131,7 @@ def create(folder: Location, schema: pa.Schema) -> DeltaTable:
 
 def _create_or_evolve(folder: Location, schema: pa.Schema) -> None:
     dl = _deltalake()
-    existing = load(folder)
+    existing = latest(folder)  # this process's copy, brought up to date: no full log replay per commit
     if existing is not None:
         _add_missing_columns(existing, schema)
         return

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -115,3 +116,29 @@ def test_curate_from_s3_input_to_s3_output_equals_a_local_run_and_empties_its_ca
     assert validate_dataset(root, check_files=True) == []
     assert [p for p in staging.rglob("*") if p.is_file()] == []  # cached inputs removed after their units
 
+
+
+def test_the_server_going_away_mid_run_is_one_line_and_the_job_stops(s3, tmp_path, corpus):
+    """The job pauses after its first unit (faults: pause_after_commits), the server is stopped, the job goes on:
+    the next unit's upload fails, and the job ends with one `error:` line (no traceback, no secret)."""
+    root = f"s3://{s3.bucket()}/curated"
+    release = tmp_path / "release"
+    env = plain_env(LIVEDITOR_STAGING_DIR=str(tmp_path / "staging"),
+                    LIVEDITOR_FAULTS=f"pause_after_commits={len(TABLES) + 1},pause_file={release}")
+    cfg = write_job_config(tmp_path, corpus, tmp_path / "unused")
+    job = subprocess.Popen(job_command("--config", str(cfg), "--no-summary", "--in-process", "--output", root), cwd=REPO,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        while not Path(f"{release}.paused").exists() and job.poll() is None:
+            time.sleep(0.05)
+        assert job.poll() is None, job.communicate()[1]
+        s3.stop()
+        release.touch()
+        _, stderr = job.communicate(timeout=600)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    lines = stderr.strip().splitlines()
+    assert job.returncode == 1 and lines[-1].startswith("error: OSError: "), stderr
+    assert "Traceback" not in stderr and s3.secret_key not in stderr
+    assert "committed units are kept" in lines[-1]
