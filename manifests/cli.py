@@ -52,7 +52,7 @@ def dataset_root(text: str) -> Location:
 
 
 def local_root(text: str, command: str) -> Path:
-    """A dataset root for the commands that decode media or rewrite folders in place (sample, report, migrate)."""
+    """A dataset root for the commands that rewrite folders in place or draw from local files (migrate, report)."""
     root = dataset_root(text)
     if not isinstance(root, Path):
         raise ManifestError(f"{command}: needs a local dataset root; {text} is on object storage")
@@ -303,7 +303,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    root = local_root(args.root, "sample")
+    root = dataset_root(args.root)
     if args.pairs:
         return _sample_pairs(args, root)
     from manifests.contact_sheet import contact_sheet  # PyAV and matplotlib only where frames are drawn
@@ -317,7 +317,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _sample_pairs(args: argparse.Namespace, root: Path) -> int:
+def _sample_pairs(args: argparse.Namespace, root: Location) -> int:
     from manifests.pair_sheet import pair_sheet  # PyAV and OpenCV only where frames are drawn
 
     def warn(pair_id: str, reason: str) -> None:

@@ -23,7 +23,8 @@ from manifests.media.decode import frame_index, iter_frames
 from manifests.media.probe import VideoError, check_file
 from manifests.reader import open_table, read_object_masks, read_table, scan_batches
 from manifests.rle import rle_decode
-from manifests.uris import resolve_uri
+from manifests.storage import Location, Root, location
+from manifests.uris import local_file
 
 MASK_COLOUR = np.array([1.0, 0.2, 0.2])
 
@@ -38,7 +39,7 @@ class Tile:
     label: str | None
 
 
-def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
+def find_clip_files(root: Location, n: int) -> list[tuple[str, Path]]:
     """The first `n` clips whose file exists, scanning only clip_id and uri."""
     found: list[tuple[str, Path]] = []
     checked = 0
@@ -48,8 +49,8 @@ def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
         for clip_id, uri in zip(batch.column("clip_id").to_pylist(), batch.column("uri").to_pylist()):
             checked += 1
             try:
-                path = resolve_uri(root, uri)
-            except ManifestError:
+                path = local_file(root, uri)  # under an s3:// root, a local copy
+            except (ManifestError, FileNotFoundError):
                 path = None
             if path is not None and path.is_file():
                 found.append((clip_id, path))
@@ -64,7 +65,7 @@ def find_clip_files(root: Path, n: int) -> list[tuple[str, Path]]:
     return found
 
 
-def build_tiles(root: Path, clips: list[tuple[str, Path]]) -> list[Tile]:
+def build_tiles(root: Location, clips: list[tuple[str, Path]]) -> list[Tile]:
     columns = ["object_id", "clip_id", "class_name", "frame_indices", "boxes", "mask_rle", "mask_height", "mask_width"]
     ids = [clip_id for clip_id, _ in clips]
     objects = read_table(root, "objects", columns=columns, filter=pc.field("clip_id").isin(ids)).to_pylist()
@@ -100,7 +101,7 @@ def _frame_at(path: Path, index: int) -> tuple[np.ndarray, int]:
     return found[0][1], got
 
 
-def _first_mask(root: Path, obj: dict[str, Any], frame_index: int) -> np.ndarray | None:
+def _first_mask(root: Location, obj: dict[str, Any], frame_index: int) -> np.ndarray | None:
     """The object's mask at `frame_index`: inline (schema 1.0 rows) or from object_frames (1.1)."""
     if obj["mask_rle"] and obj["mask_rle"][0] and obj["mask_height"] and obj["mask_width"]:
         return rle_decode(obj["mask_rle"][0], obj["mask_height"], obj["mask_width"])
@@ -116,12 +117,12 @@ def _resize_nearest(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return cast(np.ndarray, mask[rows][:, cols])
 
 
-def contact_sheet(root: str | os.PathLike[str], out: str | os.PathLike[str], n: int = 16) -> list[Tile]:
+def contact_sheet(root: Root, out: str | os.PathLike[str], n: int = 16) -> list[Tile]:
     """Write a grid PNG of up to `n` clips to `out`; returns the tiles drawn."""
     if n < 1:
         raise ManifestError("sample: -n must be at least 1")
-    root = Path(root)
-    tiles = build_tiles(root, find_clip_files(root, n))
+    where = location(root)
+    tiles = build_tiles(where, find_clip_files(where, n))
     cols = math.ceil(math.sqrt(len(tiles)))
     rows = math.ceil(len(tiles) / cols)
     fig = Figure(figsize=(3.2 * cols, 2.4 * rows))

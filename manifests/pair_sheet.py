@@ -28,7 +28,8 @@ from manifests.media.encode import VideoWriter
 from manifests.media.masks import MaskFile, open_mask_file
 from manifests.media.probe import VideoError, VideoInfo, probe_pyav
 from manifests.reader import open_table, read_table, scan_batches
-from manifests.uris import resolve_uri
+from manifests.storage import Location, Root, location
+from manifests.uris import local_file
 
 Loaded = TypeVar("Loaded")
 PREVIEW_FPS = 24.0
@@ -67,7 +68,7 @@ class PairSheet:
     video_frames: int
 
 
-def choose_pairs(root: Path, n: int) -> list[dict[str, Any]]:
+def choose_pairs(root: Location, n: int) -> list[dict[str, Any]]:
     """Candidate rows, round-robin over edit types, each type's pairs by pair_id (first `n` drawable are used)."""
     keep = CANDIDATES_PER_TYPE * n
     smallest: dict[str, list[str]] = {}
@@ -107,7 +108,7 @@ def preview_indices(frames: int, fps: float, middle: int, seconds: float) -> lis
     return [start + min(span - 1, int(k * fps / PREVIEW_FPS)) for k in range(ticks)]
 
 
-def load_pair(root: Path, row: dict[str, Any], panel_height: int, panel: tuple[int, int] | None, seconds: float
+def load_pair(root: Location, row: dict[str, Any], panel_height: int, panel: tuple[int, int] | None, seconds: float
               ) -> tuple[PairClip, tuple[int, int]]:
     """Decode one pair's preview frames (raising one of PAIR_ERRORS if it cannot be drawn) and the panel size."""
     source_path, source = _read(root, row, "source_uri", probe_pyav)
@@ -130,9 +131,12 @@ def load_pair(root: Path, row: dict[str, Any], panel_height: int, panel: tuple[i
     return PairClip(row, clips[0][picks], clips[1][picks], mask, _nearest(indices, middle), indices), panel
 
 
-def _read(root: Path, row: dict[str, Any], key: str, reader: Callable[[Path], Loaded]) -> tuple[Path, Loaded]:
+def _read(root: Location, row: dict[str, Any], key: str, reader: Callable[[Path], Loaded]) -> tuple[Path, Loaded]:
     """The file a row's `key` names and what `reader` makes of it; errors name the uri, not the local path."""
-    path = resolve_uri(root, row[key])
+    try:
+        path = local_file(root, row[key])  # under an s3:// root, a local copy
+    except FileNotFoundError:
+        raise ManifestError(f"{key} {row[key]!r} does not exist") from None
     if not path.is_file():
         raise ManifestError(f"{key} {row[key]!r} does not exist")
     try:
@@ -200,7 +204,7 @@ def _text(image: np.ndarray, text: str, x: int, y: int, colour: tuple[int, int, 
 
 
 def pair_sheet(
-    root: str | os.PathLike[str],
+    root: Root,
     out: str | os.PathLike[str],
     n: int = 8,
     seconds: float = 2.0,
@@ -213,18 +217,18 @@ def pair_sheet(
         raise ManifestError(f"sample --pairs: --out {png} must name a .png file (the .mp4 is written beside it)")
     if n < 1 or seconds <= 0 or panel_height < 16:
         raise ManifestError("sample --pairs: need -n >= 1, --seconds > 0 and a panel height of at least 16")
-    root = Path(root)
+    where = location(root)
     skipped: list[tuple[str, str]] = []
     panel: tuple[int, int] | None = None
 
     def drawable() -> Iterator[PairClip]:
         nonlocal panel
         drawn = 0
-        for row in choose_pairs(root, n):
+        for row in choose_pairs(where, n):
             if drawn == n:
                 return
             try:
-                clip, panel = load_pair(root, row, panel_height, panel, seconds)
+                clip, panel = load_pair(where, row, panel_height, panel, seconds)
             except PAIR_ERRORS as exc:
                 skipped.append((row["pair_id"], first_line(exc)))
                 if on_skip:

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import threading
 
+import pyarrow.fs as pafs
 import pytest
 from _manifests_helpers import append_units, run_cli, score_row, small_dataset, write_same_unit
 from _s3_helpers import closed_port, s3_server  # noqa: F401 - the `s3` fixture
@@ -14,6 +15,7 @@ from _s3_helpers import closed_port, s3_server  # noqa: F401 - the `s3` fixture
 from manifests import read_table
 from manifests.housekeeping import gc_dataset
 from manifests.storage import location
+from manifests.synthetic import write_clip_files
 from manifests.validate import validate_dataset
 from manifests.writer import ManifestWriter
 
@@ -115,3 +117,17 @@ def test_object_store_failures_are_one_line_errors_without_secrets(s3, monkeypat
         assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
         assert s3.secret_key not in done.stderr and s3.secret_key[::-1] not in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_sample_draws_clips_of_an_s3_root_from_local_copies(s3, tmp_path, monkeypatch):
+    local = tmp_path / "local"
+    tables = small_dataset(local, n_clips=12, n_objects=2, unit_rows=12)
+    write_clip_files(local, tables["clips"], 4)
+    remote = location(f"s3://{s3.bucket()}/ds")
+    pafs.copy_files(str(local), remote.key, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=remote.fs)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LIVEDITOR_STAGING_DIR", str(cache))
+    done = run_cli("sample", remote, "-n", "4", "--out", tmp_path / "sheet.png", "--json")
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["clips"]) == 4 and (tmp_path / "sheet.png").stat().st_size > 0
+    assert len([p for p in cache.rglob("*.mp4")]) == 4  # read from local copies
