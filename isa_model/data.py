@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from manifests import Snapshot, read_table
 from manifests.media.decode import read_frames
 from manifests.media.masks import open_mask_file
 from manifests.media.probe import probe
-from manifests.storage import location
+from manifests.storage import Root, location
 from manifests.uris import local_file
 
 COLUMNS = ["pair_id", "edit_type", "instruction", "source_uri", "target_uri", "mask_uri", "edit_params"]
@@ -70,7 +69,7 @@ def frame_indices(available: int, frames: int, stride: int, start_u: float) -> l
 class EditPairs(Dataset):
     """Indexed by (epoch, row); returns a dict of tensors, or None for a pair that cannot be read."""
 
-    def __init__(self, root: str | Path, split: str, cfg: ModelConfig, seed: int, stride: int = 1,
+    def __init__(self, root: Root, split: str, cfg: ModelConfig, seed: int, stride: int = 1,
                  train: bool = True, snapshot: Snapshot | None = None) -> None:
         """Rows of `split` as in `snapshot` (whose root then is `root`), else as the dataset is now."""
         self.root = location(snapshot.root if snapshot else root)

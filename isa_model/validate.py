@@ -22,6 +22,7 @@ from isa_model.metrics import psnr, ssim
 from isa_model.model import attention
 from isa_model.sample import euler_sample, load_model
 from isa_model.train import snapshot_from_file
+from manifests.storage import location
 
 
 def _mean(values: list[float]) -> float | None:
@@ -94,7 +95,7 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     twin, _ = load_model(ckpt, device, wanted, weights, attention="dense" if cfg.model.attention == "isa" else "isa")
     steps = objective.sampling_steps(cfg.model.objective, steps or cfg.train.sample_steps)
     guidance = cfg.train.guidance if guidance is None else guidance
-    root = Path(data_root or cfg.data.root or ckpt.parent.parent / "synthetic_pairs")
+    root = location(data_root or cfg.data.root or ckpt.parent.parent / "synthetic_pairs", "data root")  # or s3://
     snapshot = snapshot_from_file(root, snapshot_file) if snapshot_file else None
     dataset = EditPairs(root, split, cfg.model, seed, cfg.data.frame_stride, train=False, snapshot=snapshot)
     n = min(len(dataset), max_pairs or len(dataset))

@@ -10,6 +10,7 @@ from _s3_helpers import s3_server  # noqa: F401 - the `s3` fixture
 
 from isa_model.__main__ import main
 from isa_model.train import train
+from isa_model.validate import validate
 from manifests.storage import location
 
 
@@ -29,6 +30,11 @@ def test_training_from_s3_equals_training_from_disk(s3, tmp_path, monkeypatch):
     assert from_s3 == from_disk and len(from_s3) == 2
     cached = sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
     assert any(name.endswith(".mp4") for name in cached)  # the clips were read from their local copies
+    ckpt = tmp_path / "s3" / "checkpoints"
+    on_disk = validate(ckpt, tmp_path / "val-disk", data_root=str(local), steps=2, max_pairs=2, previews=0)
+    on_s3 = validate(ckpt, tmp_path / "val-s3", data_root=str(remote), steps=2, max_pairs=2, previews=0)
+    assert on_s3["pairs"] == on_disk["pairs"] == 2
+    assert [on_s3["overall"][k] for k in ("psnr", "ssim")] == [on_disk["overall"][k] for k in ("psnr", "ssim")]
 
 
 def test_train_cli_accepts_an_s3_data_root_and_refuses_a_missing_one_in_one_line(s3, tmp_path, monkeypatch, capsys):
