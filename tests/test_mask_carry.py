@@ -58,6 +58,23 @@ def test_carry_follows_a_moving_square(method):
     assert mask_iou(truth[0], truth[3]) < 0.7
 
 
+def test_motion_carry_of_a_large_object_is_estimated_small_and_placed_right():
+    """An object spanning 200 px is matched at a quarter of its size in its own neighbourhood; the motion
+    comes back in whole-frame pixels: a zoom and a pan followed to within a pixel or two at the edge."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    world = cv2.GaussianBlur((rng.random((400, 600, 3)) * 255).astype(np.uint8), (5, 5), 1.5)
+    moves = [np.array([[1 + 0.01 * t, 0, -3.0 * t], [0, 1 + 0.01 * t, -1.0 * t]], np.float32) for t in range(9)]
+    frames = np.stack([cv2.warpAffine(world, m, (400, 300)) for m in moves])
+    start = np.zeros((300, 400), np.uint8)
+    cv2.ellipse(start, (200, 150), (100, 70), 0, 0, 360, 1, -1)
+    truth = [cv2.warpAffine(start, m, (400, 300), flags=cv2.INTER_NEAREST).astype(bool) for m in moves]
+    carried = Carrier(frames, "motion").carry({0: truth[0], 8: truth[8]}, list(range(9)))
+    assert min(mask_iou(carried[t], truth[t]) for t in range(1, 8)) > 0.97
+    assert mask_iou(truth[0], truth[4]) < 0.97  # it did move that much
+
+
 def test_carry_needs_a_known_mask():
     frames, _ = moving_square(4)
     with pytest.raises(ValueError, match="at least one known mask"):
