@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+import pytest
 import torch
 
 from curation.models.sam import build_sam
@@ -55,8 +56,27 @@ def test_sam_masker_gives_the_same_masks_with_either_attention():
     boxes = np.array([[0, 0, 40, 40], [60, 20, 128, 96]], np.float32)
     masks = {}
     for attention in ("library", "fused"):
-        sam = SamMasker(SamConfig(image_size=64, weights=WeightsConfig(weights="none-here.pt", allow_random_init=True), attention=attention))
+        weights = WeightsConfig(weights="none-here.pt", allow_random_init=True)
+        sam = SamMasker(SamConfig(image_size=64, weights=weights, attention=attention))
         sam.setup()
         masks[attention] = sam.masks(frame, boxes)
     assert masks["fused"].shape == (2, H, W) and masks["fused"].any()
     assert (masks["fused"] == masks["library"]).mean() > 0.999  # equal but for an edge pixel fp32 sums may flip
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fused_encoder_on_cuda_in_bf16_stays_near_the_library_in_fp32():
+    torch.manual_seed(0)
+    model = build_sam("vit_b", 1024)
+    for name, p in model.image_encoder.named_parameters():
+        if "rel_pos" in name:
+            p.data.normal_(0, 0.02)
+    reference = model.image_encoder.cuda().eval()
+    fused = copy.deepcopy(reference)
+    fuse_encoder_attention(fused)
+    x = torch.randn(2, 3, 1024, 1024, device="cuda")
+    with torch.inference_mode():
+        expected = reference(x)
+        with torch.autocast("cuda", torch.bfloat16):
+            got = fused(x).float()
+    assert (got - expected).abs().max() / expected.abs().max() < 0.03  # bf16 rounding: the library's own is ~0.01
