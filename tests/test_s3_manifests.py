@@ -119,7 +119,9 @@ def test_object_store_failures_are_one_line_errors_without_secrets(s3, monkeypat
         assert "Traceback" not in done.stderr
 
 
-def test_sample_draws_clips_of_an_s3_root_from_local_copies(s3, tmp_path, monkeypatch):
+def test_sample_and_check_files_on_an_s3_root(s3, tmp_path, monkeypatch):
+    """`sample` draws clips from local copies of their objects; `validate --check-files` counts the objects
+    that rows name but the bucket lacks (8 of 12 clips have no file here, then one more is deleted)."""
     local = tmp_path / "local"
     tables = small_dataset(local, n_clips=12, n_objects=2, unit_rows=12)
     write_clip_files(local, tables["clips"], 4)
@@ -131,3 +133,14 @@ def test_sample_draws_clips_of_an_s3_root_from_local_copies(s3, tmp_path, monkey
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["clips"]) == 4 and (tmp_path / "sheet.png").stat().st_size > 0
     assert len([p for p in cache.rglob("*.mp4")]) == 4  # read from local copies
+
+    def missing_clip_files() -> int:
+        done = run_cli("validate", remote, "--check-files", "--json")
+        assert done.returncode == 1, done.stderr
+        issues = [i for i in json.loads(done.stdout)["issues"] if i["table"] == "clips" and "missing" in i["message"]]
+        return sum(i["count"] for i in issues)
+
+    assert missing_clip_files() == 8
+    (remote / tables["clips"].column("uri")[0].as_py()).unlink()
+    assert missing_clip_files() == 9
+
