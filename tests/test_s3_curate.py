@@ -100,6 +100,7 @@ def test_curate_from_s3_input_to_s3_output_equals_a_local_run_and_empties_its_ca
     bucket = s3.bucket()
     source = location(f"s3://{bucket}/corpus")
     pafs.copy_files(str(corpus), source.key, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=source.fs)
+    (source / "zz-broken.mp4").write_bytes(b"not a video")  # one bad input: an errors row naming the object
     root = f"s3://{bucket}/curated"
     staging = tmp_path / "staging"
     cfg = write_job_config(tmp_path, corpus, tmp_path / "unused")
@@ -111,8 +112,12 @@ def test_curate_from_s3_input_to_s3_output_equals_a_local_run_and_empties_its_ca
     local_uri = {v["video_id"]: v["uri"] for v in sorted_rows(whole, "videos")}
     for video in sorted_rows(root, "videos"):  # the same rows, naming the object instead of the local file
         assert video["uri"] == str(source / Path(local_uri[video["video_id"]]).relative_to(corpus).as_posix())
-    assert sorted(e["input"] for e in sorted_rows(root, "errors")) == sorted(
-        str(source / Path(e["input"]).relative_to(corpus).as_posix()) for e in sorted_rows(whole, "errors"))
+    errors = sorted_rows(root, "errors")
+    assert sorted(e["input"] for e in errors) == sorted(
+        [str(source / "zz-broken.mp4")]
+        + [str(source / Path(e["input"]).relative_to(corpus).as_posix()) for e in sorted_rows(whole, "errors")])
+    broken = next(e for e in errors if e["input"].endswith("zz-broken.mp4"))
+    assert broken["message"].startswith(f"{source}/zz-broken.mp4: ") and str(staging) not in broken["message"]
     assert validate_dataset(root, check_files=True) == []
     assert [p for p in staging.rglob("*") if p.is_file()] == []  # cached inputs removed after their units
 

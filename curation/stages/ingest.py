@@ -80,7 +80,15 @@ class IngestStage(Stage):
         return StageOutput({"videos": rows, "errors": errors})
 
     def video_row(self, uri: str, planned: InputPlan | None = None) -> dict[str, Any]:
-        path = Path(local_input(uri))  # an s3:// input is staged locally first (curation.remote_inputs)
+        local = local_input(uri)  # an s3:// input is staged locally first (curation.remote_inputs)
+        try:
+            return self._video_row(uri, Path(local), planned)
+        except (InputError, DuplicateInput, VideoError) as exc:
+            if local == uri:
+                raise
+            raise type(exc)(str(exc).replace(local, uri)) from None  # errors rows name the object, not its copy
+
+    def _video_row(self, uri: str, path: Path, planned: InputPlan | None) -> dict[str, Any]:
         problem = input_problem(path, self.input_root, self.follow_symlinks_outside_input)
         if problem:
             raise InputError(problem)
