@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeAlias
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -245,20 +245,6 @@ def arrow_source(path: Location) -> tuple[str, pafs.FileSystem | None]:
     if isinstance(path, ObjectPath):
         return path.key, path.fs
     return str(path), None
-
-
-def open_input(path: Location) -> pa.NativeFile | IO[bytes]:
-    """A seekable reader of a file or object (Parquet footers and pages are read by range)."""
-    if isinstance(path, ObjectPath):
-        try:
-            return path.fs.open_input_file(path.key)
-        except FileNotFoundError:
-            raise
-        except OSError as exc:
-            if path.fs.get_file_info(path.key).type == pafs.FileType.NotFound:
-                raise FileNotFoundError(f"{path}: no such object") from exc
-            raise
-    return open(path, "rb")
 
 
 @contextmanager
