@@ -12,7 +12,8 @@ what no row ever names. After its commit the unit's staged files are removed, an
 folder when the run ends, so staging holds about one unit per stage worker in flight.
 
 Stages of one unit run on nodes that share the staging folder (an embedded Ray, or one node per unit);
-the dataset itself needs no shared disk.
+the dataset itself needs no shared disk. Where they do not, the driver finds a file the rows name missing
+from its staging folder and stops with one line before that unit commits: rows never name an absent file.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from curation.remote_inputs import drop_inputs
 from curation.stage import WorkUnit
+from curation.units import PipelineError
 from manifests.schema import URI_COLUMNS
 from manifests.storage import ObjectPath, location, staging_dir, upload
 from manifests.uris import resolve_uri
@@ -64,8 +66,10 @@ class Publisher:
             return
         for uri in unit_files(unit):
             source = resolve_uri(self.staging, uri)
-            if source.is_file():  # a row naming a file its stage did not write is validate's to report
-                upload(source, self.remote / uri)
+            if not source.is_file():  # never commit rows naming a file readers cannot open
+                raise PipelineError(f"unit {unit.unit_id}: {uri}, named by its rows, is not in the staging folder "
+                                    f"{self.staging} (did its stage run on a node that does not share it?)")
+            upload(source, self.remote / uri)
 
     def release(self, unit: WorkUnit) -> None:
         """Remove the committed unit's staged files, and its inputs' cached copies (curation.remote_inputs)."""

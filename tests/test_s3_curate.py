@@ -15,6 +15,9 @@ from _job_helpers import REPO, job_command, plain_env, sorted_rows, write_job_co
 from _s3_helpers import closed_port, s3_server  # noqa: F401 - the `s3` fixture
 
 from curation.corpus import build_corpus
+from curation.publish import publisher
+from curation.stage import WorkUnit
+from curation.units import PipelineError
 from manifests import validate_dataset
 from manifests.storage import location
 
@@ -147,3 +150,22 @@ def test_the_server_going_away_mid_run_is_one_line_and_the_job_stops(s3, tmp_pat
     assert job.returncode == 1 and lines[-1].startswith("error: OSError: "), stderr
     assert "Traceback" not in stderr and s3.secret_key not in stderr
     assert "committed units are kept" in lines[-1]
+
+
+def test_a_unit_is_published_only_when_every_file_its_rows_name_is_staged(s3, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIVEDITOR_STAGING_DIR", str(tmp_path / "staging"))
+    root = f"s3://{s3.bucket()}/out"
+    rows = {"clips": [{"uri": "clips/v/v-1.mp4"}, {"uri": "clips/v/v-2.mp4"}], "videos": [{"uri": "/inputs/v.mp4"}]}
+    with publisher(root) as out:
+        unit = WorkUnit("b000000", [], out.work_root, tables=rows)
+        staged = Path(out.work_root) / "clips/v"
+        staged.mkdir(parents=True)
+        (staged / "v-1.mp4").write_bytes(b"one")
+        with pytest.raises(PipelineError, match="v-2.mp4, named by its rows, is not in the staging folder"):
+            out.publish(unit)
+        (staged / "v-2.mp4").write_bytes(b"two")
+        out.publish(unit)
+        out.release(unit)
+        assert sorted(p.name for p in staged.iterdir()) == []
+    assert location(root + "/clips/v/v-2.mp4").read_bytes() == b"two"  # inputs (videos.uri) are not uploaded
+    assert not (tmp_path / "staging").exists() or list((tmp_path / "staging").iterdir()) == []
