@@ -24,7 +24,7 @@ import numpy as np
 
 from curation.faults import CommitFaults, Faults
 from curation.job_config import RunSettings, StageResources
-from curation.publish import Publisher, publisher
+from curation.publish import Publisher, publisher, run_on_this_node
 from curation.ray_runtime import cluster_address, ray_session
 from curation.stage import Stage, WorkUnit
 from curation.stages import enabled_stages, tables_written
@@ -76,19 +76,25 @@ class StageActor:
 
     stage_cls: ClassVar[type[Stage]]
     config: ClassVar[RunSettings]
+    driver_node: ClassVar[str]  # the Ray node id of the driver: its staging folder is the one it publishes from
 
     def __init__(self) -> None:
+        import ray
+
         self.stage = self.stage_cls.from_job(self.config)
         self.stage.setup()
+        self.on_driver_node = ray.get_runtime_context().get_node_id() == self.driver_node
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        done = [self.stage.run(WorkUnit.from_json(str(text))).to_json() for text in batch["unit"]]
+        done = [run_on_this_node(self.stage.run, WorkUnit.from_json(str(text)), self.config.output,
+                                 keep_files=self.on_driver_node).to_json() for text in batch["unit"]]
         return {"unit": np.array(done, dtype=object)}
 
 
-def stage_actor_class(stage_cls: type[Stage], config: RunSettings) -> type[StageActor]:
+def stage_actor_class(stage_cls: type[Stage], config: RunSettings, driver_node: str) -> type[StageActor]:
     """The actor class of one stage, named after it (e.g. `IngestStageActor` in `ps` and Ray's logs)."""
-    return type(f"{stage_cls.__name__}Actor", (StageActor,), {"stage_cls": stage_cls, "config": config})
+    return type(f"{stage_cls.__name__}Actor", (StageActor,),
+                {"stage_cls": stage_cls, "config": config, "driver_node": driver_node})
 
 
 def check_fits(config: RunSettings) -> None:
@@ -123,15 +129,17 @@ def _iter_in_process(config: RunSettings, units: list[WorkUnit]) -> Iterator[Wor
 
 
 def _iter_ray(config: RunSettings, units: list[WorkUnit]) -> Iterator[WorkUnit]:
+    import ray
     import ray.data
 
+    driver_node = ray.get_runtime_context().get_node_id()
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # one line per committed unit instead (see `run`)
     ds: ray.data.Dataset = ray.data.from_items([{"unit": u.to_json()} for u in units], override_num_blocks=len(units))
     for stage_cls in enabled_stages(config):
         res = resources_of(config, stage_cls)
         ds = ds.map_batches(
-            stage_actor_class(stage_cls, config),
+            stage_actor_class(stage_cls, config, driver_node),
             batch_size=1,
             compute=ray.data.ActorPoolStrategy(size=res.concurrency),
             num_cpus=res.num_cpus,

@@ -11,24 +11,29 @@ objects no row names yet: the resume uploads them again (the stages are determin
 what no row ever names. After its commit the unit's staged files are removed, and the whole staging
 folder when the run ends, so staging holds about one unit per stage worker in flight.
 
-Stages of one unit run on nodes that share the staging folder (an embedded Ray, or one node per unit);
-the dataset itself needs no shared disk. Where they do not, the driver finds a file the rows name missing
-from its staging folder and stops with one line before that unit commits: rows never name an absent file.
+Through Ray, a unit's stages may run on nodes that share no disk: each node stages under its own
+staging_dir(), in a folder of the run's name (`run_on_this_node`). A stage actor first downloads the files the
+unit's rows already name that its node lacks (an earlier stage wrote them elsewhere), and uploads the files
+its stage added as soon as it returns; on a node other than the driver's it then removes the unit's files,
+so no node but the driver's keeps anything. The driver uploads what is still only in its own staging folder
+(in-process runs: all of it) and checks that every other file is there; a file neither staged nor uploaded
+stops the run with one line before that unit commits: rows never name an absent file.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from curation.remote_inputs import drop_inputs
 from curation.stage import WorkUnit
 from curation.units import PipelineError
 from manifests.schema import URI_COLUMNS
-from manifests.storage import ObjectPath, location, staging_dir, upload
+from manifests.storage import ObjectPath, download, location, staging_dir, upload
 from manifests.uris import resolve_uri
 
 INPUT_COLUMNS = {("videos", "uri")}
@@ -61,15 +66,17 @@ class Publisher:
         return self.output if self.staging is None else str(self.staging)
 
     def publish(self, unit: WorkUnit) -> None:
-        """Upload the unit's staged files (a no-op for a local output, where stages wrote in place)."""
+        """Upload the unit's staged files, or check that a stage actor on another node did (a no-op for a
+        local output, where stages wrote in place)."""
         if self.staging is None or self.remote is None:
             return
         for uri in unit_files(unit):
             source = resolve_uri(self.staging, uri)
-            if not source.is_file():  # never commit rows naming a file readers cannot open
-                raise PipelineError(f"unit {unit.unit_id}: {uri}, named by its rows, is not in the staging folder "
-                                    f"{self.staging} (did its stage run on a node that does not share it?)")
-            upload(source, self.remote / uri)
+            if source.is_file():
+                upload(source, self.remote / uri)
+            elif not (self.remote / uri).is_file():  # never commit rows naming a file readers cannot open
+                raise PipelineError(f"unit {unit.unit_id}: {uri}, named by its rows, is neither in the staging "
+                                    f"folder {self.staging} nor uploaded by the stage that wrote it")
 
     def release(self, unit: WorkUnit) -> None:
         """Remove the committed unit's staged files, and its inputs' cached copies (curation.remote_inputs)."""
@@ -78,6 +85,32 @@ class Publisher:
             return
         for uri in unit_files(unit):
             resolve_uri(self.staging, uri).unlink(missing_ok=True)
+
+
+def run_on_this_node(run: Callable[[WorkUnit], WorkUnit], unit: WorkUnit, output: str, keep_files: bool) -> WorkUnit:
+    """`run(unit)` in a stage actor, for an `s3://` output: the unit re-rooted on this node's staging folder,
+    the files its rows name fetched from `output` where this node lacks them; then the files the stage added
+    uploaded and, unless `keep_files` (the driver's node), the unit's files removed here. For a local
+    output, `run(unit)` as it came."""
+    remote = location(output)
+    if not isinstance(remote, ObjectPath):
+        return run(unit)
+    local = replace(unit, out_root=str(staging_dir() / Path(unit.out_root).name))
+    before = unit_files(local)
+    for uri in before:
+        path = resolve_uri(local.out_root, uri)
+        if not path.is_file():
+            download(remote / uri, path)
+    done = run(local)
+    named = unit_files(done)
+    for uri in set(named) - set(before):
+        path = resolve_uri(local.out_root, uri)
+        if path.is_file():  # one that is not: the driver refuses to commit the unit (Publisher.publish)
+            upload(path, remote / uri)
+    if not keep_files:
+        for uri in named:
+            resolve_uri(local.out_root, uri).unlink(missing_ok=True)
+    return done
 
 
 @contextmanager

@@ -289,8 +289,14 @@ def cached_copy(obj: ObjectPath) -> Path:
     Committed dataset files are never rewritten, so a copy is valid as long as it exists; a missing object
     raises FileNotFoundError naming its URI."""
     target = cached_path(obj)
-    if target.is_file():
-        return target
+    if not target.is_file():
+        download(obj, target)
+    return target
+
+
+def download(obj: ObjectPath, target: Path) -> None:
+    """Copy `obj` to the local file `target` (to a temp name, then renamed: a reader never sees half a file);
+    a missing object raises FileNotFoundError naming its URI."""
     if not obj.is_file():
         raise FileNotFoundError(f"{obj}: no such object")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -300,7 +306,6 @@ def cached_copy(obj: ObjectPath) -> Path:
         os.replace(temp, target)
     finally:
         temp.unlink(missing_ok=True)
-    return target
 
 
 def drop_cached(obj: ObjectPath) -> None:

@@ -161,7 +161,7 @@ def test_a_unit_is_published_only_when_every_file_its_rows_name_is_staged(s3, tm
         staged = Path(out.work_root) / "clips/v"
         staged.mkdir(parents=True)
         (staged / "v-1.mp4").write_bytes(b"one")
-        with pytest.raises(PipelineError, match="v-2.mp4, named by its rows, is not in the staging folder"):
+        with pytest.raises(PipelineError, match="v-2.mp4, named by its rows, is neither in the staging folder"):
             out.publish(unit)
         (staged / "v-2.mp4").write_bytes(b"two")
         out.publish(unit)
