@@ -90,8 +90,8 @@ class Publisher:
 def run_on_this_node(run: Callable[[WorkUnit], WorkUnit], unit: WorkUnit, output: str, keep_files: bool) -> WorkUnit:
     """`run(unit)` in a stage actor, for an `s3://` output: the unit re-rooted on this node's staging folder,
     the files its rows name fetched from `output` where this node lacks them; then the files the stage added
-    uploaded and, unless `keep_files` (the driver's node), the unit's files removed here. For a local
-    output, `run(unit)` as it came."""
+    uploaded and, unless `keep_files` (the driver's node), the unit's files and cached `s3://` inputs
+    removed here. For a local output, `run(unit)` as it came."""
     remote = location(output)
     if not isinstance(remote, ObjectPath):
         return run(unit)
@@ -110,6 +110,7 @@ def run_on_this_node(run: Callable[[WorkUnit], WorkUnit], unit: WorkUnit, output
     if not keep_files:
         for uri in named:
             resolve_uri(local.out_root, uri).unlink(missing_ok=True)
+        drop_inputs(unit.inputs)  # the driver empties only its own node's input cache
     return done
 
 

@@ -1,9 +1,9 @@
-"""`ray job submit` of a curation to `s3://` on a loopback cluster whose nodes share no staging folder.
+"""`ray job submit` of a curation from and to `s3://` on a loopback cluster whose nodes share no staging folder.
 
 A head (no CPUs: every stage actor runs on a worker node) and two worker nodes, each node with its own
 LIVEDITOR_STAGING_DIR, as machines without a shared disk would have: a stage on one node finds the files
 an earlier stage wrote on another only through the object store. The result must equal a local
-in-process run, and no node may keep a staged file.
+in-process run, and no node may keep a staged file or a cached input.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.fs as pafs
 from _job_helpers import REPO, job_command, plain_env, sorted_rows, write_job_config
 from _s3_helpers import s3_server  # noqa: F401 - the `s3` fixture
 
 from curation.corpus import build_corpus
 from curation.ray_runtime import LOOPBACK, loopback_environment, short_temp_dir
 from manifests import validate_dataset
+from manifests.storage import location
 
-TABLES = ("videos", "clips", "scores", "errors")
 RAY = str(Path(sys.executable).with_name("ray"))
 NO_AGENT_YET = "No available agent to submit job"
 
@@ -52,10 +53,14 @@ def test_stages_on_nodes_without_a_shared_disk_meet_through_the_object_store(s3,
         for name in ("node1", "node2"):
             cluster.add_node(num_cpus=2, node_ip_address=LOOPBACK, env_vars={"LIVEDITOR_STAGING_DIR": str(staging[name])})
         cluster.wait_for_nodes()
-        root = f"s3://{s3.bucket()}/curated"
+        bucket = s3.bucket()
+        source, root = location(f"s3://{bucket}/corpus"), f"s3://{bucket}/curated"
+        pafs.copy_files(str(corpus), source.key, source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=source.fs)
         config = write_job_config(tmp_path, corpus, tmp_path / "unused")
         submit = [RAY, "job", "submit", "--address", f"http://{cluster.webui_url}", "--working-dir", str(REPO), "--",
-                  "python", "-m", "jobs.curate", "--config", str(config), "--output", root, "--no-summary"]
+                  "python", "-m", "jobs.curate", "--config", str(config), "--input", str(source), "--output", root,
+                  "--no-summary"]
         deadline = time.monotonic() + 600
         while True:  # only a job server whose agent has not registered yet may refuse the job
             done = subprocess.run(submit, cwd=REPO, capture_output=True, text=True, timeout=900)
@@ -71,8 +76,9 @@ def test_stages_on_nodes_without_a_shared_disk_meet_through_the_object_store(s3,
                                        "--no-summary"), cwd=REPO, capture_output=True, text=True, env=plain_env(),
                            timeout=900)
     assert local.returncode == 0, local.stderr
-    for table in TABLES:
+    for table in ("clips", "scores"):  # videos and errors rows name the inputs by their s3:// URIs here
         assert sorted_rows(root, table) == sorted_rows(whole, table), f"{table} differs"
+    assert len(sorted_rows(root, "errors")) == len(sorted_rows(whole, "errors"))
     assert validate_dataset(root, check_files=True) == []
     used = [name for name in ("node1", "node2") if staging[name].exists()]
     assert used, "no stage staged on a worker node's own folder"
