@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
@@ -31,7 +32,7 @@ from manifests.snapshot import (
     snapshot_name,
     take_snapshot,
 )
-from manifests.storage import Location, location
+from manifests.storage import Location, location, upload
 from manifests.summary import TableSummary, summarize
 from manifests.validate import validate_dataset
 
@@ -52,7 +53,7 @@ def dataset_root(text: str) -> Location:
 
 
 def local_root(text: str, command: str) -> Path:
-    """A dataset root for the commands that rewrite folders in place or draw from local files (migrate, report)."""
+    """A dataset root for the command that rewrites folders in place (migrate)."""
     root = dataset_root(text)
     if not isinstance(root, Path):
         raise ManifestError(f"{command}: needs a local dataset root; {text} is on object storage")
@@ -338,9 +339,15 @@ def _sample_pairs(args: argparse.Namespace, root: Location) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from manifests.report import draw_report, report_text, yield_report  # matplotlib only where it draws
 
-    root = local_root(args.root, "report")
+    root = dataset_root(args.root)
     report = yield_report(root)
-    png = draw_report(report, args.out or root / "yield_report.png")
+    png: Location
+    if args.out or isinstance(root, Path):
+        png = draw_report(report, args.out or cast(Path, root) / "yield_report.png")
+    else:  # drawn locally, then put beside the manifests as one object
+        with tempfile.TemporaryDirectory() as tmp:
+            png = root / "yield_report.png"
+            upload(draw_report(report, Path(tmp) / png.name), png)
     if args.json:
         print_json({**report.to_json(), "png": str(png)})
     else:
@@ -412,7 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float_in(0.1, 60.0), default=2.0, help="with --pairs: seconds of each pair in the mp4")
     p = add("report", cmd_report, "yield report: videos -> clips -> usable clips -> objects -> pairs, reject reasons, "
             "gate pass rates, pairs per edit type, split and hour of source; printed and drawn as a PNG")
-    p.add_argument("--out", help="PNG to write (default: <root>/yield_report.png)")
+    p.add_argument("--out", help="PNG to write (default: <root>/yield_report.png; an object under an s3:// root)")
     return parser
 
 

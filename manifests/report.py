@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from manifests.media.atomic import atomic_output
 from manifests.reader import read_table
 from manifests.schema import PAIR_GATES, RANDOM_INIT
+from manifests.storage import Location, ObjectPath, location
 
 GATED = "pairs_gated/"
 FAILED = "pairs_failed/"
@@ -71,14 +72,15 @@ def reason_key(reason: str) -> str:
     return " ".join(_NUMBER.sub("", reason).split()) or "unknown"
 
 
-def _column(root: Path, table: str, columns: list[str]) -> dict[str, list[Any]]:
+def _column(root: Location, table: str, columns: list[str]) -> dict[str, list[Any]]:
     data: dict[str, list[Any]] = read_table(root, table, columns=columns).to_pydict()
     return data
 
 
-def yield_report(root: str | Path) -> YieldReport:
-    """The report of the dataset at `root` (every table read through the committed-units reader)."""
-    root = Path(root)
+def yield_report(root: str | Path | ObjectPath) -> YieldReport:
+    """The report of the dataset at `root`, local or `s3://` (every table read through the committed-units
+    reader)."""
+    root = location(root)
     rep = YieldReport()
     videos = _column(root, "videos", ["status", "reject_reason", "duration_s"])
     rep.videos = len(videos["status"])

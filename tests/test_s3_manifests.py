@@ -144,3 +144,14 @@ def test_sample_and_check_files_on_an_s3_root(s3, tmp_path, monkeypatch):
     (remote / tables["clips"].column("uri")[0].as_py()).unlink()
     assert missing_clip_files() == 9
 
+
+
+def test_report_on_an_s3_root_equals_the_local_one_and_puts_its_png_beside_the_manifests(s3, tmp_path):
+    local = tmp_path / "local"
+    small_dataset(local, n_clips=30, n_objects=6)
+    remote = location(f"s3://{s3.bucket()}/ds")
+    pafs.copy_files(str(local), remote.key, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=remote.fs)
+    here, there = _cli("report", local, "--out", tmp_path / "r.png"), _cli("report", remote)
+    assert there.pop("png") == str(remote / "yield_report.png") and here.pop("png") == str(tmp_path / "r.png")
+    assert there == here and there["pairs"] == 6
+    assert (remote / "yield_report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
