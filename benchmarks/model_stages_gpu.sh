@@ -7,11 +7,7 @@
 # Arguments go to the benchmark (e.g. --tiny --workers 2 for a smoke run). Logs and JSON land in $OUT.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 YOLO_OFFLINE=1 HF_HUB_OFFLINE=1 LIVEDITOR_OFFLINE=1
-OUT="${OUT:-out}"
-mkdir -p "$OUT"
-SITE=$(mktemp -d)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || exit 1
-export PYTHONPATH="$SITE:$PWD"
+source "$(dirname "$0")/device_site.sh"
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv

@@ -5,11 +5,7 @@
 # typing-extensions) for Python 3.12: the device image lacks them. Arguments go to the benchmark.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 LIVEDITOR_OFFLINE=1
-OUT="${OUT:-out}"
-mkdir -p "$OUT"
-SITE=$(mktemp -d)
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/*.whl || exit 1
-export PYTHONPATH="$SITE:$PWD"
+source "$(dirname "$0")/device_site.sh"
 {
   date -u
   nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv
