@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from manifests.storage import ObjectPath
+
 _HASH_CHUNK = 1 << 20
 
 
@@ -28,7 +30,8 @@ class DuplicateInput(Exception):
     """An input byte-identical to an earlier one in plan order."""
 
 
-def sha256_of(path: Path) -> str:
+def sha256_of(path: Path | ObjectPath) -> str:
+    """The file's or object's sha256, read in chunks."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_HASH_CHUNK):

@@ -12,14 +12,11 @@ the inputs of the units in flight.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 
 import pyarrow.fs as pafs
 
-from curation.inputs import InputPlan, plan_sizes
+from curation.inputs import InputPlan, plan_sizes, sha256_of
 from manifests.storage import ObjectPath, cached_copy, drop_cached, is_remote, location
-
-_CHUNK = 1 << 20
 
 
 def list_objects(root: ObjectPath, pattern: str) -> dict[str, int]:
@@ -41,15 +38,7 @@ def plan_objects(root: ObjectPath, rels: list[str], sizes: dict[str, int]) -> di
     streamed, only among objects of equal size."""
     objects = {str(root / rel): root / rel for rel in rels}
     known = {str(root / rel): sizes[rel] for rel in rels if rel in sizes}
-    return plan_sizes(list(objects), known, lambda uri: _sha256(objects[uri]))
-
-
-def _sha256(obj: ObjectPath) -> str:
-    digest = hashlib.sha256()
-    with obj.fs.open_input_stream(obj.key) as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return plan_sizes(list(objects), known, lambda uri: sha256_of(objects[uri]))
 
 
 def local_input(uri: str) -> str:

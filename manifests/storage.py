@@ -145,8 +145,14 @@ class ObjectPath:
             if not missing_ok:
                 raise
 
+    def open(self, mode: str = "rb") -> pa.NativeFile:
+        """A binary stream of the object (reading only), as `Path.open("rb")` gives a file."""
+        if mode != "rb":
+            raise ValueError(f"{self}: objects open for reading only ('rb'), not {mode!r}")
+        return self.fs.open_input_stream(self.key)
+
     def read_bytes(self) -> bytes:
-        with self.fs.open_input_stream(self.key) as stream:
+        with self.open() as stream:
             return bytes(stream.read())
 
     def read_text(self) -> str:
