@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from _moving_disc import H, T, W, moving_disc_clip, texture
 from test_models_objects import RANDOM, _check_rows, _write
 
-from curation.models.keyframes import Carrier, KeyframeConfig, keyframes
+from curation.models.keyframes import Carrier, KeyframeConfig, Patch, blend, keyframes
 from curation.models.sam import SamConfig
 from curation.models.yolo import YoloConfig
 from curation.stage import WorkUnit
@@ -33,6 +34,35 @@ def moving_square(n: int = 20, side: int = 24) -> tuple[np.ndarray, list[np.ndar
         frames.append(frame)
         masks.append(mask)
     return np.stack(frames), masks
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_patch_moves_as_a_whole_frame_warp(seed):
+    """Carrying on the object's window equals warping the whole frame (what the carrier did before): the same
+    soft values to float rounding, the same pixels over 0.5, also for a mask pushed partly out of the frame."""
+    rng = np.random.default_rng(seed)
+    h, w = 90, 160
+    soft = np.zeros((h, w), np.float32)
+    cv2.circle(soft, (int(rng.integers(0, w)), int(rng.integers(0, h))), int(rng.integers(3, 40)), 1.0, -1)
+    soft = cv2.GaussianBlur(soft, (0, 0), 1.5)
+    angle, scale = rng.normal(0, 0.1), 1 + rng.normal(0, 0.05)
+    motion = np.array([[scale * np.cos(angle), -scale * np.sin(angle), rng.normal(0, 15)],
+                       [scale * np.sin(angle), scale * np.cos(angle), rng.normal(0, 15)], [0, 0, 1]])
+    whole = cv2.warpAffine(soft, motion[:2], (w, h), flags=cv2.INTER_LINEAR)
+    moved = Patch.of(soft).moved(motion)
+    assert moved.frame == (h, w)
+    np.testing.assert_allclose(moved.full(), whole, atol=1e-3)
+    assert np.array_equal(blend(moved, moved, 0.0), whole >= 0.5)
+
+
+def test_blend_weighs_two_windows_by_distance():
+    a, b = np.zeros((40, 60), np.float32), np.zeros((40, 60), np.float32)
+    a[5:15, 5:15], b[20:30, 30:50] = 1.0, 0.8
+    one = blend(Patch.of(a), Patch.of(b), 0.25)  # 0.75 a + 0.25 b: a's square only
+    assert np.array_equal(one, a >= 0.5)
+    two = blend(Patch.of(a), Patch.of(b), 0.7)  # 0.3 a + 0.56 b: b's rectangle only
+    assert np.array_equal(two, b >= 0.5)
+    assert not blend(Patch.of(np.zeros_like(a)), Patch.of(np.zeros_like(b)), 0.5).any()
 
 
 def test_keyframes_are_every_kth_frame_centred():
