@@ -110,8 +110,12 @@ def mask_connected(mask: np.ndarray) -> float:
 
 def mask_area_cv(mask: np.ndarray) -> float:
     """Coefficient of variation (std / mean) of the mask's pixel count over the frames it is visible in: a mask
-    that breathes (grows and shrinks with noise) scores high, a rigid object crossing the frame low."""
-    areas = _visible(mask).sum(axis=(1, 2)).astype(np.float64)
+    that breathes (grows and shrinks with noise) scores high, a rigid object crossing the frame low. Frames
+    where the mask touches the image border are left out while others remain: an object entering or leaving
+    the picture loses area to the frame edge, not by breathing."""
+    seen = _visible(mask)
+    border = seen[:, 0].any(axis=1) | seen[:, -1].any(axis=1) | seen[:, :, 0].any(axis=1) | seen[:, :, -1].any(axis=1)
+    areas = (seen[~border] if (~border).sum() > 1 else seen).sum(axis=(1, 2)).astype(np.float64)
     return float(areas.std() / areas.mean()) if len(areas) > 1 else 0.0
 
 

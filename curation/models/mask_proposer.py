@@ -8,12 +8,17 @@ and its version, no model. Per clip:
 2. foreground = colour distance to that background, seen from each frame, above a threshold
    (optionally a weaker one where dense flow beyond the camera's agrees), cleaned by morphology;
 3. the foreground split into objects, each followed by its own motion (propagate.py), short
-   tracks dropped, each mask optionally refined by GrabCut.
+   tracks dropped, each mask optionally refined by GrabCut;
+4. tracks that are not one coherent object dropped: the pair stage's object gates (filters.pair_gates:
+   size, consecutive-frame IoU, one connected piece, no breathing, outline on image or motion edges),
+   run here on the proposer's own frames, so a fragment or a background blob never becomes an object row.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
@@ -31,11 +36,16 @@ from curation.models.camera import (
 )
 from curation.models.propagate import fill_holes, follow_both_ways
 from curation.models.tracks import Track, mask_box
+from filters.pair_gates import PairGateConfig, object_gates
 
 NAME = "motion-proposer"
-VERSION = "3"  # 3: GrabCut reseeds OpenCV's RNG (masks no longer depend on earlier clips)
+VERSION = "4"  # 4: incoherent tracks dropped by the object gates, tracks seen on half the clip; 3: GrabCut reseeded
 CLASS_NAME = "moving-object"
 GRABCUT_SEED = 0  # OpenCV RNG seed before every GrabCut, so a mask does not depend on earlier clips (resume)
+TRACK_GATES = PairGateConfig(min_mask_area=0.003, min_mask_iou=0.3)
+"""The object gates' thresholds for the proposer's tracks: the pair stage's, except two that see fewer frames
+here (the proposer's evenly spread sample, where a moving object overlaps itself less from one to the next,
+and a track's unseen frames count as empty): tuned on corpus seeds 0-2 (benchmarks/pair_yield.py)."""
 
 
 @dataclass(frozen=True)
@@ -52,19 +62,24 @@ class ProposerConfig:
     min_area: float = 0.001  # smallest region kept, as a fraction of the frame
     grabcut: bool = True
     grabcut_iters: int = 3
-    min_track_frames: int = 3  # and at least a fifth of the clip
+    min_track_frames: int = 3  # and at least `min_track_share` of the clip
+    min_track_share: float = 0.5  # share of the clip's frames a track must be seen on (fragments flicker in and out)
     reach: float = 0.02  # how far (fraction of the frame diagonal) an object may take pixels beyond its predicted mask
     max_gap: int = 5  # frames an object may go unseen and still be followed
+    gates: PairGateConfig | None = TRACK_GATES  # a track failing any object gate is dropped; None: keep all
 
     def __post_init__(self) -> None:
+        if isinstance(self.gates, Mapping):  # from a job config: thresholds by name over TRACK_GATES, unknown refused
+            object.__setattr__(self, "gates", PairGateConfig.from_dict({**asdict(TRACK_GATES), **self.gates}))
         counts = ("background_samples", "passes", "grabcut_iters", "min_track_frames", "max_gap")
         bad = [n for n in counts if getattr(self, n) < 1]
         distances = ("mode_tolerance", "blur", "threshold", "weak_threshold", "flow_threshold", "reach")
         bad += [n for n in distances if getattr(self, n) < 0]
         bad += [] if 0 < self.min_area < 1 else ["min_area"]
+        bad += [] if 0 <= self.min_track_share <= 1 else ["min_track_share"]
         if bad:
             raise ValueError(f"ProposerConfig: out of range: {', '.join(bad)} "
-                             "(counts >= 1, distances >= 0, 0 < min_area < 1)")
+                             "(counts >= 1, distances >= 0, 0 < min_area < 1, 0 <= min_track_share <= 1)")
 
 
 def colour_distance(frame: np.ndarray, background: np.ndarray, blur: float = 0.0) -> np.ndarray:
@@ -142,6 +157,12 @@ def foreground(frames: np.ndarray, grey: list[np.ndarray], config: ProposerConfi
     return masks
 
 
+def coherent(frames: np.ndarray, track: Track, gates: PairGateConfig) -> bool:
+    """Whether `track` passes every object gate on the clip's `frames` (the masks as the pair stage will see
+    them, empty where the track is unseen): one implementation of "is this one object" for both stages."""
+    return all(g.passed for g in object_gates(frames, track.dense(len(frames)), gates).values())
+
+
 def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> list[Track]:
     """Tracks of moving objects in RGB frames (T, H, W, 3) of one shot; [] for fewer than 2 frames."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -154,14 +175,16 @@ def propose(frames: np.ndarray, config: ProposerConfig = ProposerConfig()) -> li
     fg = [clean(m, min_pixels) for m in foreground(frames, grey, config)]
     reach = max(3, int(config.reach * np.hypot(h, w)))
     followed = follow_both_ways(frames, grey, fg, min_pixels, reach, config.max_gap)
-    min_frames = max(config.min_track_frames, len(frames) // 5)
+    min_frames = max(config.min_track_frames, math.ceil(config.min_track_share * len(frames)))
     tracks = []
     for f_idx, masks in followed:
         if len(f_idx) < min_frames:
             continue
         if config.grabcut:
             masks = [grabcut_refine(frames[t], m, config.grabcut_iters) for t, m in zip(f_idx, masks)]
-        tracks.append(Track(0, list(f_idx), list(masks)))
+        track = Track(0, list(f_idx), list(masks))
+        if config.gates is None or coherent(frames, track, config.gates):
+            tracks.append(track)
     tracks.sort(key=lambda tr: (tr.frames[0], mask_box(tr.masks[0])))
     for i, tr in enumerate(tracks, start=1):
         tr.track_id = i

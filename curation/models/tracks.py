@@ -39,6 +39,13 @@ class Track:
     def rles(self) -> list[str]:
         return [rle_encode(m) for m in self.masks]
 
+    def dense(self, num_frames: int) -> np.ndarray:
+        """(num_frames, H, W) bool: the track's mask on the frames it was seen, empty on the others."""
+        out = np.zeros((num_frames, *(self.masks[0].shape if self.masks else (0, 0))), bool)
+        for f, m in zip(self.frames, self.masks):
+            out[f] = m
+        return out
+
     def stability(self) -> float | None:
         return temporal_iou(self.masks)
 
