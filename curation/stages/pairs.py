@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from curation.editors import PAIR_CRF, EditInput, Editor, EditResult, get_editor, read_mask_file, write_pair
+from curation.editors import PAIR_CRF, EditInput, Editor, EditResult, PairFiles, get_editor, read_mask_file, write_pair
 from curation.editors.base import EDITOR_NAMES, EditError, check_frames, editor_config
 from curation.editors.instructions import Instruction, Rewrite, make_instruction
 from curation.editors.output import write_clip
@@ -346,29 +346,36 @@ class PairsStage(Stage):
         if failed(values) and self.config.drop_failed:
             LOG.info("pair %s (%s of %s) dropped: failed %s", pid, edit_type, clip_id, ", ".join(failed(values)))
             return None, values
-        uris = self._write(result, inp, pid, root)
+        uris, files = self._write(result, inp, pid, root)
         t, h, w = inp.frames.shape[:3]
         row = {
             "pair_id": pid, "clip_id": clip_id, "edit_type": result.edit_type, "instruction": instruction.text,
             **uris, "gates_passed": gates_passed(passed_columns(values)),
             "split": assign_split(inp.clip["video_id"], self.splits), "object_id": object_id,
-            "edit_params": to_json(self._params(editor, result, instruction, pair_seed(pid), inp.cut)),
+            "edit_params": to_json({**self._params(editor, result, instruction, pair_seed(pid), inp.cut),
+                                    "crf": files.crf, "kept_psnr_file_db": files.kept_psnr}),
             "frames": t, "fps": float(inp.fps), "width": w, "height": h, **gate_columns(values, result.region),
         }
         return self.stamp(row, source=editor), values
 
-    def _write(self, result: EditResult, inp: ClipInput, pid: str, root: Path) -> dict[str, str | None]:
-        """Write the pair's files; the clip's own file stands for an unchanged side unless max_frames cut it."""
+    def _write(self, result: EditResult, inp: ClipInput, pid: str, root: Path
+               ) -> tuple[dict[str, str | None], PairFiles]:
+        """Write the pair's files; the clip's own file stands for an unchanged side unless max_frames cut it.
+        Also what write_pair wrote (its CRF lowered until a local edit's kept pixels match the unchanged side)."""
         video_dir = f"{PAIRS_DIR}/{inp.clip['video_id']}"
-        files = write_pair(result, root / video_dir, pid, inp.fps, self.config.crf)
+        side = "source" if result.source is None else "target"
+        written, unchanged = None, inp.frames  # the unchanged side's pixels as stored: the clip decoded
+        if inp.cut:  # the clip file is longer than the pair: write its first frames as the unchanged side
+            written = write_clip(root / video_dir / f"{pid}.{side}.mp4", inp.frames, inp.fps, self.config.crf)
+            unchanged = read_frames(written)
+        files = write_pair(result, root / video_dir, pid, inp.fps, self.config.crf, unchanged, self.gates.kept_margin_px)
         uri = lambda p: f"{video_dir}/{p.name}"  # noqa: E731
         source = uri(files.source) if files.source else inp.clip["uri"]
         target = uri(files.target) if files.target else inp.clip["uri"]
-        if inp.cut:  # the clip file is longer than the pair: write its first frames as the unchanged side
-            side = "source" if files.source is None else "target"
-            written = write_clip(root / video_dir / f"{pid}.{side}.mp4", inp.frames, inp.fps, self.config.crf)
+        if written is not None:
             source, target = (uri(written), target) if side == "source" else (source, uri(written))
-        return {"source_uri": source, "target_uri": target, "mask_uri": uri(files.mask) if files.mask else None}
+        uris = {"source_uri": source, "target_uri": target, "mask_uri": uri(files.mask) if files.mask else None}
+        return uris, files
 
     def _params(self, editor: Editor, result: EditResult, instruction: Instruction, seed: int, cut: bool
                 ) -> dict[str, Any]:
