@@ -85,7 +85,7 @@ def test_proposer_rows_and_errors(unit):
     assert best["class_name"] == "moving-object" and 0.5 < best["confidence"] <= 1.0
     assert best["temporal_iou"] == pytest.approx(best["confidence"])
     assert (best["model_name"], best["weights_id"]) == ("none", "none")
-    assert best["stage"] == "objects" and best["stage_version"] == "1+motion-proposer-3"
+    assert best["stage"] == "objects" and best["stage_version"] == "1+motion-proposer-4"
     if "leaving" in by_clip:  # a mask touching the right border keeps an in-frame box
         assert all(b[2] <= W for r in by_clip["leaving"] for b in r["boxes"])
     assert [e["input"] for e in out["errors"]] == ["broken"] and "not a readable video" in out["errors"][0]["message"]
@@ -101,7 +101,7 @@ def test_yolo_sam_rows_say_random_init(unit, tiny_models):
     assert model_rows, "a tracker that keeps every detection must give random-init rows"
     for r in model_rows:
         assert r["weights_id"] == "random-init" and r["model_name"] == "none-here+sam-vit_b"
-        assert r["stage_version"] == "1+yolo-1+sam-every-8-motion-1"  # the default: SAM on every 8th frame
+        assert r["stage_version"] == "1+yolo-2+sam-every-8-motion-1"  # the default: SAM on every 8th frame
         assert all(0 <= b[0] <= b[2] <= W + 1 and 0 <= b[1] <= b[3] <= H + 1 for b in r["boxes"])
 
 

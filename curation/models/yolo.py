@@ -2,13 +2,15 @@
 
 Random-init builds the architecture from its yaml (no weights file); real weights load through
 ultralytics with ULTRALYTICS_SAFE_LOAD (weights-only unpickling). Frames go through in chunks of
-`batch`; the first chunk of a clip starts fresh trackers, later chunks keep them.
+`batch`; the first chunk of a clip starts fresh trackers, later chunks keep them. Each chunk is
+letterboxed and normalised as tensor ops on the model's device (`letterbox`), as ultralytics' own
+LetterBox does it per frame in numpy on the host, and the boxes are mapped back to the frame's pixels.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,7 +20,34 @@ from curation.models.tracks import Track
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
 from curation.models.weights import Family, ResolvedWeights, WeightsConfig, resolve_weights, seeded_init
 
+if TYPE_CHECKING:
+    import torch
+
 YOLO_FAMILY = Family("yolo", download_ultralytics_asset)
+PAD_VALUE = 114  # ultralytics' letterbox grey
+
+
+def letterbox_geometry(height: int, width: int, imgsz: int, stride: int) -> tuple[float, int, int, int, int]:
+    """(scale, resized height, resized width, top pad, left pad) of ultralytics' LetterBox with auto=True (the
+    smallest stride-multiple rectangle) for one frame size; bottom and right pads make the rest."""
+    r = min(imgsz / height, imgsz / width)
+    new_w, new_h = max(round(width * r), 1), max(round(height * r), 1)
+    dw, dh = (imgsz - new_w) % stride / 2, (imgsz - new_h) % stride / 2
+    return r, new_h, new_w, round(dh - 0.1), round(dw - 0.1)
+
+
+def letterbox(frames: torch.Tensor, imgsz: int, stride: int) -> tuple[torch.Tensor, float, int, int]:
+    """RGB uint8 frames (B, H, W, 3) on any device -> (B, 3, h, w) float in [0, 1] letterboxed as ultralytics
+    does (bilinear resize, grey padding to a multiple of `stride`), with the scale and (top, left) pads."""
+    import torch.nn.functional as F
+    b, h, w, _ = frames.shape
+    r, new_h, new_w, top, left = letterbox_geometry(h, w, imgsz, stride)
+    x = frames.permute(0, 3, 1, 2).float()  # (B, 3, H, W)
+    if (new_h, new_w) != (h, w):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False).round_().clamp_(0, 255)
+    dh, dw = (imgsz - new_h) % stride, (imgsz - new_w) % stride
+    x = F.pad(x, (left, dw - left, top, dh - top), value=PAD_VALUE)  # (B, 3, new_h + dh, new_w + dw)
+    return x.div_(255), r, top, left
 
 
 class YoloConfig(BaseModel):
@@ -40,7 +69,7 @@ class YoloTracker:
     """Detect and track objects through a clip; `setup()` loads the model once per worker."""
 
     name = "yolo"
-    version = "1"
+    version = "2"  # 2: letterbox on the device (bilinear resize rounds as torch does, not as cv2 does)
 
     def __init__(self, config: YoloConfig) -> None:
         self.config = config
@@ -66,14 +95,22 @@ class YoloTracker:
             raise RuntimeError("YoloTracker.setup() was not called")
         c = self.config
         seen: dict[int, Track] = {}
+        import torch
+
+        stride = int(max(self.model.model.stride))
+        h, w = frames.shape[1:3]
         for first in range(0, len(frames), c.batch):
-            chunk = [np.ascontiguousarray(f[:, :, ::-1]) for f in frames[first : first + c.batch]]  # BGR
-            results = self.model.track(chunk, persist=first > 0, tracker=c.tracker, imgsz=c.imgsz, conf=c.conf,
+            chunk = torch.from_numpy(np.ascontiguousarray(frames[first : first + c.batch])).to(self.device)
+            boxed, scale, top, left = letterbox(chunk, c.imgsz, stride)  # (B, 3, h', w') on the device
+            results = self.model.track(boxed, persist=first > 0, tracker=c.tracker, imgsz=c.imgsz, conf=c.conf,
                                        iou=c.iou, max_det=c.max_det, device=self.device, half=c.half, verbose=False)
             for k, r in enumerate(results):
                 if r.boxes is None or r.boxes.id is None:
                     continue
-                for tid, box, cls, conf in zip(r.boxes.id.int().tolist(), r.boxes.xyxy.tolist(),
+                xyxy = (r.boxes.xyxy - r.boxes.xyxy.new_tensor([left, top, left, top])) / scale  # letterbox -> frame
+                xyxy[:, 0::2].clamp_(0, w)
+                xyxy[:, 1::2].clamp_(0, h)
+                for tid, box, cls, conf in zip(r.boxes.id.int().tolist(), xyxy.tolist(),
                                                r.boxes.cls.int().tolist(), r.boxes.conf.tolist()):
                     tr = seen.setdefault(tid, Track(tid, class_name=str(r.names.get(cls, cls)), confidence=0.0, boxes=[]))
                     assert tr.boxes is not None, "YOLO tracks are made with a box list"
