@@ -53,7 +53,7 @@ class ClipEmbedder:
     """Frame and text embeddings; `setup()` builds the model (real weights or random-init) on the worker."""
 
     name = "clip"
-    version = "1"
+    version = "2"  # 2: resize and normalise as tensor ops on the device (torch's area mode, not cv2's INTER_AREA)
 
     def __init__(self, config: ClipConfig) -> None:
         self.config = config
@@ -84,20 +84,15 @@ class ClipEmbedder:
         self._aesthetic = self.texts([GOOD_PROMPT, BAD_PROMPT])  # (2, D)
 
     def _pixels(self, frames: np.ndarray):
-        """RGB uint8 (T, H, W, 3) -> normalised float tensor (T, 3, S, S): short side to S, centre crop."""
-        import cv2
+        """RGB uint8 (T, H, W, 3) -> normalised float tensor (T, 3, S, S) on the model's device: short side to S
+        (area averaging when shrinking), centre crop; tensor ops there, not a resize per frame on the host."""
         import torch
 
-        s = self.image_size
-        out = []
-        for f in frames:
-            h, w = f.shape[:2]
-            scale = s / min(h, w)
-            r = cv2.resize(f, (max(s, round(w * scale)), max(s, round(h * scale))), interpolation=cv2.INTER_AREA)
-            y, x = (r.shape[0] - s) // 2, (r.shape[1] - s) // 2
-            out.append(r[y : y + s, x : x + s])
-        x = (np.stack(out).astype(np.float32) / 255.0 - self.mean) / self.std  # (T, S, S, 3)
-        return torch.from_numpy(x).permute(0, 3, 1, 2).to(self.device)  # (T, 3, S, S)
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        x = x.permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+        x = resize_short_side(x, self.image_size)
+        mean, std = (torch.as_tensor(v, device=x.device).view(1, 3, 1, 1) for v in (self.mean, self.std))
+        return (x / 255.0 - mean) / std  # (T, 3, S, S)
 
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings (T, D) float32 of RGB frames (T, H, W, 3), in batches of `batch`."""
@@ -121,6 +116,20 @@ class ClipEmbedder:
     def scores(self, frame_emb: np.ndarray, text: str | None) -> dict[str, float | None]:
         """The clip's CLIP scores from its frame embeddings (T, D); alignment is None without text."""
         return clip_scores(frame_emb, None if text is None else self.texts([text])[0], self._aesthetic)
+
+
+def resize_short_side(frames: Any, size: int) -> Any:
+    """Float frames (T, 3, H, W) with the short side scaled to `size` and centre-cropped to (T, 3, size, size):
+    area averaging when shrinking (what cv2's INTER_AREA does for CLIP's usual 2-5x), bilinear when growing."""
+    import torch.nn.functional as F
+
+    h, w = frames.shape[2:]
+    scale = size / min(h, w)
+    new_h, new_w = max(size, round(h * scale)), max(size, round(w * scale))
+    mode = "area" if scale < 1 else "bilinear"
+    resized = F.interpolate(frames, size=(new_h, new_w), mode=mode, **({} if mode == "area" else {"align_corners": False}))
+    y, x = (new_h - size) // 2, (new_w - size) // 2
+    return resized[:, :, y : y + size, x : x + size]
 
 
 def clip_scores(frame_emb: np.ndarray, text_emb: np.ndarray | None, aesthetic: np.ndarray) -> dict[str, float | None]:
