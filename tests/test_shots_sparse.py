@@ -9,7 +9,7 @@ import pytest
 
 from curation.shots import ShotDetection, clip_ranges
 from curation.shots.decode import NoTimestamps, open_small
-from curation.shots.fast import FastConfig, FastDetector
+from curation.shots.fast import FastConfig, FastDetector, sparse_config
 from curation.shots.sparse import on_all_frames, seen_rate
 from manifests.media.encode import VideoWriter
 
@@ -73,6 +73,16 @@ def test_sparse_detector_finds_the_cuts_and_clips_hold_only_seen_frames_of_one_s
     edges = [0, *cuts, n]
     for a, b in clip_ranges(det, 0.2, 10.0, trim):
         assert any(s <= a and b <= e for s, e in zip(edges, edges[1:])), (a, b, det)
+
+
+def test_sparse_thresholds_count_frames_at_the_decoded_rate():
+    cfg = FastConfig(skip_nonref=True)
+    assert sparse_config(cfg, 100, 100) is cfg  # nothing skipped: the every-frame thresholds
+    sparse = sparse_config(cfg, 60, 100)  # x264's GOP: about two fifths left out
+    assert sparse.cut_ratio == cfg.sparse_cut_ratio and sparse.grad_min_frames == 1
+    assert sparse_config(cfg, 90, 100).grad_min_frames == 2 and sparse_config(cfg, 10, 100).grad_min_frames == 1
+    # rows tell the outputs apart: the sparse path changed in 1.2, the every-frame one did not
+    assert FastDetector(cfg).version == "1.2" and FastDetector(FastConfig()).version == "1.1"
 
 
 def test_a_stream_without_timestamps_is_decoded_whole(tmp_path):

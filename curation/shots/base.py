@@ -81,7 +81,7 @@ class ShotDetector(ABC):
     """A shot detector: cheap to build, `setup()` loads models, `detect()` streams one video."""
 
     name: ClassVar[str]
-    version: ClassVar[str]
+    version: str  # a class default; a detector whose options change its output may set its own
 
     def __init__(self, config: FrozenConfig) -> None:
         self.config = config

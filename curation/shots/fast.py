@@ -196,6 +196,16 @@ def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotD
     return ShotDetection(fps=fps, frames=n, cuts=cuts, transitions=transitions)
 
 
+def sparse_config(cfg: FastConfig, decoded: int, frames: int) -> FastConfig:
+    """The thresholds for `decoded` of `frames` frames: the sparse cut ratio, and the consecutive candidate
+    centres a gradual transition needs counted at the decoded rate, as the windows are (2 of 30 frames a
+    second span 0.07 s; at the 18 a second left by skipping, 2 would need 0.11 s)."""
+    if decoded >= frames:
+        return cfg
+    return dataclasses.replace(cfg, cut_ratio=cfg.sparse_cut_ratio,
+                               grad_min_frames=max(1, round(cfg.grad_min_frames * decoded / frames)))
+
+
 class FastDetector(ShotDetector):
     name = "fast"
     version = "1.1"
@@ -204,6 +214,8 @@ class FastDetector(ShotDetector):
     def __init__(self, config: FastConfig) -> None:
         super().__init__(config)
         self.model_name = "histogram-adaptive" + ("+skip-nonref" if config.skip_nonref else "")
+        if config.skip_nonref:
+            self.version = "1.2"  # 1.2: skip_nonref counts grad_min_frames at the decoded rate; every-frame as 1.1
 
     def signals(self, video_path: str | Path) -> tuple[float, FrameSignals, np.ndarray, int]:
         """(fps, signals of the decoded frames, their display indices, frames in the video), decoded at 64x36
@@ -227,6 +239,5 @@ class FastDetector(ShotDetector):
 
     def detect(self, video_path: str | Path) -> ShotDetection:
         fps, sig, positions, frames = self.signals(video_path)
-        cfg = self.config if len(sig) == frames else dataclasses.replace(self.config, cut_ratio=self.config.sparse_cut_ratio)
-        seen = detect_from_signals(sig, seen_rate(fps, len(sig), frames), cfg)
+        seen = detect_from_signals(sig, seen_rate(fps, len(sig), frames), sparse_config(self.config, len(sig), frames))
         return on_all_frames(seen, positions, frames, fps)
