@@ -94,7 +94,7 @@ def build_sam(arch: str, image_size: int):
 class SamMasker:
     """Box-prompted masks; `setup()` builds the model (real weights or random-init) on the worker."""
 
-    version = "1"
+    version = "2"  # 2: frames resized on the device (torch's antialiased bilinear, not PIL's on the host)
 
     def __init__(self, config: SamConfig) -> None:
         self.config = config
@@ -130,6 +130,7 @@ class SamMasker:
 
     def _segment_anything(self, resolved: ResolvedWeights):
         import torch
+        import torch.nn.functional as F
         from segment_anything import SamPredictor
 
         if not resolved.random_init and self.config.image_size != 1024:
@@ -149,8 +150,10 @@ class SamMasker:
             """One image-encoder call for all frames (the encoder is ~90% of SAM's time; batching it is
             ~2x on a GPU), then the prompt decoder per frame on that frame's features."""
             with torch.inference_mode(), autocast(self.device, self.config.precision):
-                images = torch.stack([torch.as_tensor(predictor.transform.apply_image(f), device=self.device)
-                                      .permute(2, 0, 1) for f in frames])  # (F, 3, h, w), long side image_size
+                pixels = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float()
+                size = predictor.transform.get_preprocess_shape(*frames.shape[1:3], self.config.image_size)
+                images = F.interpolate(pixels, size, mode="bilinear", align_corners=False, antialias=True
+                                       ).round_().clamp_(0, 255)  # (F, 3, h, w), long side image_size, on the device
                 features = encoder(model.preprocess(images))  # (F, 256, S/16, S/16)
                 out = []
                 for frame, feature, frame_boxes in zip(frames, features, boxes):
