@@ -175,7 +175,7 @@ def _prf(s: Score) -> dict:
 
 def table(summary: dict) -> str:
     head = (f"{'detector':<27} {'synth P':>7} {'R':>6} {'F1':>6} {'cutR':>6} {'gradR':>6} "
-            f"{'real F1 vs TN':>13} {'vs hand':>8} {'synth fps':>9} {'real fps':>9} {'all fps':>8}")
+            f"{'real F1 vs TN':>13} {'vs hand':>8} {'synth fps':>9} {'real fps':>9} {'all fps':>8} {'hd fps':>8}")
     lines = [head, "-" * len(head)]
 
     def fmt(x: float | None) -> str:
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args(argv)
     names = [n for n in args.detectors.split(",") if n]
+    load_start = os.getloadavg()  # the machine is shared: frames/s mean little without the load beside them
     with tempfile.TemporaryDirectory() as tmp:
         root = args.corpus or Path(tmp)
         if args.corpus is None:
@@ -234,9 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
         "seed": None if args.corpus else args.seed, "synthetic_videos": len(synthetic),
         "synthetic_transitions": {k: kinds.count(k) for k in ("cut", "dissolve", "fade")},
-        "real_videos": len(real), "hd1080_videos": len(hd), "tolerance_frames": TOL, "detectors": summary,
+        "real_videos": len(real), "hd1080_videos": len(hd), "tolerance_frames": TOL,
+        "load_average_1_5_15_min": {"start": list(load_start), "end": list(os.getloadavg())}, "detectors": summary,
     }
     print(table(summary))
+    print("load average (1, 5, 15 min): start " + " ".join(f"{x:.1f}" for x in load_start)
+          + ", end " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=1) + "\n")
     return 0
