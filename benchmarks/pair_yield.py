@@ -142,20 +142,23 @@ def _at(mask: np.ndarray, h: int, w: int) -> np.ndarray:
     return dense_track([0], [mask], 1, h, w)[0]
 
 
-def kept_psnr(root: Path) -> list[float]:
-    """PSNR outside the mask (the gates' kept region) of every written local edit, from its files."""
+def kept_psnr(root: Path) -> tuple[list[float], Counter[int | None]]:
+    """PSNR outside the mask (the gates' kept region) of every written local edit, from its files; and how
+    many were written at each CRF (the writer lowers it until the kept region holds 40 dB)."""
     margin = PairGateConfig().kept_margin_px
-    out = []
+    out, crfs = [], Counter[int | None]()
     for r in _rows(root, "edit_pairs"):
-        region = json.loads(r["edit_params"] or "{}").get("region")
+        params = json.loads(r["edit_params"] or "{}")
+        region = params.get("region")
         if r["mask_uri"] is None or region == "global":
             continue
+        crfs[params.get("crf")] += 1
         source, target = read_frames(root / r["source_uri"]), read_frames(root / r["target_uri"])
         mask = read_mask_file(root / r["mask_uri"])
         n = min(len(source), len(target), len(mask))
         _, kept = edit_regions(mask[:n], region, mask[:n].shape, margin)
         out.append(psnr(source[:n], target[:n], kept))
-    return out
+    return out, crfs
 
 
 def run_seed(seed: int, videos: int, config: Path, cfg: PairGateConfig, work: Path | None) -> dict[str, Any]:
@@ -169,7 +172,7 @@ def run_seed(seed: int, videos: int, config: Path, cfg: PairGateConfig, work: Pa
             build_corpus(corpus, seed=seed, videos=videos, with_real=False)
             wall = curate(corpus, root, config)
         rep = yield_report(root)
-        kept = kept_psnr(root)
+        kept, crfs = kept_psnr(root)
         issues = validate_dataset(root)
         tracks = evaluate_tracks(root, cfg)
     types = {t: sum(c.values()) for t, c in rep.by_type_split.items()}
@@ -179,6 +182,7 @@ def run_seed(seed: int, videos: int, config: Path, cfg: PairGateConfig, work: Pa
             "gate_rates": {g: list(v) for g, v in rep.gate_rates.items()},
             "local_pairs": len(kept), "kept_psnr_min_db": min(kept) if kept else None,
             "local_pairs_ge_40db": sum(v >= BARS["kept_psnr_db"] for v in kept),
+            "local_pairs_by_crf": {str(k): v for k, v in sorted(crfs.items(), key=lambda kv: -1 if kv[0] is None else kv[0])},
             "validate_issues": [f"{i.table}: {i.check}" for i in issues]}
 
 
