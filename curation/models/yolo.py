@@ -2,9 +2,10 @@
 
 Random-init builds the architecture from its yaml (no weights file); real weights load through
 ultralytics with ULTRALYTICS_SAFE_LOAD (weights-only unpickling). Frames go through in chunks of
-`batch`; the first chunk of a clip starts fresh trackers, later chunks keep them. Each chunk is
-letterboxed and normalised as tensor ops on the model's device (`letterbox`), as ultralytics' own
-LetterBox does it per frame in numpy on the host, and the boxes are mapped back to the frame's pixels.
+`batch`: each chunk is uploaded once, letterboxed and normalised as tensor ops on the device
+(`letterbox`, as ultralytics' LetterBox does per frame in numpy), run through the network as
+ultralytics wraps it, and suppressed in one batched call (`curation/models/detections.py`); one
+tracker (ultralytics' ByteTrack by default) then follows the boxes through the whole clip.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from curation.models.detections import Detections, batched_nms
 from curation.models.devices import torch_device
 from curation.models.tracks import Track
 from curation.models.ultralytics_env import download_ultralytics_asset, import_ultralytics
@@ -59,6 +61,7 @@ class YoloConfig(BaseModel):
     conf: float = Field(default=0.25, ge=0, le=1)
     iou: float = Field(default=0.5, ge=0, le=1)
     max_det: int = Field(default=50, ge=1)
+    max_candidates: int = Field(default=300, ge=1)  # boxes per frame into NMS, best first (ultralytics' max_nms)
     tracker: str = "bytetrack.yaml"
     batch: int = Field(default=16, ge=1)
     device: str = "auto"  # auto: the GPU Ray assigned this actor, else the CPU; or "cpu", "cuda:1", ...
@@ -69,13 +72,16 @@ class YoloTracker:
     """Detect and track objects through a clip; `setup()` loads the model once per worker."""
 
     name = "yolo"
-    version = "2"  # 2: letterbox on the device (bilinear resize rounds as torch does, not as cv2 does)
+    # 3: one tracker through the clip (ultralytics' track mode on a list of frames reset it at every frame of a
+    # clip's first chunk), batched NMS; 2: letterbox on the device (its bilinear resize rounds as torch does)
+    version = "3"
 
     def __init__(self, config: YoloConfig) -> None:
         self.config = config
         self.model_name = Path(config.weights.weights).stem
         self.weights_id = ""
         self.model: Any = None  # ultralytics' YOLO once set up (imported through import_ultralytics: untyped here)
+        self.network: Any = None  # its network in ultralytics' AutoBackend, on the device
 
     def resolve(self) -> ResolvedWeights:
         """Find the weights (or random-init when allowed); raises WeightsError with how to provide them."""
@@ -84,38 +90,62 @@ class YoloTracker:
     def setup(self) -> None:
         self.device = torch_device(self.config.device)
         ultralytics = import_ultralytics()
+        import torch
+        from ultralytics.nn.autobackend import AutoBackend
+        from ultralytics.utils.torch_utils import select_device
+
         resolved = self.resolve()
         with seeded_init():
             self.model = ultralytics.YOLO(self.config.arch if resolved.random_init else str(resolved.path))
+        device = select_device(self.device, verbose=False)
+        # the network as ultralytics' predictor wraps it (conv + batch norm fused, fp16 on a GPU when asked)
+        self.network = AutoBackend(self.model.model, device=device, fp16=self.config.half and device.type != "cpu",
+                                   fuse=True, verbose=False, end2end=False).eval()
+        self.stride = int(max(self.model.model.stride))
+        self.names = dict(self.model.names)
         self.weights_id = resolved.weights_id
+        self._torch = torch
+
+    def _tracker(self) -> Any:
+        """A fresh ByteTrack (or other ultralytics tracker) from the config's yaml, as ultralytics builds it."""
+        from ultralytics.trackers.track import TRACKER_MAP
+        from ultralytics.utils import YAML, IterableSimpleNamespace
+        from ultralytics.utils.checks import check_yaml
+
+        cfg = IterableSimpleNamespace(**YAML.load(check_yaml(self.config.tracker)))
+        cfg.device = self.network.device
+        if cfg.tracker_type not in TRACKER_MAP:
+            raise ValueError(f"yolo.tracker: unknown tracker_type {cfg.tracker_type!r}")
+        return TRACKER_MAP[cfg.tracker_type](args=cfg)
 
     def track(self, frames: np.ndarray) -> list[Track]:
-        """Tracks (ids 1.. by first appearance) over RGB frames (T, H, W, 3); box per frame, no masks yet."""
+        """Tracks (ids 1.. by first appearance) over RGB frames (T, H, W, 3); box per frame, no masks yet.
+
+        Per chunk of `batch` frames: one upload, the letterbox and the network on the device, `batched_nms`
+        with one copy back; then the tracker frame by frame on the host, as ultralytics' track mode does."""
         if self.model is None:
             raise RuntimeError("YoloTracker.setup() was not called")
-        c = self.config
+        torch, c = self._torch, self.config
+        tracker = self._tracker()
         seen: dict[int, Track] = {}
-        import torch
-
-        stride = int(max(self.model.model.stride))
         h, w = frames.shape[1:3]
         for first in range(0, len(frames), c.batch):
-            chunk = torch.from_numpy(np.ascontiguousarray(frames[first : first + c.batch])).to(self.device)
-            boxed, scale, top, left = letterbox(chunk, c.imgsz, stride)  # (B, 3, h', w') on the device
-            results = self.model.track(boxed, persist=first > 0, tracker=c.tracker, imgsz=c.imgsz, conf=c.conf,
-                                       iou=c.iou, max_det=c.max_det, device=self.device, half=c.half, verbose=False)
-            for k, r in enumerate(results):
-                if r.boxes is None or r.boxes.id is None:
-                    continue
-                xyxy = (r.boxes.xyxy - r.boxes.xyxy.new_tensor([left, top, left, top])) / scale  # letterbox -> frame
-                xyxy[:, 0::2].clamp_(0, w)
-                xyxy[:, 1::2].clamp_(0, h)
-                for tid, box, cls, conf in zip(r.boxes.id.int().tolist(), xyxy.tolist(),
-                                               r.boxes.cls.int().tolist(), r.boxes.conf.tolist()):
-                    tr = seen.setdefault(tid, Track(tid, class_name=str(r.names.get(cls, cls)), confidence=0.0, boxes=[]))
+            chunk = torch.from_numpy(np.ascontiguousarray(frames[first : first + c.batch])).to(self.network.device)
+            boxed, scale, top, left = letterbox(chunk, c.imgsz, self.stride)  # (B, 3, h', w') on the device
+            with torch.inference_mode():
+                preds = self.network(boxed.half() if self.network.fp16 else boxed)
+            preds = preds[0] if isinstance(preds, (list, tuple)) else preds  # (B, 4 + classes, anchors)
+            for k, rows in enumerate(batched_nms(preds, c.conf, c.iou, c.max_det, c.max_candidates)):
+                rows[:, 0:4:2] = ((rows[:, 0:4:2] - left) / scale).clip(0, w)  # letterbox -> frame pixels
+                rows[:, 1:4:2] = ((rows[:, 1:4:2] - top) / scale).clip(0, h)
+                found = tracker.update(Detections(rows[:, :4], rows[:, 4], rows[:, 5]), None)  # (N, 8)
+                for x1, y1, x2, y2, tid, conf, cls, _ in found:
+                    name = self.names.get(int(cls), str(int(cls)))
+                    tr = seen.setdefault(int(tid), Track(int(tid), class_name=str(name), confidence=0.0, boxes=[]))
                     assert tr.boxes is not None, "YOLO tracks are made with a box list"
                     tr.frames.append(first + k)
-                    tr.boxes.append([float(v) for v in box])
+                    tr.boxes.append([float(min(max(x1, 0), w)), float(min(max(y1, 0), h)),
+                                     float(min(max(x2, 0), w)), float(min(max(y2, 0), h))])
                     tr.confidence = max(tr.confidence, float(conf))
         tracks = sorted(seen.values(), key=lambda tr: (tr.frames[0], tr.track_id))
         for i, tr in enumerate(tracks, start=1):
