@@ -65,6 +65,19 @@ def test_blend_weighs_two_windows_by_distance():
     assert not blend(Patch.of(np.zeros_like(a)), Patch.of(np.zeros_like(b)), 0.5).any()
 
 
+def test_motion_carry_back_undoes_the_way_there():
+    """Between two keyframes the motion carrier estimates each step once: the carry back from the later keyframe
+    moves by the inverse of the forward motions, so a square that moves rigidly lands where its truth is."""
+    frames, masks = moving_square(n=17)
+    carrier = Carrier(frames, "motion")
+    estimated = []
+    step = carrier._step
+    carrier._step = lambda *args: estimated.append(args[1:3]) or step(*args)  # (src, dst) of each estimate
+    got = carrier.carry({0: masks[0], 8: masks[8], 16: masks[16]}, list(range(17)))
+    assert sorted(estimated) == [(t, t + 1) for t in range(16)]  # forward only, one estimate per step
+    assert min(mask_iou(got[t], masks[t]) for t in range(17)) > 0.9
+
+
 def test_keyframes_are_every_kth_frame_centred():
     assert keyframes(16, 4) == [1, 5, 9, 13]  # 3 frames left over: 1 before the first, 2 after the last
     assert keyframes(17, 4) == [0, 4, 8, 12, 16]
@@ -149,5 +162,5 @@ def test_objects_stage_runs_sam_on_keyframes_only(disc_unit, tmp_path):
     assert len(seen) == len(sam_frames) and sam_frames == sorted(expected)
     assert len(sam_frames) <= len(keys) + len(rows) < T
     for r in rows:  # a mask on every tracked frame, not only on SAM's
-        assert r["stage_version"] == "1+yolo-3+sam-every-4-flow-1"
+        assert r["stage_version"] == "1+yolo-3+sam-every-4-flow-2"
         assert len(r["frame_indices"]) > len(set(r["frame_indices"]) & keys)
