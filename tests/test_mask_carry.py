@@ -162,5 +162,5 @@ def test_objects_stage_runs_sam_on_keyframes_only(disc_unit, tmp_path):
     assert len(seen) == len(sam_frames) and sam_frames == sorted(expected)
     assert len(sam_frames) <= len(keys) + len(rows) < T
     for r in rows:  # a mask on every tracked frame, not only on SAM's
-        assert r["stage_version"] == "1+yolo-3+sam-every-4-flow-2"
+        assert r["stage_version"] == "1+yolo-3+sam-2-every-4-flow-2"
         assert len(r["frame_indices"]) > len(set(r["frame_indices"]) & keys)

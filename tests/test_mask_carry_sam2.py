@@ -51,5 +51,5 @@ def test_objects_stage_with_sam2_video(disc_unit, tmp_path):  # noqa: F811  # th
     assert rows, "a tracker that keeps every detection must give tracks"
     for r in rows:
         assert r["model_name"] == "none-here+sam2.1-hiera_t" and r["weights_id"] == "random-init"
-        assert r["stage_version"] == "1+yolo-3+sam-every-8-sam2-video"
+        assert r["stage_version"] == "1+yolo-3+sam2-2-every-8-sam2-video"
     assert max(len(r["frame_indices"]) for r in rows) > 2  # masks beyond the two keyframes of 16 frames

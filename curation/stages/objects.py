@@ -180,8 +180,9 @@ class ObjectsStage(Stage):
             provenance["model_name"] = f"{self.yolo.model_name}+{self.sam.model_name}"
             ids = {self.yolo.weights_id, self.sam.weights_id}
             provenance["weights_id"] = ids.pop() if len(ids) == 1 else f"{self.yolo.weights_id}+{self.sam.weights_id}"
+            provenance["stage_version"] += f"+{self.sam.name}-{self.sam.version}"  # the masker's code, as YOLO's
             k = self.config.keyframes
             if k.interval > 1:  # masks between SAM's keyframes are carried, not segmented: say so and how
                 how = "sam2-video" if self.sam.config.backend == "sam2-video" else f"{k.carry}-{KEYFRAMES_VERSION}"
-                provenance["stage_version"] += f"+sam-every-{k.interval}-{how}"
+                provenance["stage_version"] += f"-every-{k.interval}-{how}"
         return {**row, **provenance}, [{**f, **provenance} for f in per_frame]
