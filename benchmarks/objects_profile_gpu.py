@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
 
 import model_stages_gpu as stages  # noqa: E402  (beside this file)
+from stage_runner import _timed  # noqa: E402
 
 
 def main() -> None:
@@ -45,17 +46,8 @@ def main() -> None:
     for i in range(3):
         stage.process(unit(i))
     spent = {"yolo": 0.0, "sam": 0.0}
-    for name, obj, method in (("yolo", stage.yolo, "track"), ("sam", stage.sam, "masks_of_frames")):
-        inner = getattr(obj, method)
-
-        def timed(*args, _inner=inner, _name=name, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return _inner(*args, **kwargs)
-            finally:
-                spent[_name] += time.perf_counter() - t0
-
-        setattr(obj, method, timed)
+    _timed(stage.yolo, "track", spent, "yolo")
+    _timed(stage.sam, "masks_of_frames", spent, "sam")
     wall, cpu = time.perf_counter(), time.process_time()
     for i in range(4):
         stage.process(unit(i))
