@@ -88,6 +88,18 @@ class Patch:
         h, w = self.values.shape
         return self.x0, self.y0, self.x0 + w, self.y0 + h
 
+    @classmethod
+    def empty(cls, frame: tuple[int, int]) -> Patch:
+        """No mask at all on a frame of size `frame` (H, W)."""
+        return cls(np.zeros((0, 0), np.float32), 0, 0, frame)
+
+    def hard(self) -> np.ndarray:
+        """The whole-frame bool mask (H, W): where the soft mask is >= 0.5."""
+        out = np.zeros(self.frame, bool)
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1] = self.values >= 0.5
+        return out
+
     def full(self) -> np.ndarray:
         """The whole-frame soft mask (H, W)."""
         out = np.zeros(self.frame, np.float32)
@@ -100,7 +112,7 @@ class Patch:
         `warpAffine` would move it, on the window its support lands in."""
         support = bounding_box(self.values > 0)
         if support is None:
-            return Patch(np.zeros((0, 0), np.float32), 0, 0, self.frame)
+            return Patch.empty(self.frame)
         sx0, sy0, sx1, sy1 = support
         corners = np.array([[sx0 - 1, sy0 - 1, 1], [sx1, sy0 - 1, 1], [sx0 - 1, sy1, 1], [sx1, sy1, 1]], np.float64)
         to_frame = np.array([[1, 0, self.x0], [0, 1, self.y0], [0, 0, 1]], np.float64)  # (3, 3) patch -> frame
@@ -109,7 +121,7 @@ class Patch:
         x0, y0 = (max(0, int(np.floor(v)) - 1) for v in landed.min(axis=0))
         x1, y1 = min(w, int(np.ceil(landed[:, 0].max())) + 2), min(h, int(np.ceil(landed[:, 1].max())) + 2)
         if x1 <= x0 or y1 <= y0:
-            return Patch(np.zeros((0, 0), np.float32), 0, 0, self.frame)
+            return Patch.empty(self.frame)
         to_window = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]], np.float64)  # (3, 3) frame -> new window
         affine = (to_window @ motion @ to_frame)[:2]
         return Patch(cv2.warpAffine(self.values, affine, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR), x0, y0,
@@ -229,10 +241,10 @@ class Carrier:
         after = [t for t in todo if t > keys[-1]]
         if before:
             back, _ = self._walk(known[keys[0]], keys[0], before[0])
-            out.update({t: blend(back[t], back[t], 0.0) for t in before})
+            out.update({t: back[t].hard() for t in before})
         if after:
             ahead, _ = self._walk(known[keys[-1]], keys[-1], after[-1])
-            out.update({t: blend(ahead[t], ahead[t], 0.0) for t in after})
+            out.update({t: ahead[t].hard() for t in after})
         for a, b in zip(keys, keys[1:]):
             inside = [t for t in todo if a < t < b]
             if not inside:
