@@ -90,7 +90,6 @@ class YoloTracker:
     def setup(self) -> None:
         self.device = torch_device(self.config.device)
         ultralytics = import_ultralytics()
-        import torch
         from ultralytics.nn.autobackend import AutoBackend
         from ultralytics.utils.torch_utils import select_device
 
@@ -104,7 +103,6 @@ class YoloTracker:
         self.stride = int(max(self.model.model.stride))
         self.names = dict(self.model.names)
         self.weights_id = resolved.weights_id
-        self._torch = torch
 
     def _tracker(self) -> Any:
         """A fresh ByteTrack (or other ultralytics tracker) from the config's yaml, as ultralytics builds it."""
@@ -125,7 +123,9 @@ class YoloTracker:
         with one copy back; then the tracker frame by frame on the host, as ultralytics' track mode does."""
         if self.model is None:
             raise RuntimeError("YoloTracker.setup() was not called")
-        torch, c = self._torch, self.config
+        import torch
+
+        c = self.config
         tracker = self._tracker()
         seen: dict[int, Track] = {}
         h, w = frames.shape[1:3]
@@ -139,13 +139,15 @@ class YoloTracker:
                 rows[:, 0:4:2] = ((rows[:, 0:4:2] - left) / scale).clip(0, w)  # letterbox -> frame pixels
                 rows[:, 1:4:2] = ((rows[:, 1:4:2] - top) / scale).clip(0, h)
                 found = tracker.update(Detections(rows[:, :4], rows[:, 4], rows[:, 5]), None)  # (N, 8)
+                if not len(found):  # no active track: an empty 1-D array
+                    continue
+                found[:, 0:4:2], found[:, 1:4:2] = found[:, 0:4:2].clip(0, w), found[:, 1:4:2].clip(0, h)  # as results
                 for x1, y1, x2, y2, tid, conf, cls, _ in found:
                     name = self.names.get(int(cls), str(int(cls)))
                     tr = seen.setdefault(int(tid), Track(int(tid), class_name=str(name), confidence=0.0, boxes=[]))
                     assert tr.boxes is not None, "YOLO tracks are made with a box list"
                     tr.frames.append(first + k)
-                    tr.boxes.append([float(min(max(x1, 0), w)), float(min(max(y1, 0), h)),
-                                     float(min(max(x2, 0), w)), float(min(max(y2, 0), h))])
+                    tr.boxes.append([float(x1), float(y1), float(x2), float(y2)])
                     tr.confidence = max(tr.confidence, float(conf))
         tracks = sorted(seen.values(), key=lambda tr: (tr.frames[0], tr.track_id))
         for i, tr in enumerate(tracks, start=1):
