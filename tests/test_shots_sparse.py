@@ -81,8 +81,8 @@ def test_sparse_thresholds_count_frames_at_the_decoded_rate():
     sparse = sparse_config(cfg, 60, 100)  # x264's GOP: about two fifths left out
     assert sparse.cut_ratio == cfg.sparse_cut_ratio and sparse.grad_min_frames == 1
     assert sparse_config(cfg, 90, 100).grad_min_frames == 2 and sparse_config(cfg, 10, 100).grad_min_frames == 1
-    # rows tell the outputs apart: the sparse path changed in 1.2, the every-frame one did not
-    assert FastDetector(cfg).version == "1.2" and FastDetector(FastConfig()).version == "1.1"
+    # rows tell the outputs apart: the sparse path changed in 1.2 and 1.3, the every-frame one did not
+    assert FastDetector(cfg).version == "1.3" and FastDetector(FastConfig()).version == "1.1"
 
 
 def test_a_stream_without_timestamps_is_decoded_whole(tmp_path):

@@ -33,7 +33,7 @@ from curation.shots.features import (
     hist_distance,
     thumb_distance,
 )
-from curation.shots.sparse import on_all_frames, seen_rate
+from curation.shots.sparse import gap_scale, merge_ranges, on_all_frames, on_every_frame, seen_rate, to_seen_frames
 from manifests.media.probe import VideoError
 
 
@@ -58,7 +58,7 @@ class FastConfig:
     dip_max_residual: float = 0.6  # the linearity residual of gradual_candidates, on an 8x6 grid, at most this
     batch_size: int = 64
     skip_nonref: bool = False  # decode reference pictures only, detect on them (curation.shots.sparse)
-    sparse_cut_ratio: float = 2.5  # cut_ratio there: a change across a skipped frame holds two frames of motion
+    sparse_cut_ratio: float = 2.75  # cut_ratio there, against gap-weighed neighbours (sparse.gap_scale)
 
     def __post_init__(self) -> None:
         positive = ("cut_ratio", "sparse_cut_ratio", "cut_min_score", "window_s", "grad_half_s", "grad_min_change",
@@ -78,15 +78,18 @@ def frame_changes(sig: FrameSignals, thumb_weight: float) -> np.ndarray:
     return out
 
 
-def adaptive_ratio(change: np.ndarray, k: int) -> np.ndarray:
-    """change[t] / mean of change over [t-k, t+k] without t (edges use the neighbours that exist)."""
+def adaptive_ratio(change: np.ndarray, k: int, scale: np.ndarray | None = None) -> np.ndarray:
+    """change[t] / mean of change over [t-k, t+k] without t (edges use the neighbours that exist). With
+    `scale`, the neighbours' changes are divided by their scale and the mean multiplied by t's: changes
+    across gaps of different length (curation.shots.sparse.gap_scale) compared at one measure."""
+    per = change if scale is None else change / scale
     idx = np.arange(len(change))
-    csum = np.concatenate([[0.0], np.cumsum(change, dtype=np.float64)])
+    csum = np.concatenate([[0.0], np.cumsum(per, dtype=np.float64)])
     lo, hi = np.clip(idx - k, 1, len(change)), np.clip(idx + k + 1, 1, len(change))  # change[0] is no neighbour
     inside = (idx >= lo) & (idx < hi)
-    total = csum[hi] - csum[lo] - np.where(inside, change, 0)
-    count = np.maximum(hi - lo - inside, 1)
-    return change / (total / count + 1e-3)
+    total = csum[hi] - csum[lo] - np.where(inside, per, 0)
+    mean = total / np.maximum(hi - lo - inside, 1)
+    return change / ((mean if scale is None else scale * mean) + 1e-3)
 
 
 def hard_cuts(change: np.ndarray, ratio: np.ndarray, cfg: FastConfig, min_gap: int) -> list[int]:
@@ -153,15 +156,20 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def gradual_transitions(
-    sig: FrameSignals, change: np.ndarray, w: int, wd: int, cfg: FastConfig, min_gap: int
-) -> list[tuple[int, int]]:
-    """Runs of blend candidates (half-window w) and of structure dips (half-window wd), each widened by its
-    half-window, plus black frames, merged when closer than min_gap."""
-    cand = gradual_candidates(sig, w, cfg)
-    spans = [(a - w, b + w) for a, b in runs(cand) if b - a >= cfg.grad_min_frames]
-    spans += [(a - wd, b + wd) for a, b in runs(dip_candidates(sig, change, wd, cfg)) if b - a >= cfg.grad_min_frames]
-    spans += [(a, b) for a, b in runs(sig.luma < cfg.black_luma)]
+def blend_spans(sig: FrameSignals, w: int, cfg: FastConfig) -> list[tuple[int, int]]:
+    """Runs of blend candidates (half-window w) widened by w, plus runs of black frames."""
+    spans = [(a - w, b + w) for a, b in runs(gradual_candidates(sig, w, cfg)) if b - a >= cfg.grad_min_frames]
+    return spans + [(a, b) for a, b in runs(sig.luma < cfg.black_luma)]
+
+
+def dip_spans(sig: FrameSignals, change: np.ndarray, wd: int, cfg: FastConfig) -> list[tuple[int, int]]:
+    """Runs of structure dips (half-window wd) widened by wd."""
+    return [(a - wd, b + wd) for a, b in runs(dip_candidates(sig, change, wd, cfg)) if b - a >= cfg.grad_min_frames]
+
+
+def gradual_transitions(sig: FrameSignals, spans: list[tuple[int, int]], w: int, cfg: FastConfig,
+                        min_gap: int) -> list[tuple[int, int]]:
+    """Candidate spans (blend_spans, dip_spans) merged when closer than min_gap."""
     spans = [(max(0, a), min(len(sig), b)) for a, b in sorted(spans)]
     merged: list[list[int]] = []
     for a, b in spans:
@@ -179,6 +187,12 @@ def _changes_across(sig: FrameSignals, a: int, b: int, cfg: FastConfig) -> bool:
     return dark or float(hist_distance(sig.hist[before], sig.hist[after])) >= cfg.grad_min_change
 
 
+def half_windows(cfg: FastConfig, fps: float) -> tuple[int, int]:
+    """(w, wd) in frames at `fps`: the half-windows of the blend test and of the structure-dip test."""
+    w = max(1, round(cfg.grad_half_s * fps))
+    return w, max(w + 1, round(cfg.dip_half_s * fps))
+
+
 def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotDetection:
     """The pure decision part of the fast detector (testable without decoding)."""
     n = len(sig)
@@ -186,14 +200,41 @@ def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotD
     change = frame_changes(sig, cfg.thumb_weight)
     ratio = adaptive_ratio(change, max(1, round(cfg.window_s * fps)))
     cuts = hard_cuts(change, ratio, cfg, min_gap)
-    w = max(1, round(cfg.grad_half_s * fps))
-    wd = max(w + 1, round(cfg.dip_half_s * fps))
-    transitions = gradual_transitions(sig, change, w, wd, cfg, min_gap)
+    w, wd = half_windows(cfg, fps)
+    transitions = gradual_transitions(sig, blend_spans(sig, w, cfg) + dip_spans(sig, change, wd, cfg), w, cfg, min_gap)
     # a cut inside (or touching) a gradual transition is its steepest frame, not a second boundary
     cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in transitions)]
     # a transition running into the first or last frame (opening fade-in, closing fade-out) starts no shot
     transitions = [(a, b) for a, b in transitions if 0 < a and b < n]
     return ShotDetection(fps=fps, frames=n, cuts=cuts, transitions=transitions)
+
+
+def detect_sparse(sig: FrameSignals, positions: np.ndarray, frames: int, fps: float, cfg: FastConfig) -> ShotDetection:
+    """The decision on decoded frames only (decoded frame k is frame positions[k] of `frames`), as boundaries
+    of the whole video (curation.shots.sparse says why each test looks where it does): the cut and blend
+    tests on the decoded frames at their mean rate, cuts weighed by the gaps they span; the structure-dip
+    test on the signals put back on every frame, its ranges widened to the decoded frames around them."""
+    if len(sig) >= frames:
+        return detect_from_signals(sig, fps, cfg)
+    rate = seen_rate(fps, len(sig), frames)
+    seen_cfg = sparse_config(cfg, len(sig), frames)
+    min_gap = max(1, round(cfg.min_shot_s * rate))
+    change = frame_changes(sig, cfg.thumb_weight)
+    cuts = hard_cuts(change, adaptive_ratio(change, max(1, round(cfg.window_s * rate)), gap_scale(positions)),
+                     seen_cfg, min_gap)
+    w, _ = half_windows(cfg, rate)
+    blends = gradual_transitions(sig, blend_spans(sig, w, seen_cfg), w, seen_cfg, min_gap)
+    cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in blends)]
+    seen = on_all_frames(ShotDetection(rate, len(sig), cuts, blends), positions, frames, fps)
+    every = on_every_frame(sig, positions, frames)
+    w, wd = half_windows(cfg, fps)
+    dip_spans_ = dip_spans(every, frame_changes(every, cfg.thumb_weight), wd, cfg)
+    dips = to_seen_frames(gradual_transitions(every, dip_spans_, w, cfg, max(1, round(cfg.min_shot_s * fps))),
+                          positions, frames)
+    transitions = merge_ranges(seen.transitions + dips)
+    cuts = [c for c in seen.cuts if not any(a - 1 <= c <= b + 1 for a, b in dips)
+            and not any(a <= c <= b for a, b in transitions)]
+    return ShotDetection(fps, frames, cuts, [(a, b) for a, b in transitions if 0 < a and b < frames])
 
 
 def sparse_config(cfg: FastConfig, decoded: int, frames: int) -> FastConfig:
@@ -215,7 +256,8 @@ class FastDetector(ShotDetector):
         super().__init__(config)
         self.model_name = "histogram-adaptive" + ("+skip-nonref" if config.skip_nonref else "")
         if config.skip_nonref:
-            self.version = "1.2"  # 1.2: skip_nonref counts grad_min_frames at the decoded rate; every-frame as 1.1
+            # 1.2: grad_min_frames counted at the decoded rate; 1.3: cuts weighed by gap, dips on every frame
+            self.version = "1.3"
 
     def signals(self, video_path: str | Path) -> tuple[float, FrameSignals, np.ndarray, int]:
         """(fps, signals of the decoded frames, their display indices, frames in the video), decoded at 64x36
@@ -239,5 +281,4 @@ class FastDetector(ShotDetector):
 
     def detect(self, video_path: str | Path) -> ShotDetection:
         fps, sig, positions, frames = self.signals(video_path)
-        seen = detect_from_signals(sig, seen_rate(fps, len(sig), frames), sparse_config(self.config, len(sig), frames))
-        return on_all_frames(seen, positions, frames, fps)
+        return detect_sparse(sig, positions, frames, fps, self.config)
