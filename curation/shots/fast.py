@@ -216,6 +216,11 @@ def detect_sparse(sig: FrameSignals, positions: np.ndarray, frames: int, fps: fl
     test on the signals put back on every frame, its ranges widened to the decoded frames around them."""
     if len(sig) >= frames:
         return detect_from_signals(sig, fps, cfg)
+    every = on_every_frame(sig, positions, frames)
+    w, wd = half_windows(cfg, fps)
+    dip_spans_ = dip_spans(every, frame_changes(every, cfg.thumb_weight), wd, cfg)
+    dips = to_seen_frames(gradual_transitions(every, dip_spans_, w, cfg, max(1, round(cfg.min_shot_s * fps))),
+                          positions, frames)
     rate = seen_rate(fps, len(sig), frames)
     seen_cfg = sparse_config(cfg, len(sig), frames)
     min_gap = max(1, round(cfg.min_shot_s * rate))
@@ -224,16 +229,13 @@ def detect_sparse(sig: FrameSignals, positions: np.ndarray, frames: int, fps: fl
                      seen_cfg, min_gap)
     w, _ = half_windows(cfg, rate)
     blends = gradual_transitions(sig, blend_spans(sig, w, seen_cfg), w, seen_cfg, min_gap)
-    cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in blends)]
+    # a cut inside or touching a gradual transition is no second boundary (as in detect_from_signals); a cut
+    # at decoded frame c may lie anywhere after the decoded frame before it
+    cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in blends)
+            and not any(a - 1 <= positions[c] and positions[c - 1] + 1 <= b + 1 for a, b in dips)]
     seen = on_all_frames(ShotDetection(rate, len(sig), cuts, blends), positions, frames, fps)
-    every = on_every_frame(sig, positions, frames)
-    w, wd = half_windows(cfg, fps)
-    dip_spans_ = dip_spans(every, frame_changes(every, cfg.thumb_weight), wd, cfg)
-    dips = to_seen_frames(gradual_transitions(every, dip_spans_, w, cfg, max(1, round(cfg.min_shot_s * fps))),
-                          positions, frames)
     transitions = merge_ranges(seen.transitions + dips)
-    cuts = [c for c in seen.cuts if not any(a - 1 <= c <= b + 1 for a, b in dips)
-            and not any(a <= c <= b for a, b in transitions)]
+    cuts = [c for c in seen.cuts if not any(a <= c <= b for a, b in transitions)]
     return ShotDetection(fps, frames, cuts, [(a, b) for a, b in transitions if 0 < a and b < frames])
 
 
