@@ -11,7 +11,7 @@ import pytest
 from _moving_disc import H, T, W, moving_disc_clip, texture
 from test_models_objects import RANDOM, _check_rows, _write
 
-from curation.models.keyframes import Carrier, KeyframeConfig, Patch, blend, keyframes
+from curation.models.keyframes import Blend, Carrier, KeyframeConfig, Patch, Pyramid, keyframes
 from curation.models.sam import SamConfig
 from curation.models.yolo import YoloConfig
 from curation.stage import WorkUnit
@@ -52,27 +52,56 @@ def test_patch_moves_as_a_whole_frame_warp(seed):
     moved = Patch.of(soft).moved(motion)
     assert moved.frame == (h, w)
     np.testing.assert_allclose(moved.full(), whole, atol=1e-3)
-    assert np.array_equal(blend(moved, moved, 0.0), whole >= 0.5)
+    assert np.array_equal(moved.hard(), whole >= 0.5)
+
+
+def test_patch_moved_off_the_frame_keeps_what_is_not_in_view():
+    """A mask moved back to an earlier frame where the object was partly out of view keeps that part
+    (`on_frame` False), so moving it forward again restores the whole mask; cut to the frame, it is lost."""
+    mask = np.zeros((60, 80), bool)
+    mask[20:40, 5:30] = True
+    back = np.array([[1, 0, -20.0], [0, 1, 0], [0, 0, 1]])  # 20 px left: 15 columns leave the frame
+    there = np.linalg.inv(back)
+    kept = Patch.of(mask).moved(back, on_frame=False)
+    assert kept.x0 < 0 and np.array_equal(kept.moved(there).hard(), mask)
+    cut = Patch.of(mask).moved(back)
+    assert cut.x0 >= 0 and cut.moved(there).hard().sum() < mask.sum()
 
 
 def test_blend_weighs_two_windows_by_distance():
     a, b = np.zeros((40, 60), np.float32), np.zeros((40, 60), np.float32)
     a[5:15, 5:15], b[20:30, 30:50] = 1.0, 0.8
-    one = blend(Patch.of(a), Patch.of(b), 0.25)  # 0.75 a + 0.25 b: a's square only
-    assert np.array_equal(one, a >= 0.5)
-    two = blend(Patch.of(a), Patch.of(b), 0.7)  # 0.3 a + 0.56 b: b's rectangle only
-    assert np.array_equal(two, b >= 0.5)
-    assert not blend(Patch.of(np.zeros_like(a)), Patch.of(np.zeros_like(b)), 0.5).any()
+    both = Blend(Patch.of(a), Patch.of(b))
+    assert np.array_equal(both.at(0.25).hard(), a >= 0.5)  # 0.75 a + 0.25 b: a's square only
+    assert np.array_equal(both.at(0.7).hard(), b >= 0.5)  # 0.3 a + 0.56 b: b's rectangle only
+    np.testing.assert_allclose(both.at(0.4).full(), 0.6 * a + 0.4 * b, atol=1e-6)
+    assert not Blend(Patch.of(np.zeros_like(a)), Patch.of(np.zeros_like(b))).at(0.5).hard().any()
 
 
-def test_motion_carry_back_undoes_the_way_there():
-    """Between two keyframes the motion carrier estimates each step once: the carry back from the later keyframe
-    moves by the inverse of the forward motions, so a square that moves rigidly lands where its truth is."""
+def test_pyramid_crop_equals_the_shrunk_crop():
+    """A crop of pyramid level k at a multiple of 2^k is the full-size crop shrunk by INTER_AREA: the
+    motion estimate sees the same pixels as if its neighbourhood had been cut out first and then shrunk."""
+    rng = np.random.default_rng(3)
+    frame = (rng.random((90, 131)) * 255).astype(np.uint8)
+    pyramid = Pyramid([frame])
+    for k in (1, 2, 3):
+        f = 2**k
+        x0, y0, x1, y1 = 2 * f, f, 12 * f, 9 * f
+        crop = frame[y0:y1, x0:x1]
+        shrunk = cv2.resize(crop, ((x1 - x0) // f, (y1 - y0) // f), interpolation=cv2.INTER_AREA)
+        assert np.array_equal(pyramid.frame(k, 0)[y0 // f : y1 // f, x0 // f : x1 // f], shrunk)
+        assert pyramid.shape(k) == (90 // f, 131 // f)
+
+
+def test_motion_carry_estimates_each_step_once():
+    """Between two keyframes the motion carrier estimates each step once, on the way from the earlier
+    keyframe; the later keyframe's mask is moved back by those motions, so a square that moves rigidly lands
+    where its truth is from both sides."""
     frames, masks = moving_square(n=17)
     carrier = Carrier(frames, "motion")
     estimated = []
-    step = carrier._step
-    carrier._step = lambda *args: estimated.append(args[1:3]) or step(*args)  # (src, dst) of each estimate
+    step = carrier._step_motion
+    carrier._step_motion = lambda *args: estimated.append(args[3:5]) or step(*args)  # (src, dst) of each estimate
     got = carrier.carry({0: masks[0], 8: masks[8], 16: masks[16]}, list(range(17)))
     assert sorted(estimated) == [(t, t + 1) for t in range(16)]  # forward only, one estimate per step
     assert min(mask_iou(got[t], masks[t]) for t in range(17)) > 0.9
@@ -162,5 +191,5 @@ def test_objects_stage_runs_sam_on_keyframes_only(disc_unit, tmp_path):
     assert len(seen) == len(sam_frames) and sam_frames == sorted(expected)
     assert len(sam_frames) <= len(keys) + len(rows) < T
     for r in rows:  # a mask on every tracked frame, not only on SAM's
-        assert r["stage_version"] == "1+yolo-3+sam-2-every-4-flow-2"
+        assert r["stage_version"] == "1+yolo-3+sam-2-every-4-flow-3"
         assert len(r["frame_indices"]) > len(set(r["frame_indices"]) & keys)

@@ -101,7 +101,7 @@ def test_yolo_sam_rows_say_random_init(unit, tiny_models):
     assert model_rows, "a tracker that keeps every detection must give random-init rows"
     for r in model_rows:
         assert r["weights_id"] == "random-init" and r["model_name"] == "none-here+sam-vit_b"
-        assert r["stage_version"] == "1+yolo-3+sam-2-every-8-motion-2"  # the default: SAM on every 8th frame
+        assert r["stage_version"] == "1+yolo-3+sam-2-every-8-motion-3"  # the default: SAM on every 8th frame
         assert all(0 <= b[0] <= b[2] <= W + 1 and 0 <= b[1] <= b[3] <= H + 1 for b in r["boxes"])
 
 
