@@ -8,6 +8,7 @@ import numpy as np
 
 from curation.corpus.build import _photo_hw, write_video
 from curation.corpus.plan import plan_video
+from curation.shots import features
 from curation.shots.fast import FastConfig, FastDetector, adaptive_ratio, hard_cuts
 from curation.shots.features import FrameSignals
 from curation.shots.sparse import gap_scale, on_every_frame, to_seen_frames
@@ -28,13 +29,16 @@ def test_a_cut_across_one_frame_among_changes_across_two_stands_out():
     assert np.allclose(adaptive_ratio(change, 4, even), adaptive_ratio(change, 4))
 
 
-def test_signals_are_put_back_on_every_frame_linearly_and_ranges_widened_to_decoded_frames():
+def test_signals_are_put_back_on_every_frame_linearly_and_ranges_widened_to_decoded_frames(monkeypatch):
     positions = np.array([0, 2, 3, 6])
     luma = np.array([0.0, 20.0, 30.0, 60.0], np.float32)
     sig = FrameSignals(np.stack([luma] * 2, 1), np.stack([luma] * 3, 1), luma, luma * 2)
     every = on_every_frame(sig, positions, 8)
     assert np.allclose(every.luma, [0, 10, 20, 30, 40, 50, 60, 60])  # held after the last decoded frame
     assert np.allclose(every.thumb[:, 1], every.luma) and np.allclose(every.edge, 2 * every.luma)
+    monkeypatch.setattr(features, "ROW_CHUNK", 3)  # filled a few frames at a time: the same signals
+    chunked = on_every_frame(sig, positions, 8)
+    assert all(np.array_equal(getattr(chunked, f), getattr(every, f)) for f in ("hist", "thumb", "luma", "edge"))
     # a range starts just after the decoded frame before it and ends at the first decoded frame at or after it
     assert to_seen_frames([(4, 5), (2, 3), (0, 1), (7, 8)], positions, 8) == [(4, 6), (1, 3), (0, 2), (7, 8)]
 

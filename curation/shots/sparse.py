@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from curation.shots import features
 from curation.shots.base import ShotDetection
 from curation.shots.features import FrameSignals
 
@@ -48,9 +49,12 @@ def on_every_frame(sig: FrameSignals, positions: np.ndarray, frames: int) -> Fra
     k1 = np.minimum(k + 1, len(positions) - 1)
     frac = np.clip((i - positions[k]) / np.maximum(positions[k1] - positions[k], 1), 0, 1).astype(np.float32)
 
-    def fill(x: np.ndarray) -> np.ndarray:
-        f = frac.reshape(-1, *([1] * (x.ndim - 1)))
-        return x[k] + f * (x[k1] - x[k])
+    def fill(x: np.ndarray) -> np.ndarray:  # ROW_CHUNK frames at a time: no temporaries as long as the video
+        out = np.empty((frames, *x.shape[1:]), x.dtype)
+        for s in range(0, frames, features.ROW_CHUNK):
+            a, b, f = k[s : s + features.ROW_CHUNK], k1[s : s + features.ROW_CHUNK], frac[s : s + features.ROW_CHUNK]
+            out[s : s + len(a)] = x[a] + f.reshape(-1, *([1] * (x.ndim - 1))) * (x[b] - x[a])
+        return out
 
     return FrameSignals(fill(sig.hist), fill(sig.thumb), fill(sig.luma), fill(sig.edge))
 
