@@ -211,9 +211,10 @@ def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotD
 
 def detect_sparse(sig: FrameSignals, positions: np.ndarray, frames: int, fps: float, cfg: FastConfig) -> ShotDetection:
     """The decision on decoded frames only (decoded frame k is frame positions[k] of `frames`), as boundaries
-    of the whole video (curation.shots.sparse says why each test looks where it does): the cut and blend
-    tests on the decoded frames at their mean rate, cuts weighed by the gaps they span; the structure-dip
-    test on the signals put back on every frame, its ranges widened to the decoded frames around them."""
+    of the whole video (curation.shots.sparse says why each test looks where it does): the cut, blend and
+    structure-dip tests on the decoded frames at their mean rate, cuts weighed by the gaps they span; the
+    structure-dip test once more on the signals put back on every frame, its ranges widened to the decoded
+    frames around them."""
     if len(sig) >= frames:
         return detect_from_signals(sig, fps, cfg)
     every = on_every_frame(sig, positions, frames)
@@ -227,13 +228,14 @@ def detect_sparse(sig: FrameSignals, positions: np.ndarray, frames: int, fps: fl
     change = frame_changes(sig, cfg.thumb_weight)
     cuts = hard_cuts(change, adaptive_ratio(change, max(1, round(cfg.window_s * rate)), gap_scale(positions)),
                      seen_cfg, min_gap)
-    w, _ = half_windows(cfg, rate)
-    blends = gradual_transitions(sig, blend_spans(sig, w, seen_cfg), w, seen_cfg, min_gap)
+    w, wd = half_windows(cfg, rate)
+    spans = blend_spans(sig, w, seen_cfg) + dip_spans(sig, change, wd, seen_cfg)
+    gradual = gradual_transitions(sig, spans, w, seen_cfg, min_gap)
     # a cut inside or touching a gradual transition is no second boundary (as in detect_from_signals); a cut
     # at decoded frame c may lie anywhere after the decoded frame before it
-    cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in blends)
+    cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in gradual)
             and not any(a - 1 <= positions[c] and positions[c - 1] + 1 <= b + 1 for a, b in dips)]
-    seen = on_all_frames(ShotDetection(rate, len(sig), cuts, blends), positions, frames, fps)
+    seen = on_all_frames(ShotDetection(rate, len(sig), cuts, gradual), positions, frames, fps)
     transitions = merge_ranges(seen.transitions + dips)
     cuts = [c for c in seen.cuts if not any(a <= c <= b for a, b in transitions)]
     return ShotDetection(fps, frames, cuts, [(a, b) for a, b in transitions if 0 < a and b < frames])

@@ -14,8 +14,10 @@ pictures at scene changes, so a window of decoded frames spans more time inside 
 says. Two tests therefore look at where the frames really are: the cut test expects a change across a gap
 of g frames to be sqrt(g) times the neighbours' change per frame (`gap_scale`: a cut across one frame
 among changes across two stands out as much as among changes across one), and the structure-dip test of
-dissolves runs on the signals put back on every frame (`on_every_frame`, linear between decoded frames),
-so its window spans the same frames as in the every-frame detector.
+dissolves runs on the decoded frames (its window then spans more time inside shots, up to ±0.4 s) and
+again on the signals put back on every frame (`on_every_frame`, linear between decoded frames), where it
+spans the same ±0.3 s as in the every-frame detector: each finds dissolves between moving shots that the
+other misses.
 """
 
 from __future__ import annotations
