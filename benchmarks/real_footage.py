@@ -80,11 +80,12 @@ def generate(path: Path, seconds: float, width: int, height: int, fps: int = 30,
     return path
 
 
-def write_config(work: Path, source: Path, output: Path, snap_s: float) -> Path:
-    """curate.yaml on this source, with the shots stage's keyframe snap set."""
+def write_config(work: Path, source: Path, output: Path, snap_s: float, skip_nonref: bool) -> Path:
+    """curate.yaml on this source, with the shots stage's keyframe snap and reference-pictures-only decoding set."""
     config = work / f"{output.name}.yaml"
+    shots = {"keyframe_snap_s": snap_s, "detector_options": {"skip_nonref": skip_nonref}}
     config.write_text(yaml.safe_dump({"extends": str(REPO / "jobs/configs/curate.yaml"), "input": str(source.parent),
-                                      "output": str(output), "num_cpus": 2, "shots": {"keyframe_snap_s": snap_s}}))
+                                      "output": str(output), "num_cpus": 2, "shots": shots}))
     return config
 
 
@@ -100,13 +101,13 @@ def run_stage_child(config_path: str, stage_name: str, unit_in: str, unit_out: s
     Path(unit_out).write_text(unit.to_json())
 
 
-def measure_stages(work: Path, source: Path, snap_s: float) -> list[dict[str, Any]]:
+def measure_stages(work: Path, source: Path, snap_s: float, skip_nonref: bool) -> list[dict[str, Any]]:
     """Each stage in its own child process; CPU seconds and peak RSS from that child's rusage."""
     from curation.stage import WorkUnit
 
     output = work / f"out-{source.stem}-snap{snap_s:g}-in-process"
     shutil.rmtree(output, ignore_errors=True)  # a fresh output: a resume would skip the work
-    config = write_config(work, source, output, snap_s)
+    config = write_config(work, source, output, snap_s, skip_nonref)
     unit_file = work / f"{output.name}-unit-0.json"
     unit_file.write_text(WorkUnit("b000000", [str(source)], str(output)).to_json())
     rows = []
@@ -131,10 +132,10 @@ def measure_stages(work: Path, source: Path, snap_s: float) -> list[dict[str, An
     return rows
 
 
-def measure_ray(work: Path, source: Path, snap_s: float) -> dict[str, Any]:
+def measure_ray(work: Path, source: Path, snap_s: float, skip_nonref: bool) -> dict[str, Any]:
     output = work / f"out-{source.stem}-snap{snap_s:g}-ray"
     shutil.rmtree(output, ignore_errors=True)
-    config = write_config(work, source, output, snap_s)
+    config = write_config(work, source, output, snap_s, skip_nonref)
     wall, peaks, by_process, cpu_by_process = run_job(config, False, sorted(os.sched_getaffinity(0)), 0.5)
     actors = {k: round(v / MiB, 1) for k, v in by_process.items() if "StageActor" in k}
     return {"wall_s": round(wall, 1), "cpu_s": round(peaks["cpu_s"], 1), "driver_peak_rss_mib": round(peaks["driver"] / MiB, 1),
@@ -144,7 +145,8 @@ def measure_ray(work: Path, source: Path, snap_s: float) -> dict[str, Any]:
 def print_result(result: dict[str, Any]) -> None:
     seconds, stages = result["seconds"], result["stages"]
     print(f"\n{result['source']} ({seconds:g} s of {result['width']}x{result['height']}), keyframe_snap_s "
-          f"{result['keyframe_snap_s']:g}: {result['clips']['count']} clips, {result['clips']['seconds']} s; in-process")
+          f"{result['keyframe_snap_s']:g}, skip_nonref {result['skip_nonref']}: {result['clips']['count']} clips, "
+          f"{result['clips']['seconds']} s; in-process")
     print(f"{'stage':<10}{'wall s':>9}{'cpu s':>9}{'x real time/core':>18}{'peak RSS MiB':>14}")
     total = {"stage": "all four", "wall_s": sum(r["wall_s"] for r in stages), "cpu_s": sum(r["cpu_s"] for r in stages),
              "peak_rss_mib": result["peak_rss_mib"]}
@@ -166,6 +168,8 @@ def main() -> None:
                         help="the keyframe_snap_s values also run through Ray (default: all; none: no Ray runs)")
     parser.add_argument("--keyframe-snap-s", type=float, nargs="+", default=[0.0, 0.5],
                         help="shots.keyframe_snap_s values to run (0: exact shot boundaries, every clip re-encoded)")
+    parser.add_argument("--skip-nonref", choices=("on", "off"), default="on",
+                        help="shots.detector_options.skip_nonref (on in curate.yaml)")
     parser.add_argument("--json", type=Path, default=REPO / "benchmarks/results/real_footage.json")
     parser.add_argument("--run-stage", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,14 +185,15 @@ def main() -> None:
         start = time.perf_counter()
         source = generate(folder / f"{label}_{seconds:g}s.mp4", seconds, width, height)
         print(f"{label}: {source.name} ready ({time.perf_counter() - start:.0f} s)", flush=True)
+        skip_nonref = args.skip_nonref == "on"
         for snap_s in args.keyframe_snap_s:
-            *stages, clips = measure_stages(work, source, snap_s)
+            *stages, clips = measure_stages(work, source, snap_s, skip_nonref)
             cpu = sum(r["cpu_s"] for r in stages)
             result = {"source": label, "seconds": seconds, "width": width, "height": height, "keyframe_snap_s": snap_s,
-                      "stages": stages, "clips": clips, "realtime_per_core": round(seconds / cpu, 3),
+                      "skip_nonref": skip_nonref, "stages": stages, "clips": clips, "realtime_per_core": round(seconds / cpu, 3),
                       "peak_rss_mib": max(r["peak_rss_mib"] for r in stages)}
             if args.ray_snap_s is None or snap_s in args.ray_snap_s:
-                result["ray"] = measure_ray(work, source, snap_s)
+                result["ray"] = measure_ray(work, source, snap_s, skip_nonref)
             results.append(result)
             print_result(result)
     report = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",

@@ -136,7 +136,10 @@ def test_shipped_config_validates_and_unknown_keys_are_refused(tmp_path):
 def test_extends_merges_mappings_over_the_base_and_refuses_loops(tmp_path):
     base = load_config(REPO / "jobs/configs/curate.yaml")
     demo = load_config(REPO / "jobs/configs/demo.yaml")
-    assert demo.thresholds == base.thresholds and demo.shots == base.shots  # inherited whole
+    assert demo.thresholds == base.thresholds  # inherited whole
+    assert demo.shots.min_clip_s == base.shots.min_clip_s and demo.shots.trim_frames == base.shots.trim_frames
+    assert base.shots.keyframe_snap_s == 0.5 and demo.shots.keyframe_snap_s == 0.0  # a mapping merged key by key
+    assert base.shots.detector_options == {"skip_nonref": True} and demo.shots.detector_options == {"skip_nonref": False}
     assert demo.resources["objects"].num_cpus == 0.75 and demo.resources["ingest"] == base.resources["ingest"]
     assert demo.objects.yolo.weights.allow_random_init and base.objects is None
     (tmp_path / "a.yaml").write_text("extends: b.yaml\nbatch_size: 3\n")
