@@ -26,6 +26,7 @@ import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 
+from manifests.media.h264 import is_disposable, nal_length_size
 from manifests.media.probe import VideoError, open_video
 
 DECODER_OPTIONS = {"skip_loop_filter": "all"}
@@ -58,6 +59,40 @@ class SmallVideo:
         if len(order) < len(decoded) or np.any(order[where] != decoded):
             raise NoTimestamps("decoded pictures whose timestamps no packet carries")
         return where, len(order)
+
+
+@dataclass(frozen=True)
+class SparsePlan:
+    """Where the pictures `skip_nonref` will decode sit among all frames, read from the packets before decoding
+    (curation.shots.window needs it while the frames stream): the display index of each, and the frame count."""
+
+    positions: np.ndarray
+    frames: int
+
+
+def plan_sparse(path: str | Path) -> SparsePlan | None:
+    """The pictures of an H.264 stream that are not disposable (manifests.media.h264), placed by their
+    timestamps as SmallVideo.positions places the decoded ones; None for other codecs. Reads packets only.
+    A packet without a timestamp is NoTimestamps, as in the sparse decode itself."""
+    p = Path(path)
+    with open_video(p) as (container, stream):
+        if stream.codec_context.name != "h264":
+            return None
+        length_size = nal_length_size(stream.codec_context.extradata)
+        shown: list[int] = []
+        kept: list[int] = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size and not packet.is_discard:
+                    if packet.pts is None:
+                        raise NoTimestamps(f"{p}: a packet without a timestamp")
+                    shown.append(packet.pts)
+                    if not is_disposable(memoryview(packet), length_size):
+                        kept.append(packet.pts)
+        except av.FFmpegError as exc:
+            raise VideoError(f"{p}: demux failed ({type(exc).__name__}: {exc})") from None
+    order = np.unique(np.asarray(shown, np.int64))
+    return SparsePlan(np.searchsorted(order, np.unique(np.asarray(kept, np.int64))), len(order))
 
 
 @contextmanager

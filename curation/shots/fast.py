@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from curation.shots.base import ShotDetection, ShotDetector, ShotError
-from curation.shots.decode import NoTimestamps, open_small
+from curation.shots.decode import NoTimestamps, open_small, plan_sparse
 from curation.shots.features import (
     DECODE_H,
     DECODE_W,
@@ -156,21 +156,57 @@ def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def blend_spans(sig: FrameSignals, w: int, cfg: FastConfig) -> list[tuple[int, int]]:
+@dataclass(frozen=True)
+class Marks:
+    """What the decision keeps of each frame once the local tests ran (curation.shots.window): the change from
+    the frame before, the three candidate masks and histogram rows only where a transition may start after or end,
+    a few bytes a frame instead of the signals' 3.3 KB."""
+
+    change: np.ndarray  # (N,) float32, frame_changes
+    blend: np.ndarray  # (N,) bool, gradual_candidates
+    dip: np.ndarray  # (N,) bool, dip_candidates
+    dark: np.ndarray  # (N,) bool, mean grey under black_luma
+    rows: dict[int, np.ndarray]  # frame -> histogram row, for _changes_across
+
+    def __len__(self) -> int:
+        return len(self.change)
+
+
+def marks_of(sig: FrameSignals, w: int, wd: int, cfg: FastConfig, blend: bool = True) -> Marks:
+    """The local tests on `sig` (half-windows w and wd; the blend test left out when not `blend`). Frames whose
+    tests see past either end of `sig` hold what the ends make of them, as at the ends of a video."""
+    n = len(sig)
+    change = frame_changes(sig, cfg.thumb_weight)
+    blends = gradual_candidates(sig, w, cfg) if blend else np.zeros(n, bool)
+    dips = dip_candidates(sig, change, wd, cfg)
+    dark = sig.luma < cfg.black_luma
+    # a span starts after or ends at most wd + 1 frames from a blend or dip candidate, next to a dark frame
+    found = np.concatenate([[0], np.cumsum(blends | dips)])
+    idx = np.arange(n)
+    near = found[np.minimum(idx + wd + 2, n)] > found[np.maximum(idx - wd - 1, 0)]
+    edge = np.zeros(n, bool)
+    edge[:-1] |= dark[:-1] != dark[1:]
+    edge[1:] |= dark[:-1] != dark[1:]
+    keep = np.flatnonzero(near | edge)
+    keep = np.union1d(keep, [0, n - 1]) if n else keep
+    return Marks(change, blends, dips, dark, {int(t): sig.hist[t].copy() for t in keep})
+
+
+def blend_spans(m: Marks, w: int, cfg: FastConfig) -> list[tuple[int, int]]:
     """Runs of blend candidates (half-window w) widened by w, plus runs of black frames."""
-    spans = [(a - w, b + w) for a, b in runs(gradual_candidates(sig, w, cfg)) if b - a >= cfg.grad_min_frames]
-    return spans + [(a, b) for a, b in runs(sig.luma < cfg.black_luma)]
+    spans = [(a - w, b + w) for a, b in runs(m.blend) if b - a >= cfg.grad_min_frames]
+    return spans + [(a, b) for a, b in runs(m.dark)]
 
 
-def dip_spans(sig: FrameSignals, change: np.ndarray, wd: int, cfg: FastConfig) -> list[tuple[int, int]]:
+def dip_spans(m: Marks, wd: int, cfg: FastConfig) -> list[tuple[int, int]]:
     """Runs of structure dips (half-window wd) widened by wd."""
-    return [(a - wd, b + wd) for a, b in runs(dip_candidates(sig, change, wd, cfg)) if b - a >= cfg.grad_min_frames]
+    return [(a - wd, b + wd) for a, b in runs(m.dip) if b - a >= cfg.grad_min_frames]
 
 
-def gradual_transitions(sig: FrameSignals, spans: list[tuple[int, int]], w: int, cfg: FastConfig,
+def gradual_transitions(m: Marks, spans: list[tuple[int, int]], w: int, cfg: FastConfig,
                         min_gap: int) -> list[tuple[int, int]]:
     """Candidate spans (blend_spans, dip_spans) merged when closer than min_gap."""
-    spans = [(max(0, a), min(len(sig), b)) for a, b in sorted(spans)]
+    spans = [(max(0, a), min(len(m), b)) for a, b in sorted(spans)]
     merged: list[list[int]] = []
     for a, b in spans:
         if merged and a - merged[-1][1] < min_gap:
@@ -178,13 +214,12 @@ def gradual_transitions(sig: FrameSignals, spans: list[tuple[int, int]], w: int,
         else:
             merged.append([a, b])
     # it must contain a real change of content or a black frame: blends of two views of one shot do not count
-    return [(a, b) for a, b in merged if b - a > 2 * w and _changes_across(sig, a, b, cfg)]
+    return [(a, b) for a, b in merged if b - a > 2 * w and _changes_across(m, a, b, cfg)]
 
 
-def _changes_across(sig: FrameSignals, a: int, b: int, cfg: FastConfig) -> bool:
-    before, after = max(0, a - 1), min(len(sig) - 1, b)
-    dark = min(sig.luma[a:b].min(), 255) < cfg.black_luma
-    return dark or float(hist_distance(sig.hist[before], sig.hist[after])) >= cfg.grad_min_change
+def _changes_across(m: Marks, a: int, b: int, cfg: FastConfig) -> bool:
+    before, after = max(0, a - 1), min(len(m) - 1, b)
+    return bool(m.dark[a:b].any()) or float(hist_distance(m.rows[before], m.rows[after])) >= cfg.grad_min_change
 
 
 def half_windows(cfg: FastConfig, fps: float) -> tuple[int, int]:
@@ -194,14 +229,17 @@ def half_windows(cfg: FastConfig, fps: float) -> tuple[int, int]:
 
 
 def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotDetection:
-    """The pure decision part of the fast detector (testable without decoding)."""
-    n = len(sig)
+    """The pure decision part of the fast detector (testable without decoding), on the whole video at once."""
+    return decide(marks_of(sig, *half_windows(cfg, fps), cfg), fps, cfg)
+
+
+def decide(m: Marks, fps: float, cfg: FastConfig) -> ShotDetection:
+    """The decision of the fast detector from the marks of every frame of a video."""
+    n = len(m)
     min_gap = max(1, round(cfg.min_shot_s * fps))
-    change = frame_changes(sig, cfg.thumb_weight)
-    ratio = adaptive_ratio(change, max(1, round(cfg.window_s * fps)))
-    cuts = hard_cuts(change, ratio, cfg, min_gap)
+    cuts = hard_cuts(m.change, adaptive_ratio(m.change, max(1, round(cfg.window_s * fps))), cfg, min_gap)
     w, wd = half_windows(cfg, fps)
-    transitions = gradual_transitions(sig, blend_spans(sig, w, cfg) + dip_spans(sig, change, wd, cfg), w, cfg, min_gap)
+    transitions = gradual_transitions(m, blend_spans(m, w, cfg) + dip_spans(m, wd, cfg), w, cfg, min_gap)
     # a cut inside (or touching) a gradual transition is its steepest frame, not a second boundary
     cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in transitions)]
     # a transition running into the first or last frame (opening fade-in, closing fade-out) starts no shot
@@ -211,33 +249,39 @@ def detect_from_signals(sig: FrameSignals, fps: float, cfg: FastConfig) -> ShotD
 
 def detect_sparse(sig: FrameSignals, positions: np.ndarray, frames: int, fps: float, cfg: FastConfig) -> ShotDetection:
     """The decision on decoded frames only (decoded frame k is frame positions[k] of `frames`), as boundaries
-    of the whole video (curation.shots.sparse says why each test looks where it does): the cut, blend and
-    structure-dip tests on the decoded frames at their mean rate, cuts weighed by the gaps they span; the
-    structure-dip test once more on the signals put back on every frame, its ranges widened to the decoded
-    frames around them."""
+    of the whole video, on the whole video at once (curation.shots.sparse says why each test looks where it
+    does): the cut, blend and structure-dip tests on the decoded frames at their mean rate, cuts weighed by the
+    gaps they span; the structure-dip test once more on the signals put back on every frame."""
     if len(sig) >= frames:
         return detect_from_signals(sig, fps, cfg)
-    every = on_every_frame(sig, positions, frames)
+    every = marks_of(on_every_frame(sig, positions, frames), *half_windows(cfg, fps), cfg, blend=False)
+    seen = marks_of(sig, *half_windows(cfg, seen_rate(fps, len(sig), frames)), cfg)
+    return decide_sparse(seen, every, positions, fps, cfg)
+
+
+def decide_sparse(seen: Marks, every: Marks, positions: np.ndarray, fps: float, cfg: FastConfig) -> ShotDetection:
+    """detect_sparse's decision from the marks of the decoded frames (`seen`) and of the signals put back on
+    every frame (`every`, whose blend test is not used): the structure-dip test on every frame, its ranges
+    widened to the decoded frames around them; the cut, blend and dip tests on the decoded frames."""
+    frames = len(every)
     w, wd = half_windows(cfg, fps)
-    dip_spans_ = dip_spans(every, frame_changes(every, cfg.thumb_weight), wd, cfg)
-    dips = to_seen_frames(gradual_transitions(every, dip_spans_, w, cfg, max(1, round(cfg.min_shot_s * fps))),
-                          positions, frames)
-    rate = seen_rate(fps, len(sig), frames)
-    seen_cfg = sparse_config(cfg, len(sig), frames)
+    dips = to_seen_frames(gradual_transitions(every, dip_spans(every, wd, cfg), w, cfg,
+                                              max(1, round(cfg.min_shot_s * fps))), positions, frames)
+    rate = seen_rate(fps, len(seen), frames)
+    seen_cfg = sparse_config(cfg, len(seen), frames)
     min_gap = max(1, round(cfg.min_shot_s * rate))
-    change = frame_changes(sig, cfg.thumb_weight)
-    cuts = hard_cuts(change, adaptive_ratio(change, max(1, round(cfg.window_s * rate)), gap_scale(positions)),
+    cuts = hard_cuts(seen.change, adaptive_ratio(seen.change, max(1, round(cfg.window_s * rate)), gap_scale(positions)),
                      seen_cfg, min_gap)
     w, wd = half_windows(cfg, rate)
-    spans = blend_spans(sig, w, seen_cfg) + dip_spans(sig, change, wd, seen_cfg)
-    gradual = gradual_transitions(sig, spans, w, seen_cfg, min_gap)
+    spans = blend_spans(seen, w, seen_cfg) + dip_spans(seen, wd, seen_cfg)
+    gradual = gradual_transitions(seen, spans, w, seen_cfg, min_gap)
     # a cut inside or touching a gradual transition is no second boundary (as in detect_from_signals); a cut
     # at decoded frame c may lie anywhere after the decoded frame before it
     cuts = [c for c in cuts if not any(a - 1 <= c <= b + 1 for a, b in gradual)
             and not any(a - 1 <= positions[c] and positions[c - 1] + 1 <= b + 1 for a, b in dips)]
-    seen = on_all_frames(ShotDetection(rate, len(sig), cuts, gradual), positions, frames, fps)
-    transitions = merge_ranges(seen.transitions + dips)
-    cuts = [c for c in seen.cuts if not any(a <= c <= b for a, b in transitions)]
+    seen_det = on_all_frames(ShotDetection(rate, len(seen), cuts, gradual), positions, frames, fps)
+    transitions = merge_ranges(seen_det.transitions + dips)
+    cuts = [c for c in seen_det.cuts if not any(a <= c <= b for a, b in transitions)]
     return ShotDetection(fps, frames, cuts, [(a, b) for a, b in transitions if 0 < a and b < frames])
 
 
@@ -284,5 +328,32 @@ class FastDetector(ShotDetector):
         return video.fps, sig, positions, frames
 
     def detect(self, video_path: str | Path) -> ShotDetection:
-        fps, sig, positions, frames = self.signals(video_path)
-        return detect_sparse(sig, positions, frames, fps, self.config)
+        """Decided window by window (curation.shots.window), so memory does not grow with the video; the
+        boundaries are those of deciding on all its signals at once (detect_sparse on `signals()`), which is
+        what runs when the decoder's pictures are not those its packets announced, or for sparse decoding of
+        codecs other than H.264."""
+        from curation.shots.window import PlanMismatch  # window builds on this module
+
+        try:
+            try:
+                return self._detect(video_path, self.config.skip_nonref)
+            except NoTimestamps:
+                return self._detect(video_path, False)
+        except PlanMismatch:
+            fps, sig, positions, frames = self.signals(video_path)
+            return detect_sparse(sig, positions, frames, fps, self.config)
+        except VideoError as exc:
+            raise ShotError(str(exc)) from None
+
+    def _detect(self, video_path: str | Path, skip_nonref: bool) -> ShotDetection:
+        from curation.shots.window import detect_streaming
+
+        plan = plan_sparse(video_path) if skip_nonref else None
+        if skip_nonref and plan is None:
+            fps, sig, positions, frames = self._signals(video_path, True)
+            return detect_sparse(sig, positions, frames, fps, self.config)
+        with open_small(video_path, DECODE_W, DECODE_H, self.config.batch_size, skip_nonref) as video:
+            det = detect_streaming(video, self.config, plan)
+        if det.frames == 0:
+            raise ShotError(f"{video_path}: no frames decoded")
+        return det

@@ -4,8 +4,8 @@ Four cheap signals per frame: a joint HSV colour histogram (robust to motion, bl
 cuts), a grey thumbnail (sees layout changes; also the pixel-linearity test of dissolves and fades),
 the mean luminance (fades to black) and the structure energy, the mean squared grey gradient: a blend
 of two unrelated pictures has about half their edge energy, whichever way the camera moves in each, so
-it dips in the middle of a dissolve. They are tiny (a few hundred floats a frame), so a whole
-video's signals stay in memory while its frames stream through.
+it dips in the middle of a dissolve. They are small (a few hundred floats a frame), yet an hour's would be
+hundreds of MB: the detector holds a window of them at a time (curation.shots.window).
 """
 
 from __future__ import annotations

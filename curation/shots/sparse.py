@@ -42,18 +42,21 @@ def gap_scale(positions: np.ndarray) -> np.ndarray:
     return np.sqrt(gaps.astype(np.float64))
 
 
-def on_every_frame(sig: FrameSignals, positions: np.ndarray, frames: int) -> FrameSignals:
+def on_every_frame(sig: FrameSignals, positions: np.ndarray, frames: int, span: tuple[int, int] | None = None,
+                   first: int = 0) -> FrameSignals:
     """The decoded frames' signals put back on all `frames` frames, linear between the decoded frames around
     each missing one (held before the first and after the last): a dissolve's blend is linear in time, so
-    its signals are close to what decoding every frame gives."""
-    i = np.arange(frames)
+    its signals are close to what decoding every frame gives. With `span`, only frames [span) of the video,
+    `sig` holding decoded frames first, first + 1, ... (those around the span; curation.shots.window)."""
+    i = np.arange(*(span or (0, frames)))
     k = np.clip(np.searchsorted(positions, i, side="right") - 1, 0, len(positions) - 1)
     k1 = np.minimum(k + 1, len(positions) - 1)
     frac = np.clip((i - positions[k]) / np.maximum(positions[k1] - positions[k], 1), 0, 1).astype(np.float32)
+    k, k1 = k - first, k1 - first
 
     def fill(x: np.ndarray) -> np.ndarray:  # ROW_CHUNK frames at a time: no temporaries as long as the video
-        out = np.empty((frames, *x.shape[1:]), x.dtype)
-        for s in range(0, frames, features.ROW_CHUNK):
+        out = np.empty((len(i), *x.shape[1:]), x.dtype)
+        for s in range(0, len(i), features.ROW_CHUNK):
             a, b, f = k[s : s + features.ROW_CHUNK], k1[s : s + features.ROW_CHUNK], frac[s : s + features.ROW_CHUNK]
             out[s : s + len(a)] = x[a] + f.reshape(-1, *([1] * (x.ndim - 1))) * (x[b] - x[a])
         return out
