@@ -3,6 +3,7 @@ decision on a whole video's signals at once, in both decoding modes, with transi
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 
@@ -90,3 +91,26 @@ def test_windows_hold_a_bounded_number_of_frames_and_their_cores_tile_the_video(
         assert np.array_equal(sig.luma.round(), np.arange(first, first + len(sig)) // 16)  # each frame once, in order
     assert cores[0][0] == 0 and cores[-1][1] == 640 and all(p[1] == q[0] for p, q in zip(cores, cores[1:]))
     assert max(held) <= 50 + 2 * 12 + 16
+
+
+def test_sparse_decoding_of_other_codecs_decides_on_the_whole_video_as_before(tmp_path, monkeypatch):
+    """Only H.264 packets tell which pictures a sparse decode skips: an MPEG-4 Part 2 file with B pictures is
+    decided on all its signals at once, with the same result."""
+    path = tmp_path / "v.mp4"
+    rng = np.random.default_rng(1)
+    textures = [_texture(rng) for _ in range(3)]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = W, H, "yuv420p"
+        stream.codec_context.max_b_frames, stream.bit_rate = 2, 2_000_000
+        for i in range(150):
+            frame = av.VideoFrame.from_ndarray(np.roll(textures[i // 50], i, axis=1)[:H, :W].copy(), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    assert plan_sparse(path) is None
+    monkeypatch.setattr(window, "WINDOW_FRAMES", 20)  # would be many windows, were it windowed
+    detector = FastDetector(FastConfig(skip_nonref=True))
+    fps, sig, positions, frames = detector.signals(path)
+    det = detector.detect(path)
+    assert len(sig) < frames == 150 and len(det.shots()) > 1  # pictures skipped, boundaries found
+    assert det == detect_sparse(sig, positions, frames, fps, detector.config)
