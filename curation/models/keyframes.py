@@ -21,6 +21,7 @@ resampled step after step (docs/PERFORMANCE.md).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import cv2
@@ -240,6 +241,13 @@ class Carrier:
         both = Blend(Patch.of(mask_a), Patch.of(mask_b).moved(np.linalg.inv(moves[b]), on_frame=False))
         return {t: both.at((t - a) / (b - a)).moved(moves[t]).hard() for t in inside}
 
+    @cached_property
+    def _grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W) float32 x and y of every pixel, which the flow is added to: made once a clip."""
+        h, w = self.grey[0].shape
+        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        return xs, ys
+
     def _flow(self, dst: int, src: int) -> np.ndarray:
         """(H, W, 2) flow such that frame dst at x looks like frame src at x + flow(x)."""
         if (dst, src) not in self._flows:
@@ -252,8 +260,7 @@ class Carrier:
     def _flow_walk(self, mask: np.ndarray, start: int, stop: int) -> dict[int, Patch]:
         """Soft masks on the frames after `start` up to and including `stop` (either direction), each the
         one before moved pixel by pixel by the optical flow."""
-        h, w = mask.shape
-        xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        xs, ys = self._grid
         out: dict[int, Patch] = {}
         soft = Patch.of(mask)
         way = 1 if stop > start else -1
