@@ -91,7 +91,7 @@ def train_step(config: str, shape: tuple[int, int, int], attention: str, compile
         mask = objective.change_mask(src, x0) if c.blend_mask else None
         with torch.autocast("cuda", dtype=torch.bfloat16):
             raw = model(x_t, t, src, model.encode_text(tokens))
-        loss, _ = objective.loss(objective.split_output(raw, c.channels, c.blend_mask), v, mask)
+        loss, _ = objective.loss(objective.split_output(raw, c.channels, c.blend_mask), v, mask, 1.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

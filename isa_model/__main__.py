@@ -33,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--objective", choices=("noise", "source", "delta"),
                    help="override model.objective (objective.py)")
     t.add_argument("--blend-mask", choices=("on", "off"), help="override model.blend_mask")
+    t.add_argument("--mask-weight", type=float, help="override train.mask_weight (the blend mask's cross-entropy)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
     t.add_argument("--attention", choices=("isa", "dense"), help="override model.attention")
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="noise objective: sample from the source noised to this t (SDEdit) instead of from noise")
     v.add_argument("--steps", type=int)
     v.add_argument("--guidance", type=float)
+    v.add_argument("--mask-threshold", type=float,
+                   help="a blend mask's sampling cut: pixels under it stay the source (default: the config's)")
     v.add_argument("--max-pairs", type=int)
     v.add_argument("--weights", choices=("ema", "model"), default="ema", help="EMA (default) or raw weights")
     e = sub.add_parser("edit", help="edit a clip with an instruction")
@@ -77,6 +80,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["model"]["objective"] = args.objective
     if args.blend_mask:
         changes["model"]["blend_mask"] = args.blend_mask == "on"
+    if args.mask_weight is not None:
+        changes["train"]["mask_weight"] = args.mask_weight
     if args.attention:
         changes["model"]["attention"] = args.attention
     if args.context_cache:
@@ -103,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             wanted = load_config(args.config) if args.config else None
             report = validate(args.ckpt, args.out, args.data, wanted, args.steps, args.guidance, args.max_pairs,
                               weights=args.weights, snapshot_file=args.snapshot or "", split=args.split,
-                              start_t=args.start_t)
+                              start_t=args.start_t, mask_threshold=args.mask_threshold)
             print_report(report)
             print(json.dumps({"validation": f"{args.out}/validation.json"}))
         else:

@@ -32,6 +32,8 @@ DATA_LIMITS: dict[str, tuple[float, float]] = {
     "batch_size": (1, 256), "workers": (0, 64), "frame_stride": (1, 64),
 }
 
+TRAIN_LIMITS: dict[str, tuple[float, float]] = {"mask_weight": (0.0, 100.0), "mask_threshold": (0.01, 0.99)}
+
 
 class ConfigError(ValueError):
     """A config file or checkpoint does not fit; the message is one line."""
@@ -143,7 +145,12 @@ class TrainConfig:
     seed: int = 0
     sample_steps: int = 8
     guidance: float = 1.5
+    mask_weight: float = 0.1  # the blend mask's cross-entropy beside the velocity MSE (objective.loss)
+    mask_threshold: float = 0.5  # sampling: a pixel whose mask is under this is the source's (objective.keep_source)
     bf16: bool = True  # autocast on GPU only
+
+    def __post_init__(self) -> None:
+        check_limits("train", self, TRAIN_LIMITS)
 
 
 @dataclass(frozen=True)

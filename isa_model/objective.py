@@ -16,12 +16,14 @@ which the model predicts the velocity `v = x1 - x0` and sampling integrates from
 
 `blend_mask` (only with `source`): the model also predicts, per pixel, the probability m that the edit
 changes it, and its velocity is `m * u`. m is trained with binary cross-entropy against where the target
-differs from the source (`change_mask`); at the end of sampling every pixel whose last predicted m is under
-0.5 is set to the source, so the region the model keeps is the source, exactly.
+differs from the source (`change_mask`), weighted by `train.mask_weight` beside the velocity MSE; at the end
+of sampling every pixel whose last predicted m is under `train.mask_threshold` is set to the source, so the
+region the model keeps is the source, exactly.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -32,8 +34,6 @@ STARTS_AT_SOURCE = ("source", "delta")
 CHANGE_THRESHOLD = 0.1
 """|target - source| (on [-1, 1], max over channels) above which a pixel counts as edited: 13 levels of 255,
 above the codec's noise between two encodings of one clip (copy-the-source PSNR outside edits is 42-48 dB)."""
-MASK_LOSS_WEIGHT = 0.1
-"""Weight of the blend mask's cross-entropy beside the velocity MSE (about 0.05 late in training)."""
 
 
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -92,18 +92,21 @@ def split_output(raw: torch.Tensor, channels: int, blend_mask: bool) -> Predicti
     return Prediction(torch.sigmoid(logits.float()) * u.float(), logits)
 
 
-def loss(pred: Prediction, v: torch.Tensor, mask: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float]]:
-    """Velocity MSE, plus MASK_LOSS_WEIGHT x the blend mask's BCE against `mask` (B, 1, T, H, W) when there is
+def loss(pred: Prediction, v: torch.Tensor, mask: torch.Tensor | None,
+         mask_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """Velocity MSE, plus `mask_weight` x the blend mask's BCE against `mask` (B, 1, T, H, W) when there is
     one. Returns the loss and its parts (floats, for the metrics)."""
     mse = F.mse_loss(pred.velocity.float(), v)
     if pred.mask_logits is None or mask is None:
         return mse, {"mse": mse.item()}
     bce = F.binary_cross_entropy_with_logits(pred.mask_logits.float(), mask)
-    return mse + MASK_LOSS_WEIGHT * bce, {"mse": mse.item(), "mask_bce": bce.item()}
+    return mse + mask_weight * bce, {"mse": mse.item(), "mask_bce": bce.item()}
 
 
-def keep_source(x: torch.Tensor, source: torch.Tensor, mask_logits: torch.Tensor | None) -> torch.Tensor:
-    """The sample with every pixel the last blend mask calls kept (m < 0.5, logits < 0) set to the source."""
+def keep_source(x: torch.Tensor, source: torch.Tensor, mask_logits: torch.Tensor | None,
+                threshold: float = 0.5) -> torch.Tensor:
+    """The sample with every pixel the last blend mask calls kept (m < threshold) set to the source."""
     if mask_logits is None:
         return x
-    return torch.where(mask_logits < 0, source, x)  # (B, 1, ...) broadcasts over channels
+    logit = math.log(threshold / (1 - threshold))
+    return torch.where(mask_logits < logit, source, x)  # (B, 1, ...) broadcasts over channels

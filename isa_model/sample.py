@@ -43,7 +43,8 @@ def load_model(ckpt_path: str | Path, device: torch.device, wanted: Config | Non
 
 @torch.no_grad()
 def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor, steps: int,
-                 guidance: float = 1.0, use_cache: bool = True, start_t: float = 1.0) -> torch.Tensor:
+                 guidance: float = 1.0, use_cache: bool = True, start_t: float = 1.0,
+                 mask_threshold: float = 0.5) -> torch.Tensor:
     """Integrate the model's path (objective.py) from t = start_t to the edit at t = 0. source, noise:
     (B, C, T, H, W); tokens (B, L).
 
@@ -51,7 +52,7 @@ def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, n
     (noise objective only) starts from the source noised to start_t, `(1 - start_t) source + start_t noise`
     (SDEdit). With guidance != 1 the conditional and the empty-instruction branches run as one doubled batch.
     In context-cache mode (and use_cache) the source K/V are computed once here and reused at every step. With
-    a blend mask, the pixels the last step's mask keeps are the source's."""
+    a blend mask, the pixels whose last mask is under `mask_threshold` are the source's."""
     mcfg = model.cfg
     steps = objective.sampling_steps(mcfg.objective, steps)
     if start_t < 1.0 and mcfg.objective != "noise":
@@ -79,7 +80,7 @@ def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, n
             v_cond, v_null = v.chunk(2)
             v = v_null + guidance * (v_cond - v_null)
         x = x - (ts[i] - ts[i + 1]) * v
-    return objective.keep_source(x, source.float(), logits).clamp(-1, 1)
+    return objective.keep_source(x, source.float(), logits, mask_threshold).clamp(-1, 1)
 
 
 def edit_video(ckpt_path: str | Path, video: str | Path, instruction: str, out: str | Path, steps: int = 16,
@@ -103,7 +104,8 @@ def edit_video(ckpt_path: str | Path, video: str | Path, instruction: str, out: 
     tokens = model.text.tokenize([instruction])
     noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        pred = euler_sample(model, source, tokens, noise, steps, cfg.train.guidance if guidance is None else guidance)
+        pred = euler_sample(model, source, tokens, noise, steps, cfg.train.guidance if guidance is None else guidance,
+                            mask_threshold=cfg.train.mask_threshold)
     pair = torch.cat([source, pred], dim=-1)[0]  # (C, T, H, 2W)
     rgb = ((pair.permute(1, 2, 3, 0).float().cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
     out = Path(out)

@@ -221,7 +221,7 @@ class Trainer:
             text = self.model.encode_text(tokens)  # its grads reach DDP's hooks like any parameter's
             raw = self.net(x_t, t, source, text)
         pred = objective.split_output(raw, cfg.model.channels, cfg.model.blend_mask)
-        loss, parts = objective.loss(pred, v, mask)
+        loss, parts = objective.loss(pred, v, mask, cfg.train.mask_weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)

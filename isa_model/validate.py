@@ -84,9 +84,11 @@ def write_previews(rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tenso
 def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | None = None,
              wanted: Config | None = None, steps: int | None = None, guidance: float | None = None,
              max_pairs: int | None = None, previews: int = 4, seed: int = 0, weights: str = "ema",
-             snapshot_file: str = "", split: str = "val", start_t: float = 1.0) -> dict[str, Any]:
+             snapshot_file: str = "", split: str = "val", start_t: float = 1.0,
+             mask_threshold: float | None = None) -> dict[str, Any]:
     """Score the checkpoint's `weights` (ema or model) on `split` (rows of `snapshot_file` when given); writes
-    `validation.json` and previews. `start_t` < 1: sample from the noised source (noise objective)."""
+    `validation.json` and previews. `start_t` < 1: sample from the noised source (noise objective);
+    `mask_threshold` overrides the config's `train.mask_threshold` (a blend mask's sampling cut)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = ck.latest(Path(ckpt_path))
     if ckpt is None:
@@ -95,6 +97,9 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     twin, _ = load_model(ckpt, device, wanted, weights, attention="dense" if cfg.model.attention == "isa" else "isa")
     steps = objective.sampling_steps(cfg.model.objective, steps or cfg.train.sample_steps)
     guidance = cfg.train.guidance if guidance is None else guidance
+    threshold = cfg.train.mask_threshold if mask_threshold is None else mask_threshold
+    if not 0 < threshold < 1:
+        raise ConfigError(f"mask threshold {threshold} must be between 0 and 1")
     root = location(data_root or cfg.data.root or ckpt.parent.parent / "synthetic_pairs", "data root")  # or s3://
     snapshot = snapshot_from_file(root, snapshot_file) if snapshot_file else None
     dataset = EditPairs(root, split, cfg.model, seed, cfg.data.frame_stride, train=False, snapshot=snapshot)
@@ -118,11 +123,13 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
         noise = torch.randn(src.shape, generator=gen).to(device)
         with autocast:
             t0 = time.perf_counter()
-            pred = euler_sample(model, src, batch["tokens"], noise, steps, guidance, start_t=start_t)
+            pred = euler_sample(model, src, batch["tokens"], noise, steps, guidance, start_t=start_t,
+                                mask_threshold=threshold)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             sample_s += time.perf_counter() - t0
-            pred_twin = euler_sample(twin, src, batch["tokens"], noise, steps, guidance, start_t=start_t)
+            pred_twin = euler_sample(twin, src, batch["tokens"], noise, steps, guidance, start_t=start_t,
+                                     mask_threshold=threshold)
         scores = {"psnr": psnr(pred, tgt), "ssim": ssim(pred, tgt), "copy_psnr": psnr(src, tgt),
                   "copy_ssim": ssim(src, tgt), "isa_vs_dense_psnr": psnr(pred, pred_twin)}
         for i, edit_type in enumerate(batch["edit_type"]):
@@ -144,8 +151,8 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     report = summarise(per)
     report.update(checkpoint=ckpt.name, weights=weights, config=cfg.name, attention=cfg.model.attention,
                   context_cache=cfg.model.context_cache, objective=cfg.model.objective,
-                  blend_mask=cfg.model.blend_mask, start_t=start_t, split=split, steps=steps, guidance=guidance,
-                  pairs=sum(map(len, per.values())),
+                  blend_mask=cfg.model.blend_mask, mask_threshold=threshold, start_t=start_t, split=split,
+                  steps=steps, guidance=guidance, pairs=sum(map(len, per.values())),
                   skipped=skipped, sample_s_per_step=sample_s / max(1, steps * len(loader)),
                   attention_per_step=attention_ms_per_step(cfg, 2 * cfg.data.batch_size, device),
                   device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")

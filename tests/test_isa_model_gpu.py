@@ -55,7 +55,7 @@ def test_bf16_train_step_and_cache_on_gpu():
     x_t, v = objective.path_point(x, src, t)  # the bridge from the source, with the blend mask (tiny's)
     with torch.autocast("cuda", dtype=torch.bfloat16):
         pred = objective.split_output(model(x_t, t, src, text), 3, model.cfg.blend_mask)
-    loss, _ = objective.loss(pred, v, objective.change_mask(src, x))
+    loss, _ = objective.loss(pred, v, objective.change_mask(src, x), 0.1)
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert torch.isfinite(loss) and grads and all(torch.isfinite(g).all() for g in grads)

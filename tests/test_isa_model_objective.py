@@ -12,7 +12,7 @@ import torch
 from _isa_model_helpers import tiny
 
 from isa_model import objective
-from isa_model.config import ConfigError
+from isa_model.config import ConfigError, config_from_dict
 from isa_model.model import LIVEditor
 from isa_model.sample import euler_sample
 
@@ -63,6 +63,21 @@ def test_change_mask_marks_the_edited_pixels():
     assert m[0, 0, 0, 4, 4] == 1 and m.sum() == 1
 
 
+def test_keep_source_cuts_the_mask_at_its_threshold():
+    x, source = torch.ones(1, 3, 1, 1, 3), torch.zeros(1, 3, 1, 1, 3)
+    logits = torch.tensor([-0.1, 0.5, 2.0]).view(1, 1, 1, 1, 3)  # m = 0.48, 0.62, 0.88
+    kept = [objective.keep_source(x, source, logits, p)[0, 0, 0, 0].tolist() for p in (0.5, 0.7, 0.9)]
+    assert kept == [[0, 1, 1], [0, 0, 1], [0, 0, 0]]
+    assert torch.equal(objective.keep_source(x, source, None, 0.9), x)  # no mask: nothing is kept
+
+
+def test_train_settings_of_the_mask_are_checked():
+    with pytest.raises(ConfigError, match="mask_threshold"):
+        config_from_dict({"train": {"mask_threshold": 1.0}})
+    with pytest.raises(ConfigError, match="mask_weight"):
+        config_from_dict({"train": {"mask_weight": -1}})
+
+
 @pytest.mark.parametrize("name", ["source", "delta"])
 def test_an_untrained_model_that_starts_at_the_source_copies_it_exactly(name):
     model = LIVEditor(tiny(objective=name, blend_mask=True).model).eval()
@@ -103,7 +118,7 @@ def test_a_tiny_model_overfit_on_one_pair_keeps_the_source_outside_the_edit(name
         s4, x0 = src.expand(4, -1, -1, -1, -1), tgt.expand(4, -1, -1, -1, -1)
         x_t, v = objective.path_point(x0, objective.path_start(name, s4, s4), t)
         raw = model(x_t, t, s4, model.encode_text(tokens.expand(4, -1)))
-        loss, _ = objective.loss(objective.split_output(raw, cfg.channels, True), v, change.expand(4, -1, -1, -1, -1))
+        loss, _ = objective.loss(objective.split_output(raw, cfg.channels, True), v, change.expand(4, -1, -1, -1, -1), 0.1)
         opt.zero_grad()
         loss.backward()
         opt.step()
