@@ -7,7 +7,15 @@ here the same way (bilinear, antialiased: 256x144 -> 114x64) and re-encoded at a
 `to_bucket` then only crops. The rows, pair ids and URIs are the curated ones (their width/height columns
 still give the curated size).
 
-    python benchmarks/model_pack_pairs.py out/train_pairs out/gpu_pairs [--short-side 64] [--crf 10]
+    python benchmarks/model_pack_pairs.py out/train_pairs out/gpu_pairs [--short-side 64] [--crf 0] [--frames 16] [--first-mib 21]
+    python benchmarks/model_pack_pairs.py --check out/gpu_pairs    # on the device: is every file there?
+
+At crf 0 (lossless) the copy-the-source baseline keeps its curated kept-region PSNR (44.8 dB against 40.5 at
+crf 10 on 24 local pairs of corpus seed 37, 2026-12-03), so a model's kept region can reach the 40 dB bar; the
+files are 2.6x larger, so only the middle 16 frames of the curated 24 are kept (`small` reads 8; validation
+the centred 8, which are the same frames). `--first-mib` splits such a copy in two for two calls' carries: OUT keeps the
+manifests and the pair folders up to that size, OUT-b the rest; on the device the second part's files are
+copied under the first (benchmarks/model_v2_gpu.sh, DATA_PARTS).
 """
 
 from __future__ import annotations
@@ -38,9 +46,15 @@ def cover_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     return max(2, round(height * s / 2) * 2), max(2, round(width * s / 2) * 2)
 
 
-def scale_clip(src: Path, dst: Path, short_side: int, crf: int) -> None:
+def middle(count: int, keep: int) -> range:
+    """The middle `keep` of `count` frames (all when fewer): validation's centred window stays inside it."""
+    start = max(0, (count - keep) // 2)
+    return range(start, min(count, start + keep))
+
+
+def scale_clip(src: Path, dst: Path, short_side: int, crf: int, keep: int) -> None:
     info = probe(src)
-    frames = read_frames(src, list(range(info.frames)))  # (T, H, W, 3) uint8
+    frames = read_frames(src, list(middle(info.frames, keep)))  # (T, H, W, 3) uint8
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
     size = cover_size(x.shape[-2], x.shape[-1], short_side)
     x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
@@ -50,15 +64,16 @@ def scale_clip(src: Path, dst: Path, short_side: int, crf: int) -> None:
             writer.write(frame)
 
 
-def scale_mask(src: Path, dst: Path, short_side: int) -> None:
+def scale_mask(src: Path, dst: Path, short_side: int, keep: int) -> None:
     dense = open_mask_file(src).dense()  # (T, H, W) bool
+    dense = dense[middle(len(dense), keep).start:][:keep]
     m = torch.from_numpy(dense.astype(np.float32))[:, None]  # (T, 1, H, W)
     size = cover_size(m.shape[-2], m.shape[-1], short_side)
     small = F.interpolate(m, size=size, mode="area")[:, 0] > 0.5  # (T, h, w): pixels mostly inside
     write_mask_file(dst, small.numpy())
 
 
-def pack(root: Path, out: Path, short_side: int, crf: int) -> dict[str, int]:
+def pack(root: Path, out: Path, short_side: int, crf: int, keep: int) -> dict[str, int]:
     snapshot = take_snapshot(root, ["edit_pairs"])
     rows = read_table(root, "edit_pairs", columns=["source_uri", "target_uri", "mask_uri"], snapshot=snapshot)
     clips = {u for col in ("source_uri", "target_uri") for u in rows.column(col).to_pylist() if u}
@@ -67,9 +82,9 @@ def pack(root: Path, out: Path, short_side: int, crf: int) -> dict[str, int]:
         (out / part.path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / part.path, out / part.path)
     for uri in sorted(clips):
-        scale_clip(resolve_uri(root, uri), out / uri, short_side, crf)
+        scale_clip(resolve_uri(root, uri), out / uri, short_side, crf, keep)
     for uri in sorted(masks):
-        scale_mask(resolve_uri(root, uri), out / uri, short_side)
+        scale_mask(resolve_uri(root, uri), out / uri, short_side, keep)
     data = snapshot.to_json()
     data["root"] = "."  # the trainer looks the files up under its --data root
     (out / SNAPSHOT_NAME).write_text(json.dumps(data))
@@ -77,14 +92,52 @@ def pack(root: Path, out: Path, short_side: int, crf: int) -> dict[str, int]:
     return {"rows": rows.num_rows, "clips": len(clips), "masks": len(masks), "bytes": size}
 
 
+def split_pack(out: Path, first_mib: float) -> dict[str, int]:
+    """Move whole pair folders (sorted) beyond `first_mib` of files from OUT to OUT-b, same relative paths."""
+    second = out.with_name(out.name + "-b")
+    used = sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and "pairs" not in p.relative_to(out).parts)
+    moved = 0
+    for folder in sorted((out / "pairs").iterdir()):
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        if used + size > first_mib * 2**20:
+            (second / "pairs").mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder), second / "pairs" / folder.name)
+            moved += size
+        else:
+            used += size
+    return {"first_bytes": used, "second_bytes": moved}
+
+
+def missing_files(out: Path) -> list[str]:
+    """The files the snapshot's rows use that are not under OUT (the check before training on the device)."""
+    from isa_model.train import snapshot_from_file
+
+    snapshot = snapshot_from_file(out, str(out / SNAPSHOT_NAME))
+    rows = read_table(out, "edit_pairs", columns=["source_uri", "target_uri", "mask_uri"], snapshot=snapshot)
+    uris = {u for col in rows.column_names for u in rows.column(col).to_pylist() if u}
+    return sorted(u for u in uris if not (out / u).is_file())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("root")
-    p.add_argument("out")
+    p.add_argument("root", help="the curated dataset (or, with --check, the copy)")
+    p.add_argument("out", nargs="?")
     p.add_argument("--short-side", type=int, default=64)
-    p.add_argument("--crf", type=int, default=10)
+    p.add_argument("--crf", type=int, default=0)
+    p.add_argument("--frames", type=int, default=16, help="keep the middle N frames of each clip and mask")
+    p.add_argument("--first-mib", type=float, help="split the copy: OUT holds this many MiB, OUT-b the rest")
+    p.add_argument("--check", action="store_true", help="list the files the copy's rows use and lack; exit 1 if any")
     args = p.parse_args(argv)
-    print(json.dumps(pack(Path(args.root), Path(args.out), args.short_side, args.crf)))
+    if args.check:
+        missing = missing_files(Path(args.root))
+        print(json.dumps({"missing": len(missing), "first": missing[:3]}))
+        return 1 if missing else 0
+    if not args.out:
+        p.error("OUT is needed unless --check")
+    result = pack(Path(args.root), Path(args.out), args.short_side, args.crf, args.frames)
+    if args.first_mib:
+        result.update(split_pack(Path(args.out), args.first_mib))
+    print(json.dumps(result))
     return 0
 
 

@@ -2,6 +2,11 @@
 steps), tokens/s and every validation report of the phase.
 
     python benchmarks/model_v2_collect.py RUNS PHASE OUT.json
+    python benchmarks/model_v2_collect.py --choose RUNS     # prints "VARIANT THRESHOLD"
+
+`--choose` is the rule that picks the quality phase's settings from the ablation alone, so no val number and
+no reading of the results between the two calls picks them: among the blend-mask weights (runs `mw*`), the
+variant and sampling cut whose test-split overall gain, averaged over the variant's seeds, is highest.
 """
 
 from __future__ import annotations
@@ -30,16 +35,38 @@ def run_summary(run: Path, phase: str) -> dict[str, Any]:
     return out
 
 
+def choose(runs: Path) -> tuple[str, str]:
+    """(variant, threshold) of the best mean test gain over seeds among the ablation's `mw*` runs."""
+    gains: dict[tuple[str, str], list[float]] = {}
+    for report in runs.glob("mw*-s*/ablation-test-t*/validation.json"):
+        variant = report.parent.parent.name.rsplit("-s", 1)[0]
+        threshold = report.parent.name.removeprefix("ablation-test-t")
+        gain = json.loads(report.read_text())["overall"]["gain_db"]
+        if gain is not None:
+            gains.setdefault((variant, threshold), []).append(gain)
+    if not gains:
+        raise SystemExit(f"{runs}: no ablation test reports of mw* runs to choose from")
+    return max(gains, key=lambda k: sum(gains[k]) / len(gains[k]))
+
+
+def _num(value: float | None) -> float:
+    """A report's number, NaN where it has none (0.0 stays 0.0)."""
+    return float("nan") if value is None else value
+
+
 def main(argv: list[str]) -> int:
+    if argv[0] == "--choose":
+        print(*choose(Path(argv[1])))
+        return 0
     runs, phase, dest = Path(argv[0]), argv[1], Path(argv[2])
     result = {run.name: run_summary(run, phase) for run in sorted(runs.iterdir()) if run.is_dir()}
     dest.write_text(json.dumps(result, indent=1))
     for name, r in result.items():
         for split, v in r["validation"].items():
             o = v["overall"]
-            print(f"{name:<10} {split:<12} steps {r['steps']:>5} loss {r['loss_last50'] or 0:.4f} "
-                  f"gain {o['gain_db'] or float('nan'):+.2f} kept {o.get('psnr_kept') or float('nan'):.2f} "
-                  f"ISA/dense {o['isa_vs_dense_psnr'] or float('nan'):.2f} "
+            print(f"{name:<10} {split:<12} steps {r['steps']:>5} loss {_num(r['loss_last50']):.4f} "
+                  f"gain {_num(o['gain_db']):+.2f} kept {_num(o.get('psnr_kept')):.2f} "
+                  f"ISA/dense {_num(o['isa_vs_dense_psnr']):.2f} "
                   + " ".join(f"{t}:{p['gain_db']:+.2f}" for t, p in v["per_edit_type"].items() if p["gain_db"] is not None))
     return 0
 

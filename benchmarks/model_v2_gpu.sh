@@ -7,15 +7,22 @@
 #       noise       - rectified flow from noise (the first LIVEditor), 16 steps with guidance 1.5;
 #       bridge      - the path from the source, with the blend mask, 16 steps, guidance 1.0;
 #       delta       - the change relative to the source, with the blend mask (`small` now), one step;
-#       deltanomask - the same without the blend mask.
-#     Seed 0 of every variant is scored on the test split (the ablation; noise also sampled from the source
-#     noised to t = 0.6), every QUALITY run (default delta) on the val split (the quality table).
-#   PHASE=quality: resumes the QUALITY runs to TOTAL steps (or TRAIN_S seconds) and scores them on val and test.
+#       deltanomask - the same without the blend mask;
+#       mw0.1, mw1, mw3 - delta with the blend mask, its cross-entropy weighted 0.1, 1 or 3 (train.mask_weight).
+#     Every run is scored on the test split (the ablation) at each blend-mask cut of THRESHOLDS (default 0.5;
+#     train.mask_threshold); noise also sampled from the source noised to t = 0.6.
+#   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw* variant and cut the ablation's test split
+#     chose, benchmarks/model_v2_collect.py --choose) to TOTAL steps (or TRAIN_S seconds) and scores them on val (the
+#     quality table) and test at the cut MASK_THRESHOLD (default 0.5).
+#     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`).
+#   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
 #   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone.
 # DATA: a curated dataset root carried with the call (jobs/configs/train_pairs.yaml); SNAPSHOT: its edit_pairs
-# snapshot JSON, read instead of the Delta log (the device image has no deltalake). Wheels in .whl/ (av,
-# open_clip_torch, ftfy, wcwidth, pycocotools for Python 3.12) are installed once into SITE; a later call on the same
-# machine finds them there. Writes $OUT/v2-<phase>.log and $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
+# snapshot JSON, read instead of the Delta log (the device image has no deltalake). DATA_PARTS: folders carried by
+# this or an earlier call whose files belong under DATA (benchmarks/model_pack_pairs.py --first-mib splits a copy
+# that one carry cannot hold); they are copied in and DATA is checked for every file its rows use. Wheels in
+# WHEELS (default .whl/: av, open_clip_torch, ftfy, wcwidth, pycocotools, pytest for Python 3.12) are installed
+# once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log and $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
 # CONFIG (default small) lets the same script run on the CPU with tiny, as a check of the script itself.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -24,33 +31,45 @@ RUNS=${RUNS:-out/v2-runs}
 SITE=${SITE:-out/v2-site}
 : "${DATA:?DATA: the curated dataset root}" "${SNAPSHOT:?SNAPSHOT: its edit_pairs snapshot JSON}"
 if [ ! -d "$SITE/av" ] || [ ! -d "$SITE/pycocotools" ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" .whl/*.whl || exit 1
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "${WHEELS:-.whl}"/*.whl || exit 1
 fi
 export PYTHONPATH=$PWD/$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
+[ "$PHASE" = setup ] && { echo "wheels in $SITE"; du -sh "$DATA" ${DATA_PARTS:-}; exit; }
+for part in ${DATA_PARTS:-}; do cp -rn "$part"/. "$DATA"/ || exit 1; done
+python3 benchmarks/model_pack_pairs.py --check "$DATA" || exit 1
 if [ "$PHASE" = speed ]; then  # `small`'s training and sampling steps, ISA vs dense (benchmarks/model_speed.py)
   python3 benchmarks/model_speed.py --out "$OUT/model_speed.json" --shapes "${SHAPES:-32K,64K}" 2>&1 | tee "$OUT/v2-speed.log"
   exit
 fi
 declare -A FLAGS=([noise]="--objective noise --blend-mask off" [bridge]="--objective source --blend-mask on"
-                  [delta]="--objective delta --blend-mask on" [deltanomask]="--objective delta --blend-mask off")
-declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0)
+                  [delta]="--objective delta --blend-mask on" [deltanomask]="--objective delta --blend-mask off"
+                  [mw0.1]="--objective delta --blend-mask on --mask-weight 0.1"
+                  [mw1]="--objective delta --blend-mask on --mask-weight 1"
+                  [mw3]="--objective delta --blend-mask on --mask-weight 3")
+declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0 [mw0.1]=1.0 [mw1]=1.0 [mw3]=1.0)
 QUALITY=${QUALITY:-delta}
+if [ "$QUALITY" = auto ] && [ "$PHASE" = quality ]; then  # the ablation's choice (model_v2_collect.py --choose)
+  read -r QUALITY MASK_THRESHOLD < <(python3 benchmarks/model_v2_collect.py --choose "$RUNS") || exit 1
+  echo "chosen by the ablation's test split: $QUALITY, mask threshold $MASK_THRESHOLD"
+fi
 if [ "$PHASE" = ablation ]; then VARIANTS=${VARIANTS:-noise:0 bridge:0 deltanomask:0 delta:0 delta:1}
 else VARIANTS=${VARIANTS:-$QUALITY:0 $QUALITY:1}; fi
 mkdir -p "$RUNS"
-validate() {  # run split extra...: score one run's EMA weights, in the background
+validate() {  # run split name extra...: score one run's EMA weights (CKPT: which checkpoint, default the newest)
   local run=$1 split=$2 name=$3; shift 3
-  python3 -m isa_model validate --ckpt "$RUNS/$run/checkpoints" --data "$DATA" --snapshot "$SNAPSHOT" \
-      --split "$split" --out "$RUNS/$run/$PHASE-$name" "$@" >"$RUNS/$run/$PHASE-$name.log" 2>&1 &
+  python3 -m isa_model validate --ckpt "${CKPT:-$RUNS/$run/checkpoints}" --data "$DATA" --snapshot "$SNAPSHOT" \
+      --split "$split" --out "$RUNS/$run/$PHASE-$name" "$@" >"$RUNS/$run/$PHASE-$name.log" 2>&1
 }
 {
   date -u; nvidia-smi -L
   if [ "$PHASE" = quality ]; then  # the GPU tests, beside the training runs
     python3 -m pytest tests/test_isa_model_gpu.py -q -p no:cacheprovider >"$RUNS/gpu-tests.log" 2>&1 &
   fi
+  declare -A RESUMED=()
   for vs in $VARIANTS; do
     v=${vs%:*}; s=${vs#*:}; run=$v-s$s
-    if [ "$PHASE" = ablation ]; then steps=${STEPS:-600}; resume=""; else steps=${TOTAL:-4000}; resume=--resume; fi
+    if [ "$PHASE" = ablation ]; then steps=${STEPS:-600}; resume=""; else steps=${TOTAL:-4000}; resume=--resume
+      RESUMED[$run]=$(ls -d "$RUNS/$run"/checkpoints/step_* 2>/dev/null | tail -1); fi  # empty: a new run
     python3 -m isa_model train --config "${CONFIG:-small}" ${FLAGS[$v]} --seed "$s" --data "$DATA" --snapshot "$SNAPSHOT" \
         --out "$RUNS/$run" --steps "$steps" $resume --time-limit "${TRAIN_S:-380}" \
         >"$RUNS/$run.$PHASE.out" 2>"$RUNS/$run.$PHASE.err" &
@@ -61,9 +80,16 @@ validate() {  # run split extra...: score one run's EMA weights, in the backgrou
   for vs in $VARIANTS; do
     v=${vs%:*}; s=${vs#*:}; run=$v-s$s
     echo "== $run: $(tail -c 400 "$RUNS/$run.$PHASE.err" | tr '\r' '\n' | grep -v '^$' | tail -2)"
-    [ "$s" = 0 ] && validate "$run" test test --guidance "${GUIDANCE[$v]}"
-    [ "$v" = noise ] && [ "$PHASE" = ablation ] && validate "$run" test test-sdedit --guidance 1.5 --start-t 0.6
-    [ "$v" = "$QUALITY" ] && validate "$run" val val --guidance "${GUIDANCE[$v]}"
+    if [ "$PHASE" = ablation ]; then  # one chain of validations per run, the runs' chains side by side
+      ( for th in ${THRESHOLDS:-0.5}; do
+          validate "$run" test "test-t$th" --guidance "${GUIDANCE[$v]}" --mask-threshold "$th"; done
+        [ "$v" = noise ] && validate "$run" test test-sdedit --guidance 1.5 --start-t 0.6 ) &
+    else
+      ( for split in val test; do
+          validate "$run" $split $split --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"
+          [ -n "${RESUMED[$run]}" ] && CKPT=${RESUMED[$run]} validate "$run" $split $split-resumed \
+              --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"; done ) &
+    fi
   done
   wait
   date -u
