@@ -1,0 +1,73 @@
+"""benchmarks/model_pack_pairs.py: the device copy of a pair set keeps every row's files, the middle frames,
+masks that cover every touched pixel, and splits in two parts that merge back whole."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from _isa_model_helpers import pair_set
+
+from manifests.media.masks import open_mask_file, write_mask_file
+from manifests.media.probe import probe
+
+TOOL = Path(__file__).parents[1] / "benchmarks" / "model_pack_pairs.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("model_pack_pairs", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True, timeout=300)
+
+
+def test_pack_split_check_and_merge(tmp_path: Path):
+    root = pair_set(tmp_path / "pairs")  # 6-frame clips of 40x48 with the editors' mask files
+    out = tmp_path / "pack"
+    done = _run(str(root), str(out), "--frames", "4", "--short-side", "32", "--first-mib", "0.01")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["rows"] == 16 and result["second_bytes"] > 0
+    second = tmp_path / "pack-b"
+    assert _run("--check", str(out)).returncode == 1  # the second part's files are missing from the first
+    shutil.copytree(second, out, dirs_exist_ok=True)  # what the device script does with DATA_PARTS
+    check = _run("--check", str(out))
+    assert check.returncode == 0 and json.loads(check.stdout)["missing"] == 0
+
+    clip = next(p for p in (out / "pairs").glob("*.mp4"))
+    info = probe(clip)
+    assert info.frames == 4 and min(info.width, info.height) == 32  # middle 4 of 6 frames, short side 32
+    packed = next(out.rglob("*.mask.npz"))
+    original = open_mask_file(root / packed.relative_to(out)).dense()[1:5]  # (4, 40, 48): the middle frames
+    small = open_mask_file(packed).dense()  # (4, 32, 38)
+    (_, big_h, big_w), (_, h, w) = original.shape, small.shape
+    for t in range(4):  # every touched pixel lands in an edited one: a kept pixel was never touched
+        ys, xs = np.nonzero(original[t])
+        assert small[t, ys * h // big_h, xs * w // big_w].all()
+    assert small.sum() < 2 * original.sum() * h * w / (big_h * big_w)  # grown by the edge only
+
+
+def test_a_thin_stroke_stays_edited_when_scaled_down(tmp_path: Path):
+    """Text strokes a pixel wide cover under half of each scaled pixel: they must still count as edited, or
+    the kept region holds pixels the edit changed (the copy's own kept PSNR fell to 39 dB on add_text)."""
+    mask = np.zeros((3, 144, 256), bool)
+    mask[:, 40:80, 101] = True  # a vertical stroke one pixel wide
+    mask[1, 60, 30:200] = True  # and a horizontal one in the middle frame
+    write_mask_file(tmp_path / "m.npz", mask)
+    tool = _tool()
+    tool.scale_mask(tmp_path / "m.npz", tmp_path / "small.npz", 64, keep=2)
+    small = open_mask_file(tmp_path / "small.npz").dense()  # (2, 64, 114): frames 0 and 1
+    assert small.shape == (2, 64, 114)
+    for t in range(2):
+        ys, xs = np.nonzero(mask[t])
+        assert small[t, ys * 64 // 144, xs * 114 // 256].all()
+    assert not small[:, :10].any()  # nothing outside the strokes' rows
