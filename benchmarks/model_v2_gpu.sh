@@ -12,8 +12,8 @@
 #     Every run is scored on the test split (the ablation) at each blend-mask cut of THRESHOLDS (default 0.5;
 #     train.mask_threshold); noise also sampled from the source noised to t = 0.6.
 #   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw* variant and cut the ablation's test split
-#     chose, benchmarks/model_v2_collect.py --choose) to TOTAL steps (or TRAIN_S seconds) and scores them on val (the
-#     quality table) and test at the cut MASK_THRESHOLD (default 0.5).
+#     chose, benchmarks/model_v2_collect.py --choose) to TOTAL steps (or TRAIN_S seconds) and scores them on val
+#     (the quality table) and test at the cut MASK_THRESHOLD (default 0.5).
 #     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`).
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
 #   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone.
@@ -22,7 +22,8 @@
 # this or an earlier call whose files belong under DATA (benchmarks/model_pack_pairs.py --first-mib splits a copy
 # that one carry cannot hold); they are copied in and DATA is checked for every file its rows use. Wheels in
 # WHEELS (default .whl/: av, open_clip_torch, ftfy, wcwidth, pycocotools, pytest for Python 3.12) are installed
-# once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log and $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
+# once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log and
+# $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
 # CONFIG (default small) lets the same script run on the CPU with tiny, as a check of the script itself.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -35,12 +36,12 @@ if [ ! -d "$SITE/av" ] || [ ! -d "$SITE/pycocotools" ]; then
 fi
 export PYTHONPATH=$PWD/$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
 [ "$PHASE" = setup ] && { echo "wheels in $SITE"; du -sh "$DATA" ${DATA_PARTS:-}; exit; }
-for part in ${DATA_PARTS:-}; do cp -rn "$part"/. "$DATA"/ || exit 1; done
-python3 benchmarks/model_pack_pairs.py --check "$DATA" || exit 1
 if [ "$PHASE" = speed ]; then  # `small`'s training and sampling steps, ISA vs dense (benchmarks/model_speed.py)
   python3 benchmarks/model_speed.py --out "$OUT/model_speed.json" --shapes "${SHAPES:-32K,64K}" 2>&1 | tee "$OUT/v2-speed.log"
   exit
 fi
+for part in ${DATA_PARTS:-}; do cp -rn "$part"/. "$DATA"/ || exit 1; done
+python3 benchmarks/model_pack_pairs.py --check "$DATA" || exit 1
 declare -A FLAGS=([noise]="--objective noise --blend-mask off" [bridge]="--objective source --blend-mask on"
                   [delta]="--objective delta --blend-mask on" [deltanomask]="--objective delta --blend-mask off"
                   [mw0.1]="--objective delta --blend-mask on --mask-weight 0.1"
