@@ -194,9 +194,9 @@ def print_report(report: dict[str, Any]) -> None:
               f"{kept:>13}")
     print("gain: dB of PSNR over copying the source (0.00 = the copy); kept: PSNR where a local edit leaves the "
           "source alone, model / copy.")
-    if report.get("objective") == "source":
-        print("This model starts from the source (objective 'source'): untrained, it is the copy (gain 0.00); a "
-              "gain above 0 is what training added.")
+    if report.get("objective") in objective.STARTS_AT_SOURCE:
+        print(f"This model starts from the source (objective {report['objective']!r}): untrained, it is the copy "
+              "(gain 0.00); a gain above 0 is what training added.")
     a = report["attention_per_step"]
     print(f"attention per step: ISA {a['isa_ms']:.2f} ms, dense {a['dense_ms']:.2f} ms; "
           f"{report['skipped']} pairs skipped")

@@ -263,3 +263,12 @@ def test_a_report_with_no_finite_value_prints_n_a(capsys):
                   "attention_per_step": {"isa_ms": 1.0, "dense_ms": 2.0}})
     style = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("style"))
     assert style.split()[3:5] == ["n/a", "n/a"]
+
+
+@pytest.mark.parametrize(("name", "said"), [("delta", True), ("source", True), ("noise", False)])
+def test_the_report_says_a_model_that_starts_at_the_source_is_the_copy_untrained(name, said, capsys):
+    """The demo's tiny model is near the copy after its CPU minute: the table must say what 0.00 means."""
+    row = {"pairs": 1, "psnr": 30.0, "copy_psnr": 30.0, "gain_db": 0.0, "ssim": 0.5, "isa_vs_dense_psnr": 40.0}
+    print_report({"per_edit_type": {"style": row}, "overall": row, "pairs": 1, "skipped": 0, "objective": name,
+                  "attention_per_step": {"isa_ms": 1.0, "dense_ms": 2.0}})
+    assert ("untrained, it is the copy" in capsys.readouterr().out) == said
