@@ -42,6 +42,7 @@ from manifests.media.decode import read_frames
 from manifests.media.encode import VideoWriter
 from manifests.media.masks import open_mask_file, write_mask_file
 from manifests.media.probe import probe
+from manifests.schema import URI_COLUMNS
 from manifests.uris import resolve_uri
 
 SNAPSHOT_NAME = "edit_pairs.snapshot.json"
@@ -73,7 +74,8 @@ def scale_clip(src: Path, dst: Path, short_side: int, crf: int, keep: int) -> No
 
 def scale_mask(src: Path, dst: Path, short_side: int, keep: int) -> None:
     dense = open_mask_file(src).dense()  # (T, H, W) bool
-    dense = dense[middle(len(dense), keep).start:][:keep]
+    window = middle(len(dense), keep)
+    dense = dense[window.start : window.stop]
     m = torch.from_numpy(dense.astype(np.float32))[:, None]  # (T, 1, H, W)
     size = cover_size(m.shape[-2], m.shape[-1], short_side)
     small = F.interpolate(m, size=size, mode="area")[:, 0] > 0  # (T, h, w): every pixel the edit touched
@@ -82,7 +84,7 @@ def scale_mask(src: Path, dst: Path, short_side: int, keep: int) -> None:
 
 def pack(root: Path, out: Path, short_side: int, crf: int, keep: int) -> dict[str, int]:
     snapshot = take_snapshot(root, ["edit_pairs"])
-    rows = read_table(root, "edit_pairs", columns=["source_uri", "target_uri", "mask_uri"], snapshot=snapshot)
+    rows = read_table(root, "edit_pairs", columns=list(URI_COLUMNS["edit_pairs"]), snapshot=snapshot)
     clips = {u for col in ("source_uri", "target_uri") for u in rows.column(col).to_pylist() if u}
     masks = {u for u in rows.column("mask_uri").to_pylist() if u}
     for part in snapshot.table("edit_pairs").files:
@@ -105,7 +107,7 @@ def split_pack(out: Path, first_mib: float) -> dict[str, int]:
     second = out.with_name(out.name + "-b")
     files = sorted(p for p in out.rglob("*") if p.is_file())
     media = [p for p in files if p.relative_to(out).parts[0] not in ("manifests", SNAPSHOT_NAME)]
-    used = sum(p.stat().st_size for p in files if p not in set(media))
+    used = sum(p.stat().st_size for p in set(files) - set(media))
     moved = 0
     for path in media:
         size = path.stat().st_size
@@ -124,7 +126,7 @@ def missing_files(out: Path) -> list[str]:
     from isa_model.train import snapshot_from_file
 
     snapshot = snapshot_from_file(out, str(out / SNAPSHOT_NAME))
-    rows = read_table(out, "edit_pairs", columns=["source_uri", "target_uri", "mask_uri"], snapshot=snapshot)
+    rows = read_table(out, "edit_pairs", columns=list(URI_COLUMNS["edit_pairs"]), snapshot=snapshot)
     uris = {u for col in rows.column_names for u in rows.column(col).to_pylist() if u}
     return sorted(u for u in uris if not (out / u).is_file())
 

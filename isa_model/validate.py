@@ -5,6 +5,7 @@ dense attention for the same noise, time attention per denoising step, write pre
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import defaultdict
@@ -97,9 +98,9 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     twin, _ = load_model(ckpt, device, wanted, weights, attention="dense" if cfg.model.attention == "isa" else "isa")
     steps = objective.sampling_steps(cfg.model.objective, steps or cfg.train.sample_steps)
     guidance = cfg.train.guidance if guidance is None else guidance
-    threshold = cfg.train.mask_threshold if mask_threshold is None else mask_threshold
-    if not 0 < threshold < 1:
-        raise ConfigError(f"mask threshold {threshold} must be between 0 and 1")
+    if mask_threshold is not None:  # checked as the config checks its own (TRAIN_LIMITS)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, mask_threshold=mask_threshold))
+    threshold = cfg.train.mask_threshold
     root = location(data_root or cfg.data.root or ckpt.parent.parent / "synthetic_pairs", "data root")  # or s3://
     snapshot = snapshot_from_file(root, snapshot_file) if snapshot_file else None
     dataset = EditPairs(root, split, cfg.model, seed, cfg.data.frame_stride, train=False, snapshot=snapshot)
