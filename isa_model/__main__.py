@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="override model.objective (objective.py)")
     t.add_argument("--blend-mask", choices=("on", "off"), help="override model.blend_mask")
     t.add_argument("--mask-weight", type=float, help="override train.mask_weight (the blend mask's cross-entropy)")
+    t.add_argument("--edit-weight", type=float,
+                   help="override train.edit_weight (a pair's edited pixels, whatever their area, in the losses)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
     t.add_argument("--attention", choices=("isa", "dense"), help="override model.attention")
@@ -82,6 +84,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["model"]["blend_mask"] = args.blend_mask == "on"
     if args.mask_weight is not None:
         changes["train"]["mask_weight"] = args.mask_weight
+    if args.edit_weight is not None:
+        changes["train"]["edit_weight"] = args.edit_weight
     if args.attention:
         changes["model"]["attention"] = args.attention
     if args.context_cache:

@@ -32,7 +32,8 @@ DATA_LIMITS: dict[str, tuple[float, float]] = {
     "batch_size": (1, 256), "workers": (0, 64), "frame_stride": (1, 64),
 }
 
-TRAIN_LIMITS: dict[str, tuple[float, float]] = {"mask_weight": (0.0, 100.0), "mask_threshold": (0.01, 0.99)}
+TRAIN_LIMITS: dict[str, tuple[float, float]] = {"mask_weight": (0.0, 100.0), "mask_threshold": (0.01, 0.99),
+                                                "edit_weight": (0.0, 100.0)}
 
 
 class ConfigError(ValueError):
@@ -147,6 +148,7 @@ class TrainConfig:
     guidance: float = 1.5
     mask_weight: float = 0.1  # the blend mask's cross-entropy beside the velocity MSE (objective.loss)
     mask_threshold: float = 0.5  # sampling: a pixel whose mask is under this is the source's (objective.keep_source)
+    edit_weight: float = 0.0  # a pair's edited pixels count this many frames more, whatever their area (objective.edit_weights)
     bf16: bool = True  # autocast on GPU only
 
     def __post_init__(self) -> None:

@@ -19,6 +19,10 @@ changes it, and its velocity is `m * u`. m is trained with binary cross-entropy 
 differs from the source (`change_mask`), weighted by `train.mask_weight` beside the velocity MSE; at the end
 of sampling every pixel whose last predicted m is under `train.mask_threshold` is set to the source, so the
 region the model keeps is the source, exactly.
+
+`train.edit_weight` (`edit_weights`): the pixels a pair edits count that many whole frames' worth more in both
+losses, whatever their area. A plain pixel mean weighs a pair by the area it edits, so a style change (every
+pixel) outweighed a caption (2 % of them) fifty to one, and the local types learnt last.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ STARTS_AT_SOURCE = ("source", "delta")
 CHANGE_THRESHOLD = 0.1
 """|target - source| (on [-1, 1], max over channels) above which a pixel counts as edited: 13 levels of 255,
 above the codec's noise between two encodings of one clip (copy-the-source PSNR outside edits is 42-48 dB)."""
+EDIT_AREA_FLOOR = 0.01
+"""`edit_weights` divides by a pair's edited fraction, never by less than this: a pair whose change is a few
+stray pixels gets each of them at most 100 x edit_weight, not an unbounded weight."""
 
 
 def _bcast(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -76,6 +83,14 @@ def change_mask(source: torch.Tensor, target: torch.Tensor, threshold: float = C
     return ((target - source).abs().amax(dim=1, keepdim=True) > threshold).float()  # (B, 1, T, H, W)
 
 
+def edit_weights(changed: torch.Tensor, edit_weight: float) -> torch.Tensor:
+    """(B, 1, T, H, W) per-pixel loss weights from `change_mask`: 1, plus edit_weight / (the pair's edited
+    fraction) on its edited pixels, so that a pixel mean of weighted errors is the plain mean plus edit_weight x
+    the mean over the edited pixels alone."""
+    area = changed.flatten(1).mean(dim=1).clamp_min(EDIT_AREA_FLOOR)  # (B,)
+    return 1 + edit_weight * changed / _bcast(area, changed)
+
+
 @dataclass
 class Prediction:
     """The model's output split: velocity (B, C, T, H, W) and, with a blend mask, its logits (B, 1, T, H, W)."""
@@ -92,14 +107,15 @@ def split_output(raw: torch.Tensor, channels: int, blend_mask: bool) -> Predicti
     return Prediction(torch.sigmoid(logits.float()) * u.float(), logits)
 
 
-def loss(pred: Prediction, v: torch.Tensor, mask: torch.Tensor | None,
-         mask_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
-    """Velocity MSE, plus `mask_weight` x the blend mask's BCE against `mask` (B, 1, T, H, W) when there is
-    one. Returns the loss and its parts (floats, for the metrics)."""
-    mse = F.mse_loss(pred.velocity.float(), v)
-    if pred.mask_logits is None or mask is None:
+def loss(pred: Prediction, v: torch.Tensor, changed: torch.Tensor, mask_weight: float,
+         edit_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Velocity MSE, plus `mask_weight` x the blend mask's BCE against `changed` (B, 1, T, H, W) when the
+    model has one; both with `edit_weights`. Returns the loss and its parts (floats, for the metrics)."""
+    w = edit_weights(changed, edit_weight)  # (B, 1, T, H, W)
+    mse = (w * (pred.velocity.float() - v) ** 2).mean()
+    if pred.mask_logits is None:
         return mse, {"mse": mse.item()}
-    bce = F.binary_cross_entropy_with_logits(pred.mask_logits.float(), mask)
+    bce = (w * F.binary_cross_entropy_with_logits(pred.mask_logits.float(), changed, reduction="none")).mean()
     return mse + mask_weight * bce, {"mse": mse.item(), "mask_bce": bce.item()}
 
 

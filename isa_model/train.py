@@ -214,14 +214,14 @@ class Trainer:
         tokens = torch.where(drop[:, None], self.empty_tokens, batch["tokens"]).to(dev)  # (B, L)
         x1 = objective.path_start(cfg.model.objective, source, noise)  # (B, C, T, H, W)
         x_t, v = objective.path_point(x0, x1, t)
-        mask = objective.change_mask(source, x0) if cfg.model.blend_mask else None  # (B, 1, T, H, W)
+        changed = objective.change_mask(source, x0)  # (B, 1, T, H, W)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(self.step, cfg)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.train.bf16):
             text = self.model.encode_text(tokens)  # its grads reach DDP's hooks like any parameter's
             raw = self.net(x_t, t, source, text)
         pred = objective.split_output(raw, cfg.model.channels, cfg.model.blend_mask)
-        loss, parts = objective.loss(pred, v, mask, cfg.train.mask_weight)
+        loss, parts = objective.loss(pred, v, changed, cfg.train.mask_weight, cfg.train.edit_weight)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)

@@ -48,7 +48,7 @@ def test_paths_start_where_the_objective_says_and_end_at_the_target():
         assert start is x1
         x_t, v = objective.path_point(x0, start, torch.tensor([1.0, 0.0]))
         assert torch.equal(x_t[0], x1[0]) and torch.equal(x_t[1], x0[1])
-        assert torch.allclose(x_t[0] - v[0], x0[0])  # one Euler step of size 1 from t = 1 lands on x0
+        assert torch.allclose(x_t[0] - v[0], x0[0], atol=1e-6)  # one Euler step of size 1 from t = 1 lands on x0
     with pytest.raises(ValueError, match="objective"):
         objective.path_start("target", src, noise)
 
@@ -76,6 +76,39 @@ def test_train_settings_of_the_mask_are_checked():
         config_from_dict({"train": {"mask_threshold": 1.0}})
     with pytest.raises(ConfigError, match="mask_weight"):
         config_from_dict({"train": {"mask_weight": -1}})
+    with pytest.raises(ConfigError, match="edit_weight"):
+        config_from_dict({"train": {"edit_weight": -0.5}})
+
+
+def _pair_with_edit(area: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(changed, error): one 10x10 frame whose first `area` pixels are edited and wrong by 1, the rest right."""
+    changed = torch.zeros(1, 1, 1, 10, 10)
+    changed.view(-1)[:area] = 1
+    return changed, changed.expand(1, 3, 1, 10, 10)
+
+
+def test_edit_weight_counts_an_edit_whatever_its_area():
+    losses = {}
+    for area in (5, 50):
+        changed, err = _pair_with_edit(area)
+        v = torch.zeros_like(err)
+        plain, _ = objective.loss(objective.Prediction(err), v, changed, 0.1)
+        weighted, _ = objective.loss(objective.Prediction(err), v, changed, 0.1, edit_weight=2.0)
+        assert plain.item() == pytest.approx(area / 100)  # a pixel mean weighs the pair by its area
+        losses[area] = weighted.item() - plain.item()
+    assert losses[5] == pytest.approx(2.0) and losses[50] == pytest.approx(2.0)  # 2 x the edited pixels' mean
+
+
+def test_edit_weight_is_bounded_for_a_few_stray_pixels_and_reaches_the_mask():
+    changed, err = _pair_with_edit(0)
+    changed.view(-1)[0] = 1  # 1 % of the frame: at the floor
+    w = objective.edit_weights(changed, 1.0)
+    assert w.view(-1)[0].item() == pytest.approx(1 + 1 / objective.EDIT_AREA_FLOOR) and w.view(-1)[1] == 1
+    logits = torch.zeros(1, 1, 1, 10, 10)  # m = 0.5 everywhere: every pixel's BCE is log 2
+    pred = objective.Prediction(torch.zeros(1, 3, 1, 10, 10), logits)
+    _, plain = objective.loss(pred, torch.zeros_like(err), changed, 1.0)
+    _, weighted = objective.loss(pred, torch.zeros_like(err), changed, 1.0, edit_weight=1.0)
+    assert weighted["mask_bce"] == pytest.approx(2 * plain["mask_bce"])
 
 
 @pytest.mark.parametrize("name", ["source", "delta"])
