@@ -7,8 +7,9 @@ here the same way (bilinear, antialiased: 256x144 -> 114x64) and re-encoded at a
 `to_bucket` then only crops. The rows, pair ids and URIs are the curated ones (their width/height columns
 still give the curated size).
 
-    python benchmarks/model_pack_pairs.py out/train_pairs out/gpu_pairs [--short-side 64] [--crf 0] [--frames 16] [--first-mib 21]
-    python benchmarks/model_pack_pairs.py --check out/gpu_pairs    # on the device: is every file there?
+    python benchmarks/model_pack_pairs.py out/train_pairs out/gpu_pairs [--short-side 64] [--crf 0] [--frames 16] \
+        [--train-from out/other_pairs ...] [--first-mib 21]
+    python benchmarks/model_pack_pairs.py --unpack out/gpu_pairs   # on the device: duplicates back, every file there?
 
 At crf 0 (lossless) the copy-the-source baseline keeps its curated kept-region PSNR (44.8 dB against 40.5 at
 crf 10 on 24 local pairs of corpus seed 37, 2026-12-03, CPU VM), so a model's kept region can reach the 40 dB
@@ -20,6 +21,14 @@ only pixels mostly inside (the copies of the 2026-12-03 runs) left thin text str
 seed 37's val pairs the copy's kept region is 46.1 dB for add_text, 46.6 remove_text and 46.3 recolour with
 the rule of now, against 39.0, 40.5 and 42.7 with the old one (whole 114x64 frames).
 
+Files with the same bytes are kept once: every pair of a clip carries its own copy of the source, and a
+removal's target is its addition's source, so half of a lossless copy is repeats (seed 37: 58 of 31 MiB).
+`duplicates.json` names each one left out and the file it repeats; `--unpack` puts them back as hard links.
+
+`--train-from` adds the rows of other pair sets (other corpus seeds) as training rows: their part files are
+copied with `split` set to train, so their val and test pairs train too, and the first set's held-out splits
+stay the only ones. Their URIs must not collide with the first set's (the editors' ids are hashes).
+
 `--first-mib` splits such a copy in two for two calls' carries: OUT keeps the manifests and the clip and mask
 files up to that size, OUT-b the rest; on the device the second part's files are
 copied under the first (benchmarks/model_v2_gpu.sh, DATA_PARTS).
@@ -28,16 +37,21 @@ copied under the first (benchmarks/model_v2_gpu.sh, DATA_PARTS).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
-from manifests import read_table, take_snapshot
+from manifests import Snapshot, read_table, take_snapshot
 from manifests.media.decode import read_frames
 from manifests.media.encode import VideoWriter
 from manifests.media.masks import open_mask_file, write_mask_file
@@ -46,6 +60,7 @@ from manifests.schema import URI_COLUMNS
 from manifests.uris import resolve_uri
 
 SNAPSHOT_NAME = "edit_pairs.snapshot.json"
+DUPLICATES_NAME = "duplicates.json"
 
 
 def cover_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -82,32 +97,91 @@ def scale_mask(src: Path, dst: Path, short_side: int, keep: int) -> None:
     write_mask_file(dst, small.numpy())
 
 
-def pack(root: Path, out: Path, short_side: int, crf: int, keep: int) -> dict[str, int]:
-    snapshot = take_snapshot(root, ["edit_pairs"])
-    rows = read_table(root, "edit_pairs", columns=list(URI_COLUMNS["edit_pairs"]), snapshot=snapshot)
-    clips = {u for col in ("source_uri", "target_uri") for u in rows.column(col).to_pylist() if u}
-    masks = {u for u in rows.column("mask_uri").to_pylist() if u}
+def copy_parts(root: Path, out: Path, snapshot: Snapshot, as_train: bool) -> list[dict[str, Any]]:
+    """Copy the snapshot's edit_pairs part files under OUT; `as_train` sets every row's split to train (under a
+    new name, so two sets' parts cannot collide). Returns their snapshot file entries."""
+    entries = []
     for part in snapshot.table("edit_pairs").files:
-        (out / part.path).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(root / part.path, out / part.path)
-    for uri in sorted(clips):
-        scale_clip(resolve_uri(root, uri), out / uri, short_side, crf, keep)
-    for uri in sorted(masks):
-        scale_mask(resolve_uri(root, uri), out / uri, short_side, keep)
-    data = snapshot.to_json()
-    data["root"] = "."  # the trainer looks the files up under its --data root
+        name = f"{part.path[:-len('.parquet')]}.train-from-{root.name}.parquet" if as_train else part.path
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        if as_train:
+            table = pq.read_table(root / part.path)
+            split = table.schema.get_field_index("split")
+            table = table.set_column(split, table.schema.field(split), pa.array(["train"] * table.num_rows,
+                                                                               table.schema.field(split).type))
+            pq.write_table(table, out / name)
+        else:
+            shutil.copy2(root / part.path, out / name)
+        entries.append({**part.__dict__, "path": name, "bytes": (out / name).stat().st_size})
+    return entries
+
+
+def pack(root: Path, out: Path, short_side: int, crf: int, keep: int,
+         train_from: tuple[Path, ...] = ()) -> dict[str, int]:
+    data: dict[str, Any] = {}
+    owner: dict[str, Path] = {}  # each URI and the set it comes from
+    rows = 0
+    for source in (root, *train_from):
+        snapshot = take_snapshot(source, ["edit_pairs"])
+        table = read_table(source, "edit_pairs", columns=list(URI_COLUMNS["edit_pairs"]), snapshot=snapshot)
+        rows += table.num_rows
+        for uri in {u for col in table.column_names for u in table.column(col).to_pylist() if u}:
+            if owner.setdefault(uri, source) != source:
+                raise SystemExit(f"error: {uri} is in both {owner[uri]} and {source}")
+        entries = copy_parts(source, out, snapshot, as_train=source != root)
+        if not data:
+            data = snapshot.to_json()
+            data["root"] = "."  # the trainer looks the files up under its --data root
+            data["tables"]["edit_pairs"]["files"] = []
+        data["tables"]["edit_pairs"]["files"] += entries
+    data["tables"]["edit_pairs"]["rows"] = rows
+    for uri, source in sorted(owner.items()):
+        if uri.endswith(".npz"):
+            scale_mask(resolve_uri(source, uri), out / uri, short_side, keep)
+        else:
+            scale_clip(resolve_uri(source, uri), out / uri, short_side, crf, keep)
     (out / SNAPSHOT_NAME).write_text(json.dumps(data))
+    repeats = drop_duplicates(out)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"rows": rows.num_rows, "clips": len(clips), "masks": len(masks), "bytes": size}
+    return {"rows": rows, "files": len(owner), "duplicates": repeats, "bytes": size}
+
+
+def media_files(out: Path) -> list[Path]:
+    """The clip and mask files of a copy, sorted (not the manifests, snapshot or duplicates list)."""
+    return sorted(p for p in out.rglob("*") if p.is_file()
+                  and p.relative_to(out).parts[0] not in ("manifests", SNAPSHOT_NAME, DUPLICATES_NAME))
+
+
+def drop_duplicates(out: Path) -> int:
+    """Delete every media file whose bytes an earlier one (by path) has; list each in DUPLICATES_NAME."""
+    first: dict[str, str] = {}
+    repeats: dict[str, str] = {}
+    for path in media_files(out):
+        rel = str(path.relative_to(out))
+        kept = first.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), rel)
+        if kept != rel:
+            repeats[rel] = kept
+            path.unlink()
+    (out / DUPLICATES_NAME).write_text(json.dumps(repeats, indent=0))
+    return len(repeats)
+
+
+def restore_duplicates(out: Path) -> None:
+    """Hard-link every listed duplicate to the file it repeats (where that one is present)."""
+    listed = out / DUPLICATES_NAME
+    repeats = json.loads(listed.read_text()) if listed.is_file() else {}
+    for rel, kept in repeats.items():
+        if not (out / rel).exists() and (out / kept).is_file():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.link(out / kept, out / rel)
 
 
 def split_pack(out: Path, first_mib: float) -> dict[str, int]:
     """Move the clip and mask files (sorted by path) beyond `first_mib` from OUT to OUT-b, same relative paths;
     the manifests and the snapshot stay in OUT."""
     second = out.with_name(out.name + "-b")
-    files = sorted(p for p in out.rglob("*") if p.is_file())
-    media = [p for p in files if p.relative_to(out).parts[0] not in ("manifests", SNAPSHOT_NAME)]
-    used = sum(p.stat().st_size for p in set(files) - set(media))
+    media = media_files(out)
+    used = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) - sum(p.stat().st_size for p in media)
     moved = 0
     for path in media:
         size = path.stat().st_size
@@ -133,21 +207,25 @@ def missing_files(out: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("root", help="the curated dataset (or, with --check, the copy)")
+    p.add_argument("root", help="the curated dataset (or, with --unpack, the copy)")
     p.add_argument("out", nargs="?")
     p.add_argument("--short-side", type=int, default=64)
     p.add_argument("--crf", type=int, default=0)
     p.add_argument("--frames", type=int, default=16, help="keep the middle N frames of each clip and mask")
+    p.add_argument("--train-from", type=Path, action="append", default=[],
+                   help="another curated pair set whose rows all join as training rows (repeatable)")
     p.add_argument("--first-mib", type=float, help="split the copy: OUT holds this many MiB, OUT-b the rest")
-    p.add_argument("--check", action="store_true", help="list the files the copy's rows use and lack; exit 1 if any")
+    p.add_argument("--unpack", action="store_true",
+                   help="on the copy: put its duplicates back, list the files its rows use and lack; exit 1 if any")
     args = p.parse_args(argv)
-    if args.check:
+    if args.unpack:
+        restore_duplicates(Path(args.root))
         missing = missing_files(Path(args.root))
         print(json.dumps({"missing": len(missing), "first": missing[:3]}))
         return 1 if missing else 0
     if not args.out:
-        p.error("OUT is needed unless --check")
-    result = pack(Path(args.root), Path(args.out), args.short_side, args.crf, args.frames)
+        p.error("OUT is needed unless --unpack")
+    result = pack(Path(args.root), Path(args.out), args.short_side, args.crf, args.frames, tuple(args.train_from))
     if args.first_mib:
         result.update(split_pack(Path(args.out), args.first_mib))
     print(json.dumps(result))

@@ -5,8 +5,9 @@ steps), tokens/s and every validation report of the phase.
     python benchmarks/model_v2_collect.py --choose RUNS     # prints "VARIANT THRESHOLD"
 
 `--choose` is the rule that picks the quality phase's settings from the ablation alone, so no val number and
-no reading of the results between the two calls picks them: among the blend-mask weights (runs `mw*`), the
-variant and sampling cut whose test-split overall gain, averaged over the variant's seeds, is highest.
+no reading of the results between the two calls picks them: among the loss weights (runs `mw*`: the blend mask's,
+`ew*`: the edited pixels'), the variant and sampling cut whose test-split overall gain, averaged over the
+variant's seeds, is highest.
 """
 
 from __future__ import annotations
@@ -36,16 +37,17 @@ def run_summary(run: Path, phase: str) -> dict[str, Any]:
 
 
 def choose(runs: Path) -> tuple[str, str]:
-    """(variant, threshold) of the best mean test gain over seeds among the ablation's `mw*` runs."""
+    """(variant, threshold) of the best mean test gain over seeds among the ablation's `mw*` and `ew*` runs."""
     gains: dict[tuple[str, str], list[float]] = {}
-    for report in runs.glob("mw*-s*/ablation-test-t*/validation.json"):
+    reports = [*runs.glob("mw*-s*/ablation-test-t*/validation.json"), *runs.glob("ew*-s*/ablation-test-t*/validation.json")]
+    for report in reports:
         variant = report.parent.parent.name.rsplit("-s", 1)[0]
         threshold = report.parent.name.removeprefix("ablation-test-t")
         gain = json.loads(report.read_text())["overall"]["gain_db"]
         if gain is not None:
             gains.setdefault((variant, threshold), []).append(gain)
     if not gains:
-        raise SystemExit(f"{runs}: no ablation test reports of mw* runs to choose from")
+        raise SystemExit(f"{runs}: no ablation test reports of mw* or ew* runs to choose from")
     return max(gains, key=lambda k: sum(gains[k]) / len(gains[k]))
 
 

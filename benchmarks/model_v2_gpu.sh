@@ -8,19 +8,22 @@
 #       bridge      - the path from the source, with the blend mask, 16 steps, guidance 1.0;
 #       delta       - the change relative to the source, with the blend mask (`small` now), one step;
 #       deltanomask - the same without the blend mask;
-#       mw0.1, mw1, mw3 - delta with the blend mask, its cross-entropy weighted 0.1, 1 or 3 (train.mask_weight).
+#       mw0.1, mw1, mw3 - delta with the blend mask, its cross-entropy weighted 0.1, 1 or 3 (train.mask_weight);
+#       ew1, ew3    - mw0.1 with each pair's edited pixels weighted 1 or 3 frames' worth (train.edit_weight).
 #     Every run is scored on the test split (the ablation) at each blend-mask cut of THRESHOLDS (default 0.5;
 #     train.mask_threshold); noise also sampled from the source noised to t = 0.6.
-#   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw* variant and cut the ablation's test split
+#   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw*/ew* variant and cut the ablation's test split
 #     chose, benchmarks/model_v2_collect.py --choose) to TOTAL steps (or TRAIN_S seconds) and scores them on val
 #     (the quality table) and test at the cut MASK_THRESHOLD (default 0.5).
-#     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`).
+#     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`), and the
+#     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`).
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
 #   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone.
 # DATA: a curated dataset root carried with the call (jobs/configs/train_pairs.yaml); SNAPSHOT: its edit_pairs
 # snapshot JSON, read instead of the Delta log (the device image has no deltalake). DATA_PARTS: folders carried by
 # this or an earlier call whose files belong under DATA (benchmarks/model_pack_pairs.py --first-mib splits a copy
-# that one carry cannot hold); they are copied in and DATA is checked for every file its rows use. Wheels in
+# that one carry cannot hold); they are copied in, the copy's duplicates put back, and DATA is checked for every file
+# its rows use. Wheels in
 # WHEELS (default .whl/: av, open_clip_torch, ftfy, wcwidth, pycocotools, pytest for Python 3.12) are installed
 # once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log and
 # $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
@@ -41,13 +44,16 @@ if [ "$PHASE" = speed ]; then  # `small`'s training and sampling steps, ISA vs d
   exit
 fi
 for part in ${DATA_PARTS:-}; do cp -rn "$part"/. "$DATA"/ || exit 1; done
-python3 benchmarks/model_pack_pairs.py --check "$DATA" || exit 1
+for copy in "$DATA" ${EXTRA_VAL:-}; do python3 benchmarks/model_pack_pairs.py --unpack "$copy" || exit 1; done
 declare -A FLAGS=([noise]="--objective noise --blend-mask off" [bridge]="--objective source --blend-mask on"
                   [delta]="--objective delta --blend-mask on" [deltanomask]="--objective delta --blend-mask off"
                   [mw0.1]="--objective delta --blend-mask on --mask-weight 0.1"
                   [mw1]="--objective delta --blend-mask on --mask-weight 1"
-                  [mw3]="--objective delta --blend-mask on --mask-weight 3")
-declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0 [mw0.1]=1.0 [mw1]=1.0 [mw3]=1.0)
+                  [mw3]="--objective delta --blend-mask on --mask-weight 3"
+                  [ew1]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1"
+                  [ew3]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 3")
+declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0 [mw0.1]=1.0 [mw1]=1.0 [mw3]=1.0
+                     [ew1]=1.0 [ew3]=1.0)
 QUALITY=${QUALITY:-delta}
 if [ "$QUALITY" = auto ] && [ "$PHASE" = quality ]; then  # the ablation's choice (model_v2_collect.py --choose)
   read -r QUALITY MASK_THRESHOLD < <(python3 benchmarks/model_v2_collect.py --choose "$RUNS") || exit 1
@@ -56,9 +62,10 @@ fi
 if [ "$PHASE" = ablation ]; then VARIANTS=${VARIANTS:-noise:0 bridge:0 deltanomask:0 delta:0 delta:1}
 else VARIANTS=${VARIANTS:-$QUALITY:0 $QUALITY:1}; fi
 mkdir -p "$RUNS"
-validate() {  # run split name extra...: score one run's EMA weights (CKPT: which checkpoint, default the newest)
-  local run=$1 split=$2 name=$3; shift 3
-  python3 -m isa_model validate --ckpt "${CKPT:-$RUNS/$run/checkpoints}" --data "$DATA" --snapshot "$SNAPSHOT" \
+validate() {  # run split name extra...: score one run's EMA weights (CKPT: which checkpoint, default the newest;
+  local run=$1 split=$2 name=$3 data=${VDATA:-$DATA} snapshot=$SNAPSHOT; shift 3  # VDATA: another packed copy)
+  [ -n "${VDATA:-}" ] && snapshot=$VDATA/edit_pairs.snapshot.json
+  python3 -m isa_model validate --ckpt "${CKPT:-$RUNS/$run/checkpoints}" --data "$data" --snapshot "$snapshot" \
       --split "$split" --out "$RUNS/$run/$PHASE-$name" "$@" >"$RUNS/$run/$PHASE-$name.log" 2>&1
 }
 {
@@ -89,7 +96,9 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
       ( for split in val test; do
           validate "$run" $split $split --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"
           [ -n "${RESUMED[$run]}" ] && CKPT=${RESUMED[$run]} validate "$run" $split $split-resumed \
-              --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"; done ) &
+              --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"; done
+        for extra in ${EXTRA_VAL:-}; do VDATA=$extra validate "$run" val "val-$(basename "$extra")" \
+            --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"; done ) &
     fi
   done
   wait

@@ -1,5 +1,6 @@
 """benchmarks/model_pack_pairs.py: the device copy of a pair set keeps every row's files, the middle frames,
-masks that cover every touched pixel, and splits in two parts that merge back whole."""
+masks that cover every touched pixel, stores repeated files once, adds other sets' rows as training rows, and
+splits in two parts that merge back whole."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from pathlib import Path
 import numpy as np
 from _isa_model_helpers import pair_set
 
+from isa_model.synthetic_pairs import build_pairs
+from manifests import read_table
 from manifests.media.masks import open_mask_file, write_mask_file
 from manifests.media.probe import probe
+from manifests.snapshot import Snapshot
 
 TOOL = Path(__file__).parents[1] / "benchmarks" / "model_pack_pairs.py"
 
@@ -38,9 +42,9 @@ def test_pack_split_check_and_merge(tmp_path: Path):
     result = json.loads(done.stdout)
     assert result["rows"] == 16 and result["second_bytes"] > 0
     second = tmp_path / "pack-b"
-    assert _run("--check", str(out)).returncode == 1  # the second part's files are missing from the first
+    assert _run("--unpack", str(out)).returncode == 1  # the second part's files are missing from the first
     shutil.copytree(second, out, dirs_exist_ok=True)  # what the device script does with DATA_PARTS
-    check = _run("--check", str(out))
+    check = _run("--unpack", str(out))
     assert check.returncode == 0 and json.loads(check.stdout)["missing"] == 0
 
     clip = next(p for p in (out / "pairs").glob("*.mp4"))
@@ -71,3 +75,38 @@ def test_a_thin_stroke_stays_edited_when_scaled_down(tmp_path: Path):
         ys, xs = np.nonzero(mask[t])
         assert small[t, ys * 64 // 144, xs * 114 // 256].all()
     assert not small[:, :10].any()  # nothing outside the strokes' rows
+
+
+def _rows(copy: Path) -> list[dict]:
+    snapshot = Snapshot.from_json((copy / "edit_pairs.snapshot.json").read_text())
+    snapshot = Snapshot(str(copy), snapshot.units_version, snapshot.tables, snapshot.taken_at)
+    return read_table(copy, "edit_pairs", columns=["pair_id", "split", "mask_uri"], snapshot=snapshot).to_pylist()
+
+
+def test_other_sets_join_as_training_rows_and_repeats_are_stored_once(tmp_path: Path):
+    first = pair_set(tmp_path / "first")  # 12 train, 4 val
+    other = tmp_path / "other"
+    build_pairs(other, clips=4, frames=6, size=(40, 48), seed=2)  # its own clip ids
+    out = tmp_path / "pack"
+    done = _run(str(first), str(out), "--frames", "4", "--short-side", "32", "--train-from", str(other))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    # every local pair's box mask has the same bytes: stored once, the rest listed
+    assert result["rows"] == 32 and result["duplicates"] > 0
+    listed = json.loads((out / "duplicates.json").read_text())
+    assert len(listed) == result["duplicates"] and not any((out / rel).exists() for rel in listed)
+    check = _run("--unpack", str(out))
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert all((out / rel).read_bytes() == (out / kept).read_bytes() for rel, kept in listed.items())
+    rows = _rows(out)
+    assert len(rows) == 32
+    held_out = {r["pair_id"] for r in rows if r["split"] != "train"}
+    assert len(held_out) == 4 and all(p.startswith("synthetic0001") for p in held_out)  # only the first set's
+    assert sum(r["pair_id"].startswith("synthetic0002") for r in rows) == 16
+
+
+def test_a_set_whose_files_collide_with_the_first_is_refused(tmp_path: Path):
+    first = pair_set(tmp_path / "first")
+    again = pair_set(tmp_path / "again")  # the same clip ids, so the same URIs
+    done = _run(str(first), str(tmp_path / "pack"), "--frames", "4", "--train-from", str(again))
+    assert done.returncode != 0 and "is in both" in done.stderr and "Traceback" not in done.stderr
