@@ -27,7 +27,8 @@ removal's target is its addition's source, so half of a lossless copy is repeats
 
 `--train-from` adds the rows of other pair sets (other corpus seeds) as training rows: their part files are
 copied with `split` set to train, so their val and test pairs train too, and the first set's held-out splits
-stay the only ones. Their URIs must not collide with the first set's (the editors' ids are hashes).
+stay the only ones. A pair already packed is left out (every corpus holds the same real clip, whose pairs are
+train in each); a URI of another pair that collides with one packed is refused.
 
 `--first-mib` splits such a copy in two for two calls' carries: OUT keeps the manifests and the clip and mask
 files up to that size, OUT-b the rest; on the device the second part's files are
@@ -47,6 +48,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
@@ -97,44 +99,53 @@ def scale_mask(src: Path, dst: Path, short_side: int, keep: int) -> None:
     write_mask_file(dst, small.numpy())
 
 
-def copy_parts(root: Path, out: Path, snapshot: Snapshot, as_train: bool) -> list[dict[str, Any]]:
-    """Copy the snapshot's edit_pairs part files under OUT; `as_train` sets every row's split to train (under a
-    new name, so two sets' parts cannot collide). Returns their snapshot file entries."""
-    entries = []
+def copy_parts(root: Path, out: Path, snapshot: Snapshot, as_train: set[str] | None) -> tuple[list[dict], pa.Table]:
+    """Copy the snapshot's edit_pairs part files under OUT. With `as_train` (pair ids already packed), every
+    row's split becomes train and the rows of those pairs are left out, under a new name so two sets' parts
+    cannot collide. Returns the parts' snapshot entries and the copied rows' pair ids and URIs."""
+    entries, copied = [], []
     for part in snapshot.table("edit_pairs").files:
-        name = f"{part.path[:-len('.parquet')]}.train-from-{root.name}.parquet" if as_train else part.path
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        if as_train:
-            table = pq.read_table(root / part.path)
+        table = pq.read_table(root / part.path)
+        name = part.path
+        if as_train is not None:
+            table = table.filter(pc.invert(pc.is_in(table.column("pair_id"), pa.array(sorted(as_train), pa.string()))))
+            if not table.num_rows:
+                continue
+            name = f"{part.path[:-len('.parquet')]}.train-from-{root.name}.parquet"
             split = table.schema.get_field_index("split")
-            table = table.set_column(split, table.schema.field(split), pa.array(["train"] * table.num_rows,
-                                                                               table.schema.field(split).type))
+            table = table.set_column(split, table.schema.field(split),
+                                     pa.array(["train"] * table.num_rows, table.schema.field(split).type))
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        if as_train is not None:
             pq.write_table(table, out / name)
         else:
             shutil.copy2(root / part.path, out / name)
-        entries.append({**part.__dict__, "path": name, "bytes": (out / name).stat().st_size})
-    return entries
+        entries.append({**part.__dict__, "path": name, "rows": table.num_rows, "bytes": (out / name).stat().st_size})
+        copied.append(table.select(["pair_id", *URI_COLUMNS["edit_pairs"]]))
+    if not copied:  # every pair was packed already
+        return entries, pa.table({c: pa.array([], pa.string()) for c in ("pair_id", *URI_COLUMNS["edit_pairs"])})
+    return entries, pa.concat_tables(copied)
 
 
 def pack(root: Path, out: Path, short_side: int, crf: int, keep: int,
          train_from: tuple[Path, ...] = ()) -> dict[str, int]:
     data: dict[str, Any] = {}
     owner: dict[str, Path] = {}  # each URI and the set it comes from
-    rows = 0
+    packed: set[str] = set()  # pair ids
     for source in (root, *train_from):
         snapshot = take_snapshot(source, ["edit_pairs"])
-        table = read_table(source, "edit_pairs", columns=list(URI_COLUMNS["edit_pairs"]), snapshot=snapshot)
-        rows += table.num_rows
-        for uri in {u for col in table.column_names for u in table.column(col).to_pylist() if u}:
+        entries, table = copy_parts(source, out, snapshot, as_train=packed if source != root else None)
+        packed |= set(table.column("pair_id").to_pylist())
+        uris = {u for col in URI_COLUMNS["edit_pairs"] for u in table.column(col).to_pylist() if u}
+        for uri in uris:
             if owner.setdefault(uri, source) != source:
-                raise SystemExit(f"error: {uri} is in both {owner[uri]} and {source}")
-        entries = copy_parts(source, out, snapshot, as_train=source != root)
+                raise SystemExit(f"error: {uri} is in both {owner[uri]} and {source}, in different pairs")
         if not data:
             data = snapshot.to_json()
             data["root"] = "."  # the trainer looks the files up under its --data root
             data["tables"]["edit_pairs"]["files"] = []
         data["tables"]["edit_pairs"]["files"] += entries
-    data["tables"]["edit_pairs"]["rows"] = rows
+    data["tables"]["edit_pairs"]["rows"] = len(packed)
     for uri, source in sorted(owner.items()):
         if uri.endswith(".npz"):
             scale_mask(resolve_uri(source, uri), out / uri, short_side, keep)
@@ -143,7 +154,7 @@ def pack(root: Path, out: Path, short_side: int, crf: int, keep: int,
     (out / SNAPSHOT_NAME).write_text(json.dumps(data))
     repeats = drop_duplicates(out)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"rows": rows, "files": len(owner), "duplicates": repeats, "bytes": size}
+    return {"rows": len(packed), "files": len(owner), "duplicates": repeats, "bytes": size}
 
 
 def media_files(out: Path) -> list[Path]:

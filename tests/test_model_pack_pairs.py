@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 from _isa_model_helpers import pair_set
 
 from isa_model.synthetic_pairs import build_pairs
@@ -105,8 +107,15 @@ def test_other_sets_join_as_training_rows_and_repeats_are_stored_once(tmp_path: 
     assert sum(r["pair_id"].startswith("synthetic0002") for r in rows) == 16
 
 
-def test_a_set_whose_files_collide_with_the_first_is_refused(tmp_path: Path):
+def test_pairs_already_packed_are_left_out_and_colliding_files_refused(tmp_path: Path):
     first = pair_set(tmp_path / "first")
-    again = pair_set(tmp_path / "again")  # the same clip ids, so the same URIs
+    again = pair_set(tmp_path / "again")  # the same pairs (every corpus holds the same real clip)
     done = _run(str(first), str(tmp_path / "pack"), "--frames", "4", "--train-from", str(again))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] == 16 and len(_rows(tmp_path / "pack")) == 16
+    for part in (again / "manifests" / "edit_pairs").glob("*.parquet"):  # other pairs, the same files
+        table = pq.read_table(part)
+        renamed = pa.array([f"{p}-other" for p in table.column("pair_id").to_pylist()])
+        pq.write_table(table.set_column(table.schema.get_field_index("pair_id"), "pair_id", renamed), part)
+    done = _run(str(first), str(tmp_path / "pack2"), "--frames", "4", "--train-from", str(again))
     assert done.returncode != 0 and "is in both" in done.stderr and "Traceback" not in done.stderr
