@@ -22,7 +22,8 @@ seed 37's val pairs the copy's kept region is 46.1 dB for add_text, 46.6 remove_
 the rule of now, against 39.0, 40.5 and 42.7 with the old one (whole 114x64 frames).
 
 Files with the same bytes are kept once: every pair of a clip carries its own copy of the source, and a
-removal's target is its addition's source, so half of a lossless copy is repeats (seed 37: 58 of 31 MiB).
+removal's target is its addition's source, so half of a lossless copy is repeats
+(seed 37: 31 MiB of unique files in 58).
 `duplicates.json` names each one left out and the file it repeats; `--unpack` puts them back as hard links.
 
 `--train-from` adds the rows of other pair sets (other corpus seeds) as training rows: their part files are

@@ -9,7 +9,7 @@
 #       delta       - the change relative to the source, with the blend mask (`small` now), one step;
 #       deltanomask - the same without the blend mask;
 #       mw0.1, mw1, mw3 - delta with the blend mask, its cross-entropy weighted 0.1, 1 or 3 (train.mask_weight);
-#       ew1, ew3    - mw0.1 with each pair's edited pixels weighted 1 or 3 frames' worth (train.edit_weight).
+#       ew1, ew3    - mw0.1 with each pair weighing 1 + 1 or 3 / its edited fraction (train.edit_weight).
 #     Every run is scored on the test split (the ablation) at each blend-mask cut of THRESHOLDS (default 0.5;
 #     train.mask_threshold); noise also sampled from the source noised to t = 0.6.
 #   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw*/ew* variant and cut the ablation's test split

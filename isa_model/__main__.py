@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--blend-mask", choices=("on", "off"), help="override model.blend_mask")
     t.add_argument("--mask-weight", type=float, help="override train.mask_weight (the blend mask's cross-entropy)")
     t.add_argument("--edit-weight", type=float,
-                   help="override train.edit_weight (a pair's edited pixels, whatever their area, in the losses)")
+                   help="override train.edit_weight (a pair weighs 1 + this / the fraction of pixels it edits)")
     t.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
     t.add_argument("--attention", choices=("isa", "dense"), help="override model.attention")

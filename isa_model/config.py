@@ -148,7 +148,7 @@ class TrainConfig:
     guidance: float = 1.5
     mask_weight: float = 0.1  # the blend mask's cross-entropy beside the velocity MSE (objective.loss)
     mask_threshold: float = 0.5  # sampling: a pixel whose mask is under this is the source's (objective.keep_source)
-    edit_weight: float = 0.0  # a pair's edited pixels count this many frames more, whatever their area (objective.edit_weights)
+    edit_weight: float = 0.0  # a pair weighs 1 + this / its edited fraction (objective.pair_weights)
     bf16: bool = True  # autocast on GPU only
 
     def __post_init__(self) -> None:

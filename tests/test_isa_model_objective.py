@@ -99,16 +99,30 @@ def test_edit_weight_counts_an_edit_whatever_its_area():
     assert losses[5] == pytest.approx(2.0) and losses[50] == pytest.approx(2.0)  # 2 x the edited pixels' mean
 
 
-def test_edit_weight_is_bounded_for_a_few_stray_pixels_and_reaches_the_mask():
-    changed, err = _pair_with_edit(0)
-    changed.view(-1)[0] = 1  # 1 % of the frame: at the floor
-    w = objective.edit_weights(changed, 1.0)
-    assert w.view(-1)[0].item() == pytest.approx(1 + 1 / objective.EDIT_AREA_FLOOR) and w.view(-1)[1] == 1
-    logits = torch.zeros(1, 1, 1, 10, 10)  # m = 0.5 everywhere: every pixel's BCE is log 2
-    pred = objective.Prediction(torch.zeros(1, 3, 1, 10, 10), logits)
-    _, plain = objective.loss(pred, torch.zeros_like(err), changed, 1.0)
-    _, weighted = objective.loss(pred, torch.zeros_like(err), changed, 1.0, edit_weight=1.0)
-    assert weighted["mask_bce"] == pytest.approx(2 * plain["mask_bce"])
+def test_edit_weight_is_one_number_per_pair_bounded_and_one_without_an_edit():
+    changed = torch.zeros(3, 1, 1, 10, 10)
+    changed[0].view(-1)[0] = 1  # 1 % of the frame: at the floor
+    changed[1].view(-1)[:50] = 1  # half the frame; pair 2 edits nothing in view
+    w = objective.pair_weights(changed, 1.0)
+    assert w.shape == (3, 1, 1, 1, 1)
+    assert w.view(-1).tolist() == pytest.approx([1 + 1 / objective.EDIT_AREA_FLOOR, 3.0, 1.0])
+
+
+def test_edit_weight_leaves_each_pixels_optimum_where_it_was():
+    """The mask's best probability at a pixel edited in one of two equal pairs is 1/2 with or without the
+    weight: the gradient of the weighted BCE at m = 1/2 is zero. (Weighting the edited pixels alone moved it
+    to 34/35 for a 3 % edit, and the mask fired outside the edits.)"""
+    changed = torch.zeros(2, 1, 1, 10, 10)
+    changed[:, 0, 0, 0, 1:4] = 1  # both pairs edit the same 3 pixels
+    changed[0, 0, 0, 0, 0] = 1  # pixel 0 only in the first pair
+    changed[1, 0, 0, 0, 5] = 1  # and pixel 5 only in the second: both edit 4 pixels
+    logit = torch.zeros((), requires_grad=True)  # pixel 0's, shared by both pairs
+    logits = torch.zeros(2, 1, 1, 10, 10)
+    logits[:, 0, 0, 0, 0] = logit
+    pred = objective.Prediction(torch.zeros(2, 3, 1, 10, 10), logits)
+    loss, _ = objective.loss(pred, torch.zeros(2, 3, 1, 10, 10), changed, 1.0, edit_weight=3.0)
+    (grad,) = torch.autograd.grad(loss, logit)
+    assert abs(grad.item()) < 1e-7
 
 
 @pytest.mark.parametrize("name", ["source", "delta"])
