@@ -6,8 +6,9 @@ steps), tokens/s and every validation report of the phase.
 
 `--choose` is the rule that picks the quality phase's settings from the ablation alone, so no val number and
 no reading of the results between the two calls picks them: among the loss weights (runs `mw*`: the blend mask's,
-`ew*`: the edited pixels'), the variant and sampling cut whose test-split overall gain, averaged over the
-variant's seeds, is highest.
+`ew*`: the pairs' edit weight), the variant and sampling cut whose overall gain is highest. A run's gain is pooled
+over every pair the ablation scored, the test split and the val split of each extra pair set (`ablation-test-t*`,
+`ablation-val-<set>-t*`), each report weighted by its pairs; a variant's is the mean over its seeds.
 """
 
 from __future__ import annotations
@@ -37,18 +38,21 @@ def run_summary(run: Path, phase: str) -> dict[str, Any]:
 
 
 def choose(runs: Path) -> tuple[str, str]:
-    """(variant, threshold) of the best mean test gain over seeds among the ablation's `mw*` and `ew*` runs."""
-    gains: dict[tuple[str, str], list[float]] = {}
-    reports = [*runs.glob("mw*-s*/ablation-test-t*/validation.json"), *runs.glob("ew*-s*/ablation-test-t*/validation.json")]
-    for report in reports:
-        variant = report.parent.parent.name.rsplit("-s", 1)[0]
-        threshold = report.parent.name.removeprefix("ablation-test-t")
-        gain = json.loads(report.read_text())["overall"]["gain_db"]
-        if gain is not None:
-            gains.setdefault((variant, threshold), []).append(gain)
-    if not gains:
-        raise SystemExit(f"{runs}: no ablation test reports of mw* or ew* runs to choose from")
-    return max(gains, key=lambda k: sum(gains[k]) / len(gains[k]))
+    """(variant, threshold) of the best pooled gain among the ablation's `mw*` and `ew*` runs (module docstring)."""
+    pooled: dict[tuple[str, str], dict[str, list[float]]] = {}  # (variant, cut) -> run -> [sum gain x pairs, pairs]
+    for report in [*runs.glob("mw*-s*/ablation-*-t*/validation.json"), *runs.glob("ew*-s*/ablation-*-t*/validation.json")]:
+        run = report.parent.parent.name
+        threshold = report.parent.name.rsplit("-t", 1)[1]
+        result = json.loads(report.read_text())
+        if result["overall"]["gain_db"] is None or not result.get("pairs"):
+            continue
+        acc = pooled.setdefault((run.rsplit("-s", 1)[0], threshold), {}).setdefault(run, [0.0, 0.0])
+        acc[0] += result["overall"]["gain_db"] * result["pairs"]
+        acc[1] += result["pairs"]
+    if not pooled:
+        raise SystemExit(f"{runs}: no ablation reports of mw* or ew* runs to choose from")
+    gains = {key: sum(g / n for g, n in per_run.values()) / len(per_run) for key, per_run in pooled.items()}
+    return max(gains, key=lambda k: gains[k])
 
 
 def _num(value: float | None) -> float:

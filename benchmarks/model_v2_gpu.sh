@@ -9,10 +9,11 @@
 #       delta       - the change relative to the source, with the blend mask (`small` now), one step;
 #       deltanomask - the same without the blend mask;
 #       mw0.1, mw1, mw3 - delta with the blend mask, its cross-entropy weighted 0.1, 1 or 3 (train.mask_weight);
-#       ew1, ew3    - mw0.1 with each pair weighing 1 + 1 or 3 / its edited fraction (train.edit_weight).
-#     Every run is scored on the test split (the ablation) at each blend-mask cut of THRESHOLDS (default 0.5;
-#     train.mask_threshold); noise also sampled from the source noised to t = 0.6.
-#   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw*/ew* variant and cut the ablation's test split
+#       ew0.3, ew1, ew3 - mw0.1 with each pair weighing 1 + 0.3, 1 or 3 / its edited fraction (train.edit_weight).
+#     Every run is scored on the test split and on each EXTRA_VAL copy's val split (the ablation) at each
+#     blend-mask cut of THRESHOLDS (default 0.5; train.mask_threshold); noise also sampled from the source noised
+#     to t = 0.6.
+#   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw*/ew* variant and cut the ablation's pairs
 #     chose, benchmarks/model_v2_collect.py --choose) to TOTAL steps (or TRAIN_S seconds) and scores them on val
 #     (the quality table) and test at the cut MASK_THRESHOLD (default 0.5).
 #     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`), and the
@@ -50,14 +51,15 @@ declare -A FLAGS=([noise]="--objective noise --blend-mask off" [bridge]="--objec
                   [mw0.1]="--objective delta --blend-mask on --mask-weight 0.1"
                   [mw1]="--objective delta --blend-mask on --mask-weight 1"
                   [mw3]="--objective delta --blend-mask on --mask-weight 3"
+                  [ew0.3]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 0.3"
                   [ew1]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1"
                   [ew3]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 3")
 declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0 [mw0.1]=1.0 [mw1]=1.0 [mw3]=1.0
-                     [ew1]=1.0 [ew3]=1.0)
+                     [ew0.3]=1.0 [ew1]=1.0 [ew3]=1.0)
 QUALITY=${QUALITY:-delta}
 if [ "$QUALITY" = auto ] && [ "$PHASE" = quality ]; then  # the ablation's choice (model_v2_collect.py --choose)
   read -r QUALITY MASK_THRESHOLD < <(python3 benchmarks/model_v2_collect.py --choose "$RUNS") || exit 1
-  echo "chosen by the ablation's test split: $QUALITY, mask threshold $MASK_THRESHOLD"
+  echo "chosen by the ablation's pairs: $QUALITY, mask threshold $MASK_THRESHOLD"
 fi
 if [ "$PHASE" = ablation ]; then VARIANTS=${VARIANTS:-noise:0 bridge:0 deltanomask:0 delta:0 delta:1}
 else VARIANTS=${VARIANTS:-$QUALITY:0 $QUALITY:1}; fi
@@ -90,7 +92,9 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
     echo "== $run: $(tail -c 400 "$RUNS/$run.$PHASE.err" | tr '\r' '\n' | grep -v '^$' | tail -2)"
     if [ "$PHASE" = ablation ]; then  # one chain of validations per run, the runs' chains side by side
       ( for th in ${THRESHOLDS:-0.5}; do
-          validate "$run" test "test-t$th" --guidance "${GUIDANCE[$v]}" --mask-threshold "$th"; done
+          validate "$run" test "test-t$th" --guidance "${GUIDANCE[$v]}" --mask-threshold "$th"
+          for extra in ${EXTRA_VAL:-}; do VDATA=$extra validate "$run" val "val-$(basename "$extra")-t$th" \
+              --guidance "${GUIDANCE[$v]}" --mask-threshold "$th"; done; done
         [ "$v" = noise ] && validate "$run" test test-sdedit --guidance 1.5 --start-t 0.6 ) &
     else
       ( for split in val test; do

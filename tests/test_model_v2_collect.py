@@ -1,0 +1,49 @@
+"""The quality phase's choice rule (benchmarks/model_v2_collect.py --choose): gains pooled over every pair the
+ablation scored, each report weighted by its pairs, then averaged over a variant's seeds."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+TOOL = Path(__file__).parents[1] / "benchmarks" / "model_v2_collect.py"
+_spec = importlib.util.spec_from_file_location("model_v2_collect", TOOL)
+assert _spec is not None and _spec.loader is not None
+_collect = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_collect)
+choose = _collect.choose
+
+
+def _report(runs: Path, run: str, name: str, gain: float | None, pairs: int) -> None:
+    folder = runs / run / f"ablation-{name}"
+    folder.mkdir(parents=True)
+    (folder / "validation.json").write_text(json.dumps({"overall": {"gain_db": gain}, "pairs": pairs}))
+
+
+def test_choose_pools_test_and_extra_val_by_pairs(tmp_path: Path) -> None:
+    # On the 8 test pairs ew1 wins, on the 32 pairs of the extra val set mw0.1 wins by more: pooled, mw0.1.
+    _report(tmp_path, "ew1-s0", "test-t0.5", 2.0, 8)
+    _report(tmp_path, "ew1-s0", "val-p1pack-t0.5", 0.0, 32)  # pooled 0.4
+    _report(tmp_path, "mw0.1-s0", "test-t0.5", 1.0, 8)
+    _report(tmp_path, "mw0.1-s0", "val-p1pack-t0.5", 1.0, 32)  # pooled 1.0
+    assert choose(tmp_path) == ("mw0.1", "0.5")
+
+
+def test_choose_means_over_seeds_and_reads_cuts(tmp_path: Path) -> None:
+    _report(tmp_path, "ew3-s0", "test-t0.7", 3.0, 10)
+    _report(tmp_path, "ew3-s1", "test-t0.7", -2.0, 10)  # ew3 at 0.7: mean 0.5
+    _report(tmp_path, "ew3-s0", "test-t0.5", 0.9, 10)
+    _report(tmp_path, "ew3-s1", "test-t0.5", 0.7, 10)  # ew3 at 0.5: mean 0.8
+    _report(tmp_path, "noise-s0", "test-t0.5", 9.0, 10)  # not a loss-weight run: never chosen
+    _report(tmp_path, "ew1-s0", "test-t0.5", None, 10)  # no gain (no pairs scored): left out
+    assert choose(tmp_path) == ("ew3", "0.5")
+
+
+def test_choose_without_reports_is_one_line(tmp_path: Path) -> None:
+    _report(tmp_path, "noise-s0", "test-t0.5", 1.0, 10)
+    result = subprocess.run([sys.executable, str(TOOL), "--choose", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "no ablation reports" in result.stderr and "Traceback" not in result.stderr
