@@ -6,10 +6,11 @@
 #     isa_model/objective.py:
 #       noise       - rectified flow from noise (the first LIVEditor), 16 steps with guidance 1.5;
 #       bridge      - the path from the source, with the blend mask, 16 steps, guidance 1.0;
-#       delta       - the change relative to the source, with the blend mask (`small` now), one step;
+#       delta       - the change relative to the source, with the blend mask, one step;
 #       deltanomask - the same without the blend mask;
 #       mw0.1, mw1, mw3 - delta with the blend mask, its cross-entropy weighted 0.1, 1 or 3 (train.mask_weight);
-#       ew0.3, ew1, ew3 - mw0.1 with each pair weighing 1 + 0.3, 1 or 3 / its edited fraction (train.edit_weight).
+#       ew0.3, ew1, ew3 - mw0.1 with each pair weighing 1 + 0.3, 1 or 3 / its edited fraction (train.edit_weight;
+#                     ew1 is `small` now); every other variant trains with edit weight 0.
 #     Every run is scored on the test split and on each EXTRA_VAL copy's val split (the ablation) at each
 #     blend-mask cut of THRESHOLDS (default 0.5; train.mask_threshold); noise also sampled from the source noised
 #     to t = 0.6.
@@ -46,11 +47,12 @@ if [ "$PHASE" = speed ]; then  # `small`'s training and sampling steps, ISA vs d
 fi
 for part in ${DATA_PARTS:-}; do cp -rn "$part"/. "$DATA"/ || exit 1; done
 for copy in "$DATA" ${EXTRA_VAL:-}; do python3 benchmarks/model_pack_pairs.py --unpack "$copy" || exit 1; done
-declare -A FLAGS=([noise]="--objective noise --blend-mask off" [bridge]="--objective source --blend-mask on"
-                  [delta]="--objective delta --blend-mask on" [deltanomask]="--objective delta --blend-mask off"
-                  [mw0.1]="--objective delta --blend-mask on --mask-weight 0.1"
-                  [mw1]="--objective delta --blend-mask on --mask-weight 1"
-                  [mw3]="--objective delta --blend-mask on --mask-weight 3"
+PLAIN="--edit-weight 0"  # every pair weighs the same per pixel, as these variants were first run
+declare -A FLAGS=([noise]="--objective noise --blend-mask off $PLAIN" [bridge]="--objective source --blend-mask on $PLAIN"
+                  [delta]="--objective delta --blend-mask on $PLAIN" [deltanomask]="--objective delta --blend-mask off $PLAIN"
+                  [mw0.1]="--objective delta --blend-mask on --mask-weight 0.1 $PLAIN"
+                  [mw1]="--objective delta --blend-mask on --mask-weight 1 $PLAIN"
+                  [mw3]="--objective delta --blend-mask on --mask-weight 3 $PLAIN"
                   [ew0.3]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 0.3"
                   [ew1]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1"
                   [ew3]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 3")
