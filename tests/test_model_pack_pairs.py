@@ -4,7 +4,6 @@ splits in two parts that merge back whole."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from _isa_model_helpers import pair_set
+from _isa_model_helpers import benchmark_tool, pair_set
 
 from isa_model.synthetic_pairs import build_pairs
 from manifests import read_table
@@ -23,13 +22,6 @@ from manifests.media.probe import probe
 from manifests.snapshot import Snapshot
 
 TOOL = Path(__file__).parents[1] / "benchmarks" / "model_pack_pairs.py"
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("model_pack_pairs", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -69,7 +61,7 @@ def test_a_thin_stroke_stays_edited_when_scaled_down(tmp_path: Path):
     mask[:, 40:80, 101] = True  # a vertical stroke one pixel wide
     mask[1, 60, 30:200] = True  # and a horizontal one in the middle frame
     write_mask_file(tmp_path / "m.npz", mask)
-    tool = _tool()
+    tool = benchmark_tool("model_pack_pairs")
     tool.scale_mask(tmp_path / "m.npz", tmp_path / "small.npz", 64, keep=2)
     small = open_mask_file(tmp_path / "small.npz").dense()  # (2, 64, 114): frames 0 and 1
     assert small.shape == (2, 64, 114)

@@ -3,18 +3,15 @@ ablation scored, each report weighted by its pairs, then averaged over a variant
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from _isa_model_helpers import benchmark_tool
+
 TOOL = Path(__file__).parents[1] / "benchmarks" / "model_v2_collect.py"
-_spec = importlib.util.spec_from_file_location("model_v2_collect", TOOL)
-assert _spec is not None and _spec.loader is not None
-_collect = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_collect)
-choose = _collect.choose
+choose = benchmark_tool("model_v2_collect").choose
 
 
 def _report(runs: Path, run: str, name: str, gain: float | None, pairs: int) -> None:
