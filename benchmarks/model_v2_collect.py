@@ -8,7 +8,9 @@ steps), tokens/s and every validation report of the phase.
 no reading of the results between the two calls picks them: among the loss weights (runs `mw*`: the blend mask's,
 `ew*`: the pairs' edit weight), the variant and sampling cut whose overall gain is highest. A run's gain is pooled
 over every pair the ablation scored, the test split and the val split of each extra pair set (`ablation-test-t*`,
-`ablation-val-<set>-t*`), each report weighted by its pairs; a variant's is the mean over its seeds.
+`ablation-val-<set>-t*`), each report weighted by its pairs; a variant's is the mean over its seeds. A cut
+is eligible only where it keeps the issue's bar: every local edit type's PSNR outside the mask, pooled the same
+way, at least KEPT_BAR (a lower cut lets more of the soft mask through, and with it the model's error).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import json
 import sys
 from pathlib import Path
 from typing import Any
+
+KEPT_BAR = 40.0
+"""dB of PSNR outside the mask that every local edit type must keep (issue 24); background's `kept` is its object."""
 
 
 def run_summary(run: Path, phase: str) -> dict[str, Any]:
@@ -38,21 +43,38 @@ def run_summary(run: Path, phase: str) -> dict[str, Any]:
 
 
 def choose(runs: Path) -> tuple[str, str]:
-    """(variant, threshold) of the best pooled gain among the ablation's `mw*` and `ew*` runs (module docstring)."""
-    pooled: dict[tuple[str, str], dict[str, list[float]]] = {}  # (variant, cut) -> run -> [sum gain x pairs, pairs]
+    """(variant, threshold) of the best pooled gain among the ablation's `mw*` and `ew*` runs whose local edit
+    types all keep KEPT_BAR outside the mask (module docstring)."""
+    gain: dict[tuple[str, str], dict[str, list[float]]] = {}  # (variant, cut) -> run -> [sum gain x pairs, pairs]
+    kept: dict[tuple[str, str], dict[str, dict[str, list[float]]]] = {}  # (variant, cut) -> type -> run -> same
     for report in [*runs.glob("mw*-s*/ablation-*-t*/validation.json"), *runs.glob("ew*-s*/ablation-*-t*/validation.json")]:
         run = report.parent.parent.name
-        threshold = report.parent.name.rsplit("-t", 1)[1]
+        key = (run.rsplit("-s", 1)[0], report.parent.name.rsplit("-t", 1)[1])
         result = json.loads(report.read_text())
         if result["overall"]["gain_db"] is None or not result.get("pairs"):
             continue
-        acc = pooled.setdefault((run.rsplit("-s", 1)[0], threshold), {}).setdefault(run, [0.0, 0.0])
-        acc[0] += result["overall"]["gain_db"] * result["pairs"]
-        acc[1] += result["pairs"]
-    if not pooled:
+        _add(gain.setdefault(key, {}), run, result["overall"]["gain_db"], result["pairs"])
+        for edit_type, per in result.get("per_edit_type", {}).items():
+            if edit_type != "background" and per.get("psnr_kept") is not None:
+                _add(kept.setdefault(key, {}).setdefault(edit_type, {}), run, per["psnr_kept"], per["pairs"])
+    if not gain:
         raise SystemExit(f"{runs}: no ablation reports of mw* or ew* runs to choose from")
-    gains = {key: sum(g / n for g, n in per_run.values()) / len(per_run) for key, per_run in pooled.items()}
-    return max(gains, key=lambda k: gains[k])
+    eligible = {key: _pooled(per_run) for key, per_run in gain.items()
+                if all(_pooled(per_run) >= KEPT_BAR for per_run in kept.get(key, {}).values())}
+    if not eligible:
+        raise SystemExit(f"{runs}: no variant and cut keeps {KEPT_BAR} dB outside the mask on every local edit type")
+    return max(eligible, key=lambda k: eligible[k])
+
+
+def _add(per_run: dict[str, list[float]], run: str, value: float, pairs: int) -> None:
+    acc = per_run.setdefault(run, [0.0, 0.0])
+    acc[0] += value * pairs
+    acc[1] += pairs
+
+
+def _pooled(per_run: dict[str, list[float]]) -> float:
+    """The mean over runs (seeds) of each run's pair-weighted mean."""
+    return sum(total / n for total, n in per_run.values()) / len(per_run)
 
 
 def _num(value: float | None) -> float:

@@ -14,10 +14,14 @@ TOOL = Path(__file__).parents[1] / "benchmarks" / "model_v2_collect.py"
 choose = benchmark_tool("model_v2_collect").choose
 
 
-def _report(runs: Path, run: str, name: str, gain: float | None, pairs: int) -> None:
+def _report(runs: Path, run: str, name: str, gain: float | None, pairs: int,
+            kept: dict[str, tuple[float, int]] | None = None) -> None:
+    """One validation.json; kept: edit type -> (PSNR outside the mask, its pairs)."""
     folder = runs / run / f"ablation-{name}"
     folder.mkdir(parents=True)
-    (folder / "validation.json").write_text(json.dumps({"overall": {"gain_db": gain}, "pairs": pairs}))
+    per_type = {t: {"psnr_kept": psnr, "pairs": n} for t, (psnr, n) in (kept or {}).items()}
+    (folder / "validation.json").write_text(json.dumps({"overall": {"gain_db": gain}, "pairs": pairs,
+                                                        "per_edit_type": per_type}))
 
 
 def test_choose_pools_test_and_extra_val_by_pairs(tmp_path: Path) -> None:
@@ -37,6 +41,23 @@ def test_choose_means_over_seeds_and_reads_cuts(tmp_path: Path) -> None:
     _report(tmp_path, "noise-s0", "test-t0.5", 9.0, 10)  # not a loss-weight run: never chosen
     _report(tmp_path, "ew1-s0", "test-t0.5", None, 10)  # no gain (no pairs scored): left out
     assert choose(tmp_path) == ("ew3", "0.5")
+
+
+def test_choose_skips_a_cut_that_breaks_the_kept_bar(tmp_path: Path) -> None:
+    # Cut 0.2 gains more, but its removal pairs keep 39 dB pooled (41 on 10 test pairs, 38 on 20 val pairs).
+    _report(tmp_path, "ew1-s0", "test-t0.2", 2.0, 10, {"removal": (41.0, 10), "background": (20.0, 5)})
+    _report(tmp_path, "ew1-s0", "val-p1pack-t0.2", 2.0, 20, {"removal": (38.0, 20)})
+    # Cut 0.5 keeps 42.5 pooled; background's kept (its object) is not held to the bar.
+    _report(tmp_path, "ew1-s0", "test-t0.5", 1.0, 10, {"removal": (44.0, 10), "background": (20.0, 5)})
+    _report(tmp_path, "ew1-s0", "val-p1pack-t0.5", 1.0, 20, {"removal": (41.0, 10)})
+    assert choose(tmp_path) == ("ew1", "0.5")
+
+
+def test_choose_without_a_cut_that_keeps_the_bar_is_one_line(tmp_path: Path) -> None:
+    _report(tmp_path, "ew1-s0", "test-t0.2", 2.0, 10, {"recolour": (35.0, 10)})
+    result = subprocess.run([sys.executable, str(TOOL), "--choose", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "keeps 40.0 dB" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_choose_without_reports_is_one_line(tmp_path: Path) -> None:
