@@ -7,12 +7,15 @@ their own K/V plus the source K/V computed once (context-cache mode). Attention 
 of one block's attention times the depth (what ISA changes in a training step). Times are medians of
 CUDA-event timings after warm-up. With --compile both training steps are timed a second time with
 `model.compile` on (each block's element-wise work through torch.compile). Every training step's first call
-is kept apart: its seconds hold the compile cost, its loss compares compiled with eager (same seed). Prints a
-table and writes JSON.
+is kept apart: its seconds hold the compile cost, its loss compares compiled with eager (same seed). With
+--graph-plan-train the ISA training steps (and attention alone) are timed again with `isa.graph_plan_train` on:
+each call's block selection and work lists replayed as one CUDA graph instead of ~90 ops issued from Python.
+Prints a table and writes JSON.
 
     python3 benchmarks/model_speed.py --out benchmarks/results/model_speed.json
     python3 benchmarks/model_speed.py --config benchmarks/configs/model_small_alpha_s_0.125.json --shapes 32K,64K
     python3 benchmarks/model_speed.py --shapes 32K,64K --compile --out benchmarks/results/model_speed_compile.json
+    python3 benchmarks/model_speed.py --shapes 32K,64K --compile --graph-plan-train
 """
 
 from __future__ import annotations
@@ -58,23 +61,24 @@ def first_step(step: Callable[[], torch.Tensor]) -> tuple[float, float]:
     return time.perf_counter() - start, loss
 
 
-def model_config(config: str, shape: tuple[int, int, int], **changes) -> ModelConfig:
-    """A config's model (`small` or a JSON file) at another bucket."""
+def model_config(config: str, shape: tuple[int, int, int], graphed: bool = False, **changes) -> ModelConfig:
+    """A config's model (`small` or a JSON file) at another bucket; graphed: isa.graph_plan_train on."""
     cfg = load_config(config).model
-    return dataclasses.replace(cfg, frames=shape[0], height=shape[1], width=shape[2], **changes)
+    isa = dataclasses.replace(cfg.isa, graph_plan_train=graphed)
+    return dataclasses.replace(cfg, frames=shape[0], height=shape[1], width=shape[2], isa=isa, **changes)
 
 
-def build(config: str, shape: tuple[int, int, int], **changes) -> LIVEditor:
+def build(config: str, shape: tuple[int, int, int], graphed: bool = False, **changes) -> LIVEditor:
     torch.manual_seed(0)
-    return LIVEditor(model_config(config, shape, **changes)).cuda()
+    return LIVEditor(model_config(config, shape, graphed, **changes)).cuda()
 
 
-def train_step(config: str, shape: tuple[int, int, int], attention: str, compiled: bool = False
-               ) -> Callable[[], torch.Tensor]:
+def train_step(config: str, shape: tuple[int, int, int], attention: str, compiled: bool = False,
+               graphed: bool = False) -> Callable[[], torch.Tensor]:
     """One training step of batch 1 as a closure returning its loss: forward + backward + AdamW under bf16
     autocast, with model.compile set to `compiled` whatever the config says. Weights and inputs are seeded,
     so every closure's first step sees the same ones."""
-    model = build(config, shape, attention=attention, compile=compiled).train()
+    model = build(config, shape, graphed, attention=attention, compile=compiled).train()
     with torch.no_grad():  # adaLN-Zero's zero layers made small and random, as after some training: at zero
         for name, p in model.named_parameters():  # every block is the identity and the loss cannot see them
             if "ada" in name or name.startswith("out."):
@@ -100,10 +104,10 @@ def train_step(config: str, shape: tuple[int, int, int], attention: str, compile
     return step
 
 
-def attention_train_ms(config: str, shape: tuple[int, int, int], attention: str) -> float:
+def attention_train_ms(config: str, shape: tuple[int, int, int], attention: str, graphed: bool = False) -> float:
     """Forward + backward of the model's attention alone (random q, k, v of one block's shape) times its
     depth: the part of a training step that ISA can change; the rest of the step is the same for both."""
-    cfg = model_config(config, shape, attention=attention)
+    cfg = model_config(config, shape, graphed, attention=attention)
     n_part = shape[0] * (shape[1] // cfg.patch[1]) * (shape[2] // cfg.patch[2])
     head_dim = cfg.dim // cfg.heads
     q, k, v = (torch.randn(1, cfg.heads, 2 * n_part, head_dim, device="cuda", dtype=torch.bfloat16,
@@ -142,6 +146,8 @@ def main() -> None:
     parser.add_argument("--config", default="small", help="model config name or JSON file")
     parser.add_argument("--compile", action="store_true",
                         help="also time both training steps with model.compile on, and their first step")
+    parser.add_argument("--graph-plan-train", action="store_true",
+                        help="also time the ISA training steps with isa.graph_plan_train on")
     args = parser.parse_args()
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": []}
@@ -156,9 +162,15 @@ def main() -> None:
                 step = train_step(args.config, shape, attention, compiled)
                 row[f"first_step_{attention}{suffix}_s"], row[f"loss_{attention}{suffix}"] = first_step(step)
                 row[f"train_{attention}{suffix}_ms"] = timed(step)
+            if args.graph_plan_train:
+                step = train_step(args.config, shape, "isa", compiled, graphed=True)
+                row[f"first_step_isa_graphed{suffix}_s"], row[f"loss_isa_graphed{suffix}"] = first_step(step)
+                row[f"train_isa_graphed{suffix}_ms"] = timed(step)
         if args.compile:
             row["train_speedup_compiled"] = row["train_dense_compiled_ms"] / row["train_isa_compiled_ms"]
         row["attn_train_isa_ms"] = attention_train_ms(args.config, shape, "isa")
+        if args.graph_plan_train:
+            row["attn_train_isa_graphed_ms"] = attention_train_ms(args.config, shape, "isa", graphed=True)
         row["attn_train_dense_ms"] = attention_train_ms(args.config, shape, "dense")
         row["sample_full_isa_ms"], _ = sample_step_ms(args.config, shape, "isa", cached=False)
         row["sample_full_dense_ms"], _ = sample_step_ms(args.config, shape, "dense", cached=False)
@@ -194,6 +206,16 @@ def main() -> None:
                   f"{r['first_step_isa_compiled_s']:.1f} s, dense {r['first_step_dense_compiled_s']:.1f} s; first loss "
                   f"ISA {r['loss_isa']:.6f} / {r['loss_isa_compiled']:.6f}, dense {r['loss_dense']:.6f} / "
                   f"{r['loss_dense_compiled']:.6f} (eager / compiled)")
+    if args.graph_plan_train:
+        print("\nISA training step with the block selection replayed as a CUDA graph (isa.graph_plan_train):")
+        for r in results["rows"]:
+            with_compile = "" if not args.compile else (
+                f"; compiled {r['train_isa_graphed_compiled_ms']:.1f} ms against {r['train_isa_compiled_ms']:.1f} "
+                f"({r['train_dense_compiled_ms'] / r['train_isa_graphed_compiled_ms']:.2f}x dense)")
+            print(f"{r['shape']:<13} eager {r['train_isa_graphed_ms']:.1f} ms against {r['train_isa_ms']:.1f} "
+                  f"({r['train_dense_ms'] / r['train_isa_graphed_ms']:.2f}x dense){with_compile}; attention alone "
+                  f"{r['attn_train_isa_graphed_ms']:.1f} against {r['attn_train_isa_ms']:.1f} ms; first loss "
+                  f"{r['loss_isa_graphed']:.6f} against {r['loss_isa']:.6f}")
 
 
 if __name__ == "__main__":

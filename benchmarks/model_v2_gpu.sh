@@ -20,7 +20,8 @@
 #     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`), and the
 #     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`).
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
-#   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone.
+#   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone, with SPEED_ARGS (e.g. "--compile
+#     --graph-plan-train").
 # DATA: a curated dataset root carried with the call (jobs/configs/train_pairs.yaml); SNAPSHOT: its edit_pairs
 # snapshot JSON, read instead of the Delta log (the device image has no deltalake). DATA_PARTS: folders carried by
 # this or an earlier call whose files belong under DATA (benchmarks/model_pack_pairs.py --first-mib splits a copy
@@ -42,7 +43,8 @@ fi
 export PYTHONPATH=$PWD/$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
 [ "$PHASE" = setup ] && { echo "wheels in $SITE"; du -sh "$DATA" ${DATA_PARTS:-}; exit; }
 if [ "$PHASE" = speed ]; then  # `small`'s training and sampling steps, ISA vs dense (benchmarks/model_speed.py)
-  python3 benchmarks/model_speed.py --out "$OUT/model_speed.json" --shapes "${SHAPES:-32K,64K}" 2>&1 | tee "$OUT/v2-speed.log"
+  python3 benchmarks/model_speed.py --out "$OUT/model_speed.json" --shapes "${SHAPES:-32K,64K}" ${SPEED_ARGS:-} 2>&1 \
+    | tee "$OUT/v2-speed.log"
   exit
 fi
 for part in ${DATA_PARTS:-}; do cp -rn "$part"/. "$DATA"/ || exit 1; done

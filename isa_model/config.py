@@ -45,6 +45,7 @@ class IsaSettings(IsaConfig):
     """The kernel's parameters (validated there) plus which implementation runs them."""
 
     backend: str = "triton"  # "triton" or "torch" (the readable oracle, for CPU tests)
+    graph_plan_train: bool = False  # CUDA training calls replay the block selection as a graph (TileConfig)
 
     def kernel_config(self) -> IsaConfig:
         """The algorithm's parameters alone, as `isa_attention` takes them."""
@@ -89,6 +90,8 @@ class ModelConfig:
                               "noise path's velocity is not zero)")
         if not isinstance(self.compile, bool):
             raise ConfigError(f"model.compile must be true or false, got {self.compile!r}")
+        if not isinstance(self.isa.graph_plan_train, bool):
+            raise ConfigError(f"model.isa.graph_plan_train must be true or false, got {self.isa.graph_plan_train!r}")
         if self.latent != "pixel":
             raise ConfigError(f"model.latent {self.latent!r}: only 'pixel' is available")
         if self.dim % self.heads:

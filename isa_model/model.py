@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from open_clip.model import CLIPTextCfg, _build_text_tower
 
 from isa_model.config import ModelConfig
-from kernels import isa_attention
+from kernels import TileConfig, isa_attention
 
 RANDOM_INIT = "random-init"
 
@@ -95,7 +95,14 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg
     """
     if cfg.attention == "dense":
         return F.scaled_dot_product_attention(q, k, v)
-    return isa_attention(q, k, v, n_ctx, config=cfg.isa.kernel_config(), backend=cfg.isa.backend)
+    return isa_attention(q, k, v, n_ctx, config=cfg.isa.kernel_config(), backend=cfg.isa.backend,
+                         tiles=_tiles(cfg.isa.graph_plan_train))
+
+
+@functools.cache
+def _tiles(graph_plan_train: bool) -> TileConfig:
+    """The kernels' launch shapes, made once (their checks run at construction)."""
+    return TileConfig(graph_plan_train=graph_plan_train)
 
 
 def rms_norm(x: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:

@@ -2,6 +2,7 @@
 torch reference), with block selections that can be planned once and reused."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -20,7 +21,8 @@ BACKENDS = ("triton", "torch")
 
 @dataclass(frozen=True)
 class IsaPlan:
-    """Which key blocks each query block sees (selection), the 0-th order mask and the forward work lists.
+    """Which key blocks each query block sees (selection), the 0-th order mask and the work lists: the forward's,
+    and for a training call the backward's dk/dv lists too (built with the rest, so a graphed plan holds them).
 
     Built from pooled q and k; reusable for any q, k, v of the same shapes (a sampler's later denoising
     steps): the pooled k/v of the 0-th order terms are taken from each call's own k and v.
@@ -33,6 +35,7 @@ class IsaPlan:
     selection: IsaSelection
     mask: torch.Tensor  # 0-th order terms, bit-packed int32 [B * H * nbq, ceil(nb / 32)]
     fwd: tuple[Launch, Launch | None]
+    dkdv: tuple[Launch, Launch] | None = None  # key_launches(selection, TileConfig.dkdv_sharp_gk)
 
     def check(self, q: torch.Tensor, k: torch.Tensor, n_ctx: int) -> None:
         """One-line error when this plan was made for other shapes, context length or device."""
@@ -43,10 +46,23 @@ class IsaPlan:
 
 
 def _plan_from_pooled(qm: torch.Tensor, km: torch.Tensor, q: torch.Tensor, k: torch.Tensor, layout: BlockLayout,
-                      cfg: IsaConfig, tiles: TileConfig) -> IsaPlan:
+                      cfg: IsaConfig, tiles: TileConfig, for_backward: bool = False) -> IsaPlan:
     sel = select_blocks(qm, km, layout, cfg)
     return IsaPlan(layout, cfg, (*q.shape[:3], k.shape[2], q.shape[3]), q.device, sel, pack_bits(mean_rows(sel)),
-                   query_launches(sel, tiles.fwd_sharp_gq))
+                   query_launches(sel, tiles.fwd_sharp_gq),
+                   key_launches(sel, tiles.dkdv_sharp_gk) if for_backward else None)
+
+
+def _copied(p: IsaPlan) -> IsaPlan:
+    """The plan with its own copy of every tensor. A graph's outputs are overwritten by its next replay, and a
+    training call's plan must live until its backward, after the calls of every later block."""
+    def own(obj: Any) -> Any:
+        return dataclasses.replace(obj, **{f.name: getattr(obj, f.name).clone() for f in dataclasses.fields(obj)
+                                           if isinstance(getattr(obj, f.name), torch.Tensor)})
+    sharp, flat = p.fwd
+    copy: IsaPlan = own(p)
+    return dataclasses.replace(copy, selection=own(p.selection), fwd=(own(sharp), None if flat is None else own(flat)),
+                               dkdv=None if p.dkdv is None else (own(p.dkdv[0]), own(p.dkdv[1])))
 
 
 def isa_plan(q: torch.Tensor, k: torch.Tensor, n_ctx: int, config: IsaConfig | None = None,
@@ -108,35 +124,37 @@ def isa_backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: torch.Ten
     if any(w is not None and w.any_mean for w in p.fwd):
         dkm, dvm = launch_mean_kv(q, do, lse, delta, km, vm, p.mask, p.layout, tiles.mean_tile, tiles.mean_warps,
                                   tiles.mean_chunks)
-    sharp_keys, all_keys = key_launches(p.selection, tiles.dkdv_sharp_gk)
+    planned = p.dkdv if p.dkdv is not None and p.dkdv[0].group == tiles.dkdv_sharp_gk else None
+    sharp_keys, all_keys = planned or key_launches(p.selection, tiles.dkdv_sharp_gk)
     launch_dkdv(q, k, v, do, dk, dv, lse, delta, None, None, sharp_keys, p.layout, tiles, sharp=True)
     launch_dkdv(q, k, v, do, dk, dv, lse, delta, dkm, dvm, all_keys, p.layout, tiles, sharp=False)
     return dq, dk, dv
 
 
-_PlanKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device, BlockLayout, IsaConfig, int]
+_PlanKey = tuple[tuple[int, ...], tuple[int, ...], torch.dtype, torch.device, BlockLayout, IsaConfig, int, int]
 _PlanGraph = tuple[tuple[torch.Tensor, torch.Tensor, torch.Tensor], torch.cuda.CUDAGraph, IsaPlan]  # pooled, graph, plan
-_PLAN_GRAPHS: dict[_PlanKey, _PlanGraph | None] = {}  # per (shapes, dtype, device, layout, config, group); None: failed
+_PLAN_GRAPHS: dict[_PlanKey, _PlanGraph | None] = {}  # per (shapes, dtype, device, layout, config, groups); None: failed
 
 
 def _graphed_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: BlockLayout, cfg: IsaConfig,
-                  tiles: TileConfig) -> tuple[IsaPlan, torch.Tensor, torch.Tensor] | None:
-    """Pool, then replay the ~60 selection and work-list ops as one captured CUDA graph (they launch at
-    host speed otherwise). The plan's tensors are the graph's static outputs, overwritten by the next call of
-    the same shapes, so this is only for calls that consume the plan at once (no autograd). None: capture
-    failed once for this key; plan eagerly."""
-    key: _PlanKey = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, layout, cfg, tiles.fwd_sharp_gq)
+                  tiles: TileConfig, for_backward: bool) -> tuple[IsaPlan, torch.Tensor, torch.Tensor] | None:
+    """Pool, then replay the ~60 selection and work-list ops (~90 with the backward's) as one captured CUDA
+    graph (they launch at host speed otherwise). The graph's outputs are overwritten by the next call of the
+    same shapes: an inference call consumes them at once, a training call (for_backward) gets its own copy of
+    the plan and of its pooled k, v. None: capture failed once for this key; plan eagerly."""
+    key: _PlanKey = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, layout, cfg, tiles.fwd_sharp_gq,
+                     tiles.dkdv_sharp_gk if for_backward else 0)
     if key not in _PLAN_GRAPHS:
         pooled = pool_qkv(q, k, v, layout)
         try:
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):  # warm-up outside the capture, as torch's graph docs ask
-                _plan_from_pooled(pooled[0], pooled[1], q, k, layout, cfg, tiles)
+                _plan_from_pooled(pooled[0], pooled[1], q, k, layout, cfg, tiles, for_backward)
             torch.cuda.current_stream().wait_stream(side)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                p = _plan_from_pooled(pooled[0], pooled[1], q, k, layout, cfg, tiles)
+                p = _plan_from_pooled(pooled[0], pooled[1], q, k, layout, cfg, tiles, for_backward)
             _PLAN_GRAPHS[key] = (pooled, graph, p)
         except RuntimeError:
             _PLAN_GRAPHS[key] = None
@@ -144,22 +162,30 @@ def _graphed_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, layout: Blo
     if entry is None:
         return None
     pooled, graph, p = entry
-    pool_qkv(q, k, v, layout, out=pooled)
+    if not for_backward:
+        pool_qkv(q, k, v, layout, out=pooled)
+        graph.replay()
+        return p, pooled[1], pooled[2]
+    qm, km, vm = pool_qkv(q, k, v, layout)  # this call's own, kept for its backward
+    pooled[0].copy_(qm)
+    pooled[1].copy_(km)  # the graph reads pooled q and k only
     graph.replay()
-    return p, pooled[1], pooled[2]
+    return _copied(p), km, vm
 
 
 def _pooled_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig, tiles: TileConfig,
-                 p: IsaPlan | None, graphed: bool) -> tuple[IsaPlan, torch.Tensor, torch.Tensor]:
-    """The plan (given, graphed or eager) and pooled k, v in q's dtype."""
+                 p: IsaPlan | None, graphed: bool, for_backward: bool = False
+                 ) -> tuple[IsaPlan, torch.Tensor, torch.Tensor]:
+    """The plan (given, graphed or eager; with the dk/dv work lists when for_backward) and pooled k, v in q's
+    dtype."""
     if p is not None:
         _, km, vm = pool_qkv(None, k, v, p.layout)
         return p, km.to(q.dtype), vm.to(q.dtype)
     layout = layout_for(q, k, n_ctx, cfg.block)
-    found = _graphed_plan(q, k, v, layout, cfg, tiles) if graphed else None
+    found = _graphed_plan(q, k, v, layout, cfg, tiles, for_backward) if graphed else None
     if found is None:
         qm, km, vm = pool_qkv(q, k, v, layout)
-        found = _plan_from_pooled(qm, km, q, k, layout, cfg, tiles), km, vm
+        found = _plan_from_pooled(qm, km, q, k, layout, cfg, tiles, for_backward), km, vm
     p, km, vm = found
     return p, km.to(q.dtype), vm.to(q.dtype)
 
@@ -169,7 +195,8 @@ class _IsaFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig,
                 tiles: TileConfig, p: IsaPlan | None) -> torch.Tensor:
-        p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, p, graphed=False)
+        p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, p, graphed=tiles.graph_plan_train and q.is_cuda,
+                                 for_backward=True)
         o, lse = isa_forward(q, k, v, km, vm, p, tiles)
         ctx.save_for_backward(q, k, v, o, lse, km, vm)
         ctx.plan, ctx.tiles = p, tiles

@@ -102,6 +102,13 @@ def test_compile_is_a_checked_config_field_and_a_train_flag():
         assert load_config("tiny", _overrides(args)).model.compile is value
 
 
+def test_graph_plan_train_is_a_checked_isa_field():
+    with pytest.raises(ConfigError, match="graph_plan_train"):
+        tiny(isa={"graph_plan_train": "yes"})
+    assert tiny(isa={"graph_plan_train": True}).model.isa.graph_plan_train is True
+    assert tiny().model.isa.graph_plan_train is False  # on for training only once a GPU has timed it
+
+
 def test_compiled_blocks_equal_eager_in_a_training_step():
     """model.compile runs each block's element-wise work through torch.compile (one region on either side of
     the attention call): the same output and gradients as eager, and one graph per region for every block.

@@ -4,6 +4,7 @@ block-sparse top-k, per-head alpha_f from pooled sharpness).
 Triton kernels (the interpreter on CPU: fp32/fp16 at tiny shapes; bf16/fp16 on GPU) against the torch
 oracle and against float64 dense attention where every block is exact.
 """
+import dataclasses
 import os
 
 import torch
@@ -15,8 +16,10 @@ import pytest
 from _isa_device import DEVICE, ON_GPU
 
 from kernels import IsaConfig, IsaInputError, dense_attention_f64, isa_attention, isa_plan
+from kernels.isa import _copied
 from kernels.isa_blocks import block_masks, sharp_across_heads
-from kernels.isa_config import keep_count
+from kernels.isa_config import TileConfig, keep_count
+from kernels.isa_selection import key_launches
 
 DTYPE = torch.bfloat16 if ON_GPU else torch.float32
 REL_TOL = {torch.float32: 2e-5, torch.float16: 4e-3, torch.bfloat16: 2e-2}[DTYPE]
@@ -108,6 +111,43 @@ def test_reused_plan_gives_the_same_output_and_gradients():
     with torch.no_grad():  # inference path (no autograd; on CUDA the plan is a replayed graph), twice
         for _ in range(2):
             torch.testing.assert_close(isa_attention(q, k, v, 32, config=cfg), fresh, rtol=0, atol=0)
+
+
+def test_training_calls_of_one_shape_keep_their_own_plans():
+    """Two blocks' calls of the same shapes, both forwards before either backward (as in a model): each
+    backward must use its own call's selection and work lists. On CUDA with graph_plan_train the plans come
+    from one replayed graph whose outputs the second call overwrites, so each call must have copied its own."""
+    cfg = IsaConfig(block=16, alpha_s=0.5, alpha_ns=0.2)
+    calls = [_qkv(1, 2, 96, 16, seed=s) for s in (40, 41)]
+    grads_in = [torch.randn(1, 2, 96, 16, device=DEVICE).to(DTYPE) for _ in calls]
+    alone = [_out_and_grads(*qkv, 32, g, config=cfg) for qkv, g in zip(calls, grads_in)]
+    tiles = TileConfig(graph_plan_train=True)
+    for _ in range(2):  # the second round replays the graph the first captured
+        for qkv in calls:
+            for x in qkv:
+                x.grad = None
+        outs = [isa_attention(*qkv, 32, config=cfg, tiles=tiles) for qkv in calls]
+        torch.autograd.backward(outs, grads_in)
+        for (out, grads), got, qkv in zip(alone, outs, calls):
+            torch.testing.assert_close(got.detach(), out, rtol=0, atol=0)
+            for x, g in zip(qkv, grads):
+                torch.testing.assert_close(x.grad, g, rtol=0, atol=0)
+
+
+def test_copied_plan_shares_no_tensor_with_the_original():
+    q, k, _ = _qkv(1, 2, 96, 16, seed=42)
+    plan = isa_plan(q, k, 32, config=IsaConfig(block=16, alpha_s=0.5, alpha_ns=0.2))
+    plan = dataclasses.replace(plan, dkdv=key_launches(plan.selection, TileConfig().dkdv_sharp_gk))
+    copy = _copied(plan)
+
+    def tensors(p):
+        parts = [p, p.selection, *(w for w in (*p.fwd, *p.dkdv) if w is not None)]
+        return [getattr(x, f.name) for x in parts for f in dataclasses.fields(x)
+                if isinstance(getattr(x, f.name), torch.Tensor)]
+    originals, copies = tensors(plan), tensors(copy)
+    assert len(originals) == len(copies) >= 5 + 7 * 3  # selection 4, mask 1, three or four launches of 7
+    for a, b in zip(originals, copies):
+        assert torch.equal(a, b) and a.untyped_storage().data_ptr() != b.untyped_storage().data_ptr()
 
 
 def test_reused_plan_takes_pooled_values_from_the_new_call():
