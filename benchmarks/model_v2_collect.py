@@ -2,11 +2,12 @@
 steps), tokens/s and every validation report of the phase.
 
     python benchmarks/model_v2_collect.py RUNS PHASE OUT.json
-    python benchmarks/model_v2_collect.py --choose RUNS     # prints "VARIANT THRESHOLD"
+    python benchmarks/model_v2_collect.py --choose RUNS     # prints "VARIANT THRESHOLD WEIGHTS"
 
 `--choose` is the rule that picks the quality phase's settings from the ablation alone, so no val number and
 no reading of the results between the two calls picks them: among the loss weights (runs `mw*`: the blend mask's,
-`ew*`: the pairs' edit weight), the variant and sampling cut whose overall gain is highest. A run's gain is pooled
+`ew*`: the pairs' edit weight), the variant, sampling cut and weights (EMA, or the raw weights of reports named
+`*-model-t<cut>`) whose overall gain is highest. A run's gain is pooled
 over every pair the ablation scored, the test split and the val split of each extra pair set (`ablation-test-t*`,
 `ablation-val-<set>-t*`), each report weighted by its pairs; a variant's is the mean over its seeds. A cut
 is eligible only where it keeps the issue's bar: every local edit type's PSNR outside the mask, pooled the same
@@ -42,14 +43,18 @@ def run_summary(run: Path, phase: str) -> dict[str, Any]:
     return out
 
 
-def choose(runs: Path) -> tuple[str, str]:
-    """(variant, threshold) of the best pooled gain among the ablation's `mw*` and `ew*` runs whose local edit
-    types all keep KEPT_BAR outside the mask (module docstring)."""
-    gain: dict[tuple[str, str], dict[str, list[float]]] = {}  # (variant, cut) -> run -> [sum gain x pairs, pairs]
-    kept: dict[tuple[str, str], dict[str, dict[str, list[float]]]] = {}  # (variant, cut) -> type -> run -> same
+_Key = tuple[str, str, str]  # (variant, cut, weights)
+
+
+def choose(runs: Path) -> tuple[str, str, str]:
+    """(variant, threshold, weights) of the best pooled gain among the ablation's `mw*` and `ew*` runs whose
+    local edit types all keep KEPT_BAR outside the mask (module docstring)."""
+    gain: dict[_Key, dict[str, list[float]]] = {}  # key -> run -> [sum gain x pairs, pairs]
+    kept: dict[_Key, dict[str, dict[str, list[float]]]] = {}  # key -> type -> run -> same
     for report in [*runs.glob("mw*-s*/ablation-*-t*/validation.json"), *runs.glob("ew*-s*/ablation-*-t*/validation.json")]:
         run = report.parent.parent.name
-        key = (run.rsplit("-s", 1)[0], report.parent.name.rsplit("-t", 1)[1])
+        name, cut = report.parent.name.rsplit("-t", 1)
+        key = (run.rsplit("-s", 1)[0], cut, "model" if name.endswith("-model") else "ema")
         result = json.loads(report.read_text())
         if result["overall"]["gain_db"] is None or not result.get("pairs"):
             continue

@@ -12,11 +12,12 @@
 #       ew0.3, ew1, ew3 - mw0.1 with each pair weighing 1 + 0.3, 1 or 3 / its edited fraction (train.edit_weight;
 #                     ew1 is `small` now); every other variant trains with edit weight 0.
 #     Every run is scored on the test split and on each EXTRA_VAL copy's val split (the ablation) at each
-#     blend-mask cut of THRESHOLDS (default 0.5; train.mask_threshold); noise also sampled from the source noised
+#     blend-mask cut of THRESHOLDS (default 0.5; train.mask_threshold), with each of WEIGHTS (default "ema"; "ema
+#     model" also scores the raw weights, reports `*-model-t<cut>`); noise also sampled from the source noised
 #     to t = 0.6.
-#   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw*/ew* variant and cut the ablation's pairs
-#     chose, benchmarks/model_v2_collect.py --choose) to TOTAL steps (or TRAIN_S seconds) and scores them on val
-#     (the quality table) and test at the cut MASK_THRESHOLD (default 0.5).
+#   PHASE=quality: resumes the QUALITY runs (QUALITY=auto: the mw*/ew* variant, cut and weights the ablation's
+#     pairs chose, benchmarks/model_v2_collect.py --choose) to TOTAL steps (or TRAIN_S seconds) and scores them on
+#     val (the quality table) and test at the cut MASK_THRESHOLD (default 0.5) with the one WEIGHTS (default ema).
 #     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`), and the
 #     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`).
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
@@ -62,8 +63,8 @@ declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0 [mw0
                      [ew0.3]=1.0 [ew1]=1.0 [ew3]=1.0)
 QUALITY=${QUALITY:-delta}
 if [ "$QUALITY" = auto ] && [ "$PHASE" = quality ]; then  # the ablation's choice (model_v2_collect.py --choose)
-  read -r QUALITY MASK_THRESHOLD < <(python3 benchmarks/model_v2_collect.py --choose "$RUNS") || exit 1
-  echo "chosen by the ablation's pairs: $QUALITY, mask threshold $MASK_THRESHOLD"
+  read -r QUALITY MASK_THRESHOLD WEIGHTS < <(python3 benchmarks/model_v2_collect.py --choose "$RUNS") || exit 1
+  echo "chosen by the ablation's pairs: $QUALITY, mask threshold $MASK_THRESHOLD, $WEIGHTS weights"
 fi
 if [ "$PHASE" = ablation ]; then VARIANTS=${VARIANTS:-noise:0 bridge:0 deltanomask:0 delta:0 delta:1}
 else VARIANTS=${VARIANTS:-$QUALITY:0 $QUALITY:1}; fi
@@ -95,18 +96,20 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
     v=${vs%:*}; s=${vs#*:}; run=$v-s$s
     echo "== $run: $(tail -c 400 "$RUNS/$run.$PHASE.err" | tr '\r' '\n' | grep -v '^$' | tail -2)"
     if [ "$PHASE" = ablation ]; then  # one chain of validations per run, the runs' chains side by side
-      ( for th in ${THRESHOLDS:-0.5}; do
-          validate "$run" test "test-t$th" --guidance "${GUIDANCE[$v]}" --mask-threshold "$th"
-          for extra in ${EXTRA_VAL:-}; do VDATA=$extra validate "$run" val "val-$(basename "$extra")-t$th" \
-              --guidance "${GUIDANCE[$v]}" --mask-threshold "$th"; done; done
+      ( for th in ${THRESHOLDS:-0.5}; do for w in ${WEIGHTS:-ema}; do
+          tag=${w/#ema/}; tag=${tag:+-$tag}  # EMA reports keep their names; raw weights' end in -model
+          validate "$run" test "test$tag-t$th" --guidance "${GUIDANCE[$v]}" --mask-threshold "$th" --weights "$w"
+          for extra in ${EXTRA_VAL:-}; do VDATA=$extra validate "$run" val "val-$(basename "$extra")$tag-t$th" \
+              --guidance "${GUIDANCE[$v]}" --mask-threshold "$th" --weights "$w"; done; done; done
         [ "$v" = noise ] && validate "$run" test test-sdedit --guidance 1.5 --start-t 0.6 ) &
     else
       ( for split in val test; do
-          validate "$run" $split $split --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"
+          validate "$run" $split $split --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" \
+              --weights "${WEIGHTS:-ema}"
           [ -n "${RESUMED[$run]}" ] && CKPT=${RESUMED[$run]} validate "$run" $split $split-resumed \
-              --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"; done
+              --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}"; done
         for extra in ${EXTRA_VAL:-}; do VDATA=$extra validate "$run" val "val-$(basename "$extra")" \
-            --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}"; done ) &
+            --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}"; done ) &
     fi
   done
   wait

@@ -30,7 +30,7 @@ def test_choose_pools_test_and_extra_val_by_pairs(tmp_path: Path) -> None:
     _report(tmp_path, "ew1-s0", "val-p1pack-t0.5", 0.0, 32)  # pooled 0.4
     _report(tmp_path, "mw0.1-s0", "test-t0.5", 1.0, 8)
     _report(tmp_path, "mw0.1-s0", "val-p1pack-t0.5", 1.0, 32)  # pooled 1.0
-    assert choose(tmp_path) == ("mw0.1", "0.5")
+    assert choose(tmp_path) == ("mw0.1", "0.5", "ema")
 
 
 def test_choose_means_over_seeds_and_reads_cuts(tmp_path: Path) -> None:
@@ -40,7 +40,7 @@ def test_choose_means_over_seeds_and_reads_cuts(tmp_path: Path) -> None:
     _report(tmp_path, "ew3-s1", "test-t0.5", 0.7, 10)  # ew3 at 0.5: mean 0.8
     _report(tmp_path, "noise-s0", "test-t0.5", 9.0, 10)  # not a loss-weight run: never chosen
     _report(tmp_path, "ew1-s0", "test-t0.5", None, 10)  # no gain (no pairs scored): left out
-    assert choose(tmp_path) == ("ew3", "0.5")
+    assert choose(tmp_path) == ("ew3", "0.5", "ema")
 
 
 def test_choose_skips_a_cut_that_breaks_the_kept_bar(tmp_path: Path) -> None:
@@ -50,7 +50,16 @@ def test_choose_skips_a_cut_that_breaks_the_kept_bar(tmp_path: Path) -> None:
     # Cut 0.5 keeps 42.5 pooled; background's kept (its object) is not held to the bar.
     _report(tmp_path, "ew1-s0", "test-t0.5", 1.0, 10, {"removal": (44.0, 10), "background": (20.0, 5)})
     _report(tmp_path, "ew1-s0", "val-p1pack-t0.5", 1.0, 20, {"removal": (41.0, 10)})
-    assert choose(tmp_path) == ("ew1", "0.5")
+    assert choose(tmp_path) == ("ew1", "0.5", "ema")
+
+
+def test_choose_keeps_raw_weights_apart_from_ema(tmp_path: Path) -> None:
+    # The raw weights' reports (*-model-t<cut>) are their own candidate, not pooled with the EMA's.
+    _report(tmp_path, "ew1-s0", "test-t0.5", 1.0, 10)
+    _report(tmp_path, "ew1-s0", "test-model-t0.5", 1.5, 10)
+    _report(tmp_path, "ew1-s1", "test-t0.5", 1.0, 10)
+    _report(tmp_path, "ew1-s1", "test-model-t0.5", 0.7, 10)  # raw: mean 1.1 over seeds; EMA: 1.0
+    assert choose(tmp_path) == ("ew1", "0.5", "model")
 
 
 def test_choose_without_a_cut_that_keeps_the_bar_is_one_line(tmp_path: Path) -> None:
