@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--snapshot", help="a manifests snapshot JSON: train on its edit_pairs rows (no Delta log read)")
     t.add_argument("--steps", type=int, help="override train.steps")
     t.add_argument("--seed", type=int, help="override train.seed")
+    t.add_argument("--batch-size", type=int, help="override data.batch_size")
+    t.add_argument("--lr", type=float, help="override train.lr")
     t.add_argument("--objective", choices=("noise", "source", "delta"),
                    help="override model.objective (objective.py)")
     t.add_argument("--blend-mask", choices=("on", "off"), help="override model.blend_mask")
@@ -78,6 +80,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["train"]["steps"] = args.steps
     if args.seed is not None:
         changes["train"]["seed"] = args.seed
+    if args.batch_size is not None:
+        changes["data"]["batch_size"] = args.batch_size
+    if args.lr is not None:
+        changes["train"]["lr"] = args.lr
     if args.objective:
         changes["model"]["objective"] = args.objective
     if args.blend_mask:

@@ -92,7 +92,7 @@ def test_config_rejects_bad_head_dim_and_unknown_keys():
         tiny(colour="red")
 
 
-def test_compile_is_a_checked_config_field_and_a_train_flag():
+def test_train_flags_override_checked_config_fields():
     from isa_model.__main__ import _overrides, _parser
 
     with pytest.raises(ConfigError, match="compile"):
@@ -100,6 +100,12 @@ def test_compile_is_a_checked_config_field_and_a_train_flag():
     for flag, value in (("on", True), ("off", False)):
         args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--compile", flag])
         assert load_config("tiny", _overrides(args)).model.compile is value
+    args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--batch-size", "16", "--lr", "6e-4"])
+    cfg = load_config("tiny", _overrides(args))
+    assert (cfg.data.batch_size, cfg.train.lr) == (16, 6e-4)
+    args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--batch-size", "0"])
+    with pytest.raises(ConfigError, match="batch_size"):
+        load_config("tiny", _overrides(args))
 
 
 def test_graph_plan_train_is_a_checked_isa_field():
