@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,7 @@ class EditPairs(Dataset):
         self.stride = stride
         self.train = train
         self.tokenizer = open_clip.get_tokenizer(cfg.text_model, context_length=cfg.text_context)
+        self.frame_counts: dict[str, int] = {}  # per worker: a probe opens the file twice (decord, PyAV)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -94,10 +96,17 @@ class EditPairs(Dataset):
         except Exception:  # noqa: BLE001  # a bad pair (any decode or file error) must not stop training: the collate step counts it
             return None
 
+    def _frames(self, path: Path) -> int:
+        """A clip's frame count, probed once: the files of a run's pinned snapshot do not change under it."""
+        key = str(path)
+        if key not in self.frame_counts:
+            self.frame_counts[key] = probe(path).frames
+        return self.frame_counts[key]
+
     def _load(self, row: dict[str, Any], u: np.ndarray) -> dict[str, Any]:
         cfg = self.cfg
         src_path, tgt_path = local_file(self.root, row["source_uri"]), local_file(self.root, row["target_uri"])
-        available = min(probe(src_path).frames, probe(tgt_path).frames)
+        available = min(self._frames(src_path), self._frames(tgt_path))
         idx = frame_indices(available, cfg.frames, self.stride, float(u[0]))
         clips = [torch.from_numpy(read_frames(p, idx)).permute(0, 3, 1, 2).float() / 127.5 - 1  # (T, 3, H, W)
                  for p in (src_path, tgt_path)]

@@ -53,6 +53,22 @@ def test_loader_is_deterministic_given_seed_and_differs_across_seeds(root):
         assert (a["source"] + a["target"]).abs().mean() < 0.1
 
 
+def test_each_clip_is_probed_once_across_epochs(root, monkeypatch):
+    import isa_model.data as data
+
+    probed = []
+    real_probe = data.probe
+    monkeypatch.setattr(data, "probe", lambda path: probed.append(str(path)) or real_probe(path))
+    ds = EditPairs(root, "train", tiny().model, seed=0)
+    first = [ds[(0, i)] for i in range(3)]
+    again = [ds[(0, i)] for i in range(3)]
+    later = ds[(1, 0)]
+    files = {r[k] for r in ds.rows[:3] for k in ("source_uri", "target_uri")}  # pairs may share a source
+    assert later is not None and len(probed) == len(set(probed)) == len(files) > 3
+    for a, b in zip(first, again):
+        assert torch.equal(a["source"], b["source"]) and torch.equal(a["target"], b["target"])
+
+
 def test_local_edits_load_their_rle_mask_files(root):
     cfg = tiny().model
     ds = EditPairs(root, "train", cfg, seed=0)
