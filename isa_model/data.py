@@ -81,7 +81,7 @@ class EditPairs(Dataset):
         self.stride = stride
         self.train = train
         self.tokenizer = open_clip.get_tokenizer(cfg.text_model, context_length=cfg.text_context)
-        self.frame_counts: dict[str, int] = {}  # per worker: a probe opens the file twice (decord, PyAV)
+        self._frame_counts: dict[str, int] = {}  # per worker: a probe opens the file twice (decord, PyAV)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -99,9 +99,9 @@ class EditPairs(Dataset):
     def _frames(self, path: Path) -> int:
         """A clip's frame count, probed once: the files of a run's pinned snapshot do not change under it."""
         key = str(path)
-        if key not in self.frame_counts:
-            self.frame_counts[key] = probe(path).frames
-        return self.frame_counts[key]
+        if key not in self._frame_counts:
+            self._frame_counts[key] = probe(path).frames
+        return self._frame_counts[key]
 
     def _load(self, row: dict[str, Any], u: np.ndarray) -> dict[str, Any]:
         cfg = self.cfg
