@@ -1,7 +1,8 @@
 """LIVEditor speed on one GPU: ISA vs dense training step, and context-cached vs uncached sampling step.
 
 Model: the `small` config's transformer (or `--config`'s) at larger buckets (RoPE makes it size-agnostic).
-Training step = forward + backward + AdamW step under bf16 autocast, batch 1. Sampling step = one denoiser call with CFG
+Training step = forward + backward + AdamW step under bf16 autocast, batch 1 (or --batch: `small` trains on 8
+clips of the train bucket). Sampling step = one denoiser call with CFG
 (batch 2): uncached = full in-context sequence (target + source tokens), cached = target tokens only over
 their own K/V plus the source K/V computed once (context-cache mode). Attention alone = forward + backward
 of one block's attention times the depth (what ISA changes in a training step). Times are medians of
@@ -16,6 +17,7 @@ Prints a table and writes JSON.
     python3 benchmarks/model_speed.py --config benchmarks/configs/model_small_alpha_s_0.125.json --shapes 32K,64K
     python3 benchmarks/model_speed.py --shapes 32K,64K --compile --out benchmarks/results/model_speed_compile.json
     python3 benchmarks/model_speed.py --shapes 32K,64K --compile --graph-plan-train
+    python3 benchmarks/model_speed.py --shapes train-bucket --batch 8 --compile --graph-plan-train
 """
 
 from __future__ import annotations
@@ -74,8 +76,8 @@ def build(config: str, shape: tuple[int, int, int], graphed: bool = False, **cha
 
 
 def train_step(config: str, shape: tuple[int, int, int], attention: str, compiled: bool = False,
-               graphed: bool = False) -> Callable[[], torch.Tensor]:
-    """One training step of batch 1 as a closure returning its loss: forward + backward + AdamW under bf16
+               graphed: bool = False, batch: int = 1) -> Callable[[], torch.Tensor]:
+    """One training step of `batch` clips as a closure returning its loss: forward + backward + AdamW under bf16
     autocast, with model.compile set to `compiled` whatever the config says. Weights and inputs are seeded,
     so every closure's first step sees the same ones."""
     model = build(config, shape, graphed, attention=attention, compile=compiled).train()
@@ -85,9 +87,9 @@ def train_step(config: str, shape: tuple[int, int, int], attention: str, compile
                 p.normal_(0, 0.02)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     c = model.cfg
-    x0, src = (torch.randn(1, 3, c.frames, c.height, c.width, device="cuda") for _ in range(2))
-    tokens = model.text.tokenize(["invert the colours"]).cuda()
-    t = torch.rand(1, device="cuda")
+    x0, src = (torch.randn(batch, 3, c.frames, c.height, c.width, device="cuda") for _ in range(2))
+    tokens = model.text.tokenize(["invert the colours"] * batch).cuda()
+    t = torch.rand(batch, device="cuda")
 
     def step() -> torch.Tensor:  # the config's objective (small: the change relative to the source, with its mask)
         x1 = objective.path_start(c.objective, src, torch.randn_like(x0))
@@ -144,12 +146,14 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/model_speed.json")
     parser.add_argument("--shapes", default="train-bucket,32K,64K")
     parser.add_argument("--config", default="small", help="model config name or JSON file")
+    parser.add_argument("--batch", type=int, default=1, help="clips per training step (sampling stays at 2)")
     parser.add_argument("--compile", action="store_true",
                         help="also time both training steps with model.compile on, and their first step")
     parser.add_argument("--graph-plan-train", action="store_true",
                         help="also time the ISA training steps with isa.graph_plan_train on")
     args = parser.parse_args()
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
+               "train_batch": args.batch,
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": []}
     for name in args.shapes.split(","):
         shape = SHAPES[name]
@@ -159,11 +163,11 @@ def main() -> None:
         modes = [(False, ""), (True, "_compiled")] if args.compile else [(False, "")]
         for compiled, suffix in modes:
             for attention in ("isa", "dense"):
-                step = train_step(args.config, shape, attention, compiled)
+                step = train_step(args.config, shape, attention, compiled, batch=args.batch)
                 row[f"first_step_{attention}{suffix}_s"], row[f"loss_{attention}{suffix}"] = first_step(step)
                 row[f"train_{attention}{suffix}_ms"] = timed(step)
             if args.graph_plan_train:
-                step = train_step(args.config, shape, "isa", compiled, graphed=True)
+                step = train_step(args.config, shape, "isa", compiled, graphed=True, batch=args.batch)
                 row[f"first_step_isa_graphed{suffix}_s"], row[f"loss_isa_graphed{suffix}"] = first_step(step)
                 row[f"train_isa_graphed{suffix}_ms"] = timed(step)
         if args.compile:

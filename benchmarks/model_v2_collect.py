@@ -1,5 +1,5 @@
 """Gather the runs of benchmarks/model_v2_gpu.sh into one JSON: per run its steps, loss (mean of the last 50
-steps), tokens/s and every validation report of the phase.
+steps), tokens/s, step and loader seconds and every validation report of the phase.
 
     python benchmarks/model_v2_collect.py RUNS PHASE OUT.json
     python benchmarks/model_v2_collect.py --choose RUNS     # prints "VARIANT THRESHOLD WEIGHTS"
@@ -33,7 +33,9 @@ def run_summary(run: Path, phase: str) -> dict[str, Any]:
         "steps": rows[-1]["step"] if rows else 0,
         "loss_last50": sum(r["loss"] for r in last) / len(last) if last else None,
         "mse_last50": sum(r.get("mse", r["loss"]) for r in last) / len(last) if last else None,
-        "tokens_per_s_median": sorted(r["tokens_per_s"] for r in rows)[len(rows) // 2] if rows else None,
+        "tokens_per_s_median": _median([r["tokens_per_s"] for r in rows]),
+        "step_s_median": _median([r["step_s"] for r in rows]),
+        "data_s_median": _median([r["data_s"] for r in rows if "data_s" in r]),  # the loader's share of a step
         "validation": {},
     }
     for folder in sorted(run.glob(f"{phase}-*")):
@@ -41,6 +43,10 @@ def run_summary(run: Path, phase: str) -> dict[str, Any]:
         if folder.is_dir() and report.is_file():
             out["validation"][folder.name.removeprefix(f"{phase}-")] = json.loads(report.read_text())
     return out
+
+
+def _median(values: list[float]) -> float | None:
+    return sorted(values)[len(values) // 2] if values else None
 
 
 _Key = tuple[str, str, str]  # (variant, cut, weights)

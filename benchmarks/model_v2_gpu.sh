@@ -21,6 +21,8 @@
 #     val (the quality table) and test at the cut MASK_THRESHOLD (default 0.5) with the one WEIGHTS (default ema).
 #     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`), and the
 #     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`).
+#   PHASE=train: resumes the QUALITY runs as the quality phase does (QUALITY names the variant), scores nothing; a
+#     call of training alone, so a later quality call needs less of its time for training.
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
 #   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone, with SPEED_ARGS (e.g. "--compile
 #     --graph-plan-train").
@@ -97,7 +99,8 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
   [ -f "$RUNS/gpu-tests.log" ] && [ "$PHASE" = quality ] && tail -3 "$RUNS/gpu-tests.log"
   for vs in $VARIANTS; do
     v=${vs%:*}; s=${vs#*:}; run=$v-s$s
-    echo "== $run: $(tail -c 400 "$RUNS/$run.$PHASE.err" | tr '\r' '\n' | grep -v '^$' | tail -2)"
+    echo "== $run: $(tail -c 400 "$RUNS/$run.$PHASE.err" | tr '\r' '\n' | grep -av '^$' | tail -2)"
+    if [ "$PHASE" = train ]; then continue; fi
     if [ "$PHASE" = ablation ]; then  # one chain of validations per run, the runs' chains side by side
       ( for th in ${THRESHOLDS:-0.5}; do for w in ${WEIGHTS:-ema}; do
           tag=${w/#ema/}; tag=${tag:+-$tag}  # EMA reports keep their names; raw weights' end in -model
@@ -117,7 +120,7 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
   done
   wait
   date -u
-  for f in "$RUNS"/*/"$PHASE"-*.log; do echo "== $f"; tail -9 "$f"; done
+  for f in "$RUNS"/*/"$PHASE"-*.log; do [ -f "$f" ] && { echo "== $f"; tail -9 "$f"; }; done
   python3 benchmarks/model_v2_collect.py "$RUNS" "$PHASE" "$OUT/v2_$PHASE.json"
 } 2>&1 | tee "$OUT/v2-$PHASE.log"
 for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}

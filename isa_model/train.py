@@ -245,6 +245,7 @@ class Trainer:
             while self.step < cfg.train.steps:
                 t0 = time.time()
                 batch = next(batches)
+                data_s = time.time() - t0  # waiting on the loader: a step that is mostly this is data-bound
                 self.position = advance(self.position, batch["skipped"] + batch["size"], self.per_epoch)
                 self.skipped += batch["skipped"]
                 if batch["size"] == 0:
@@ -259,7 +260,7 @@ class Trainer:
                     torch.cuda.synchronize()
                 self.step += 1
                 dt = time.time() - t0
-                out.update(step=self.step, lr=lr_at(self.step - 1, cfg), skipped=self.skipped, step_s=dt,
+                out.update(step=self.step, lr=lr_at(self.step - 1, cfg), skipped=self.skipped, step_s=dt, data_s=data_s,
                            tokens_per_s=tokens_per_sample * batch["size"] * self.world / dt)
                 logs.append(out)
                 if metrics:
