@@ -72,12 +72,13 @@ def test_graphed_block_selection_gives_the_eager_training_step():
     twice (the second step replays the graph the first captured)."""
     results = []
     for graphed in (False, True):
-        model, x, t, src, text = _pair(isa={"block": 64, "backend": "triton", "graph_plan_train": graphed})
+        model, x, t, src, _ = _pair(isa={"block": 64, "backend": "triton", "graph_plan_train": graphed})
         model.train()
         x_t, v = objective.path_point(x, src, t)
-        for _ in range(2):
+        tokens = model.text.tokenize(["invert the colours", "sepia"]).cuda()
+        for _ in range(2):  # the text is encoded each step, as in training: a step's backward frees its graph
             model.zero_grad(set_to_none=True)
-            pred = objective.split_output(model(x_t, t, src, text), 3, model.cfg.blend_mask)
+            pred = objective.split_output(model(x_t, t, src, model.encode_text(tokens)), 3, model.cfg.blend_mask)
             loss, _ = objective.loss(pred, v, objective.change_mask(src, x), 0.1)
             loss.backward()
         results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
