@@ -34,6 +34,7 @@
 # WHEELS (default .whl/: av, open_clip_torch, ftfy, wcwidth, pycocotools, pytest for Python 3.12) are installed
 # once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log and
 # $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
+# TRAIN_ARGS: more `isa_model train` flags for every run (e.g. "--graph-plan-train on").
 # CONFIG (default small) lets the same script run on the CPU with tiny, as a check of the script itself.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
@@ -91,7 +92,7 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
     if [ "$PHASE" = ablation ]; then steps=${STEPS:-600}; resume=""; else steps=${TOTAL:-4000}; resume=--resume
       RESUMED[$run]=$(ls -d "$RUNS/$run"/checkpoints/step_* 2>/dev/null | tail -1); fi  # empty: a new run
     python3 -m isa_model train --config "${CONFIG:-small}" ${FLAGS[$v]} --seed "$s" --data "$DATA" --snapshot "$SNAPSHOT" \
-        --out "$RUNS/$run" --steps "$steps" $resume --time-limit "${TRAIN_S:-380}" \
+        --out "$RUNS/$run" --steps "$steps" $resume --time-limit "${TRAIN_S:-380}" ${TRAIN_ARGS:-} \
         >"$RUNS/$run.$PHASE.out" 2>"$RUNS/$run.$PHASE.err" &
   done
   wait

@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--context-cache", action="store_true", help="train in context K/V cache mode")
     t.add_argument("--compile", choices=("on", "off"),
                    help="override model.compile (torch.compile of each block's element-wise work)")
+    t.add_argument("--graph-plan-train", choices=("on", "off"),
+                   help="override model.isa.graph_plan_train (a CUDA training call replays its block selection as a graph)")
     v = sub.add_parser("validate", help="sample the val split and score it")
     v.add_argument("--ckpt", required=True, help="a checkpoint folder or a run's checkpoints/ folder")
     v.add_argument("--out", required=True)
@@ -98,6 +100,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["model"]["context_cache"] = True
     if args.compile:
         changes["model"]["compile"] = args.compile == "on"
+    if args.graph_plan_train:
+        changes["model"]["isa"] = {"graph_plan_train": args.graph_plan_train == "on"}
     return changes
 
 

@@ -225,5 +225,8 @@ def load_config(name_or_path: str, overrides: dict[str, dict[str, Any]] | None =
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config {path.name}: not JSON ({exc})") from None
     for section, changes in (overrides or {}).items():
-        values.setdefault(section, {}).update(changes)
+        target = values.setdefault(section, {})
+        for key, value in changes.items():  # a nested part (model.isa) is merged into the file's, not replaced
+            nested = isinstance(value, dict) and isinstance(target.get(key), dict)
+            target[key] = {**target[key], **value} if nested else value
     return config_from_dict(values)

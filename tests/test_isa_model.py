@@ -103,6 +103,9 @@ def test_train_flags_override_checked_config_fields():
     args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--batch-size", "16", "--lr", "6e-4"])
     cfg = load_config("tiny", _overrides(args))
     assert (cfg.data.batch_size, cfg.train.lr) == (16, 6e-4)
+    args = _parser().parse_args(["train", "--config", "small", "--out", "run", "--graph-plan-train", "on"])
+    isa = load_config("small", _overrides(args)).model.isa
+    assert isa.graph_plan_train and (isa.alpha_f, isa.dropped_mean) == (0.25, True)  # the file's other fields kept
     args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--batch-size", "0"])
     with pytest.raises(ConfigError, match="batch_size"):
         load_config("tiny", _overrides(args))
