@@ -2,15 +2,15 @@
 
 Model: the `small` config's transformer (or `--config`'s) at larger buckets (RoPE makes it size-agnostic).
 Training step = forward + backward + AdamW step under bf16 autocast, batch 1 (or --batch: `small` trains on 8
-clips of the train bucket). Sampling step = one denoiser call with CFG
-(batch 2): uncached = full in-context sequence (target + source tokens), cached = target tokens only over
-their own K/V plus the source K/V computed once (context-cache mode). Attention alone = forward + backward
-of one block's attention times the depth (what ISA changes in a training step). Times are medians of
-CUDA-event timings after warm-up. With --compile both training steps are timed a second time with
-`model.compile` on (each block's element-wise work through torch.compile). Every training step's first call
-is kept apart: its seconds hold the compile cost, its loss compares compiled with eager (same seed). With
---graph-plan-train the ISA training steps (and attention alone) are timed again with `isa.graph_plan_train` on:
-each call's block selection and work lists replayed as one CUDA graph instead of ~90 ops issued from Python.
+clips of the train bucket). Sampling step = one denoiser call with CFG (batch 2): uncached = full in-context
+sequence (target + source tokens), cached = target tokens only over their own K/V plus the source K/V computed
+once (context-cache mode). Attention alone = forward + backward of one block's attention times the depth (what
+ISA changes in a training step). Times are medians of CUDA-event timings after warm-up. With --compile both
+training steps are timed a second time with `model.compile` on (each block's element-wise work through
+torch.compile). Every training step's first call is kept apart: its seconds hold the compile cost, its loss
+compares compiled with eager (same seed). With --graph-plan-train the ISA training steps (and attention alone)
+are timed again with `isa.graph_plan_train` on: each call's block selection and work lists replayed as one
+CUDA graph instead of ~90 ops issued from Python.
 Prints a table and writes JSON.
 
     python3 benchmarks/model_speed.py --out benchmarks/results/model_speed.json
