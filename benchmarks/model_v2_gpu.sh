@@ -21,8 +21,8 @@
 #     val (the quality table) and test at the cut MASK_THRESHOLD (default 0.5) with the one WEIGHTS (default ema).
 #     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`), and the
 #     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`).
-#   PHASE=train: resumes the QUALITY runs as the quality phase does (QUALITY names the variant), scores nothing; a
-#     call of training alone, so a later quality call needs less of its time for training.
+#   PHASE=train: resumes the QUALITY runs as the quality phase does (QUALITY=auto chosen the same way), scores
+#     nothing; a call of training alone, so a later quality call needs less of its time for training.
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
 #   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone, with SPEED_ARGS (e.g. "--compile
 #     --graph-plan-train").
@@ -68,12 +68,15 @@ declare -A FLAGS=([noise]="--objective noise --blend-mask off $PLAIN" [bridge]="
 declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0 [mw0.1]=1.0 [mw1]=1.0 [mw3]=1.0
                      [ew0.3]=1.0 [ew1]=1.0 [ew3]=1.0 [ew1b16]=1.0 [ew1lr6]=1.0)
 QUALITY=${QUALITY:-delta}
-if [ "$QUALITY" = auto ] && [ "$PHASE" = quality ]; then  # the ablation's choice (model_v2_collect.py --choose)
+if [ "$QUALITY" = auto ] && [ "$PHASE" != ablation ]; then  # the ablation's choice (model_v2_collect.py --choose)
   read -r QUALITY MASK_THRESHOLD WEIGHTS < <(python3 benchmarks/model_v2_collect.py --choose "$RUNS") || exit 1
   echo "chosen by the ablation's pairs: $QUALITY, mask threshold $MASK_THRESHOLD, $WEIGHTS weights"
 fi
 if [ "$PHASE" = ablation ]; then VARIANTS=${VARIANTS:-noise:0 bridge:0 deltanomask:0 delta:0 delta:1}
 else VARIANTS=${VARIANTS:-$QUALITY:0 $QUALITY:1}; fi
+for vs in $VARIANTS; do  # a name FLAGS lacks would train the config's defaults under that name
+  [ -n "${FLAGS[${vs%:*}]+set}" ] || { echo "unknown variant ${vs%:*}; known: ${!FLAGS[*]}"; exit 1; }
+done
 mkdir -p "$RUNS"
 validate() {  # run split name extra...: score one run's EMA weights (CKPT: which checkpoint, default the newest;
   local run=$1 split=$2 name=$3 data=${VDATA:-$DATA} snapshot=$SNAPSHOT; shift 3  # VDATA: another packed copy)
