@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="override train.seed")
     t.add_argument("--batch-size", type=int, help="override data.batch_size")
     t.add_argument("--lr", type=float, help="override train.lr")
+    t.add_argument("--decay-steps", type=int,
+                   help="override train.decay_steps (the learning rate falls to 0 over the last this many steps)")
     t.add_argument("--objective", choices=("noise", "source", "delta"),
                    help="override model.objective (objective.py)")
     t.add_argument("--blend-mask", choices=("on", "off"), help="override model.blend_mask")
@@ -86,6 +88,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["data"]["batch_size"] = args.batch_size
     if args.lr is not None:
         changes["train"]["lr"] = args.lr
+    if args.decay_steps is not None:
+        changes["train"]["decay_steps"] = args.decay_steps
     if args.objective:
         changes["model"]["objective"] = args.objective
     if args.blend_mask:

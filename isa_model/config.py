@@ -33,7 +33,7 @@ DATA_LIMITS: dict[str, tuple[float, float]] = {
 }
 
 TRAIN_LIMITS: dict[str, tuple[float, float]] = {"mask_weight": (0.0, 100.0), "mask_threshold": (0.01, 0.99),
-                                                "edit_weight": (0.0, 100.0)}
+                                                "edit_weight": (0.0, 100.0), "decay_steps": (0, 10_000_000)}
 
 
 class ConfigError(ValueError):
@@ -141,6 +141,7 @@ class TrainConfig:
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup: int = 10
+    decay_steps: int = 0  # the learning rate falls linearly to 0 over the last this many steps (0: constant)
     grad_clip: float = 1.0
     ema: float = 0.999
     text_dropout: float = 0.1  # probability of the empty instruction, for classifier-free guidance

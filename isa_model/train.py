@@ -36,7 +36,12 @@ T = TypeVar("T")
 
 
 def lr_at(step: int, cfg: Config) -> float:
-    return cfg.train.lr * min(1.0, (step + 1) / max(1, cfg.train.warmup))
+    """Warm-up, then constant; with `train.decay_steps`, linear to 0 over the last decay_steps of `train.steps`
+    (warmup-stable-decay). The constant part does not depend on `train.steps`, so a run resumed with more
+    steps keeps its past and moves only its decay."""
+    warm = min(1.0, (step + 1) / max(1, cfg.train.warmup))
+    decay = min(1.0, max(0, cfg.train.steps - step) / cfg.train.decay_steps) if cfg.train.decay_steps else 1.0
+    return cfg.train.lr * warm * decay
 
 
 def ema_decay(step: int, target: float) -> float:

@@ -109,6 +109,28 @@ def test_train_flags_override_checked_config_fields():
     args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--batch-size", "0"])
     with pytest.raises(ConfigError, match="batch_size"):
         load_config("tiny", _overrides(args))
+    args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--decay-steps", "-1"])
+    with pytest.raises(ConfigError, match="decay_steps"):
+        load_config("tiny", _overrides(args))
+
+
+def test_learning_rate_warms_up_holds_and_decays_over_the_last_steps():
+    """Warmup-stable-decay: more steps on a resume move the decay and leave the steps before it alone."""
+    from isa_model.__main__ import _overrides, _parser
+    from isa_model.train import lr_at
+
+    def lrs(*flags: str) -> list[float]:
+        args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--lr", "1e-3", *flags])
+        cfg = load_config("tiny", _overrides(args))
+        return [lr_at(step, cfg) for step in range(cfg.train.steps)]
+
+    plain, short, long = lrs("--steps", "40"), lrs("--steps", "40", "--decay-steps", "10"), lrs(
+        "--steps", "60", "--decay-steps", "10")
+    warmup = load_config("tiny").train.warmup
+    assert plain[warmup:] == [1e-3] * (40 - warmup)  # constant without a decay
+    assert short[:30] == plain[:30] and long[:50] == plain + [1e-3] * 10  # the stable part never moves
+    assert short[30:] == pytest.approx([1e-3 * (10 - i) / 10 for i in range(10)])  # linear, last step lr / 10
+    assert long[50:] == short[30:]
 
 
 def test_graph_plan_train_is_a_checked_isa_field():
