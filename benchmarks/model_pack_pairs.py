@@ -8,7 +8,7 @@ here the same way (bilinear, antialiased: 256x144 -> 114x64) and re-encoded at a
 still give the curated size).
 
     python benchmarks/model_pack_pairs.py out/train_pairs out/gpu_pairs [--short-side 64] [--crf 0] [--frames 16] \
-        [--train-from out/other_pairs ...] [--first-mib 21]
+        [--train-from out/other_pairs ...] [--first-mib 21 [--part-mib 56]]
     python benchmarks/model_pack_pairs.py --unpack out/gpu_pairs   # on the device: duplicates back, every file there?
 
 At crf 0 (lossless) the copy-the-source baseline keeps its curated kept-region PSNR (44.8 dB against 40.5 at
@@ -31,9 +31,9 @@ copied with `split` set to train, so their val and test pairs train too, and the
 stay the only ones. A pair already packed is left out (every corpus holds the same real clip, whose pairs are
 train in each); a URI of another pair that collides with one packed is refused.
 
-`--first-mib` splits such a copy in two for two calls' carries: OUT keeps the manifests and the clip and mask
-files up to that size, OUT-b the rest; on the device the second part's files are
-copied under the first (benchmarks/model_v2_gpu.sh, DATA_PARTS).
+`--first-mib` splits such a copy for several calls' carries: OUT keeps the manifests and the clip and mask
+files up to that size, OUT-b the rest, or with `--part-mib` at most that much, then OUT-c, OUT-d, ... On the
+device the later parts' files are copied under the first (benchmarks/model_v2_gpu.sh, DATA_PARTS).
 """
 
 from __future__ import annotations
@@ -188,23 +188,28 @@ def restore_duplicates(out: Path) -> None:
             os.link(out / kept, out / rel)
 
 
-def split_pack(out: Path, first_mib: float) -> dict[str, int]:
-    """Move the clip and mask files (sorted by path) beyond `first_mib` from OUT to OUT-b, same relative paths;
-    the manifests and the snapshot stay in OUT."""
-    second = out.with_name(out.name + "-b")
+def part_folder(out: Path, index: int) -> Path:
+    """Part `index` of a split copy: OUT itself (0), then OUT-b, OUT-c, ..."""
+    return out if index == 0 else out.with_name(f"{out.name}-{chr(ord('a') + index)}")
+
+
+def split_pack(out: Path, first_mib: float, part_mib: float | None = None) -> dict[str, list[int]]:
+    """Move the clip and mask files (sorted by path) beyond `first_mib` from OUT to OUT-b, same relative paths,
+    and, with `part_mib`, each part's files beyond that size on to OUT-c, OUT-d, ...; the manifests and the
+    snapshot stay in OUT. Returns the bytes of each part."""
     media = media_files(out)
-    used = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) - sum(p.stat().st_size for p in media)
-    moved = 0
+    sizes = [sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) - sum(p.stat().st_size for p in media)]
     for path in media:
         size = path.stat().st_size
-        if used + size > first_mib * 2**20:
-            dest = second / path.relative_to(out)
+        limit = first_mib if len(sizes) == 1 else part_mib
+        if limit is not None and sizes[-1] + size > limit * 2**20 and (len(sizes) == 1 or sizes[-1] > 0):
+            sizes.append(0)  # a file larger than a part still gets a part of its own
+        if len(sizes) > 1:
+            dest = part_folder(out, len(sizes) - 1) / path.relative_to(out)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(path, dest)
-            moved += size
-        else:
-            used += size
-    return {"first_bytes": used, "second_bytes": moved}
+        sizes[-1] += size
+    return {"part_bytes": sizes}
 
 
 def missing_files(out: Path) -> list[str]:
@@ -227,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-from", type=Path, action="append", default=[],
                    help="another curated pair set whose rows all join as training rows (repeatable)")
     p.add_argument("--first-mib", type=float, help="split the copy: OUT holds this many MiB, OUT-b the rest")
+    p.add_argument("--part-mib", type=float, help="with --first-mib: OUT-b, OUT-c, ... hold at most this many MiB each")
     p.add_argument("--unpack", action="store_true",
                    help="on the copy: put its duplicates back, list the files its rows use and lack; exit 1 if any")
     args = p.parse_args(argv)
@@ -239,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("OUT is needed unless --unpack")
     result = pack(Path(args.root), Path(args.out), args.short_side, args.crf, args.frames, tuple(args.train_from))
     if args.first_mib:
-        result.update(split_pack(Path(args.out), args.first_mib))
+        result.update(split_pack(Path(args.out), args.first_mib, args.part_mib))
     print(json.dumps(result))
     return 0
 

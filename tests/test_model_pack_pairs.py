@@ -1,6 +1,6 @@
 """benchmarks/model_pack_pairs.py: the device copy of a pair set keeps every row's files, the middle frames,
 masks that cover every touched pixel, stores repeated files once, adds other sets' rows as training rows, and
-splits in two parts that merge back whole."""
+splits in parts that merge back whole."""
 
 from __future__ import annotations
 
@@ -31,13 +31,19 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_pack_split_check_and_merge(tmp_path: Path):
     root = pair_set(tmp_path / "pairs")  # 6-frame clips of 40x48 with the editors' mask files
     out = tmp_path / "pack"
-    done = _run(str(root), str(out), "--frames", "4", "--short-side", "32", "--first-mib", "0.01")
+    done = _run(str(root), str(out), "--frames", "4", "--short-side", "32", "--first-mib", "0.01",
+                "--part-mib", "0.02")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    assert result["rows"] == 16 and result["second_bytes"] > 0
-    second = tmp_path / "pack-b"
-    assert _run("--unpack", str(out)).returncode == 1  # the second part's files are missing from the first
-    shutil.copytree(second, out, dirs_exist_ok=True)  # what the device script does with DATA_PARTS
+    parts = result["part_bytes"]
+    assert result["rows"] == 16 and len(parts) >= 3 and min(parts) > 0
+    for i, size in enumerate(parts[1:], 1):  # each later part within its size, unless one file alone is larger
+        folder = tmp_path / f"pack-{chr(ord('a') + i)}"
+        files = [p.stat().st_size for p in folder.rglob("*") if p.is_file()]
+        assert sum(files) == size and (size <= 0.02 * 2**20 or len(files) == 1)
+    for i in range(1, len(parts)):  # what the device script does with DATA_PARTS, one part after another
+        assert _run("--unpack", str(out)).returncode == 1  # a later part's files are still missing
+        shutil.copytree(tmp_path / f"pack-{chr(ord('a') + i)}", out, dirs_exist_ok=True)
     check = _run("--unpack", str(out))
     assert check.returncode == 0 and json.loads(check.stdout)["missing"] == 0
 
