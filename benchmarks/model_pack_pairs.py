@@ -243,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if missing else 0
     if not args.out:
         p.error("OUT is needed unless --unpack")
-    result = pack(Path(args.root), Path(args.out), args.short_side, args.crf, args.frames, tuple(args.train_from))
+    result: dict[str, Any] = dict(pack(Path(args.root), Path(args.out), args.short_side, args.crf, args.frames,
+                                       tuple(args.train_from)))
     if args.first_mib:
         result.update(split_pack(Path(args.out), args.first_mib, args.part_mib))
     print(json.dumps(result))
