@@ -32,8 +32,9 @@
 # that one carry cannot hold); they are copied in, the copy's duplicates put back, and DATA is checked for every file
 # its rows use. Wheels in
 # WHEELS (default .whl/: av, open_clip_torch, ftfy, wcwidth, pycocotools, pytest for Python 3.12) are installed
-# once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log and
-# $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py).
+# once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log,
+# $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py) and $OUT/runs_<phase>.tgz (each run's metrics.jsonl and
+# this phase's validation.json files).
 # TRAIN_ARGS: more `isa_model train` flags for every run (e.g. "--graph-plan-train on").
 # CONFIG (default small) lets the same script run on the CPU with tiny, as a check of the script itself.
 set -uo pipefail
@@ -131,4 +132,6 @@ for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}
   [ -f "$RUNS/$run/$PHASE-val/preview.png" ] && cp "$RUNS/$run/$PHASE-val/preview.png" "$OUT/preview_${run}_$PHASE.png"
 done
 [ -f "$RUNS/$QUALITY-s0/loss.png" ] && cp "$RUNS/$QUALITY-s0/loss.png" "$OUT/loss_$QUALITY-s0_$PHASE.png"
+# every run's metrics.jsonl and this phase's validation reports in one file: a call brings back only a few files
+(cd "$RUNS" && tar czf "$OUT/runs_$PHASE.tgz" $(ls -d */metrics.jsonl */"$PHASE"-*/validation.json 2>/dev/null))
 ls -la "$OUT"
