@@ -35,7 +35,7 @@
 # once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log,
 # $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py) and $OUT/runs_<phase>.tgz (each run's metrics.jsonl and
 # this phase's validation.json files).
-# TRAIN_ARGS: more `isa_model train` flags for every run (e.g. "--graph-plan-train on").
+# TRAIN_ARGS: more `isa_model train` flags for every run (e.g. "--decay-steps 1500" with TOTAL).
 # CONFIG (default small) lets the same script run on the CPU with tiny, as a check of the script itself.
 set -uo pipefail
 export PYTHONUNBUFFERED=1
