@@ -37,13 +37,14 @@ def test_pack_split_check_and_merge(tmp_path: Path):
     result = json.loads(done.stdout)
     parts = result["part_bytes"]
     assert result["rows"] == 16 and len(parts) >= 3 and min(parts) > 0
-    for i, size in enumerate(parts[1:], 1):  # each later part within its size, unless one file alone is larger
-        folder = tmp_path / f"pack-{chr(ord('a') + i)}"
+    later = [benchmark_tool("model_pack_pairs").part_folder(out, i) for i in range(1, len(parts))]
+    assert [p.name for p in later[:2]] == ["pack-b", "pack-c"]
+    for folder, size in zip(later, parts[1:]):  # each later part within its size, unless one file alone is larger
         files = [p.stat().st_size for p in folder.rglob("*") if p.is_file()]
         assert sum(files) == size and (size <= 0.02 * 2**20 or len(files) == 1)
-    for i in range(1, len(parts)):  # what the device script does with DATA_PARTS, one part after another
+    for folder in later:  # what the device script does with DATA_PARTS, one part after another
         assert _run("--unpack", str(out)).returncode == 1  # a later part's files are still missing
-        shutil.copytree(tmp_path / f"pack-{chr(ord('a') + i)}", out, dirs_exist_ok=True)
+        shutil.copytree(folder, out, dirs_exist_ok=True)
     check = _run("--unpack", str(out))
     assert check.returncode == 0 and json.loads(check.stdout)["missing"] == 0
 
