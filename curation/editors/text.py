@@ -41,6 +41,8 @@ PLACES = {  # kind -> places it may take: (name as an instruction says it, x, y)
 }
 COLOURS = {"white": (255, 255, 255), "yellow": (255, 221, 0), "black": (0, 0, 0), "red": (210, 30, 30),
            "blue": (30, 70, 200), "green": (20, 140, 60)}
+FILLS = {"subtitle": ("white",), "caption": ("yellow", "white"), "sign": ("black", "red", "blue", "green")}
+"""kind -> the letter colours it is drawn in (COLOURS keys), one chosen by the input's seed."""
 MIN_FONT_PX = 8
 MOVE_FRACTION = 0.25
 """A moving text slides this fraction of the frame width over the clip (within the frame)."""
@@ -165,8 +167,7 @@ class TextAddition(Editor):
     def plan(self, inp: EditInput) -> TextPlan:
         c, seed = self.config, inp.seed
         kind = c.kind or pick(KINDS, seed, "text-kind")
-        fill = "white" if kind == "subtitle" else pick(("yellow", "white") if kind == "caption" else
-                                                        ("black", "red", "blue", "green"), seed, "text-fill")
+        fill = FILLS[kind][0] if len(FILLS[kind]) == 1 else pick(FILLS[kind], seed, "text-fill")
         size = c.size or pick(tuple(SIZES), seed, "text-size")
         height = inp.frames.shape[1]
         return TextPlan(kind=kind, text=c.text or pick(TEXTS[kind], seed, "text"),
