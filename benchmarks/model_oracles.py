@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     pairs = EditPairs(args.root, args.split, cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
     scores: dict[str, list[float]] = {}
+    per_pair: list[dict[str, float | str]] = []  # to set beside validation.json's per_pair rows by pair_id
     skipped: list[str] = []
     for i, row in enumerate(pairs.rows):
         if row["edit_type"] != args.edit_type:
@@ -141,8 +142,10 @@ def main(argv: list[str] | None = None) -> int:
             skipped.append(why)
             continue
         target, clips = found
-        for name, clip in clips.items():
-            scores.setdefault(name, []).append(float(psnr(clip[None], target[None])))
+        pair_psnr = {name: float(psnr(clip[None], target[None])) for name, clip in clips.items()}
+        per_pair.append({"pair_id": row["pair_id"], **pair_psnr})
+        for name, value in pair_psnr.items():
+            scores.setdefault(name, []).append(value)
     if not scores:
         print(f"error: {args.root}: no readable {args.edit_type} pairs in the {args.split} split"
               + (f" ({len(skipped)} skipped, first {skipped[0]})" if skipped else ""), file=sys.stderr)
@@ -157,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
                                               "split": args.split, "pairs": len(scores["copy"]),
-                                              "skipped": len(skipped), "clips": table}, indent=1))
+                                              "skipped": len(skipped), "clips": table, "per_pair": per_pair},
+                                             indent=1))
     return 0
 
 

@@ -41,7 +41,9 @@ def run_summary(run: Path, phase: str) -> dict[str, Any]:
     for folder in sorted(run.glob(f"{phase}-*")):
         report = folder / "validation.json"
         if folder.is_dir() and report.is_file():
-            out["validation"][folder.name.removeprefix(f"{phase}-")] = json.loads(report.read_text())
+            scores = json.loads(report.read_text())
+            scores.pop("per_pair", None)  # each pair's own row stays in its validation.json (runs_<phase>.tgz)
+            out["validation"][folder.name.removeprefix(f"{phase}-")] = scores
     return out
 
 

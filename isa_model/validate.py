@@ -88,8 +88,9 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
              snapshot_file: str = "", split: str = "val", start_t: float = 1.0,
              mask_threshold: float | None = None) -> dict[str, Any]:
     """Score the checkpoint's `weights` (ema or model) on `split` (rows of `snapshot_file` when given); writes
-    `validation.json` and previews. `start_t` < 1: sample from the noised source (noise objective);
-    `mask_threshold` overrides the config's `train.mask_threshold` (a blend mask's sampling cut)."""
+    `validation.json` (means per edit type and overall, and every pair's own scores) and previews.
+    `start_t` < 1: sample from the noised source (noise objective); `mask_threshold` overrides the config's
+    `train.mask_threshold` (a blend mask's sampling cut)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = ck.latest(Path(ckpt_path))
     if ckpt is None:
@@ -111,6 +112,7 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     loader = make_loader(dataset, cfg.data.batch_size, cfg.data.workers, sampler)
     gen = torch.Generator().manual_seed(seed)
     per: dict[str, list[dict[str, float]]] = defaultdict(list)
+    per_pair: list[dict[str, Any]] = []  # every pair's scores with its id, to set beside other reports per pair
     preview_rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]] = []
     skipped, sample_s = 0, 0.0
     out = Path(out)
@@ -147,6 +149,7 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
                 for name, part in (("kept", kept), ("edited", edited)):
                     row[f"psnr_{name}"], row[f"copy_psnr_{name}"] = row[f"psnr_{part}"], row[f"copy_psnr_{part}"]
             per[edit_type].append(row)
+            per_pair.append({"pair_id": batch["pair_id"][i], "edit_type": edit_type, **row})
             if len(preview_rows) < previews:
                 preview_rows.append((batch["pair_id"][i], src[i], tgt[i], pred[i]))
     report = summarise(per)
@@ -159,6 +162,7 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
                   device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")
     if preview_rows:
         report["previews"] = write_previews(preview_rows, out)
+    report["per_pair"] = per_pair
     (out / "validation.json").write_text(json.dumps(report, indent=1))
     return report
 

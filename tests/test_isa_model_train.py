@@ -80,6 +80,11 @@ def test_cli_validate_writes_metrics_and_previews(run_dir, capsys):
     box = report["per_edit_type"]["invert_box"]
     # outside the mask the source is the target (up to H.264), inside it is the negative
     assert box["copy_psnr_outside"] > 25 > 15 > box["copy_psnr_inside"]
+    per_pair = report["per_pair"]  # every scored pair once, with the scores its type's means come from
+    assert len(per_pair) == 4 and len({r["pair_id"] for r in per_pair}) == 4
+    for edit_type, means in report["per_edit_type"].items():
+        own = [r["psnr"] for r in per_pair if r["edit_type"] == edit_type]
+        assert len(own) == means["pairs"] and abs(sum(own) / len(own) - means["psnr"]) < 1e-9
     assert report["overall"]["isa_vs_dense_psnr"] > 0 and (val / "preview.png").is_file()
     assert (val / "preview.mp4").stat().st_size > 0 and "gain" in capsys.readouterr().out
 

@@ -74,3 +74,14 @@ def test_choose_without_reports_is_one_line(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, str(TOOL), "--choose", str(tmp_path)],
                             capture_output=True, text=True)
     assert result.returncode != 0 and "no ablation reports" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_summary_keeps_the_means_and_leaves_each_pairs_row_in_its_report(tmp_path: Path) -> None:
+    _report(tmp_path, "ew1-s0", "test", 1.5, 2)
+    report = tmp_path / "ew1-s0" / "ablation-test" / "validation.json"
+    full = {**json.loads(report.read_text()), "per_pair": [{"pair_id": "a", "psnr": 30.0}, {"pair_id": "b", "psnr": 31.0}]}
+    report.write_text(json.dumps(full))
+    summary = benchmark_tool("model_v2_collect").run_summary(tmp_path / "ew1-s0", "ablation")
+    assert summary["steps"] == 0 and summary["validation"]["test"]["overall"] == {"gain_db": 1.5}
+    assert "per_pair" not in summary["validation"]["test"]
+    assert len(json.loads(report.read_text())["per_pair"]) == 2  # the report itself is left whole
