@@ -126,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cfg = load_config(args.config)
     pairs = EditPairs(args.root, args.split, cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
-    scores: dict[str, list[float]] = {}
     per_pair: list[dict[str, float | str]] = []  # to set beside validation.json's per_pair rows by pair_id
     skipped: list[str] = []
     for i, row in enumerate(pairs.rows):
@@ -135,31 +134,28 @@ def main(argv: list[str] | None = None) -> int:
         try:
             found = ORACLES[args.edit_type](pairs, i)
         except (KeyError, TypeError, ValueError, EditError, VideoError, ManifestError) as exc:
-            found, why = None, f"{row['pair_id']}: {exc}"
-        else:
-            why = f"{row['pair_id']}: unreadable"
+            skipped.append(f"{row['pair_id']}: {exc}")
+            continue
         if found is None:
-            skipped.append(why)
+            skipped.append(f"{row['pair_id']}: unreadable")
             continue
         target, clips = found
-        pair_psnr = {name: float(psnr(clip[None], target[None])) for name, clip in clips.items()}
-        per_pair.append({"pair_id": row["pair_id"], **pair_psnr})
-        for name, value in pair_psnr.items():
-            scores.setdefault(name, []).append(value)
-    if not scores:
+        per_pair.append({"pair_id": row["pair_id"],
+                         **{name: float(psnr(clip[None], target[None])) for name, clip in clips.items()}})
+    if not per_pair:
         print(f"error: {args.root}: no readable {args.edit_type} pairs in the {args.split} split"
               + (f" ({len(skipped)} skipped, first {skipped[0]})" if skipped else ""), file=sys.stderr)
         return 2
-    copy = float(np.mean(scores["copy"]))
-    table = {name: {"psnr": float(np.mean(v)), "gain_db": float(np.mean(v)) - copy} for name, v in scores.items()}
-    print(f"{len(scores['copy'])} {args.edit_type} pairs ({args.root}, {args.split}); {len(skipped)} skipped"
+    means = {name: float(np.mean([p[name] for p in per_pair])) for name in per_pair[0] if name != "pair_id"}
+    table = {name: {"psnr": m, "gain_db": m - means["copy"]} for name, m in means.items()}
+    print(f"{len(per_pair)} {args.edit_type} pairs ({args.root}, {args.split}); {len(skipped)} skipped"
           + (f", first {skipped[0]}" if skipped else ""))
     print(f"{'clip':20s} {'PSNR':>7s} {'gain':>7s}")
     for name, row in table.items():
         print(f"{name:20s} {row['psnr']:7.2f} {row['gain_db']:+7.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
-                                              "split": args.split, "pairs": len(scores["copy"]),
+                                              "split": args.split, "pairs": len(per_pair),
                                               "skipped": len(skipped), "clips": table, "per_pair": per_pair},
                                              indent=1))
     return 0

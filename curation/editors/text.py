@@ -167,7 +167,7 @@ class TextAddition(Editor):
     def plan(self, inp: EditInput) -> TextPlan:
         c, seed = self.config, inp.seed
         kind = c.kind or pick(KINDS, seed, "text-kind")
-        fill = FILLS[kind][0] if len(FILLS[kind]) == 1 else pick(FILLS[kind], seed, "text-fill")
+        fill = pick(FILLS[kind], seed, "text-fill")  # a pick from one colour (subtitles) is that colour
         size = c.size or pick(tuple(SIZES), seed, "text-size")
         height = inp.frames.shape[1]
         return TextPlan(kind=kind, text=c.text or pick(TEXTS[kind], seed, "text"),
