@@ -171,17 +171,35 @@ def test_objects_without_a_class_are_described_by_appearance_and_place():
     small = np.zeros((4, 90, 160), bool)
     small[:, 10:20, 5:25] = True  # 200 px of 14,400: small, top left
     frames[small] = (220, 30, 30)
-    assert describe_object(frames, small) == "small red object in the top left"
+    assert describe_object(frames, small) == "small red object in the top far left"
     large = np.zeros_like(small)
-    large[:, 30:80, 60:120] = True
+    large[:, 25:75, 60:120] = True
     frames[large] = (20, 40, 200)
     assert describe_object(frames, large) == "large blue object in the middle"
     right = np.zeros_like(small)
     right[:, 45:55, 130:150] = True
     frames[right] = (245, 245, 245)
-    assert describe_object(frames, right) == "small white object on the right"
+    assert describe_object(frames, right) == "small white object on the far right"
     assert colour_name(np.array([[120, 70, 20]] * 4, np.uint8)) == "brown"
-    assert object_name("moving-object", frames, small) == "small red object in the top left"
+    assert object_name("moving-object", frames, small) == "small red object in the top far left"
     assert object_name("traffic_light", frames, small) == "traffic light"  # a real class keeps its name
     assert make_instruction("removal", {"object": object_name("moving-object", frames, large)}, 0).text.count(
         "large blue object in the middle") == 1
+
+
+def test_an_object_that_crosses_the_frame_is_named_by_its_path():
+    from curation.editors.instructions import describe_object
+
+    frames = np.full((4, 90, 160, 3), 60, np.uint8)
+    path = np.zeros((4, 90, 160), bool)
+    for t, (y, x) in enumerate([(5, 5), (30, 45), (45, 85), (70, 130)]):  # top far left, down to bottom far right
+        path[t, y : y + 10, x : x + 20] = True
+    frames[path] = (30, 200, 40)
+    assert describe_object(frames, path) == "small green object moving from the top far left to the bottom far right"
+    assert describe_object(frames[::-1], path[::-1]) == "small green object moving from the bottom far right to the top far left"
+    path[0] = path[3] = False  # hidden at both ends: its first and last seen places are what it is named by
+    assert describe_object(frames, path) == "small green object moving from the upper left to the middle"
+    jitter = np.zeros_like(path)
+    for t, x in enumerate([10, 14, 8, 12]):  # moves, but stays in one place of 25: named by that place
+        jitter[t, 40:50, x : x + 20] = True
+    assert describe_object(frames, jitter) == "small grey object on the far left"

@@ -30,7 +30,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
     "addition": (
         "Add {a_object}.",
         "Put {a_object} into the scene.",
-        "Insert {a_object} moving through the video.",
+        "Insert {a_object} into the video.",
         "Make {a_object} appear in the clip.",
         "Place {a_object} in the video.",
         "Bring {a_object} into the shot.",
@@ -126,23 +126,46 @@ def colour_name(pixels: np.ndarray) -> str:
     return "white" if value > 190 else "black" if value < 60 else "grey"
 
 
+PLACE_EDGES = (0.2, 0.4, 0.6, 0.8)
+"""Where one of five columns (and rows) of the frame ends: a place is one of 25, fine enough that the LS
+guess of an added object at its named path gains over the copy (benchmarks/model_oracles.py addition)."""
+COLUMNS = ("far left", "left", "", "right", "far right")
+ROWS = ("top", "upper", "", "lower", "bottom")
+
+
+def place_index(v: float, edges: tuple[float, ...] = PLACE_EDGES) -> int:
+    """Which of len(edges) + 1 columns (or rows) a coordinate v in [0, 1] falls in."""
+    return sum(v > e for e in edges)
+
+
+def place_name(x: float, y: float) -> str:
+    """One of 25 places for a point (x, y) in [0, 1] of the frame: "upper far left", "left", "top middle",
+    "middle", ..."""
+    column, row = COLUMNS[place_index(x)], ROWS[place_index(y)]
+    return f"{row} {column}" if row and column else column or (f"{row} middle" if row else "middle")
+
+
+def _at(place: str) -> str:
+    return ("on the " if place in COLUMNS else "in the ") + place
+
+
 def describe_object(frames: np.ndarray, mask: np.ndarray) -> str:
     """An object without a class name as the eye sees it: size, colour and place, from its (T, H, W) mask
-    over (T, H, W, 3) frames, e.g. "small red object on the left"."""
+    over (T, H, W, 3) frames, e.g. "small red object on the left". An object whose centre goes from one of
+    the nine places to another is named by its path ("... moving from the left to the top right"): without
+    it an addition's instruction cannot say where the object goes."""
     visible = mask.any(axis=(1, 2))
     if not visible.any():
         return "object"
     area = float(mask[visible].mean())
     size = "small " if area < 0.02 else "large " if area > 0.12 else ""
-    ys, xs = np.nonzero(mask[visible])[1:]
     h, w = mask.shape[1:]
-    cx, cy = xs.mean() / w, ys.mean() / h
-    column = "left" if cx < 0.36 else "right" if cx > 0.64 else ""
-    row = "top" if cy < 0.36 else "bottom" if cy > 0.64 else ""
-    place = (f"in the {row} {column}" if row and column else f"on the {column}" if column
-             else f"at the {row}" if row else "in the middle")
+    ys, xs = np.nonzero(mask[visible])[1:]
+    first, last = (np.nonzero(mask[t]) for t in np.flatnonzero(visible)[[0, -1]])
+    start, end = (place_name(x.mean() / w, y.mean() / h) for y, x in (first, last))
+    where = f"moving from the {start} to the {end}" if start != end else _at(place_name(xs.mean() / w, ys.mean() / h))
     pixels = frames[mask][:: max(1, int(mask.sum()) // 20000)]  # (N, 3), at most ~20k samples
-    return f"{size}{colour_name(pixels)} object {place}"
+    return f"{size}{colour_name(pixels)} object {where}"
 
 
 def template_key(edit_type: str, slots: Mapping[str, str]) -> str:
