@@ -5,8 +5,18 @@ the same frames). An oracle that gains little says the inputs, not the model, li
 `addition`: two oracles that know the added object's pixels in the first frame.
 - `first frame`: the target's first frame inside the mask there, every other pixel the source's;
 - `held still`: that first-frame object pasted into every frame at its first place.
-An addition's instruction names a colour, a size word and one of nine places, and its source is the removal's
-fill, so a model sees less than either oracle; what they miss is the object's path, which no input carries.
+And least-squares guesses that know the object's mean colour and area (an instruction names a colour word and a
+size word, so these know more) and paint a disc of that colour along a straight path: the mean, over paths an
+instruction cannot tell apart, of the clips they make (a pixel's share of paths whose disc covers it blends the
+colour over the source):
+- `flat, true shape`: the object's own pixels in every frame, in its mean colour (path and shape known);
+- `disc, exact path`: the disc from the object's first seen centre to its last;
+- `named place`: paths whose midpoint lies in the place of the clip's mean centre, start and end otherwise
+  uniform over the frame (an instruction naming one place, as they did before naming paths, on nine: `--grid 3`);
+- `named path`: start and end uniform in the places the object is first and last seen (what instructions name).
+Places are the instruction's grid (curation/editors/instructions.py, PLACE_EDGES; `--grid N` for N x N),
+taken on the bucket's crop. `..., cut C`: the guess where at least C of the paths cover a pixel, the source
+elsewhere, as the blend mask's cut (`train.mask_threshold`) keeps a pixel the model is unsure of.
 
 `add_text`: least-squares guesses of ideal models. The instruction names the text, its kind (subtitle,
 caption or sign), its place and whether it moves; the editor (curation/editors/text.py) also draws a font, a
@@ -16,14 +26,17 @@ pixel is the mean, over the draws a model cannot tell apart, of the clips they m
 - `today`: the mean over every font, size and colour (reads the instruction as it is);
 - `names size, colour`: the mean over the fonts alone (an instruction that also named size and colour);
 - `exact plan`: the pair's own plan drawn again on the source (only the file's encode separates it from the target).
+Each also `..., cut C`: the guess where at least C of its draws change a pixel, the source elsewhere.
 
-    python benchmarks/model_oracles.py addition|add_text out/pairs [--split val] [--out benchmarks/results/x.json]
+    python benchmarks/model_oracles.py addition|add_text out/pairs [--split val] [--grid N] [--cut C]
+        [--out benchmarks/results/x.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import json
 import sys
@@ -34,10 +47,12 @@ import numpy as np
 import torch
 
 from curation.editors.base import EditError
+from curation.editors.instructions import PLACE_EDGES
 from curation.editors.text import FILLS, FONTS, MIN_FONT_PX, SIZES, TEXTS, TextPlan, overlay
 from isa_model.config import ModelConfig, load_config
 from isa_model.data import EditPairs, frame_indices, to_bucket
 from isa_model.metrics import psnr
+from isa_model.objective import change_mask
 from manifests import ManifestError
 from manifests.media.decode import read_frames
 from manifests.media.probe import VideoError
@@ -58,6 +73,105 @@ def addition_oracles(source: torch.Tensor, target: torch.Tensor, mask: torch.Ten
     return {"first frame": first_frame, "held still": held_still}
 
 
+PATH_DRAWS = 512
+"""Paths drawn per addition guess; the guess is their mean clip."""
+
+
+@dataclasses.dataclass(frozen=True)
+class AddedObject:
+    """An addition's object as the bucket shows it: where the target differs from the source inside the mask."""
+
+    pixels: torch.Tensor  # (T, H, W) bool
+    colour: torch.Tensor  # (C,) its mean colour
+    radius: float  # pixels: a disc of its mean area over the frames that show it
+    shown: torch.Tensor  # (V,) the frames that show it, V >= 2
+    centres: torch.Tensor  # (V, 2) its centre (x, y) in each, in [0, 1] of the frame
+
+
+def added_object(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> AddedObject:
+    """source, target (C, T, H, W) in [-1, 1], mask (T, H, W); EditError when no two frames show the object."""
+    pixels = (mask > 0.5) & (change_mask(source[None], target[None])[0, 0] > 0)  # (T, H, W)
+    shown = torch.nonzero(pixels.flatten(1).any(1)).flatten()
+    if len(shown) < 2:
+        raise EditError(f"the added object shows in {len(shown)} of {len(pixels)} frames, not two")
+    height, width = pixels.shape[1:]
+    scale = torch.tensor([width, height], dtype=torch.float32)
+    centres = torch.stack([(torch.nonzero(pixels[t]).flip(1).float() + 0.5).mean(0) / scale for t in shown])
+    area = float(pixels[shown].flatten(1).sum(1).float().mean())
+    return AddedObject(pixels, target.permute(1, 2, 3, 0)[pixels].mean(0), (area / np.pi) ** 0.5, shown, centres)
+
+
+def disc_cover(starts: torch.Tensor, ends: torch.Tensor, radius: float, shown: torch.Tensor,
+               size: tuple[int, int, int]) -> torch.Tensor:
+    """(T, H, W) share of the paths whose disc of `radius` pixels covers each pixel. Path k goes in a straight
+    line from starts[k] to ends[k] ((K, 2) points (x, y) in [0, 1]) over the frames `shown`; other frames: 0."""
+    frames, height, width = size
+    ys, xs = torch.arange(height) + 0.5, torch.arange(width) + 0.5
+    cover = torch.zeros(frames, height, width)
+    for u, t in zip(torch.linspace(0, 1, len(shown)), shown.tolist(), strict=True):
+        at = (starts + (ends - starts) * u) * torch.tensor([width, height])  # (K, 2) pixels
+        d2 = (xs[None, None, :] - at[:, 0, None, None]) ** 2 + (ys[None, :, None] - at[:, 1, None, None]) ** 2
+        cover[t] = (d2 <= radius**2).float().mean(0)  # (H, W)
+    return cover
+
+
+def places(points: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
+    """(..., 2) points (x, y) -> (..., 2) their column and row on the edges' grid, as `place_index` counts."""
+    edges_t = torch.tensor(edges, dtype=torch.float64)  # as place_index compares: in Python floats
+    return torch.bucketize(points.double(), edges_t)  # the number of edges below each coordinate
+
+
+def in_place(point: torch.Tensor, edges: tuple[float, ...], n: int, gen: torch.Generator) -> torch.Tensor:
+    """(n, 2) points uniform in the place (one cell of the edges' grid) that `point` (x, y) lies in."""
+    bounds = torch.tensor((0.0, *edges, 1.0))
+    cell = places(point, edges)  # (2,)
+    lo, hi = bounds[cell], bounds[cell + 1]
+    return lo + (hi - lo) * torch.rand(n, 2, generator=gen)
+
+
+def paths_through(place_of: torch.Tensor, edges: tuple[float, ...], n: int, gen: torch.Generator
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """n paths (starts, ends), each end uniform over the frame, whose midpoints lie in the place of `place_of`."""
+    cell = places(place_of, edges)  # (2,)
+    starts, ends = [], []
+    for _ in range(64):  # a corner place of 25 keeps about 1 draw in 160: 512 in 2 rounds
+        a, b = torch.rand(2, 65536, 2, generator=gen)  # (2, draws, 2)
+        keep = (places((a + b) / 2, edges) == cell).all(1)
+        starts.append(a[keep])
+        ends.append(b[keep])
+        if sum(len(x) for x in starts) >= n:
+            break
+    return torch.cat(starts)[:n], torch.cat(ends)[:n]
+
+
+def cut_guess(guess: torch.Tensor, source: torch.Tensor, share: torch.Tensor, cut: float) -> torch.Tensor:
+    """The guess where at least `cut` of its draws change a pixel ((T, H, W) share), the source elsewhere: what
+    the blend mask's cut keeps of a guess whose mask learnt that share."""
+    return torch.where(share >= cut, guess, source)
+
+
+def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, edges: tuple[float, ...],
+                     cut: float, gen: torch.Generator, draws: int = PATH_DRAWS) -> dict[str, torch.Tensor]:
+    """The least-squares guesses of the module's docstring, each (C, T, H, W) like source."""
+    obj = added_object(source, target, mask)
+    colour = obj.colour[:, None, None, None]  # (C, 1, 1, 1)
+
+    def painted(cover: torch.Tensor) -> dict[str, torch.Tensor]:  # cover (T, H, W)
+        clip = source + cover * (colour - source)
+        return {"": clip, f", cut {cut:g}": cut_guess(clip, source, cover, cut)}
+
+    start, end = obj.centres[0], obj.centres[-1]
+    size = tuple(obj.pixels.shape)
+    place = paths_through(obj.centres.mean(0), edges, draws, gen)
+    named = in_place(start, edges, draws, gen), in_place(end, edges, draws, gen)
+    out = {"flat, true shape": torch.where(obj.pixels, colour, source),
+           "disc, exact path": painted(disc_cover(start[None], end[None], obj.radius, obj.shown, size))[""]}
+    for name, (starts, ends) in (("named place", place), ("named path", named)):
+        for suffix, clip in painted(disc_cover(starts, ends, obj.radius, obj.shown, size)).items():
+            out[name + suffix] = clip
+    return out
+
+
 def text_draws(plan: TextPlan, height: int) -> list[TextPlan]:
     """Every plan the editor could have drawn for `plan`'s kind, place and motion on a clip `height` pixels
     high: each text x font x size x colour of the kind (the plan's own text among them)."""
@@ -67,28 +181,38 @@ def text_draws(plan: TextPlan, height: int) -> list[TextPlan]:
             for text, font, size, fill in itertools.product(texts, FONTS, SIZES, FILLS[plan.kind])]
 
 
-def text_guesses(plan: TextPlan, clips: dict[TextPlan, torch.Tensor]) -> dict[str, torch.Tensor]:
+def text_guesses(plan: TextPlan, clips: dict[TextPlan, torch.Tensor], source: torch.Tensor, cut: float
+                 ) -> dict[str, torch.Tensor]:
     """The least-squares guesses of KNOWN from `clips`, each draw's clip (C, T, H, W) keyed by its plan (draws
-    whose text fits the frame). A guess is the mean of the clips whose plans agree with `plan` on what that
-    guess knows."""
+    whose text fits the frame), and each cut at `cut`. A guess is the mean of the clips whose plans agree with
+    `plan` on what that guess knows."""
     out = {}
     for name, fields in KNOWN.items():
         same = [clip for p, clip in clips.items() if all(getattr(p, f) == getattr(plan, f) for f in fields)]
         if not same:
             raise EditError(f"no draw of {plan.text!r} agrees with its plan on {', '.join(fields)}")
-        out[name] = torch.stack(same).mean(0)  # (C, T, H, W)
+        draws = torch.stack(same)  # (K, C, T, H, W)
+        changed = change_mask(source.expand_as(draws), draws)[:, 0].mean(0)  # (T, H, W) share of draws
+        out[name] = draws.mean(0)
+        out[f"{name}, cut {cut:g}"] = cut_guess(out[name], source, changed, cut)
     return out
 
 
-def addition_clips(pairs: EditPairs, i: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
-    """(target, {name: clip}) of row i, each (C, T, H, W) at the bucket; None for a pair that cannot be read."""
+def addition_clips(pairs: EditPairs, i: int, edges: tuple[float, ...] = PLACE_EDGES, cut: float = 0.5
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
+    """(target, {name: clip}) of row i, each (C, T, H, W) at the bucket; None for a pair that cannot be read.
+    The guesses' paths are drawn from a generator seeded by the pair's id, so a pair scores the same in any set."""
     item = pairs[(0, i)]
     if item is None or item["mask"] is None:
         return None
-    return item["target"], {"copy": item["source"], **addition_oracles(item["source"], item["target"], item["mask"])}
+    source, target, mask = item["source"], item["target"], item["mask"]
+    gen = torch.Generator().manual_seed(int(pairs.rows[i]["pair_id"], 16) % 2**63)
+    guesses = addition_guesses(source, target, mask, edges, cut, gen)
+    return target, {"copy": source, **addition_oracles(source, target, mask), **guesses}
 
 
-def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float = 0.5
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(target, {name: clip}) of an add_text row under root: the plan's draws made on the source at its own
     size, then brought to `cfg`'s bucket as validation brings the files."""
     params = json.loads(row["edit_params"])
@@ -107,24 +231,37 @@ def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int) -> tuple[to
             draws[draw] = bucket(overlay(source, draw)[0])
         except EditError:  # a font too wide for the frame: the editor could not have drawn it either
             continue
-    return bucket(target), {"copy": bucket(source), **text_guesses(plan, draws)}
+    copy = bucket(source)
+    return bucket(target), {"copy": copy, **text_guesses(plan, draws, copy, cut)}
 
 
-ORACLES: dict[str, Callable[[EditPairs, int], tuple[torch.Tensor, dict[str, torch.Tensor]] | None]] = {
-    "addition": addition_clips,
-    "add_text": lambda pairs, i: text_clips(pairs.root, pairs.rows[i], pairs.cfg, pairs.stride)}
+Oracle = Callable[[EditPairs, int], tuple[torch.Tensor, dict[str, torch.Tensor]] | None]
+
+
+def oracle_for(edit_type: str, edges: tuple[float, ...], cut: float) -> Oracle:
+    """The clips of one edit type's pairs, addition's on the places of `edges`, every guess also cut at `cut`."""
+    if edit_type == "addition":
+        return functools.partial(addition_clips, edges=edges, cut=cut)
+    return lambda pairs, i: text_clips(pairs.root, pairs.rows[i], pairs.cfg, pairs.stride, cut)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("edit_type", choices=sorted(ORACLES))
+    p.add_argument("edit_type", choices=["add_text", "addition"])
     p.add_argument("root", help="a curated pair set (jobs/configs/train_pairs.yaml); add_text needs the set at its "
                    "own resolution, not a packed copy")
     p.add_argument("--split", default="val")
     p.add_argument("--config", default="small", help="the model config whose bucket and frames to read")
+    p.add_argument("--grid", type=int, help="addition: places on an N x N grid (default: the instruction's)")
+    p.add_argument("--cut", type=float, help="the guesses' cut (default: the config's train.mask_threshold)")
     p.add_argument("--out", help="write the table as JSON here")
     args = p.parse_args(argv)
+    if args.grid is not None and args.grid < 1 or args.cut is not None and not 0 < args.cut <= 1:
+        p.error("--grid must be 1 or more, --cut in (0, 1]")
     cfg = load_config(args.config)
+    edges = PLACE_EDGES if args.grid is None else tuple(k / args.grid for k in range(1, args.grid))
+    cut = cfg.train.mask_threshold if args.cut is None else args.cut
+    oracle = oracle_for(args.edit_type, edges, cut)
     pairs = EditPairs(args.root, args.split, cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
     per_pair: list[dict[str, float | str]] = []  # to set beside validation.json's per_pair rows by pair_id
     skipped: list[str] = []
@@ -132,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         if row["edit_type"] != args.edit_type:
             continue
         try:
-            found = ORACLES[args.edit_type](pairs, i)
+            found = oracle(pairs, i)
         except (KeyError, TypeError, ValueError, EditError, VideoError, ManifestError) as exc:
             skipped.append(f"{row['pair_id']}: {exc}")
             continue
@@ -150,12 +287,14 @@ def main(argv: list[str] | None = None) -> int:
     table = {name: {"psnr": m, "gain_db": m - means["copy"]} for name, m in means.items()}
     print(f"{len(per_pair)} {args.edit_type} pairs ({args.root}, {args.split}); {len(skipped)} skipped"
           + (f", first {skipped[0]}" if skipped else ""))
-    print(f"{'clip':20s} {'PSNR':>7s} {'gain':>7s}")
+    print(f"{'clip':28s} {'PSNR':>7s} {'gain':>7s}")
     for name, row in table.items():
-        print(f"{name:20s} {row['psnr']:7.2f} {row['gain_db']:+7.2f}")
+        print(f"{name:28s} {row['psnr']:7.2f} {row['gain_db']:+7.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
                                               "split": args.split, "pairs": len(per_pair),
+                                              "cut": cut, **({"place_edges": edges}
+                                                             if args.edit_type == "addition" else {}),
                                               "skipped": len(skipped), "clips": table, "per_pair": per_pair},
                                              indent=1))
     return 0

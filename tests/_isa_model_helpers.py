@@ -4,6 +4,7 @@ benchmark scripts loaded as modules."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -28,5 +29,6 @@ def benchmark_tool(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # before running it, as a dataclass in it looks its module up there
     spec.loader.exec_module(module)
     return module

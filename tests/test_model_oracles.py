@@ -1,4 +1,5 @@
-"""benchmarks/model_oracles.py: an addition's first-frame oracles; the draws an add_text plan could have been
+"""benchmarks/model_oracles.py: an addition's first-frame oracles and its path guesses (the grid they share with
+the instructions, the paths they draw, the discs they paint); the draws an add_text plan could have been
 and the guesses that average them; one text pair scored end to end (its plan drawn again is its target); and
 the one-line refusal of a set without the type."""
 
@@ -40,6 +41,61 @@ def test_addition_oracles_take_the_first_frames_object_and_nothing_else():
         assert torch.equal(still[:, t][:, ~inside], source[:, t][:, ~inside])
 
 
+def test_places_are_the_instructions_grid():
+    from curation.editors.instructions import PLACE_EDGES, place_index
+
+    points = torch.cat([torch.rand(200, 2), torch.tensor(PLACE_EDGES)[:, None].expand(-1, 2)])  # edges included
+    cells = oracles.places(points, PLACE_EDGES)
+    assert cells.tolist() == [[place_index(float(x)), place_index(float(y))] for x, y in points]
+
+
+def test_drawn_paths_keep_to_the_places_named():
+    edges, gen = (0.2, 0.4, 0.6, 0.8), torch.Generator().manual_seed(0)
+    inside = oracles.in_place(torch.tensor([0.1, 0.7]), edges, 500, gen)  # far left column, lower row
+    assert inside[:, 0].min() >= 0 and inside[:, 0].max() <= 0.2 and inside[:, 1].min() >= 0.6
+    assert inside[:, 1].max() <= 0.8 and inside[:, 0].max() - inside[:, 0].min() > 0.15  # spread over the place
+    starts, ends = oracles.paths_through(torch.tensor([0.05, 0.05]), edges, 300, gen)  # a corner: rarely hit
+    assert len(starts) == len(ends) == 300
+    assert (oracles.places((starts + ends) / 2, edges) == 0).all()
+    assert ends[:, 0].max() > 0.2  # only the midpoint is held to the place
+
+
+def test_disc_cover_is_the_share_of_paths_over_each_pixel():
+    shown = torch.tensor([1, 2])
+    one = oracles.disc_cover(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.5, 0.5]]), 3.0, shown, (4, 16, 16))
+    assert one[0].sum() == 0 and one[3].sum() == 0  # frames that do not show the object
+    ys, xs = torch.meshgrid(torch.arange(16) + 0.5, torch.arange(16) + 0.5, indexing="ij")
+    assert torch.equal(one[1], ((xs - 8) ** 2 + (ys - 8) ** 2 <= 9).float())
+    two = oracles.disc_cover(torch.tensor([[0.25, 0.5], [0.75, 0.5]]), torch.tensor([[0.25, 0.5], [0.75, 0.5]]),
+                             2.0, shown, (4, 16, 16))
+    assert set(two.unique().tolist()) == {0.0, 0.5}
+
+
+def test_addition_guesses_know_what_their_names_say():
+    frames, size = 8, 32
+    source = torch.full((3, frames, size, size), -0.5)  # (C, T, H, W)
+    target, mask = source.clone(), torch.zeros(frames, size, size)
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    for t in range(frames):  # a red disc from the upper left to the lower right
+        x, y = 8 + 2 * t, 8 + 2 * t
+        disc = (xs - x) ** 2 + (ys - y) ** 2 <= 16
+        target[:, t][:, disc] = torch.tensor([0.8, -0.8, 0.0])[:, None]
+        mask[t][(xs - x) ** 2 + (ys - y) ** 2 <= 36] = 1
+    clips = oracles.addition_guesses(source, target, mask, (0.2, 0.4, 0.6, 0.8), 0.5, torch.Generator().manual_seed(0))
+    score = {name: float(oracles.psnr(c[None], target[None])) for name, c in clips.items()}
+    copy = float(oracles.psnr(source[None], target[None]))
+    assert torch.allclose(clips["flat, true shape"], target)  # one colour: its own pixels in it are the target
+    assert score["disc, exact path"] > copy + 15
+    assert score["disc, exact path"] > score["named path"] > score["named place"] > copy
+    cut = clips["named path, cut 0.5"]  # each pixel either the guess or the source
+    assert torch.all((cut == clips["named path"]) | (cut == source))
+    assert (cut == source).any() and (cut != source).any()
+    still = target.clone()
+    still[:, 1:] = source[:, 1:]  # shown in one frame only: no path
+    with pytest.raises(oracles.EditError, match="shows in 1 of 8 frames"):
+        oracles.added_object(source, still, mask)
+
+
 def test_text_draws_are_every_text_font_size_and_colour_of_the_kind():
     draws = oracles.text_draws(PLAN, height=144)
     assert len(draws) == len(TEXTS["sign"]) * len(FONTS) * len(SIZES) * len(FILLS["sign"])
@@ -52,8 +108,8 @@ def test_text_draws_are_every_text_font_size_and_colour_of_the_kind():
 def test_each_text_guess_averages_the_draws_it_cannot_tell_apart():
     draws = oracles.text_draws(PLAN, height=144)
     clips = {d: torch.full((3, 1, 1, 1), float(i)) for i, d in enumerate(draws)}  # (C, T, H, W): its index
-    guesses = oracles.text_guesses(PLAN, clips)
-    assert set(guesses) == set(oracles.KNOWN)
+    guesses = oracles.text_guesses(PLAN, clips, torch.zeros(3, 1, 1, 1), cut=0.5)
+    assert set(guesses) == set(oracles.KNOWN) | {f"{name}, cut 0.5" for name in oracles.KNOWN}
 
     def mean_of(keep) -> float:
         return float(np.mean([i for i, d in enumerate(draws) if keep(d)]))
@@ -63,6 +119,16 @@ def test_each_text_guess_averages_the_draws_it_cannot_tell_apart():
         lambda d: (d.text, d.size, d.fill) == ("OPEN", "large", "red"))
     assert float(guesses["today"][0, 0, 0, 0]) == mean_of(lambda d: d.text == "OPEN")
     assert float(guesses["words unknown"][0, 0, 0, 0]) == mean_of(lambda d: True)
+
+
+def test_a_cut_text_guess_keeps_the_source_where_few_draws_change_it():
+    draws = oracles.text_draws(PLAN, height=144)
+    clips = {d: torch.full((3, 1, 1, 1), float(d == PLAN)) for d in draws}  # only the plan's own draw changes it
+    source = torch.zeros(3, 1, 1, 1)
+    guesses = oracles.text_guesses(PLAN, clips, source, cut=0.5)
+    assert float(guesses["words unknown"][0, 0, 0, 0]) == pytest.approx(1 / len(draws))  # uncut: a faint change
+    assert torch.equal(guesses["words unknown, cut 0.5"], source)  # 1 draw of many changes it: cut
+    assert torch.equal(guesses["exact plan, cut 0.5"], guesses["exact plan"])  # its one draw changes it: kept
 
 
 def test_a_text_pair_scored_end_to_end_draws_its_own_target_again(tmp_path: Path):
