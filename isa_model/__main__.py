@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, help="override train.seed")
     t.add_argument("--batch-size", type=int, help="override data.batch_size")
     t.add_argument("--lr", type=float, help="override train.lr")
+    t.add_argument("--crop", choices=("random", "centre"),
+                   help="override data.crop (where a training sample is cropped to the bucket)")
     t.add_argument("--decay-steps", type=int,
                    help="override train.decay_steps (the learning rate falls to 0 over the last this many steps)")
     t.add_argument("--objective", choices=("noise", "source", "delta"),
@@ -88,6 +90,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["data"]["batch_size"] = args.batch_size
     if args.lr is not None:
         changes["train"]["lr"] = args.lr
+    if args.crop is not None:
+        changes["data"]["crop"] = args.crop
     if args.decay_steps is not None:
         changes["train"]["decay_steps"] = args.decay_steps
     if args.objective:

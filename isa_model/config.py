@@ -32,6 +32,11 @@ DATA_LIMITS: dict[str, tuple[float, float]] = {
     "batch_size": (1, 256), "workers": (0, 64), "frame_stride": (1, 64),
 }
 
+CROPS = ("random", "centre")
+"""data.crop: `random` shifts each training sample's crop; `centre` crops as validation does, so a place an
+instruction names in the whole frame (an added object's path, a caption on the left) lands in the same place
+of every crop the model sees (docs/MODEL.md, "Where the crop puts a named place")."""
+
 TRAIN_LIMITS: dict[str, tuple[float, float]] = {"mask_weight": (0.0, 100.0), "mask_threshold": (0.01, 0.99),
                                                 "edit_weight": (0.0, 100.0), "decay_steps": (0, 10_000_000)}
 
@@ -130,9 +135,12 @@ class DataConfig:
     batch_size: int = 2
     workers: int = 0
     frame_stride: int = 1
+    crop: str = "random"  # where training crops a clip wider (or taller) than the bucket; validation: the centre
 
     def __post_init__(self) -> None:
         check_limits("data", self, DATA_LIMITS)
+        if self.crop not in CROPS:
+            raise ConfigError(f"data.crop must be one of {', '.join(CROPS)}, got {self.crop!r}")
 
 
 @dataclass(frozen=True)

@@ -49,14 +49,24 @@ def edit_region(edit_params: str | None, has_mask: bool) -> str:
     return region if region in ("inside", "outside", "global") else ("inside" if has_mask else "global")
 
 
+def cover_size(h0: int, w0: int, height: int, width: int) -> tuple[int, int]:
+    """The size an (h0, w0) frame is scaled to so that it covers a (height, width) bucket, aspect kept."""
+    s = max(height / h0, width / w0)
+    return max(height, round(h0 * s)), max(width, round(w0 * s))
+
+
+def crop_offset(size: tuple[int, int], height: int, width: int, top: float, left: float) -> tuple[int, int]:
+    """(y, x) of a (height, width) crop at (top, left) in [0, 1] of a frame of `size` that covers it."""
+    return round(top * (size[0] - height)), round(left * (size[1] - width))
+
+
 def to_bucket(frames: torch.Tensor, height: int, width: int, top: float, left: float) -> torch.Tensor:
     """(T, C, H0, W0) float -> (T, C, height, width): scale to cover the bucket, crop at (top, left) in [0, 1]."""
     h0, w0 = frames.shape[-2:]
-    s = max(height / h0, width / w0)
-    h1, w1 = max(height, round(h0 * s)), max(width, round(w0 * s))
+    h1, w1 = cover_size(h0, w0, height, width)
     if (h1, w1) != (h0, w0):
         frames = F.interpolate(frames, size=(h1, w1), mode="bilinear", antialias=True, align_corners=False)
-    y, x = round(top * (h1 - height)), round(left * (w1 - width))
+    y, x = crop_offset((h1, w1), height, width, top, left)
     return frames[..., y : y + height, x : x + width]
 
 
@@ -67,12 +77,22 @@ def frame_indices(available: int, frames: int, stride: int, start_u: float) -> l
     return [min(start + i * stride, available - 1) for i in range(frames)]
 
 
+def sample_draws(seed: int, epoch: int, row: int, train: bool, random_crop: bool) -> np.ndarray:
+    """(first frame, crop top, crop left), each in [0, 1): drawn from (seed, epoch, row) in training, the middle
+    in validation. Without `random_crop` training crops the middle too and draws the same first frames."""
+    u = np.random.default_rng([seed, epoch, row]).random(3) if train else np.full(3, 0.5)
+    if not random_crop:
+        u[1:] = 0.5
+    return u
+
+
 class EditPairs(Dataset):
     """Indexed by (epoch, row); returns a dict of tensors, or None for a pair that cannot be read."""
 
     def __init__(self, root: Root, split: str, cfg: ModelConfig, seed: int, stride: int = 1,
-                 train: bool = True, snapshot: Snapshot | None = None) -> None:
-        """Rows of `split` as in `snapshot` (whose root then is `root`), else as the dataset is now."""
+                 train: bool = True, snapshot: Snapshot | None = None, random_crop: bool = True) -> None:
+        """Rows of `split` as in `snapshot` (whose root then is `root`), else as the dataset is now. Training
+        draws each sample's first frame and, with `random_crop`, where it crops; validation takes the middle."""
         self.root = location(snapshot.root if snapshot else root)
         table = read_table(root, "edit_pairs", columns=COLUMNS, filter=ds.field("split") == split, snapshot=snapshot)
         self.rows = table.sort_by("pair_id").to_pylist()
@@ -80,6 +100,7 @@ class EditPairs(Dataset):
         self.seed = seed
         self.stride = stride
         self.train = train
+        self.random_crop = random_crop
         self.tokenizer = open_clip.get_tokenizer(cfg.text_model, context_length=cfg.text_context)
         self._frame_counts: dict[str, int] = {}  # per worker: a probe opens the file twice (decord, PyAV)
 
@@ -89,8 +110,7 @@ class EditPairs(Dataset):
     def __getitem__(self, key: tuple[int, int]) -> dict[str, Any] | None:
         epoch, i = key
         row = self.rows[i]
-        rng = np.random.default_rng([self.seed, epoch, i])
-        u = rng.random(3) if self.train else np.full(3, 0.5)
+        u = sample_draws(self.seed, epoch, i, self.train, self.random_crop)
         try:
             return self._load(row, u)
         except Exception:  # noqa: BLE001  # a bad pair (any decode or file error) must not stop training: the collate step counts it

@@ -100,9 +100,13 @@ def test_train_flags_override_checked_config_fields():
     for flag, value in (("on", True), ("off", False)):
         args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--compile", flag])
         assert load_config("tiny", _overrides(args)).model.compile is value
-    args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--batch-size", "16", "--lr", "6e-4"])
+    args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--batch-size", "16", "--lr", "6e-4",
+                                 "--crop", "centre"])
     cfg = load_config("tiny", _overrides(args))
-    assert (cfg.data.batch_size, cfg.train.lr) == (16, 6e-4)
+    assert (cfg.data.batch_size, cfg.train.lr, cfg.data.crop) == (16, 6e-4, "centre")
+    assert load_config("tiny").data.crop == "random"
+    with pytest.raises(ConfigError, match="data.crop must be one of random, centre, got 'center'"):
+        load_config("tiny", {"data": {"crop": "center"}})
     args = _parser().parse_args(["train", "--config", "small", "--out", "run", "--graph-plan-train", "off"])
     isa = load_config("small", _overrides(args)).model.isa
     assert not isa.graph_plan_train and (isa.alpha_f, isa.dropped_mean) == (0.25, True)  # the file's others kept

@@ -9,7 +9,17 @@ import pytest
 import torch
 from _isa_model_helpers import pair_set, tiny
 
-from isa_model.data import EditPairs, Position, ResumableSampler, advance, collate, frame_indices, make_loader, to_bucket
+from isa_model.data import (
+    EditPairs,
+    Position,
+    ResumableSampler,
+    advance,
+    collate,
+    frame_indices,
+    make_loader,
+    sample_draws,
+    to_bucket,
+)
 from isa_model.synthetic_pairs import apply_edit, render_clip
 from manifests import read_table, validate_dataset
 
@@ -51,6 +61,24 @@ def test_loader_is_deterministic_given_seed_and_differs_across_seeds(root):
     # the target is the edit of the source (through H.264, so approximately)
     if a["edit_type"] == "invert":
         assert (a["source"] + a["target"]).abs().mean() < 0.1
+
+
+def test_a_centre_crop_trains_on_the_crop_validation_takes(root):
+    random = [sample_draws(5, epoch, 3, train=True, random_crop=True) for epoch in range(20)]
+    centre = [sample_draws(5, epoch, 3, train=True, random_crop=False) for epoch in range(20)]  # (3,) each
+    assert len({tuple(u[1:]) for u in random}) == 20  # a new crop each epoch
+    assert all(tuple(u[1:]) == (0.5, 0.5) for u in centre)  # the middle, as validation crops
+    assert [u[0] for u in centre] == [u[0] for u in random]  # the same first frames either way
+    assert tuple(sample_draws(5, 0, 3, train=False, random_crop=True)) == (0.5, 0.5, 0.5)
+    cfg = tiny().model  # the synthetic clips (40 x 48, 6 frames) are wider than tiny's bucket: 6 px to move
+    centred, shifted = (EditPairs(root, "train", cfg, seed=5, random_crop=r) for r in (False, True))
+    val_like = EditPairs(root, "train", cfg, seed=5, train=False)
+    middle = frame_indices(6, cfg.frames, 1, 0.5)
+    epochs = [e for e in range(12) if frame_indices(6, cfg.frames, 1, centre[e][0]) == middle]
+    assert epochs  # epochs whose draw takes the middle frames, as validation does
+    for e in epochs:
+        assert torch.equal(centred[(e, 3)]["source"], val_like[(e, 3)]["source"])
+    assert any(not torch.equal(shifted[(e, 3)]["source"], val_like[(e, 3)]["source"]) for e in epochs)
 
 
 def test_each_clip_is_probed_once_across_epochs(root, monkeypatch):
