@@ -2,6 +2,13 @@
 each pair's answer, on a pair set's pairs of one type as validation reads them (`small`'s bucket, centre crop,
 the same frames). An oracle that gains little says the inputs, not the model, limit the type.
 
+Each clip is made on the whole frame scaled to cover the bucket (where the editor drew and the instruction
+names places), then cropped as validation crops it. A guess that averages draws is also shown
+- `..., cut C`: the guess where at least C of its draws change a pixel, the source elsewhere, as the blend
+  mask's cut (`train.mask_threshold`) keeps a pixel the model is unsure of;
+- `..., random crops`: the change it makes averaged over every crop training may take (`data.crop random`), added
+  to the source: a model cannot tell where its crop lies in the frame, so this is what it learns to paint.
+
 `addition`: two oracles that know the added object's pixels in the first frame.
 - `first frame`: the target's first frame inside the mask there, every other pixel the source's;
 - `held still`: that first-frame object pasted into every frame at its first place.
@@ -14,9 +21,7 @@ colour over the source):
 - `named place`: paths whose midpoint lies in the place of the clip's mean centre, start and end otherwise
   uniform over the frame (an instruction naming one place, as they did before naming paths, on nine: `--grid 3`);
 - `named path`: start and end uniform in the places the object is first and last seen (what instructions name).
-Places are the instruction's grid (curation/editors/instructions.py, PLACE_EDGES; `--grid N` for N x N),
-taken on the bucket's crop. `..., cut C`: the guess where at least C of the paths cover a pixel, the source
-elsewhere, as the blend mask's cut (`train.mask_threshold`) keeps a pixel the model is unsure of.
+Places are the instruction's grid (curation/editors/instructions.py, PLACE_EDGES; `--grid N` for N x N).
 
 `add_text`: least-squares guesses of ideal models. The instruction names the text, its kind (subtitle,
 caption or sign), its place and whether it moves; the editor (curation/editors/text.py) also draws a font, a
@@ -26,7 +31,6 @@ pixel is the mean, over the draws a model cannot tell apart, of the clips they m
 - `today`: the mean over every font, size and colour (reads the instruction as it is);
 - `names size, colour`: the mean over the fonts alone (an instruction that also named size and colour);
 - `exact plan`: the pair's own plan drawn again on the source (only the file's encode separates it from the target).
-Each also `..., cut C`: the guess where at least C of its draws change a pixel, the source elsewhere.
 
     python benchmarks/model_oracles.py addition|add_text out/pairs [--split val] [--grid N] [--cut C]
         [--out benchmarks/results/x.json]
@@ -36,11 +40,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import itertools
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +52,12 @@ from curation.editors.base import EditError
 from curation.editors.instructions import PLACE_EDGES
 from curation.editors.text import FILLS, FONTS, MIN_FONT_PX, SIZES, TEXTS, TextPlan, overlay
 from isa_model.config import ModelConfig, load_config
-from isa_model.data import EditPairs, frame_indices, to_bucket
+from isa_model.data import EditPairs, cover_size, crop_offset, frame_indices, to_bucket
 from isa_model.metrics import psnr
 from isa_model.objective import change_mask
 from manifests import ManifestError
 from manifests.media.decode import read_frames
+from manifests.media.masks import open_mask_file
 from manifests.media.probe import VideoError
 from manifests.storage import Root
 from manifests.uris import local_file
@@ -150,26 +153,30 @@ def cut_guess(guess: torch.Tensor, source: torch.Tensor, share: torch.Tensor, cu
     return torch.where(share >= cut, guess, source)
 
 
+Guess = tuple[torch.Tensor, torch.Tensor]
+"""A mean over draws, (C, T, H, W), and each pixel's share of the draws that change it, (T, H, W)."""
+
+
 def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, edges: tuple[float, ...],
-                     cut: float, gen: torch.Generator, draws: int = PATH_DRAWS) -> dict[str, torch.Tensor]:
-    """The least-squares guesses of the module's docstring, each (C, T, H, W) like source."""
+                     gen: torch.Generator, draws: int = PATH_DRAWS) -> tuple[dict[str, torch.Tensor], dict[str, Guess]]:
+    """The module docstring's addition guesses on the whole frame, those that know the object's path exactly
+    and those drawn over the paths an instruction cannot tell apart."""
     obj = added_object(source, target, mask)
     colour = obj.colour[:, None, None, None]  # (C, 1, 1, 1)
-
-    def painted(cover: torch.Tensor) -> dict[str, torch.Tensor]:  # cover (T, H, W)
-        clip = source + cover * (colour - source)
-        return {"": clip, f", cut {cut:g}": cut_guess(clip, source, cover, cut)}
-
     start, end = obj.centres[0], obj.centres[-1]
     size = tuple(obj.pixels.shape)
-    place = paths_through(obj.centres.mean(0), edges, draws, gen)
-    named = in_place(start, edges, draws, gen), in_place(end, edges, draws, gen)
-    out = {"flat, true shape": torch.where(obj.pixels, colour, source),
-           "disc, exact path": painted(disc_cover(start[None], end[None], obj.radius, obj.shown, size))[""]}
-    for name, (starts, ends) in (("named place", place), ("named path", named)):
-        for suffix, clip in painted(disc_cover(starts, ends, obj.radius, obj.shown, size)).items():
-            out[name + suffix] = clip
-    return out
+
+    def painted(cover: torch.Tensor) -> torch.Tensor:  # cover (T, H, W) -> (C, T, H, W)
+        return source + cover * (colour - source)
+
+    exact = {"flat, true shape": torch.where(obj.pixels, colour, source),
+             "disc, exact path": painted(disc_cover(start[None], end[None], obj.radius, obj.shown, size))}
+    drawn = {}
+    for name, (starts, ends) in (("named place", paths_through(obj.centres.mean(0), edges, draws, gen)),
+                                 ("named path", (in_place(start, edges, draws, gen), in_place(end, edges, draws, gen)))):
+        cover = disc_cover(starts, ends, obj.radius, obj.shown, size)
+        drawn[name] = painted(cover), cover
+    return exact, drawn
 
 
 def text_draws(plan: TextPlan, height: int) -> list[TextPlan]:
@@ -181,37 +188,72 @@ def text_draws(plan: TextPlan, height: int) -> list[TextPlan]:
             for text, font, size, fill in itertools.product(texts, FONTS, SIZES, FILLS[plan.kind])]
 
 
-def text_guesses(plan: TextPlan, clips: dict[TextPlan, torch.Tensor], source: torch.Tensor, cut: float
-                 ) -> dict[str, torch.Tensor]:
+def text_guesses(plan: TextPlan, clips: dict[TextPlan, torch.Tensor], source: torch.Tensor) -> dict[str, Guess]:
     """The least-squares guesses of KNOWN from `clips`, each draw's clip (C, T, H, W) keyed by its plan (draws
-    whose text fits the frame), and each cut at `cut`. A guess is the mean of the clips whose plans agree with
-    `plan` on what that guess knows."""
+    whose text fits the frame). A guess is the mean of the clips whose plans agree with `plan` on what that
+    guess knows."""
     out = {}
     for name, fields in KNOWN.items():
         same = [clip for p, clip in clips.items() if all(getattr(p, f) == getattr(plan, f) for f in fields)]
         if not same:
             raise EditError(f"no draw of {plan.text!r} agrees with its plan on {', '.join(fields)}")
         draws = torch.stack(same)  # (K, C, T, H, W)
-        changed = change_mask(source.expand_as(draws), draws)[:, 0].mean(0)  # (T, H, W) share of draws
-        out[name] = draws.mean(0)
-        out[f"{name}, cut {cut:g}"] = cut_guess(out[name], source, changed, cut)
+        out[name] = draws.mean(0), change_mask(source.expand_as(draws), draws)[:, 0].mean(0)
     return out
 
 
-def addition_clips(pairs: EditPairs, i: int, edges: tuple[float, ...] = PLACE_EDGES, cut: float = 0.5
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]] | None:
-    """(target, {name: clip}) of row i, each (C, T, H, W) at the bucket; None for a pair that cannot be read.
-    The guesses' paths are drawn from a generator seeded by the pair's id, so a pair scores the same in any set."""
-    item = pairs[(0, i)]
-    if item is None or item["mask"] is None:
-        return None
-    source, target, mask = item["source"], item["target"], item["mask"]
-    gen = torch.Generator().manual_seed(int(pairs.rows[i]["pair_id"], 16) % 2**63)
-    guesses = addition_guesses(source, target, mask, edges, cut, gen)
-    return target, {"copy": source, **addition_oracles(source, target, mask), **guesses}
+def crop_views(source: torch.Tensor, target: torch.Tensor, exact: dict[str, torch.Tensor], drawn: dict[str, Guess],
+               cfg: ModelConfig, cut: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(target, {name: clip}) at cfg's bucket, from clips (C, T, H, W) of the whole frame: validation's middle
+    crop of each; of each drawn guess also its cut, its `random crops` view and that cut. Training crops each
+    sample anywhere in the frame (data.crop random), so a model, which cannot tell where its crop lies, learns
+    the change averaged over every crop: that view adds that average, taken over every offset, to the source."""
+    frame = tuple(source.shape[-2:])
+    middle = crop_offset(frame, cfg.height, cfg.width, 0.5, 0.5)
+    offsets = list(itertools.product(range(frame[0] - cfg.height + 1), range(frame[1] - cfg.width + 1)))
+
+    def crop(x: torch.Tensor, at: tuple[int, int] = middle) -> torch.Tensor:
+        return x[..., at[0] : at[0] + cfg.height, at[1] : at[1] + cfg.width]
+
+    copy = crop(source)
+    out = {"copy": copy, **{name: crop(clip) for name, clip in exact.items()}}
+    for name, (clip, share) in drawn.items():
+        out[name] = crop(clip)
+        out[f"{name}, cut {cut:g}"] = cut_guess(crop(clip), copy, crop(share), cut)
+        blind = copy + torch.stack([crop(clip - source, at) for at in offsets]).mean(0)  # (C, T, h, w)
+        blind_share = torch.stack([crop(share, at) for at in offsets]).mean(0)  # (T, h, w)
+        out[f"{name}, random crops"] = blind
+        out[f"{name}, random crops, cut {cut:g}"] = cut_guess(blind, copy, blind_share, cut)
+    return crop(target), out
 
 
-def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float = 0.5
+def whole_frame(frames: np.ndarray, idx: list[int], cfg: ModelConfig) -> torch.Tensor:
+    """Frames `idx` of a (T, H0, W0, 3) uint8 clip, or of a (T, H0, W0) bool mask, scaled as validation scales them
+    to cover cfg's bucket but not cropped: (C, T, H, W) in [-1, 1], or (T, H, W) in [0, 1]."""
+    x = torch.from_numpy(frames[idx])
+    x = x.float()[:, None] if x.dim() == 3 else x.permute(0, 3, 1, 2).float() / 127.5 - 1  # (T, C, H0, W0)
+    h, w = cover_size(x.shape[-2], x.shape[-1], cfg.height, cfg.width)
+    out = to_bucket(x, h, w, 0.5, 0.5).transpose(0, 1)  # (C, T, H, W): the whole scaled frame
+    return out[0] if frames.ndim == 3 else out
+
+
+def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: tuple[float, ...], cut: float
+                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(target, {name: clip}) of an addition row under root at cfg's bucket. The guesses' paths are drawn from
+    a generator seeded by the pair's id, so a pair scores the same in any set."""
+    if not row["mask_uri"]:
+        raise EditError("no mask file")
+    source = read_frames(local_file(root, row["source_uri"]))  # (T, H, W, 3) uint8
+    target = read_frames(local_file(root, row["target_uri"]))
+    masks = open_mask_file(local_file(root, row["mask_uri"]))
+    idx = frame_indices(min(len(source), len(target)), cfg.frames, stride, 0.5)
+    mask = np.stack([masks.frame(t) for t in range(masks.shape[0])])  # (T, H, W) bool, the editor's frames
+    src, tgt, m = (whole_frame(x, idx, cfg) for x in (source, target, mask))
+    exact, drawn = addition_guesses(src, tgt, m, edges, torch.Generator().manual_seed(int(row["pair_id"], 16) % 2**63))
+    return crop_views(src, tgt, {**addition_oracles(src, tgt, m), **exact}, drawn, cfg, cut)
+
+
+def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(target, {name: clip}) of an add_text row under root: the plan's draws made on the source at its own
     size, then brought to `cfg`'s bucket as validation brings the files."""
@@ -220,29 +262,14 @@ def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float 
     source = read_frames(local_file(root, row["source_uri"]))  # (T, H, W, 3) uint8: every frame, as drawn on
     target = read_frames(local_file(root, row["target_uri"]))
     idx = frame_indices(min(len(source), len(target)), cfg.frames, stride, 0.5)
-
-    def bucket(clip: np.ndarray) -> torch.Tensor:  # (T, H, W, 3) uint8 -> (C, T, h, w) in [-1, 1]
-        x = torch.from_numpy(clip[idx]).permute(0, 3, 1, 2).float() / 127.5 - 1  # (T, 3, H, W)
-        return to_bucket(x, cfg.height, cfg.width, 0.5, 0.5).transpose(0, 1)
-
     draws = {}
     for draw in text_draws(plan, source.shape[1]):
         try:
-            draws[draw] = bucket(overlay(source, draw)[0])
+            draws[draw] = whole_frame(overlay(source, draw)[0], idx, cfg)
         except EditError:  # a font too wide for the frame: the editor could not have drawn it either
             continue
-    copy = bucket(source)
-    return bucket(target), {"copy": copy, **text_guesses(plan, draws, copy, cut)}
-
-
-Oracle = Callable[[EditPairs, int], tuple[torch.Tensor, dict[str, torch.Tensor]] | None]
-
-
-def oracle_for(edit_type: str, edges: tuple[float, ...], cut: float) -> Oracle:
-    """The clips of one edit type's pairs, addition's on the places of `edges`, every guess also cut at `cut`."""
-    if edit_type == "addition":
-        return functools.partial(addition_clips, edges=edges, cut=cut)
-    return lambda pairs, i: text_clips(pairs.root, pairs.rows[i], pairs.cfg, pairs.stride, cut)
+    src = whole_frame(source, idx, cfg)
+    return crop_views(src, whole_frame(target, idx, cfg), {}, text_guesses(plan, draws, src), cfg, cut)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -261,22 +288,20 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     edges = PLACE_EDGES if args.grid is None else tuple(k / args.grid for k in range(1, args.grid))
     cut = cfg.train.mask_threshold if args.cut is None else args.cut
-    oracle = oracle_for(args.edit_type, edges, cut)
     pairs = EditPairs(args.root, args.split, cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
     per_pair: list[dict[str, float | str]] = []  # to set beside validation.json's per_pair rows by pair_id
     skipped: list[str] = []
-    for i, row in enumerate(pairs.rows):
+    for row in pairs.rows:
         if row["edit_type"] != args.edit_type:
             continue
         try:
-            found = oracle(pairs, i)
+            if args.edit_type == "addition":
+                target, clips = addition_clips(pairs.root, row, pairs.cfg, pairs.stride, edges, cut)
+            else:
+                target, clips = text_clips(pairs.root, row, pairs.cfg, pairs.stride, cut)
         except (KeyError, TypeError, ValueError, EditError, VideoError, ManifestError) as exc:
             skipped.append(f"{row['pair_id']}: {exc}")
             continue
-        if found is None:
-            skipped.append(f"{row['pair_id']}: unreadable")
-            continue
-        target, clips = found
         per_pair.append({"pair_id": row["pair_id"],
                          **{name: float(psnr(clip[None], target[None])) for name, clip in clips.items()}})
     if not per_pair:
@@ -287,9 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     table = {name: {"psnr": m, "gain_db": m - means["copy"]} for name, m in means.items()}
     print(f"{len(per_pair)} {args.edit_type} pairs ({args.root}, {args.split}); {len(skipped)} skipped"
           + (f", first {skipped[0]}" if skipped else ""))
-    print(f"{'clip':28s} {'PSNR':>7s} {'gain':>7s}")
+    print(f"{'clip':36s} {'PSNR':>7s} {'gain':>7s}")
     for name, row in table.items():
-        print(f"{name:28s} {row['psnr']:7.2f} {row['gain_db']:+7.2f}")
+        print(f"{name:36s} {row['psnr']:7.2f} {row['gain_db']:+7.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
                                               "split": args.split, "pairs": len(per_pair),

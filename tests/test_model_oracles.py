@@ -1,7 +1,8 @@
 """benchmarks/model_oracles.py: an addition's first-frame oracles and its path guesses (the grid they share with
-the instructions, the paths they draw, the discs they paint); the draws an add_text plan could have been
-and the guesses that average them; one text pair scored end to end (its plan drawn again is its target); and
-the one-line refusal of a set without the type."""
+the instructions, the paths they draw, the discs they paint); the draws an add_text plan could have been and the
+guesses that average them; the crops every clip is scored on (validation's, and the mean over training's); one
+text pair scored end to end (its plan drawn again is its target); and the one-line refusal of a set without the
+type."""
 
 from __future__ import annotations
 
@@ -81,15 +82,15 @@ def test_addition_guesses_know_what_their_names_say():
         disc = (xs - x) ** 2 + (ys - y) ** 2 <= 16
         target[:, t][:, disc] = torch.tensor([0.8, -0.8, 0.0])[:, None]
         mask[t][(xs - x) ** 2 + (ys - y) ** 2 <= 36] = 1
-    clips = oracles.addition_guesses(source, target, mask, (0.2, 0.4, 0.6, 0.8), 0.5, torch.Generator().manual_seed(0))
+    exact, drawn = oracles.addition_guesses(source, target, mask, (0.2, 0.4, 0.6, 0.8), torch.Generator().manual_seed(0))
+    clips = {**exact, **{name: clip for name, (clip, _) in drawn.items()}}
     score = {name: float(oracles.psnr(c[None], target[None])) for name, c in clips.items()}
     copy = float(oracles.psnr(source[None], target[None]))
     assert torch.allclose(clips["flat, true shape"], target)  # one colour: its own pixels in it are the target
     assert score["disc, exact path"] > copy + 15
     assert score["disc, exact path"] > score["named path"] > score["named place"] > copy
-    cut = clips["named path, cut 0.5"]  # each pixel either the guess or the source
-    assert torch.all((cut == clips["named path"]) | (cut == source))
-    assert (cut == source).any() and (cut != source).any()
+    guess, share = drawn["named path"]  # the colour blended over the source by the share of discs over a pixel
+    assert torch.allclose(guess, source + share * (torch.tensor([0.8, -0.8, 0.0])[:, None, None, None] - source), atol=1e-6)
     still = target.clone()
     still[:, 1:] = source[:, 1:]  # shown in one frame only: no path
     with pytest.raises(oracles.EditError, match="shows in 1 of 8 frames"):
@@ -108,8 +109,10 @@ def test_text_draws_are_every_text_font_size_and_colour_of_the_kind():
 def test_each_text_guess_averages_the_draws_it_cannot_tell_apart():
     draws = oracles.text_draws(PLAN, height=144)
     clips = {d: torch.full((3, 1, 1, 1), float(i)) for i, d in enumerate(draws)}  # (C, T, H, W): its index
-    guesses = oracles.text_guesses(PLAN, clips, torch.zeros(3, 1, 1, 1), cut=0.5)
-    assert set(guesses) == set(oracles.KNOWN) | {f"{name}, cut 0.5" for name in oracles.KNOWN}
+    found = oracles.text_guesses(PLAN, clips, torch.zeros(3, 1, 1, 1))
+    assert set(found) == set(oracles.KNOWN)
+    guesses = {name: clip for name, (clip, _) in found.items()}
+    assert float(found["words unknown"][1].squeeze()) == pytest.approx((len(draws) - 1) / len(draws))  # not draw 0
 
     def mean_of(keep) -> float:
         return float(np.mean([i for i, d in enumerate(draws) if keep(d)]))
@@ -121,14 +124,21 @@ def test_each_text_guess_averages_the_draws_it_cannot_tell_apart():
     assert float(guesses["words unknown"][0, 0, 0, 0]) == mean_of(lambda d: True)
 
 
-def test_a_cut_text_guess_keeps_the_source_where_few_draws_change_it():
-    draws = oracles.text_draws(PLAN, height=144)
-    clips = {d: torch.full((3, 1, 1, 1), float(d == PLAN)) for d in draws}  # only the plan's own draw changes it
-    source = torch.zeros(3, 1, 1, 1)
-    guesses = oracles.text_guesses(PLAN, clips, source, cut=0.5)
-    assert float(guesses["words unknown"][0, 0, 0, 0]) == pytest.approx(1 / len(draws))  # uncut: a faint change
-    assert torch.equal(guesses["words unknown, cut 0.5"], source)  # 1 draw of many changes it: cut
-    assert torch.equal(guesses["exact plan, cut 0.5"], guesses["exact plan"])  # its one draw changes it: kept
+def test_crop_views_take_validations_crop_and_the_mean_of_every_training_crop():
+    cfg = load_config("tiny").model  # a 32 x 32 bucket
+    source = torch.zeros(3, 1, 32, 36)  # (C, T, H, W): the whole frame, 4 px wider than the bucket
+    target = torch.rand(3, 1, 32, 36)
+    change = torch.zeros(1, 32, 36)
+    change[:, :, 4] = 1  # one column: at column 2 of the middle crop (offset 2), at 4 - offset in the others
+    guess, exact = source + 0.6 * change, {"known": target.clone()}
+    tgt, views = oracles.crop_views(source, target, exact, {"g": (guess, change)}, cfg, cut=0.5)
+    middle = (slice(None), slice(None), slice(0, 32), slice(2, 34))
+    assert torch.equal(tgt, target[middle]) and torch.equal(views["known"], target[middle])
+    assert set(views) == {"copy", "known", "g", "g, cut 0.5", "g, random crops", "g, random crops, cut 0.5"}
+    assert torch.equal(views["g"], guess[middle]) and torch.equal(views["g, cut 0.5"], guess[middle])
+    blind = views["g, random crops"]  # each of the 5 crops puts the column elsewhere: a fifth of it in each
+    assert torch.allclose(blind[:, :, :, :5], torch.full((3, 1, 32, 5), 0.6 / 5)) and blind[:, :, :, 5:].eq(0).all()
+    assert torch.equal(views["g, random crops, cut 0.5"], views["copy"])  # no pixel changed in half the crops
 
 
 def test_a_text_pair_scored_end_to_end_draws_its_own_target_again(tmp_path: Path):
@@ -140,7 +150,7 @@ def test_a_text_pair_scored_end_to_end_draws_its_own_target_again(tmp_path: Path
     write_clip(tmp_path / "s.mp4", source, 24.0, crf=0)
     write_clip(tmp_path / "t.mp4", target, 24.0, crf=0)
     row = {"source_uri": "s.mp4", "target_uri": "t.mp4", "edit_params": json.dumps(result.params)}
-    target_clip, clips = oracles.text_clips(tmp_path, row, load_config("small").model, stride=1)
+    target_clip, clips = oracles.text_clips(tmp_path, row, load_config("small").model, stride=1, cut=0.5)
     score = {name: float(oracles.psnr(c[None], target_clip[None])) for name, c in clips.items()}
     assert score["exact plan"] > score["copy"] + 15  # the plan as the editor drew it, up to the encode
     assert score["exact plan"] > score["names size, colour"] > score["copy"]
