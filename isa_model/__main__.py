@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="override data.batch_size")
     t.add_argument("--lr", type=float, help="override train.lr")
     t.add_argument("--crop", choices=("random", "centre"),
-                   help="override data.crop (where a training sample is cropped to the bucket)")
+                   help="override data.crop (random: each sample's first frame and crop drawn; centre: as validation)")
     t.add_argument("--decay-steps", type=int,
                    help="override train.decay_steps (the learning rate falls to 0 over the last this many steps)")
     t.add_argument("--objective", choices=("noise", "source", "delta"),

@@ -33,9 +33,10 @@ DATA_LIMITS: dict[str, tuple[float, float]] = {
 }
 
 CROPS = ("random", "centre")
-"""data.crop: `random` shifts each training sample's crop; `centre` crops as validation does, so a place an
-instruction names in the whole frame (an added object's path, a caption on the left) lands in the same place
-of every crop the model sees (docs/MODEL.md, "Where the crop puts a named place")."""
+"""data.crop: `random` draws each training sample's first frame and crop; `centre` reads a pair as validation
+does, the middle frames and the middle of the frame, so a place an instruction names in the whole clip (an added
+object's path, a caption on the left) lands in the same place of every sample the model sees (docs/MODEL.md,
+"Where the crop puts a named place")."""
 
 TRAIN_LIMITS: dict[str, tuple[float, float]] = {"mask_weight": (0.0, 100.0), "mask_threshold": (0.01, 0.99),
                                                 "edit_weight": (0.0, 100.0), "decay_steps": (0, 10_000_000)}
@@ -135,7 +136,7 @@ class DataConfig:
     batch_size: int = 2
     workers: int = 0
     frame_stride: int = 1
-    crop: str = "random"  # where training crops a clip wider (or taller) than the bucket; validation: the centre
+    crop: str = "random"  # random: each training sample's first frame and crop drawn; centre: as validation
 
     def __post_init__(self) -> None:
         check_limits("data", self, DATA_LIMITS)

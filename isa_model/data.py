@@ -79,11 +79,10 @@ def frame_indices(available: int, frames: int, stride: int, start_u: float) -> l
 
 def sample_draws(seed: int, epoch: int, row: int, train: bool, random_crop: bool) -> np.ndarray:
     """(first frame, crop top, crop left), each in [0, 1): drawn from (seed, epoch, row) in training, the middle
-    in validation. Without `random_crop` training crops the middle too and draws the same first frames."""
-    u = np.random.default_rng([seed, epoch, row]).random(3) if train else np.full(3, 0.5)
-    if not random_crop:
-        u[1:] = 0.5
-    return u
+    in validation. Without `random_crop` training takes the middle in time and space too, as validation does."""
+    if train and random_crop:
+        return np.random.default_rng([seed, epoch, row]).random(3)
+    return np.full(3, 0.5)
 
 
 class EditPairs(Dataset):
@@ -92,7 +91,8 @@ class EditPairs(Dataset):
     def __init__(self, root: Root, split: str, cfg: ModelConfig, seed: int, stride: int = 1,
                  train: bool = True, snapshot: Snapshot | None = None, random_crop: bool = True) -> None:
         """Rows of `split` as in `snapshot` (whose root then is `root`), else as the dataset is now. Training
-        draws each sample's first frame and, with `random_crop`, where it crops; validation takes the middle."""
+        with `random_crop` draws each sample's first frame and where it crops; otherwise it reads the middle
+        frames and crops the middle, as validation does."""
         self.root = location(snapshot.root if snapshot else root)
         table = read_table(root, "edit_pairs", columns=COLUMNS, filter=ds.field("split") == split, snapshot=snapshot)
         self.rows = table.sort_by("pair_id").to_pylist()
