@@ -6,8 +6,10 @@ Each clip is made on the whole frame scaled to cover the bucket (where the edito
 names places), then cropped as validation crops it. A guess that averages draws is also shown
 - `..., cut C`: the guess where at least C of its draws change a pixel, the source elsewhere, as the blend
   mask's cut (`train.mask_threshold`) keeps a pixel the model is unsure of;
-- `..., random crops`: the change it makes averaged over every crop training may take (`data.crop random`), added
-  to the source: a model cannot tell where its crop lies in the frame, so this is what it learns to paint.
+- `..., random draws`: the change it makes averaged over every crop (and, for addition, every first frame)
+  training may draw (`data.crop random`), added to the source: a model cannot tell where its sample lies in the
+  clip, so this is what it learns to paint. add_text's texts mostly stand still, so its first frames are not
+  averaged.
 
 `addition`: two oracles that know the added object's pixels in the first frame.
 - `first frame`: the target's first frame inside the mask there, every other pixel the source's;
@@ -21,7 +23,8 @@ colour over the source):
 - `named place`: paths whose midpoint lies in the place of the clip's mean centre, start and end otherwise
   uniform over the frame (an instruction naming one place, as they did before naming paths, on nine: `--grid 3`);
 - `named path`: start and end uniform in the places the object is first and last seen (what instructions name).
-Places are the instruction's grid (curation/editors/instructions.py, PLACE_EDGES; `--grid N` for N x N).
+Places and paths are measured as the instruction measures them, on the whole clip (curation/editors/instructions.py;
+PLACE_EDGES, `--grid N` for N x N); a sample's frames lie on the path where they lie in the clip.
 
 `add_text`: least-squares guesses of ideal models. The instruction names the text, its kind (subtitle,
 caption or sign), its place and whether it moves; the editor (curation/editors/text.py) also draws a font, a
@@ -104,18 +107,51 @@ def added_object(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor)
     return AddedObject(pixels, target.permute(1, 2, 3, 0)[pixels].mean(0), (area / np.pi) ** 0.5, shown, centres)
 
 
-def disc_cover(starts: torch.Tensor, ends: torch.Tensor, radius: float, shown: torch.Tensor,
+def disc_cover(starts: torch.Tensor, ends: torch.Tensor, radius: float, times: torch.Tensor,
                size: tuple[int, int, int]) -> torch.Tensor:
     """(T, H, W) share of the paths whose disc of `radius` pixels covers each pixel. Path k goes in a straight
-    line from starts[k] to ends[k] ((K, 2) points (x, y) in [0, 1]) over the frames `shown`; other frames: 0."""
+    line from starts[k] at time 0 to ends[k] at time 1 ((K, 2) points (x, y) in [0, 1]); times (T,) says where
+    along it each frame is, nan for a frame that does not show the object (cover 0)."""
     frames, height, width = size
     ys, xs = torch.arange(height) + 0.5, torch.arange(width) + 0.5
     cover = torch.zeros(frames, height, width)
-    for u, t in zip(torch.linspace(0, 1, len(shown)), shown.tolist(), strict=True):
-        at = (starts + (ends - starts) * u) * torch.tensor([width, height])  # (K, 2) pixels
+    for t in torch.nonzero(~times.isnan()).flatten().tolist():
+        at = (starts + (ends - starts) * times[t]) * torch.tensor([width, height])  # (K, 2) pixels
         d2 = (xs[None, None, :] - at[:, 0, None, None]) ** 2 + (ys[None, :, None] - at[:, 1, None, None]) ** 2
         cover[t] = (d2 <= radius**2).float().mean(0)  # (H, W)
     return cover
+
+
+def path_times(idx: list[int], first: int, last: int) -> torch.Tensor:
+    """(T,) where clip frames `idx` lie on a path from frame `first` (0) to `last` (1); nan outside it."""
+    u = (torch.tensor(idx, dtype=torch.float32) - first) / max(1, last - first)
+    return torch.where((u >= 0) & (u <= 1), u, torch.nan)
+
+
+@dataclasses.dataclass(frozen=True)
+class NamedPath:
+    """What an instruction measures of an object (curation/editors/instructions.py, describe_object): its
+    centre (x, y) in [0, 1] in the first and last frames that show it, those frames, and its mean centre."""
+
+    start: torch.Tensor  # (2,)
+    end: torch.Tensor  # (2,)
+    first: int
+    last: int
+    mean: torch.Tensor  # (2,)
+
+
+def named_path(mask: np.ndarray) -> NamedPath:
+    """The NamedPath of an object's (T, H, W) bool mask over the whole clip at its own size."""
+    shown = np.flatnonzero(mask.any(axis=(1, 2)))
+    if len(shown) < 2:
+        raise EditError(f"the object's mask shows it in {len(shown)} of {len(mask)} frames, not two")
+    height, width = mask.shape[1:]
+
+    def centre(m: np.ndarray) -> torch.Tensor:
+        ys, xs = np.nonzero(m)[-2:]
+        return torch.tensor([xs.mean() / width, ys.mean() / height], dtype=torch.float32)
+
+    return NamedPath(centre(mask[shown[0]]), centre(mask[shown[-1]]), int(shown[0]), int(shown[-1]), centre(mask))
 
 
 def places(points: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
@@ -157,26 +193,34 @@ Guess = tuple[torch.Tensor, torch.Tensor]
 """A mean over draws, (C, T, H, W), and each pixel's share of the draws that change it, (T, H, W)."""
 
 
-def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, edges: tuple[float, ...],
-                     gen: torch.Generator, draws: int = PATH_DRAWS) -> tuple[dict[str, torch.Tensor], dict[str, Guess]]:
-    """The module docstring's addition guesses on the whole frame, those that know the object's path exactly
-    and those drawn over the paths an instruction cannot tell apart."""
+def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, named: NamedPath,
+                     times: torch.Tensor, edges: tuple[float, ...], gen: torch.Generator,
+                     trained: list[torch.Tensor] | None = None, draws: int = PATH_DRAWS
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, Guess], dict[str, Guess]]:
+    """The module docstring's addition guesses on the whole frame: those that know the object's path in these
+    frames exactly; those drawn over the paths its instruction (`named`) cannot tell apart, placed along them
+    at `times` (T,) (path_times); and the same draws averaged over the `trained` times of every window
+    training reads (added to these frames: what a model that cannot tell its window learns to paint)."""
     obj = added_object(source, target, mask)
     colour = obj.colour[:, None, None, None]  # (C, 1, 1, 1)
-    start, end = obj.centres[0], obj.centres[-1]
     size = tuple(obj.pixels.shape)
 
     def painted(cover: torch.Tensor) -> torch.Tensor:  # cover (T, H, W) -> (C, T, H, W)
         return source + cover * (colour - source)
 
+    seen = torch.full((size[0],), torch.nan)
+    seen[obj.shown] = torch.linspace(0, 1, len(obj.shown))
     exact = {"flat, true shape": torch.where(obj.pixels, colour, source),
-             "disc, exact path": painted(disc_cover(start[None], end[None], obj.radius, obj.shown, size))}
-    drawn = {}
-    for name, (starts, ends) in (("named place", paths_through(obj.centres.mean(0), edges, draws, gen)),
-                                 ("named path", (in_place(start, edges, draws, gen), in_place(end, edges, draws, gen)))):
-        cover = disc_cover(starts, ends, obj.radius, obj.shown, size)
+             "disc, exact path": painted(disc_cover(obj.centres[0][None], obj.centres[-1][None], obj.radius, seen, size))}
+    drawn, averaged = {}, {}
+    for name, (starts, ends) in (
+            ("named place", paths_through(named.mean, edges, draws, gen)),
+            ("named path", (in_place(named.start, edges, draws, gen), in_place(named.end, edges, draws, gen)))):
+        cover = disc_cover(starts, ends, obj.radius, times, size)
         drawn[name] = painted(cover), cover
-    return exact, drawn
+        mean = torch.stack([disc_cover(starts, ends, obj.radius, u, size) for u in trained]).mean(0) if trained else cover
+        averaged[name] = painted(mean), mean
+    return exact, drawn, averaged
 
 
 def text_draws(plan: TextPlan, height: int) -> list[TextPlan]:
@@ -203,11 +247,13 @@ def text_guesses(plan: TextPlan, clips: dict[TextPlan, torch.Tensor], source: to
 
 
 def crop_views(source: torch.Tensor, target: torch.Tensor, exact: dict[str, torch.Tensor], drawn: dict[str, Guess],
-               cfg: ModelConfig, cut: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+               cfg: ModelConfig, cut: float, trained: dict[str, Guess] | None = None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(target, {name: clip}) at cfg's bucket, from clips (C, T, H, W) of the whole frame: validation's middle
-    crop of each; of each drawn guess also its cut, its `random crops` view and that cut. Training crops each
+    crop of each; of each drawn guess also its cut, its `random draws` view and that cut. Training crops each
     sample anywhere in the frame (data.crop random), so a model, which cannot tell where its crop lies, learns
-    the change averaged over every crop: that view adds that average, taken over every offset, to the source."""
+    the change averaged over every crop: that view adds that average, taken over every offset, to the source.
+    `trained` replaces a drawn guess in that view by one already averaged over the frames training reads."""
     frame = tuple(source.shape[-2:])
     middle = crop_offset(frame, cfg.height, cfg.width, 0.5, 0.5)
     offsets = list(itertools.product(range(frame[0] - cfg.height + 1), range(frame[1] - cfg.width + 1)))
@@ -220,10 +266,11 @@ def crop_views(source: torch.Tensor, target: torch.Tensor, exact: dict[str, torc
     for name, (clip, share) in drawn.items():
         out[name] = crop(clip)
         out[f"{name}, cut {cut:g}"] = cut_guess(crop(clip), copy, crop(share), cut)
+        clip, share = (trained or {}).get(name, (clip, share))
         blind = copy + torch.stack([crop(clip - source, at) for at in offsets]).mean(0)  # (C, T, h, w)
         blind_share = torch.stack([crop(share, at) for at in offsets]).mean(0)  # (T, h, w)
-        out[f"{name}, random crops"] = blind
-        out[f"{name}, random crops, cut {cut:g}"] = cut_guess(blind, copy, blind_share, cut)
+        out[f"{name}, random draws"] = blind
+        out[f"{name}, random draws, cut {cut:g}"] = cut_guess(blind, copy, blind_share, cut)
     return crop(target), out
 
 
@@ -249,8 +296,13 @@ def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: 
     idx = frame_indices(min(len(source), len(target)), cfg.frames, stride, 0.5)
     mask = np.stack([masks.frame(t) for t in range(masks.shape[0])])  # (T, H, W) bool, the editor's frames
     src, tgt, m = (whole_frame(x, idx, cfg) for x in (source, target, mask))
-    exact, drawn = addition_guesses(src, tgt, m, edges, torch.Generator().manual_seed(int(row["pair_id"], 16) % 2**63))
-    return crop_views(src, tgt, {**addition_oracles(src, tgt, m), **exact}, drawn, cfg, cut)
+    named = named_path(mask)
+    available, span = min(len(source), len(target)), (cfg.frames - 1) * stride + 1
+    windows = [[min(s + i * stride, available - 1) for i in range(cfg.frames)] for s in range(max(1, available - span + 1))]
+    gen = torch.Generator().manual_seed(int(row["pair_id"], 16) % 2**63)
+    exact, drawn, trained = addition_guesses(src, tgt, m, named, path_times(idx, named.first, named.last), edges, gen,
+                                             [path_times(w, named.first, named.last) for w in windows])
+    return crop_views(src, tgt, {**addition_oracles(src, tgt, m), **exact}, drawn, cfg, cut, trained)
 
 
 def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float

@@ -62,14 +62,30 @@ def test_drawn_paths_keep_to_the_places_named():
 
 
 def test_disc_cover_is_the_share_of_paths_over_each_pixel():
-    shown = torch.tensor([1, 2])
-    one = oracles.disc_cover(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.5, 0.5]]), 3.0, shown, (4, 16, 16))
-    assert one[0].sum() == 0 and one[3].sum() == 0  # frames that do not show the object
+    times = torch.tensor([torch.nan, 0.0, 1.0, torch.nan])  # frames 0 and 3 do not show the object
+    one = oracles.disc_cover(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.5, 0.5]]), 3.0, times, (4, 16, 16))
+    assert one[0].sum() == 0 and one[3].sum() == 0
     ys, xs = torch.meshgrid(torch.arange(16) + 0.5, torch.arange(16) + 0.5, indexing="ij")
     assert torch.equal(one[1], ((xs - 8) ** 2 + (ys - 8) ** 2 <= 9).float())
     two = oracles.disc_cover(torch.tensor([[0.25, 0.5], [0.75, 0.5]]), torch.tensor([[0.25, 0.5], [0.75, 0.5]]),
-                             2.0, shown, (4, 16, 16))
+                             2.0, times, (4, 16, 16))
     assert set(two.unique().tolist()) == {0.0, 0.5}
+    moving = oracles.disc_cover(torch.tensor([[0.25, 0.5]]), torch.tensor([[0.75, 0.5]]), 2.0, times, (4, 16, 16))
+    assert moving[1, 8, 4] == 1 and moving[2, 8, 12] == 1 and moving[1, 8, 12] == 0  # start at time 0, end at 1
+
+
+def test_the_named_path_is_measured_on_the_whole_clip_as_the_instruction_is():
+    mask = np.zeros((24, 90, 160), bool)
+    for t in range(2, 20):  # shown in frames 2..19, moving right
+        mask[t, 40:50, 5 + 6 * t : 25 + 6 * t] = True
+    named = oracles.named_path(mask)
+    assert (named.first, named.last) == (2, 19)
+    assert torch.allclose(named.start, torch.tensor([26.5 / 160, 44.5 / 90]))  # pixel indices, as describe_object
+    assert torch.allclose(named.end, torch.tensor([128.5 / 160, 44.5 / 90]))
+    times = oracles.path_times([0, 2, 10, 19, 23], named.first, named.last)  # clip frames a sample reads
+    assert times[0].isnan() and times[4].isnan() and times[1:4].tolist() == pytest.approx([0.0, 8 / 17, 1.0])
+    with pytest.raises(oracles.EditError, match="shows it in 1 of 24 frames"):
+        oracles.named_path(mask & (np.arange(24) == 5)[:, None, None])
 
 
 def test_addition_guesses_know_what_their_names_say():
@@ -82,7 +98,12 @@ def test_addition_guesses_know_what_their_names_say():
         disc = (xs - x) ** 2 + (ys - y) ** 2 <= 16
         target[:, t][:, disc] = torch.tensor([0.8, -0.8, 0.0])[:, None]
         mask[t][(xs - x) ** 2 + (ys - y) ** 2 <= 36] = 1
-    exact, drawn = oracles.addition_guesses(source, target, mask, (0.2, 0.4, 0.6, 0.8), torch.Generator().manual_seed(0))
+    named = oracles.NamedPath(torch.tensor([0.25, 0.25]), torch.tensor([0.69, 0.69]), 0, frames - 1,
+                              torch.tensor([0.47, 0.47]))  # centres 8 and 22 of 32 pixels
+    times = torch.linspace(0, 1, frames)
+    windows = [torch.cat([times[:4], torch.full((4,), torch.nan)])] * 2  # frames training reads: the first half
+    exact, drawn, trained = oracles.addition_guesses(source, target, mask, named, times, (0.2, 0.4, 0.6, 0.8),
+                                                     torch.Generator().manual_seed(0), windows)
     clips = {**exact, **{name: clip for name, (clip, _) in drawn.items()}}
     score = {name: float(oracles.psnr(c[None], target[None])) for name, c in clips.items()}
     copy = float(oracles.psnr(source[None], target[None]))
@@ -91,6 +112,7 @@ def test_addition_guesses_know_what_their_names_say():
     assert score["disc, exact path"] > score["named path"] > score["named place"] > copy
     guess, share = drawn["named path"]  # the colour blended over the source by the share of discs over a pixel
     assert torch.allclose(guess, source + share * (torch.tensor([0.8, -0.8, 0.0])[:, None, None, None] - source), atol=1e-6)
+    assert trained["named path"][1][0].sum() > 0 and trained["named path"][1][4:].sum() == 0
     still = target.clone()
     still[:, 1:] = source[:, 1:]  # shown in one frame only: no path
     with pytest.raises(oracles.EditError, match="shows in 1 of 8 frames"):
@@ -134,11 +156,11 @@ def test_crop_views_take_validations_crop_and_the_mean_of_every_training_crop():
     tgt, views = oracles.crop_views(source, target, exact, {"g": (guess, change)}, cfg, cut=0.5)
     middle = (slice(None), slice(None), slice(0, 32), slice(2, 34))
     assert torch.equal(tgt, target[middle]) and torch.equal(views["known"], target[middle])
-    assert set(views) == {"copy", "known", "g", "g, cut 0.5", "g, random crops", "g, random crops, cut 0.5"}
+    assert set(views) == {"copy", "known", "g", "g, cut 0.5", "g, random draws", "g, random draws, cut 0.5"}
     assert torch.equal(views["g"], guess[middle]) and torch.equal(views["g, cut 0.5"], guess[middle])
-    blind = views["g, random crops"]  # each of the 5 crops puts the column elsewhere: a fifth of it in each
+    blind = views["g, random draws"]  # each of the 5 crops puts the column elsewhere: a fifth of it in each
     assert torch.allclose(blind[:, :, :, :5], torch.full((3, 1, 32, 5), 0.6 / 5)) and blind[:, :, :, 5:].eq(0).all()
-    assert torch.equal(views["g, random crops, cut 0.5"], views["copy"])  # no pixel changed in half the crops
+    assert torch.equal(views["g, random draws, cut 0.5"], views["copy"])  # no pixel changed in half the crops
 
 
 def test_a_text_pair_scored_end_to_end_draws_its_own_target_again(tmp_path: Path):
