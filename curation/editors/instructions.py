@@ -151,9 +151,10 @@ def _at(place: str) -> str:
 
 def describe_object(frames: np.ndarray, mask: np.ndarray) -> str:
     """An object without a class name as the eye sees it: size, colour and place, from its (T, H, W) mask
-    over (T, H, W, 3) frames, e.g. "small red object on the left". An object whose centre goes from one of
-    the nine places to another is named by its path ("... moving from the left to the top right"): without
-    it an addition's instruction cannot say where the object goes."""
+    over (T, H, W, 3) frames, e.g. "small red object on the far left". An object whose centre goes from one
+    of the 25 places to another, between the first and last frames that show it, is named by its path ("...
+    moving from the left to the upper far right"): without it an addition's instruction cannot say where the
+    object goes."""
     visible = mask.any(axis=(1, 2))
     if not visible.any():
         return "object"
