@@ -85,7 +85,7 @@ PATH_DRAWS = 512
 
 @dataclasses.dataclass(frozen=True)
 class AddedObject:
-    """An addition's object as the bucket shows it: where the target differs from the source inside the mask."""
+    """An addition's object in a sample's scaled frames: where the target differs from the source inside the mask."""
 
     pixels: torch.Tensor  # (T, H, W) bool
     colour: torch.Tensor  # (C,) its mean colour
