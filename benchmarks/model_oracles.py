@@ -52,10 +52,10 @@ import numpy as np
 import torch
 
 from curation.editors.base import EditError
-from curation.editors.instructions import PLACE_EDGES
+from curation.editors.instructions import PLACE_EDGES, object_path
 from curation.editors.text import FILLS, FONTS, MIN_FONT_PX, SIZES, TEXTS, TextPlan, overlay
 from isa_model.config import ModelConfig, load_config
-from isa_model.data import EditPairs, cover_size, crop_offset, frame_indices, to_bucket
+from isa_model.data import EditPairs, cover_size, crop_offset, frame_indices, frame_starts, frame_window, to_bucket
 from isa_model.metrics import psnr
 from isa_model.objective import change_mask
 from manifests import ManifestError
@@ -130,7 +130,7 @@ def path_times(idx: list[int], first: int, last: int) -> torch.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class NamedPath:
-    """What an instruction measures of an object (curation/editors/instructions.py, describe_object): its
+    """An instruction's ObjectPath (curation/editors/instructions.py, object_path) as tensors: the object's
     centre (x, y) in [0, 1] in the first and last frames that show it, those frames, and its mean centre."""
 
     start: torch.Tensor  # (2,)
@@ -142,16 +142,12 @@ class NamedPath:
 
 def named_path(mask: np.ndarray) -> NamedPath:
     """The NamedPath of an object's (T, H, W) bool mask over the whole clip at its own size."""
-    shown = np.flatnonzero(mask.any(axis=(1, 2)))
-    if len(shown) < 2:
-        raise EditError(f"the object's mask shows it in {len(shown)} of {len(mask)} frames, not two")
-    height, width = mask.shape[1:]
-
-    def centre(m: np.ndarray) -> torch.Tensor:
-        ys, xs = np.nonzero(m)[-2:]
-        return torch.tensor([xs.mean() / width, ys.mean() / height], dtype=torch.float32)
-
-    return NamedPath(centre(mask[shown[0]]), centre(mask[shown[-1]]), int(shown[0]), int(shown[-1]), centre(mask))
+    path = object_path(mask)
+    shown = int(mask.any(axis=(1, 2)).sum())
+    if path is None or shown < 2:
+        raise EditError(f"the object's mask shows it in {shown} of {len(mask)} frames, not two")
+    start, end, mean = (torch.tensor(xy, dtype=torch.float32) for xy in (path.start, path.end, path.mean))
+    return NamedPath(start, end, path.first, path.last, mean)
 
 
 def places(points: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
@@ -297,8 +293,8 @@ def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: 
     mask = np.stack([masks.frame(t) for t in range(masks.shape[0])])  # (T, H, W) bool, the editor's frames
     src, tgt, m = (whole_frame(x, idx, cfg) for x in (source, target, mask))
     named = named_path(mask)
-    available, span = min(len(source), len(target)), (cfg.frames - 1) * stride + 1
-    windows = [[min(s + i * stride, available - 1) for i in range(cfg.frames)] for s in range(max(1, available - span + 1))]
+    available = min(len(source), len(target))
+    windows = [frame_window(available, cfg.frames, stride, s) for s in range(frame_starts(available, cfg.frames, stride))]
     gen = torch.Generator().manual_seed(int(row["pair_id"], 16) % 2**63)
     exact, drawn, trained = addition_guesses(src, tgt, m, named, path_times(idx, named.first, named.last), edges, gen,
                                              [path_times(w, named.first, named.last) for w in windows])

@@ -70,11 +70,19 @@ def to_bucket(frames: torch.Tensor, height: int, width: int, top: float, left: f
     return frames[..., y : y + height, x : x + width]
 
 
-def frame_indices(available: int, frames: int, stride: int, start_u: float) -> list[int]:
-    """`frames` indices at `stride` from a start chosen by start_u in [0, 1); short clips repeat their last frame."""
-    span = (frames - 1) * stride + 1
-    start = int(start_u * max(1, available - span + 1))
+def frame_starts(available: int, frames: int, stride: int) -> int:
+    """How many first frames a sample of `frames` frames at `stride` may start at in a clip of `available`."""
+    return max(1, available - (frames - 1) * stride)
+
+
+def frame_window(available: int, frames: int, stride: int, start: int) -> list[int]:
+    """`frames` indices at `stride` from `start`; short clips repeat their last frame."""
     return [min(start + i * stride, available - 1) for i in range(frames)]
+
+
+def frame_indices(available: int, frames: int, stride: int, start_u: float) -> list[int]:
+    """frame_window from a start chosen by start_u in [0, 1)."""
+    return frame_window(available, frames, stride, int(start_u * frame_starts(available, frames, stride)))
 
 
 def sample_draws(seed: int, epoch: int, row: int, train: bool, random_crop: bool) -> np.ndarray:

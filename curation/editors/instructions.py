@@ -149,22 +149,45 @@ def _at(place: str) -> str:
     return ("on the " if place in COLUMNS else "in the ") + place
 
 
+@dataclass(frozen=True)
+class ObjectPath:
+    """Where an object is, as an instruction names it: its centre (x, y) in [0, 1] of the frame in the first and
+    last frames that show it (`first`, `last`), and over every pixel of every frame (`mean`)."""
+
+    first: int
+    last: int
+    start: tuple[float, float]
+    end: tuple[float, float]
+    mean: tuple[float, float]
+
+
+def object_path(mask: np.ndarray) -> ObjectPath | None:
+    """The ObjectPath of a (T, H, W) bool mask; None when no frame shows the object."""
+    shown = np.flatnonzero(mask.any(axis=(1, 2)))
+    if not len(shown):
+        return None
+    h, w = mask.shape[1:]
+
+    def centre(m: np.ndarray) -> tuple[float, float]:
+        ys, xs = np.nonzero(m)[-2:]
+        return float(xs.mean() / w), float(ys.mean() / h)
+
+    return ObjectPath(int(shown[0]), int(shown[-1]), centre(mask[shown[0]]), centre(mask[shown[-1]]), centre(mask))
+
+
 def describe_object(frames: np.ndarray, mask: np.ndarray) -> str:
     """An object without a class name as the eye sees it: size, colour and place, from its (T, H, W) mask
     over (T, H, W, 3) frames, e.g. "small red object on the far left". An object whose centre goes from one
     of the 25 places to another, between the first and last frames that show it, is named by its path ("...
     moving from the left to the upper far right"): without it an addition's instruction cannot say where the
     object goes."""
-    visible = mask.any(axis=(1, 2))
-    if not visible.any():
+    path = object_path(mask)
+    if path is None:
         return "object"
-    area = float(mask[visible].mean())
+    area = float(mask[mask.any(axis=(1, 2))].mean())
     size = "small " if area < 0.02 else "large " if area > 0.12 else ""
-    h, w = mask.shape[1:]
-    ys, xs = np.nonzero(mask[visible])[1:]
-    first, last = (np.nonzero(mask[t]) for t in np.flatnonzero(visible)[[0, -1]])
-    start, end = (place_name(x.mean() / w, y.mean() / h) for y, x in (first, last))
-    where = f"moving from the {start} to the {end}" if start != end else _at(place_name(xs.mean() / w, ys.mean() / h))
+    start, end = place_name(*path.start), place_name(*path.end)
+    where = f"moving from the {start} to the {end}" if start != end else _at(place_name(*path.mean))
     pixels = frames[mask][:: max(1, int(mask.sum()) // 20000)]  # (N, 3), at most ~20k samples
     return f"{size}{colour_name(pixels)} object {where}"
 
