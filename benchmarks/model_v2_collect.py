@@ -105,7 +105,8 @@ def main(argv: list[str]) -> int:
     for name, r in result.items():
         for split, v in r["validation"].items():
             o = v["overall"]
-            print(f"{name:<10} {split:<12} steps {r['steps']:>5} loss {_num(r['loss_last50']):.4f} "
+            scored = v.get("checkpoint") or f"steps {r['steps']}"  # a -resumed report scores an earlier checkpoint
+            print(f"{name:<10} {split:<12} {scored:>12} loss {_num(r['loss_last50']):.4f} "
                   f"gain {_num(o['gain_db']):+.2f} kept {_num(o.get('psnr_kept')):.2f} "
                   f"ISA/dense {_num(o['isa_vs_dense_psnr']):.2f} "
                   + " ".join(f"{t}:{p['gain_db']:+.2f}" for t, p in v["per_edit_type"].items() if p["gain_db"] is not None))

@@ -85,3 +85,18 @@ def test_summary_keeps_the_means_and_leaves_each_pairs_row_in_its_report(tmp_pat
     assert summary["steps"] == 0 and summary["validation"]["test"]["overall"] == {"gain_db": 1.5}
     assert "per_pair" not in summary["validation"]["test"]
     assert len(json.loads(report.read_text())["per_pair"]) == 2  # the report itself is left whole
+
+
+def test_summary_lines_name_the_checkpoint_each_report_scored(tmp_path: Path) -> None:
+    # A quality call scores its final checkpoint and the one it resumed from: each line names its own.
+    for name, ckpt, gain in (("quality-val", "step_0003466", 3.4), ("quality-val-resumed", "step_0003241", 3.3)):
+        folder = tmp_path / "runs" / "ew1-s0" / name
+        folder.mkdir(parents=True)
+        (folder / "validation.json").write_text(json.dumps(
+            {"checkpoint": ckpt, "overall": {"gain_db": gain, "isa_vs_dense_psnr": 40.0}, "per_edit_type": {}}))
+    (tmp_path / "runs" / "ew1-s0" / "metrics.jsonl").write_text(
+        json.dumps({"step": 3466, "loss": 0.3, "tokens_per_s": 1.0, "step_s": 0.2}) + "\n")
+    result = subprocess.run([sys.executable, str(TOOL), str(tmp_path / "runs"), "quality", str(tmp_path / "q.json")],
+                            capture_output=True, text=True, check=True)
+    lines = dict(line.split()[1:3] for line in result.stdout.splitlines())
+    assert lines == {"val": "step_0003466", "val-resumed": "step_0003241"}
