@@ -143,8 +143,8 @@ class NamedPath:
 def named_path(mask: np.ndarray) -> NamedPath:
     """The NamedPath of an object's (T, H, W) bool mask over the whole clip at its own size."""
     path = object_path(mask)
-    shown = int(mask.any(axis=(1, 2)).sum())
-    if path is None or shown < 2:
+    if path is None or path.first == path.last:  # fewer than two frames show it
+        shown = int(mask.any(axis=(1, 2)).sum())
         raise EditError(f"the object's mask shows it in {shown} of {len(mask)} frames, not two")
     start, end, mean = (torch.tensor(xy, dtype=torch.float32) for xy in (path.start, path.end, path.mean))
     return NamedPath(start, end, path.first, path.last, mean)
