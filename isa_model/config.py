@@ -74,6 +74,7 @@ class ModelConfig:
     objective: str = "noise"  # "noise" (rectified flow), "source" (bridge) or "delta" (change): objective.py
     blend_mask: bool = False  # also predict where the edit acts; velocity = mask * u ("source", "delta" only)
     compile: bool = False  # torch.compile each block's element-wise work around its attention call (model.py)
+    clip_coords: bool = False  # each token also embeds its place in the whole clip (data.sample_box; model.py)
     isa: IsaSettings = field(default_factory=IsaSettings)
     text_model: str = "ViT-B-32"  # open_clip config whose text tower and tokenizer are used
     text_width: int = 0  # 0: the open_clip config's own; else override (tiny towers for tests)
@@ -94,8 +95,9 @@ class ModelConfig:
         if self.blend_mask and self.objective not in STARTS_AT_SOURCE:
             raise ConfigError("model.blend_mask needs model.objective 'source' or 'delta' (outside an edit the "
                               "noise path's velocity is not zero)")
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"model.compile must be true or false, got {self.compile!r}")
+        for flag in ("compile", "clip_coords", "blend_mask", "context_cache"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"model.{flag} must be true or false, got {getattr(self, flag)!r}")
         if not isinstance(self.isa.graph_plan_train, bool):
             raise ConfigError(f"model.isa.graph_plan_train must be true or false, got {self.isa.graph_plan_train!r}")
         if self.latent != "pixel":

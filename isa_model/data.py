@@ -85,6 +85,20 @@ def frame_indices(available: int, frames: int, stride: int, start_u: float) -> l
     return frame_window(available, frames, stride, int(start_u * frame_starts(available, frames, stride)))
 
 
+def sample_box(available: int, idx: list[int], frame: tuple[int, int], height: int, width: int, top: float,
+               left: float) -> np.ndarray:
+    """(3, 2) float32: where a sample lies in its whole clip, as [start, end) fractions of the clip's length,
+    height and width for (t, y, x). Frames `idx` of `available`; the (height, width) crop at (top, left) of a
+    `frame` (h0, w0) scaled by `to_bucket`. Fractions, not pixels, so a clip pre-scaled to the bucket
+    (benchmarks/model_pack_pairs.py) gives the same box. A short clip whose last frame repeats gets the span
+    its frames cover, not one frame per token."""
+    size = cover_size(*frame, height, width)
+    y, x = crop_offset(size, height, width, top, left)
+    return np.array([[idx[0] / available, (idx[-1] + 1) / available],
+                     [y / size[0], (y + height) / size[0]],
+                     [x / size[1], (x + width) / size[1]]], dtype=np.float32)
+
+
 def sample_draws(seed: int, epoch: int, row: int, train: bool, random_crop: bool) -> np.ndarray:
     """(first frame, crop top, crop left), each in [0, 1): drawn from (seed, epoch, row) in training, the middle
     in validation. Without `random_crop` training takes the middle in time and space too, as validation does."""
@@ -149,8 +163,11 @@ class EditPairs(Dataset):
             mask = torch.from_numpy(m.astype(np.float32))[:, None]
         out = [to_bucket(x, cfg.height, cfg.width, float(u[1]), float(u[2])) for x in (*clips, mask)]
         source, target, mask = (x.transpose(0, 1).contiguous() for x in out)  # (C, T, H, W)
+        frame = (clips[0].shape[-2], clips[0].shape[-1])
+        box = sample_box(available, idx, frame, cfg.height, cfg.width, float(u[1]), float(u[2]))
         return {
             "source": source, "target": target, "mask": mask[0] if row["mask_uri"] else None,
+            "box": torch.from_numpy(box),  # (3, 2): the sample's place in its clip (model.clip_coords)
             "tokens": self.tokenizer([row["instruction"]])[0],
             "edit_type": row["edit_type"], "pair_id": row["pair_id"], "instruction": row["instruction"],
             "region": edit_region(row.get("edit_params"), bool(row["mask_uri"])),
@@ -163,7 +180,7 @@ def collate(items: list[dict[str, Any] | None]) -> dict[str, Any]:
     batch: dict[str, Any] = {"skipped": len(items) - len(good), "size": len(good)}
     if not good:
         return batch
-    for key in ("source", "target", "tokens"):
+    for key in ("source", "target", "tokens", "box"):
         batch[key] = torch.stack([x[key] for x in good])
     batch["mask"] = [x["mask"] for x in good]  # (T, H, W) or None where the pair has no mask
     for key in ("edit_type", "pair_id", "instruction", "region"):

@@ -2,7 +2,9 @@
 
 One sequence per sample: noisy target tokens first, then the source clip's (context) tokens, both 3D
 patches with 3D RoPE positions starting at 0. Timestep and instruction (open_clip text tower, pooled)
-condition every block through adaLN-Zero, as in DiT. Every self-attention is ISA (`kernels.isa_attention`)
+condition every block through adaLN-Zero, as in DiT. With `clip_coords` each token also gets its place in the
+whole clip the sample was cut from: RoPE sees only differences of positions, and an instruction names places
+in the whole clip ("on the left"), which a random crop moves. Every self-attention is ISA (`kernels.isa_attention`)
 or dense SDPA. In context-cache mode the source tokens are conditioned at timestep 0 and attend only to
 each other, so their keys/values are computed once per sample and reused at every denoising step.
 """
@@ -25,6 +27,10 @@ from isa_model.config import ModelConfig
 from kernels import TileConfig, isa_attention
 
 RANDOM_INIT = "random-init"
+COORD_BANDS = 6
+"""Frequencies per axis of a token's place in its clip (model.clip_coords): pi * 2**k for k < 6. The lowest has
+period 2, so a place in [0, 1] is never ambiguous; the highest 1/16, finer than the 25 places an instruction
+names (five columns, five rows)."""
 
 
 # ---------------------------------------------------------------- pure pieces (testable alone)
@@ -77,6 +83,32 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, H, N, D/2) each
     out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.flatten(-2).to(x.dtype)
+
+
+def token_coords(box: torch.Tensor, grid: tuple[int, int, int]) -> torch.Tensor:
+    """(B, 3, 2) sample boxes ([start, end) fractions of the clip for t, y, x; `data.sample_box`) -> (B, N, 3):
+    each token's centre as fractions of its whole clip, tokens in `patchify`'s (t, h, w) raster order."""
+    centres = []
+    for axis, n in enumerate(grid):
+        u = (torch.arange(n, device=box.device, dtype=torch.float32) + 0.5) / n  # (n,)
+        start, end = box[:, axis, :1].float(), box[:, axis, 1:].float()  # (B, 1) each
+        centres.append(start + u * (end - start))  # (B, n)
+    b, (tn, hn, wn) = box.shape[0], grid
+    shapes = ((b, tn, 1, 1), (b, 1, hn, 1), (b, 1, 1, wn))
+    t, h, w = (c.view(shape).expand(b, tn, hn, wn) for c, shape in zip(centres, shapes))  # (B, Tn, Hn, Wn) each
+    return torch.stack([t, h, w], dim=-1).reshape(b, tn * hn * wn, 3)
+
+
+def coord_features(coords: torch.Tensor, bands: int = COORD_BANDS) -> torch.Tensor:
+    """Fourier features of places in [0, 1]: (B, N, 3) -> (B, N, 3 * 2 * bands)."""
+    freqs = math.pi * 2.0 ** torch.arange(bands, device=coords.device, dtype=torch.float32)  # (bands,)
+    angles = coords[..., None] * freqs  # (B, N, 3, bands)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1).flatten(-2)
+
+
+def whole_clip(batch: int, device: torch.device) -> torch.Tensor:
+    """(B, 3, 2): the box of a sample that is its whole clip."""
+    return torch.tensor([[0.0, 1.0]] * 3, device=device).expand(batch, 3, 2)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -242,8 +274,10 @@ class TextEncoder(nn.Module):
 
 @dataclass
 class ContextCache:
-    """Per-block (k, v) of the source tokens, (B, H, N_ctx, D) each, valid for one sample batch."""
+    """Per-block (k, v) of the source tokens, (B, H, N_ctx, D) each, valid for one sample batch, and the
+    batch's place embedding (`LIVEditor.place`), which the target tokens share with the source's."""
     kv: list[tuple[torch.Tensor, torch.Tensor]]
+    place: torch.Tensor | float = 0.0
 
 
 class LIVEditor(nn.Module):
@@ -258,13 +292,14 @@ class LIVEditor(nn.Module):
         self.embed = nn.Linear(patch_dim, cfg.dim)
         self.part = nn.Parameter(torch.zeros(2, cfg.dim))  # target / context type embedding
         nn.init.normal_(self.part, std=0.02)
+        self.coords = nn.Linear(6 * COORD_BANDS, cfg.dim) if cfg.clip_coords else None  # place in the clip
         self.t_embed = nn.Sequential(nn.Linear(256, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
         self.text = TextEncoder(cfg, cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(cfg.dim, 2 * cfg.dim)
         self.out = nn.Linear(cfg.dim, self.out_channels * math.prod(cfg.patch))
-        for m in (self.final_ada, self.out):
+        for m in (self.final_ada, self.out, *([self.coords] if self.coords is not None else [])):
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
         cos, sin = rope_3d(cfg.grid, cfg.dim // cfg.heads)
@@ -279,6 +314,16 @@ class LIVEditor(nn.Module):
         cos, sin = rope_3d(grid, self.cfg.dim // self.cfg.heads)
         return cos.to(self.rope_cos.device), sin.to(self.rope_cos.device)
 
+    def place(self, box: torch.Tensor | None, video_shape: torch.Size) -> torch.Tensor | float:
+        """(B, N, dim): each token's place in its whole clip, embedded (clip_coords; 0 without). box (B, 3, 2)
+        from `data.sample_box`; None for samples that are their whole clip."""
+        if self.coords is None:
+            return 0.0
+        if box is None:
+            box = whole_clip(video_shape[0], self.rope_cos.device)
+        coords = token_coords(box.to(self.rope_cos.device), patch_grid(video_shape, self.cfg.patch))  # (B, N, 3)
+        return self.coords(coord_features(coords))
+
     def condition(self, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """(B,) timesteps + (B, dim) text -> (B, dim)."""
         return self.t_embed(timestep_embedding(t, 256)) + text
@@ -288,13 +333,16 @@ class LIVEditor(nn.Module):
         t_ctx = torch.zeros_like(t) if self.cfg.context_cache else t
         return torch.stack([self.condition(t, text), self.condition(t_ctx, text)], dim=1)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: torch.Tensor,
+                box: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity for the target. x_t, source: (B, C, T, H, W); t: (B,) in [0, 1]; text: (B, dim) from
-        `encode_text`. Returns (B, C, T, H, W), or (B, C + 1, T, H, W) with the blend mask's logits last
-        (`objective.split_output` takes them apart)."""
+        `encode_text`; box (B, 3, 2): where the sample lies in its clip (read with clip_coords only). Returns
+        (B, C, T, H, W), or (B, C + 1, T, H, W) with the blend mask's logits last (`objective.split_output`
+        takes them apart)."""
         cos, sin = self.rope(x_t.shape)
-        tgt = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0]  # (B, Nt, dim)
-        ctx = self.embed(patchify(source, self.cfg.patch)) + self.part[1]  # (B, Nc, dim)
+        place = self.place(box, x_t.shape)  # (B, Nt, dim) or 0: target and source tokens share their places
+        tgt = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0] + place  # (B, Nt, dim)
+        ctx = self.embed(patchify(source, self.cfg.patch)) + self.part[1] + place  # (B, Nc, dim)
         n_tgt = tgt.shape[1]
         x = torch.cat([tgt, ctx], dim=1)  # (B, N, dim)
         cos2, sin2 = torch.cat([cos, cos]), torch.cat([sin, sin])  # both parts start at position 0
@@ -312,25 +360,27 @@ class LIVEditor(nn.Module):
         return self.text(tokens)
 
     @torch.no_grad()
-    def encode_context(self, source: torch.Tensor, text: torch.Tensor) -> ContextCache:
-        """Context-cache mode: the source tokens' per-block K/V, computed once per sample."""
+    def encode_context(self, source: torch.Tensor, text: torch.Tensor, box: torch.Tensor | None = None
+                       ) -> ContextCache:
+        """Context-cache mode: the source tokens' per-block K/V, computed once per sample (box as `forward`)."""
         if not self.cfg.context_cache:
             raise ValueError("encode_context needs a model built with context_cache=True")
         cos, sin = self.rope(source.shape)
-        x = self.embed(patchify(source, self.cfg.patch)) + self.part[1]  # (B, Nc, dim)
+        place = self.place(box, source.shape)
+        x = self.embed(patchify(source, self.cfg.patch)) + self.part[1] + place  # (B, Nc, dim)
         t0 = torch.zeros(source.shape[0], device=source.device)
         c = self.part_conditions(t0, text)[:, 1:].expand(-1, 2, -1)  # context conditioning for every token
         kv = []
         for block in self.blocks:
             x, block_kv = block(x, c, x.shape[1], cos, sin)  # context alone: attends to itself only
             kv.append(block_kv)
-        return ContextCache(kv)
+        return ContextCache(kv, place)
 
     def forward_cached(self, x_t: torch.Tensor, t: torch.Tensor, text: torch.Tensor, cache: ContextCache
                        ) -> torch.Tensor:
         """Same output as `forward` in context-cache mode, running only the target tokens."""
         cos, sin = self.rope(x_t.shape)
-        x = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0]  # (B, Nt, dim)
+        x = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0] + cache.place  # (B, Nt, dim)
         c = self.part_conditions(t, text)
         for block, kv in zip(self.blocks, cache.kv):
             x, _ = block(x, c, x.shape[1], cos, sin, ctx_kv=kv)

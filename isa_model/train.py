@@ -224,7 +224,7 @@ class Trainer:
             group["lr"] = lr_at(self.step, cfg)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.train.bf16):
             text = self.model.encode_text(tokens)  # its grads reach DDP's hooks like any parameter's
-            raw = self.net(x_t, t, source, text)
+            raw = self.net(x_t, t, source, text, batch["box"].to(dev))
         pred = objective.split_output(raw, cfg.model.channels, cfg.model.blend_mask)
         loss, parts = objective.loss(pred, v, changed, cfg.train.mask_weight, cfg.train.edit_weight)
         self.opt.zero_grad(set_to_none=True)
