@@ -27,7 +27,7 @@
 #     nothing; a call of training alone, so a later quality call needs less of its time for training.
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
 #   PHASE=speed: benchmarks/model_speed.py at SHAPES (default 32K,64K) alone, with SPEED_ARGS (e.g. "--compile
-#     --graph-plan-train").
+#     --graph-plan-train"); the only phase that needs no DATA.
 # DATA: a curated dataset root carried with the call (jobs/configs/train_pairs.yaml); SNAPSHOT: its edit_pairs
 # snapshot JSON, read instead of the Delta log (the device image has no deltalake). DATA_PARTS: folders carried by
 # this or an earlier call whose files belong under DATA (benchmarks/model_pack_pairs.py --first-mib splits a copy
@@ -44,17 +44,17 @@ export PYTHONUNBUFFERED=1
 PHASE=${PHASE:-ablation}
 RUNS=${RUNS:-out/v2-runs}
 SITE=${SITE:-out/v2-site}
-: "${DATA:?DATA: the curated dataset root}" "${SNAPSHOT:?SNAPSHOT: its edit_pairs snapshot JSON}"
 if [ ! -d "$SITE/av" ] || [ ! -d "$SITE/pycocotools" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$SITE" "${WHEELS:-.whl}"/*.whl || exit 1
 fi
 export PYTHONPATH=$PWD/$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}
-[ "$PHASE" = setup ] && { echo "wheels in $SITE"; du -sh "$DATA" ${DATA_PARTS:-}; exit; }
 if [ "$PHASE" = speed ]; then  # `small`'s training and sampling steps, ISA vs dense (benchmarks/model_speed.py)
   python3 benchmarks/model_speed.py --out "$OUT/model_speed.json" --shapes "${SHAPES:-32K,64K}" ${SPEED_ARGS:-} 2>&1 \
     | tee "$OUT/v2-speed.log"
   exit
 fi
+: "${DATA:?DATA: the curated dataset root}" "${SNAPSHOT:?SNAPSHOT: its edit_pairs snapshot JSON}"
+[ "$PHASE" = setup ] && { echo "wheels in $SITE"; du -sh "$DATA" ${DATA_PARTS:-}; exit; }
 for part in ${DATA_PARTS:-}; do cp -rn "$part"/. "$DATA"/ || exit 1; done
 for copy in "$DATA" ${EXTRA_VAL:-}; do python3 benchmarks/model_pack_pairs.py --unpack "$copy" || exit 1; done
 PLAIN="--edit-weight 0"  # every pair weighs the same per pixel, as these variants were first run
