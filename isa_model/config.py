@@ -1,7 +1,8 @@
 """Run configuration: model, data and training settings as frozen dataclasses, read from one JSON file.
 
 A config file is a JSON object with `name`, `model`, `data` and `train` sections; unknown keys and bad
-values are refused at start with a one-line `ConfigError`.
+values are refused at start with a one-line `ConfigError`. A file may name a `base` (`small`, or a path
+relative to itself) whose values it changes: a variant then states only what differs from its base.
 """
 
 from __future__ import annotations
@@ -227,18 +228,51 @@ def config_from_dict(values: dict[str, Any]) -> Config:
 
 def load_config(name_or_path: str, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
     """`tiny` / `small` (files in isa_model/configs) or a path to a JSON config; overrides per section."""
+    values = _read_config(name_or_path, Path.cwd(), ())
+    _merge(values, overrides or {})
+    return config_from_dict(values)
+
+
+MAX_BASE_DEPTH = 4
+"""How many `base` links a config may follow: a variant of a variant is fine, a long chain is a mistake."""
+
+
+def _read_config(name_or_path: str, relative_to: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
+    """The values of one config file with its `base` chain resolved (the file's own values win)."""
     path = Path(name_or_path)
     if not path.suffix:
         path = CONFIG_DIR / f"{name_or_path}.json"
+    elif not path.is_absolute():
+        path = relative_to / path
     if not path.is_file():
         raise ConfigError(f"config {name_or_path!r}: no such file")
+    if path.resolve() in chain or len(chain) > MAX_BASE_DEPTH:
+        raise ConfigError(f"config {path.name}: its base chain loops or runs past {MAX_BASE_DEPTH} links")
     try:
         values = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ConfigError(f"config {path.name}: not JSON ({exc})") from None
-    for section, changes in (overrides or {}).items():
+    if not isinstance(values, dict):
+        raise ConfigError(f"config {path.name}: not a JSON object")
+    base = values.pop("base", None)
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise ConfigError(f"config {path.name}: base must be a config name or path, got {base!r}")
+    merged = _read_config(base, path.parent, (*chain, path.resolve()))
+    merged.pop("name", None)  # a variant is its own config, never its base's name
+    _merge(merged, values)
+    return merged
+
+
+def _merge(values: dict[str, Any], changes_by_section: dict[str, Any]) -> None:
+    """Apply changes section by section into values, in place; a nested part (model.isa) is merged into the one
+    it changes, not replaced. `name` (not a section) is replaced."""
+    for section, changes in changes_by_section.items():
+        if not isinstance(changes, dict):
+            values[section] = changes
+            continue
         target = values.setdefault(section, {})
-        for key, value in changes.items():  # a nested part (model.isa) is merged into the file's, not replaced
+        for key, value in changes.items():
             nested = isinstance(value, dict) and isinstance(target.get(key), dict)
             target[key] = {**target[key], **value} if nested else value
-    return config_from_dict(values)

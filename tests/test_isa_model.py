@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 
 import pytest
@@ -116,6 +117,30 @@ def test_train_flags_override_checked_config_fields():
     args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--decay-steps", "-1"])
     with pytest.raises(ConfigError, match="decay_steps"):
         load_config("tiny", _overrides(args))
+
+
+def test_config_file_changes_its_base(tmp_path):
+    """A variant states only what differs: it loads as its base with those changes (nested parts merged), under
+    its own name; a base is a shipped name or a path beside the file; loops and bad bases are one-line errors."""
+    (tmp_path / "half.json").write_text(json.dumps({"name": "half", "base": "small",
+                                                    "model": {"isa": {"alpha_f": 0.125}}, "data": {"workers": 2}}))
+    (tmp_path / "quarter.json").write_text(json.dumps({"base": "half.json", "train": {"lr": 1e-4}}))
+    half, small = load_config(str(tmp_path / "half.json")), load_config("small")
+    assert half == dataclasses.replace(load_config("small", {"model": {"isa": {"alpha_f": 0.125}},
+                                                             "data": {"workers": 2}}), name="half")
+    assert half.model.isa.dropped_mean == small.model.isa.dropped_mean and half.model.dim == small.model.dim
+    quarter = load_config(str(tmp_path / "quarter.json"), {"train": {"steps": 7}})
+    assert (quarter.name, quarter.model.isa.alpha_f, quarter.train.lr, quarter.train.steps) == (
+        "custom", 0.125, 1e-4, 7)
+    (tmp_path / "loop.json").write_text(json.dumps({"base": "loop.json"}))
+    with pytest.raises(ConfigError, match="loop.json: its base chain loops"):
+        load_config(str(tmp_path / "loop.json"))
+    (tmp_path / "bad.json").write_text(json.dumps({"base": ["small"]}))
+    with pytest.raises(ConfigError, match="base must be a config name or path"):
+        load_config(str(tmp_path / "bad.json"))
+    (tmp_path / "missing.json").write_text(json.dumps({"base": "nowhere.json"}))
+    with pytest.raises(ConfigError, match="'nowhere.json': no such file"):
+        load_config(str(tmp_path / "missing.json"))
 
 
 def test_learning_rate_warms_up_holds_and_decays_over_the_last_steps():
