@@ -153,6 +153,7 @@ def main() -> None:
                         help="also time the ISA training steps with isa.graph_plan_train on")
     args = parser.parse_args()
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
+               "model": load_config(args.config).to_dict()["model"],  # as resolved: a file's base may change later
                "train_batch": args.batch,
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": []}
     for name in args.shapes.split(","):
