@@ -194,6 +194,8 @@ def check_limits(section: str, settings: Any, limits: dict[str, tuple[float, flo
 
 
 def _build(cls, values: dict[str, Any], where: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: must be a JSON object, got {values!r}")
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(names))
     if unknown:
@@ -269,10 +271,12 @@ def _merge(values: dict[str, Any], changes_by_section: dict[str, Any]) -> None:
     """Apply changes section by section into values, in place; a nested part (model.isa) is merged into the one
     it changes, not replaced. `name` (not a section) is replaced."""
     for section, changes in changes_by_section.items():
-        if not isinstance(changes, dict):
+        target = values.get(section)
+        if target is None or not isinstance(changes, dict):
             values[section] = changes
             continue
-        target = values.setdefault(section, {})
+        if not isinstance(target, dict):  # a section that is no object stays, for validation to refuse
+            continue
         for key, value in changes.items():
             nested = isinstance(value, dict) and isinstance(target.get(key), dict)
             target[key] = {**target[key], **value} if nested else value

@@ -138,6 +138,11 @@ def test_config_file_changes_its_base(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"base": ["small"]}))
     with pytest.raises(ConfigError, match="base must be a config name or path"):
         load_config(str(tmp_path / "bad.json"))
+    (tmp_path / "odd.json").write_text(json.dumps({"model": 5}))
+    (tmp_path / "on_odd.json").write_text(json.dumps({"base": "odd.json", "model": {"dim": 64}}))
+    for odd in ("odd.json", "on_odd.json"):  # a section that is no object is refused, whatever changes it
+        with pytest.raises(ConfigError, match="model: must be a JSON object, got 5"):
+            load_config(str(tmp_path / odd), {"model": {"dim": 64}})
     (tmp_path / "missing.json").write_text(json.dumps({"base": "nowhere.json"}))
     with pytest.raises(ConfigError, match="'nowhere.json': no such file"):
         load_config(str(tmp_path / "missing.json"))
