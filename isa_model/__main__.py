@@ -52,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="override model.compile (torch.compile of each block's element-wise work)")
     t.add_argument("--graph-plan-train", choices=("on", "off"),
                    help="override model.isa.graph_plan_train (a CUDA training call replays its block selection as a graph)")
+    t.add_argument("--graph-call-train", choices=("on", "off"),
+                   help="override model.isa.graph_call_train (a CUDA training call replays its whole call, backward "
+                        "too, as graphs)")
     v = sub.add_parser("validate", help="sample the val split and score it")
     v.add_argument("--ckpt", required=True, help="a checkpoint folder or a run's checkpoints/ folder")
     v.add_argument("--out", required=True)
@@ -112,8 +115,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["model"]["context_cache"] = True
     if args.compile:
         changes["model"]["compile"] = args.compile == "on"
-    if args.graph_plan_train:
-        changes["model"]["isa"] = {"graph_plan_train": args.graph_plan_train == "on"}
+    for flag in ("graph_plan_train", "graph_call_train"):
+        if getattr(args, flag):
+            changes["model"].setdefault("isa", {})[flag] = getattr(args, flag) == "on"
     return changes
 
 

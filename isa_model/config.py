@@ -53,6 +53,7 @@ class IsaSettings(IsaConfig):
 
     backend: str = "triton"  # "triton" or "torch" (the readable oracle, for CPU tests)
     graph_plan_train: bool = False  # CUDA training calls replay the block selection as a graph (TileConfig)
+    graph_call_train: bool = False  # CUDA training calls replay their whole call, backward too (TileConfig)
 
     def kernel_config(self) -> IsaConfig:
         """The algorithm's parameters alone, as `isa_attention` takes them."""
@@ -99,8 +100,9 @@ class ModelConfig:
         for flag in ("compile", "clip_coords", "blend_mask", "context_cache"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"model.{flag} must be true or false, got {getattr(self, flag)!r}")
-        if not isinstance(self.isa.graph_plan_train, bool):
-            raise ConfigError(f"model.isa.graph_plan_train must be true or false, got {self.isa.graph_plan_train!r}")
+        for flag in ("graph_plan_train", "graph_call_train"):
+            if not isinstance(getattr(self.isa, flag), bool):
+                raise ConfigError(f"model.isa.{flag} must be true or false, got {getattr(self.isa, flag)!r}")
         if self.latent != "pixel":
             raise ConfigError(f"model.latent {self.latent!r}: only 'pixel' is available")
         if self.dim % self.heads:

@@ -10,6 +10,7 @@ import torch
 
 from kernels.isa_backward import launch_delta, launch_dkdv, launch_dq, launch_mean_kv
 from kernels.isa_blocks import BlockLayout, IsaSelection, layout_for, select_blocks
+from kernels.isa_call_graph import CallGraph, Lease, Saved, SlotPool, capture
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig, check_inputs
 from kernels.isa_forward import launch_forward
 from kernels.isa_pool import pool_qkv
@@ -190,11 +191,36 @@ def _pooled_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, 
     return p, km.to(q.dtype), vm.to(q.dtype)
 
 
+_CALL_GRAPHS: SlotPool[CallGraph] = SlotPool()  # whole training calls, per (shapes, dtype, device, n_ctx, configs)
+
+
+def _call_graph(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig,
+                tiles: TileConfig) -> Lease[CallGraph] | None:
+    """A lease on a captured whole training call of these shapes (tiles.graph_call_train), or None: run eagerly."""
+    def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, Saved]:
+        p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, None, graphed=False, for_backward=True)
+        o, lse = isa_forward(q, k, v, km, vm, p, tiles)
+        return o, (o, lse, km, vm, p)
+
+    def backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, saved: Saved, do: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        o, lse, km, vm, p = saved
+        return isa_backward(q, k, v, o, lse, do, km, vm, p, tiles)
+
+    key = (tuple(q.shape), tuple(k.shape), q.dtype, q.device, n_ctx, cfg, tiles)
+    return _CALL_GRAPHS.lease(key, lambda: capture(q, k, v, forward, backward))
+
+
 class _IsaFunction(torch.autograd.Function):
     # ctx is Any: torch passes a different context type to forward and backward, and the plan rides on it.
     @staticmethod
     def forward(ctx: Any, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig,
                 tiles: TileConfig, p: IsaPlan | None) -> torch.Tensor:
+        lease = _call_graph(q, k, v, n_ctx, cfg, tiles) if tiles.graph_call_train and p is None and q.is_cuda \
+            else None
+        ctx.lease = lease  # while ctx holds it, the slot's buffers keep what the backward reads
+        if lease is not None:
+            return lease.slot.forward(q, k, v)
         p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, p, graphed=tiles.graph_plan_train and q.is_cuda,
                                  for_backward=True)
         o, lse = isa_forward(q, k, v, km, vm, p, tiles)
@@ -204,8 +230,15 @@ class _IsaFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, do: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None, None, None]:
-        q, k, v, o, lse, km, vm = ctx.saved_tensors
-        dq, dk, dv = isa_backward(q, k, v, o, lse, do, km, vm, ctx.plan, ctx.tiles)
+        if ctx.lease is False:
+            raise IsaInputError("a graphed ISA training call (graph_call_train) takes one backward; "
+                                "turn graph_call_train off to backpropagate through it twice")
+        if ctx.lease is not None:
+            dq, dk, dv = ctx.lease.slot.backward(do)
+            ctx.lease = False  # spent: the slot is free for the next step's call (the graph may outlive this)
+        else:
+            q, k, v, o, lse, km, vm = ctx.saved_tensors
+            dq, dk, dv = isa_backward(q, k, v, o, lse, do, km, vm, ctx.plan, ctx.tiles)
         return dq, dk, dv, None, None, None, None
 
 

@@ -80,6 +80,7 @@ class TileConfig:
     mean_chunks: int = 0  # query-block chunks of the d(k_mean)/d(v_mean) grid; 0: enough to fill the GPU twice
     graph_plan: bool = True  # inference calls on CUDA replay the selection ops as one CUDA graph per shape
     graph_plan_train: bool = False  # training calls too, each copying the graph's plan for its backward
+    graph_call_train: bool = False  # CUDA training calls replay their whole call, backward too (isa_call_graph.py)
 
     def __post_init__(self) -> None:
         for name in ("fwd_key_blocks", "hopper_key_blocks"):

@@ -167,11 +167,18 @@ def test_learning_rate_warms_up_holds_and_decays_over_the_last_steps():
     assert long[50:] == short[30:]
 
 
-def test_graph_plan_train_is_a_checked_isa_field():
-    with pytest.raises(ConfigError, match="graph_plan_train"):
-        tiny(isa={"graph_plan_train": "yes"})
-    assert tiny(isa={"graph_plan_train": True}).model.isa.graph_plan_train is True
-    assert tiny().model.isa.graph_plan_train is False  # the CPU tests' config: the graph is CUDA-only anyway
+@pytest.mark.parametrize("flag", ["graph_plan_train", "graph_call_train"])
+def test_graph_flags_are_checked_isa_fields(flag):
+    from isa_model.__main__ import _overrides, _parser
+    with pytest.raises(ConfigError, match=f"model.isa.{flag} must be true or false, got 'yes'"):
+        tiny(isa={flag: "yes"})
+    assert getattr(tiny(isa={flag: True}).model.isa, flag) is True
+    assert getattr(tiny().model.isa, flag) is False  # the CPU tests' config: the graphs are CUDA-only anyway
+    args = _parser().parse_args(["train", "--config", "small", "--out", "run", f"--{flag.replace('_', '-')}", "on"])
+    assert getattr(load_config("small", _overrides(args)).model.isa, flag) is True
+
+
+def test_small_graphs_its_block_selection():
     assert load_config("small").model.isa.graph_plan_train is True  # its GPU test passed (H200, 2026-12-04)
 
 

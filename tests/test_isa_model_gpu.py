@@ -66,13 +66,15 @@ def test_bf16_train_step_and_cache_on_gpu():
     assert (a - b).norm() / a.norm() < 2e-2  # bf16: same math, different launch shapes
 
 
-def test_graphed_block_selection_gives_the_eager_training_step():
+@pytest.mark.parametrize("graph", ["graph_plan_train", "graph_call_train"])
+def test_graphed_calls_give_the_eager_training_step(graph):
     """isa.graph_plan_train: every block's ISA call replays one captured graph of the same shapes and copies
-    its plan; each block's backward must still see its own selection. Same loss and gradients as eager planning,
-    twice (the second step replays the graph the first captured)."""
+    its plan; each block's backward must still see its own selection. isa.graph_call_train: every block's call
+    replays a whole captured call (forward, then backward) of its own. Same loss and gradients as eager, twice
+    (the second step replays the graphs the first captured)."""
     results = []
     for graphed in (False, True):
-        model, x, t, src, _ = _pair(isa={"block": 64, "backend": "triton", "graph_plan_train": graphed})
+        model, x, t, src, _ = _pair(isa={"block": 64, "backend": "triton", graph: graphed})
         model.train()
         x_t, v = objective.path_point(x, src, t)
         tokens = model.text.tokenize(["invert the colours", "sepia"]).cuda()

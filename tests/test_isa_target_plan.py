@@ -113,15 +113,17 @@ def test_reused_plan_gives_the_same_output_and_gradients():
             torch.testing.assert_close(isa_attention(q, k, v, 32, config=cfg), fresh, rtol=0, atol=0)
 
 
-def test_training_calls_of_one_shape_keep_their_own_plans():
+@pytest.mark.parametrize("graph", ["graph_plan_train", "graph_call_train"])
+def test_training_calls_of_one_shape_keep_their_own_plans(graph):
     """Two blocks' calls of the same shapes, both forwards before either backward (as in a model): each
     backward must use its own call's selection and work lists. On CUDA with graph_plan_train the plans come
-    from one replayed graph whose outputs the second call overwrites, so each call must have copied its own."""
+    from one replayed graph whose outputs the second call overwrites, so each call must have copied its own;
+    with graph_call_train each call must replay a slot of its own, and the second round reuse both."""
     cfg = IsaConfig(block=16, alpha_s=0.5, alpha_ns=0.2)
     calls = [_qkv(1, 2, 96, 16, seed=s) for s in (40, 41)]
     grads_in = [torch.randn(1, 2, 96, 16, device=DEVICE).to(DTYPE) for _ in calls]
     alone = [_out_and_grads(*qkv, 32, g, config=cfg) for qkv, g in zip(calls, grads_in)]
-    tiles = TileConfig(graph_plan_train=True)
+    tiles = TileConfig(**{graph: True})
     for _ in range(2):  # the second round replays the graph the first captured
         for qkv in calls:
             for x in qkv:
