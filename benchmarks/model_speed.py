@@ -10,7 +10,8 @@ training steps are timed a second time with `model.compile` on (each block's ele
 torch.compile). Every training step's first call is kept apart: its seconds hold the compile cost, its loss
 compares compiled with eager (same seed). With --graph-plan-train the ISA training steps (and attention alone)
 are timed again with `isa.graph_plan_train` on: each call's block selection and work lists replayed as one
-CUDA graph instead of ~90 ops issued from Python.
+CUDA graph instead of ~90 ops issued from Python. With --graph-call-train, again with `isa.graph_call_train` on:
+each call's selection, forward and backward kernels replayed as two CUDA graphs (kernels/isa_call_graph.py).
 Prints a table and writes JSON.
 
     python3 benchmarks/model_speed.py --out benchmarks/results/model_speed.json
@@ -18,6 +19,7 @@ Prints a table and writes JSON.
     python3 benchmarks/model_speed.py --shapes 32K,64K --compile --out benchmarks/results/model_speed_compile.json
     python3 benchmarks/model_speed.py --shapes 32K,64K --compile --graph-plan-train
     python3 benchmarks/model_speed.py --shapes train-bucket --batch 8 --compile --graph-plan-train
+    python3 benchmarks/model_speed.py --shapes 32K,64K --compile --graph-plan-train --graph-call-train
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from isa_model.model import LIVEditor
 from isa_model.model import attention as attention_fn
 
 SHAPES = {"train-bucket": (8, 64, 64), "32K": (16, 128, 128), "64K": (32, 128, 128)}  # (frames, H, W) per clip
+GRAPHS = {"graph_plan_train": "graphed", "graph_call_train": "callgraph"}  # isa flag -> its rows' key part
 
 
 def timed(fn, warmup: int = 3, repeats: int = 10) -> float:
@@ -63,24 +66,25 @@ def first_step(step: Callable[[], torch.Tensor]) -> tuple[float, float]:
     return time.perf_counter() - start, loss
 
 
-def model_config(config: str, shape: tuple[int, int, int], graphed: bool = False, **changes) -> ModelConfig:
-    """A config's model (`small` or a JSON file) at another bucket; graphed: isa.graph_plan_train on."""
+def model_config(config: str, shape: tuple[int, int, int], graph: str | None = None, **changes) -> ModelConfig:
+    """A config's model (`small` or a JSON file) at another bucket with the one isa flag of GRAPHS named by
+    graph on (None: both off, whatever the config says)."""
     cfg = load_config(config).model
-    isa = dataclasses.replace(cfg.isa, graph_plan_train=graphed)
+    isa = dataclasses.replace(cfg.isa, **{flag: flag == graph for flag in GRAPHS})
     return dataclasses.replace(cfg, frames=shape[0], height=shape[1], width=shape[2], isa=isa, **changes)
 
 
-def build(config: str, shape: tuple[int, int, int], graphed: bool = False, **changes) -> LIVEditor:
+def build(config: str, shape: tuple[int, int, int], graph: str | None = None, **changes) -> LIVEditor:
     torch.manual_seed(0)
-    return LIVEditor(model_config(config, shape, graphed, **changes)).cuda()
+    return LIVEditor(model_config(config, shape, graph, **changes)).cuda()
 
 
 def train_step(config: str, shape: tuple[int, int, int], attention: str, compiled: bool = False,
-               graphed: bool = False, batch: int = 1) -> Callable[[], torch.Tensor]:
+               graph: str | None = None, batch: int = 1) -> Callable[[], torch.Tensor]:
     """One training step of `batch` clips as a closure returning its loss: forward + backward + AdamW under bf16
     autocast, with model.compile set to `compiled` whatever the config says. Weights and inputs are seeded,
     so every closure's first step sees the same ones."""
-    model = build(config, shape, graphed, attention=attention, compile=compiled).train()
+    model = build(config, shape, graph, attention=attention, compile=compiled).train()
     with torch.no_grad():  # adaLN-Zero's zero layers made small and random, as after some training: at zero
         for name, p in model.named_parameters():  # every block is the identity and the loss cannot see them
             if "ada" in name or name.startswith("out."):
@@ -106,10 +110,10 @@ def train_step(config: str, shape: tuple[int, int, int], attention: str, compile
     return step
 
 
-def attention_train_ms(config: str, shape: tuple[int, int, int], attention: str, graphed: bool = False) -> float:
+def attention_train_ms(config: str, shape: tuple[int, int, int], attention: str, graph: str | None = None) -> float:
     """Forward + backward of the model's attention alone (random q, k, v of one block's shape) times its
     depth: the part of a training step that ISA can change; the rest of the step is the same for both."""
-    cfg = model_config(config, shape, graphed, attention=attention)
+    cfg = model_config(config, shape, graph, attention=attention)
     n_part = shape[0] * (shape[1] // cfg.patch[1]) * (shape[2] // cfg.patch[2])
     head_dim = cfg.dim // cfg.heads
     q, k, v = (torch.randn(1, cfg.heads, 2 * n_part, head_dim, device="cuda", dtype=torch.bfloat16,
@@ -151,11 +155,14 @@ def main() -> None:
                         help="also time both training steps with model.compile on, and their first step")
     parser.add_argument("--graph-plan-train", action="store_true",
                         help="also time the ISA training steps with isa.graph_plan_train on")
+    parser.add_argument("--graph-call-train", action="store_true",
+                        help="also time the ISA training steps with isa.graph_call_train on")
     args = parser.parse_args()
     results = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "config": args.config,
                "model": load_config(args.config).to_dict()["model"],  # as resolved: a file's base may change later
                "train_batch": args.batch,
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "rows": []}
+    graphs = [flag for flag in GRAPHS if getattr(args, flag)]
     for name in args.shapes.split(","):
         shape = SHAPES[name]
         tokens = 2 * (shape[0] * (shape[1] // 4) * (shape[2] // 4))
@@ -167,15 +174,16 @@ def main() -> None:
                 step = train_step(args.config, shape, attention, compiled, batch=args.batch)
                 row[f"first_step_{attention}{suffix}_s"], row[f"loss_{attention}{suffix}"] = first_step(step)
                 row[f"train_{attention}{suffix}_ms"] = timed(step)
-            if args.graph_plan_train:
-                step = train_step(args.config, shape, "isa", compiled, graphed=True, batch=args.batch)
-                row[f"first_step_isa_graphed{suffix}_s"], row[f"loss_isa_graphed{suffix}"] = first_step(step)
-                row[f"train_isa_graphed{suffix}_ms"] = timed(step)
+            for graph in graphs:
+                step = train_step(args.config, shape, "isa", compiled, graph=graph, batch=args.batch)
+                name = f"isa_{GRAPHS[graph]}{suffix}"
+                row[f"first_step_{name}_s"], row[f"loss_{name}"] = first_step(step)
+                row[f"train_{name}_ms"] = timed(step)
         if args.compile:
             row["train_speedup_compiled"] = row["train_dense_compiled_ms"] / row["train_isa_compiled_ms"]
         row["attn_train_isa_ms"] = attention_train_ms(args.config, shape, "isa")
-        if args.graph_plan_train:
-            row["attn_train_isa_graphed_ms"] = attention_train_ms(args.config, shape, "isa", graphed=True)
+        for graph in graphs:
+            row[f"attn_train_isa_{GRAPHS[graph]}_ms"] = attention_train_ms(args.config, shape, "isa", graph=graph)
         row["attn_train_dense_ms"] = attention_train_ms(args.config, shape, "dense")
         row["sample_full_isa_ms"], _ = sample_step_ms(args.config, shape, "isa", cached=False)
         row["sample_full_dense_ms"], _ = sample_step_ms(args.config, shape, "dense", cached=False)
@@ -211,16 +219,18 @@ def main() -> None:
                   f"{r['first_step_isa_compiled_s']:.1f} s, dense {r['first_step_dense_compiled_s']:.1f} s; first loss "
                   f"ISA {r['loss_isa']:.6f} / {r['loss_isa_compiled']:.6f}, dense {r['loss_dense']:.6f} / "
                   f"{r['loss_dense_compiled']:.6f} (eager / compiled)")
-    if args.graph_plan_train:
-        print("\nISA training step with the block selection replayed as a CUDA graph (isa.graph_plan_train):")
+    for graph in graphs:
+        what = {"graph_plan_train": "the block selection", "graph_call_train": "the whole call"}[graph]
+        print(f"\nISA training step with {what} replayed as CUDA graphs (isa.{graph}):")
+        g = GRAPHS[graph]
         for r in results["rows"]:
             with_compile = "" if not args.compile else (
-                f"; compiled {r['train_isa_graphed_compiled_ms']:.1f} ms against {r['train_isa_compiled_ms']:.1f} "
-                f"({r['train_dense_compiled_ms'] / r['train_isa_graphed_compiled_ms']:.2f}x dense)")
-            print(f"{r['shape']:<13} eager {r['train_isa_graphed_ms']:.1f} ms against {r['train_isa_ms']:.1f} "
-                  f"({r['train_dense_ms'] / r['train_isa_graphed_ms']:.2f}x dense){with_compile}; attention alone "
-                  f"{r['attn_train_isa_graphed_ms']:.1f} against {r['attn_train_isa_ms']:.1f} ms; first loss "
-                  f"{r['loss_isa_graphed']:.6f} against {r['loss_isa']:.6f}")
+                f"; compiled {r[f'train_isa_{g}_compiled_ms']:.1f} ms against {r['train_isa_compiled_ms']:.1f} "
+                f"({r['train_dense_compiled_ms'] / r[f'train_isa_{g}_compiled_ms']:.2f}x dense)")
+            print(f"{r['shape']:<13} eager {r[f'train_isa_{g}_ms']:.1f} ms against {r['train_isa_ms']:.1f} "
+                  f"({r['train_dense_ms'] / r[f'train_isa_{g}_ms']:.2f}x dense){with_compile}; attention alone "
+                  f"{r[f'attn_train_isa_{g}_ms']:.1f} against {r['attn_train_isa_ms']:.1f} ms; first loss "
+                  f"{r[f'loss_isa_{g}']:.6f} against {r['loss_isa']:.6f}")
 
 
 if __name__ == "__main__":
