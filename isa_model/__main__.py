@@ -70,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="a blend mask's sampling cut: pixels under it stay the source (default: the config's)")
     v.add_argument("--max-pairs", type=int)
     v.add_argument("--weights", choices=("ema", "model"), default="ema", help="EMA (default) or raw weights")
+    v.add_argument("--isa-fp8", choices=("on", "off"), default="off",
+                   help="the ISA model's exact attention scores from fp8 (e4m3) q and k (model.isa.fp8_scores)")
     e = sub.add_parser("edit", help="edit a clip with an instruction")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--video", required=True)
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             wanted = load_config(args.config) if args.config else None
             report = validate(args.ckpt, args.out, args.data, wanted, args.steps, args.guidance, args.max_pairs,
                               weights=args.weights, snapshot_file=args.snapshot or "", split=args.split,
-                              start_t=args.start_t, mask_threshold=args.mask_threshold)
+                              start_t=args.start_t, mask_threshold=args.mask_threshold,
+                              isa_fp8=args.isa_fp8 == "on")
             print_report(report)
             print(json.dumps({"validation": f"{args.out}/validation.json"}))
         else:

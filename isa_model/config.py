@@ -54,6 +54,7 @@ class IsaSettings(IsaConfig):
     backend: str = "triton"  # "triton" or "torch" (the readable oracle, for CPU tests)
     graph_plan_train: bool = False  # CUDA training calls replay the block selection as a graph (TileConfig)
     graph_call_train: bool = False  # CUDA training calls replay their whole call, backward too (TileConfig)
+    fp8_scores: bool = False  # sampling only: the exact blocks' scores from e4m3 q and k (TileConfig.fwd_fp8)
 
     def kernel_config(self) -> IsaConfig:
         """The algorithm's parameters alone, as `isa_attention` takes them."""
@@ -100,9 +101,11 @@ class ModelConfig:
         for flag in ("compile", "clip_coords", "blend_mask", "context_cache"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"model.{flag} must be true or false, got {getattr(self, flag)!r}")
-        for flag in ("graph_plan_train", "graph_call_train"):
+        for flag in ("graph_plan_train", "graph_call_train", "fp8_scores"):
             if not isinstance(getattr(self.isa, flag), bool):
                 raise ConfigError(f"model.isa.{flag} must be true or false, got {getattr(self.isa, flag)!r}")
+        if self.isa.fp8_scores and self.isa.backend != "triton":
+            raise ConfigError(f"model.isa.fp8_scores needs the triton backend, got {self.isa.backend!r}")
         if self.latent != "pixel":
             raise ConfigError(f"model.latent {self.latent!r}: only 'pixel' is available")
         if self.dim % self.heads:

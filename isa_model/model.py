@@ -128,13 +128,13 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg
     if cfg.attention == "dense":
         return F.scaled_dot_product_attention(q, k, v)
     return isa_attention(q, k, v, n_ctx, config=cfg.isa.kernel_config(), backend=cfg.isa.backend,
-                         tiles=_tiles(cfg.isa.graph_plan_train, cfg.isa.graph_call_train))
+                         tiles=_tiles(cfg.isa.graph_plan_train, cfg.isa.graph_call_train, cfg.isa.fp8_scores))
 
 
 @functools.cache
-def _tiles(graph_plan_train: bool, graph_call_train: bool) -> TileConfig:
+def _tiles(graph_plan_train: bool, graph_call_train: bool, fp8_scores: bool) -> TileConfig:
     """The kernels' launch shapes, made once (their checks run at construction)."""
-    return TileConfig(graph_plan_train=graph_plan_train, graph_call_train=graph_call_train)
+    return TileConfig(graph_plan_train=graph_plan_train, graph_call_train=graph_call_train, fwd_fp8=fp8_scores)
 
 
 def rms_norm(x: torch.Tensor, norm: nn.RMSNorm) -> torch.Tensor:

@@ -319,6 +319,9 @@ def plot_loss(metrics: Path, png: Path) -> None:
 
 
 def train(cfg: Config, out: str | Path, resume: bool = False, time_limit: float | None = None) -> list[dict[str, Any]]:
+    if cfg.model.isa.fp8_scores:
+        raise ConfigError("model.isa.fp8_scores is for sampling (validate --isa-fp8 on): the backward would "
+                          "recompute the scores in bf16, not those of the forward")
     trainer = Trainer(cfg, out, resume)
     try:
         logs = trainer.run(time_limit)

@@ -86,16 +86,19 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
              wanted: Config | None = None, steps: int | None = None, guidance: float | None = None,
              max_pairs: int | None = None, previews: int = 4, seed: int = 0, weights: str = "ema",
              snapshot_file: str = "", split: str = "val", start_t: float = 1.0,
-             mask_threshold: float | None = None) -> dict[str, Any]:
+             mask_threshold: float | None = None, isa_fp8: bool = False) -> dict[str, Any]:
     """Score the checkpoint's `weights` (ema or model) on `split` (rows of `snapshot_file` when given); writes
     `validation.json` (means per edit type and overall, and every pair's own scores) and previews.
     `start_t` < 1: sample from the noised source (noise objective); `mask_threshold` overrides the config's
-    `train.mask_threshold` (a blend mask's sampling cut)."""
+    `train.mask_threshold` (a blend mask's sampling cut); `isa_fp8`: the ISA model's exact scores in fp8
+    (`model.isa.fp8_scores`), its dense twin as it was."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     ckpt = ck.latest(Path(ckpt_path))
     if ckpt is None:
         raise ConfigError(f"{ckpt_path}: no checkpoint found")
-    model, cfg = load_model(ckpt, device, wanted, weights)
+    model, cfg = load_model(ckpt, device, wanted, weights, **({"isa": {"fp8_scores": True}} if isa_fp8 else {}))
+    if isa_fp8 and cfg.model.attention != "isa":
+        raise ConfigError(f"--isa-fp8 needs a model with ISA attention; {ckpt} has {cfg.model.attention!r}")
     twin, _ = load_model(ckpt, device, wanted, weights, attention="dense" if cfg.model.attention == "isa" else "isa")
     steps = objective.sampling_steps(cfg.model.objective, steps or cfg.train.sample_steps)
     guidance = cfg.train.guidance if guidance is None else guidance
@@ -156,6 +159,7 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     report.update(checkpoint=ckpt.name, weights=weights, config=cfg.name, attention=cfg.model.attention,
                   context_cache=cfg.model.context_cache, objective=cfg.model.objective,
                   blend_mask=cfg.model.blend_mask, mask_threshold=threshold, start_t=start_t, split=split,
+                  isa_fp8=cfg.model.isa.fp8_scores,
                   steps=steps, guidance=guidance, pairs=sum(map(len, per.values())),
                   skipped=skipped, sample_s_per_step=sample_s / max(1, steps * len(loader)),
                   attention_per_step=attention_ms_per_step(cfg, 2 * cfg.data.batch_size, device),
@@ -203,5 +207,6 @@ def print_report(report: dict[str, Any]) -> None:
         print(f"This model starts from the source (objective {report['objective']!r}): untrained, it is the copy "
               "(gain 0.00); a gain above 0 is what training added.")
     a = report["attention_per_step"]
-    print(f"attention per step: ISA {a['isa_ms']:.2f} ms, dense {a['dense_ms']:.2f} ms; "
+    isa = "ISA (fp8 scores)" if report.get("isa_fp8") else "ISA"
+    print(f"attention per step: {isa} {a['isa_ms']:.2f} ms, dense {a['dense_ms']:.2f} ms; "
           f"{report['skipped']} pairs skipped")

@@ -12,7 +12,7 @@ from kernels.isa_backward import launch_delta, launch_dkdv, launch_dq, launch_me
 from kernels.isa_blocks import BlockLayout, IsaSelection, layout_for, select_blocks
 from kernels.isa_call_graph import CallGraph, Lease, Saved, SlotPool, capture
 from kernels.isa_config import IsaConfig, IsaInputError, TileConfig, check_inputs
-from kernels.isa_forward import launch_forward
+from kernels.isa_forward import fp8_scores, launch_forward
 from kernels.isa_pool import pool_qkv
 from kernels.isa_reference import attention_from_selection, isa_reference
 from kernels.isa_selection import Launch, key_launches, mean_rows, pack_bits, query_launches
@@ -80,7 +80,9 @@ def isa_plan(q: torch.Tensor, k: torch.Tensor, n_ctx: int, config: IsaConfig | N
 
 def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, km: torch.Tensor, vm: torch.Tensor,
                 p: IsaPlan, tiles: TileConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """O (q's layout and dtype) and base-2 LSE (fp32 [B * H, N_q]); km, vm pooled in q's dtype."""
+    """O (q's layout and dtype) and base-2 LSE (fp32 [B * H, N_q]); km, vm pooled in q's dtype. With
+    tiles.fwd_fp8 the exact scores come from fp8 copies of q and k."""
+    fp8 = fp8_scores(q, k) if tiles.fwd_fp8 else None
     o = torch.empty_like(q)
     lse = torch.empty(q.shape[0] * q.shape[1], q.shape[2], device=q.device, dtype=torch.float32)
     sharp, flat = p.fwd if tiles.fwd_sharp_gq == p.fwd[0].group else query_launches(p.selection, tiles.fwd_sharp_gq)
@@ -89,12 +91,12 @@ def isa_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, km: torch.Ten
         main, side = torch.cuda.current_stream(q.device), _side_stream(q.device)
         side.wait_stream(main)
         with torch.cuda.stream(side):
-            launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False)
-        launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True)
+            launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False, fp8=fp8)
+        launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True, fp8=fp8)
         main.wait_stream(side)  # before anything on main reads o or lse or frees an input
     else:
-        launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True)
-        launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False)
+        launch_forward(q, k, v, o, lse, km, vm, p.mask, sharp, p.layout, tiles, sharp=True, fp8=fp8)
+        launch_forward(q, k, v, o, lse, km, vm, p.mask, flat, p.layout, tiles, sharp=False, fp8=fp8)
     return o, lse
 
 
@@ -275,7 +277,12 @@ def isa_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int,
                 else attention_from_selection(q, k, v, plan.selection).to(q.dtype))
     q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # TMA views [B * H * N, D]: no copy if contiguous
     tiles = tiles or TileConfig()
-    if torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v)):
+    training = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
+    if tiles.fwd_fp8 and (training or q.shape[-1] < 32):
+        raise IsaInputError("fp8 scores (fwd_fp8) are for calls without autograd and head dims of 32 or more "
+                            f"(the backward recomputes in the inputs' dtype); got head dim {q.shape[-1]}"
+                            f"{', a call that needs gradients' if training else ''}")
+    if training:
         return cast(torch.Tensor, _IsaFunction.apply(q, k, v, n_ctx, cfg, tiles, plan))  # apply is untyped (Any)
     p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, plan, graphed=tiles.graph_plan and q.is_cuda)
     return isa_forward(q, k, v, km, vm, p, tiles)[0]

@@ -55,6 +55,7 @@ class TileConfig:
     fwd_stages: int = 3
     fwd_key_blocks: int = 2  # listed key blocks per step of the sharp forward loop (1 or 2)
     fwd_warp_specialize: bool = False  # Triton's automatic warp specialisation of the sharp forward loop
+    fwd_fp8: bool = False  # calls without autograd: exact scores from e4m3 q and k (Triton kernel; isa_forward.py)
     # Hopper (compute capability 9.x, fp16/bf16, D 64 or 128, 64-token blocks): both forward launches run
     # the warp-specialised Gluon kernel of isa_forward_hopper.py instead, each with a ring of K/V slots.
     fwd_hopper: bool = True

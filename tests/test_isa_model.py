@@ -178,6 +178,25 @@ def test_graph_flags_are_checked_isa_fields(flag):
     assert getattr(load_config("small", _overrides(args)).model.isa, flag) is True
 
 
+def test_fp8_scores_sample_near_the_same_model_and_refuse_training(tmp_path):
+    """model.isa.fp8_scores (validate --isa-fp8 on): the Triton kernels' exact scores from e4m3 q and k. The same
+    weights sample within a few percent of their full-precision output, and not equal to it; training refuses."""
+    outs = []
+    for fp8 in (False, True):
+        model = _model(isa={"backend": "triton", "fp8_scores": fp8}).to(DEVICE)
+        with torch.no_grad():
+            outs.append(model(*_inputs(model)).double())
+    rel = ((outs[1] - outs[0]).norm() / outs[0].norm()).item()
+    assert 0 < rel < 0.05
+    with pytest.raises(ConfigError, match="fp8_scores needs the triton backend"):
+        tiny(isa={"fp8_scores": True})  # tiny's backend is the torch oracle
+    with pytest.raises(ConfigError, match="model.isa.fp8_scores must be true or false"):
+        tiny(isa={"backend": "triton", "fp8_scores": 1})
+    from isa_model.train import train
+    with pytest.raises(ConfigError, match="fp8_scores is for sampling"):
+        train(tiny(isa={"backend": "triton", "fp8_scores": True}), tmp_path)
+
+
 def test_small_graphs_its_block_selection():
     assert load_config("small").model.isa.graph_plan_train is True  # its GPU test passed (H200, 2026-12-04)
 

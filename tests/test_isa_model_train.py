@@ -89,6 +89,12 @@ def test_cli_validate_writes_metrics_and_previews(run_dir, capsys):
     assert (val / "preview.mp4").stat().st_size > 0 and "gain" in capsys.readouterr().out
 
 
+def test_cli_validate_isa_fp8_needs_the_triton_backend(run_dir, tmp_path, capsys):
+    assert main(["validate", "--ckpt", str(run_dir / "checkpoints"), "--out", str(tmp_path), "--isa-fp8", "on"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "fp8_scores needs the triton backend, got 'torch'" in err
+
+
 def test_cli_checkpoint_from_another_config_is_one_line_error(run_dir, tmp_path, capsys):
     assert main(["validate", "--ckpt", str(run_dir / "checkpoints"), "--out", str(tmp_path), "--config", "small"]) == 2
     err = capsys.readouterr().err.strip()
