@@ -22,7 +22,9 @@
 #     pairs chose, benchmarks/model_v2_collect.py --choose) to TOTAL steps (or TRAIN_S seconds) and scores them on
 #     val (the quality table) and test at the cut MASK_THRESHOLD (default 0.5) with the one WEIGHTS (default ema).
 #     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`), and the
-#     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`).
+#     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`). FP8=1 scores val once
+#     more with the ISA model's exact scores in fp8 (`validate --isa-fp8 on`: `val-fp8`, its ISA vs dense beside
+#     the bf16 one).
 #   PHASE=train: resumes the QUALITY runs as the quality phase does (QUALITY=auto chosen the same way), scores
 #     nothing; a call of training alone, so a later quality call needs less of its time for training.
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
@@ -124,6 +126,8 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
               --weights "${WEIGHTS:-ema}"
           [ -n "${RESUMED[$run]}" ] && CKPT=${RESUMED[$run]} validate "$run" $split $split-resumed \
               --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}"; done
+        [ -n "${FP8:-}" ] && validate "$run" val val-fp8 --guidance "${GUIDANCE[$v]}" \
+            --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}" --isa-fp8 on
         for extra in ${EXTRA_VAL:-}; do VDATA=$extra validate "$run" val "val-$(basename "$extra")" \
             --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}"; done ) &
     fi
