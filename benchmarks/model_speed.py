@@ -40,7 +40,8 @@ from isa_model.model import LIVEditor
 from isa_model.model import attention as attention_fn
 
 SHAPES = {"train-bucket": (8, 64, 64), "32K": (16, 128, 128), "64K": (32, 128, 128)}  # (frames, H, W) per clip
-GRAPHS = {"graph_plan_train": "graphed", "graph_call_train": "callgraph"}  # isa flag -> its rows' key part
+GRAPHS = {"graph_plan_train": ("graphed", "the block selection"),  # isa flag -> (its rows' key part, what it graphs)
+          "graph_call_train": ("callgraph", "the whole call")}
 
 
 def timed(fn, warmup: int = 3, repeats: int = 10) -> float:
@@ -176,14 +177,14 @@ def main() -> None:
                 row[f"train_{attention}{suffix}_ms"] = timed(step)
             for graph in graphs:
                 step = train_step(args.config, shape, "isa", compiled, graph=graph, batch=args.batch)
-                name = f"isa_{GRAPHS[graph]}{suffix}"
-                row[f"first_step_{name}_s"], row[f"loss_{name}"] = first_step(step)
-                row[f"train_{name}_ms"] = timed(step)
+                key = f"isa_{GRAPHS[graph][0]}{suffix}"
+                row[f"first_step_{key}_s"], row[f"loss_{key}"] = first_step(step)
+                row[f"train_{key}_ms"] = timed(step)
         if args.compile:
             row["train_speedup_compiled"] = row["train_dense_compiled_ms"] / row["train_isa_compiled_ms"]
         row["attn_train_isa_ms"] = attention_train_ms(args.config, shape, "isa")
         for graph in graphs:
-            row[f"attn_train_isa_{GRAPHS[graph]}_ms"] = attention_train_ms(args.config, shape, "isa", graph=graph)
+            row[f"attn_train_isa_{GRAPHS[graph][0]}_ms"] = attention_train_ms(args.config, shape, "isa", graph=graph)
         row["attn_train_dense_ms"] = attention_train_ms(args.config, shape, "dense")
         row["sample_full_isa_ms"], _ = sample_step_ms(args.config, shape, "isa", cached=False)
         row["sample_full_dense_ms"], _ = sample_step_ms(args.config, shape, "dense", cached=False)
@@ -220,9 +221,8 @@ def main() -> None:
                   f"ISA {r['loss_isa']:.6f} / {r['loss_isa_compiled']:.6f}, dense {r['loss_dense']:.6f} / "
                   f"{r['loss_dense_compiled']:.6f} (eager / compiled)")
     for graph in graphs:
-        what = {"graph_plan_train": "the block selection", "graph_call_train": "the whole call"}[graph]
+        g, what = GRAPHS[graph]
         print(f"\nISA training step with {what} replayed as CUDA graphs (isa.{graph}):")
-        g = GRAPHS[graph]
         for r in results["rows"]:
             with_compile = "" if not args.compile else (
                 f"; compiled {r[f'train_isa_{g}_compiled_ms']:.1f} ms against {r['train_isa_compiled_ms']:.1f} "

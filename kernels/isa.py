@@ -196,13 +196,19 @@ def _pooled_plan(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, 
 _CALL_GRAPHS: SlotPool[CallGraph] = SlotPool()  # whole training calls, per (shapes, dtype, device, n_ctx, configs)
 
 
+def _training_forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig,
+                      tiles: TileConfig, p: IsaPlan | None, graphed: bool) -> tuple[torch.Tensor, Saved]:
+    """A training call's O and what its backward reads: (O, LSE, pooled k, pooled v, plan)."""
+    p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, p, graphed, for_backward=True)
+    o, lse = isa_forward(q, k, v, km, vm, p, tiles)
+    return o, (o, lse, km, vm, p)
+
+
 def _call_graph(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg: IsaConfig,
                 tiles: TileConfig) -> Lease[CallGraph] | None:
     """A lease on a captured whole training call of these shapes (tiles.graph_call_train), or None: run eagerly."""
     def forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, Saved]:
-        p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, None, graphed=False, for_backward=True)
-        o, lse = isa_forward(q, k, v, km, vm, p, tiles)
-        return o, (o, lse, km, vm, p)
+        return _training_forward(q, k, v, n_ctx, cfg, tiles, None, graphed=False)
 
     def backward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, saved: Saved, do: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -223,11 +229,10 @@ class _IsaFunction(torch.autograd.Function):
         ctx.lease = lease  # while ctx holds it, the slot's buffers keep what the backward reads
         if lease is not None:
             return lease.slot.forward(q, k, v)
-        p, km, vm = _pooled_plan(q, k, v, n_ctx, cfg, tiles, p, graphed=tiles.graph_plan_train and q.is_cuda,
-                                 for_backward=True)
-        o, lse = isa_forward(q, k, v, km, vm, p, tiles)
+        o, (_, lse, km, vm, plan) = _training_forward(q, k, v, n_ctx, cfg, tiles, p,
+                                                      graphed=tiles.graph_plan_train and q.is_cuda)
         ctx.save_for_backward(q, k, v, o, lse, km, vm)
-        ctx.plan, ctx.tiles = p, tiles
+        ctx.plan, ctx.tiles = plan, tiles
         return o
 
     @staticmethod
