@@ -9,7 +9,7 @@ the model's qk-norm leaves them. Prints a table and writes JSON. Needs a CUDA GP
 or newer); `rows_for` runs on the CPU too, in Triton's interpreter (fp32 inputs).
 
     python3 benchmarks/isa_fp8.py --out benchmarks/results/isa_fp8.json
-    python3 benchmarks/isa_fp8.py --configs small,benchmarks/configs/model_small_alpha_f_0.125.json --shapes 32K
+    python3 benchmarks/isa_fp8.py --configs small,benchmarks/configs/model_small_alpha_f_0.25.json --shapes 32K
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def times_ms(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, n_ctx: int, cfg:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--configs", default="small,benchmarks/configs/model_small_alpha_f_0.125.json",
+    ap.add_argument("--configs", default="small,benchmarks/configs/model_small_alpha_f_0.25.json",
                     help="model configs (names or JSON files) whose ISA settings to run, comma-separated")
     ap.add_argument("--shapes", default="32K,64K", help=f"comma-separated among {', '.join(SHAPES)}")
     ap.add_argument("--err-rows", type=int, default=1024)

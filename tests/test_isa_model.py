@@ -110,7 +110,7 @@ def test_train_flags_override_checked_config_fields():
         load_config("tiny", {"data": {"crop": "center"}})
     args = _parser().parse_args(["train", "--config", "small", "--out", "run", "--graph-plan-train", "off"])
     isa = load_config("small", _overrides(args)).model.isa
-    assert not isa.graph_plan_train and (isa.alpha_f, isa.dropped_mean) == (0.25, True)  # the file's others kept
+    assert not isa.graph_plan_train and (isa.alpha_f, isa.dropped_mean) == (0.125, True)  # the file's others kept
     args = _parser().parse_args(["train", "--config", "tiny", "--out", "run", "--batch-size", "0"])
     with pytest.raises(ConfigError, match="batch_size"):
         load_config("tiny", _overrides(args))
@@ -197,8 +197,14 @@ def test_fp8_scores_sample_near_the_same_model_and_refuse_training(tmp_path):
         train(tiny(isa={"backend": "triton", "fp8_scores": True}), tmp_path)
 
 
-def test_small_graphs_its_block_selection():
-    assert load_config("small").model.isa.graph_plan_train is True  # its GPU test passed (H200, 2026-12-04)
+def test_small_trains_as_its_full_length_run_did():
+    """`small` is the recipe of the 2026-12-05 18:22 run (docs/MODEL.md, "Compiled blocks and the whole call
+    graphed, trained"): compiled blocks, the whole ISA call graphed, alpha_f 0.125, each token's place in its clip,
+    batch 16. Its GPU tests passed (graphed plan: H200, 2026-12-04; graphed call: H100, 2026-12-05)."""
+    cfg = load_config("small")
+    isa = cfg.model.isa
+    assert (isa.graph_plan_train, isa.graph_call_train, cfg.model.compile, cfg.model.clip_coords) == (True,) * 4
+    assert (isa.alpha_f, cfg.data.batch_size) == (0.125, 16)
 
 
 def test_compiled_blocks_equal_eager_in_a_training_step():
