@@ -92,6 +92,12 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
   python3 -m isa_model validate --ckpt "${CKPT:-$RUNS/$run/checkpoints}" --data "$data" --snapshot "$snapshot" \
       --split "$split" --out "$RUNS/$run/$PHASE-$name" "$@" >"$RUNS/$run/$PHASE-$name.log" 2>&1
 }
+# score: validate in the background once fewer than VALIDATE_JOBS (default 6) validations run. One after another,
+# a run's six validations took 270 s of a 600 s quality call (H100, 2026-12-05); the card holds several at once.
+score() {
+  while [ "$(jobs -rp | wc -l)" -ge "${VALIDATE_JOBS:-6}" ]; do wait -n; done
+  validate "$@" &
+}
 {
   date -u; nvidia-smi -L
   if [ "$PHASE" = quality ]; then  # the GPU tests, beside the training runs
@@ -113,23 +119,20 @@ validate() {  # run split name extra...: score one run's EMA weights (CKPT: whic
     v=${vs%:*}; s=${vs#*:}; run=$v-s$s
     echo "== $run: $(tail -c 400 "$RUNS/$run.$PHASE.err" | tr '\r' '\n' | grep -av '^$' | tail -2)"
     if [ "$PHASE" = train ]; then continue; fi
-    if [ "$PHASE" = ablation ]; then  # one chain of validations per run, the runs' chains side by side
-      ( for th in ${THRESHOLDS:-0.5}; do for w in ${WEIGHTS:-ema}; do
-          tag=${w/#ema/}; tag=${tag:+-$tag}  # EMA reports keep their names; raw weights' end in -model
-          validate "$run" test "test$tag-t$th" --guidance "${GUIDANCE[$v]}" --mask-threshold "$th" --weights "$w"
-          for extra in ${EXTRA_VAL:-}; do VDATA=$extra validate "$run" val "val-$(basename "$extra")$tag-t$th" \
-              --guidance "${GUIDANCE[$v]}" --mask-threshold "$th" --weights "$w"; done; done; done
-        [ "$v" = noise ] && validate "$run" test test-sdedit --guidance 1.5 --start-t 0.6 ) &
+    if [ "$PHASE" = ablation ]; then  # every validation its own process, VALIDATE_JOBS of them at once
+      for th in ${THRESHOLDS:-0.5}; do for w in ${WEIGHTS:-ema}; do
+        tag=${w/#ema/}; tag=${tag:+-$tag}  # EMA reports keep their names; raw weights' end in -model
+        score "$run" test "test$tag-t$th" --guidance "${GUIDANCE[$v]}" --mask-threshold "$th" --weights "$w"
+        for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")$tag-t$th" \
+            --guidance "${GUIDANCE[$v]}" --mask-threshold "$th" --weights "$w"; done; done; done
+      [ "$v" = noise ] && score "$run" test test-sdedit --guidance 1.5 --start-t 0.6
     else
-      ( for split in val test; do
-          validate "$run" $split $split --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" \
-              --weights "${WEIGHTS:-ema}"
-          [ -n "${RESUMED[$run]}" ] && CKPT=${RESUMED[$run]} validate "$run" $split $split-resumed \
-              --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}"; done
-        [ -n "${FP8:-}" ] && validate "$run" val val-fp8 --guidance "${GUIDANCE[$v]}" \
-            --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}" --isa-fp8 on
-        for extra in ${EXTRA_VAL:-}; do VDATA=$extra validate "$run" val "val-$(basename "$extra")" \
-            --guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}"; done ) &
+      cut=(--guidance "${GUIDANCE[$v]}" --mask-threshold "${MASK_THRESHOLD:-0.5}" --weights "${WEIGHTS:-ema}")
+      for split in val test; do
+        score "$run" $split $split "${cut[@]}"
+        [ -n "${RESUMED[$run]}" ] && CKPT=${RESUMED[$run]} score "$run" $split $split-resumed "${cut[@]}"; done
+      [ -n "${FP8:-}" ] && score "$run" val val-fp8 "${cut[@]}" --isa-fp8 on
+      for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")" "${cut[@]}"; done
     fi
   done
   wait
