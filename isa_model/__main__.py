@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--time-limit", type=float, help="stop (and checkpoint) after this many seconds")
     t.add_argument("--attention", choices=("isa", "dense"), help="override model.attention")
     t.add_argument("--context-cache", action="store_true", help="train in context K/V cache mode")
+    t.add_argument("--text-attention", choices=("on", "off"),
+                   help="override model.text_attention (each block also attends to the instruction's tokens)")
     t.add_argument("--compile", choices=("on", "off"),
                    help="override model.compile (torch.compile of each block's element-wise work)")
     t.add_argument("--graph-plan-train", choices=("on", "off"),
@@ -117,6 +119,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["model"]["context_cache"] = True
     if args.compile:
         changes["model"]["compile"] = args.compile == "on"
+    if args.text_attention:
+        changes["model"]["text_attention"] = args.text_attention == "on"
     for flag in ("graph_plan_train", "graph_call_train"):
         if getattr(args, flag):
             changes["model"].setdefault("isa", {})[flag] = getattr(args, flag) == "on"

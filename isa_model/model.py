@@ -1,12 +1,13 @@
 """LIVEditor: a video diffusion transformer that edits in context (DESIGN section 7).
 
 One sequence per sample: noisy target tokens first, then the source clip's (context) tokens, both 3D
-patches with 3D RoPE positions starting at 0. Timestep and instruction (open_clip text tower, pooled)
-condition every block through adaLN-Zero, as in DiT. With `clip_coords` each token also gets its place in the
-whole clip the sample was cut from: RoPE sees only differences of positions, and an instruction names places
-in the whole clip ("on the left"), which a random crop moves. Every self-attention is ISA (`kernels.isa_attention`)
-or dense SDPA. In context-cache mode the source tokens are conditioned at timestep 0 and attend only to
-each other, so their keys/values are computed once per sample and reused at every denoising step.
+patches with 3D RoPE positions starting at 0. Timestep and instruction (open_clip text tower, pooled;
+text.py) condition every block through adaLN-Zero, as in DiT; with `text_attention` each block also reads
+the instruction's words. With `clip_coords` each token also gets its place in the whole clip the sample was
+cut from: RoPE sees only differences of positions, and an instruction names places in the whole clip ("on
+the left"), which a random crop moves. Every self-attention is ISA (`kernels.isa_attention`) or dense SDPA.
+In context-cache mode the source tokens are conditioned at timestep 0 and attend only to each other, so
+their keys/values are computed once per sample and reused at every denoising step.
 """
 
 from __future__ import annotations
@@ -17,16 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import open_clip
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from open_clip.model import CLIPTextCfg, _build_text_tower
 
 from isa_model.config import ModelConfig
+from isa_model.text import TextEncoder, WordAttention, pooled_text, text_words
 from kernels import TileConfig, isa_attention
 
-RANDOM_INIT = "random-init"
 COORD_BANDS = 6
 """Frequencies per axis of a token's place in its clip (model.clip_coords): pi * 2**k for k < 6. The lowest has
 period 2, so a place in [0, 1] is never ambiguous; the highest 1/16, finer than the 25 places an instruction
@@ -171,7 +170,7 @@ def compiled(fn: Callable[..., Any]) -> Callable[..., Any]:
 # ---------------------------------------------------------------- modules
 
 class Block(nn.Module):
-    """DiT block (adaLN-Zero) with qk-RMSNorm and 3D RoPE."""
+    """DiT block (adaLN-Zero) with qk-RMSNorm and 3D RoPE; with text_attention, cross-attention to the words."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -188,6 +187,7 @@ class Block(nn.Module):
         self.ada = nn.Linear(cfg.dim, 6 * cfg.dim)
         nn.init.zeros_(self.ada.weight)
         nn.init.zeros_(self.ada.bias)
+        self.words = WordAttention(cfg) if cfg.text_attention else None
 
     def before_attention(self, x: torch.Tensor, c: torch.Tensor, n_tgt: int, cos: torch.Tensor, sin: torch.Tensor
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -203,19 +203,24 @@ class Block(nn.Module):
         k = apply_rope(rms_norm(k, self.k_norm), cos, sin).to(v.dtype)
         return q, k, v, mod
 
-    def after_attention(self, x: torch.Tensor, o: torch.Tensor, mod: torch.Tensor, n_tgt: int) -> torch.Tensor:
-        """Everything after the attention call (output projection, gated residuals, the MLP): the second region
-        for torch.compile. x (B, N, dim), o (B, H, N, D) -> the block's output (B, N, dim)."""
+    def after_attention(self, x: torch.Tensor, o: torch.Tensor, mod: torch.Tensor, n_tgt: int,
+                        words: torch.Tensor | None) -> torch.Tensor:
+        """Everything after the attention call (output projection, gated residuals, the words' cross-attention,
+        the MLP): the second region for torch.compile. x (B, N, dim), o (B, H, N, D), words (B, L, dim) or None
+        -> the block's output (B, N, dim)."""
         b, n, dim = x.shape
         g1, shift2, scale2, g2 = mod.chunk(6, dim=-1)[2:]  # (B, 2, dim) each
         x = x + gate(self.proj(o.transpose(1, 2).reshape(b, n, dim)), g1, n_tgt)
+        if self.words is not None and words is not None:
+            x = x + self.words(x, words)
         return x + gate(self.mlp(modulate(self.norm2(x), shift2, scale2, n_tgt)), g2, n_tgt)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, n_tgt: int, cos: torch.Tensor, sin: torch.Tensor,
-                ctx_kv: tuple[torch.Tensor, torch.Tensor] | None = None
+                ctx_kv: tuple[torch.Tensor, torch.Tensor] | None = None, words: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x (B, N, dim) with N = n_tgt + n_ctx; c (B, 2, dim) conditioning of the target and context parts.
-        Returns the new x and this block's (k, v) of x, (B, H, N, D) each.
+        """x (B, N, dim) with N = n_tgt + n_ctx; c (B, 2, dim) conditioning of the target and context parts;
+        words (B, L, dim): the instruction's tokens (text_attention). Returns the new x and this block's (k, v)
+        of x, (B, H, N, D) each.
 
         Context-cache mode: ctx_kv None and cfg.context_cache -> context queries see context keys only;
         ctx_kv given -> x holds target tokens only and attends over its own K/V plus the cached ones.
@@ -233,43 +238,7 @@ class Block(nn.Module):
             o = torch.cat([o_tgt, o_ctx], dim=2)
         else:
             o = attention(q, k, v, n - n_tgt, self.cfg)  # (B, H, N, D)
-        return after(self, x, o, mod, n_tgt), (k, v)
-
-
-class TextEncoder(nn.Module):
-    """open_clip's text tower and tokenizer; random-init unless `text_weights` names a CLIP checkpoint."""
-
-    def __init__(self, cfg: ModelConfig, out_dim: int) -> None:
-        super().__init__()
-        text_cfg = dict(open_clip.get_model_config(cfg.text_model)["text_cfg"])
-        for key, value in (("width", cfg.text_width), ("layers", cfg.text_layers), ("heads", cfg.text_heads)):
-            if value:
-                text_cfg[key] = value
-        text_cfg["context_length"] = cfg.text_context
-        self.tower = _build_text_tower(out_dim, CLIPTextCfg(**text_cfg))
-        self.tokenizer = open_clip.get_tokenizer(cfg.text_model, context_length=cfg.text_context)
-        self.weights_id = RANDOM_INIT
-        if cfg.text_weights:
-            self.weights_id = self._load(cfg.text_weights)
-
-    def _load(self, path: str) -> str:
-        from safetensors.torch import load_file
-
-        state = load_file(path) if path.endswith(".safetensors") else torch.load(path, map_location="cpu",
-                                                                                 weights_only=True)
-        own = self.tower.state_dict()
-        text = {k: v for k, v in state.items() if k in own and k != "text_projection" and v.shape == own[k].shape}
-        missing = [k for k in own if k not in text and k != "text_projection"]
-        if missing:
-            raise ValueError(f"text weights {path}: {len(missing)} text-tower tensors missing (e.g. {missing[0]})")
-        self.tower.load_state_dict(text, strict=False)
-        return f"open_clip:{self.tokenizer.__class__.__name__}:{path.rsplit('/', 1)[-1]}"
-
-    def tokenize(self, texts: list[str]) -> torch.Tensor:
-        return self.tokenizer(texts)  # (B, L) int64
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.tower(tokens)  # (B, out_dim)
+        return after(self, x, o, mod, n_tgt, words), (k, v)
 
 
 @dataclass
@@ -325,8 +294,8 @@ class LIVEditor(nn.Module):
         return self.coords(coord_features(coords))
 
     def condition(self, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        """(B,) timesteps + (B, dim) text -> (B, dim)."""
-        return self.t_embed(timestep_embedding(t, 256)) + text
+        """(B,) timesteps + `encode_text`'s pooled (B, dim) -> (B, dim)."""
+        return self.t_embed(timestep_embedding(t, 256)) + pooled_text(text)
 
     def part_conditions(self, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """(B, 2, dim): the target at t; the context at t, or at 0 (clean) in context-cache mode."""
@@ -335,8 +304,8 @@ class LIVEditor(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: torch.Tensor,
                 box: torch.Tensor | None = None) -> torch.Tensor:
-        """Velocity for the target. x_t, source: (B, C, T, H, W); t: (B,) in [0, 1]; text: (B, dim) from
-        `encode_text`; box (B, 3, 2): where the sample lies in its clip (read with clip_coords only). Returns
+        """Velocity for the target. x_t, source: (B, C, T, H, W); t: (B,) in [0, 1]; text: (B, dim) or (B, 1 + L, dim)
+        from `encode_text`; box (B, 3, 2): where the sample lies in its clip (read with clip_coords only). Returns
         (B, C, T, H, W), or (B, C + 1, T, H, W) with the blend mask's logits last (`objective.split_output`
         takes them apart)."""
         cos, sin = self.rope(x_t.shape)
@@ -348,7 +317,7 @@ class LIVEditor(nn.Module):
         cos2, sin2 = torch.cat([cos, cos]), torch.cat([sin, sin])  # both parts start at position 0
         c = self.part_conditions(t, text)
         for block in self.blocks:
-            x, _ = block(x, c, n_tgt, cos2, sin2)
+            x, _ = block(x, c, n_tgt, cos2, sin2, words=text_words(text))
         return self.head(x[:, :n_tgt], c[:, 0], x_t.shape)
 
     def head(self, x: torch.Tensor, c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -372,7 +341,7 @@ class LIVEditor(nn.Module):
         c = self.part_conditions(t0, text)[:, 1:].expand(-1, 2, -1)  # context conditioning for every token
         kv = []
         for block in self.blocks:
-            x, block_kv = block(x, c, x.shape[1], cos, sin)  # context alone: attends to itself only
+            x, block_kv = block(x, c, x.shape[1], cos, sin, words=text_words(text))  # context alone: itself only
             kv.append(block_kv)
         return ContextCache(kv, place)
 
@@ -383,5 +352,5 @@ class LIVEditor(nn.Module):
         x = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0] + cache.place  # (B, Nt, dim)
         c = self.part_conditions(t, text)
         for block, kv in zip(self.blocks, cache.kv):
-            x, _ = block(x, c, x.shape[1], cos, sin, ctx_kv=kv)
+            x, _ = block(x, c, x.shape[1], cos, sin, ctx_kv=kv, words=text_words(text))
         return self.head(x, c[:, 0], x_t.shape)

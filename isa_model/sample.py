@@ -61,11 +61,11 @@ def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, n
     b = source.shape[0]
     x = objective.path_start(mcfg.objective, source, noise) if start_t >= 1.0 else (1 - start_t) * source + start_t * noise
     x = x.float()  # (B, C, T, H, W)
-    text = model.encode_text(tokens.to(source.device))  # (B, dim)
+    text = model.encode_text(tokens.to(source.device))  # (B, dim), or (B, 1 + L, dim) with text_attention
     src = source
     if guidance != 1.0:
         empty = model.text.tokenize([""]).to(source.device).expand(b, -1)
-        text = torch.cat([text, model.encode_text(empty)])  # (2B, dim)
+        text = torch.cat([text, model.encode_text(empty)])  # (2B, ...)
         src = torch.cat([source, source])
         box = None if box is None else torch.cat([box, box])
     cache = model.encode_context(src, text, box) if mcfg.context_cache and use_cache else None

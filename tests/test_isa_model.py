@@ -24,7 +24,7 @@ def _model(**changes) -> LIVEditor:
     model = LIVEditor(tiny(**changes).model).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "ada" in name or name.startswith("out."):
+            if "ada" in name or name.startswith("out.") or ".words.out." in name:
                 p.normal_(0, 0.05)
     return model
 
@@ -207,15 +207,18 @@ def test_small_trains_as_its_full_length_run_did():
     assert (isa.alpha_f, cfg.data.batch_size) == (0.125, 16)
 
 
-def test_compiled_blocks_equal_eager_in_a_training_step():
+@pytest.mark.parametrize("words", [False, True], ids=["pooled-text", "text-attention"])
+def test_compiled_blocks_equal_eager_in_a_training_step(words):
     """model.compile runs each block's element-wise work through torch.compile (one region on either side of
-    the attention call): the same output and gradients as eager, and one graph per region for every block.
-    Inductor's C++ is built unvectorised here, to keep the compiler's time down; the GPU build is Triton."""
+    the attention call, the words' cross-attention in the second): the same output and gradients as eager, and
+    one graph per region for every block. Inductor's C++ is built unvectorised here, to keep the compiler's time
+    down; the GPU build is Triton."""
     torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()  # reset() keeps them, and the other case counted its graphs
     results = []
     with torch._inductor.config.patch({"cpp.vec_isa_ok": False}):
         for compiled in (False, True):
-            model = _model(compile=compiled).train()
+            model = _model(compile=compiled, text_attention=words).train()
             out = model(*_inputs(model))
             out.square().mean().backward()
             results.append((out, {name: p.grad for name, p in model.named_parameters()}))
