@@ -315,9 +315,9 @@ class LIVEditor(nn.Module):
         n_tgt = tgt.shape[1]
         x = torch.cat([tgt, ctx], dim=1)  # (B, N, dim)
         cos2, sin2 = torch.cat([cos, cos]), torch.cat([sin, sin])  # both parts start at position 0
-        c = self.part_conditions(t, text)
+        c, words = self.part_conditions(t, text), text_words(text)
         for block in self.blocks:
-            x, _ = block(x, c, n_tgt, cos2, sin2, words=text_words(text))
+            x, _ = block(x, c, n_tgt, cos2, sin2, words=words)
         return self.head(x[:, :n_tgt], c[:, 0], x_t.shape)
 
     def head(self, x: torch.Tensor, c: torch.Tensor, shape: torch.Size) -> torch.Tensor:
@@ -339,9 +339,9 @@ class LIVEditor(nn.Module):
         x = self.embed(patchify(source, self.cfg.patch)) + self.part[1] + place  # (B, Nc, dim)
         t0 = torch.zeros(source.shape[0], device=source.device)
         c = self.part_conditions(t0, text)[:, 1:].expand(-1, 2, -1)  # context conditioning for every token
-        kv = []
+        kv, words = [], text_words(text)
         for block in self.blocks:
-            x, block_kv = block(x, c, x.shape[1], cos, sin, words=text_words(text))  # context alone: itself only
+            x, block_kv = block(x, c, x.shape[1], cos, sin, words=words)  # context alone: attends to itself only
             kv.append(block_kv)
         return ContextCache(kv, place)
 
@@ -350,7 +350,7 @@ class LIVEditor(nn.Module):
         """Same output as `forward` in context-cache mode, running only the target tokens."""
         cos, sin = self.rope(x_t.shape)
         x = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0] + cache.place  # (B, Nt, dim)
-        c = self.part_conditions(t, text)
+        c, words = self.part_conditions(t, text), text_words(text)
         for block, kv in zip(self.blocks, cache.kv):
-            x, _ = block(x, c, x.shape[1], cos, sin, ctx_kv=kv, words=text_words(text))
+            x, _ = block(x, c, x.shape[1], cos, sin, ctx_kv=kv, words=words)
         return self.head(x, c[:, 0], x_t.shape)

@@ -88,5 +88,5 @@ class WordAttention(nn.Module):
         b, n, dim = x.shape
         q = self.q(self.norm(x)).view(b, n, self.heads, -1).transpose(1, 2)  # (B, H, N, D)
         k, v = self.kv(words).view(b, words.shape[1], 2, self.heads, -1).permute(2, 0, 3, 1, 4)  # 2 x (B, H, L, D)
-        o = F.scaled_dot_product_attention(q, k.to(q.dtype), v.to(q.dtype))  # (B, H, N, D)
+        o = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, D)
         return self.out(o.transpose(1, 2).reshape(b, n, dim))
