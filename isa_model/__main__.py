@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="override train.lr")
     t.add_argument("--crop", choices=("random", "centre"),
                    help="override data.crop (random: each sample's first frame and crop drawn; centre: as validation)")
+    t.add_argument("--mirror", type=float,
+                   help="override data.mirror (probability a sample is mirrored, its instruction's left and right swapped)")
+    t.add_argument("--reverse", type=float,
+                   help="override data.reverse (probability a sample plays backwards, its instruction's path reversed)")
     t.add_argument("--decay-steps", type=int,
                    help="override train.decay_steps (the learning rate falls to 0 over the last this many steps)")
     t.add_argument("--objective", choices=("noise", "source", "delta"),
@@ -101,6 +105,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["train"]["lr"] = args.lr
     if args.crop is not None:
         changes["data"]["crop"] = args.crop
+    for name in ("mirror", "reverse"):
+        if getattr(args, name) is not None:
+            changes["data"][name] = getattr(args, name)
     if args.decay_steps is not None:
         changes["train"]["decay_steps"] = args.decay_steps
     if args.objective:

@@ -30,7 +30,7 @@ MAX_TOKENS_PER_CLIP = 65_536
 """Twice the largest clip benchmarked (32 frames of 128x128 in 1x4x4 patches: 32K tokens, 64K per sample)."""
 DATA_LIMITS: dict[str, tuple[float, float]] = {
     "synthetic_clips": (1, 10_000), "synthetic_size": (8, 2048), "synthetic_frames": (1, 1000),
-    "batch_size": (1, 256), "workers": (0, 64), "frame_stride": (1, 64),
+    "batch_size": (1, 256), "workers": (0, 64), "frame_stride": (1, 64), "mirror": (0.0, 1.0), "reverse": (0.0, 1.0),
 }
 
 CROPS = ("random", "centre")
@@ -146,6 +146,8 @@ class DataConfig:
     workers: int = 0
     frame_stride: int = 1
     crop: str = "random"  # random: each training sample's first frame and crop drawn; centre: as validation
+    mirror: float = 0.0  # probability a training sample is mirrored left-right, "left" and "right" swapped (augment.py)
+    reverse: float = 0.0  # probability a training sample plays backwards, its instruction's path reversed
 
     def __post_init__(self) -> None:
         check_limits("data", self, DATA_LIMITS)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from isa_model.augment import augment_choice, mirror_instruction, mirror_sample, reverse_instruction, reverse_sample
 from isa_model.config import ModelConfig
 from manifests import Snapshot, read_table
 from manifests.media.decode import read_frames
@@ -111,10 +112,12 @@ class EditPairs(Dataset):
     """Indexed by (epoch, row); returns a dict of tensors, or None for a pair that cannot be read."""
 
     def __init__(self, root: Root, split: str, cfg: ModelConfig, seed: int, stride: int = 1,
-                 train: bool = True, snapshot: Snapshot | None = None, random_crop: bool = True) -> None:
+                 train: bool = True, snapshot: Snapshot | None = None, random_crop: bool = True,
+                 mirror: float = 0.0, reverse: float = 0.0) -> None:
         """Rows of `split` as in `snapshot` (whose root then is `root`), else as the dataset is now. Training
         with `random_crop` draws each sample's first frame and where it crops; otherwise it reads the middle
-        frames and crops the middle, as validation does."""
+        frames and crops the middle, as validation does. Training mirrors a sample left-right with probability
+        `mirror` and plays it backwards with probability `reverse`, its instruction rewritten (augment.py)."""
         self.root = location(snapshot.root if snapshot else root)
         table = read_table(root, "edit_pairs", columns=COLUMNS, filter=ds.field("split") == split, snapshot=snapshot)
         self.rows = table.sort_by("pair_id").to_pylist()
@@ -123,6 +126,7 @@ class EditPairs(Dataset):
         self.stride = stride
         self.train = train
         self.random_crop = random_crop
+        self.mirror, self.reverse = (mirror, reverse) if train else (0.0, 0.0)
         self.tokenizer = open_clip.get_tokenizer(cfg.text_model, context_length=cfg.text_context)
         self._frame_counts: dict[str, int] = {}  # per worker: a probe opens the file twice (decord, PyAV)
 
@@ -133,8 +137,9 @@ class EditPairs(Dataset):
         epoch, i = key
         row = self.rows[i]
         u = sample_draws(self.seed, epoch, i, self.train, self.random_crop)
+        flips = augment_choice(self.seed, epoch, i, row["edit_type"], self.mirror, self.reverse)
         try:
-            return self._load(row, u)
+            return self._load(row, u, *flips)
         except Exception:  # noqa: BLE001  # a bad pair (any decode or file error) must not stop training: the collate step counts it
             return None
 
@@ -145,7 +150,7 @@ class EditPairs(Dataset):
             self._frame_counts[key] = probe(path).frames
         return self._frame_counts[key]
 
-    def _load(self, row: dict[str, Any], u: np.ndarray) -> dict[str, Any]:
+    def _load(self, row: dict[str, Any], u: np.ndarray, mirrored: bool = False, reversed_: bool = False) -> dict[str, Any]:
         cfg = self.cfg
         src_path, tgt_path = local_file(self.root, row["source_uri"]), local_file(self.root, row["target_uri"])
         available = min(self._frames(src_path), self._frames(tgt_path))
@@ -162,14 +167,20 @@ class EditPairs(Dataset):
             m = np.stack([masks.frame(t) for t in idx])  # (T, H, W) bool
             mask = torch.from_numpy(m.astype(np.float32))[:, None]
         out = [to_bucket(x, cfg.height, cfg.width, float(u[1]), float(u[2])) for x in (*clips, mask)]
-        source, target, mask = (x.transpose(0, 1).contiguous() for x in out)  # (C, T, H, W)
+        sample = [x.transpose(0, 1).contiguous() for x in out]  # (C, T, H, W) each
         frame = (clips[0].shape[-2], clips[0].shape[-1])
         box = sample_box(available, idx, frame, cfg.height, cfg.width, float(u[1]), float(u[2]))
+        instruction = row["instruction"]
+        if mirrored:
+            sample, box, instruction = *mirror_sample(sample, box), mirror_instruction(instruction)
+        if reversed_:
+            sample, box, instruction = *reverse_sample(sample, box), reverse_instruction(instruction)
+        source, target, mask = sample
         return {
             "source": source, "target": target, "mask": mask[0] if row["mask_uri"] else None,
             "box": torch.from_numpy(box),  # (3, 2): the sample's place in its clip (model.clip_coords)
-            "tokens": self.tokenizer([row["instruction"]])[0],
-            "edit_type": row["edit_type"], "pair_id": row["pair_id"], "instruction": row["instruction"],
+            "tokens": self.tokenizer([instruction])[0],
+            "edit_type": row["edit_type"], "pair_id": row["pair_id"], "instruction": instruction,
             "region": edit_region(row.get("edit_params"), bool(row["mask_uri"])),
         }
 

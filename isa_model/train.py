@@ -137,7 +137,8 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.train.seed * 1000 + self.rank)
         self.step, self.position = 0, Position()
         self.dataset = EditPairs(root, "train", cfg.model, cfg.train.seed, cfg.data.frame_stride, train=True,
-                                 snapshot=self.snapshot, random_crop=cfg.data.crop == "random")
+                                 snapshot=self.snapshot, random_crop=cfg.data.crop == "random",
+                                 mirror=cfg.data.mirror, reverse=cfg.data.reverse)
         if len(self.dataset) == 0:
             raise ConfigError(f"{root}: no train rows in edit_pairs")
         self.empty_tokens = self.model.text.tokenize([""])  # (1, L): the unconditional instruction
