@@ -54,15 +54,20 @@ def augment_choice(seed: int, epoch: int, row: int, edit_type: str, mirror: floa
     return bool(u[0] < mirror), bool(u[1] < reverse)
 
 
-def mirror_sample(clips: list[torch.Tensor], box: np.ndarray) -> tuple[list[torch.Tensor], np.ndarray]:
-    """Clips (C, T, H, W) flipped left-right, and the (3, 2) box's x span mirrored in the whole clip."""
+def _flip_axis(sample: list[torch.Tensor], box: np.ndarray, dim: int, box_row: int) -> tuple[list[torch.Tensor], np.ndarray]:
+    """Tensors (C, T, H, W) reversed along `dim`, and the (3, 2) box's span of that axis mirrored in the clip."""
     box = box.copy()
-    box[2] = 1.0 - box[2, ::-1]
-    return [c.flip(-1) for c in clips], box
+    box[box_row] = 1.0 - box[box_row, ::-1]
+    return [x.flip(dim) for x in sample], box
 
 
-def reverse_sample(clips: list[torch.Tensor], box: np.ndarray) -> tuple[list[torch.Tensor], np.ndarray]:
-    """Clips (C, T, H, W) played backwards, and the (3, 2) box's time span mirrored in the whole clip."""
-    box = box.copy()
-    box[0] = 1.0 - box[0, ::-1]
-    return [c.flip(1) for c in clips], box
+def flip(sample: list[torch.Tensor], box: np.ndarray, instruction: str, mirrored: bool,
+         reversed_: bool) -> tuple[list[torch.Tensor], np.ndarray, str]:
+    """A sample's tensors (C, T, H, W), box and instruction, mirrored left-right and/or played backwards."""
+    if mirrored:
+        sample, box = _flip_axis(sample, box, dim=-1, box_row=2)
+        instruction = mirror_instruction(instruction)
+    if reversed_:
+        sample, box = _flip_axis(sample, box, dim=1, box_row=0)
+        instruction = reverse_instruction(instruction)
+    return sample, box, instruction

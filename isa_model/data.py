@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from isa_model.augment import augment_choice, mirror_instruction, mirror_sample, reverse_instruction, reverse_sample
+from isa_model.augment import augment_choice, flip
 from isa_model.config import ModelConfig
 from manifests import Snapshot, read_table
 from manifests.media.decode import read_frames
@@ -170,11 +170,7 @@ class EditPairs(Dataset):
         sample = [x.transpose(0, 1).contiguous() for x in out]  # (C, T, H, W) each
         frame = (clips[0].shape[-2], clips[0].shape[-1])
         box = sample_box(available, idx, frame, cfg.height, cfg.width, float(u[1]), float(u[2]))
-        instruction = row["instruction"]
-        if mirrored:
-            sample, box, instruction = *mirror_sample(sample, box), mirror_instruction(instruction)
-        if reversed_:
-            sample, box, instruction = *reverse_sample(sample, box), reverse_instruction(instruction)
+        sample, box, instruction = flip(sample, box, row["instruction"], mirrored, reversed_)
         source, target, mask = sample
         return {
             "source": source, "target": target, "mask": mask[0] if row["mask_uri"] else None,
