@@ -22,7 +22,11 @@ colour over the source):
 - `disc, exact path`: the disc from the object's first seen centre to its last;
 - `named place`: paths whose midpoint lies in the place of the clip's mean centre, start and end otherwise
   uniform over the frame (an instruction naming one place, as they did before naming paths, on nine: `--grid 3`);
-- `named path`: start and end uniform in the places the object is first and last seen (what instructions name).
+- `named path`: start and end uniform in the places the object is first and last seen (what instructions name);
+- `named path, its words`: the same paths in the colour and size the instruction's words tell: the mean colour of
+  the objects its colour word names and the mean area of those its size word names, over the addition pairs of a
+  train split (`--prior-from`, default the set's own). What a model that reads the instruction can know; the
+  guesses above know each object's own colour and area.
 Places and paths are measured as the instruction measures them, on the whole clip (curation/editors/instructions.py;
 PLACE_EDGES, `--grid N` for N x N); a sample's frames lie on the path where they lie in the clip.
 
@@ -36,7 +40,7 @@ pixel is the mean, over the draws a model cannot tell apart, of the clips they m
 - `exact plan`: the pair's own plan drawn again on the source (only the file's encode separates it from the target).
 
     python benchmarks/model_oracles.py addition|add_text out/pairs [--split val] [--grid N] [--cut C]
-        [--out benchmarks/results/x.json]
+        [--prior-from out/other_pairs] [--out benchmarks/results/x.json]
 """
 
 from __future__ import annotations
@@ -51,8 +55,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository's packages
+
+from benchmarks.model_oracle_addition import (
+    Guess,
+    NamedPath,
+    WordPrior,
+    added_object,
+    addition_guesses,
+    addition_oracles,
+    instruction_words,
+    named_path,
+    path_times,
+)
 from curation.editors.base import EditError
-from curation.editors.instructions import PLACE_EDGES, object_path
+from curation.editors.instructions import PLACE_EDGES
 from curation.editors.text import FILLS, FONTS, MIN_FONT_PX, SIZES, TEXTS, TextPlan, overlay
 from isa_model.config import ModelConfig, load_config
 from isa_model.data import EditPairs, cover_size, crop_offset, frame_indices, frame_starts, frame_window, to_bucket
@@ -70,153 +87,10 @@ KNOWN = {"words unknown": (), "today": ("text",), "names size, colour": ("text",
 """add_text guess -> the plan fields it knows; it averages over the others."""
 
 
-def addition_oracles(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """source, target (C, T, H, W) in [-1, 1]; mask (T, H, W) in {0, 1}. The two oracles' clips, same shape."""
-    first = mask[0] > 0.5  # (H, W)
-    first_frame = source.clone()
-    first_frame[:, 0] = torch.where(first, target[:, 0], source[:, 0])
-    held_still = torch.where(first, target[:, :1], source)  # (C, T, H, W): frame 0's object in every frame
-    return {"first frame": first_frame, "held still": held_still}
-
-
-PATH_DRAWS = 512
-"""Paths drawn per addition guess; the guess is their mean clip."""
-
-
-@dataclasses.dataclass(frozen=True)
-class AddedObject:
-    """An addition's object in a sample's scaled frames: where the target differs from the source inside the mask."""
-
-    pixels: torch.Tensor  # (T, H, W) bool
-    colour: torch.Tensor  # (C,) its mean colour
-    radius: float  # pixels: a disc of its mean area over the frames that show it
-    shown: torch.Tensor  # (V,) the frames that show it, V >= 2
-    centres: torch.Tensor  # (V, 2) its centre (x, y) in each, in [0, 1] of the frame
-
-
-def added_object(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> AddedObject:
-    """source, target (C, T, H, W) in [-1, 1], mask (T, H, W); EditError when no two frames show the object."""
-    pixels = (mask > 0.5) & (change_mask(source[None], target[None])[0, 0] > 0)  # (T, H, W)
-    shown = torch.nonzero(pixels.flatten(1).any(1)).flatten()
-    if len(shown) < 2:
-        raise EditError(f"the added object shows in {len(shown)} of {len(pixels)} frames, not two")
-    height, width = pixels.shape[1:]
-    scale = torch.tensor([width, height], dtype=torch.float32)
-    centres = torch.stack([(torch.nonzero(pixels[t]).flip(1).float() + 0.5).mean(0) / scale for t in shown])
-    area = float(pixels[shown].flatten(1).sum(1).float().mean())
-    return AddedObject(pixels, target.permute(1, 2, 3, 0)[pixels].mean(0), (area / np.pi) ** 0.5, shown, centres)
-
-
-def disc_cover(starts: torch.Tensor, ends: torch.Tensor, radius: float, times: torch.Tensor,
-               size: tuple[int, int, int]) -> torch.Tensor:
-    """(T, H, W) share of the paths whose disc of `radius` pixels covers each pixel. Path k goes in a straight
-    line from starts[k] at time 0 to ends[k] at time 1 ((K, 2) points (x, y) in [0, 1]); times (T,) says where
-    along it each frame is, nan for a frame that does not show the object (cover 0)."""
-    frames, height, width = size
-    ys, xs = torch.arange(height) + 0.5, torch.arange(width) + 0.5
-    cover = torch.zeros(frames, height, width)
-    for t in torch.nonzero(~times.isnan()).flatten().tolist():
-        at = (starts + (ends - starts) * times[t]) * torch.tensor([width, height])  # (K, 2) pixels
-        d2 = (xs[None, None, :] - at[:, 0, None, None]) ** 2 + (ys[None, :, None] - at[:, 1, None, None]) ** 2
-        cover[t] = (d2 <= radius**2).float().mean(0)  # (H, W)
-    return cover
-
-
-def path_times(idx: list[int], first: int, last: int) -> torch.Tensor:
-    """(T,) where clip frames `idx` lie on a path from frame `first` (0) to `last` (1); nan outside it."""
-    u = (torch.tensor(idx, dtype=torch.float32) - first) / max(1, last - first)
-    return torch.where((u >= 0) & (u <= 1), u, torch.nan)
-
-
-@dataclasses.dataclass(frozen=True)
-class NamedPath:
-    """An instruction's ObjectPath (curation/editors/instructions.py, object_path) as tensors: the object's
-    centre (x, y) in [0, 1] in the first and last frames that show it, those frames, and its mean centre."""
-
-    start: torch.Tensor  # (2,)
-    end: torch.Tensor  # (2,)
-    first: int
-    last: int
-    mean: torch.Tensor  # (2,)
-
-
-def named_path(mask: np.ndarray) -> NamedPath:
-    """The NamedPath of an object's (T, H, W) bool mask over the whole clip at its own size."""
-    path = object_path(mask)
-    if path is None or path.first == path.last:  # fewer than two frames show it
-        shown = int(mask.any(axis=(1, 2)).sum())
-        raise EditError(f"the object's mask shows it in {shown} of {len(mask)} frames, not two")
-    start, end, mean = (torch.tensor(xy, dtype=torch.float32) for xy in (path.start, path.end, path.mean))
-    return NamedPath(start, end, path.first, path.last, mean)
-
-
-def places(points: torch.Tensor, edges: tuple[float, ...]) -> torch.Tensor:
-    """(..., 2) points (x, y) -> (..., 2) their column and row on the edges' grid, as `place_index` counts."""
-    edges_t = torch.tensor(edges, dtype=torch.float64)  # as place_index compares: in Python floats
-    return torch.bucketize(points.double(), edges_t)  # the number of edges below each coordinate
-
-
-def in_place(point: torch.Tensor, edges: tuple[float, ...], n: int, gen: torch.Generator) -> torch.Tensor:
-    """(n, 2) points uniform in the place (one cell of the edges' grid) that `point` (x, y) lies in."""
-    bounds = torch.tensor((0.0, *edges, 1.0))
-    cell = places(point, edges)  # (2,)
-    lo, hi = bounds[cell], bounds[cell + 1]
-    return lo + (hi - lo) * torch.rand(n, 2, generator=gen)
-
-
-def paths_through(place_of: torch.Tensor, edges: tuple[float, ...], n: int, gen: torch.Generator
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """n paths (starts, ends), each end uniform over the frame, whose midpoints lie in the place of `place_of`."""
-    cell = places(place_of, edges)  # (2,)
-    starts, ends = [], []
-    for _ in range(64):  # a corner place of 25 keeps about 1 draw in 160: 512 in 2 rounds
-        a, b = torch.rand(2, 65536, 2, generator=gen)  # (2, draws, 2)
-        keep = (places((a + b) / 2, edges) == cell).all(1)
-        starts.append(a[keep])
-        ends.append(b[keep])
-        if sum(len(x) for x in starts) >= n:
-            break
-    return torch.cat(starts)[:n], torch.cat(ends)[:n]
-
-
 def cut_guess(guess: torch.Tensor, source: torch.Tensor, share: torch.Tensor, cut: float) -> torch.Tensor:
     """The guess where at least `cut` of its draws change a pixel ((T, H, W) share), the source elsewhere: what
     the blend mask's cut keeps of a guess whose mask learnt that share."""
     return torch.where(share >= cut, guess, source)
-
-
-Guess = tuple[torch.Tensor, torch.Tensor]
-"""A mean over draws, (C, T, H, W), and each pixel's share of the draws that change it, (T, H, W)."""
-
-
-def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, named: NamedPath,
-                     times: torch.Tensor, edges: tuple[float, ...], gen: torch.Generator,
-                     trained: list[torch.Tensor] | None = None, draws: int = PATH_DRAWS
-                     ) -> tuple[dict[str, torch.Tensor], dict[str, Guess], dict[str, Guess]]:
-    """The module docstring's addition guesses on the whole frame: those that know the object's path in these
-    frames exactly; those drawn over the paths its instruction (`named`) cannot tell apart, placed along them
-    at `times` (T,) (path_times); and the same draws averaged over the `trained` times of every window
-    training reads (added to these frames: what a model that cannot tell its window learns to paint)."""
-    obj = added_object(source, target, mask)
-    colour = obj.colour[:, None, None, None]  # (C, 1, 1, 1)
-    size = tuple(obj.pixels.shape)
-
-    def painted(cover: torch.Tensor) -> torch.Tensor:  # cover (T, H, W) -> (C, T, H, W)
-        return source + cover * (colour - source)
-
-    seen = torch.full((size[0],), torch.nan)
-    seen[obj.shown] = torch.linspace(0, 1, len(obj.shown))
-    exact = {"flat, true shape": torch.where(obj.pixels, colour, source),
-             "disc, exact path": painted(disc_cover(obj.centres[0][None], obj.centres[-1][None], obj.radius, seen, size))}
-    drawn, averaged = {}, {}
-    for name, (starts, ends) in (
-            ("named place", paths_through(named.mean, edges, draws, gen)),
-            ("named path", (in_place(named.start, edges, draws, gen), in_place(named.end, edges, draws, gen)))):
-        cover = disc_cover(starts, ends, obj.radius, times, size)
-        drawn[name] = painted(cover), cover
-        mean = torch.stack([disc_cover(starts, ends, obj.radius, u, size) for u in trained]).mean(0) if trained else cover
-        averaged[name] = painted(mean), mean
-    return exact, drawn, averaged
 
 
 def text_draws(plan: TextPlan, height: int) -> list[TextPlan]:
@@ -280,25 +154,63 @@ def whole_frame(frames: np.ndarray, idx: list[int], cfg: ModelConfig) -> torch.T
     return out[0] if frames.ndim == 3 else out
 
 
-def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: tuple[float, ...], cut: float
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(target, {name: clip}) of an addition row under root at cfg's bucket. The guesses' paths are drawn from
-    a generator seeded by the pair's id, so a pair scores the same in any set."""
+@dataclasses.dataclass(frozen=True)
+class AdditionClip:
+    """An addition row's frames as validation reads them, on the whole scaled frame (whole_frame)."""
+
+    source: torch.Tensor  # (C, T, H, W)
+    target: torch.Tensor  # (C, T, H, W)
+    mask: torch.Tensor  # (T, H, W)
+    idx: list[int]  # the clip frames read
+    available: int  # the clip's frames
+    named: NamedPath  # measured on the whole clip at its own size, as the instruction was
+
+
+def read_addition(root: Root, row: dict, cfg: ModelConfig, stride: int) -> AdditionClip:
+    """An addition row under root at cfg's bucket; EditError without a mask file or an object in two frames."""
     if not row["mask_uri"]:
         raise EditError("no mask file")
     source = read_frames(local_file(root, row["source_uri"]))  # (T, H, W, 3) uint8
     target = read_frames(local_file(root, row["target_uri"]))
     masks = open_mask_file(local_file(root, row["mask_uri"]))
-    idx = frame_indices(min(len(source), len(target)), cfg.frames, stride, 0.5)
+    available = min(len(source), len(target))
+    idx = frame_indices(available, cfg.frames, stride, 0.5)
     mask = np.stack([masks.frame(t) for t in range(masks.shape[0])])  # (T, H, W) bool, the editor's frames
     src, tgt, m = (whole_frame(x, idx, cfg) for x in (source, target, mask))
-    named = named_path(mask)
-    available = min(len(source), len(target))
-    windows = [frame_window(available, cfg.frames, stride, s) for s in range(frame_starts(available, cfg.frames, stride))]
+    return AdditionClip(src, tgt, m, idx, available, named_path(mask))
+
+
+def word_prior(root: Root, rows: list[dict], cfg: ModelConfig, stride: int) -> WordPrior:
+    """WordPrior.fit over the addition rows of `rows` (a train split) whose object can be read."""
+    objects = []
+    for row in rows:
+        if row["edit_type"] != "addition":
+            continue
+        try:
+            clip = read_addition(root, row, cfg, stride)
+            objects.append((instruction_words(row["instruction"]), added_object(clip.source, clip.target, clip.mask)))
+        except (KeyError, TypeError, ValueError, EditError, VideoError, ManifestError):
+            continue
+    if not objects:
+        raise EditError(f"{root}: no readable addition pairs to learn the words' colours and sizes from")
+    return WordPrior.fit(objects)
+
+
+def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: tuple[float, ...], cut: float,
+                   prior: WordPrior | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(target, {name: clip}) of an addition row under root at cfg's bucket. The guesses' paths are drawn from
+    a generator seeded by the pair's id, so a pair scores the same in any set."""
+    clip = read_addition(root, row, cfg, stride)
+    named = clip.named
+    windows = [frame_window(clip.available, cfg.frames, stride, s)
+               for s in range(frame_starts(clip.available, cfg.frames, stride))]
     gen = torch.Generator().manual_seed(int(row["pair_id"], 16) % 2**63)
-    exact, drawn, trained = addition_guesses(src, tgt, m, named, path_times(idx, named.first, named.last), edges, gen,
-                                             [path_times(w, named.first, named.last) for w in windows])
-    return crop_views(src, tgt, {**addition_oracles(src, tgt, m), **exact}, drawn, cfg, cut, trained)
+    worded = prior.of(instruction_words(row["instruction"])) if prior is not None else None
+    exact, drawn, trained = addition_guesses(clip.source, clip.target, clip.mask, named,
+                                             path_times(clip.idx, named.first, named.last), edges, gen,
+                                             [path_times(w, named.first, named.last) for w in windows], worded=worded)
+    return crop_views(clip.source, clip.target, {**addition_oracles(clip.source, clip.target, clip.mask), **exact},
+                      drawn, cfg, cut, trained)
 
 
 def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float
@@ -329,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="small", help="the model config whose bucket and frames to read")
     p.add_argument("--grid", type=int, help="addition: places on an N x N grid (default: the instruction's)")
     p.add_argument("--cut", type=float, help="the guesses' cut (default: the config's train.mask_threshold)")
+    p.add_argument("--prior-from", help="addition: the pair set whose train split teaches the words' colours and "
+                   "sizes (default: root's own)")
     p.add_argument("--out", help="write the table as JSON here")
     args = p.parse_args(argv)
     if args.grid is not None and args.grid < 1 or args.cut is not None and not 0 < args.cut <= 1:
@@ -337,6 +251,15 @@ def main(argv: list[str] | None = None) -> int:
     edges = PLACE_EDGES if args.grid is None else tuple(k / args.grid for k in range(1, args.grid))
     cut = cfg.train.mask_threshold if args.cut is None else args.cut
     pairs = EditPairs(args.root, args.split, cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
+    prior = None
+    if args.edit_type == "addition":
+        taught = EditPairs(args.prior_from or args.root, "train", cfg.model, seed=0, stride=cfg.data.frame_stride,
+                           train=False)
+        try:
+            prior = word_prior(taught.root, taught.rows, taught.cfg, taught.stride)
+        except EditError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     per_pair: list[dict[str, float | str]] = []  # to set beside validation.json's per_pair rows by pair_id
     skipped: list[str] = []
     for row in pairs.rows:
@@ -344,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             if args.edit_type == "addition":
-                target, clips = addition_clips(pairs.root, row, pairs.cfg, pairs.stride, edges, cut)
+                target, clips = addition_clips(pairs.root, row, pairs.cfg, pairs.stride, edges, cut, prior)
             else:
                 target, clips = text_clips(pairs.root, row, pairs.cfg, pairs.stride, cut)
         except (KeyError, TypeError, ValueError, EditError, VideoError, ManifestError) as exc:
@@ -366,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
                                               "split": args.split, "pairs": len(per_pair),
-                                              "cut": cut, **({"place_edges": edges}
+                                              "cut": cut, **({"place_edges": edges,
+                                                                "words_from": Path(args.prior_from or args.root).name}
                                                              if args.edit_type == "addition" else {}),
                                               "skipped": len(skipped), "clips": table, "per_pair": per_pair},
                                              indent=1))

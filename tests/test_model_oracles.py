@@ -23,6 +23,7 @@ from curation.editors.text import FILLS, FONTS, SIZES, TEXTS, TextConfig, TextPl
 from isa_model.config import load_config
 
 oracles = benchmark_tool("model_oracles")
+addition = benchmark_tool("model_oracle_addition")
 PLAN = TextPlan(kind="sign", text="OPEN", font="sans", size="large", fill="red", place="on the left",
                 motion="static", font_px=17)
 
@@ -32,7 +33,7 @@ def test_addition_oracles_take_the_first_frames_object_and_nothing_else():
     mask = torch.zeros(4, 6, 6)
     mask[0, 1:3, 1:3] = 1  # the object's first place
     mask[1:, 3:5, 3:5] = 1  # where it moves later: no oracle knows this
-    clips = oracles.addition_oracles(source, target, mask)
+    clips = addition.addition_oracles(source, target, mask)
     inside = mask[0].bool()
     first, still = clips["first frame"], clips["held still"]
     assert torch.equal(first[:, 0][:, inside], target[:, 0][:, inside]) and torch.equal(first[:, 1:], source[:, 1:])
@@ -46,31 +47,31 @@ def test_places_are_the_instructions_grid():
     from curation.editors.instructions import PLACE_EDGES, place_index
 
     points = torch.cat([torch.rand(200, 2), torch.tensor(PLACE_EDGES)[:, None].expand(-1, 2)])  # edges included
-    cells = oracles.places(points, PLACE_EDGES)
+    cells = addition.places(points, PLACE_EDGES)
     assert cells.tolist() == [[place_index(float(x)), place_index(float(y))] for x, y in points]
 
 
 def test_drawn_paths_keep_to_the_places_named():
     edges, gen = (0.2, 0.4, 0.6, 0.8), torch.Generator().manual_seed(0)
-    inside = oracles.in_place(torch.tensor([0.1, 0.7]), edges, 500, gen)  # far left column, lower row
+    inside = addition.in_place(torch.tensor([0.1, 0.7]), edges, 500, gen)  # far left column, lower row
     assert inside[:, 0].min() >= 0 and inside[:, 0].max() <= 0.2 and inside[:, 1].min() >= 0.6
     assert inside[:, 1].max() <= 0.8 and inside[:, 0].max() - inside[:, 0].min() > 0.15  # spread over the place
-    starts, ends = oracles.paths_through(torch.tensor([0.05, 0.05]), edges, 300, gen)  # a corner: rarely hit
+    starts, ends = addition.paths_through(torch.tensor([0.05, 0.05]), edges, 300, gen)  # a corner: rarely hit
     assert len(starts) == len(ends) == 300
-    assert (oracles.places((starts + ends) / 2, edges) == 0).all()
+    assert (addition.places((starts + ends) / 2, edges) == 0).all()
     assert ends[:, 0].max() > 0.2  # only the midpoint is held to the place
 
 
 def test_disc_cover_is_the_share_of_paths_over_each_pixel():
     times = torch.tensor([torch.nan, 0.0, 1.0, torch.nan])  # frames 0 and 3 do not show the object
-    one = oracles.disc_cover(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.5, 0.5]]), 3.0, times, (4, 16, 16))
+    one = addition.disc_cover(torch.tensor([[0.5, 0.5]]), torch.tensor([[0.5, 0.5]]), 3.0, times, (4, 16, 16))
     assert one[0].sum() == 0 and one[3].sum() == 0
     ys, xs = torch.meshgrid(torch.arange(16) + 0.5, torch.arange(16) + 0.5, indexing="ij")
     assert torch.equal(one[1], ((xs - 8) ** 2 + (ys - 8) ** 2 <= 9).float())
-    two = oracles.disc_cover(torch.tensor([[0.25, 0.5], [0.75, 0.5]]), torch.tensor([[0.25, 0.5], [0.75, 0.5]]),
+    two = addition.disc_cover(torch.tensor([[0.25, 0.5], [0.75, 0.5]]), torch.tensor([[0.25, 0.5], [0.75, 0.5]]),
                              2.0, times, (4, 16, 16))
     assert set(two.unique().tolist()) == {0.0, 0.5}
-    moving = oracles.disc_cover(torch.tensor([[0.25, 0.5]]), torch.tensor([[0.75, 0.5]]), 2.0, times, (4, 16, 16))
+    moving = addition.disc_cover(torch.tensor([[0.25, 0.5]]), torch.tensor([[0.75, 0.5]]), 2.0, times, (4, 16, 16))
     assert moving[1, 8, 4] == 1 and moving[2, 8, 12] == 1 and moving[1, 8, 12] == 0  # start at time 0, end at 1
 
 
@@ -78,14 +79,14 @@ def test_the_named_path_is_measured_on_the_whole_clip_as_the_instruction_is():
     mask = np.zeros((24, 90, 160), bool)
     for t in range(2, 20):  # shown in frames 2..19, moving right
         mask[t, 40:50, 5 + 6 * t : 25 + 6 * t] = True
-    named = oracles.named_path(mask)
+    named = addition.named_path(mask)
     assert (named.first, named.last) == (2, 19)
     assert torch.allclose(named.start, torch.tensor([26.5 / 160, 44.5 / 90]))  # pixel indices, as describe_object
     assert torch.allclose(named.end, torch.tensor([128.5 / 160, 44.5 / 90]))
-    times = oracles.path_times([0, 2, 10, 19, 23], named.first, named.last)  # clip frames a sample reads
+    times = addition.path_times([0, 2, 10, 19, 23], named.first, named.last)  # clip frames a sample reads
     assert times[0].isnan() and times[4].isnan() and times[1:4].tolist() == pytest.approx([0.0, 8 / 17, 1.0])
     with pytest.raises(oracles.EditError, match="shows it in 1 of 24 frames"):
-        oracles.named_path(mask & (np.arange(24) == 5)[:, None, None])
+        addition.named_path(mask & (np.arange(24) == 5)[:, None, None])
 
 
 def test_addition_guesses_know_what_their_names_say():
@@ -98,11 +99,11 @@ def test_addition_guesses_know_what_their_names_say():
         disc = (xs - x) ** 2 + (ys - y) ** 2 <= 16
         target[:, t][:, disc] = torch.tensor([0.8, -0.8, 0.0])[:, None]
         mask[t][(xs - x) ** 2 + (ys - y) ** 2 <= 36] = 1
-    named = oracles.NamedPath(torch.tensor([0.25, 0.25]), torch.tensor([0.69, 0.69]), 0, frames - 1,
+    named = addition.NamedPath(torch.tensor([0.25, 0.25]), torch.tensor([0.69, 0.69]), 0, frames - 1,
                               torch.tensor([0.47, 0.47]))  # centres 8 and 22 of 32 pixels
     times = torch.linspace(0, 1, frames)
     windows = [torch.cat([times[:4], torch.full((4,), torch.nan)])] * 2  # frames training reads: the first half
-    exact, drawn, trained = oracles.addition_guesses(source, target, mask, named, times, (0.2, 0.4, 0.6, 0.8),
+    exact, drawn, trained = addition.addition_guesses(source, target, mask, named, times, (0.2, 0.4, 0.6, 0.8),
                                                      torch.Generator().manual_seed(0), windows)
     clips = {**exact, **{name: clip for name, (clip, _) in drawn.items()}}
     score = {name: float(oracles.psnr(c[None], target[None])) for name, c in clips.items()}
@@ -116,7 +117,52 @@ def test_addition_guesses_know_what_their_names_say():
     still = target.clone()
     still[:, 1:] = source[:, 1:]  # shown in one frame only: no path
     with pytest.raises(oracles.EditError, match="shows in 1 of 8 frames"):
-        oracles.added_object(source, still, mask)
+        addition.added_object(source, still, mask)
+
+
+def test_an_instructions_words_are_read_as_describe_object_wrote_them():
+    from curation.editors.instructions import describe_object
+
+    frames = np.zeros((6, 90, 160, 3), np.uint8)
+    mask = np.zeros((6, 90, 160), bool)
+    mask[:, 10:50, 20:80] = True  # 17 % of the frame: large
+    frames[mask] = (200, 30, 30)
+    text = f"Put a {describe_object(frames, mask)} into the scene."
+    assert addition.instruction_words(text) == ("large", "red")
+    assert addition.instruction_words("Insert a grey object on the far left into the video.") == ("", "grey")
+    assert addition.instruction_words("Add a horse running to the left.") == ("?", "?")  # named by its class
+
+
+def test_the_word_prior_is_each_words_mean_and_paints_the_named_paths_draws():
+    def obj(colour: list[float], radius: float) -> object:
+        return addition.AddedObject(torch.zeros(2, 4, 4, dtype=torch.bool), torch.tensor(colour), radius,
+                                   torch.arange(2), torch.zeros(2, 2))
+
+    prior = addition.WordPrior.fit([(("large", "red"), obj([1.0, 0.0, 0.0], 6.0)),
+                                   (("large", "red"), obj([0.6, 0.2, 0.0], 8.0)),
+                                   (("", "blue"), obj([0.0, 0.0, 1.0], 2.0))])
+    colour, radius = prior.of(("large", "red"))
+    assert torch.allclose(colour, torch.tensor([0.8, 0.1, 0.0])) and radius == pytest.approx(50**0.5)
+    colour, radius = prior.of(("small", "green"))  # words the split never used: the mean over every object
+    assert torch.allclose(colour, torch.tensor([1.6 / 3, 0.2 / 3, 1 / 3])) and radius == pytest.approx((104 / 3) ** 0.5)
+    frames, size = 8, 32
+    source, target, mask = torch.full((3, frames, size, size), -0.5), None, torch.zeros(frames, size, size)
+    target = source.clone()
+    target[:, :, 10:14, 10:14] = torch.tensor([0.8, -0.8, 0.0])[:, None, None, None]  # an object held still
+    mask[:, 10:14, 10:14] = 1
+    own = addition.added_object(source, target, mask)
+    named = addition.NamedPath(torch.tensor([0.375, 0.375]), torch.tensor([0.375, 0.375]), 0, frames - 1,
+                              torch.tensor([0.375, 0.375]))
+    times = torch.linspace(0, 1, frames)
+
+    def guesses(worded: tuple[torch.Tensor, float]) -> dict:
+        return addition.addition_guesses(source, target, mask, named, times, (0.2, 0.4, 0.6, 0.8),
+                                        torch.Generator().manual_seed(0), worded=worded)[1]
+
+    same = guesses((own.colour, own.radius))  # words that tell the object's own colour and size
+    assert torch.equal(same["named path, its words"][0], same["named path"][0])
+    other = guesses((torch.tensor([0.0, 0.0, 1.0]), own.radius))["named path, its words"]
+    assert torch.allclose(other[0], source + other[1] * (torch.tensor([0.0, 0.0, 1.0])[:, None, None, None] - source))
 
 
 def test_text_draws_are_every_text_font_size_and_colour_of_the_kind():
