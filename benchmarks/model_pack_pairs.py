@@ -8,7 +8,7 @@ here the same way (bilinear, antialiased: 256x144 -> 114x64) and re-encoded at a
 still give the curated size).
 
     python benchmarks/model_pack_pairs.py out/train_pairs out/gpu_pairs [--short-side 64] [--crf 0] [--frames 16] \
-        [--train-from out/other_pairs ...] [--first-mib 21 [--part-mib 56]]
+        [--train-from out/other_pairs[=type,...] ...] [--first-mib 21 [--part-mib 56]]
     python benchmarks/model_pack_pairs.py --unpack out/gpu_pairs   # on the device: duplicates back, every file there?
 
 At crf 0 (lossless) the copy-the-source baseline keeps its curated kept-region PSNR (44.8 dB against 40.5 at
@@ -28,8 +28,10 @@ removal's target is its addition's source, so half of a lossless copy is repeats
 
 `--train-from` adds the rows of other pair sets (other corpus seeds) as training rows: their part files are
 copied with `split` set to train, so their val and test pairs train too, and the first set's held-out splits
-stay the only ones. A pair already packed is left out (every corpus holds the same real clip, whose pairs are
-train in each); a URI of another pair that collides with one packed is refused.
+stay the only ones. `--train-from DIR=addition,add_text` adds only those edit types' rows of that set (more
+pairs of a scarce type without the bytes of every type). A pair already packed is left out (every corpus holds
+the same real clip, whose pairs are train in each); a URI of another pair that collides with one packed is
+refused.
 
 `--first-mib` splits such a copy for several calls' carries: OUT keeps the manifests and the clip and mask
 files up to that size, OUT-b the rest, or with `--part-mib` at most that much, then OUT-c, OUT-d, ... On the
@@ -100,16 +102,20 @@ def scale_mask(src: Path, dst: Path, short_side: int, keep: int) -> None:
     write_mask_file(dst, small.numpy())
 
 
-def copy_parts(root: Path, out: Path, snapshot: Snapshot, as_train: set[str] | None) -> tuple[list[dict], pa.Table]:
+def copy_parts(root: Path, out: Path, snapshot: Snapshot, as_train: set[str] | None,
+               types: frozenset[str] = frozenset()) -> tuple[list[dict], pa.Table]:
     """Copy the snapshot's edit_pairs part files under OUT. With `as_train` (pair ids already packed), every
-    row's split becomes train and the rows of those pairs are left out, under a new name so two sets' parts
-    cannot collide. Returns the parts' snapshot entries and the copied rows' pair ids and URIs."""
+    row's split becomes train and the rows of those pairs are left out, and with `types` every row of another
+    edit type, under a new name so two sets' parts cannot collide. Returns the parts' snapshot entries and the
+    copied rows' pair ids and URIs."""
     entries, copied = [], []
     for part in snapshot.table("edit_pairs").files:
         table = pq.read_table(root / part.path)
         name = part.path
         if as_train is not None:
             table = table.filter(pc.invert(pc.is_in(table.column("pair_id"), pa.array(sorted(as_train), pa.string()))))
+            if types:
+                table = table.filter(pc.is_in(table.column("edit_type"), pa.array(sorted(types), pa.string())))
             if not table.num_rows:
                 continue
             name = f"{part.path[:-len('.parquet')]}.train-from-{root.name}.parquet"
@@ -128,14 +134,20 @@ def copy_parts(root: Path, out: Path, snapshot: Snapshot, as_train: set[str] | N
     return entries, pa.concat_tables(copied)
 
 
+def train_set(arg: str) -> tuple[Path, frozenset[str]]:
+    """`--train-from DIR[=type,type]` -> (DIR, the edit types to take; empty: every type)."""
+    path, _, types = arg.partition("=")
+    return Path(path), frozenset(t for t in types.split(",") if t)
+
+
 def pack(root: Path, out: Path, short_side: int, crf: int, keep: int,
-         train_from: tuple[Path, ...] = ()) -> dict[str, int]:
+         train_from: tuple[tuple[Path, frozenset[str]], ...] = ()) -> dict[str, int]:
     data: dict[str, Any] = {}
     owner: dict[str, Path] = {}  # each URI and the set it comes from
     packed: set[str] = set()  # pair ids
-    for source in (root, *train_from):
+    for source, types in ((root, frozenset()), *train_from):
         snapshot = take_snapshot(source, ["edit_pairs"])
-        entries, table = copy_parts(source, out, snapshot, as_train=packed if source != root else None)
+        entries, table = copy_parts(source, out, snapshot, as_train=packed if source != root else None, types=types)
         packed |= set(table.column("pair_id").to_pylist())
         uris = {u for col in URI_COLUMNS["edit_pairs"] for u in table.column(col).to_pylist() if u}
         for uri in uris:
@@ -229,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--short-side", type=int, default=64)
     p.add_argument("--crf", type=int, default=0)
     p.add_argument("--frames", type=int, default=16, help="keep the middle N frames of each clip and mask")
-    p.add_argument("--train-from", type=Path, action="append", default=[],
-                   help="another curated pair set whose rows all join as training rows (repeatable)")
+    p.add_argument("--train-from", type=train_set, action="append", default=[],
+                   help="another curated pair set whose rows join as training rows (repeatable); DIR=type,type "
+                   "takes only those edit types' rows")
     p.add_argument("--first-mib", type=float, help="split the copy: OUT holds this many MiB, OUT-b the rest")
     p.add_argument("--part-mib", type=float, help="with --first-mib: OUT-b, OUT-c, ... hold at most this many MiB each")
     p.add_argument("--unpack", action="store_true",

@@ -118,3 +118,20 @@ def test_pairs_already_packed_are_left_out_and_colliding_files_refused(tmp_path:
         pq.write_table(table.set_column(table.schema.get_field_index("pair_id"), "pair_id", renamed), part)
     done = _run(str(first), str(tmp_path / "pack2"), "--frames", "4", "--train-from", str(again))
     assert done.returncode != 0 and "is in both" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_set_can_join_with_only_some_edit_types(tmp_path: Path):
+    first = pair_set(tmp_path / "first")
+    other = tmp_path / "other"
+    build_pairs(other, clips=4, frames=6, size=(40, 48), seed=2)  # 4 pairs of each of 4 types
+    out = tmp_path / "pack"
+    done = _run(str(first), str(out), "--frames", "4", "--short-side", "32",
+                "--train-from", f"{other}=invert_box,sepia")
+    assert done.returncode == 0, done.stderr
+    snapshot = Snapshot.from_json((out / "edit_pairs.snapshot.json").read_text())
+    rows = read_table(out, "edit_pairs", columns=["pair_id", "edit_type", "split"],
+                      snapshot=Snapshot(str(out), snapshot.units_version, snapshot.tables, snapshot.taken_at)).to_pylist()
+    joined = [r for r in rows if r["pair_id"].startswith("synthetic0002")]
+    assert sorted({r["edit_type"] for r in joined}) == ["invert_box", "sepia"] and len(joined) == 8
+    assert all(r["split"] == "train" for r in joined) and json.loads(done.stdout)["rows"] == len(rows) == 24
+    assert _run("--unpack", str(out)).returncode == 0  # every file the joined rows use came along
