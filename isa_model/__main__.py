@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--blend-mask", choices=("on", "off"), help="override model.blend_mask")
     t.add_argument("--clip-coords", choices=("on", "off"),
                    help="override model.clip_coords (each token also embeds its place in the whole clip)")
+    t.add_argument("--layout", choices=("on", "off"),
+                   help="override model.layout (each token also embeds its offset from the place the instruction names)")
     t.add_argument("--mask-weight", type=float, help="override train.mask_weight (the blend mask's cross-entropy)")
     t.add_argument("--edit-weight", type=float,
                    help="override train.edit_weight (a pair weighs 1 + this / the fraction of pixels it edits)")
@@ -116,6 +118,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
         changes["model"]["blend_mask"] = args.blend_mask == "on"
     if args.clip_coords:
         changes["model"]["clip_coords"] = args.clip_coords == "on"
+    if args.layout:
+        changes["model"]["layout"] = args.layout == "on"
     if args.mask_weight is not None:
         changes["train"]["mask_weight"] = args.mask_weight
     if args.edit_weight is not None:

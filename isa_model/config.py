@@ -79,6 +79,7 @@ class ModelConfig:
     compile: bool = False  # torch.compile each block's element-wise work around its attention call (model.py)
     clip_coords: bool = False  # each token also embeds its place in the whole clip (data.sample_box; model.py)
     text_attention: bool = False  # each block also attends to the instruction's tokens, not only its pooled vector
+    layout: bool = False  # each token also embeds its offset from the place the instruction names (layout.py)
     isa: IsaSettings = field(default_factory=IsaSettings)
     text_model: str = "ViT-B-32"  # open_clip config whose text tower and tokenizer are used
     text_width: int = 0  # 0: the open_clip config's own; else override (tiny towers for tests)
@@ -99,7 +100,7 @@ class ModelConfig:
         if self.blend_mask and self.objective not in STARTS_AT_SOURCE:
             raise ConfigError("model.blend_mask needs model.objective 'source' or 'delta' (outside an edit the "
                               "noise path's velocity is not zero)")
-        for flag in ("compile", "clip_coords", "text_attention", "blend_mask", "context_cache"):
+        for flag in ("compile", "clip_coords", "text_attention", "layout", "blend_mask", "context_cache"):
             if not isinstance(getattr(self, flag), bool):
                 raise ConfigError(f"model.{flag} must be true or false, got {getattr(self, flag)!r}")
         for flag in ("graph_plan_train", "graph_call_train", "fp8_scores"):

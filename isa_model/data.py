@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from isa_model.augment import augment_choice, flip
 from isa_model.config import ModelConfig
+from isa_model.layout import instruction_layout
 from manifests import Snapshot, read_table
 from manifests.media.decode import read_frames
 from manifests.media.masks import open_mask_file
@@ -175,6 +176,7 @@ class EditPairs(Dataset):
         return {
             "source": source, "target": target, "mask": mask[0] if row["mask_uri"] else None,
             "box": torch.from_numpy(box),  # (3, 2): the sample's place in its clip (model.clip_coords)
+            "layout": torch.from_numpy(instruction_layout(instruction)),  # (5,): the place it names (model.layout)
             "tokens": self.tokenizer([instruction])[0],
             "edit_type": row["edit_type"], "pair_id": row["pair_id"], "instruction": instruction,
             "region": edit_region(row.get("edit_params"), bool(row["mask_uri"])),
@@ -187,7 +189,7 @@ def collate(items: list[dict[str, Any] | None]) -> dict[str, Any]:
     batch: dict[str, Any] = {"skipped": len(items) - len(good), "size": len(good)}
     if not good:
         return batch
-    for key in ("source", "target", "tokens", "box"):
+    for key in ("source", "target", "tokens", "box", "layout"):
         batch[key] = torch.stack([x[key] for x in good])
     batch["mask"] = [x["mask"] for x in good]  # (T, H, W) or None where the pair has no mask
     for key in ("edit_type", "pair_id", "instruction", "region"):

@@ -23,6 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from isa_model.config import ModelConfig
+from isa_model.layout import LAYOUT_BANDS, LAYOUT_SIZE, layout_features
 from isa_model.text import TextEncoder, WordAttention, pooled_text, text_words
 from kernels import TileConfig, isa_attention
 
@@ -262,13 +263,18 @@ class LIVEditor(nn.Module):
         self.part = nn.Parameter(torch.zeros(2, cfg.dim))  # target / context type embedding
         nn.init.normal_(self.part, std=0.02)
         self.coords = nn.Linear(6 * COORD_BANDS, cfg.dim) if cfg.clip_coords else None  # place in the clip
+        layout_out = nn.Linear(cfg.dim, cfg.dim)
+        self.layout = nn.Sequential(nn.Linear(2 + 4 * LAYOUT_BANDS, cfg.dim), nn.SiLU(), layout_out
+                                    ) if cfg.layout else None  # offset from the place the instruction names
         self.t_embed = nn.Sequential(nn.Linear(256, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
         self.text = TextEncoder(cfg, cfg.dim)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
         self.final_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Linear(cfg.dim, 2 * cfg.dim)
         self.out = nn.Linear(cfg.dim, self.out_channels * math.prod(cfg.patch))
-        for m in (self.final_ada, self.out, *([self.coords] if self.coords is not None else [])):
+        zeroed = [self.final_ada, self.out, *([self.coords] if self.coords is not None else []),
+                  *([layout_out] if cfg.layout else [])]
+        for m in zeroed:  # a new model copies the source, and reads its place and layout from zero
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
         cos, sin = rope_3d(cfg.grid, cfg.dim // cfg.heads)
@@ -283,15 +289,22 @@ class LIVEditor(nn.Module):
         cos, sin = rope_3d(grid, self.cfg.dim // self.cfg.heads)
         return cos.to(self.rope_cos.device), sin.to(self.rope_cos.device)
 
-    def place(self, box: torch.Tensor | None, video_shape: torch.Size) -> torch.Tensor | float:
-        """(B, N, dim): each token's place in its whole clip, embedded (clip_coords; 0 without). box (B, 3, 2)
-        from `data.sample_box`; None for samples that are their whole clip."""
-        if self.coords is None:
+    def place(self, box: torch.Tensor | None, video_shape: torch.Size, layout: torch.Tensor | None = None
+              ) -> torch.Tensor | float:
+        """(B, N, dim): each token's place in its whole clip (clip_coords) and its offset from the place its
+        instruction names (layout), embedded; 0 with neither. box (B, 3, 2) from `data.sample_box`, None for
+        samples that are their whole clip; layout (B, 5) from `layout.instruction_layout`, None: none named."""
+        if self.coords is None and self.layout is None:
             return 0.0
+        dev = self.rope_cos.device
         if box is None:
-            box = whole_clip(video_shape[0], self.rope_cos.device)
-        coords = token_coords(box.to(self.rope_cos.device), patch_grid(video_shape, self.cfg.patch))  # (B, N, 3)
-        return self.coords(coord_features(coords))
+            box = whole_clip(video_shape[0], dev)
+        coords = token_coords(box.to(dev), patch_grid(video_shape, self.cfg.patch))  # (B, N, 3)
+        out = self.coords(coord_features(coords)) if self.coords is not None else 0.0
+        if self.layout is not None:
+            named = torch.zeros(video_shape[0], LAYOUT_SIZE, device=dev) if layout is None else layout.to(dev).float()
+            out = out + self.layout(layout_features(coords, named)) * named[:, None, 4:]  # (B, N, dim): 0 unnamed
+        return out
 
     def condition(self, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """(B,) timesteps + `encode_text`'s pooled (B, dim) -> (B, dim)."""
@@ -303,13 +316,13 @@ class LIVEditor(nn.Module):
         return torch.stack([self.condition(t, text), self.condition(t_ctx, text)], dim=1)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, source: torch.Tensor, text: torch.Tensor,
-                box: torch.Tensor | None = None) -> torch.Tensor:
+                box: torch.Tensor | None = None, layout: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity for the target. x_t, source: (B, C, T, H, W); t: (B,) in [0, 1]; text: (B, dim) or (B, 1 + L, dim)
-        from `encode_text`; box (B, 3, 2): where the sample lies in its clip (read with clip_coords only). Returns
-        (B, C, T, H, W), or (B, C + 1, T, H, W) with the blend mask's logits last (`objective.split_output`
-        takes them apart)."""
+        from `encode_text`; box (B, 3, 2): where the sample lies in its clip (read with clip_coords or layout);
+        layout (B, 5): the place its instruction names (read with layout only). Returns (B, C, T, H, W), or
+        (B, C + 1, T, H, W) with the blend mask's logits last (`objective.split_output` takes them apart)."""
         cos, sin = self.rope(x_t.shape)
-        place = self.place(box, x_t.shape)  # (B, Nt, dim) or 0: target and source tokens share their places
+        place = self.place(box, x_t.shape, layout)  # (B, Nt, dim) or 0: target and source tokens share their places
         tgt = self.embed(patchify(x_t, self.cfg.patch)) + self.part[0] + place  # (B, Nt, dim)
         ctx = self.embed(patchify(source, self.cfg.patch)) + self.part[1] + place  # (B, Nc, dim)
         n_tgt = tgt.shape[1]
@@ -329,13 +342,14 @@ class LIVEditor(nn.Module):
         return self.text(tokens)
 
     @torch.no_grad()
-    def encode_context(self, source: torch.Tensor, text: torch.Tensor, box: torch.Tensor | None = None
-                       ) -> ContextCache:
-        """Context-cache mode: the source tokens' per-block K/V, computed once per sample (box as `forward`)."""
+    def encode_context(self, source: torch.Tensor, text: torch.Tensor, box: torch.Tensor | None = None,
+                       layout: torch.Tensor | None = None) -> ContextCache:
+        """Context-cache mode: the source tokens' per-block K/V, computed once per sample (box, layout as
+        `forward`)."""
         if not self.cfg.context_cache:
             raise ValueError("encode_context needs a model built with context_cache=True")
         cos, sin = self.rope(source.shape)
-        place = self.place(box, source.shape)
+        place = self.place(box, source.shape, layout)
         x = self.embed(patchify(source, self.cfg.patch)) + self.part[1] + place  # (B, Nc, dim)
         t0 = torch.zeros(source.shape[0], device=source.device)
         c = self.part_conditions(t0, text)[:, 1:].expand(-1, 2, -1)  # context conditioning for every token

@@ -14,6 +14,7 @@ from isa_model import checkpoint as ck
 from isa_model import objective
 from isa_model.config import Config, ConfigError
 from isa_model.data import sample_box, to_bucket
+from isa_model.layout import instruction_layout
 from isa_model.model import LIVEditor
 
 
@@ -44,7 +45,8 @@ def load_model(ckpt_path: str | Path, device: torch.device, wanted: Config | Non
 @torch.no_grad()
 def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, noise: torch.Tensor, steps: int,
                  guidance: float = 1.0, use_cache: bool = True, start_t: float = 1.0,
-                 mask_threshold: float = 0.5, box: torch.Tensor | None = None) -> torch.Tensor:
+                 mask_threshold: float = 0.5, box: torch.Tensor | None = None,
+                 layout: torch.Tensor | None = None) -> torch.Tensor:
     """Integrate the model's path (objective.py) from t = start_t to the edit at t = 0. source, noise:
     (B, C, T, H, W); tokens (B, L).
 
@@ -53,7 +55,9 @@ def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, n
     (SDEdit). With guidance != 1 the conditional and the empty-instruction branches run as one doubled batch.
     In context-cache mode (and use_cache) the source K/V are computed once here and reused at every step. With
     a blend mask, the pixels whose last mask is under `mask_threshold` are the source's. `box` (B, 3, 2): where
-    each sample lies in its clip (`data.sample_box`; None: the whole clip), for a model with clip_coords."""
+    each sample lies in its clip (`data.sample_box`; None: the whole clip), for a model with clip_coords or
+    layout; `layout` (B, 5): the place each instruction names (`layout.instruction_layout`; None: none), for a
+    model with layout. The empty instruction of the guidance branch names no place."""
     mcfg = model.cfg
     steps = objective.sampling_steps(mcfg.objective, steps)
     if start_t < 1.0 and mcfg.objective != "noise":
@@ -68,13 +72,14 @@ def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, n
         text = torch.cat([text, model.encode_text(empty)])  # (2B, ...)
         src = torch.cat([source, source])
         box = None if box is None else torch.cat([box, box])
-    cache = model.encode_context(src, text, box) if mcfg.context_cache and use_cache else None
+        layout = None if layout is None else torch.cat([layout, torch.zeros_like(layout)])
+    cache = model.encode_context(src, text, box, layout) if mcfg.context_cache and use_cache else None
     ts = torch.linspace(min(start_t, 1.0), 0.0, steps + 1, device=noise.device)
     logits = None
     for i in range(steps):
         xin = torch.cat([x, x]) if guidance != 1.0 else x
         t = ts[i].expand(xin.shape[0])
-        raw = model.forward_cached(xin, t, text, cache) if cache is not None else model(xin, t, src, text, box)
+        raw = model.forward_cached(xin, t, text, cache) if cache is not None else model(xin, t, src, text, box, layout)
         pred = objective.split_output(raw, mcfg.channels, mcfg.blend_mask)
         v = pred.velocity.float()  # (B or 2B, C, T, H, W)
         logits = None if pred.mask_logits is None else pred.mask_logits[:b]  # the conditional branch's
@@ -106,10 +111,11 @@ def edit_video(ckpt_path: str | Path, video: str | Path, instruction: str, out: 
     box = torch.from_numpy(sample_box(info.frames, idx, (clip.shape[-2], clip.shape[-1]), cfg.model.height,
                                       cfg.model.width, 0.5, 0.5))[None]  # (1, 3, 2)
     tokens = model.text.tokenize([instruction])
+    layout = torch.from_numpy(instruction_layout(instruction))[None]  # (1, 5)
     noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         pred = euler_sample(model, source, tokens, noise, steps, cfg.train.guidance if guidance is None else guidance,
-                            mask_threshold=cfg.train.mask_threshold, box=box)
+                            mask_threshold=cfg.train.mask_threshold, box=box, layout=layout)
     pair = torch.cat([source, pred], dim=-1)[0]  # (C, T, H, 2W)
     rgb = ((pair.permute(1, 2, 3, 0).float().cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
     out = Path(out)

@@ -218,6 +218,7 @@ class Trainer:
         t = objective.timesteps(cfg.model.objective, b, self.gen).to(dev)
         drop = torch.rand(b, generator=self.gen) < cfg.train.text_dropout
         tokens = torch.where(drop[:, None], self.empty_tokens, batch["tokens"]).to(dev)  # (B, L)
+        layout = torch.where(drop[:, None], 0.0, batch["layout"]).to(dev)  # (B, 5): dropped with its words
         x1 = objective.path_start(cfg.model.objective, source, noise)  # (B, C, T, H, W)
         x_t, v = objective.path_point(x0, x1, t)
         changed = objective.change_mask(source, x0)  # (B, 1, T, H, W)
@@ -225,7 +226,7 @@ class Trainer:
             group["lr"] = lr_at(self.step, cfg)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=dev.type == "cuda" and cfg.train.bf16):
             text = self.model.encode_text(tokens)  # its grads reach DDP's hooks like any parameter's
-            raw = self.net(x_t, t, source, text, batch["box"].to(dev))
+            raw = self.net(x_t, t, source, text, batch["box"].to(dev), layout)
         pred = objective.split_output(raw, cfg.model.channels, cfg.model.blend_mask)
         loss, parts = objective.loss(pred, v, changed, cfg.train.mask_weight, cfg.train.edit_weight)
         self.opt.zero_grad(set_to_none=True)

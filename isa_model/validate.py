@@ -130,12 +130,12 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
         with autocast:
             t0 = time.perf_counter()
             pred = euler_sample(model, src, batch["tokens"], noise, steps, guidance, start_t=start_t,
-                                mask_threshold=threshold, box=batch["box"])
+                                mask_threshold=threshold, box=batch["box"], layout=batch["layout"])
             if device.type == "cuda":
                 torch.cuda.synchronize()
             sample_s += time.perf_counter() - t0
             pred_twin = euler_sample(twin, src, batch["tokens"], noise, steps, guidance, start_t=start_t,
-                                     mask_threshold=threshold, box=batch["box"])
+                                     mask_threshold=threshold, box=batch["box"], layout=batch["layout"])
         scores = {"psnr": psnr(pred, tgt), "ssim": ssim(pred, tgt), "copy_psnr": psnr(src, tgt),
                   "copy_ssim": ssim(src, tgt), "isa_vs_dense_psnr": psnr(pred, pred_twin)}
         for i, edit_type in enumerate(batch["edit_type"]):

@@ -332,7 +332,7 @@ class _ExactVelocity(LIVEditor):
 
     x0: torch.Tensor
 
-    def forward(self, x_t, t, source, text, box=None):
+    def forward(self, x_t, t, source, text, box=None, layout=None):
         x0 = self.x0.repeat(x_t.shape[0] // self.x0.shape[0], 1, 1, 1, 1)
         return (x_t - x0) / t.view(-1, 1, 1, 1, 1)
 

@@ -1,0 +1,70 @@
+"""Where an instruction puts its edit, read off its words (`model.layout`), as layout-grounded generators read a
+prompt's boxes before drawing.
+
+An instruction names places on a 5 x 5 grid of the clip ("on the far left", "moving from the middle to the
+lower middle"; curation/editors/instructions.py, `place_name`). An added object is nowhere in the source, so
+those words are the model's only clue to where it goes, and the 255 addition pairs of a training set are too
+few to learn 25 places and their 625 paths from a text tower that starts at random: on seed 37 `small` painted
+nothing (+0.00 dB) where a guess that reads the same words gains +1.57 (docs/MODEL.md, "What the instruction's
+words allow an addition"). So the words' geometry is parsed here, exactly, and the model gets each token's
+offset from the named path (`layout_features`); what to paint there it still learns from the text.
+
+A layout is five numbers: the path's start (x, y) and end (x, y) as fractions of the whole clip, the centres of
+the places named (one place: start = end), and 1; an instruction that names no place is all zeros.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import torch
+
+from isa_model.augment import PLACE
+
+COLUMN_CENTRES = {"far left": 0.1, "left": 0.3, "middle": 0.5, "right": 0.7, "far right": 0.9}
+ROW_CENTRES = {"top": 0.1, "upper": 0.3, "lower": 0.7, "bottom": 0.9}
+"""The centres of curation's five columns and rows (PLACE_EDGES 0.2, 0.4, 0.6, 0.8); "middle" is 0.5 either way."""
+LAYOUT_SIZE = 5
+_PATH = re.compile(rf"\bfrom the ({PLACE}) to the ({PLACE})\b")
+_AT = re.compile(rf"\b(?:on|in|at) the ({PLACE})\b")
+LAYOUT_BANDS = 4
+"""Frequencies of a token's offset from the path (pi * 2**k, k < 4): a place is 0.2 of the clip wide."""
+
+
+def place_centre(place: str) -> tuple[float, float]:
+    """(x, y) in [0, 1] of one of the 25 places `place_name` writes ("upper far left", "top middle", "left")."""
+    words = place.split(" ", 1)
+    if words[0] in ROW_CENTRES:
+        return COLUMN_CENTRES[words[1]], ROW_CENTRES[words[0]]
+    return COLUMN_CENTRES[place], 0.5
+
+
+def instruction_layout(instruction: str) -> np.ndarray:
+    """(5,) float32: (start x, start y, end x, end y, 1) of the path or place the instruction names outside
+    quoted text (the first one), zeros when it names none."""
+    plain = " ".join(instruction.split('"')[::2])  # quoted words are content, not places
+    path = _PATH.search(plain)
+    if path:
+        start, end = place_centre(path.group(1)), place_centre(path.group(2))
+    else:
+        at = _AT.search(plain)
+        if not at:
+            return np.zeros(LAYOUT_SIZE, np.float32)
+        start = end = place_centre(at.group(1))
+    return np.array([*start, *end, 1.0], np.float32)
+
+
+def layout_features(coords: torch.Tensor, layout: torch.Tensor, bands: int = LAYOUT_BANDS) -> torch.Tensor:
+    """Each token's offset from where the named path is at its time: coords (B, N, 3) (t, y, x) fractions of the
+    clip (`model.token_coords`), layout (B, 5) -> (B, N, 2 + 4 * bands): the layout's flag, a closeness
+    exp(-|d|^2 / 0.02) (1 on the path, 0.37 a place away), and Fourier features of the offset d (x, y). The path
+    is walked from start to end over the whole clip; a token of an instruction without a place gets zeros."""
+    start, end, present = layout[:, None, 0:2], layout[:, None, 2:4], layout[:, None, 4:5]  # (B, 1, 2/2/1)
+    at = start + (end - start) * coords[..., :1]  # (B, N, 2): the path's point at each token's time
+    offset = coords[..., [2, 1]] - at  # (B, N, 2) in x, y
+    closeness = torch.exp(-(offset**2).sum(-1, keepdim=True) / 0.02)  # (B, N, 1)
+    freqs = torch.pi * 2.0 ** torch.arange(bands, device=coords.device, dtype=torch.float32)  # (bands,)
+    angles = (offset[..., None] * freqs).flatten(-2)  # (B, N, 2 * bands)
+    feats = torch.cat([torch.ones_like(closeness), closeness, angles.sin(), angles.cos()], dim=-1)
+    return feats * present  # (B, N, 2 + 4 * bands)
