@@ -1,13 +1,19 @@
-"""Shared bits of the isa_model tests: the tiny config, a small synthetic edit-pair set and the model's
-benchmark scripts loaded as modules."""
+"""Shared bits of the isa_model tests: the tiny config, a small synthetic edit-pair set, a model flag taken
+through the three CLIs, and the model's benchmark scripts loaded as modules."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
 
+import torch
+from safetensors.torch import load_file
+
+from isa_model import checkpoint as ck
+from isa_model.__main__ import main
 from isa_model.config import Config, load_config
 from isa_model.synthetic_pairs import build_pairs
 
@@ -32,3 +38,21 @@ def benchmark_tool(name: str) -> ModuleType:
     sys.modules[name] = module  # before running it, as a dataclass in it looks its module up there
     spec.loader.exec_module(module)
     return module
+
+
+def through_the_clis(tmp_path: Path, flags: list[str], steps: int, instruction: str) -> tuple[Config, dict[str, torch.Tensor]]:
+    """Train tiny (dense) with `flags` for `steps`, validate 2 pairs and edit a clip with `instruction` from its
+    checkpoint, each CLI asserted to succeed; returns the checkpoint's config and weights."""
+    root = pair_set(tmp_path / "pairs")
+    run = tmp_path / "run"
+    assert main(["train", "--config", "tiny", "--attention", "dense", *flags, "--data", str(root),
+                 "--steps", str(steps), "--out", str(run)]) == 0
+    ckpt = ck.latest(run / "checkpoints")
+    assert ckpt is not None
+    assert main(["validate", "--ckpt", str(run / "checkpoints"), "--out", str(tmp_path / "val"), "--steps", "1",
+                 "--max-pairs", "2"]) == 0
+    assert json.loads((tmp_path / "val" / "validation.json").read_text())["pairs"] == 2
+    video = next((root / "clips").glob("*.mp4"))
+    assert main(["edit", "--ckpt", str(run / "checkpoints"), "--video", str(video), "--instruction", instruction,
+                 "--out", str(tmp_path / "e.mp4"), "--steps", "1"]) == 0
+    return ck.read_config(ckpt)[0], load_file(ckpt / "model.safetensors")

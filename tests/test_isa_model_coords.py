@@ -8,16 +8,11 @@ model learns both.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from _isa_model_helpers import pair_set, tiny
-from safetensors.torch import load_file
+from _isa_model_helpers import pair_set, through_the_clis, tiny
 
-from isa_model import checkpoint as ck
 from isa_model import objective
-from isa_model.__main__ import main
 from isa_model.config import ConfigError
 from isa_model.data import EditPairs, sample_box, to_bucket
 from isa_model.model import LIVEditor, coord_features, token_coords, whole_clip
@@ -108,19 +103,8 @@ def test_clip_coords_must_be_a_bool():
 def test_train_validate_and_edit_with_clip_coords(tmp_path):
     """`--clip-coords on` through the CLIs: the boxes reach the model in training (its coords layer, zero at
     start, has learnt), and validation and editing read the checkpoint back."""
-    root = pair_set(tmp_path / "pairs")
-    run = tmp_path / "run"
-    assert main(["train", "--config", "tiny", "--attention", "dense", "--clip-coords", "on", "--data", str(root),
-                 "--steps", "3", "--out", str(run)]) == 0
-    ckpt = ck.latest(run / "checkpoints")
-    assert ckpt is not None and ck.read_config(ckpt)[0].model.clip_coords
-    assert load_file(ckpt / "model.safetensors")["coords.weight"].abs().sum() > 0
-    assert main(["validate", "--ckpt", str(run / "checkpoints"), "--out", str(tmp_path / "val"), "--steps", "1",
-                 "--max-pairs", "2"]) == 0
-    assert json.loads((tmp_path / "val" / "validation.json").read_text())["pairs"] == 2
-    video = next((root / "clips").glob("*.mp4"))
-    assert main(["edit", "--ckpt", str(run / "checkpoints"), "--video", str(video), "--instruction", "invert",
-                 "--out", str(tmp_path / "e.mp4"), "--steps", "1"]) == 0
+    cfg, weights = through_the_clis(tmp_path, ["--clip-coords", "on"], 3, "invert")
+    assert cfg.model.clip_coords and weights["coords.weight"].abs().sum() > 0
 
 
 def _two_crops(cfg) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from _isa_model_helpers import pair_set, tiny
+from _isa_model_helpers import pair_set, through_the_clis, tiny
 from safetensors.torch import load_file
 
 from curation.editors.instructions import PLACE_EDGES, describe_object, place_index, place_name
@@ -98,19 +98,8 @@ def test_the_loader_gives_each_sample_its_instructions_layout(tmp_path):
 def test_train_validate_and_edit_with_the_layout(tmp_path):
     """`--layout on` through the CLIs: the layout reaches the model in training (its last layer, zero at start,
     has learnt), and validation and editing read the checkpoint back."""
-    root = pair_set(tmp_path / "pairs")
-    run = tmp_path / "run"
-    assert main(["train", "--config", "tiny", "--attention", "dense", "--layout", "on", "--data", str(root),
-                 "--steps", "8", "--out", str(run)]) == 0
-    ckpt = ck.latest(run / "checkpoints")
-    assert ckpt is not None and ck.read_config(ckpt)[0].model.layout
-    assert load_file(ckpt / "model.safetensors")["layout.2.weight"].abs().sum() > 0
-    assert main(["validate", "--ckpt", str(run / "checkpoints"), "--out", str(tmp_path / "val"), "--steps", "1",
-                 "--max-pairs", "2"]) == 0
-    assert json.loads((tmp_path / "val" / "validation.json").read_text())["pairs"] == 2
-    video = next((root / "clips").glob("*.mp4"))
-    assert main(["edit", "--ckpt", str(run / "checkpoints"), "--video", str(video), "--instruction",
-                 "invert the colours in the top left corner", "--out", str(tmp_path / "e.mp4"), "--steps", "1"]) == 0
+    cfg, weights = through_the_clis(tmp_path, ["--layout", "on"], 8, "invert the colours in the top left corner")
+    assert cfg.model.layout and weights["layout.2.weight"].abs().sum() > 0
 
 
 def test_the_layout_is_dropped_with_the_words(tmp_path):
