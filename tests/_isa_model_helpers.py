@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 from isa_model import checkpoint as ck
 from isa_model.__main__ import main
 from isa_model.config import Config, load_config
+from isa_model.model import LIVEditor
 from isa_model.synthetic_pairs import build_pairs
 
 
@@ -56,3 +57,12 @@ def through_the_clis(tmp_path: Path, flags: list[str], steps: int, instruction: 
     assert main(["edit", "--ckpt", str(run / "checkpoints"), "--video", str(video), "--instruction", instruction,
                  "--out", str(tmp_path / "e.mp4"), "--steps", "1"]) == 0
     return ck.read_config(ckpt)[0], load_file(ckpt / "model.safetensors")
+
+
+def awake(model: LIVEditor) -> LIVEditor:
+    """The model with its zero-initialised layers (adaLN, output, the place embedding) drawn at random, so its
+    output depends on every input; a layer a test is about stays zero."""
+    layers = [model.out, model.final_ada, *(block.ada for block in model.blocks)]
+    for layer in layers + ([model.coords] if model.coords is not None else []):
+        torch.nn.init.normal_(layer.weight, std=0.05)
+    return model

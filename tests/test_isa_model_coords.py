@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _isa_model_helpers import pair_set, through_the_clis, tiny
+from _isa_model_helpers import awake, pair_set, through_the_clis, tiny
 
 from isa_model import objective
 from isa_model.config import ConfigError
@@ -55,18 +55,9 @@ def test_token_coords_are_token_centres_in_raster_order():
     assert coord_features(coords).shape == (1, 16, 36)
 
 
-def _awake(model: LIVEditor) -> LIVEditor:
-    """The model with its zero-initialised layers (adaLN, output, coords) drawn at random, so its output
-    depends on every input."""
-    layers = [model.out, model.final_ada, *(block.ada for block in model.blocks)]
-    for layer in layers + ([model.coords] if model.coords is not None else []):
-        torch.nn.init.normal_(layer.weight, std=0.05)
-    return model
-
-
 def test_a_model_without_coords_ignores_the_box_and_a_new_one_starts_as_if_it_had_none():
     torch.manual_seed(0)
-    plain = _awake(LIVEditor(tiny(attention="dense").model)).eval()
+    plain = awake(LIVEditor(tiny(attention="dense").model)).eval()
     with_coords = LIVEditor(tiny(attention="dense", clip_coords=True).model).eval()
     with_coords.load_state_dict(plain.state_dict(), strict=False)  # all but the coords layer, zero-initialised
     x, src = torch.randn(2, 2, 3, 4, 32, 32)
@@ -85,7 +76,7 @@ def test_a_model_without_coords_ignores_the_box_and_a_new_one_starts_as_if_it_ha
 
 def test_the_context_cache_carries_the_box():
     torch.manual_seed(0)
-    model = _awake(LIVEditor(tiny(attention="dense", context_cache=True, clip_coords=True).model)).eval()
+    model = awake(LIVEditor(tiny(attention="dense", context_cache=True, clip_coords=True).model)).eval()
     x, src = torch.randn(2, 1, 3, 4, 32, 32)
     t, text = torch.full((1,), 0.7), model.encode_text(model.text.tokenize(["a"]))
     box = torch.tensor([[[0.0, 0.5], [0.1, 0.9], [0.3, 0.7]]])

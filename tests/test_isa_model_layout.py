@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from _isa_model_helpers import pair_set, through_the_clis, tiny
+from _isa_model_helpers import awake, pair_set, through_the_clis, tiny
 from safetensors.torch import load_file
 
 from curation.editors.instructions import PLACE_EDGES, describe_object, place_index, place_name
@@ -60,16 +60,9 @@ def test_layout_features_follow_the_path_in_time():
     assert feats[0, :, 0].tolist() == [1.0] * 4
 
 
-def _awake(model: LIVEditor) -> LIVEditor:
-    """The model with its zero-initialised layers drawn at random, so its output depends on every input."""
-    for layer in [model.out, model.final_ada, *(block.ada for block in model.blocks)]:
-        torch.nn.init.normal_(layer.weight, std=0.05)
-    return model
-
-
 def test_a_new_layout_model_is_the_one_without_and_an_unnamed_place_adds_nothing():
     torch.manual_seed(0)
-    plain = _awake(LIVEditor(tiny(attention="dense").model)).eval()
+    plain = awake(LIVEditor(tiny(attention="dense").model)).eval()
     with_layout = LIVEditor(tiny(attention="dense", layout=True).model).eval()
     with_layout.load_state_dict(plain.state_dict(), strict=False)  # all but the layout layers
     x, src = torch.randn(2, 2, 3, 4, 32, 32)
