@@ -17,8 +17,10 @@
 #       ew1b16pw - ew1b16p with every block also attending to the instruction's tokens (model.text_attention);
 #       ew1b16pwa - ew1b16pw with half the samples mirrored and half played backwards, their instructions
 #                   rewritten to match (data.mirror, data.reverse: isa_model/augment.py);
-#       ew1b16pl - ew1b16p (`small`) with each token's offset from the path or place its instruction names
-#                  (model.layout: isa_model/layout.py).
+#       ew1b16pl - ew1b16p with each token's offset from the path or place its instruction names
+#                  (model.layout: isa_model/layout.py; `small` since 2026-12-06).
+#     A variant is CONFIG with its flags: what CONFIG turns on and the flags leave alone (e.g. `small`'s
+#     clip_coords and layout) is on in it too.
 #     Every run is scored on the test split and on each EXTRA_VAL copy's val split (the ablation) at each
 #     blend-mask cut of THRESHOLDS (default 0.5; train.mask_threshold), with each of WEIGHTS (default "ema"; "ema
 #     model" also scores the raw weights, reports `*-model-t<cut>`); noise also sampled from the source noised
@@ -76,9 +78,9 @@ declare -A FLAGS=([noise]="--objective noise --blend-mask off $PLAIN" [bridge]="
                   [ew1b16]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16"
                   [ew1lr6]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --lr 6e-4"
                   [ew1b16c]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16 --crop centre"
-                  [ew1b16p]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16 --clip-coords on"
-                  [ew1b16pw]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16 --clip-coords on --text-attention on"
-                  [ew1b16pwa]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16 --clip-coords on --text-attention on --mirror 0.5 --reverse 0.5"
+                  [ew1b16p]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16 --clip-coords on --layout off"
+                  [ew1b16pw]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16 --clip-coords on --text-attention on --layout off"
+                  [ew1b16pwa]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16 --clip-coords on --text-attention on --mirror 0.5 --reverse 0.5 --layout off"
                   [ew1b16pl]="--objective delta --blend-mask on --mask-weight 0.1 --edit-weight 1 --batch-size 16 --clip-coords on --layout on")
 declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0 [mw0.1]=1.0 [mw1]=1.0 [mw3]=1.0
                      [ew0.3]=1.0 [ew1]=1.0 [ew3]=1.0 [ew1b16]=1.0 [ew1lr6]=1.0 [ew1b16c]=1.0
