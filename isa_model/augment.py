@@ -24,7 +24,8 @@ _COLUMN = r"(?:far left|far right|left|right|middle)"
 _ROW = r"(?:top|upper|lower|bottom)"
 PLACE = rf"(?:{_ROW} {_COLUMN}|{_COLUMN})"
 """The places curation names (curation/editors/instructions.py, `place_name`): 25 of them."""
-_PATH = re.compile(rf"\bfrom the ({PLACE}) to the ({PLACE})\b")
+PATH = re.compile(rf"\bfrom the ({PLACE}) to the ({PLACE})\b")
+"""A path an instruction names, its start and end places as groups 1 and 2."""
 _SIDE = re.compile(r"\b(left|right|Left|Right)\b")
 _SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}
 
@@ -35,6 +36,11 @@ def _outside_quotes(text: str, rewrite: Callable[[str], str]) -> str:
     return '"'.join(rewrite(p) if i % 2 == 0 else p for i, p in enumerate(parts))
 
 
+def unquoted(text: str) -> str:
+    """The parts of `text` outside double quotes, joined by spaces: the words that may name places."""
+    return " ".join(text.split('"')[::2])
+
+
 def mirror_instruction(text: str) -> str:
     """The instruction of the left-right mirrored clip: "left" and "right" swapped as words."""
     return _outside_quotes(text, lambda s: _SIDE.sub(lambda m: _SWAP[m.group(1)], s))
@@ -42,7 +48,7 @@ def mirror_instruction(text: str) -> str:
 
 def reverse_instruction(text: str) -> str:
     """The instruction of the clip played backwards: a path's two ends swapped."""
-    return _outside_quotes(text, lambda s: _PATH.sub(r"from the \2 to the \1", s))
+    return _outside_quotes(text, lambda s: PATH.sub(r"from the \2 to the \1", s))
 
 
 def augment_choice(seed: int, epoch: int, row: int, edit_type: str, mirror: float, reverse: float) -> tuple[bool, bool]:

@@ -20,13 +20,12 @@ import re
 import numpy as np
 import torch
 
-from isa_model.augment import PLACE
+from isa_model.augment import PATH, PLACE, unquoted
 
 COLUMN_CENTRES = {"far left": 0.1, "left": 0.3, "middle": 0.5, "right": 0.7, "far right": 0.9}
 ROW_CENTRES = {"top": 0.1, "upper": 0.3, "lower": 0.7, "bottom": 0.9}
 """The centres of curation's five columns and rows (PLACE_EDGES 0.2, 0.4, 0.6, 0.8); "middle" is 0.5 either way."""
 LAYOUT_SIZE = 5
-_PATH = re.compile(rf"\bfrom the ({PLACE}) to the ({PLACE})\b")
 _AT = re.compile(rf"\b(?:on|in|at) the ({PLACE})\b")
 LAYOUT_BANDS = 4
 """Frequencies of a token's offset from the path (pi * 2**k, k < 4): a place is 0.2 of the clip wide."""
@@ -43,8 +42,8 @@ def place_centre(place: str) -> tuple[float, float]:
 def instruction_layout(instruction: str) -> np.ndarray:
     """(5,) float32: (start x, start y, end x, end y, 1) of the path or place the instruction names outside
     quoted text (the first one), zeros when it names none."""
-    plain = " ".join(instruction.split('"')[::2])  # quoted words are content, not places
-    path = _PATH.search(plain)
+    plain = unquoted(instruction)  # quoted words are content, not places
+    path = PATH.search(plain)
     if path:
         start, end = place_centre(path.group(1)), place_centre(path.group(2))
     else:
