@@ -198,10 +198,10 @@ def test_fp8_scores_sample_near_the_same_model_and_refuse_training(tmp_path):
 
 
 def test_small_trains_as_its_full_length_run_did():
-    """`small` is the recipe of the 2026-12-05 18:22 run (docs/MODEL.md, "Compiled blocks and the whole call
-    graphed, trained"): compiled blocks, the whole ISA call graphed, alpha_f 0.125, each token's place in its clip,
-    batch 16; and since the 2026-12-06 02:14 run ("The parsed place on the GPU") the place its instruction names.
-    Its GPU tests passed (graphed plan: H200, 2026-12-04; graphed call: H100, 2026-12-05 and 2026-12-06)."""
+    """`small` is the recipe of the 2026-12-06 05:07 run (docs/MODEL.md, "`small` as it ships, full length"):
+    compiled blocks, the whole ISA call graphed, alpha_f 0.125, each token's place in its clip, the place its
+    instruction names, batch 16. Its GPU tests passed (graphed plan: H200, 2026-12-04; graphed call: H100,
+    2026-12-05 and 2026-12-06)."""
     cfg = load_config("small")
     isa = cfg.model.isa
     assert (isa.graph_plan_train, isa.graph_call_train, cfg.model.compile, cfg.model.clip_coords,
