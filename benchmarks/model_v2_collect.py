@@ -2,14 +2,17 @@
 steps), tokens/s, step and loader seconds and every validation report of the phase.
 
     python benchmarks/model_v2_collect.py RUNS PHASE OUT.json
-    python benchmarks/model_v2_collect.py --choose RUNS     # prints "VARIANT THRESHOLD WEIGHTS"
+    python benchmarks/model_v2_collect.py --choose RUNS [PHASE]   # prints "VARIANT THRESHOLD WEIGHTS"
 
-`--choose` is the rule that picks the quality phase's settings from the ablation alone, so no val number and
-no reading of the results between the two calls picks them: among the loss weights (runs `mw*`: the blend mask's,
-`ew*`: the pairs' edit weight), the variant, sampling cut and weights (EMA, or the raw weights of reports named
-`*-model-t<cut>`) whose overall gain is highest. A run's gain is pooled
-over every pair the ablation scored, the test split and the val split of each extra pair set (`ablation-test-t*`,
-`ablation-val-<set>-t*`), each report weighted by its pairs; a variant's is the mean over its seeds. A cut
+`--choose` is the rule that picks settings from reports no quoted number comes from, so no val number and no
+reading of the results picks them. PHASE ablation (the default) picks the quality phase's settings: among the loss
+weights (runs `mw*`: the blend mask's, `ew*`: the pairs' edit weight), the variant, sampling cut and weights (EMA,
+or the raw weights of reports named `*-model...`) whose overall gain is highest. PHASE quality picks the cut of the
+trained runs the same way, among the cuts the quality phase scored (CUTS). A run's gain is pooled over the test
+split and the val split of each extra pair set (reports `<phase>-test...`, `<phase>-val-<set>...`), each report
+weighted by its pairs; a variant's is the mean over its seeds. The val split of the trained-on corpus (reports
+`<phase>-val`, `<phase>-val-t<cut>`: the quality table's held-out pairs) never takes part, nor a report of an
+earlier checkpoint (`-resumed`) or of the fp8 scores. A report's cut and weights are the ones it records. A cut
 is eligible only where it keeps the issue's bar: every local edit type's PSNR outside the mask, pooled the same
 way, at least KEPT_BAR (a lower cut lets more of the soft mask through, and with it the model's error).
 """
@@ -17,6 +20,7 @@ way, at least KEPT_BAR (a lower cut lets more of the soft mask through, and with
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,26 +56,30 @@ def _median(values: list[float]) -> float | None:
 
 
 _Key = tuple[str, str, str]  # (variant, cut, weights)
+_CUT_SUFFIX = re.compile(r"-t\d+(\.\d+)?$")
+_NOT_CHOOSING = {"val", "val-resumed", "test-resumed", "val-fp8"}  # held-out pairs, an earlier checkpoint, fp8
 
 
-def choose(runs: Path) -> tuple[str, str, str]:
-    """(variant, threshold, weights) of the best pooled gain among the ablation's `mw*` and `ew*` runs whose
-    local edit types all keep KEPT_BAR outside the mask (module docstring)."""
+def choose(runs: Path, phase: str = "ablation") -> tuple[str, str, str]:
+    """(variant, threshold, weights) of the best pooled gain among the phase's `mw*` and `ew*` runs whose local
+    edit types all keep KEPT_BAR outside the mask (module docstring)."""
     gain: dict[_Key, dict[str, list[float]]] = {}  # key -> run -> [sum gain x pairs, pairs]
     kept: dict[_Key, dict[str, dict[str, list[float]]]] = {}  # key -> type -> run -> same
-    for report in [*runs.glob("mw*-s*/ablation-*-t*/validation.json"), *runs.glob("ew*-s*/ablation-*-t*/validation.json")]:
+    for report in [*runs.glob(f"mw*-s*/{phase}-*/validation.json"), *runs.glob(f"ew*-s*/{phase}-*/validation.json")]:
         run = report.parent.parent.name
-        name, cut = report.parent.name.rsplit("-t", 1)
-        key = (run.rsplit("-s", 1)[0], cut, "model" if name.endswith("-model") else "ema")
+        name = _CUT_SUFFIX.sub("", report.parent.name.removeprefix(f"{phase}-")).removesuffix("-model")
+        if name in _NOT_CHOOSING or not (name == "test" or name.startswith("val-")):
+            continue
         result = json.loads(report.read_text())
         if result["overall"]["gain_db"] is None or not result.get("pairs"):
             continue
+        key = (run.rsplit("-s", 1)[0], f"{result['mask_threshold']:g}", result["weights"])
         _add(gain.setdefault(key, {}), run, result["overall"]["gain_db"], result["pairs"])
         for edit_type, per in result.get("per_edit_type", {}).items():
             if edit_type != "background" and per.get("psnr_kept") is not None:
                 _add(kept.setdefault(key, {}).setdefault(edit_type, {}), run, per["psnr_kept"], per["pairs"])
     if not gain:
-        raise SystemExit(f"{runs}: no ablation reports of mw* or ew* runs to choose from")
+        raise SystemExit(f"{runs}: no {phase} reports of mw* or ew* runs to choose from")
     eligible = {key: _pooled(per_run) for key, per_run in gain.items()
                 if all(_pooled(per_run) >= KEPT_BAR for per_run in kept.get(key, {}).values())}
     if not eligible:
@@ -97,7 +105,7 @@ def _num(value: float | None) -> float:
 
 def main(argv: list[str]) -> int:
     if argv[0] == "--choose":
-        print(*choose(Path(argv[1])))
+        print(*choose(Path(argv[1]), *argv[2:3]))
         return 0
     runs, phase, dest = Path(argv[0]), argv[1], Path(argv[2])
     result = {run.name: run_summary(run, phase) for run in sorted(runs.iterdir()) if run.is_dir()}

@@ -31,7 +31,9 @@
 #     The checkpoint each run resumed from is scored on both splits too (`val-resumed`, `test-resumed`), and the
 #     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`). FP8=1 scores val once
 #     more with the ISA model's exact scores in fp8 (`validate --isa-fp8 on`: `val-fp8`, its ISA vs dense beside
-#     the bf16 one).
+#     the bf16 one). CUTS: more blend-mask cuts at which the final checkpoint's val, test and EXTRA_VAL splits are
+#     scored (`val-t<cut>`, ...), and the one of them (MASK_THRESHOLD's reports included) that test and EXTRA_VAL
+#     choose as the ablation's pairs do (model_v2_collect.py --choose RUNS quality: never by the val split).
 #   PHASE=train: resumes the QUALITY runs as the quality phase does (QUALITY=auto chosen the same way), scores
 #     nothing; a call of training alone, so a later quality call needs less of its time for training.
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
@@ -143,12 +145,20 @@ score() {
         [ -n "${RESUMED[$run]}" ] && CKPT=${RESUMED[$run]} score "$run" $split $split-resumed "${cut[@]}"; done
       [ -n "${FP8:-}" ] && score "$run" val val-fp8 "${cut[@]}" --isa-fp8 on
       for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")" "${cut[@]}"; done
+      for c in ${CUTS:-}; do [ "$c" = "${MASK_THRESHOLD:-0.5}" ] && continue
+        at=(--guidance "${GUIDANCE[$v]}" --mask-threshold "$c" --weights "${WEIGHTS:-ema}")
+        for split in val test; do score "$run" $split "$split-t$c" "${at[@]}"; done
+        for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")-t$c" "${at[@]}"; done
+      done
     fi
   done
   wait
   date -u
   for f in "$RUNS"/*/"$PHASE"-*.log; do [ -f "$f" ] && { echo "== $f"; tail -9 "$f"; }; done
   python3 benchmarks/model_v2_collect.py "$RUNS" "$PHASE" "$OUT/v2_$PHASE.json"
+  if [ "$PHASE" = quality ] && [ -n "${CUTS:-}" ]; then
+    echo "chosen by test and the extra val sets (variant, cut, weights): $(python3 benchmarks/model_v2_collect.py --choose "$RUNS" quality)"
+  fi
 } 2>&1 | tee "$OUT/v2-$PHASE.log"
 for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}
   [ -f "$RUNS/$run/$PHASE-val/preview.png" ] && cp "$RUNS/$run/$PHASE-val/preview.png" "$OUT/preview_${run}_$PHASE.png"

@@ -1,5 +1,6 @@
-"""The quality phase's choice rule (benchmarks/model_v2_collect.py --choose): gains pooled over every pair the
-ablation scored, each report weighted by its pairs, then averaged over a variant's seeds."""
+"""The choice rule (benchmarks/model_v2_collect.py --choose): gains pooled over every pair the ablation (or the
+quality phase) scored outside the held-out val split, each report weighted by its pairs, then averaged over a
+variant's seeds."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _isa_model_helpers import benchmark_tool
 
 TOOL = Path(__file__).parents[1] / "benchmarks" / "model_v2_collect.py"
@@ -15,13 +17,17 @@ choose = benchmark_tool("model_v2_collect").choose
 
 
 def _report(runs: Path, run: str, name: str, gain: float | None, pairs: int,
-            kept: dict[str, tuple[float, int]] | None = None) -> None:
-    """One validation.json; kept: edit type -> (PSNR outside the mask, its pairs)."""
-    folder = runs / run / f"ablation-{name}"
+            kept: dict[str, tuple[float, int]] | None = None, phase: str = "ablation", cut: float = 0.5) -> None:
+    """One validation.json as model_v2_gpu.sh names it and isa_model validate writes it; kept: edit type ->
+    (PSNR outside the mask, its pairs); cut: the report's blend-mask cut where its name has none."""
+    folder = runs / run / f"{phase}-{name}"
     folder.mkdir(parents=True)
     per_type = {t: {"psnr_kept": psnr, "pairs": n} for t, (psnr, n) in (kept or {}).items()}
-    (folder / "validation.json").write_text(json.dumps({"overall": {"gain_db": gain}, "pairs": pairs,
-                                                        "per_edit_type": per_type}))
+    if "-t" in name:
+        cut = float(name.rsplit("-t", 1)[1])
+    (folder / "validation.json").write_text(json.dumps({
+        "overall": {"gain_db": gain}, "pairs": pairs, "per_edit_type": per_type, "mask_threshold": cut,
+        "weights": "model" if "-model" in name else "ema"}))
 
 
 def test_choose_pools_test_and_extra_val_by_pairs(tmp_path: Path) -> None:
@@ -60,6 +66,26 @@ def test_choose_keeps_raw_weights_apart_from_ema(tmp_path: Path) -> None:
     _report(tmp_path, "ew1-s1", "test-t0.5", 1.0, 10)
     _report(tmp_path, "ew1-s1", "test-model-t0.5", 0.7, 10)  # raw: mean 1.1 over seeds; EMA: 1.0
     assert choose(tmp_path) == ("ew1", "0.5", "model")
+
+
+def test_quality_choice_leaves_out_the_held_out_val_and_earlier_checkpoints(tmp_path: Path) -> None:
+    # The quality phase scores its runs at several cuts; val (the quality table's pairs) would pick 0.5, the
+    # resumed checkpoint 0.5 too, but only test and the extra val set choose: 0.6, the best cut that keeps 40 dB.
+    q = {"phase": "quality"}
+    _report(tmp_path, "ew1b16pl-s0", "val", 9.0, 50, {"recolour": (45.0, 10)}, cut=0.5, **q)
+    _report(tmp_path, "ew1b16pl-s0", "test-resumed", 9.0, 50, {"recolour": (45.0, 10)}, cut=0.5, **q)
+    _report(tmp_path, "ew1b16pl-s0", "test", 3.0, 50, {"recolour": (39.0, 10)}, cut=0.5, **q)
+    _report(tmp_path, "ew1b16pl-s0", "val-p1pack", 3.0, 50, {"recolour": (39.5, 10)}, cut=0.5, **q)
+    for cut, gain, kept in ((0.6, 2.8, 40.5), (0.7, 2.5, 41.5)):
+        _report(tmp_path, "ew1b16pl-s0", f"val-t{cut}", 0.0, 50, {"recolour": (30.0, 10)}, **q)
+        _report(tmp_path, "ew1b16pl-s0", f"test-t{cut}", gain, 50, {"recolour": (kept, 10)}, **q)
+        _report(tmp_path, "ew1b16pl-s0", f"val-p1pack-t{cut}", gain, 50, {"recolour": (kept, 10)}, **q)
+    assert choose(tmp_path, "quality") == ("ew1b16pl", "0.6", "ema")
+    with pytest.raises(SystemExit, match="no ablation reports"):  # the ablation's choice reads its own phase only
+        choose(tmp_path)
+    result = subprocess.run([sys.executable, str(TOOL), "--choose", str(tmp_path), "quality"],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["ew1b16pl", "0.6", "ema"]
 
 
 def test_choose_without_a_cut_that_keeps_the_bar_is_one_line(tmp_path: Path) -> None:
