@@ -161,7 +161,9 @@ score() {
   fi
 } 2>&1 | tee "$OUT/v2-$PHASE.log"
 for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}
-  [ -f "$RUNS/$run/$PHASE-val/preview.png" ] && cp "$RUNS/$run/$PHASE-val/preview.png" "$OUT/preview_${run}_$PHASE.png"
+  for png in preview worst_kept; do  # the first val pairs, and those whose kept region the run spoiled most
+    [ -f "$RUNS/$run/$PHASE-val/$png.png" ] && cp "$RUNS/$run/$PHASE-val/$png.png" "$OUT/${png}_${run}_$PHASE.png"
+  done
 done
 [ -f "$RUNS/$QUALITY-s0/loss.png" ] && cp "$RUNS/$QUALITY-s0/loss.png" "$OUT/loss_$QUALITY-s0_$PHASE.png"
 # every run's metrics.jsonl and this phase's validation reports in one file: a call brings back only a few files

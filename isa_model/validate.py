@@ -1,11 +1,13 @@
 """Validation on the held-out split: sample every val pair (Euler + CFG), score against the target and against
 the copy-the-source baseline (PSNR/SSIM overall, per edit type, inside/outside the mask), compare ISA with
-dense attention for the same noise, time attention per denoising step, write previews (mp4 and PNG).
+dense attention for the same noise, time attention per denoising step, write previews (mp4 and PNG): the first
+pairs, and the pairs whose kept region the model spoiled most, with where it changed the source.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import time
 from collections import defaultdict
@@ -63,23 +65,32 @@ def _frames_rgb(video: torch.Tensor) -> np.ndarray:
     return ((video.permute(1, 2, 3, 0).float().cpu().numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
 
 
-def write_previews(rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]], out: Path) -> list[str]:
-    """source | target | prediction side by side: one mp4 of all previewed pairs and one PNG (first, middle
-    and last frame of each pair)."""
+def change_panel(source: torch.Tensor, pred: torch.Tensor, edited: torch.Tensor) -> torch.Tensor:
+    """Where the prediction left the source, for a preview: |pred - source| x4 in grey on black, the region the
+    pair edits (`edited`, (T, H, W) in {0, 1}) tinted red, so a change outside the red is the model's leak.
+    (C, T, H, W) in [-1, 1] each, the panel likewise."""
+    change = ((pred.float() - source.float()).abs().mean(0) * 4).clamp(0, 1)  # (T, H, W) in [0, 1]
+    red = (change + 0.35 * edited).clamp(0, 1)
+    return torch.stack([red, change, change]) * 2 - 1  # (3, T, H, W)
+
+
+def write_previews(rows: list[list[torch.Tensor]], out: Path, stem: str = "preview") -> list[str]:
+    """Each row's panels ((C, T, H, W) in [-1, 1]: source | target | prediction, and maybe more) side by side:
+    one mp4 of all previewed pairs and one PNG (first, middle and last frame of each pair)."""
     from PIL import Image
 
     from manifests.media.encode import VideoWriter
 
-    strips = [np.concatenate([_frames_rgb(x) for x in (src, tgt, pred)], axis=2) for _, src, tgt, pred in rows]
-    mp4 = out / "preview.mp4"
+    strips = [np.concatenate([_frames_rgb(x) for x in panels], axis=2) for panels in rows]
+    mp4 = out / f"{stem}.mp4"
     with VideoWriter(mp4, fps=6.0) as writer:
         for strip in strips:
             for frame in strip:
                 writer.write(frame)
     t = strips[0].shape[0]
     png_rows = [np.concatenate([s[i] for i in (0, t // 2, t - 1)], axis=0) for s in strips]
-    Image.fromarray(np.concatenate(png_rows, axis=0)).save(out / "preview.png")
-    return [mp4.name, "preview.png"]
+    Image.fromarray(np.concatenate(png_rows, axis=0)).save(out / f"{stem}.png")
+    return [mp4.name, f"{stem}.png"]
 
 
 def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | None = None,
@@ -116,7 +127,8 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     gen = torch.Generator().manual_seed(seed)
     per: dict[str, list[dict[str, float]]] = defaultdict(list)
     per_pair: list[dict[str, Any]] = []  # every pair's scores with its id, to set beside other reports per pair
-    preview_rows: list[tuple[str, torch.Tensor, torch.Tensor, torch.Tensor]] = []
+    preview_rows: list[list[torch.Tensor]] = []
+    worst: list[tuple[float, int, dict[str, Any], list[torch.Tensor]]] = []  # min-heap of the largest kept losses
     skipped, sample_s = 0, 0.0
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +166,14 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
             per[edit_type].append(row)
             per_pair.append({"pair_id": batch["pair_id"][i], "edit_type": edit_type, **row})
             if len(preview_rows) < previews:
-                preview_rows.append((batch["pair_id"][i], src[i], tgt[i], pred[i]))
+                preview_rows.append([src[i], tgt[i], pred[i]])
+            loss = row.get("copy_psnr_kept", np.nan) - row.get("psnr_kept", np.nan)  # dB the model lost outside
+            if previews and np.isfinite(loss) and (len(worst) < previews or loss > worst[0][0]):
+                m = batch["mask"][i].float()  # (T, H, W)
+                panels = [x.cpu() for x in (src[i], tgt[i], pred[i])]
+                panels.append(change_panel(panels[0], panels[2], m if batch["region"][i] != "outside" else 1 - m))
+                entry = (loss, len(per_pair), {**per_pair[-1]}, panels)
+                (heapq.heappush if len(worst) < previews else heapq.heapreplace)(worst, entry)
     report = summarise(per)
     report.update(checkpoint=ckpt.name, weights=weights, config=cfg.name, attention=cfg.model.attention,
                   context_cache=cfg.model.context_cache, objective=cfg.model.objective,
@@ -166,6 +185,11 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
                   device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")
     if preview_rows:
         report["previews"] = write_previews(preview_rows, out)
+    if worst:  # the pairs whose kept region the model spoiled most, worst first, with where it changed the source
+        worst.sort(key=lambda e: -e[0])
+        report["worst_kept"] = {"pairs": [{k: e[2][k] for k in ("pair_id", "edit_type", "psnr_kept", "copy_psnr_kept")}
+                                          for e in worst],
+                                "files": write_previews([e[3] for e in worst], out, "worst_kept")}
     report["per_pair"] = per_pair
     (out / "validation.json").write_text(json.dumps(report, indent=1))
     return report

@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from isa_model import checkpoint as ck
 from isa_model.__main__ import main
 from isa_model.train import train
+from isa_model.validate import change_panel
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,6 +88,23 @@ def test_cli_validate_writes_metrics_and_previews(run_dir, capsys):
         assert len(own) == means["pairs"] and abs(sum(own) / len(own) - means["psnr"]) < 1e-9
     assert report["overall"]["isa_vs_dense_psnr"] > 0 and (val / "preview.png").is_file()
     assert (val / "preview.mp4").stat().st_size > 0 and "gain" in capsys.readouterr().out
+    # the local edits whose kept region the model spoiled most, worst first, drawn with where it changed the source
+    worst = report["worst_kept"]
+    losses = [r["copy_psnr_kept"] - r["psnr_kept"] for r in worst["pairs"]]
+    assert [r["edit_type"] for r in worst["pairs"]] == ["invert_box"] * box["pairs"] and losses == sorted(losses)[::-1]
+    assert all((val / name).stat().st_size > 0 for name in worst["files"])
+
+
+def test_change_panel_shows_a_change_outside_the_edited_region_as_white_and_the_region_as_red():
+    source = torch.zeros(3, 2, 4, 4)  # (C, T, H, W)
+    pred = source.clone()
+    pred[:, :, 0, 0] = 1.0  # a change of 1 (x4, clipped: full white) outside the edited region
+    edited = torch.zeros(2, 4, 4)
+    edited[:, 3, 3] = 1  # the pair edits this pixel; the model left it
+    panel = (change_panel(source, pred, edited) + 1) / 2  # (3, T, H, W) in [0, 1]
+    assert torch.equal(panel[:, :, 0, 0], torch.ones(3, 2))
+    assert torch.allclose(panel[:, :, 3, 3], torch.tensor([0.35, 0.0, 0.0])[:, None].expand(3, 2))
+    assert panel[:, :, 1, 1].abs().max() == 0  # unchanged and not edited: black
 
 
 def test_cli_validate_isa_fp8_needs_the_triton_backend(run_dir, tmp_path, capsys):
