@@ -2,17 +2,18 @@
 steps), tokens/s, step and loader seconds and every validation report of the phase.
 
     python benchmarks/model_v2_collect.py RUNS PHASE OUT.json
-    python benchmarks/model_v2_collect.py --choose RUNS [PHASE]   # prints "VARIANT THRESHOLD WEIGHTS"
+    python benchmarks/model_v2_collect.py --choose RUNS [PHASE]   # prints "VARIANT THRESHOLD WEIGHTS CHECKPOINT"
 
 `--choose` is the rule that picks settings from reports no quoted number comes from, so no val number and no
 reading of the results picks them. PHASE ablation (the default) picks the quality phase's settings: among the loss
 weights (runs `mw*`: the blend mask's, `ew*`: the pairs' edit weight), the variant, sampling cut and weights (EMA,
-or the raw weights of reports named `*-model...`) whose overall gain is highest. PHASE quality picks the cut of the
-trained runs the same way, among the cuts the quality phase scored (CUTS). A run's gain is pooled over the test
+or the raw weights of reports named `*-model...`) whose overall gain is highest. PHASE quality picks the cut and
+the checkpoint of the trained runs the same way, among the cuts the quality phase scored (CUTS) and its two
+checkpoints (`final`, or `resumed`: the one the call resumed from, reports `*-resumed`). A run's gain is pooled over the test
 split and the val split of each extra pair set (reports `<phase>-test...`, `<phase>-val-<set>...`), each report
 weighted by its pairs; a variant's is the mean over its seeds. The val split of the trained-on corpus (reports
-`<phase>-val`, `<phase>-val-t<cut>`: the quality table's held-out pairs) never takes part, nor a report of an
-earlier checkpoint (`-resumed`) or of the fp8 scores. A report's cut and weights are the ones it records. A cut
+`<phase>-val`, `<phase>-val-t<cut>`, `<phase>-val-resumed`: the quality table's held-out pairs) never takes part, nor the fp8
+scores. A report's cut and weights are the ones it records. A cut
 is eligible only where it keeps the issue's bar: every local edit type's PSNR outside the mask, pooled the same
 way, at least KEPT_BAR (a lower cut lets more of the soft mask through, and with it the model's error).
 """
@@ -55,25 +56,27 @@ def _median(values: list[float]) -> float | None:
     return sorted(values)[len(values) // 2] if values else None
 
 
-_Key = tuple[str, str, str]  # (variant, cut, weights)
+_Key = tuple[str, str, str, str]  # (variant, cut, weights, checkpoint: final or resumed)
 _CUT_SUFFIX = re.compile(r"-t\d+(\.\d+)?$")
-_NOT_CHOOSING = {"val", "val-resumed", "test-resumed", "val-fp8"}  # held-out pairs, an earlier checkpoint, fp8
+_NOT_CHOOSING = {"val", "val-fp8"}  # the held-out pairs the quality table quotes; fp8 scores
 
 
-def choose(runs: Path, phase: str = "ablation") -> tuple[str, str, str]:
-    """(variant, threshold, weights) of the best pooled gain among the phase's `mw*` and `ew*` runs whose local
-    edit types all keep KEPT_BAR outside the mask (module docstring)."""
+def choose(runs: Path, phase: str = "ablation") -> _Key:
+    """(variant, threshold, weights, checkpoint) of the best pooled gain among the phase's `mw*` and `ew*` runs
+    whose local edit types all keep KEPT_BAR outside the mask (module docstring)."""
     gain: dict[_Key, dict[str, list[float]]] = {}  # key -> run -> [sum gain x pairs, pairs]
     kept: dict[_Key, dict[str, dict[str, list[float]]]] = {}  # key -> type -> run -> same
     for report in [*runs.glob(f"mw*-s*/{phase}-*/validation.json"), *runs.glob(f"ew*-s*/{phase}-*/validation.json")]:
         run = report.parent.parent.name
-        name = _CUT_SUFFIX.sub("", report.parent.name.removeprefix(f"{phase}-")).removesuffix("-model")
+        name = _CUT_SUFFIX.sub("", report.parent.name.removeprefix(f"{phase}-"))
+        checkpoint = "resumed" if name.endswith("-resumed") else "final"
+        name = name.removesuffix("-resumed").removesuffix("-model")
         if name in _NOT_CHOOSING or not (name == "test" or name.startswith("val-")):
             continue
         result = json.loads(report.read_text())
         if result["overall"]["gain_db"] is None or not result.get("pairs"):
             continue
-        key = (run.rsplit("-s", 1)[0], f"{result['mask_threshold']:g}", result["weights"])
+        key = (run.rsplit("-s", 1)[0], f"{result['mask_threshold']:g}", result["weights"], checkpoint)
         _add(gain.setdefault(key, {}), run, result["overall"]["gain_db"], result["pairs"])
         for edit_type, per in result.get("per_edit_type", {}).items():
             if edit_type != "background" and per.get("psnr_kept") is not None:

@@ -32,8 +32,8 @@
 #     val split of each EXTRA_VAL copy (other pair sets, packed alone: `val-<folder>`). FP8=1 scores val once
 #     more with the ISA model's exact scores in fp8 (`validate --isa-fp8 on`: `val-fp8`, its ISA vs dense beside
 #     the bf16 one). CUTS: more blend-mask cuts at which the final checkpoint's val, test and EXTRA_VAL splits are
-#     scored (`val-t<cut>`, ...), and the one of them (MASK_THRESHOLD's reports included) that test and EXTRA_VAL
-#     choose as the ablation's pairs do (model_v2_collect.py --choose RUNS quality: never by the val split).
+#     scored (`val-t<cut>`, ...), and the cut and checkpoint (final or resumed, at MASK_THRESHOLD) that test and
+#     EXTRA_VAL choose as the ablation's pairs do (model_v2_collect.py --choose RUNS quality: never by the val split).
 #   PHASE=train: resumes the QUALITY runs as the quality phase does (QUALITY=auto chosen the same way), scores
 #     nothing; a call of training alone, so a later quality call needs less of its time for training.
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
@@ -89,7 +89,7 @@ declare -A GUIDANCE=([noise]=1.5 [bridge]=1.0 [delta]=1.0 [deltanomask]=1.0 [mw0
                      [ew1b16p]=1.0 [ew1b16pw]=1.0 [ew1b16pwa]=1.0 [ew1b16pl]=1.0)
 QUALITY=${QUALITY:-delta}
 if [ "$QUALITY" = auto ] && [ "$PHASE" != ablation ]; then  # the ablation's choice (model_v2_collect.py --choose)
-  read -r QUALITY MASK_THRESHOLD WEIGHTS < <(python3 benchmarks/model_v2_collect.py --choose "$RUNS") || exit 1
+  read -r QUALITY MASK_THRESHOLD WEIGHTS _ < <(python3 benchmarks/model_v2_collect.py --choose "$RUNS") || exit 1
   echo "chosen by the ablation's pairs: $QUALITY, mask threshold $MASK_THRESHOLD, $WEIGHTS weights"
 fi
 if [ "$PHASE" = ablation ]; then VARIANTS=${VARIANTS:-noise:0 bridge:0 deltanomask:0 delta:0 delta:1}
@@ -144,7 +144,9 @@ score() {
         score "$run" $split $split "${cut[@]}"
         [ -n "${RESUMED[$run]}" ] && CKPT=${RESUMED[$run]} score "$run" $split $split-resumed "${cut[@]}"; done
       [ -n "${FP8:-}" ] && score "$run" val val-fp8 "${cut[@]}" --isa-fp8 on
-      for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")" "${cut[@]}"; done
+      for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")" "${cut[@]}"
+        [ -n "${RESUMED[$run]}" ] && VDATA=$extra CKPT=${RESUMED[$run]} score "$run" val \
+            "val-$(basename "$extra")-resumed" "${cut[@]}"; done
       for c in ${CUTS:-}; do [ "$c" = "${MASK_THRESHOLD:-0.5}" ] && continue
         at=(--guidance "${GUIDANCE[$v]}" --mask-threshold "$c" --weights "${WEIGHTS:-ema}")
         for split in val test; do score "$run" $split "$split-t$c" "${at[@]}"; done
@@ -157,7 +159,7 @@ score() {
   for f in "$RUNS"/*/"$PHASE"-*.log; do [ -f "$f" ] && { echo "== $f"; tail -9 "$f"; }; done
   python3 benchmarks/model_v2_collect.py "$RUNS" "$PHASE" "$OUT/v2_$PHASE.json"
   if [ "$PHASE" = quality ] && [ -n "${CUTS:-}" ]; then
-    echo "chosen by test and the extra val sets (variant, cut, weights): $(python3 benchmarks/model_v2_collect.py --choose "$RUNS" quality)"
+    echo "chosen by test and the extra val sets (variant, cut, weights, checkpoint): $(python3 benchmarks/model_v2_collect.py --choose "$RUNS" quality)"
   fi
 } 2>&1 | tee "$OUT/v2-$PHASE.log"
 for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}

@@ -5,6 +5,7 @@ variant's seeds."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ def test_choose_pools_test_and_extra_val_by_pairs(tmp_path: Path) -> None:
     _report(tmp_path, "ew1-s0", "val-p1pack-t0.5", 0.0, 32)  # pooled 0.4
     _report(tmp_path, "mw0.1-s0", "test-t0.5", 1.0, 8)
     _report(tmp_path, "mw0.1-s0", "val-p1pack-t0.5", 1.0, 32)  # pooled 1.0
-    assert choose(tmp_path) == ("mw0.1", "0.5", "ema")
+    assert choose(tmp_path) == ("mw0.1", "0.5", "ema", "final")
 
 
 def test_choose_means_over_seeds_and_reads_cuts(tmp_path: Path) -> None:
@@ -46,7 +47,7 @@ def test_choose_means_over_seeds_and_reads_cuts(tmp_path: Path) -> None:
     _report(tmp_path, "ew3-s1", "test-t0.5", 0.7, 10)  # ew3 at 0.5: mean 0.8
     _report(tmp_path, "noise-s0", "test-t0.5", 9.0, 10)  # not a loss-weight run: never chosen
     _report(tmp_path, "ew1-s0", "test-t0.5", None, 10)  # no gain (no pairs scored): left out
-    assert choose(tmp_path) == ("ew3", "0.5", "ema")
+    assert choose(tmp_path) == ("ew3", "0.5", "ema", "final")
 
 
 def test_choose_skips_a_cut_that_breaks_the_kept_bar(tmp_path: Path) -> None:
@@ -56,7 +57,7 @@ def test_choose_skips_a_cut_that_breaks_the_kept_bar(tmp_path: Path) -> None:
     # Cut 0.5 keeps 42.5 pooled; background's kept (its object) is not held to the bar.
     _report(tmp_path, "ew1-s0", "test-t0.5", 1.0, 10, {"removal": (44.0, 10), "background": (20.0, 5)})
     _report(tmp_path, "ew1-s0", "val-p1pack-t0.5", 1.0, 20, {"removal": (41.0, 10)})
-    assert choose(tmp_path) == ("ew1", "0.5", "ema")
+    assert choose(tmp_path) == ("ew1", "0.5", "ema", "final")
 
 
 def test_choose_keeps_raw_weights_apart_from_ema(tmp_path: Path) -> None:
@@ -65,27 +66,32 @@ def test_choose_keeps_raw_weights_apart_from_ema(tmp_path: Path) -> None:
     _report(tmp_path, "ew1-s0", "test-model-t0.5", 1.5, 10)
     _report(tmp_path, "ew1-s1", "test-t0.5", 1.0, 10)
     _report(tmp_path, "ew1-s1", "test-model-t0.5", 0.7, 10)  # raw: mean 1.1 over seeds; EMA: 1.0
-    assert choose(tmp_path) == ("ew1", "0.5", "model")
+    assert choose(tmp_path) == ("ew1", "0.5", "model", "final")
 
 
-def test_quality_choice_leaves_out_the_held_out_val_and_earlier_checkpoints(tmp_path: Path) -> None:
-    # The quality phase scores its runs at several cuts; val (the quality table's pairs) would pick 0.5, the
-    # resumed checkpoint 0.5 too, but only test and the extra val set choose: 0.6, the best cut that keeps 40 dB.
-    q = {"phase": "quality"}
-    _report(tmp_path, "ew1b16pl-s0", "val", 9.0, 50, {"recolour": (45.0, 10)}, cut=0.5, **q)
-    _report(tmp_path, "ew1b16pl-s0", "test-resumed", 9.0, 50, {"recolour": (45.0, 10)}, cut=0.5, **q)
-    _report(tmp_path, "ew1b16pl-s0", "test", 3.0, 50, {"recolour": (39.0, 10)}, cut=0.5, **q)
-    _report(tmp_path, "ew1b16pl-s0", "val-p1pack", 3.0, 50, {"recolour": (39.5, 10)}, cut=0.5, **q)
+def test_quality_choice_of_cut_and_checkpoint_leaves_out_the_held_out_val(tmp_path: Path) -> None:
+    # The quality phase scores its final checkpoint at several cuts and the one it resumed from at 0.5; val (the
+    # quality table's pairs) would pick the resumed one, but only test and the extra val set choose.
+    q = {"phase": "quality", "cut": 0.5}
+    run = "ew1b16pl-s0"
+    _report(tmp_path, run, "val", 9.0, 50, {"recolour": (45.0, 10)}, **q)
+    _report(tmp_path, run, "val-resumed", 9.0, 50, {"recolour": (45.0, 10)}, **q)
+    for name in ("test-resumed", "val-p1pack-resumed"):
+        _report(tmp_path, run, name, 2.6, 50, {"recolour": (41.0, 10)}, **q)
+    for name, kept in (("test", 39.0), ("val-p1pack", 39.5)):  # final at 0.5: breaks the kept bar
+        _report(tmp_path, run, name, 3.0, 50, {"recolour": (kept, 10)}, **q)
     for cut, gain, kept in ((0.6, 2.8, 40.5), (0.7, 2.5, 41.5)):
-        _report(tmp_path, "ew1b16pl-s0", f"val-t{cut}", 0.0, 50, {"recolour": (30.0, 10)}, **q)
-        _report(tmp_path, "ew1b16pl-s0", f"test-t{cut}", gain, 50, {"recolour": (kept, 10)}, **q)
-        _report(tmp_path, "ew1b16pl-s0", f"val-p1pack-t{cut}", gain, 50, {"recolour": (kept, 10)}, **q)
-    assert choose(tmp_path, "quality") == ("ew1b16pl", "0.6", "ema")
-    with pytest.raises(SystemExit, match="no ablation reports"):  # the ablation's choice reads its own phase only
-        choose(tmp_path)
+        _report(tmp_path, run, f"val-t{cut}", 0.0, 50, {"recolour": (30.0, 10)}, phase="quality")
+        _report(tmp_path, run, f"test-t{cut}", gain, 50, {"recolour": (kept, 10)}, phase="quality")
+        _report(tmp_path, run, f"val-p1pack-t{cut}", gain, 50, {"recolour": (kept, 10)}, phase="quality")
     result = subprocess.run([sys.executable, str(TOOL), "--choose", str(tmp_path), "quality"],
                             capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["ew1b16pl", "0.6", "ema"]
+    assert result.stdout.split() == ["ew1b16pl", "0.6", "ema", "final"]
+    for folder in tmp_path.glob(f"{run}/quality-*-t0.6"):
+        shutil.rmtree(folder)
+    assert choose(tmp_path, "quality") == ("ew1b16pl", "0.5", "ema", "resumed")  # 2.6 pooled beats 0.7's 2.5
+    with pytest.raises(SystemExit, match="no ablation reports"):  # the ablation's choice reads its own phase only
+        choose(tmp_path)
 
 
 def test_choose_without_a_cut_that_keeps_the_bar_is_one_line(tmp_path: Path) -> None:
