@@ -9,11 +9,11 @@ reading of the results picks them. PHASE ablation (the default) picks the qualit
 weights (runs `mw*`: the blend mask's, `ew*`: the pairs' edit weight), the variant, sampling cut and weights (EMA,
 or the raw weights of reports named `*-model...`) whose overall gain is highest. PHASE quality picks the cut and
 the checkpoint of the trained runs the same way, among the cuts the quality phase scored (CUTS) and its two
-checkpoints (`final`, or `resumed`: the one the call resumed from, reports `*-resumed`). A run's gain is pooled over the test
-split and the val split of each extra pair set (reports `<phase>-test...`, `<phase>-val-<set>...`), each report
-weighted by its pairs; a variant's is the mean over its seeds. The val split of the trained-on corpus (reports
-`<phase>-val`, `<phase>-val-t<cut>`, `<phase>-val-resumed`: the quality table's held-out pairs) never takes part, nor the fp8
-scores. A report's cut and weights are the ones it records. A cut
+checkpoints (`final`, or `resumed`: the one the call resumed from, reports `*-resumed`). A run's gain is pooled
+over the test split and the val split of each extra pair set (reports `<phase>-test...`, `<phase>-val-<set>...`),
+each report weighted by its pairs; a variant's is the mean over its seeds. The val split of the trained-on corpus
+(reports `<phase>-val`, `<phase>-val-t<cut>`, `<phase>-val-resumed`: the quality table's held-out pairs) never
+takes part, nor the fp8 scores. A report's cut and weights are the ones it records. A cut
 is eligible only where it keeps the issue's bar: every local edit type's PSNR outside the mask, pooled the same
 way, at least KEPT_BAR (a lower cut lets more of the soft mask through, and with it the model's error).
 """

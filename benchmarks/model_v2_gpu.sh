@@ -159,7 +159,8 @@ score() {
   for f in "$RUNS"/*/"$PHASE"-*.log; do [ -f "$f" ] && { echo "== $f"; tail -9 "$f"; }; done
   python3 benchmarks/model_v2_collect.py "$RUNS" "$PHASE" "$OUT/v2_$PHASE.json"
   if [ "$PHASE" = quality ] && [ -n "${CUTS:-}" ]; then
-    echo "chosen by test and the extra val sets (variant, cut, weights, checkpoint): $(python3 benchmarks/model_v2_collect.py --choose "$RUNS" quality)"
+    echo "chosen by test and the extra val sets (variant, cut, weights, checkpoint):" \
+      "$(python3 benchmarks/model_v2_collect.py --choose "$RUNS" quality)"
   fi
 } 2>&1 | tee "$OUT/v2-$PHASE.log"
 for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}
