@@ -172,7 +172,8 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
                 m = batch["mask"][i].float()  # (T, H, W)
                 panels = [x.cpu() for x in (src[i], tgt[i], pred[i])]
                 panels.append(change_panel(panels[0], panels[2], m if batch["region"][i] != "outside" else 1 - m))
-                entry = (loss, len(per_pair), {**per_pair[-1]}, panels)
+                listed = {k: per_pair[-1][k] for k in ("pair_id", "edit_type", "psnr_kept", "copy_psnr_kept")}
+                entry = (loss, len(per_pair), listed, panels)
                 (heapq.heappush if len(worst) < previews else heapq.heapreplace)(worst, entry)
     report = summarise(per)
     report.update(checkpoint=ckpt.name, weights=weights, config=cfg.name, attention=cfg.model.attention,
@@ -187,8 +188,7 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
         report["previews"] = write_previews(preview_rows, out)
     if worst:  # the pairs whose kept region the model spoiled most, worst first, with where it changed the source
         worst.sort(key=lambda e: -e[0])
-        report["worst_kept"] = {"pairs": [{k: e[2][k] for k in ("pair_id", "edit_type", "psnr_kept", "copy_psnr_kept")}
-                                          for e in worst],
+        report["worst_kept"] = {"pairs": [e[2] for e in worst],
                                 "files": write_previews([e[3] for e in worst], out, "worst_kept")}
     report["per_pair"] = per_pair
     (out / "validation.json").write_text(json.dumps(report, indent=1))
