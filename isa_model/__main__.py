@@ -1,4 +1,4 @@
-"""`python -m isa_model {train,validate,edit}`: the LIVEditor command line.
+"""`python -m isa_model {train,validate,rescore,edit}`: the LIVEditor command line.
 
 Bad input (a missing file, an unknown or out-of-bounds config, a checkpoint from another config, a damaged or
 tampered checkpoint, a dataset the manifests refuse) is one `error: ...` line and exit code 2.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from isa_model.checkpoint import CheckpointError
 from isa_model.config import ConfigError, load_config
@@ -80,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--weights", choices=("ema", "model"), default="ema", help="EMA (default) or raw weights")
     v.add_argument("--isa-fp8", choices=("on", "off"), default="off",
                    help="the ISA model's exact attention scores from fp8 (e4m3) q and k (model.isa.fp8_scores)")
+    r = sub.add_parser("rescore", help="take a validation report's means again from its per-pair rows, leaving out "
+                       "pairs with nothing edited in view (isa_model.validate.edit_in_view); rewrites it in place")
+    r.add_argument("reports", nargs="+", help="validation.json files")
     e = sub.add_parser("edit", help="edit a clip with an instruction")
     e.add_argument("--ckpt", required=True)
     e.add_argument("--video", required=True)
@@ -138,6 +142,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict]:
     return changes
 
 
+def _read_report(path: Path) -> dict:
+    """A validation.json with per-pair rows, or ConfigError in one line."""
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable validation report ({exc})") from None
+    if not isinstance(report, dict) or not isinstance(report.get("per_pair"), list):
+        raise ConfigError(f"{path}: a validation report with per-pair rows (`per_pair`) is needed")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -159,6 +174,15 @@ def main(argv: list[str] | None = None) -> int:
                               isa_fp8=args.isa_fp8 == "on")
             print_report(report)
             print(json.dumps({"validation": f"{args.out}/validation.json"}))
+        elif args.command == "rescore":
+            from isa_model.validate import print_report, rescore
+
+            for name in args.reports:
+                path = local_path(name, "report")
+                report = rescore(_read_report(path))
+                path.write_text(json.dumps(report, indent=1))
+                print(f"== {name}")
+                print_report(report)
         else:
             from isa_model.sample import edit_video
 

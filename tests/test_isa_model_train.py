@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from _isa_model_helpers import pair_set, tiny
@@ -16,7 +19,8 @@ from safetensors.torch import load_file
 from isa_model import checkpoint as ck
 from isa_model.__main__ import main
 from isa_model.train import train
-from isa_model.validate import change_panel
+from isa_model.validate import change_panel, rescore
+from manifests.media.masks import write_mask_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,6 +97,53 @@ def test_cli_validate_writes_metrics_and_previews(run_dir, capsys):
     losses = [r["copy_psnr_kept"] - r["psnr_kept"] for r in worst["pairs"]]
     assert [r["edit_type"] for r in worst["pairs"]] == ["invert_box"] * box["pairs"] and losses == sorted(losses)[::-1]
     assert all((val / name).stat().st_size > 0 for name in worst["files"])
+
+
+def test_validate_leaves_out_a_pair_with_nothing_edited_in_view(run_dir, tmp_path, capsys):
+    # The val clip's local pair with its edit moved out of view: its target is its source, its mask empty. The copy
+    # is then exact (PSNR at its 100 dB cap) and any change of the model's would cost tens of dB in its type's mean.
+    root = pair_set(tmp_path / "pairs")
+    clip = "synthetic0001-0000003-0000006"  # pair_set's held-out clip: 6 frames of 40x48
+    shutil.copy(root / "clips" / f"{clip}.mp4", root / "pairs" / f"{clip}-invert_box.mp4")
+    write_mask_file(root / "pairs" / f"{clip}-invert_box.mask.npz", np.zeros((6, 40, 48), bool))
+    val = tmp_path / "val"
+    assert main(["validate", "--ckpt", str(run_dir / "checkpoints"), "--out", str(val), "--data", str(root),
+                 "--steps", "2"]) == 0
+    report = json.loads((val / "validation.json").read_text())
+    assert report["no_edit_in_view"] == [f"{clip}-invert_box"]
+    assert report["pairs"] == 3 and set(report["per_edit_type"]) == {"invert", "sepia", "grayscale"}
+    row = next(r for r in report["per_pair"] if r["pair_id"] == f"{clip}-invert_box")
+    assert row["copy_psnr"] == pytest.approx(100.0) and math.isnan(row["psnr_edited"])
+    assert "1 with nothing edited in view left out" in capsys.readouterr().out
+    assert rescore(report)["overall"] == report["overall"]  # the rule applied twice changes nothing
+
+
+def _pair(pair_id: str, psnr: float, copy: float, edited: float) -> dict:
+    """A per-pair row as validate writes it."""
+    return {"pair_id": pair_id, "edit_type": "addition", "psnr": psnr, "copy_psnr": copy, "ssim": 0.9,
+            "copy_ssim": 0.9, "isa_vs_dense_psnr": 45.0, "psnr_kept": psnr + 10, "copy_psnr_kept": copy + 10,
+            "psnr_edited": edited, "copy_psnr_edited": edited - 1}
+
+
+def test_rescore_takes_an_old_reports_means_again_without_the_pairs_out_of_view(tmp_path, capsys):
+    # Written before the rule: the out-of-view pair's -62 dB sits in its type's mean (-20.00 over three pairs).
+    per_pair = [_pair("a", 31.0, 30.0, 15.0), _pair("b", 30.0, 29.0, 14.0), _pair("c", 38.0, 100.0, float("nan"))]
+    old = {"per_pair": per_pair, "pairs": 3, "skipped": 0, "objective": "delta",
+           "per_edit_type": {"addition": {"gain_db": -20.0}}, "overall": {"gain_db": -20.0},
+           "attention_per_step": {"isa_ms": 1.0, "dense_ms": 2.0}}
+    new = rescore(old)
+    assert new["pairs"] == 2 and new["no_edit_in_view"] == ["c"] and new["per_pair"] == per_pair
+    assert new["per_edit_type"]["addition"]["gain_db"] == pytest.approx(1.0)
+    assert new["per_edit_type"]["addition"]["pairs"] == 2 and new["overall"]["psnr_kept"] == pytest.approx(40.5)
+    path = tmp_path / "validation.json"
+    path.write_text(json.dumps(old))
+    assert main(["rescore", str(path)]) == 0
+    assert json.loads(path.read_text())["overall"]["gain_db"] == pytest.approx(1.0)
+    assert "+1.00" in capsys.readouterr().out
+    path.write_text(json.dumps({"overall": {}}))  # a report without its pairs' rows cannot be taken again
+    assert main(["rescore", str(path), str(tmp_path / "absent.json")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "per-pair rows" in err
 
 
 def test_change_panel_shows_a_change_outside_the_edited_region_as_white_and_the_region_as_red():
