@@ -2,7 +2,7 @@
 steps), tokens/s, step and loader seconds and every validation report of the phase.
 
     python benchmarks/model_v2_collect.py RUNS PHASE OUT.json
-    python benchmarks/model_v2_collect.py --choose RUNS [PHASE]   # prints "VARIANT THRESHOLD WEIGHTS CHECKPOINT"
+    python benchmarks/model_v2_collect.py --choose RUNS [PHASE [--quoted NAME]]   # prints "VARIANT THRESHOLD WEIGHTS CHECKPOINT"
 
 `--choose` is the rule that picks settings from reports no quoted number comes from, so no val number and no
 reading of the results picks them. PHASE ablation (the default) picks the quality phase's settings: among the loss
@@ -11,15 +11,19 @@ or the raw weights of reports named `*-model...`) whose overall gain is highest.
 the checkpoint of the trained runs the same way, among the cuts the quality phase scored (CUTS) and its two
 checkpoints (`final`, or `resumed`: the one the call resumed from, reports `*-resumed`). A run's gain is pooled
 over the test split and the val split of each extra pair set (reports `<phase>-test...`, `<phase>-val-<set>...`),
-each report weighted by its pairs; a variant's is the mean over its seeds. The val split of the trained-on corpus
-(reports `<phase>-val`, `<phase>-val-t<cut>`, `<phase>-val-resumed`: the quality table's held-out pairs) never
-takes part, nor the fp8 scores. A report's cut and weights are the ones it records. A cut
-is eligible only where it keeps the issue's bar: every local edit type's PSNR outside the mask, pooled the same
-way, at least KEPT_BAR (a lower cut lets more of the soft mask through, and with it the model's error).
+each report weighted by its pairs; a variant's is the mean over its seeds. The pairs the quality table quotes never
+take part, nor the fp8 scores: by default the val split of the trained-on corpus (reports `<phase>-val`,
+`<phase>-val-t<cut>`, `<phase>-val-resumed`); with `--quoted held-<folder>` (model_v2_gpu.sh's HELD_OUT: the val
+split of a corpus seed no run has seen, reports `<phase>-held-<folder>...`), that set, and the trained-on corpus's
+val split chooses beside test. Reports named `held-*` never choose. A report's cut and weights are the ones it
+records. A cut is eligible only where it keeps the issue's bar: every local edit type's PSNR outside the mask,
+pooled the same way, at least KEPT_BAR (a lower cut lets more of the soft mask through, and with it the model's
+error).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -58,12 +62,18 @@ def _median(values: list[float]) -> float | None:
 
 _Key = tuple[str, str, str, str]  # (variant, cut, weights, checkpoint: final or resumed)
 _CUT_SUFFIX = re.compile(r"-t\d+(\.\d+)?$")
-_NOT_CHOOSING = {"val", "val-fp8"}  # the held-out pairs the quality table quotes; fp8 scores
 
 
-def choose(runs: Path, phase: str = "ablation") -> _Key:
+def _chooses(name: str, quoted: str) -> bool:
+    """Whether a report (its name without phase, cut, weights and checkpoint) takes part in the choice: test and
+    the val splits, never the quoted pairs or the fp8 scores."""
+    return name not in (quoted, "val-fp8") and (name in ("test", "val") or name.startswith("val-"))
+
+
+def choose(runs: Path, phase: str = "ablation", quoted: str = "val") -> _Key:
     """(variant, threshold, weights, checkpoint) of the best pooled gain among the phase's `mw*` and `ew*` runs
-    whose local edit types all keep KEPT_BAR outside the mask (module docstring)."""
+    whose local edit types all keep KEPT_BAR outside the mask (module docstring); `quoted`: the report name of
+    the pairs the quality table quotes, which never choose."""
     gain: dict[_Key, dict[str, list[float]]] = {}  # key -> run -> [sum gain x pairs, pairs]
     kept: dict[_Key, dict[str, dict[str, list[float]]]] = {}  # key -> type -> run -> same
     for report in [*runs.glob(f"mw*-s*/{phase}-*/validation.json"), *runs.glob(f"ew*-s*/{phase}-*/validation.json")]:
@@ -71,7 +81,7 @@ def choose(runs: Path, phase: str = "ablation") -> _Key:
         name = _CUT_SUFFIX.sub("", report.parent.name.removeprefix(f"{phase}-"))
         checkpoint = "resumed" if name.endswith("-resumed") else "final"
         name = name.removesuffix("-resumed").removesuffix("-model")
-        if name in _NOT_CHOOSING or not (name == "test" or name.startswith("val-")):
+        if not _chooses(name, quoted):
             continue
         result = json.loads(report.read_text())
         if result["overall"]["gain_db"] is None or not result.get("pairs"):
@@ -108,7 +118,12 @@ def _num(value: float | None) -> float:
 
 def main(argv: list[str]) -> int:
     if argv[0] == "--choose":
-        print(*choose(Path(argv[1]), *argv[2:3]))
+        p = argparse.ArgumentParser(prog="model_v2_collect.py --choose")
+        p.add_argument("runs", type=Path)
+        p.add_argument("phase", nargs="?", default="ablation")
+        p.add_argument("--quoted", default="val", help="the report name of the pairs the quality table quotes")
+        args = p.parse_args(argv[1:])
+        print(*choose(args.runs, args.phase, args.quoted))
         return 0
     runs, phase, dest = Path(argv[0]), argv[1], Path(argv[2])
     result = {run.name: run_summary(run, phase) for run in sorted(runs.iterdir()) if run.is_dir()}

@@ -34,6 +34,9 @@
 #     the bf16 one). CUTS: more blend-mask cuts at which the final checkpoint's val, test and EXTRA_VAL splits are
 #     scored (`val-t<cut>`, ...), and the cut and checkpoint (final or resumed, at MASK_THRESHOLD) that test and
 #     EXTRA_VAL choose as the ablation's pairs do (model_v2_collect.py --choose RUNS quality: never by the val split).
+#     HELD_OUT: a packed copy of a corpus seed no run has seen, whose val split the quality table then quotes
+#     (`held-<folder>`, `held-<folder>-resumed`, at CUTS too; its test split `held-<folder>-test[-resumed]`); DATA's
+#     val split then chooses beside test, and the held-out pairs never do (--quoted held-<folder>).
 #   PHASE=train: resumes the QUALITY runs as the quality phase does (QUALITY=auto chosen the same way), scores
 #     nothing; a call of training alone, so a later quality call needs less of its time for training.
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
@@ -46,8 +49,8 @@
 # its rows use. Wheels in
 # WHEELS (default .whl/: av, open_clip_torch, ftfy, wcwidth, pycocotools, pytest for Python 3.12) are installed
 # once into SITE; a later call on the same machine finds them there. Writes $OUT/v2-<phase>.log,
-# $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py) and $OUT/runs_<phase>.tgz (each run's metrics.jsonl and
-# this phase's validation.json files).
+# $OUT/v2_<phase>.json (benchmarks/model_v2_collect.py), $OUT/runs_<phase>.tgz (each run's metrics.jsonl and
+# this phase's validation.json files) and $OUT/pictures_<phase>.tgz (previews and worst-kept pairs).
 # TRAIN_ARGS: more `isa_model train` flags for every run (e.g. "--decay-steps 1500" with TOTAL).
 # CONFIG (default small) lets the same script run on the CPU with tiny, as a check of the script itself.
 set -uo pipefail
@@ -67,7 +70,7 @@ fi
 : "${DATA:?DATA: the curated dataset root}" "${SNAPSHOT:?SNAPSHOT: its edit_pairs snapshot JSON}"
 [ "$PHASE" = setup ] && { echo "wheels in $SITE"; du -sh "$DATA" ${DATA_PARTS:-}; exit; }
 for part in ${DATA_PARTS:-}; do cp -rn "$part"/. "$DATA"/ || exit 1; done
-for copy in "$DATA" ${EXTRA_VAL:-}; do python3 benchmarks/model_pack_pairs.py --unpack "$copy" || exit 1; done
+for copy in "$DATA" ${EXTRA_VAL:-} ${HELD_OUT:-}; do python3 benchmarks/model_pack_pairs.py --unpack "$copy" || exit 1; done
 PLAIN="--edit-weight 0"  # every pair weighs the same per pixel, as these variants were first run
 declare -A FLAGS=([noise]="--objective noise --blend-mask off $PLAIN" [bridge]="--objective source --blend-mask on $PLAIN"
                   [delta]="--objective delta --blend-mask on $PLAIN" [deltanomask]="--objective delta --blend-mask off $PLAIN"
@@ -97,6 +100,8 @@ else VARIANTS=${VARIANTS:-$QUALITY:0 $QUALITY:1}; fi
 for vs in $VARIANTS; do  # a name FLAGS lacks would train the config's defaults under that name
   [ -n "${FLAGS[${vs%:*}]+set}" ] || { echo "unknown variant ${vs%:*}; known: ${!FLAGS[*]}"; exit 1; }
 done
+QUOTED=val  # the report name of the pairs the quality table quotes: never chosen on (model_v2_collect.py --quoted)
+[ -n "${HELD_OUT:-}" ] && QUOTED=held-$(basename "$HELD_OUT")
 mkdir -p "$RUNS"
 validate() {  # run split name extra...: score one run's EMA weights (CKPT: which checkpoint, default the newest;
   local run=$1 split=$2 name=$3 data=${VDATA:-$DATA} snapshot=$SNAPSHOT; shift 3  # VDATA: another packed copy)
@@ -147,10 +152,17 @@ score() {
       for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")" "${cut[@]}"
         [ -n "${RESUMED[$run]}" ] && VDATA=$extra CKPT=${RESUMED[$run]} score "$run" val \
             "val-$(basename "$extra")-resumed" "${cut[@]}"; done
+      if [ -n "${HELD_OUT:-}" ]; then  # its val split is the quality table; its test split, a second unseen look
+        for split in val test; do name=$QUOTED; [ "$split" = test ] && name=$QUOTED-test
+          VDATA=$HELD_OUT score "$run" $split "$name" "${cut[@]}"
+          [ -n "${RESUMED[$run]}" ] && VDATA=$HELD_OUT CKPT=${RESUMED[$run]} score "$run" $split "$name-resumed" "${cut[@]}"
+        done
+      fi
       for c in ${CUTS:-}; do [ "$c" = "${MASK_THRESHOLD:-0.5}" ] && continue
         at=(--guidance "${GUIDANCE[$v]}" --mask-threshold "$c" --weights "${WEIGHTS:-ema}")
         for split in val test; do score "$run" $split "$split-t$c" "${at[@]}"; done
         for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")-t$c" "${at[@]}"; done
+        [ -n "${HELD_OUT:-}" ] && VDATA=$HELD_OUT score "$run" val "$QUOTED-t$c" "${at[@]}"
       done
     fi
   done
@@ -158,16 +170,24 @@ score() {
   date -u
   for f in "$RUNS"/*/"$PHASE"-*.log; do [ -f "$f" ] && { echo "== $f"; tail -9 "$f"; }; done
   python3 benchmarks/model_v2_collect.py "$RUNS" "$PHASE" "$OUT/v2_$PHASE.json"
-  if [ "$PHASE" = quality ] && [ -n "${CUTS:-}" ]; then
-    echo "chosen by test and the extra val sets (variant, cut, weights, checkpoint):" \
-      "$(python3 benchmarks/model_v2_collect.py --choose "$RUNS" quality)"
+  if [ "$PHASE" = quality ]; then
+    echo "chosen without the quoted pairs ($QUOTED; variant, cut, weights, checkpoint):" \
+      "$(python3 benchmarks/model_v2_collect.py --choose "$RUNS" quality --quoted "$QUOTED")"
   fi
 } 2>&1 | tee "$OUT/v2-$PHASE.log"
+# the first val pairs' pictures, and those of the pairs whose kept region the run spoiled most, in one file (a call
+# brings back at most 8 files): preview_<run>_<phase>.png, worst_kept_<run>_<phase>[-held-<folder>].png
+pictures=$(mktemp -d)
 for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}
-  for png in preview worst_kept; do  # the first val pairs, and those whose kept region the run spoiled most
-    [ -f "$RUNS/$run/$PHASE-val/$png.png" ] && cp "$RUNS/$run/$PHASE-val/$png.png" "$OUT/${png}_${run}_$PHASE.png"
+  for png in preview worst_kept; do
+    for name in val ${HELD_OUT:+"$QUOTED"}; do tag=${name#val}; tag=${tag:+-$tag}
+      [ -f "$RUNS/$run/$PHASE-$name/$png.png" ] && cp "$RUNS/$run/$PHASE-$name/$png.png" \
+        "$pictures/${png}_${run}_$PHASE$tag.png"
+    done
   done
 done
+(cd "$pictures" && ls ./*.png >/dev/null 2>&1 && tar czf "$OUT/pictures_$PHASE.tgz" ./*.png)
+rm -rf "$pictures"
 [ -f "$RUNS/$QUALITY-s0/loss.png" ] && cp "$RUNS/$QUALITY-s0/loss.png" "$OUT/loss_$QUALITY-s0_$PHASE.png"
 # every run's metrics.jsonl and this phase's validation reports in one file: a call brings back only a few files
 (cd "$RUNS" && tar czf "$OUT/runs_$PHASE.tgz" $(ls -d */metrics.jsonl */"$PHASE"-*/validation.json 2>/dev/null))

@@ -94,6 +94,24 @@ def test_quality_choice_of_cut_and_checkpoint_leaves_out_the_held_out_val(tmp_pa
         choose(tmp_path)
 
 
+def test_quality_choice_with_a_held_out_seed_lets_the_trained_on_val_choose(tmp_path: Path) -> None:
+    # HELD_OUT: the quality table quotes an unseen seed's val (`held-p41pack`), so the trained-on corpus's val
+    # joins test in the choice. Its recolour pairs break the bar at the final checkpoint, which test alone would
+    # take; the held-out set would pick the final checkpoint too, but never chooses.
+    q = {"phase": "quality", "cut": 0.5}
+    run = "ew1b16pl-s0"
+    _report(tmp_path, run, "test", 3.0, 30, {"recolour": (41.0, 4)}, **q)
+    _report(tmp_path, run, "test-resumed", 2.5, 30, {"recolour": (41.0, 4)}, **q)
+    _report(tmp_path, run, "val", 3.0, 100, {"recolour": (39.0, 14)}, **q)
+    _report(tmp_path, run, "val-resumed", 2.5, 100, {"recolour": (40.8, 14)}, **q)
+    _report(tmp_path, run, "held-p41pack", 9.0, 100, {"recolour": (45.0, 14)}, **q)
+    _report(tmp_path, run, "held-p41pack-resumed", 0.0, 100, {"recolour": (30.0, 14)}, **q)
+    assert choose(tmp_path, "quality") == ("ew1b16pl", "0.5", "ema", "final")  # val quoted: test alone chooses
+    result = subprocess.run([sys.executable, str(TOOL), "--choose", str(tmp_path), "quality", "--quoted", "held-p41pack"],
+                            capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["ew1b16pl", "0.5", "ema", "resumed"]
+
+
 def test_choose_without_a_cut_that_keeps_the_bar_is_one_line(tmp_path: Path) -> None:
     _report(tmp_path, "ew1-s0", "test-t0.2", 2.0, 10, {"recolour": (35.0, 10)})
     result = subprocess.run([sys.executable, str(TOOL), "--choose", str(tmp_path)],
