@@ -14,6 +14,7 @@ from pathlib import Path
 from isa_model.checkpoint import CheckpointError
 from isa_model.config import ConfigError, load_config
 from manifests.errors import ManifestError
+from manifests.media.atomic import atomic_output
 from manifests.storage import location
 from manifests.uris import local_path
 
@@ -180,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.reports:
                 path = local_path(name, "report")
                 report = rescore(_read_report(path))
-                path.write_text(json.dumps(report, indent=1))
+                with atomic_output(path) as temp:  # the old report stays whole until the new one is
+                    temp.write_text(json.dumps(report, indent=1))
                 print(f"== {name}")
                 print_report(report)
         else:
