@@ -137,7 +137,6 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     sampler = ResumableSampler(n, seed, shuffle=False, epochs=1)
     loader = make_loader(dataset, cfg.data.batch_size, cfg.data.workers, sampler)
     gen = torch.Generator().manual_seed(seed)
-    per: dict[str, list[dict[str, float]]] = defaultdict(list)
     per_pair: list[dict[str, Any]] = []  # every pair's scores with its id, to set beside other reports per pair
     preview_rows: list[list[torch.Tensor]] = []
     worst: list[tuple[float, int, dict[str, Any], list[torch.Tensor]]] = []  # min-heap of the largest kept losses
@@ -178,7 +177,6 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
             per_pair.append({"pair_id": batch["pair_id"][i], "edit_type": edit_type, **row})
             if not edit_in_view(row):  # scored and kept per pair, never in a mean (module docstring)
                 continue
-            per[edit_type].append(row)
             if len(preview_rows) < previews:
                 preview_rows.append([src[i], tgt[i], pred[i]])
             loss = row.get("copy_psnr_kept", np.nan) - row.get("psnr_kept", np.nan)  # dB the model lost outside
@@ -189,13 +187,12 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
                 listed = {k: per_pair[-1][k] for k in ("pair_id", "edit_type", "psnr_kept", "copy_psnr_kept")}
                 entry = (loss, len(per_pair), listed, panels)
                 (heapq.heappush if len(worst) < previews else heapq.heapreplace)(worst, entry)
-    report = summarise(per)
-    report["no_edit_in_view"] = [r["pair_id"] for r in per_pair if not edit_in_view(r)]
+    report = means(per_pair)
     report.update(checkpoint=ckpt.name, weights=weights, config=cfg.name, attention=cfg.model.attention,
                   context_cache=cfg.model.context_cache, objective=cfg.model.objective,
                   blend_mask=cfg.model.blend_mask, mask_threshold=threshold, start_t=start_t, split=split,
                   isa_fp8=cfg.model.isa.fp8_scores,
-                  steps=steps, guidance=guidance, pairs=sum(map(len, per.values())),
+                  steps=steps, guidance=guidance,
                   skipped=skipped, sample_s_per_step=sample_s / max(1, steps * len(loader)),
                   attention_per_step=attention_ms_per_step(cfg, 2 * cfg.data.batch_size, device),
                   device=torch.cuda.get_device_name() if device.type == "cuda" else "cpu")
@@ -210,15 +207,21 @@ def validate(ckpt_path: str | Path, out: str | Path, data_root: str | Path | Non
     return report
 
 
-def rescore(report: dict[str, Any]) -> dict[str, Any]:
-    """The report with its means, pair count and `no_edit_in_view` taken again from its own per-pair rows under
-    `edit_in_view`, for reports written before that rule; every other field as it was."""
+def means(per_pair: list[dict[str, Any]]) -> dict[str, Any]:
+    """A report's means (`summarise`), pair count and `no_edit_in_view` from its per-pair rows, the pairs with
+    nothing edited in view left out."""
     per: dict[str, list[dict[str, float]]] = defaultdict(list)
-    for r in report["per_pair"]:
+    for r in per_pair:
         if edit_in_view(r):
             per[r["edit_type"]].append({k: v for k, v in r.items() if k not in ("pair_id", "edit_type")})
-    return {**report, **summarise(per), "pairs": sum(map(len, per.values())),
-            "no_edit_in_view": [r["pair_id"] for r in report["per_pair"] if not edit_in_view(r)]}
+    return {**summarise(per), "pairs": sum(map(len, per.values())),
+            "no_edit_in_view": [r["pair_id"] for r in per_pair if not edit_in_view(r)]}
+
+
+def rescore(report: dict[str, Any]) -> dict[str, Any]:
+    """The report with its means taken again from its own per-pair rows (`means`), for reports written before
+    `edit_in_view`; every other field as it was."""
+    return {**report, **means(report["per_pair"])}
 
 
 def summarise(per: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
