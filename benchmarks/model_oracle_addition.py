@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from curation.editors.base import EditError
-from curation.editors.instructions import HUE_NAMES, object_path
+from curation.editors.instructions import HUE_NAMES, SHADES, SIZE_NAMES, object_path
 from isa_model.objective import change_mask
 
 
@@ -54,15 +54,17 @@ def added_object(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor)
 
 
 COLOUR_WORDS = sorted({name for _, name in HUE_NAMES} | {"brown", "white", "grey", "black"})
-OBJECT_WORDS = re.compile(rf"\b(?:(small|large) )?({'|'.join(COLOUR_WORDS)}) object\b")
-"""An unnamed object's size and colour words in an instruction (describe_object: "large brown object ...")."""
+SHADE_WORDS = sorted(SHADES)
+SIZE_WORDS = sorted((word for _, word in SIZE_NAMES), key=len, reverse=True)  # "very small" before "small"
+OBJECT_WORDS = re.compile(rf"\b({'|'.join(SIZE_WORDS)}) ((?:(?:{'|'.join(SHADE_WORDS)}) )?(?:{'|'.join(COLOUR_WORDS)})) object\b")
+"""An unnamed object's size and colour words in an instruction (describe_object: "large dark brown object ...")."""
 
 
 def instruction_words(instruction: str) -> tuple[str, str]:
-    """(size word, colour word) an addition's instruction names its object by; "" for a size neither small nor
-    large, and ("?", "?") for an object named by its class (no colour or size word)."""
+    """(size word, colour words) an addition's instruction names its object by ("very small", "light grey"), and
+    ("?", "?") for an object named by its class (no colour or size word)."""
     found = OBJECT_WORDS.search(instruction.lower())
-    return (found.group(1) or "", found.group(2)) if found else ("?", "?")
+    return (found.group(1), found.group(2)) if found else ("?", "?")
 
 
 @dataclasses.dataclass(frozen=True)

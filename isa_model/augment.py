@@ -20,10 +20,10 @@ import torch
 AUGMENT_SKIPS = frozenset({"add_text", "remove_text"})
 """Edit types never mirrored or reversed."""
 
-_COLUMN = r"(?:far left|far right|left|right|middle)"
-_ROW = r"(?:top|upper|lower|bottom)"
+_COLUMN = r"(?:far left|far right|mid-left|mid-right|left|right|middle)"
+_ROW = r"(?:top|upper|mid-upper|mid-lower|lower|bottom)"
 PLACE = rf"(?:{_ROW} {_COLUMN}|{_COLUMN})"
-"""The places curation names (curation/editors/instructions.py, `place_name`): 25 of them."""
+"""The places curation names (curation/editors/instructions.py, `place_name`): 49 of them."""
 PATH = re.compile(rf"\bfrom the ({PLACE}) to the ({PLACE})\b")
 """A path an instruction names, its start and end places as groups 1 and 2."""
 _SIDE = re.compile(r"\b(left|right|Left|Right)\b")

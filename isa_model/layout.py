@@ -1,10 +1,10 @@
 """Where an instruction puts its edit, read off its words (`model.layout`), as layout-grounded generators read a
 prompt's boxes before drawing.
 
-An instruction names places on a 5 x 5 grid of the clip ("on the far left", "moving from the middle to the
+An instruction names places on a 7 x 7 grid of the clip ("on the far left", "moving from the mid-left to the
 lower middle"; curation/editors/instructions.py, `place_name`). An added object is nowhere in the source, so
 those words are the model's only clue to where it goes, and the 255 addition pairs of a training set are too
-few to learn 25 places and their 625 paths from a text tower that starts at random: on seed 37 `small` painted
+few to learn 49 places and their 2,401 paths from a text tower that starts at random: on seed 37 `small` painted
 nothing (+0.00 dB) where a guess that reads the same words gains +1.57 (docs/MODEL.md, "What the instruction's
 words allow an addition"). So the words' geometry is parsed here, exactly, and the model gets each token's
 offset from the named path (`layout_features`); what to paint there it still learns from the text.
@@ -22,19 +22,24 @@ import torch
 
 from isa_model.augment import PATH, PLACE, unquoted
 
-COLUMN_CENTRES = {"far left": 0.1, "left": 0.3, "middle": 0.5, "right": 0.7, "far right": 0.9}
-ROW_CENTRES = {"top": 0.1, "upper": 0.3, "lower": 0.7, "bottom": 0.9}
-"""The centres of curation's five columns and rows (PLACE_EDGES 0.2, 0.4, 0.6, 0.8); "middle" is 0.5 either way."""
+PLACE_WIDTH = 1 / 7
+"""Curation's seven columns and rows (PLACE_EDGES k / 7) are this wide."""
+COLUMN_CENTRES = {name: (k + 0.5) * PLACE_WIDTH for k, name in
+                  enumerate(("far left", "left", "mid-left", "middle", "mid-right", "right", "far right"))}
+ROW_CENTRES = {name: (k + 0.5) * PLACE_WIDTH for k, name in
+               enumerate(("top", "upper", "mid-upper", "middle", "mid-lower", "lower", "bottom"))}
+"""The centres of curation's columns and rows; "middle" is 0.5 either way."""
 LAYOUT_SIZE = 5
 _AT = re.compile(rf"\b(?:on|in|at) the ({PLACE})\b")
-LAYOUT_BANDS = 4
-"""Frequencies of a token's offset from the path (pi * 2**k, k < 4): a place is 0.2 of the clip wide."""
+LAYOUT_BANDS = 5
+"""Frequencies of a token's offset from the path (pi * 2**k, k < 5): the finest has a period of 1/8 of the
+clip, under a place's width."""
 
 
 def place_centre(place: str) -> tuple[float, float]:
-    """(x, y) in [0, 1] of one of the 25 places `place_name` writes ("upper far left", "top middle", "left")."""
+    """(x, y) in [0, 1] of one of the 49 places `place_name` writes ("upper far left", "top middle", "mid-left")."""
     words = place.split(" ", 1)
-    if words[0] in ROW_CENTRES:
+    if len(words) == 2 and words[0] in ROW_CENTRES:
         return COLUMN_CENTRES[words[1]], ROW_CENTRES[words[0]]
     return COLUMN_CENTRES[place], 0.5
 
@@ -57,12 +62,12 @@ def instruction_layout(instruction: str) -> np.ndarray:
 def layout_features(coords: torch.Tensor, layout: torch.Tensor, bands: int = LAYOUT_BANDS) -> torch.Tensor:
     """Each token's offset from where the named path is at its time: coords (B, N, 3) (t, y, x) fractions of the
     clip (`model.token_coords`), layout (B, 5) -> (B, N, 2 + 4 * bands): the layout's flag, a closeness
-    exp(-|d|^2 / 0.02) (1 on the path, 0.37 a place away), and Fourier features of the offset d (x, y). The path
+    exp(-|d|^2 / PLACE_WIDTH^2) (1 on the path, 0.37 a place away), and Fourier features of the offset d (x, y). The path
     is walked from start to end over the whole clip; a token of an instruction without a place gets zeros."""
     start, end, present = layout[:, None, 0:2], layout[:, None, 2:4], layout[:, None, 4:5]  # (B, 1, 2/2/1)
     at = start + (end - start) * coords[..., :1]  # (B, N, 2): the path's point at each token's time
     offset = coords[..., [2, 1]] - at  # (B, N, 2) in x, y
-    closeness = torch.exp(-(offset**2).sum(-1, keepdim=True) / 0.02)  # (B, N, 1)
+    closeness = torch.exp(-(offset**2).sum(-1, keepdim=True) / PLACE_WIDTH**2)  # (B, N, 1)
     freqs = torch.pi * 2.0 ** torch.arange(bands, device=coords.device, dtype=torch.float32)  # (bands,)
     angles = (offset[..., None] * freqs).flatten(-2)  # (B, N, 2 * bands)
     feats = torch.cat([torch.ones_like(closeness), closeness, angles.sin(), angles.cos()], dim=-1)

@@ -25,7 +25,7 @@ def root(tmp_path_factory):
 
 
 def test_every_path_curation_names_is_walked_backwards():
-    assert len(PLACES) == 25
+    assert len(PLACES) == 49
     for start, end in itertools.product(PLACES, repeat=2):
         text = f"Put a small red object moving from the {start} to the {end} into the scene."
         assert reverse_instruction(text) == f"Put a small red object moving from the {end} to the {start} into the scene."

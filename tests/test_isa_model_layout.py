@@ -34,27 +34,27 @@ def test_every_place_curation_names_parses_back_to_its_cells_centre():
 
 def test_an_instruction_names_a_path_a_place_or_nothing():
     mask = np.zeros((10, 90, 160), bool)
-    for t in range(10):  # from the far left, middle row, to the lower right
+    for t in range(10):  # from the far left, middle row, to the mid-lower right
         mask[t, 40 + 2 * t : 50 + 2 * t, 5 + 12 * t : 20 + 12 * t] = True
     frames = np.full((10, 90, 160, 3), 40, np.uint8)
     frames[mask] = (200, 30, 30)
     moving = f"Put a {describe_object(frames, mask)} into the scene."
-    assert "moving from the far left to the lower right" in moving
-    assert instruction_layout(moving).tolist() == pytest.approx([0.1, 0.5, 0.7, 0.7, 1.0])
+    assert "moving from the far left to the mid-lower right" in moving
+    assert instruction_layout(moving).tolist() == pytest.approx([1 / 14, 0.5, 11 / 14, 9 / 14, 1.0])
     assert instruction_layout("Remove the small red object in the upper far right.").tolist() == pytest.approx(
-        [0.9, 0.3, 0.9, 0.3, 1.0])
+        [13 / 14, 3 / 14, 13 / 14, 3 / 14, 1.0])
     assert not instruction_layout("Turn the video into a pencil sketch.").any()
     assert not instruction_layout('Add the caption "on the left" to the video.').any()  # quoted: content
     mirrored, reversed_ = instruction_layout(mirror_instruction(moving)), instruction_layout(reverse_instruction(moving))
-    assert mirrored.tolist() == pytest.approx([0.9, 0.5, 0.3, 0.7, 1.0])  # x mirrored
-    assert reversed_.tolist() == pytest.approx([0.7, 0.7, 0.1, 0.5, 1.0])  # ends swapped
+    assert mirrored.tolist() == pytest.approx([13 / 14, 0.5, 3 / 14, 9 / 14, 1.0])  # x mirrored
+    assert reversed_.tolist() == pytest.approx([11 / 14, 9 / 14, 1 / 14, 0.5, 1.0])  # ends swapped
 
 
 def test_layout_features_follow_the_path_in_time():
     layout = torch.tensor([[0.1, 0.5, 0.9, 0.5, 1.0], [0.0, 0.0, 0.0, 0.0, 0.0]])  # a path; nothing named
     coords = torch.tensor([[[0.0, 0.5, 0.1], [0.5, 0.5, 0.5], [1.0, 0.5, 0.9], [0.0, 0.5, 0.9]]])  # (t, y, x)
-    feats = layout_features(coords.expand(2, -1, -1), layout)  # (2, 4, 18)
-    assert feats.shape == (2, 4, 18) and not feats[1].any()
+    feats = layout_features(coords.expand(2, -1, -1), layout)  # (2, 4, 22)
+    assert feats.shape == (2, 4, 22) and not feats[1].any()
     assert feats[0, :3, 1].tolist() == pytest.approx([1.0, 1.0, 1.0])  # on the path at each token's time
     assert feats[0, 3, 1] < 1e-6  # the path's end, at its start time: 0.8 of the clip away
     assert feats[0, :, 0].tolist() == [1.0] * 4

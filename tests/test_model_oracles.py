@@ -81,8 +81,8 @@ def test_the_named_path_is_measured_on_the_whole_clip_as_the_instruction_is():
         mask[t, 40:50, 5 + 6 * t : 25 + 6 * t] = True
     named = addition.named_path(mask)
     assert (named.first, named.last) == (2, 19)
-    assert torch.allclose(named.start, torch.tensor([26.5 / 160, 44.5 / 90]))  # pixel indices, as describe_object
-    assert torch.allclose(named.end, torch.tensor([128.5 / 160, 44.5 / 90]))
+    assert torch.allclose(named.start, torch.tensor([27 / 160, 45 / 90]))  # pixel centres, as describe_object
+    assert torch.allclose(named.end, torch.tensor([129 / 160, 45 / 90]))
     times = addition.path_times([0, 2, 10, 19, 23], named.first, named.last)  # clip frames a sample reads
     assert times[0].isnan() and times[4].isnan() and times[1:4].tolist() == pytest.approx([0.0, 8 / 17, 1.0])
     with pytest.raises(oracles.EditError, match="shows it in 1 of 24 frames"):
@@ -125,11 +125,14 @@ def test_an_instructions_words_are_read_as_describe_object_wrote_them():
 
     frames = np.zeros((6, 90, 160, 3), np.uint8)
     mask = np.zeros((6, 90, 160), bool)
-    mask[:, 10:50, 20:80] = True  # 17 % of the frame: large
+    mask[:, 10:50, 20:80] = True  # 17 % of the frame: huge
     frames[mask] = (200, 30, 30)
     text = f"Put a {describe_object(frames, mask)} into the scene."
-    assert addition.instruction_words(text) == ("large", "red")
-    assert addition.instruction_words("Insert a grey object on the far left into the video.") == ("", "grey")
+    assert addition.instruction_words(text) == ("huge", "red")
+    assert addition.instruction_words("Insert a very small light grey object on the far left into the video.") == (
+        "very small", "light grey")
+    assert addition.instruction_words("Bring a small dark brown object on the mid-left into the shot.") == (
+        "small", "dark brown")
     assert addition.instruction_words("Add a horse running to the left.") == ("?", "?")  # named by its class
 
 

@@ -98,6 +98,13 @@ GENERIC_CLASSES = ("object", "moving object", "moving-object", "")
 HUE_NAMES = ((15, "red"), (40, "orange"), (70, "yellow"), (165, "green"), (200, "cyan"), (260, "blue"),
              (300, "purple"), (345, "pink"), (360, "red"))
 """Upper hue bound (degrees) of each colour name."""
+SHADES = ("dark", "light")
+"""The shade words colour_name puts before a hue or grey (never black or white)."""
+SIZE_NAMES = ((0.015, "tiny"), (0.025, "very small"), (0.04, "small"), (0.06, "medium-sized"), (0.09, "large"),
+              (0.14, "very large"), (float("inf"), "huge"))
+"""Upper bound of each size word: the object's mean share of the frame over the frames that show it. Each
+step is about 1.5x in area; an addition's instruction needs a size word for every object, since its size is
+not in the source (benchmarks/model_oracles.py addition)."""
 MAX_CHARS = 300
 _QUOTE_END = re.compile(r'([.!?])"\.$')
 Rewrite = Callable[[str, Mapping[str, str]], str]
@@ -114,23 +121,36 @@ class Instruction:
 
 def colour_name(pixels: np.ndarray) -> str:
     """The colour a person would call (N, 3) RGB uint8 pixels: a hue name when most are saturated, else
-    white, grey or black by brightness (orange that is dark is brown)."""
+    white, grey or black by brightness (orange that is dark is brown). A hue or grey also takes a shade word:
+    "dark" below a median brightness (HSV value) of 110 (grey: 100), "light" for a pale hue (brighter than 180,
+    saturation under 150) or a grey brighter than 150. On five corpus seeds' additions the shade words raised
+    the LS guess of an added object by 0.1-0.4 dB (benchmarks/model_oracles.py addition)."""
     hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_RGB2HSV_FULL).reshape(-1, 3).astype(np.float64)
     saturated = hsv[(hsv[:, 1] > 70) & (hsv[:, 2] > 50)]
     if len(saturated) >= 0.4 * len(hsv):
         angle = saturated[:, 0] * (2 * np.pi / 256)
         hue = float(np.degrees(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) % 360)
         name = next(n for bound, n in HUE_NAMES if hue < bound)
-        return "brown" if name == "orange" and np.median(saturated[:, 2]) < 150 else name
+        saturation, value = (float(v) for v in np.median(saturated[:, 1:], axis=0))  # HSV: S, V
+        pale = value > 180 and saturation < 150
+        return ("dark " if value < 110 else "light " if pale else "") + ("brown" if name == "orange" and value < 150 else name)
     value = float(np.median(hsv[:, 2]))
-    return "white" if value > 190 else "black" if value < 60 else "grey"
+    if value > 190 or value < 60:
+        return "white" if value > 190 else "black"
+    return ("dark " if value < 100 else "light " if value > 150 else "") + "grey"
 
 
-PLACE_EDGES = (0.2, 0.4, 0.6, 0.8)
-"""Where one of five columns (and rows) of the frame ends: a place is one of 25, fine enough that the LS
-guess of an added object at its named path gains over the copy (benchmarks/model_oracles.py addition)."""
-COLUMNS = ("far left", "left", "", "right", "far right")
-ROWS = ("top", "upper", "", "lower", "bottom")
+def size_name(area: float) -> str:
+    """The size word of an object covering `area` of the frame (SIZE_NAMES)."""
+    return next(word for bound, word in SIZE_NAMES if area < bound)
+
+
+PLACE_EDGES = tuple(k / 7 for k in range(1, 7))
+"""Where one of seven columns (and rows) of the frame ends: a place is one of 49. On five columns the LS guess
+of an added object at its named path, in the colour and size its words tell, gained +0.3 to +1.5 dB over the
+copy on five corpus seeds' val; on seven +1.4 to +2.1 (benchmarks/model_oracles.py addition, docs/MODEL.md)."""
+COLUMNS = ("far left", "left", "mid-left", "", "mid-right", "right", "far right")
+ROWS = ("top", "upper", "mid-upper", "", "mid-lower", "lower", "bottom")
 
 
 def place_index(v: float, edges: tuple[float, ...] = PLACE_EDGES) -> int:
@@ -139,8 +159,8 @@ def place_index(v: float, edges: tuple[float, ...] = PLACE_EDGES) -> int:
 
 
 def place_name(x: float, y: float) -> str:
-    """One of 25 places for a point (x, y) in [0, 1] of the frame: "upper far left", "left", "top middle",
-    "middle", ..."""
+    """One of 49 places for a point (x, y) in [0, 1] of the frame: "upper far left", "mid-left", "top middle",
+    "mid-lower mid-right", "middle", ..."""
     column, row = COLUMNS[place_index(x)], ROWS[place_index(y)]
     return f"{row} {column}" if row and column else column or (f"{row} middle" if row else "middle")
 
@@ -170,26 +190,25 @@ def object_path(mask: np.ndarray) -> ObjectPath | None:
 
     def centre(m: np.ndarray) -> tuple[float, float]:
         ys, xs = np.nonzero(m)[-2:]
-        return float(xs.mean() / w), float(ys.mean() / h)
+        return float((xs.mean() + 0.5) / w), float((ys.mean() + 0.5) / h)  # pixel centres: a mirror maps x to 1 - x
 
     return ObjectPath(int(shown[0]), int(shown[-1]), centre(mask[shown[0]]), centre(mask[shown[-1]]), centre(mask))
 
 
 def describe_object(frames: np.ndarray, mask: np.ndarray) -> str:
     """An object without a class name as the eye sees it: size, colour and place, from its (T, H, W) mask
-    over (T, H, W, 3) frames, e.g. "small red object on the far left". An object whose centre goes from one
-    of the 25 places to another, between the first and last frames that show it, is named by its path ("...
-    moving from the left to the upper far right"): without it an addition's instruction cannot say where the
-    object goes."""
+    over (T, H, W, 3) frames, e.g. "small dark red object on the far left". An object whose centre goes from
+    one of the 49 places to another, between the first and last frames that show it, is named by its path
+    ("... moving from the mid-left to the upper far right"): without it an addition's instruction cannot say
+    where the object goes."""
     path = object_path(mask)
     if path is None:
         return "object"
     area = float(mask[mask.any(axis=(1, 2))].mean())
-    size = "small " if area < 0.02 else "large " if area > 0.12 else ""
     start, end = place_name(*path.start), place_name(*path.end)
     where = f"moving from the {start} to the {end}" if start != end else _at(place_name(*path.mean))
     pixels = frames[mask][:: max(1, int(mask.sum()) // 20000)]  # (N, 3), at most ~20k samples
-    return f"{size}{colour_name(pixels)} object {where}"
+    return f"{size_name(area)} {colour_name(pixels)} object {where}"
 
 
 def template_key(edit_type: str, slots: Mapping[str, str]) -> str:

@@ -206,7 +206,8 @@ def is_random_init(weights_id: str | None) -> bool:
 
 class PairsStage(Stage):
     name = "pairs"
-    version = "1.1"  # 1.1: text edits, objects named by appearance, object gates, per-gate counts in scores
+    version = "1.2"  # 1.1: text edits, objects named by appearance, object gates, per-gate counts in scores; 1.2: places on
+    # a 7 x 7 grid, every unnamed object sized, hues and greys shaded
     resources = Resources(num_cpus=1.0)
     writes = ("edit_pairs", "scores", "errors")
     Config = PairsConfig
