@@ -24,9 +24,9 @@ colour over the source):
   uniform over the frame (an instruction naming one place, as they did before naming paths, on nine: `--grid 3`);
 - `named path`: start and end uniform in the places the object is first and last seen (what instructions name);
 - `named path, its words`: the same paths in the colour and size the instruction's words tell: the mean colour of
-  the objects its colour word names and the mean area of those its size word names, over the addition pairs of a
-  train split (`--prior-from`, default the set's own). What a model that reads the instruction can know; the
-  guesses above know each object's own colour and area.
+  the objects its colour word names and the mean area of those its size word names, over the addition pairs of
+  train splits (`--prior-from`, repeatable, default the set's own). What a model that reads the instruction can
+  know; the guesses above know each object's own colour and area.
 Places and paths are measured as the instruction measures them, on the whole clip (curation/editors/instructions.py;
 PLACE_EDGES, `--grid N` for N x N); a sample's frames lie on the path where they lie in the clip.
 
@@ -40,7 +40,7 @@ pixel is the mean, over the draws a model cannot tell apart, of the clips they m
 - `exact plan`: the pair's own plan drawn again on the source (only the file's encode separates it from the target).
 
     python benchmarks/model_oracles.py addition|add_text out/pairs [--split val] [--grid N] [--cut C]
-        [--prior-from out/other_pairs] [--out benchmarks/results/x.json]
+        [--prior-from out/other_pairs ...] [--out benchmarks/results/x.json]
 """
 
 from __future__ import annotations
@@ -180,19 +180,21 @@ def read_addition(root: Root, row: dict, cfg: ModelConfig, stride: int) -> Addit
     return AdditionClip(src, tgt, m, idx, available, named_path(mask))
 
 
-def word_prior(root: Root, rows: list[dict], cfg: ModelConfig, stride: int) -> WordPrior:
-    """WordPrior.fit over the addition rows of `rows` (a train split) whose object can be read."""
+def word_prior(taught: list[EditPairs]) -> WordPrior:
+    """WordPrior.fit over the addition rows of the `taught` splits whose object can be read."""
     objects = []
-    for row in rows:
-        if row["edit_type"] != "addition":
-            continue
-        try:
-            clip = read_addition(root, row, cfg, stride)
-            objects.append((instruction_words(row["instruction"]), added_object(clip.source, clip.target, clip.mask)))
-        except (KeyError, TypeError, ValueError, EditError, VideoError, ManifestError):
-            continue
+    for pairs in taught:
+        for row in pairs.rows:
+            if row["edit_type"] != "addition":
+                continue
+            try:
+                clip = read_addition(pairs.root, row, pairs.cfg, pairs.stride)
+                objects.append((instruction_words(row["instruction"]), added_object(clip.source, clip.target, clip.mask)))
+            except (KeyError, TypeError, ValueError, EditError, VideoError, ManifestError):
+                continue
     if not objects:
-        raise EditError(f"{root}: no readable addition pairs to learn the words' colours and sizes from")
+        raise EditError(f"{', '.join(str(p.root) for p in taught)}: no readable addition pairs to learn the words' "
+                        "colours and sizes from")
     return WordPrior.fit(objects)
 
 
@@ -241,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default="small", help="the model config whose bucket and frames to read")
     p.add_argument("--grid", type=int, help="addition: places on an N x N grid (default: the instruction's)")
     p.add_argument("--cut", type=float, help="the guesses' cut (default: the config's train.mask_threshold)")
-    p.add_argument("--prior-from", help="addition: the pair set whose train split teaches the words' colours and "
-                   "sizes (default: root's own)")
+    p.add_argument("--prior-from", action="append", help="addition: a pair set whose train split teaches the words' "
+                   "colours and sizes (repeat for several; default: root's own)")
     p.add_argument("--out", help="write the table as JSON here")
     args = p.parse_args(argv)
     if args.grid is not None and args.grid < 1 or args.cut is not None and not 0 < args.cut <= 1:
@@ -253,10 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     pairs = EditPairs(args.root, args.split, cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
     prior = None
     if args.edit_type == "addition":
-        taught = EditPairs(args.prior_from or args.root, "train", cfg.model, seed=0, stride=cfg.data.frame_stride,
-                           train=False)
+        taught = [EditPairs(root, "train", cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
+                  for root in args.prior_from or [args.root]]
         try:
-            prior = word_prior(taught.root, taught.rows, taught.cfg, taught.stride)
+            prior = word_prior(taught)
         except EditError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
@@ -290,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
                                               "split": args.split, "pairs": len(per_pair),
                                               "cut": cut, **({"place_edges": edges,
-                                                                "words_from": Path(args.prior_from or args.root).name}
+                                                                "words_from": [Path(r).name for r in args.prior_from or [args.root]]}
                                                              if args.edit_type == "addition" else {}),
                                               "skipped": len(skipped), "clips": table, "per_pair": per_pair},
                                              indent=1))

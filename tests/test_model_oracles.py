@@ -234,3 +234,12 @@ def test_a_set_without_the_type_is_a_one_line_error(tmp_path, capsys, edit_type)
     assert oracles.main([edit_type, str(root), "--config", "tiny"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and f"no readable {edit_type} pairs" in err and "\n" not in err
+
+
+def test_words_taught_by_several_sets_without_additions_is_a_one_line_error(tmp_path, capsys):
+    root = pair_set(tmp_path / "pairs")  # synthetic edits: no addition to learn the words from
+    assert oracles.main(["addition", str(root), "--config", "tiny", "--prior-from", str(root),
+                         "--prior-from", str(root)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and err.count(str(root)) == 2 and "no readable addition pairs to learn" in err
+    assert "\n" not in err
