@@ -289,10 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in table.items():
         print(f"{name:36s} {row['psnr']:7.2f} {row['gain_db']:+7.2f}")
     if args.out:
+        words_from = [Path(r).name for r in args.prior_from or [args.root]]
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
                                               "split": args.split, "pairs": len(per_pair),
-                                              "cut": cut, **({"place_edges": edges,
-                                                                "words_from": [Path(r).name for r in args.prior_from or [args.root]]}
+                                              "cut": cut, **({"place_edges": edges, "words_from": words_from}
                                                              if args.edit_type == "addition" else {}),
                                               "skipped": len(skipped), "clips": table, "per_pair": per_pair},
                                              indent=1))
