@@ -123,8 +123,8 @@ def colour_name(pixels: np.ndarray) -> str:
     """The colour a person would call (N, 3) RGB uint8 pixels: a hue name when most are saturated, else
     white, grey or black by brightness (orange that is dark is brown). A hue or grey also takes a shade word:
     "dark" below a median brightness (HSV value) of 110 (grey: 100), "light" for a pale hue (brighter than 180,
-    saturation under 150) or a grey brighter than 150. On five corpus seeds' additions the shade words raised
-    the LS guess of an added object by 0.1-0.4 dB (benchmarks/model_oracles.py addition)."""
+    saturation under 150) or a grey brighter than 150. The shades tell an added object's colour better than the
+    hue alone (docs/MODEL.md, "Instructions that say more of an added object")."""
     hsv = cv2.cvtColor(pixels.reshape(-1, 1, 3), cv2.COLOR_RGB2HSV_FULL).reshape(-1, 3).astype(np.float64)
     saturated = hsv[(hsv[:, 1] > 70) & (hsv[:, 2] > 50)]
     if len(saturated) >= 0.4 * len(hsv):
@@ -146,9 +146,10 @@ def size_name(area: float) -> str:
 
 
 PLACE_EDGES = tuple(k / 7 for k in range(1, 7))
-"""Where one of seven columns (and rows) of the frame ends: a place is one of 49. On five columns the LS guess
-of an added object at its named path, in the colour and size its words tell, gained +0.3 to +1.5 dB over the
-copy on five corpus seeds' val; on seven +1.4 to +2.1 (benchmarks/model_oracles.py addition, docs/MODEL.md)."""
+"""Where one of seven columns (and rows) of the frame ends: a place is one of 49. The LS guess of an added object
+along its named path, in the colour and size its words tell, gained +0.86 and +1.40 dB over the copy on two
+seeds' val with 25 places and the older words, +2.49 and +2.24 with these (benchmarks/model_oracles.py addition;
+docs/MODEL.md, "Instructions that say more of an added object")."""
 COLUMNS = ("far left", "left", "mid-left", "", "mid-right", "right", "far right")
 ROWS = ("top", "upper", "mid-upper", "", "mid-lower", "lower", "bottom")
 
