@@ -147,9 +147,9 @@ def size_name(area: float) -> str:
 
 PLACE_EDGES = tuple(k / 7 for k in range(1, 7))
 """Where one of seven columns (and rows) of the frame ends: a place is one of 49. The LS guess of an added object
-along its named path, in the colour and size its words tell, gained +0.86 and +1.40 dB over the copy on two
-seeds' val with 25 places and the older words, +2.49 and +2.24 with these (benchmarks/model_oracles.py addition;
-docs/MODEL.md, "Instructions that say more of an added object")."""
+along its named path, in the colour and size its words tell, gained +0.86 and +1.40 dB over the copy on seeds 41
+and 37's val with 25 places and the older words, +2.49 and +2.24 on seeds 42 and 37's with these
+(benchmarks/model_oracles.py addition; docs/MODEL.md, "Instructions that say more of an added object")."""
 COLUMNS = ("far left", "left", "mid-left", "", "mid-right", "right", "far right")
 ROWS = ("top", "upper", "mid-upper", "", "mid-lower", "lower", "bottom")
 
