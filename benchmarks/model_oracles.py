@@ -254,9 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     cut = cfg.train.mask_threshold if args.cut is None else args.cut
     pairs = EditPairs(args.root, args.split, cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
     prior = None
+    words_from = args.prior_from or [args.root]  # the sets whose train splits teach the words
     if args.edit_type == "addition":
         taught = [EditPairs(root, "train", cfg.model, seed=0, stride=cfg.data.frame_stride, train=False)
-                  for root in args.prior_from or [args.root]]
+                  for root in words_from]
         try:
             prior = word_prior(taught)
         except EditError as exc:
@@ -289,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in table.items():
         print(f"{name:36s} {row['psnr']:7.2f} {row['gain_db']:+7.2f}")
     if args.out:
-        words_from = [Path(r).name for r in args.prior_from or [args.root]]
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
                                               "split": args.split, "pairs": len(per_pair),
-                                              "cut": cut, **({"place_edges": edges, "words_from": words_from}
+                                              "cut": cut, **({"place_edges": edges,
+                                                                "words_from": [Path(r).name for r in words_from]}
                                                              if args.edit_type == "addition" else {}),
                                               "skipped": len(skipped), "clips": table, "per_pair": per_pair},
                                              indent=1))

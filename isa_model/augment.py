@@ -20,8 +20,17 @@ import torch
 AUGMENT_SKIPS = frozenset({"add_text", "remove_text"})
 """Edit types never mirrored or reversed."""
 
-_COLUMN = r"(?:far left|far right|mid-left|mid-right|left|right|middle)"
-_ROW = r"(?:top|upper|mid-upper|mid-lower|lower|bottom)"
+COLUMN_NAMES = ("far left", "left", "mid-left", "middle", "mid-right", "right", "far right")
+ROW_NAMES = ("top", "upper", "mid-upper", "middle", "mid-lower", "lower", "bottom")
+"""Curation's seven columns and rows, left to right and top to bottom (a row is named only beside a column)."""
+
+
+def _either(names: tuple[str, ...]) -> str:
+    return "(?:" + "|".join(sorted(names, key=len, reverse=True)) + ")"  # "mid-left" is tried before "left"
+
+
+_COLUMN = _either(COLUMN_NAMES)
+_ROW = _either(tuple(n for n in ROW_NAMES if n != "middle"))
 PLACE = rf"(?:{_ROW} {_COLUMN}|{_COLUMN})"
 """The places curation names (curation/editors/instructions.py, `place_name`): 49 of them."""
 PATH = re.compile(rf"\bfrom the ({PLACE}) to the ({PLACE})\b")

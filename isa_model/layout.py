@@ -20,14 +20,12 @@ import re
 import numpy as np
 import torch
 
-from isa_model.augment import PATH, PLACE, unquoted
+from isa_model.augment import COLUMN_NAMES, PATH, PLACE, ROW_NAMES, unquoted
 
 PLACE_WIDTH = 1 / 7
 """Curation's seven columns and rows (PLACE_EDGES k / 7) are this wide."""
-COLUMN_CENTRES = {name: (k + 0.5) * PLACE_WIDTH for k, name in
-                  enumerate(("far left", "left", "mid-left", "middle", "mid-right", "right", "far right"))}
-ROW_CENTRES = {name: (k + 0.5) * PLACE_WIDTH for k, name in
-               enumerate(("top", "upper", "mid-upper", "middle", "mid-lower", "lower", "bottom"))}
+COLUMN_CENTRES = {name: (k + 0.5) * PLACE_WIDTH for k, name in enumerate(COLUMN_NAMES)}
+ROW_CENTRES = {name: (k + 0.5) * PLACE_WIDTH for k, name in enumerate(ROW_NAMES)}
 """The centres of curation's columns and rows; "middle" is 0.5 either way."""
 LAYOUT_SIZE = 5
 _AT = re.compile(rf"\b(?:on|in|at) the ({PLACE})\b")

@@ -132,12 +132,18 @@ def colour_name(pixels: np.ndarray) -> str:
         hue = float(np.degrees(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean())) % 360)
         name = next(n for bound, n in HUE_NAMES if hue < bound)
         saturation, value = (float(v) for v in np.median(saturated[:, 1:], axis=0))  # HSV: S, V
-        pale = value > 180 and saturation < 150
-        return ("dark " if value < 110 else "light " if pale else "") + ("brown" if name == "orange" and value < 150 else name)
+        name = "brown" if name == "orange" and value < 150 else name
+        return _shaded(name, dark=value < 110, light=value > 180 and saturation < 150)
     value = float(np.median(hsv[:, 2]))
     if value > 190 or value < 60:
         return "white" if value > 190 else "black"
-    return ("dark " if value < 100 else "light " if value > 150 else "") + "grey"
+    return _shaded("grey", dark=value < 100, light=value > 150)
+
+
+def _shaded(name: str, dark: bool, light: bool) -> str:
+    """`name` with its shade word (SHADES) in front, if any."""
+    shade = SHADES[0] if dark else SHADES[1] if light else ""
+    return f"{shade} {name}" if shade else name
 
 
 def size_name(area: float) -> str:
