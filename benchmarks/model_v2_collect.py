@@ -117,7 +117,7 @@ def _num(value: float | None) -> float:
 
 
 def main(argv: list[str]) -> int:
-    if argv[0] == "--choose":
+    if argv[:1] == ["--choose"]:
         p = argparse.ArgumentParser(prog="model_v2_collect.py --choose")
         p.add_argument("runs", type=Path)
         p.add_argument("phase", nargs="?", default="ablation")
@@ -125,7 +125,15 @@ def main(argv: list[str]) -> int:
         args = p.parse_args(argv[1:])
         print(*choose(args.runs, args.phase, args.quoted))
         return 0
-    runs, phase, dest = Path(argv[0]), argv[1], Path(argv[2])
+    p = argparse.ArgumentParser(prog="model_v2_collect.py", description="gather a phase's runs into one JSON "
+                                "(or --choose RUNS [PHASE] [--quoted NAME]: the settings the unquoted reports pick)")
+    p.add_argument("runs", type=Path, help="benchmarks/model_v2_gpu.sh's RUNS folder")
+    p.add_argument("phase", help="ablation, train or quality")
+    p.add_argument("dest", type=Path, help="the JSON to write")
+    args = p.parse_args(argv)
+    runs, phase, dest = args.runs, args.phase, args.dest
+    if not runs.is_dir():
+        p.error(f"{runs}: no such folder of runs")
     result = {run.name: run_summary(run, phase) for run in sorted(runs.iterdir()) if run.is_dir()}
     dest.write_text(json.dumps(result, indent=1))
     for name, r in result.items():

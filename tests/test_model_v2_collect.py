@@ -150,3 +150,10 @@ def test_summary_lines_name_the_checkpoint_each_report_scored(tmp_path: Path) ->
                             capture_output=True, text=True, check=True)
     lines = dict(line.split()[1:3] for line in result.stdout.splitlines())
     assert lines == {"val": "step_0003466", "val-resumed": "step_0003241"}
+
+
+def test_gathering_without_a_runs_folder_is_one_line(tmp_path: Path) -> None:
+    for args in ([], [str(tmp_path / "missing"), "quality", str(tmp_path / "q.json")]):
+        result = subprocess.run([sys.executable, str(TOOL), *args], capture_output=True, text=True)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines()[-1].startswith("model_v2_collect.py: error:")
