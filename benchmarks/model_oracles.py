@@ -30,14 +30,15 @@ colour over the source):
 Places and paths are measured as the instruction measures them, on the whole clip (curation/editors/instructions.py;
 PLACE_EDGES, `--grid N` for N x N); a sample's frames lie on the path where they lie in the clip.
 
-`add_text`: least-squares guesses of ideal models. The instruction names the text, its kind (subtitle,
-caption or sign), its place and whether it moves; the editor (curation/editors/text.py) also draws a font, a
-size and, for captions and signs, a colour, none of which the instruction names. Under a squared error the best guess of each
-pixel is the mean, over the draws a model cannot tell apart, of the clips they make:
+`add_text`: least-squares guesses of ideal models. The editor (curation/editors/text.py) draws a text, its kind
+(subtitle, caption or sign), place and motion, a font, a size and, for captions and signs, a colour. Up to pairs
+stage 1.2 the instruction named the first four; since 1.3 it names them all. Under a squared error the best guess
+of each pixel is the mean, over the draws a model cannot tell apart, of the clips they make:
 - `words unknown`: the mean over every text, font, size and colour of the pair's kind (reads kind, place, motion);
-- `today`: the mean over every font, size and colour (reads the instruction as it is);
-- `names size, colour`: the mean over the fonts alone (an instruction that also named size and colour);
-- `exact plan`: the pair's own plan drawn again on the source (only the file's encode separates it from the target).
+- `the text`: the mean over every font, size and colour (reads an instruction of pairs stage 1.2);
+- `names size, colour`: the mean over the fonts alone;
+- `exact plan`: the pair's own plan drawn again on the source (reads an instruction of 1.3; only the file's encode
+  separates it from the target).
 
     python benchmarks/model_oracles.py addition|add_text out/pairs [--split val] [--grid N] [--cut C]
         [--prior-from out/other_pairs ...] [--out benchmarks/results/x.json]
@@ -82,7 +83,7 @@ from manifests.media.probe import VideoError
 from manifests.storage import Root
 from manifests.uris import local_file
 
-KNOWN = {"words unknown": (), "today": ("text",), "names size, colour": ("text", "size", "fill"),
+KNOWN = {"words unknown": (), "the text": ("text",), "names size, colour": ("text", "size", "fill"),
          "exact plan": ("text", "font", "size", "fill")}
 """add_text guess -> the plan fields it knows; it averages over the others."""
 

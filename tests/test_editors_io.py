@@ -127,7 +127,7 @@ def test_every_template_fills_and_phrasings_vary_by_seed(key):
     edit_type, _, sub = key.partition("/")
     slots = {"object": "horse", "colour": "blue", "background": "a brick wall", "style": "sepia",
              "mode": sub or "blur", "family": sub or "art", "text": "OPEN", "kind": "sign", "place": "on the left",
-             "motion": "moving"}
+             "motion": "moving", "size": "large", "font": "sans bold"}
     texts = {make_instruction(edit_type, slots, seed).text for seed in range(24)}
     assert len(texts) == len(TEMPLATES[key]) >= 3
     assert all("{" not in t and t.endswith(".") for t in texts)

@@ -191,7 +191,7 @@ def test_each_text_guess_averages_the_draws_it_cannot_tell_apart():
     assert float(guesses["exact plan"][0, 0, 0, 0]) == draws.index(PLAN)
     assert float(guesses["names size, colour"][0, 0, 0, 0]) == mean_of(
         lambda d: (d.text, d.size, d.fill) == ("OPEN", "large", "red"))
-    assert float(guesses["today"][0, 0, 0, 0]) == mean_of(lambda d: d.text == "OPEN")
+    assert float(guesses["the text"][0, 0, 0, 0]) == mean_of(lambda d: d.text == "OPEN")
     assert float(guesses["words unknown"][0, 0, 0, 0]) == mean_of(lambda d: True)
 
 
@@ -225,7 +225,7 @@ def test_a_text_pair_scored_end_to_end_draws_its_own_target_again(tmp_path: Path
     score = {name: float(oracles.psnr(c[None], target_clip[None])) for name, c in clips.items()}
     assert score["exact plan"] > score["copy"] + 15  # the plan as the editor drew it, up to the encode
     assert score["exact plan"] > score["names size, colour"] > score["copy"]
-    assert score["today"] > score["copy"] and score["words unknown"] > score["copy"]
+    assert score["the text"] > score["copy"] and score["words unknown"] > score["copy"]
 
 
 @pytest.mark.parametrize("edit_type", ["addition", "add_text"])

@@ -71,13 +71,27 @@ def test_instructions_quote_the_text(frames: np.ndarray) -> None:
             text = make_instruction(result.edit_type, result.slots, seed).text
             assert f'"{result.slots["text"]}"' in text and "{" not in text
             assert not any(f'{mark}".' in text for mark in ".!?")  # a quote ending a sentence ends it
-    slots = {"text": "Look over there!", "kind": "subtitle", "place": "at the bottom", "motion": "static"}
+    slots = {"text": "Look over there!", "kind": "subtitle", "place": "at the bottom", "motion": "static",
+             "size": "small", "colour": "white", "font": "mono"}
     texts = {make_instruction(name, slots, s).text for name in ("add_text", "remove_text") for s in range(20)}
     assert 'Take out the subtitle that says "Look over there!"' in texts and not any('!".' in t for t in texts)
-    moving = get_editor("add_text", TextConfig(motion="moving", kind="caption", text="Day 3"))
+    assert 'Write "Look over there!" in small white mono letters at the bottom.' in texts
+    moving = get_editor("add_text", TextConfig(motion="moving", kind="caption", text="Day 3", size="large"))
     result = moving.edit(EditInput(frames, 25.0, seed=1, text_overlay=0.0))
+    lettering = f'large {result.params["fill"]} {result.params["font"]} letters'
     assert {make_instruction("add_text", result.slots, s).text for s in range(12)} >= {
-        'Write "Day 3" ' + result.slots["place"] + ", sliding slowly to the left."}
+        f'Write "Day 3" in {lettering} ' + result.slots["place"] + ", sliding slowly to the left."}
+
+
+def test_an_added_texts_instruction_names_the_lettering_it_was_drawn_in(frames: np.ndarray) -> None:
+    # Size, colour and font fix where the text's pixels end; unnamed, a model can only smear over every draw
+    # (docs/MODEL.md, "What an added text's instruction allows").
+    for seed in range(8):
+        result = get_editor("add_text").edit(EditInput(frames, 25.0, seed=seed, text_overlay=0.0))
+        p = result.params
+        for s in range(5):
+            text = make_instruction("add_text", result.slots, s).text
+            assert f' in {p["size"]} {p["fill"]} {p["font"]} letters ' in text, text
 
 
 def test_text_edits_need_a_source_the_ocr_signal_found_clean(frames: np.ndarray) -> None:

@@ -73,12 +73,12 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Colour-grade the video with {style}.",
         "Change the look of the video to {style}.",
     ),
-    "add_text": (
-        'Add the {kind} "{text}" {place}{drift}.',
-        'Write "{text}" {place}{drift}.',
-        'Overlay the text "{text}" {place}{drift}.',
-        'Put {a_kind} reading "{text}" {place}{drift}.',
-        'Show the words "{text}" as {a_kind} {place}{drift}.',
+    "add_text": (  # {lettering}: "large yellow serif italic letters", the size, colour and font drawn
+        'Add the {kind} "{text}" in {lettering} {place}{drift}.',
+        'Write "{text}" in {lettering} {place}{drift}.',
+        'Overlay the text "{text}" in {lettering} {place}{drift}.',
+        'Put {a_kind} reading "{text}" in {lettering} {place}{drift}.',
+        'Show the words "{text}" as {a_kind} in {lettering} {place}{drift}.',
     ),
     "remove_text": (
         'Remove the {kind} "{text}".',
@@ -234,6 +234,8 @@ def _fill(template: str, slots: Mapping[str, str]) -> str:
             values[f"a_{name}"] = ("an " if values[name][:1].lower() in "aeiou" else "a ") + values[name]
     if "motion" in values:
         values["drift"] = ", sliding slowly to the left" if values["motion"] == "moving" else ""
+    if {"size", "colour", "font"} <= set(values):  # a text's lettering: without it, where its pixels end is a guess
+        values["lettering"] = f"{values['size']} {values['colour']} {values['font']} letters"
     if "style" in values:
         values["style"] = STYLE_PHRASES.get(values["style"], values["style"].replace("_", " "))
     needed = {name for _, name, _, _ in string.Formatter().parse(template) if name}

@@ -184,7 +184,8 @@ class TextAddition(Editor):
         written, glyphs = overlay(inp.frames, plan)
         if not glyphs.any():
             raise EditError("the text drew no pixels")
-        slots = {"text": plan.text, "kind": plan.kind, "place": plan.place, "motion": plan.motion}
+        slots = {"text": plan.text, "kind": plan.kind, "place": plan.place, "motion": plan.motion,
+                 "size": plan.size, "colour": plan.fill, "font": plan.font}  # the lettering: where the text ends
         return self._result(inp, source=None, target=written, mask=glyphs, region="inside",
                             params=dataclasses.asdict(plan), slots=slots)
 

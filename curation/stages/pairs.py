@@ -206,8 +206,8 @@ def is_random_init(weights_id: str | None) -> bool:
 
 class PairsStage(Stage):
     name = "pairs"
-    version = "1.2"  # 1.1: text edits, objects named by appearance, object gates, per-gate counts in scores; 1.2: places on
-    # a 7 x 7 grid, every unnamed object sized, hues and greys shaded
+    version = "1.3"  # 1.1: text edits, objects named by appearance, object gates, per-gate counts in scores; 1.2: places on
+    # a 7 x 7 grid, every unnamed object sized, hues and greys shaded; 1.3: added text's size, colour and font named
     resources = Resources(num_cpus=1.0)
     writes = ("edit_pairs", "scores", "errors")
     Config = PairsConfig
