@@ -1,6 +1,8 @@
 """How much of an edit type's target its inputs allow: gain over copy-the-source of oracles that know part of
 each pair's answer, on a pair set's pairs of one type as validation reads them (`small`'s bucket, centre crop,
-the same frames). An oracle that gains little says the inputs, not the model, limit the type.
+the same frames). An oracle that gains little says the inputs, not the model, limit the type. Beside each
+clip's PSNR and gain over the copy, its PSNR in the kept region (outside the edit's mask, weighted as validation
+weighs it).
 
 Each clip is made on the whole frame scaled to cover the bucket (where the editor drew and the instruction
 names places), then cropped as validation crops it. A guess that averages draws is also shown
@@ -52,6 +54,7 @@ import itertools
 import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -117,11 +120,19 @@ def text_guesses(plan: TextPlan, clips: dict[TextPlan, torch.Tensor], source: to
     return out
 
 
-def crop_views(source: torch.Tensor, target: torch.Tensor, exact: dict[str, torch.Tensor], drawn: dict[str, Guess],
-               cfg: ModelConfig, cut: float, trained: dict[str, Guess] | None = None
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(target, {name: clip}) at cfg's bucket, from clips (C, T, H, W) of the whole frame: validation's middle
-    crop of each; of each drawn guess also its cut, its `random draws` view and that cut. Training crops each
+class Views(NamedTuple):
+    """A pair as validation scores it: its target, each oracle's or guess's clip, and the weight of each pixel
+    in the kept region (1 - the edit's mask, as validation weighs `psnr_kept`), all at cfg's bucket."""
+
+    target: torch.Tensor  # (C, T, h, w)
+    clips: dict[str, torch.Tensor]  # name -> (C, T, h, w)
+    kept: torch.Tensor  # (T, h, w) in [0, 1]
+
+
+def crop_views(source: torch.Tensor, target: torch.Tensor, edited: torch.Tensor, exact: dict[str, torch.Tensor],
+               drawn: dict[str, Guess], cfg: ModelConfig, cut: float, trained: dict[str, Guess] | None = None) -> Views:
+    """The Views at cfg's bucket, from clips (C, T, H, W) and the edit's mask (T, H, W) of the whole frame:
+    validation's middle crop of each; of each drawn guess also its cut, its `random draws` view and that cut. Training crops each
     sample anywhere in the frame (data.crop random), so a model, which cannot tell where its crop lies, learns
     the change averaged over every crop: that view adds that average, taken over every offset, to the source.
     `trained` replaces a drawn guess in that view by one already averaged over the frames training reads."""
@@ -142,7 +153,7 @@ def crop_views(source: torch.Tensor, target: torch.Tensor, exact: dict[str, torc
         blind_share = torch.stack([crop(share, at) for at in offsets]).mean(0)  # (T, h, w)
         out[f"{name}, random draws"] = blind
         out[f"{name}, random draws, cut {cut:g}"] = cut_guess(blind, copy, blind_share, cut)
-    return crop(target), out
+    return Views(crop(target), out, 1 - crop(edited))
 
 
 def whole_frame(frames: np.ndarray, idx: list[int], cfg: ModelConfig) -> torch.Tensor:
@@ -200,8 +211,8 @@ def word_prior(taught: list[EditPairs]) -> WordPrior:
 
 
 def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: tuple[float, ...], cut: float,
-                   prior: WordPrior | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(target, {name: clip}) of an addition row under root at cfg's bucket. The guesses' paths are drawn from
+                   prior: WordPrior | None = None) -> Views:
+    """The Views of an addition row under root at cfg's bucket. The guesses' paths are drawn from
     a generator seeded by the pair's id, so a pair scores the same in any set."""
     clip = read_addition(root, row, cfg, stride)
     named = clip.named
@@ -212,14 +223,13 @@ def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: 
     exact, drawn, trained = addition_guesses(clip.source, clip.target, clip.mask, named,
                                              path_times(clip.idx, named.first, named.last), edges, gen,
                                              [path_times(w, named.first, named.last) for w in windows], worded=worded)
-    return crop_views(clip.source, clip.target, {**addition_oracles(clip.source, clip.target, clip.mask), **exact},
-                      drawn, cfg, cut, trained)
+    return crop_views(clip.source, clip.target, clip.mask, {**addition_oracles(clip.source, clip.target, clip.mask),
+                                                           **exact}, drawn, cfg, cut, trained)
 
 
-def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(target, {name: clip}) of an add_text row under root: the plan's draws made on the source at its own
-    size, then brought to `cfg`'s bucket as validation brings the files."""
+def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float) -> Views:
+    """The Views of an add_text row under root: the plan's draws made on the source at its own size, then
+    brought to `cfg`'s bucket as validation brings the files; the mask is the plan's glyphs, as the pair's."""
     params = json.loads(row["edit_params"])
     plan = TextPlan(**{f.name: params[f.name] for f in dataclasses.fields(TextPlan)})
     source = read_frames(local_file(root, row["source_uri"]))  # (T, H, W, 3) uint8: every frame, as drawn on
@@ -232,7 +242,8 @@ def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float
         except EditError:  # a font too wide for the frame: the editor could not have drawn it either
             continue
     src = whole_frame(source, idx, cfg)
-    return crop_views(src, whole_frame(target, idx, cfg), {}, text_guesses(plan, draws, src), cfg, cut)
+    glyphs = whole_frame(overlay(source, plan)[1], idx, cfg)  # (T, H, W): the pair's own mask, drawn again
+    return crop_views(src, whole_frame(target, idx, cfg), glyphs, {}, text_guesses(plan, draws, src), cfg, cut)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,25 +282,28 @@ def main(argv: list[str] | None = None) -> int:
             continue
         try:
             if args.edit_type == "addition":
-                target, clips = addition_clips(pairs.root, row, pairs.cfg, pairs.stride, edges, cut, prior)
+                views = addition_clips(pairs.root, row, pairs.cfg, pairs.stride, edges, cut, prior)
             else:
-                target, clips = text_clips(pairs.root, row, pairs.cfg, pairs.stride, cut)
+                views = text_clips(pairs.root, row, pairs.cfg, pairs.stride, cut)
         except (KeyError, TypeError, ValueError, EditError, VideoError, ManifestError) as exc:
             skipped.append(f"{row['pair_id']}: {exc}")
             continue
+        target, kept = views.target[None], views.kept[None]
         per_pair.append({"pair_id": row["pair_id"],
-                         **{name: float(psnr(clip[None], target[None])) for name, clip in clips.items()}})
+                         **{name: float(psnr(clip[None], target)) for name, clip in views.clips.items()},
+                         **{f"{name}, kept": float(psnr(clip[None], target, kept)) for name, clip in views.clips.items()}})
     if not per_pair:
         print(f"error: {args.root}: no readable {args.edit_type} pairs in the {args.split} split"
               + (f" ({len(skipped)} skipped, first {skipped[0]})" if skipped else ""), file=sys.stderr)
         return 2
-    means = {name: float(np.mean([p[name] for p in per_pair])) for name in per_pair[0] if name != "pair_id"}
-    table = {name: {"psnr": m, "gain_db": m - means["copy"]} for name, m in means.items()}
+    means = {name: float(np.nanmean([p[name] for p in per_pair])) for name in per_pair[0] if name != "pair_id"}
+    table = {name: {"psnr": means[name], "gain_db": means[name] - means["copy"], "psnr_kept": means[f"{name}, kept"]}
+             for name in means if not name.endswith(", kept")}
     print(f"{len(per_pair)} {args.edit_type} pairs ({args.root}, {args.split}); {len(skipped)} skipped"
           + (f", first {skipped[0]}" if skipped else ""))
-    print(f"{'clip':36s} {'PSNR':>7s} {'gain':>7s}")
+    print(f"{'clip':42s} {'PSNR':>7s} {'gain':>7s} {'kept':>7s}")  # kept: PSNR outside the edit's mask
     for name, row in table.items():
-        print(f"{name:36s} {row['psnr']:7.2f} {row['gain_db']:+7.2f}")
+        print(f"{name:42s} {row['psnr']:7.2f} {row['gain_db']:+7.2f} {row['psnr_kept']:7.2f}")
     if args.out:
         Path(args.out).write_text(json.dumps({"edit_type": args.edit_type, "root": Path(args.root).name,
                                               "split": args.split, "pairs": len(per_pair),

@@ -202,9 +202,11 @@ def test_crop_views_take_validations_crop_and_the_mean_of_every_training_crop():
     change = torch.zeros(1, 32, 36)
     change[:, :, 4] = 1  # one column: at column 2 of the middle crop (offset 2), at 4 - offset in the others
     guess, exact = source + 0.6 * change, {"known": target.clone()}
-    tgt, views = oracles.crop_views(source, target, exact, {"g": (guess, change)}, cfg, cut=0.5)
+    cropped = oracles.crop_views(source, target, change, exact, {"g": (guess, change)}, cfg, cut=0.5)
+    tgt, views = cropped.target, cropped.clips
     middle = (slice(None), slice(None), slice(0, 32), slice(2, 34))
     assert torch.equal(tgt, target[middle]) and torch.equal(views["known"], target[middle])
+    assert torch.equal(cropped.kept, 1 - change[middle[1:]])  # the kept region: all but the column
     assert set(views) == {"copy", "known", "g", "g, cut 0.5", "g, random draws", "g, random draws, cut 0.5"}
     assert torch.equal(views["g"], guess[middle]) and torch.equal(views["g, cut 0.5"], guess[middle])
     blind = views["g, random draws"]  # each of the 5 crops puts the column elsewhere: a fifth of it in each
@@ -221,8 +223,12 @@ def test_a_text_pair_scored_end_to_end_draws_its_own_target_again(tmp_path: Path
     write_clip(tmp_path / "s.mp4", source, 24.0, crf=0)
     write_clip(tmp_path / "t.mp4", target, 24.0, crf=0)
     row = {"source_uri": "s.mp4", "target_uri": "t.mp4", "edit_params": json.dumps(result.params)}
-    target_clip, clips = oracles.text_clips(tmp_path, row, load_config("small").model, stride=1, cut=0.5)
-    score = {name: float(oracles.psnr(c[None], target_clip[None])) for name, c in clips.items()}
+    views = oracles.text_clips(tmp_path, row, load_config("small").model, stride=1, cut=0.5)
+    score = {name: float(oracles.psnr(c[None], views.target[None])) for name, c in views.clips.items()}
+    kept = {name: float(oracles.psnr(c[None], views.target[None], views.kept[None])) for name, c in views.clips.items()}
+    # the exact plan is the target up to the encode, the soft edge of the scaled mask included; a guess over sizes
+    # and fonts paints, even under the cut, where some draws have letters and this one has none
+    assert kept["exact plan"] > kept["copy"] and kept["the text, cut 0.5"] < kept["exact plan, cut 0.5"] - 3
     assert score["exact plan"] > score["copy"] + 15  # the plan as the editor drew it, up to the encode
     assert score["exact plan"] > score["names size, colour"] > score["copy"]
     assert score["the text"] > score["copy"] and score["words unknown"] > score["copy"]
