@@ -1,8 +1,8 @@
 """How much of an edit type's target its inputs allow: gain over copy-the-source of oracles that know part of
 each pair's answer, on a pair set's pairs of one type as validation reads them (`small`'s bucket, centre crop,
 the same frames). An oracle that gains little says the inputs, not the model, limit the type. Beside each
-clip's PSNR and gain over the copy, its PSNR in the kept region (outside the edit's mask, weighted as validation
-weighs it).
+clip's PSNR and gain over the copy, its PSNR in the kept region: outside every pixel the edit touched, as the
+device's packed copies mark them (benchmarks/model_pack_pairs.py).
 
 Each clip is made on the whole frame scaled to cover the bucket (where the editor drew and the instruction
 names places), then cropped as validation crops it. A guess that averages draws is also shown
@@ -72,6 +72,7 @@ from benchmarks.model_oracle_addition import (
     named_path,
     path_times,
 )
+from benchmarks.model_pack_pairs import touched
 from curation.editors.base import EditError
 from curation.editors.instructions import PLACE_EDGES
 from curation.editors.text import FILLS, FONTS, MIN_FONT_PX, SIZES, TEXTS, TextPlan, overlay
@@ -166,30 +167,43 @@ def whole_frame(frames: np.ndarray, idx: list[int], cfg: ModelConfig) -> torch.T
     return out[0] if frames.ndim == 3 else out
 
 
+def edited(mask: np.ndarray, idx: list[int], cfg: ModelConfig) -> torch.Tensor:
+    """Frames `idx` of a (T, H0, W0) bool mask scaled to cover cfg's bucket, every pixel the edit touched
+    (benchmarks/model_pack_pairs.py's rule, so the kept region is the one the quoted validations score)."""
+    m = torch.from_numpy(mask[idx])
+    return touched(m, cover_size(m.shape[-2], m.shape[-1], cfg.height, cfg.width)).float()  # (T, H, W)
+
+
 @dataclasses.dataclass(frozen=True)
 class AdditionClip:
     """An addition row's frames as validation reads them, on the whole scaled frame (whole_frame)."""
 
     source: torch.Tensor  # (C, T, H, W)
     target: torch.Tensor  # (C, T, H, W)
-    mask: torch.Tensor  # (T, H, W)
+    mask: torch.Tensor  # (T, H, W) in [0, 1], scaled as validation scales a clip
+    edited: torch.Tensor  # (T, H, W) in {0, 1}: the pixels the edit touched, as the device's copies mark them
     idx: list[int]  # the clip frames read
     available: int  # the clip's frames
     named: NamedPath  # measured on the whole clip at its own size, as the instruction was
 
 
+def read_mask(root: Root, row: dict) -> np.ndarray:
+    """A row's mask file as a (T, H, W) bool array, the editor's frames; EditError without one."""
+    if not row.get("mask_uri"):
+        raise EditError("no mask file")
+    masks = open_mask_file(local_file(root, row["mask_uri"]))
+    return np.stack([masks.frame(t) for t in range(masks.shape[0])])
+
+
 def read_addition(root: Root, row: dict, cfg: ModelConfig, stride: int) -> AdditionClip:
     """An addition row under root at cfg's bucket; EditError without a mask file or an object in two frames."""
-    if not row["mask_uri"]:
-        raise EditError("no mask file")
+    mask = read_mask(root, row)
     source = read_frames(local_file(root, row["source_uri"]))  # (T, H, W, 3) uint8
     target = read_frames(local_file(root, row["target_uri"]))
-    masks = open_mask_file(local_file(root, row["mask_uri"]))
     available = min(len(source), len(target))
     idx = frame_indices(available, cfg.frames, stride, 0.5)
-    mask = np.stack([masks.frame(t) for t in range(masks.shape[0])])  # (T, H, W) bool, the editor's frames
     src, tgt, m = (whole_frame(x, idx, cfg) for x in (source, target, mask))
-    return AdditionClip(src, tgt, m, idx, available, named_path(mask))
+    return AdditionClip(src, tgt, m, edited(mask, idx, cfg), idx, available, named_path(mask))
 
 
 def word_prior(taught: list[EditPairs]) -> WordPrior:
@@ -223,13 +237,13 @@ def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: 
     exact, drawn, trained = addition_guesses(clip.source, clip.target, clip.mask, named,
                                              path_times(clip.idx, named.first, named.last), edges, gen,
                                              [path_times(w, named.first, named.last) for w in windows], worded=worded)
-    return crop_views(clip.source, clip.target, clip.mask, {**addition_oracles(clip.source, clip.target, clip.mask),
+    return crop_views(clip.source, clip.target, clip.edited, {**addition_oracles(clip.source, clip.target, clip.mask),
                                                            **exact}, drawn, cfg, cut, trained)
 
 
 def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float) -> Views:
     """The Views of an add_text row under root: the plan's draws made on the source at its own size, then
-    brought to `cfg`'s bucket as validation brings the files; the mask is the plan's glyphs, as the pair's."""
+    brought to `cfg`'s bucket as validation brings the files."""
     params = json.loads(row["edit_params"])
     plan = TextPlan(**{f.name: params[f.name] for f in dataclasses.fields(TextPlan)})
     source = read_frames(local_file(root, row["source_uri"]))  # (T, H, W, 3) uint8: every frame, as drawn on
@@ -242,8 +256,8 @@ def text_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, cut: float)
         except EditError:  # a font too wide for the frame: the editor could not have drawn it either
             continue
     src = whole_frame(source, idx, cfg)
-    glyphs = whole_frame(overlay(source, plan)[1], idx, cfg)  # (T, H, W): the pair's own mask, drawn again
-    return crop_views(src, whole_frame(target, idx, cfg), glyphs, {}, text_guesses(plan, draws, src), cfg, cut)
+    return crop_views(src, whole_frame(target, idx, cfg), edited(read_mask(root, row), idx, cfg), {},
+                      text_guesses(plan, draws, src), cfg, cut)
 
 
 def main(argv: list[str] | None = None) -> int:

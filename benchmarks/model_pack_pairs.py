@@ -49,7 +49,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -92,14 +91,16 @@ def scale_clip(src: Path, dst: Path, short_side: int, crf: int, keep: int) -> No
             writer.write(frame)
 
 
+def touched(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A (T, H, W) bool mask scaled to (T, *size): a pixel is edited when the edit touched any of it."""
+    return F.interpolate(mask.float()[:, None], size=size, mode="area")[:, 0] > 0
+
+
 def scale_mask(src: Path, dst: Path, short_side: int, keep: int) -> None:
     dense = open_mask_file(src).dense()  # (T, H, W) bool
     window = middle(len(dense), keep)
     dense = dense[window.start : window.stop]
-    m = torch.from_numpy(dense.astype(np.float32))[:, None]  # (T, 1, H, W)
-    size = cover_size(m.shape[-2], m.shape[-1], short_side)
-    small = F.interpolate(m, size=size, mode="area")[:, 0] > 0  # (T, h, w): every pixel the edit touched
-    write_mask_file(dst, small.numpy())
+    write_mask_file(dst, touched(torch.from_numpy(dense), cover_size(*dense.shape[1:], short_side)).numpy())
 
 
 def copy_parts(root: Path, out: Path, snapshot: Snapshot, as_train: set[str] | None,

@@ -21,6 +21,7 @@ from curation.editors import EditInput, get_editor
 from curation.editors.output import write_clip
 from curation.editors.text import FILLS, FONTS, SIZES, TEXTS, TextConfig, TextPlan
 from isa_model.config import load_config
+from manifests.media.masks import write_mask_file
 
 oracles = benchmark_tool("model_oracles")
 addition = benchmark_tool("model_oracle_addition")
@@ -222,7 +223,8 @@ def test_a_text_pair_scored_end_to_end_draws_its_own_target_again(tmp_path: Path
     source, target = result.frames(frames)
     write_clip(tmp_path / "s.mp4", source, 24.0, crf=0)
     write_clip(tmp_path / "t.mp4", target, 24.0, crf=0)
-    row = {"source_uri": "s.mp4", "target_uri": "t.mp4", "edit_params": json.dumps(result.params)}
+    write_mask_file(tmp_path / "m.npz", result.mask)
+    row = {"source_uri": "s.mp4", "target_uri": "t.mp4", "mask_uri": "m.npz", "edit_params": json.dumps(result.params)}
     views = oracles.text_clips(tmp_path, row, load_config("small").model, stride=1, cut=0.5)
     score = {name: float(oracles.psnr(c[None], views.target[None])) for name, c in views.clips.items()}
     kept = {name: float(oracles.psnr(c[None], views.target[None], views.kept[None])) for name, c in views.clips.items()}
