@@ -122,21 +122,22 @@ def text_guesses(plan: TextPlan, clips: dict[TextPlan, torch.Tensor], source: to
 
 
 class Views(NamedTuple):
-    """A pair as validation scores it: its target, each oracle's or guess's clip, and the weight of each pixel
-    in the kept region (1 - the edit's mask, as validation weighs `psnr_kept`), all at cfg's bucket."""
+    """A pair as validation scores it, at cfg's bucket: its target, each oracle's or guess's clip, and its kept
+    region (1 where the edit touched nothing)."""
 
     target: torch.Tensor  # (C, T, h, w)
     clips: dict[str, torch.Tensor]  # name -> (C, T, h, w)
-    kept: torch.Tensor  # (T, h, w) in [0, 1]
+    kept: torch.Tensor  # (T, h, w) in {0, 1}
 
 
-def crop_views(source: torch.Tensor, target: torch.Tensor, edited: torch.Tensor, exact: dict[str, torch.Tensor],
+def crop_views(source: torch.Tensor, target: torch.Tensor, edit_mask: torch.Tensor, exact: dict[str, torch.Tensor],
                drawn: dict[str, Guess], cfg: ModelConfig, cut: float, trained: dict[str, Guess] | None = None) -> Views:
-    """The Views at cfg's bucket, from clips (C, T, H, W) and the edit's mask (T, H, W) of the whole frame:
-    validation's middle crop of each; of each drawn guess also its cut, its `random draws` view and that cut. Training crops each
-    sample anywhere in the frame (data.crop random), so a model, which cannot tell where its crop lies, learns
-    the change averaged over every crop: that view adds that average, taken over every offset, to the source.
-    `trained` replaces a drawn guess in that view by one already averaged over the frames training reads."""
+    """The Views at cfg's bucket, from clips (C, T, H, W) and the pixels the edit touched (T, H, W) of the whole
+    frame: validation's middle crop of each; of each drawn guess also its cut, its `random draws` view and that
+    cut. Training crops each sample anywhere in the frame (data.crop random), so a model, which cannot tell where
+    its crop lies, learns the change averaged over every crop: that view adds that average, taken over every
+    offset, to the source. `trained` replaces a drawn guess in that view by one already averaged over the frames
+    training reads."""
     frame = tuple(source.shape[-2:])
     middle = crop_offset(frame, cfg.height, cfg.width, 0.5, 0.5)
     offsets = list(itertools.product(range(frame[0] - cfg.height + 1), range(frame[1] - cfg.width + 1)))
@@ -154,7 +155,7 @@ def crop_views(source: torch.Tensor, target: torch.Tensor, edited: torch.Tensor,
         blind_share = torch.stack([crop(share, at) for at in offsets]).mean(0)  # (T, h, w)
         out[f"{name}, random draws"] = blind
         out[f"{name}, random draws, cut {cut:g}"] = cut_guess(blind, copy, blind_share, cut)
-    return Views(crop(target), out, 1 - crop(edited))
+    return Views(crop(target), out, 1 - crop(edit_mask))
 
 
 def whole_frame(frames: np.ndarray, idx: list[int], cfg: ModelConfig) -> torch.Tensor:
