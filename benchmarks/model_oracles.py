@@ -1,8 +1,8 @@
 """How much of an edit type's target its inputs allow: gain over copy-the-source of oracles that know part of
 each pair's answer, on a pair set's pairs of one type as validation reads them (`small`'s bucket, centre crop,
 the same frames). An oracle that gains little says the inputs, not the model, limit the type. Beside each
-clip's PSNR and gain over the copy, its PSNR in the kept region: outside every pixel the edit touched, as the
-device's packed copies mark them (benchmarks/model_pack_pairs.py).
+clip's PSNR and gain over the copy, its PSNR in the kept region: outside every pixel the edit touched, as
+validation marks them (isa_model.data.touched).
 
 Each clip is made on the whole frame scaled to cover the bucket (where the editor drew and the instruction
 names places), then cropped as validation crops it. A guess that averages draws is also shown
@@ -72,12 +72,20 @@ from benchmarks.model_oracle_addition import (
     named_path,
     path_times,
 )
-from benchmarks.model_pack_pairs import touched
 from curation.editors.base import EditError
 from curation.editors.instructions import PLACE_EDGES
 from curation.editors.text import FILLS, FONTS, MIN_FONT_PX, SIZES, TEXTS, TextPlan, overlay
 from isa_model.config import ModelConfig, load_config
-from isa_model.data import EditPairs, cover_size, crop_offset, frame_indices, frame_starts, frame_window, to_bucket
+from isa_model.data import (
+    EditPairs,
+    cover_size,
+    crop_offset,
+    frame_indices,
+    frame_starts,
+    frame_window,
+    to_bucket,
+    touched,
+)
 from isa_model.metrics import psnr
 from isa_model.objective import change_mask
 from manifests import ManifestError
@@ -170,7 +178,7 @@ def whole_frame(frames: np.ndarray, idx: list[int], cfg: ModelConfig) -> torch.T
 
 def edited(mask: np.ndarray, idx: list[int], cfg: ModelConfig) -> torch.Tensor:
     """Frames `idx` of a (T, H0, W0) bool mask scaled to cover cfg's bucket, every pixel the edit touched
-    (benchmarks/model_pack_pairs.py's rule, so the kept region is the one the quoted validations score)."""
+    (isa_model.data.touched, the rule validation and the packed copies share)."""
     m = torch.from_numpy(mask[idx])
     return touched(m, cover_size(m.shape[-2], m.shape[-1], cfg.height, cfg.width)).float()  # (T, H, W)
 

@@ -55,6 +55,7 @@ import pyarrow.parquet as pq
 import torch
 import torch.nn.functional as F
 
+from isa_model.data import touched
 from manifests import Snapshot, read_table, take_snapshot
 from manifests.media.decode import read_frames
 from manifests.media.encode import VideoWriter
@@ -89,11 +90,6 @@ def scale_clip(src: Path, dst: Path, short_side: int, crf: int, keep: int) -> No
     with VideoWriter(dst, fps=info.fps or 12.0, crf=crf) as writer:
         for frame in out:
             writer.write(frame)
-
-
-def touched(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A (T, H, W) bool mask scaled to (T, *size): a pixel is edited when the edit touched any of it."""
-    return F.interpolate(mask.float()[:, None], size=size, mode="area")[:, 0] > 0
 
 
 def scale_mask(src: Path, dst: Path, short_side: int, keep: int) -> None:

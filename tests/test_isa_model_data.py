@@ -17,6 +17,7 @@ from isa_model.data import (
     collate,
     frame_indices,
     make_loader,
+    mask_to_bucket,
     sample_draws,
     to_bucket,
 )
@@ -126,6 +127,16 @@ def test_sampler_resumes_where_it_stopped_and_shards_by_rank():
     assert list(ResumableSampler(10, seed=3, position=pos, epochs=2)) == whole[13:]
     r0, r1 = (set(ResumableSampler(10, seed=3, rank=r, world=2, epochs=1)) for r in (0, 1))
     assert r0.isdisjoint(r1) and len(r0) == len(r1) == 5
+
+
+def test_a_scaled_mask_keeps_every_pixel_the_edit_touched():
+    # a one-pixel stroke, a quarter of each 4 x 4 block it crosses: edited after scaling, not blended into the kept
+    # region (the packed device copies mark it so; validation's kept region must be the same on either)
+    mask = torch.zeros(1, 16, 32, dtype=torch.bool)
+    mask[0, 5, :] = True
+    small = mask_to_bucket(mask, 4, 4, top=0.5, left=0.0)  # covers as (4, 8), cropped at the left
+    assert small.shape == (1, 4, 4) and small[0, 1].eq(1).all() and small.sum() == 4
+    assert torch.equal(mask_to_bucket(mask, 16, 16, 0.5, 1.0), mask[..., 16:].float())  # no scaling: as it is
 
 
 def test_bucket_crop_and_frame_sampling():
