@@ -59,8 +59,8 @@ def cover_size(h0: int, w0: int, height: int, width: int) -> tuple[int, int]:
 
 def touched(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A (T, H, W) bool mask scaled to (T, *size): a pixel is edited when the edit touched any of it, as the
-    editors define their masks. A blend of the two would count a thin stroke's edge as kept and put the copy of
-    an added caption at about 34 dB there instead of 47."""
+    editors define their masks. A blended mask counted a thin stroke's edge as kept region, where the copy of an
+    added caption then read about 34 dB instead of 47."""
     return F.interpolate(mask.float()[:, None], size=size, mode="area")[:, 0] > 0
 
 
