@@ -61,6 +61,8 @@ def touched(mask: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A (T, H, W) bool mask scaled to (T, *size): a pixel is edited when the edit touched any of it, as the
     editors define their masks. A blended mask counted a thin stroke's edge as kept region, where the copy of an
     added caption then read about 34 dB instead of 47."""
+    if tuple(size) == tuple(mask.shape[-2:]):  # already at size (the packed copies): nothing to scale
+        return mask.bool()
     return F.interpolate(mask.float()[:, None], size=size, mode="area")[:, 0] > 0
 
 
@@ -83,9 +85,8 @@ def mask_to_bucket(mask: torch.Tensor, height: int, width: int, top: float, left
     """(T, H0, W0) bool -> (T, height, width) float in {0, 1}: scaled to cover the bucket as `touched` scales
     (the packed device copies' rule, benchmarks/model_pack_pairs.py) and cropped as to_bucket crops."""
     h1, w1 = cover_size(mask.shape[-2], mask.shape[-1], height, width)
-    scaled = touched(mask, (h1, w1)) if (h1, w1) != tuple(mask.shape[-2:]) else mask.bool()
     y, x = crop_offset((h1, w1), height, width, top, left)
-    return scaled[..., y : y + height, x : x + width].float()
+    return touched(mask, (h1, w1))[..., y : y + height, x : x + width].float()
 
 
 def frame_starts(available: int, frames: int, stride: int) -> int:
