@@ -1,10 +1,10 @@
 """A training sample mirrored left-right or played backwards, with its instruction rewritten to match.
 
-An instruction names places in the clip ("a small red object moving from the left to the upper far right") and
-the model has to learn which words go with which place from few pairs: an addition pair is the only evidence of
-where its object goes. A mirrored sample is the same edit at the mirrored place with "left" and "right"
-swapped; a reversed one is the same edit along the path walked backwards, its ends swapped. Both keep every
-pixel of the pair (no new content), so the edit stays exact; they only multiply how often each place word is
+An instruction names places in the clip ("a small red object moving from (18%, 46%) to (96%, 32%)") and the model
+has to learn which words go with which place from few pairs: an addition pair is the only evidence of where its
+object goes. A mirrored sample is the same edit at the mirrored place, (x%, y%) turned into (100 - x%, y%) and
+"left" and "right" swapped; a reversed one is the same edit along the path walked backwards, its ends swapped. Both
+keep every pixel of the pair (no new content), so the edit stays exact; they only multiply how often each place is
 seen with a different object. Text edits are left as they are: a mirror turns glyphs backwards, and their
 "sliding to the left" would read wrong backwards (`AUGMENT_SKIPS`).
 """
@@ -20,21 +20,12 @@ import torch
 AUGMENT_SKIPS = frozenset({"add_text", "remove_text"})
 """Edit types never mirrored or reversed."""
 
-COLUMN_NAMES = ("far left", "left", "mid-left", "middle", "mid-right", "right", "far right")
-ROW_NAMES = ("top", "upper", "mid-upper", "middle", "mid-lower", "lower", "bottom")
-"""Curation's seven columns and rows, left to right and top to bottom (a row is named only beside a column)."""
-
-
-def _either(names: tuple[str, ...]) -> str:
-    return "(?:" + "|".join(sorted(names, key=len, reverse=True)) + ")"  # "mid-left" is tried before "left"
-
-
-_COLUMN = _either(COLUMN_NAMES)
-_ROW = _either(tuple(n for n in ROW_NAMES if n != "middle"))
-PLACE = rf"(?:{_ROW} {_COLUMN}|{_COLUMN})"
-"""The places curation names (curation/editors/instructions.py, `place_name`): 49 of them."""
-PATH = re.compile(rf"\bfrom the ({PLACE}) to the ({PLACE})\b")
+PLACE = r"\(\d{1,3}%, \d{1,3}%\)"
+"""A place as curation names it (curation/editors/instructions.py, `place_name`): "(25%, 61%)", the centre of its cell
+in percent of the frame's width and height from the top left."""
+PATH = re.compile(rf"\bfrom ({PLACE}) to ({PLACE})")
 """A path an instruction names, its start and end places as groups 1 and 2."""
+_PLACE_X = re.compile(r"\((\d{1,3})%, (?=\d{1,3}%\))")  # a place's x
 _SIDE = re.compile(r"\b(left|right|Left|Right)\b")
 _SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}
 
@@ -51,13 +42,16 @@ def unquoted(text: str) -> str:
 
 
 def mirror_instruction(text: str) -> str:
-    """The instruction of the left-right mirrored clip: "left" and "right" swapped as words."""
-    return _outside_quotes(text, lambda s: _SIDE.sub(lambda m: _SWAP[m.group(1)], s))
+    """The instruction of the left-right mirrored clip: "left" and "right" swapped as words, a place's x by 100 - x."""
+    def mirror(s: str) -> str:
+        s = _PLACE_X.sub(lambda m: f"({100 - int(m.group(1))}%, ", s)
+        return _SIDE.sub(lambda m: _SWAP[m.group(1)], s)
+    return _outside_quotes(text, mirror)
 
 
 def reverse_instruction(text: str) -> str:
     """The instruction of the clip played backwards: a path's two ends swapped."""
-    return _outside_quotes(text, lambda s: PATH.sub(r"from the \2 to the \1", s))
+    return _outside_quotes(text, lambda s: PATH.sub(r"from \2 to \1", s))
 
 
 def augment_choice(seed: int, epoch: int, row: int, edit_type: str, mirror: float, reverse: float) -> tuple[bool, bool]:

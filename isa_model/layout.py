@@ -1,13 +1,14 @@
 """Where an instruction puts its edit, read off its words (`model.layout`), as layout-grounded generators read a
 prompt's boxes before drawing.
 
-An instruction names places on a 7 x 7 grid of the clip ("on the far left", "moving from the mid-left to the
-lower middle"; curation/editors/instructions.py, `place_name`). An added object is nowhere in the source, so
-those words are the model's only clue to where it goes, and the 255 addition pairs of a training set are too
-few to learn 49 places and their 2,401 paths from a text tower that starts at random: on seed 37 `small` painted
-nothing (+0.00 dB) where a guess that reads the same words gains +1.57 (docs/MODEL.md, "What the instruction's
-words allow an addition"). So the words' geometry is parsed here, exactly, and the model gets each token's
-offset from the named path (`layout_features`); what to paint there it still learns from the text.
+An instruction names places on a 14 x 14 grid of the clip by their centres in percent ("at (4%, 46%)", "moving from
+(39%, 46%) to (61%, 68%)"; curation/editors/instructions.py, `place_name`), and a text edit's place in words ("on the
+left", "in the top right corner"). An added object is nowhere in the source, so those words are the model's
+only clue to where it goes, and the few hundred addition pairs of a training set are too few to learn places and
+their paths from a text tower that starts at random: on seed 37 `small` painted nothing (+0.00 dB) where a guess
+that reads the same words gains +1.57 (docs/MODEL.md, "What the instruction's words allow an addition"). So the
+words' geometry is parsed here, exactly, and the model gets each token's offset from the named path
+(`layout_features`); what to paint there it still learns from the text.
 
 A layout is five numbers: the path's start (x, y) and end (x, y) as fractions of the whole clip, the centres of
 the places named (one place: start = end), and 1; an instruction that names no place is all zeros.
@@ -20,26 +21,29 @@ import re
 import numpy as np
 import torch
 
-from isa_model.augment import COLUMN_NAMES, PATH, PLACE, ROW_NAMES, unquoted
+from isa_model.augment import PATH, PLACE, unquoted
 
-PLACE_WIDTH = 1 / 7
-"""Curation's seven columns and rows (PLACE_EDGES k / 7) are this wide."""
-COLUMN_CENTRES = {name: (k + 0.5) * PLACE_WIDTH for k, name in enumerate(COLUMN_NAMES)}
-ROW_CENTRES = {name: (k + 0.5) * PLACE_WIDTH for k, name in enumerate(ROW_NAMES)}
-"""The centres of curation's columns and rows; "middle" is 0.5 either way."""
+NEAR = 1 / 7
+"""The width of a token's closeness to the path, exp(-|d|^2 / NEAR^2): 0.37 at 1/7 of the clip, a place of the
+7 x 7 grid that curation named up to pairs stage 1.3 (kept as it was when places became finer)."""
+TEXT_PLACES = {"left": (1.5 / 7, 0.5), "middle": (0.5, 0.5), "right": (5.5 / 7, 0.5), "top left": (1.5 / 7, 0.5 / 7),
+               "top right": (5.5 / 7, 0.5 / 7)}
+"""(x, y) of a text edit's place ("on the left", "in the middle", "in the top right corner"; curation/editors/text.py):
+the 7 x 7 cells of those names, as layouts read them up to pairs stage 1.3 ("at the top" and "at the bottom" name
+none)."""
 LAYOUT_SIZE = 5
-_AT = re.compile(rf"\b(?:on|in|at) the ({PLACE})\b")
+_AT = re.compile(rf"\bat ({PLACE})|\b(?:on|in) the (top left|top right|left|middle|right)\b")
 LAYOUT_BANDS = 5
 """Frequencies of a token's offset from the path (pi * 2**k, k < 5): the finest has a period of 1/8 of the
-clip, under a place's width."""
+clip."""
 
 
 def place_centre(place: str) -> tuple[float, float]:
-    """(x, y) in [0, 1] of one of the 49 places `place_name` writes ("upper far left", "top middle", "mid-left")."""
-    words = place.split(" ", 1)
-    if len(words) == 2 and words[0] in ROW_CENTRES:
-        return COLUMN_CENTRES[words[1]], ROW_CENTRES[words[0]]
-    return COLUMN_CENTRES[place], 0.5
+    """(x, y) in [0, 1] of a place `place_name` writes ("(25%, 61%)") or a text edit's place ("top left")."""
+    if place in TEXT_PLACES:
+        return TEXT_PLACES[place]
+    x, y = (int(v.strip(" (%)")) / 100 for v in place.split(","))
+    return x, y
 
 
 def instruction_layout(instruction: str) -> np.ndarray:
@@ -53,19 +57,19 @@ def instruction_layout(instruction: str) -> np.ndarray:
         at = _AT.search(plain)
         if not at:
             return np.zeros(LAYOUT_SIZE, np.float32)
-        start = end = place_centre(at.group(1))
+        start = end = place_centre(at.group(1) or at.group(2))
     return np.array([*start, *end, 1.0], np.float32)
 
 
 def layout_features(coords: torch.Tensor, layout: torch.Tensor, bands: int = LAYOUT_BANDS) -> torch.Tensor:
     """Each token's offset from where the named path is at its time: coords (B, N, 3) (t, y, x) fractions of the
     clip (`model.token_coords`), layout (B, 5) -> (B, N, 2 + 4 * bands): the layout's flag, a closeness
-    exp(-|d|^2 / PLACE_WIDTH^2) (1 on the path, 0.37 a place away), and Fourier features of the offset d (x, y). The path
+    exp(-|d|^2 / NEAR^2) (1 on the path, 0.37 at NEAR), and Fourier features of the offset d (x, y). The path
     is walked from start to end over the whole clip; a token of an instruction without a place gets zeros."""
     start, end, present = layout[:, None, 0:2], layout[:, None, 2:4], layout[:, None, 4:5]  # (B, 1, 2/2/1)
     at = start + (end - start) * coords[..., :1]  # (B, N, 2): the path's point at each token's time
     offset = coords[..., [2, 1]] - at  # (B, N, 2) in x, y
-    closeness = torch.exp(-(offset**2).sum(-1, keepdim=True) / PLACE_WIDTH**2)  # (B, N, 1)
+    closeness = torch.exp(-(offset**2).sum(-1, keepdim=True) / NEAR**2)  # (B, N, 1)
     freqs = torch.pi * 2.0 ** torch.arange(bands, device=coords.device, dtype=torch.float32)  # (bands,)
     angles = (offset[..., None] * freqs).flatten(-2)  # (B, N, 2 * bands)
     feats = torch.cat([torch.ones_like(closeness), closeness, angles.sin(), angles.cos()], dim=-1)

@@ -29,8 +29,8 @@ from kernels import TileConfig, isa_attention
 
 COORD_BANDS = 6
 """Frequencies per axis of a token's place in its clip (model.clip_coords): pi * 2**k for k < 6. The lowest has
-period 2, so a place in [0, 1] is never ambiguous; the highest 1/16, finer than the 49 places an instruction
-names (seven columns, seven rows)."""
+period 2, so a place in [0, 1] is never ambiguous; the highest 1/16, under the width of the places an instruction
+names (a 14 x 14 grid)."""
 
 
 # ---------------------------------------------------------------- pure pieces (testable alone)

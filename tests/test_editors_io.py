@@ -169,17 +169,17 @@ def test_objects_without_a_class_are_described_by_appearance_and_place():
 
     frames = np.full((4, 90, 160, 3), 60, np.uint8)
     small = np.zeros((4, 90, 160), bool)
-    small[:, 10:20, 5:25] = True  # 200 px of 14,400 (1.4 %): tiny, upper far left
+    small[:, 10:20, 5:25] = True  # 200 px of 14,400 (1.4 %): tiny, centred at (9.4%, 16.7%)
     frames[small] = (220, 30, 30)
-    assert describe_object(frames, small) == "tiny red object in the upper far left"
+    assert describe_object(frames, small) == "tiny red object at (11%, 18%)"
     large = np.zeros_like(small)
     large[:, 25:75, 60:120] = True  # 21 % of the frame: huge
     frames[large] = (20, 40, 200)
-    assert describe_object(frames, large) == "huge blue object in the middle"
+    assert describe_object(frames, large) == "huge blue object at (54%, 54%)"
     right = np.zeros_like(small)
     right[:, 45:55, 130:150] = True
     frames[right] = (245, 245, 245)
-    assert describe_object(frames, right) == "tiny white object on the far right"
+    assert describe_object(frames, right) == "tiny white object at (89%, 54%)"
     assert colour_name(np.array([[120, 70, 20]] * 4, np.uint8)) == "brown"
     shades = {(90, 20, 20): "dark red", (240, 150, 150): "light red", (80, 80, 80): "dark grey",
               (170, 170, 170): "light grey", (128, 128, 128): "grey", (30, 30, 30): "black"}
@@ -190,10 +190,10 @@ def test_objects_without_a_class_are_described_by_appearance_and_place():
     assert describe_object(frames, sized).startswith("large ")
     assert [size_name(a) for a in (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.2)] == [
         "tiny", "very small", "small", "medium-sized", "large", "very large", "huge"]
-    assert object_name("moving-object", frames, small) == "tiny red object in the upper far left"
+    assert object_name("moving-object", frames, small) == "tiny red object at (11%, 18%)"
     assert object_name("traffic_light", frames, small) == "traffic light"  # a real class keeps its name
     assert make_instruction("removal", {"object": object_name("moving-object", frames, large)}, 0).text.count(
-        "huge blue object in the middle") == 1
+        "huge blue object at (54%, 54%)") == 1
 
 
 def test_an_object_that_crosses_the_frame_is_named_by_its_path():
@@ -201,14 +201,14 @@ def test_an_object_that_crosses_the_frame_is_named_by_its_path():
 
     frames = np.full((4, 90, 160, 3), 60, np.uint8)
     path = np.zeros((4, 90, 160), bool)
-    for t, (y, x) in enumerate([(5, 5), (30, 45), (45, 85), (70, 130)]):  # top far left, down to lower far right
+    for t, (y, x) in enumerate([(5, 5), (30, 45), (45, 85), (70, 130)]):  # top left, down to bottom right
         path[t, y : y + 10, x : x + 20] = True
     frames[path] = (30, 200, 40)
-    assert describe_object(frames, path) == "tiny green object moving from the top far left to the lower far right"
-    assert describe_object(frames[::-1], path[::-1]) == "tiny green object moving from the lower far right to the top far left"
+    assert describe_object(frames, path) == "tiny green object moving from (11%, 11%) to (89%, 82%)"
+    assert describe_object(frames[::-1], path[::-1]) == "tiny green object moving from (89%, 82%) to (11%, 11%)"
     path[0] = path[3] = False  # hidden at both ends: its first and last seen places are what it is named by
-    assert describe_object(frames, path) == "tiny green object moving from the mid-upper mid-left to the mid-right"
+    assert describe_object(frames, path) == "tiny green object moving from (32%, 39%) to (61%, 54%)"
     jitter = np.zeros_like(path)
-    for t, x in enumerate([10, 14, 8, 12]):  # moves, but stays in one place of 49: named by that place
+    for t, x in enumerate([10, 14, 8, 12]):  # moves, but stays in one place of 196: named by that place
         jitter[t, 40:50, x : x + 20] = True
-    assert describe_object(frames, jitter) == "tiny dark grey object on the far left"
+    assert describe_object(frames, jitter) == "tiny dark grey object at (11%, 46%)"

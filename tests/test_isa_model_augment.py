@@ -16,7 +16,7 @@ from isa_model.augment import AUGMENT_SKIPS, augment_choice, mirror_instruction,
 from isa_model.config import ConfigError, load_config
 from isa_model.data import EditPairs
 
-PLACES = sorted({place_name(x, y) for x, y in itertools.product(np.linspace(0, 1, 21), repeat=2)})
+PLACES = sorted({place_name(x, y) for x, y in itertools.product(np.linspace(0, 1, 43), repeat=2)})
 
 
 @pytest.fixture(scope="module")
@@ -25,21 +25,26 @@ def root(tmp_path_factory):
 
 
 def test_every_path_curation_names_is_walked_backwards():
-    assert len(PLACES) == 49
+    assert len(PLACES) == 196
     for start, end in itertools.product(PLACES, repeat=2):
-        text = f"Put a small red object moving from the {start} to the {end} into the scene."
-        assert reverse_instruction(text) == f"Put a small red object moving from the {end} to the {start} into the scene."
+        text = f"Put a small red object moving from {start} to {end} into the scene."
+        assert reverse_instruction(text) == f"Put a small red object moving from {end} to {start} into the scene."
+
+
+def test_every_place_curation_names_mirrors_into_the_mirrored_cell():
+    for x, y in itertools.product(np.linspace(0.01, 0.99, 30), repeat=2):  # none on an edge (place_name)
+        text = f"Put a small red object at {place_name(x, y)} into the scene."
+        assert mirror_instruction(text) == f"Put a small red object at {place_name(1 - x, y)} into the scene."
 
 
 def test_mirror_swaps_sides_as_words_and_keeps_quoted_text():
-    assert mirror_instruction("Remove the large blue object on the far left.") == \
-        "Remove the large blue object on the far right."
-    text = "Put a green object moving from the upper left to the lower far right into the video."
-    assert mirror_instruction(text) == "Put a green object moving from the upper right to the lower far left into the video."
+    assert mirror_instruction("Remove the large blue object at (4%, 46%).") == "Remove the large blue object at (96%, 46%)."
+    text = "Put a green object moving from (18%, 25%) to (96%, 75%) into the video."
+    assert mirror_instruction(text) == "Put a green object moving from (82%, 25%) to (4%, 75%) into the video."
     assert mirror_instruction(mirror_instruction(text)) == text
-    assert mirror_instruction('Write "left turn" on the right.') == 'Write "left turn" on the left.'
+    assert mirror_instruction('Write "left turn (4%, 5%)" on the right.') == 'Write "left turn (4%, 5%)" on the left.'
     assert mirror_instruction("Brighten the bright sky.") == "Brighten the bright sky."
-    assert reverse_instruction("Remove the object on the far left.") == "Remove the object on the far left."
+    assert reverse_instruction("Remove the object at (4%, 46%).") == "Remove the object at (4%, 46%)."
 
 
 def test_a_described_object_mirrors_into_the_mirrored_description():
@@ -50,7 +55,7 @@ def test_a_described_object_mirrors_into_the_mirrored_description():
     for t in range(6):
         mask[t, 2 + 3 * t : 8 + 3 * t, 3 + 2 * t : 11 + 2 * t] = True  # moves right and down
     described = describe_object(frames, mask)
-    assert "moving from the" in described
+    assert "moving from (" in described
     assert describe_object(frames[:, :, ::-1], mask[:, :, ::-1]) == mirror_instruction(described)
     assert describe_object(frames[::-1], mask[::-1]) == reverse_instruction(described)
 

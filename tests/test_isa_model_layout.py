@@ -24,30 +24,35 @@ from isa_model.model import LIVEditor
 
 def test_every_place_curation_names_parses_back_to_its_cells_centre():
     bounds = (0.0, *PLACE_EDGES, 1.0)
-    for x in np.linspace(0.01, 0.99, 23):
-        for y in np.linspace(0.01, 0.99, 23):
+    for x in np.linspace(0.01, 0.99, 43):
+        for y in np.linspace(0.01, 0.99, 43):
             cx, cy = place_centre(place_name(float(x), float(y)))
             col, row = place_index(float(x)), place_index(float(y))
-            assert cx == pytest.approx((bounds[col] + bounds[col + 1]) / 2)
-            assert cy == pytest.approx((bounds[row] + bounds[row + 1]) / 2)
+            assert cx == pytest.approx((bounds[col] + bounds[col + 1]) / 2, abs=0.005)  # in whole percent
+            assert cy == pytest.approx((bounds[row] + bounds[row + 1]) / 2, abs=0.005)
 
 
 def test_an_instruction_names_a_path_a_place_or_nothing():
     mask = np.zeros((10, 90, 160), bool)
-    for t in range(10):  # from the far left, middle row, to the mid-lower right
+    for t in range(10):  # from the left edge, half way down, to the lower right
         mask[t, 40 + 2 * t : 50 + 2 * t, 5 + 12 * t : 20 + 12 * t] = True
     frames = np.full((10, 90, 160, 3), 40, np.uint8)
     frames[mask] = (200, 30, 30)
     moving = f"Put a {describe_object(frames, mask)} into the scene."
-    assert "moving from the far left to the mid-lower right" in moving
-    assert instruction_layout(moving).tolist() == pytest.approx([1 / 14, 0.5, 11 / 14, 9 / 14, 1.0])
-    assert instruction_layout("Remove the small red object in the upper far right.").tolist() == pytest.approx(
-        [13 / 14, 3 / 14, 13 / 14, 3 / 14, 1.0])
+    assert "moving from (11%, 46%) to (75%, 68%)" in moving
+    assert instruction_layout(moving).tolist() == pytest.approx([0.11, 0.46, 0.75, 0.68, 1.0])
+    assert instruction_layout("Remove the small red object at (96%, 18%).").tolist() == pytest.approx(
+        [0.96, 0.18, 0.96, 0.18, 1.0])
+    assert instruction_layout('Add the sign "OPEN" in large red letters on the left.').tolist() == pytest.approx(
+        [1.5 / 7, 0.5, 1.5 / 7, 0.5, 1.0])  # a text edit's place in words
+    assert instruction_layout('Erase the text "SALE" in the top right corner.').tolist() == pytest.approx(
+        [5.5 / 7, 0.5 / 7, 5.5 / 7, 0.5 / 7, 1.0])
+    assert not instruction_layout('Add the subtitle "hello" at the bottom.').any()
     assert not instruction_layout("Turn the video into a pencil sketch.").any()
-    assert not instruction_layout('Add the caption "on the left" to the video.').any()  # quoted: content
+    assert not instruction_layout('Add the caption "at (10%, 10%)" to the video.').any()  # quoted: content
     mirrored, reversed_ = instruction_layout(mirror_instruction(moving)), instruction_layout(reverse_instruction(moving))
-    assert mirrored.tolist() == pytest.approx([13 / 14, 0.5, 3 / 14, 9 / 14, 1.0])  # x mirrored
-    assert reversed_.tolist() == pytest.approx([11 / 14, 9 / 14, 1 / 14, 0.5, 1.0])  # ends swapped
+    assert mirrored.tolist() == pytest.approx([0.89, 0.46, 0.25, 0.68, 1.0])  # x mirrored
+    assert reversed_.tolist() == pytest.approx([0.75, 0.68, 0.11, 0.46, 1.0])  # ends swapped
 
 
 def test_layout_features_follow_the_path_in_time():

@@ -130,9 +130,9 @@ def test_an_instructions_words_are_read_as_describe_object_wrote_them():
     frames[mask] = (200, 30, 30)
     text = f"Put a {describe_object(frames, mask)} into the scene."
     assert addition.instruction_words(text) == ("huge", "red")
-    assert addition.instruction_words("Insert a very small light grey object on the far left into the video.") == (
+    assert addition.instruction_words("Insert a very small light grey object at (4%, 46%) into the video.") == (
         "very small", "light grey")
-    assert addition.instruction_words("Bring a small dark brown object on the mid-left into the shot.") == (
+    assert addition.instruction_words("Bring a small dark brown object moving from (39%, 46%) to (61%, 46%) into the shot.") == (
         "small", "dark brown")
     assert addition.instruction_words("Add a horse running to the left.") == ("?", "?")  # named by its class
 

@@ -151,13 +151,12 @@ def size_name(area: float) -> str:
     return next(word for bound, word in SIZE_NAMES if area < bound)
 
 
-PLACE_EDGES = tuple(k / 7 for k in range(1, 7))
-"""Where one of seven columns (and rows) of the frame ends: a place is one of 49. The LS guess of an added object
-along its named path, in the colour and size its words tell, gained +0.86 and +1.40 dB over the copy on seeds 41
-and 37's val with 25 places and the older words, +2.49 and +2.24 on seeds 42 and 37's with these
-(benchmarks/model_oracles.py addition; docs/MODEL.md, "Instructions that say more of an added object")."""
-COLUMNS = ("far left", "left", "mid-left", "", "mid-right", "right", "far right")
-ROWS = ("top", "upper", "mid-upper", "", "mid-lower", "lower", "bottom")
+PLACE_GRID = 14
+"""Columns (and rows) of the grid an instruction places an unnamed object on: 196 places. The LS guess of an added
+object along its named path, in the colour and size its words tell, kept 38.2-41.3 dB outside the cut on the val
+of seeds 37-40 with 7 x 7 places (pairs stage 1.2-1.3) and 40.2-43.1 with 14 x 14, its gain +1.56-2.28 dB against
++2.28-3.16 (benchmarks/model_oracles.py addition --grid 14; docs/MODEL.md, "Places on a 14 x 14 grid")."""
+PLACE_EDGES = tuple(k / PLACE_GRID for k in range(1, PLACE_GRID))
 
 
 def place_index(v: float, edges: tuple[float, ...] = PLACE_EDGES) -> int:
@@ -166,14 +165,13 @@ def place_index(v: float, edges: tuple[float, ...] = PLACE_EDGES) -> int:
 
 
 def place_name(x: float, y: float) -> str:
-    """One of 49 places for a point (x, y) in [0, 1] of the frame: "upper far left", "mid-left", "top middle",
-    "mid-lower mid-right", "middle", ..."""
-    column, row = COLUMNS[place_index(x)], ROWS[place_index(y)]
-    return f"{row} {column}" if row and column else column or (f"{row} middle" if row else "middle")
-
-
-def _at(place: str) -> str:
-    return ("on the " if place in COLUMNS else "in the ") + place
+    """The place of a point (x, y) in [0, 1] of the frame: its cell's centre in whole percent of the frame's width
+    and height from the top left, "(25%, 61%)". Words of seven columns ("mid-left") ran out at 7 x 7; numbers
+    name a finer grid as plainly, and the mirrored cell is (100 - x, y) (no cell centre is a half percent). A point
+    on an edge is in the cell before it, so a mirrored point exactly on one (an object centred in the frame) is
+    named one cell off its mirror."""
+    cx, cy = ((place_index(v) + 0.5) / PLACE_GRID for v in (x, y))
+    return f"({round(100 * cx)}%, {round(100 * cy)}%)"
 
 
 @dataclass(frozen=True)
@@ -204,16 +202,15 @@ def object_path(mask: np.ndarray) -> ObjectPath | None:
 
 def describe_object(frames: np.ndarray, mask: np.ndarray) -> str:
     """An object without a class name as the eye sees it: size, colour and place, from its (T, H, W) mask
-    over (T, H, W, 3) frames, e.g. "small dark red object on the far left". An object whose centre goes from
-    one of the 49 places to another, between the first and last frames that show it, is named by its path
-    ("... moving from the mid-left to the upper far right"): without it an addition's instruction cannot say
-    where the object goes."""
+    over (T, H, W, 3) frames, e.g. "small dark red object at (4%, 46%)". An object whose centre goes from
+    one place to another, between the first and last frames that show it, is named by its path ("... moving from
+    (39%, 46%) to (82%, 25%)"): without it an addition's instruction cannot say where the object goes."""
     path = object_path(mask)
     if path is None:
         return "object"
     area = float(mask[mask.any(axis=(1, 2))].mean())
     start, end = place_name(*path.start), place_name(*path.end)
-    where = f"moving from the {start} to the {end}" if start != end else _at(place_name(*path.mean))
+    where = f"moving from {start} to {end}" if start != end else f"at {place_name(*path.mean)}"
     pixels = frames[mask][:: max(1, int(mask.sum()) // 20000)]  # (N, 3), at most ~20k samples
     return f"{size_name(area)} {colour_name(pixels)} object {where}"
 
