@@ -23,9 +23,10 @@ AUGMENT_SKIPS = frozenset({"add_text", "remove_text"})
 PLACE = r"\(\d{1,3}%, \d{1,3}%\)"
 """A place as curation names it (curation/editors/instructions.py, `place_name`): "(25%, 61%)", the centre of its cell
 in percent of the frame's width and height from the top left."""
+PLACE_XY = re.compile(r"\((\d{1,3})%, (\d{1,3})%\)")
+"""PLACE with its x and y percent as groups 1 and 2."""
 PATH = re.compile(rf"\bfrom ({PLACE}) to ({PLACE})")
 """A path an instruction names, its start and end places as groups 1 and 2."""
-_PLACE_X = re.compile(r"\((\d{1,3})%, (?=\d{1,3}%\))")  # a place's x
 _SIDE = re.compile(r"\b(left|right|Left|Right)\b")
 _SWAP = {"left": "right", "right": "left", "Left": "Right", "Right": "Left"}
 
@@ -44,7 +45,7 @@ def unquoted(text: str) -> str:
 def mirror_instruction(text: str) -> str:
     """The instruction of the left-right mirrored clip: "left" and "right" swapped as words, a place's x by 100 - x."""
     def mirror(s: str) -> str:
-        s = _PLACE_X.sub(lambda m: f"({100 - int(m.group(1))}%, ", s)
+        s = PLACE_XY.sub(lambda m: f"({100 - int(m.group(1))}%, {m.group(2)}%)", s)
         return _SIDE.sub(lambda m: _SWAP[m.group(1)], s)
     return _outside_quotes(text, mirror)
 

@@ -21,7 +21,7 @@ import re
 import numpy as np
 import torch
 
-from isa_model.augment import PATH, PLACE, unquoted
+from isa_model.augment import PATH, PLACE, PLACE_XY, unquoted
 
 NEAR = 1 / 7
 """The width of a token's closeness to the path, exp(-|d|^2 / NEAR^2): 0.37 at 1/7 of the clip, a place of the
@@ -42,8 +42,8 @@ def place_centre(place: str) -> tuple[float, float]:
     """(x, y) in [0, 1] of a place `place_name` writes ("(25%, 61%)") or a text edit's place ("top left")."""
     if place in TEXT_PLACES:
         return TEXT_PLACES[place]
-    x, y = (int(v.strip(" (%)")) / 100 for v in place.split(","))
-    return x, y
+    x, y = PLACE_XY.findall(place)[0]
+    return int(x) / 100, int(y) / 100
 
 
 def instruction_layout(instruction: str) -> np.ndarray:
