@@ -34,9 +34,10 @@
 #     the bf16 one). CUTS: more blend-mask cuts at which the final checkpoint's val, test and EXTRA_VAL splits are
 #     scored (`val-t<cut>`, ...), and the cut and checkpoint (final or resumed, at MASK_THRESHOLD) that test and
 #     EXTRA_VAL choose as the ablation's pairs do (model_v2_collect.py --choose RUNS quality: never by the val split).
-#     HELD_OUT: a packed copy of a corpus seed no run has seen, whose val split the quality table then quotes
-#     (`held-<folder>`, `held-<folder>-resumed`, at CUTS too; its test split `held-<folder>-test[-resumed]`); DATA's
-#     val split then chooses beside test, and the held-out pairs never do (--quoted held-<folder>).
+#     HELD_OUT: packed copies of corpus seeds no run has seen, whose val splits the quality table then quotes
+#     (`held-<folder>`, `held-<folder>-resumed`, at CUTS too; their test splits `held-<folder>-test[-resumed]`);
+#     DATA's val split then chooses beside test, and the held-out pairs never do (--quoted held-<first folder>). A
+#     copy carried by an earlier call on the same machine is found where it was left.
 #   PHASE=train: resumes the QUALITY runs as the quality phase does (QUALITY=auto chosen the same way), scores
 #     nothing; a call of training alone, so a later quality call needs less of its time for training.
 #   PHASE=setup: installs the wheels and stops (a first call that carries them with part of DATA).
@@ -101,7 +102,7 @@ for vs in $VARIANTS; do  # a name FLAGS lacks would train the config's defaults 
   [ -n "${FLAGS[${vs%:*}]+set}" ] || { echo "unknown variant ${vs%:*}; known: ${!FLAGS[*]}"; exit 1; }
 done
 QUOTED=val  # the report name of the pairs the quality table quotes: never chosen on (model_v2_collect.py --quoted)
-[ -n "${HELD_OUT:-}" ] && QUOTED=held-$(basename "$HELD_OUT")
+for held in ${HELD_OUT:-}; do [ "$QUOTED" = val ] && QUOTED=held-$(basename "$held"); done  # the first one
 mkdir -p "$RUNS"
 validate() {  # run split name extra...: score one run's EMA weights (CKPT: which checkpoint, default the newest;
   local run=$1 split=$2 name=$3 data=${VDATA:-$DATA} snapshot=$SNAPSHOT; shift 3  # VDATA: another packed copy)
@@ -152,17 +153,17 @@ score() {
       for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")" "${cut[@]}"
         [ -n "${RESUMED[$run]}" ] && VDATA=$extra CKPT=${RESUMED[$run]} score "$run" val \
             "val-$(basename "$extra")-resumed" "${cut[@]}"; done
-      if [ -n "${HELD_OUT:-}" ]; then  # its val split is the quality table; its test split, a second unseen look
-        for split in val test; do name=$QUOTED; [ "$split" = test ] && name=$QUOTED-test
-          VDATA=$HELD_OUT score "$run" $split "$name" "${cut[@]}"
-          [ -n "${RESUMED[$run]}" ] && VDATA=$HELD_OUT CKPT=${RESUMED[$run]} score "$run" $split "$name-resumed" "${cut[@]}"
+      for held in ${HELD_OUT:-}; do  # each val split is a quality table; each test split, a second unseen look
+        for split in val test; do name=held-$(basename "$held"); [ "$split" = test ] && name=$name-test
+          VDATA=$held score "$run" $split "$name" "${cut[@]}"
+          [ -n "${RESUMED[$run]}" ] && VDATA=$held CKPT=${RESUMED[$run]} score "$run" $split "$name-resumed" "${cut[@]}"
         done
-      fi
+      done
       for c in ${CUTS:-}; do [ "$c" = "${MASK_THRESHOLD:-0.5}" ] && continue
         at=(--guidance "${GUIDANCE[$v]}" --mask-threshold "$c" --weights "${WEIGHTS:-ema}")
         for split in val test; do score "$run" $split "$split-t$c" "${at[@]}"; done
         for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")-t$c" "${at[@]}"; done
-        [ -n "${HELD_OUT:-}" ] && VDATA=$HELD_OUT score "$run" val "$QUOTED-t$c" "${at[@]}"
+        for held in ${HELD_OUT:-}; do VDATA=$held score "$run" val "held-$(basename "$held")-t$c" "${at[@]}"; done
       done
     fi
   done
@@ -180,7 +181,7 @@ score() {
 pictures=$(mktemp -d)
 for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}
   for png in preview worst_kept; do
-    for name in val ${HELD_OUT:+"$QUOTED"}; do tag=${name#val}; tag=${tag:+-$tag}
+    for name in val $(for held in ${HELD_OUT:-}; do echo "held-$(basename "$held")"; done); do tag=${name#val}; tag=${tag:+-$tag}
       [ -f "$RUNS/$run/$PHASE-$name/$png.png" ] && cp "$RUNS/$run/$PHASE-$name/$png.png" \
         "$pictures/${png}_${run}_$PHASE$tag.png"
     done
