@@ -101,8 +101,10 @@ else VARIANTS=${VARIANTS:-$QUALITY:0 $QUALITY:1}; fi
 for vs in $VARIANTS; do  # a name FLAGS lacks would train the config's defaults under that name
   [ -n "${FLAGS[${vs%:*}]+set}" ] || { echo "unknown variant ${vs%:*}; known: ${!FLAGS[*]}"; exit 1; }
 done
+held_name() { echo "held-$(basename "$1")"; }  # the report name of a HELD_OUT copy's val split
 QUOTED=val  # the report name of the pairs the quality table quotes: never chosen on (model_v2_collect.py --quoted)
-for held in ${HELD_OUT:-}; do [ "$QUOTED" = val ] && QUOTED=held-$(basename "$held"); done  # the first one
+read -r first_held _ <<<"${HELD_OUT:-}"
+[ -n "$first_held" ] && QUOTED=$(held_name "$first_held")
 mkdir -p "$RUNS"
 validate() {  # run split name extra...: score one run's EMA weights (CKPT: which checkpoint, default the newest;
   local run=$1 split=$2 name=$3 data=${VDATA:-$DATA} snapshot=$SNAPSHOT; shift 3  # VDATA: another packed copy)
@@ -154,7 +156,7 @@ score() {
         [ -n "${RESUMED[$run]}" ] && VDATA=$extra CKPT=${RESUMED[$run]} score "$run" val \
             "val-$(basename "$extra")-resumed" "${cut[@]}"; done
       for held in ${HELD_OUT:-}; do  # each val split is a quality table; each test split, a second unseen look
-        for split in val test; do name=held-$(basename "$held"); [ "$split" = test ] && name=$name-test
+        for split in val test; do name=$(held_name "$held"); [ "$split" = test ] && name=$name-test
           VDATA=$held score "$run" $split "$name" "${cut[@]}"
           [ -n "${RESUMED[$run]}" ] && VDATA=$held CKPT=${RESUMED[$run]} score "$run" $split "$name-resumed" "${cut[@]}"
         done
@@ -163,7 +165,7 @@ score() {
         at=(--guidance "${GUIDANCE[$v]}" --mask-threshold "$c" --weights "${WEIGHTS:-ema}")
         for split in val test; do score "$run" $split "$split-t$c" "${at[@]}"; done
         for extra in ${EXTRA_VAL:-}; do VDATA=$extra score "$run" val "val-$(basename "$extra")-t$c" "${at[@]}"; done
-        for held in ${HELD_OUT:-}; do VDATA=$held score "$run" val "held-$(basename "$held")-t$c" "${at[@]}"; done
+        for held in ${HELD_OUT:-}; do VDATA=$held score "$run" val "$(held_name "$held")-t$c" "${at[@]}"; done
       done
     fi
   done
@@ -181,7 +183,7 @@ score() {
 pictures=$(mktemp -d)
 for vs in $VARIANTS; do run=${vs%:*}-s${vs#*:}
   for png in preview worst_kept; do
-    for name in val $(for held in ${HELD_OUT:-}; do echo "held-$(basename "$held")"; done); do tag=${name#val}; tag=${tag:+-$tag}
+    for name in val $(for held in ${HELD_OUT:-}; do held_name "$held"; done); do tag=${name#val}; tag=${tag:+-$tag}
       [ -f "$RUNS/$run/$PHASE-$name/$png.png" ] && cp "$RUNS/$run/$PHASE-$name/$png.png" \
         "$pictures/${png}_${run}_$PHASE$tag.png"
     done
