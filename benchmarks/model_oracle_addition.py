@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from curation.editors.base import EditError
-from curation.editors.instructions import HUE_NAMES, SHADES, SIZE_NAMES, object_path
+from curation.editors.instructions import HUE_NAMES, OUTLINES, SHADES, SIZE_NAMES, object_path
 from isa_model.objective import change_mask
 
 
@@ -56,48 +58,90 @@ def added_object(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor)
 COLOUR_WORDS = sorted({name for _, name in HUE_NAMES} | {"brown", "white", "grey", "black"})
 SHADE_WORDS = sorted(SHADES)
 SIZE_WORDS = sorted((word for _, word in SIZE_NAMES), key=len, reverse=True)  # "very small" before "small"
-OBJECT_WORDS = re.compile(rf"\b({'|'.join(SIZE_WORDS)}) ((?:(?:{'|'.join(SHADE_WORDS)}) )?(?:{'|'.join(COLOUR_WORDS)})) object\b")
-"""An unnamed object's size and colour words in an instruction (describe_object: "large dark brown object ...")."""
+OUTLINE_WORDS = sorted(word for _, word in OUTLINES)
+OBJECT_WORDS = re.compile(rf"\b({'|'.join(SIZE_WORDS)}) ((?:(?:{'|'.join(SHADE_WORDS)}) )?(?:{'|'.join(COLOUR_WORDS)})) "
+                          rf"(?:({'|'.join(OUTLINE_WORDS)}) )?object\b(?:, (\d{{1,3}})% wide and (\d{{1,3}})% tall\b)?")
+"""An unnamed object's words in an instruction (describe_object: "large dark brown oval object, 12% wide and 20% tall,
+..."); the outline and box since pairs stage 1.5."""
 
 
-def instruction_words(instruction: str) -> tuple[str, str]:
-    """(size word, colour words) an addition's instruction names its object by ("very small", "light grey"), and
-    ("?", "?") for an object named by its class (no colour or size word)."""
+@dataclasses.dataclass(frozen=True)
+class ObjectWords:
+    """What an addition's instruction says of its object: size and colour words ("?" for an object named by its
+    class), and since pairs stage 1.5 its outline word and box (width, height in [0, 1] of the frame)."""
+
+    size: str
+    colour: str
+    outline: str = "?"
+    box: tuple[float, float] | None = None
+
+
+def instruction_words(instruction: str) -> ObjectWords:
+    """The ObjectWords an addition's instruction names its object by."""
     found = OBJECT_WORDS.search(instruction.lower())
-    return (found.group(1), found.group(2)) if found else ("?", "?")
+    if not found:
+        return ObjectWords("?", "?")
+    size, colour, outline, width, height = found.groups()
+    return ObjectWords(size, colour, outline or "?", (int(width) / 100, int(height) / 100) if width else None)
+
+
+TEMPLATE = 24
+"""Side of an outline's template: an object's pixels in its box, scaled to TEMPLATE x TEMPLATE."""
+
+
+def box_template(pixels: torch.Tensor) -> torch.Tensor:
+    """(TEMPLATE, TEMPLATE): the share of the frames showing a (T, H, W) bool object that it covers at each point
+    of its box, each frame's box scaled to the template."""
+    frames = []
+    for m in pixels[pixels.flatten(1).any(1)]:
+        rows, cols = torch.nonzero(m.any(1)).flatten(), torch.nonzero(m.any(0)).flatten()
+        crop = m[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].float()[None, None]  # (1, 1, h, w)
+        frames.append(F.interpolate(crop, size=(TEMPLATE, TEMPLATE), mode="area")[0, 0])
+    return torch.stack(frames).mean(0)
 
 
 @dataclasses.dataclass(frozen=True)
 class WordPrior:
-    """The least-squares colour and size of an object given its instruction's words: over a train split's added
-    objects, the mean colour of each colour word's objects and the radius of the mean area of each size word's
-    (a word the split never used gets the mean over every object)."""
+    """The least-squares colour, size and outline of an object given its instruction's words: over a train split's
+    added objects, the mean colour of each colour word's objects, the radius of the mean area of each size word's
+    and the mean box template of each outline word's (a word the split never used gets the mean over every
+    object)."""
 
     colours: dict[str, torch.Tensor]  # colour word -> (C,)
     radii: dict[str, float]  # size word -> pixels
+    templates: dict[str, torch.Tensor]  # outline word -> (TEMPLATE, TEMPLATE)
     colour: torch.Tensor  # (C,) over every object
     radius: float
+    template: torch.Tensor
 
     @staticmethod
-    def fit(objects: list[tuple[tuple[str, str], AddedObject]]) -> WordPrior:
+    def fit(objects: list[tuple[ObjectWords, AddedObject]]) -> WordPrior:
         def mean_colour(objs: list[AddedObject]) -> torch.Tensor:
             return torch.stack([o.colour for o in objs]).mean(0)
 
         def mean_radius(objs: list[AddedObject]) -> float:
             return float(np.mean([o.radius**2 for o in objs]) ** 0.5)
 
-        by_colour: dict[str, list[AddedObject]] = {}
-        by_size: dict[str, list[AddedObject]] = {}
-        for (size, colour), obj in objects:
-            by_colour.setdefault(colour, []).append(obj)
-            by_size.setdefault(size, []).append(obj)
-        every = [obj for _, obj in objects]
-        return WordPrior({w: mean_colour(o) for w, o in by_colour.items()},
-                         {w: mean_radius(o) for w, o in by_size.items()}, mean_colour(every), mean_radius(every))
+        def mean_template(objs: list[AddedObject]) -> torch.Tensor:
+            return torch.stack([box_template(o.pixels) for o in objs]).mean(0)
 
-    def of(self, words: tuple[str, str]) -> tuple[torch.Tensor, float]:
-        """(colour (C,), radius) for (size word, colour word)."""
-        return self.colours.get(words[1], self.colour), self.radii.get(words[0], self.radius)
+        groups: dict[str, dict[str, list[AddedObject]]] = {"colour": {}, "size": {}, "outline": {}}
+        for words, obj in objects:
+            for field, by_word in groups.items():
+                by_word.setdefault(getattr(words, field), []).append(obj)
+        every = [obj for _, obj in objects]
+        return WordPrior({w: mean_colour(o) for w, o in groups["colour"].items()},
+                         {w: mean_radius(o) for w, o in groups["size"].items()},
+                         {w: mean_template(o) for w, o in groups["outline"].items()},
+                         mean_colour(every), mean_radius(every), mean_template(every))
+
+    def of(self, words: ObjectWords) -> tuple[torch.Tensor, float]:
+        """(colour (C,), radius) for the words' colour and size."""
+        return self.colours.get(words.colour, self.colour), self.radii.get(words.size, self.radius)
+
+    def outline(self, words: ObjectWords) -> torch.Tensor:
+        """(TEMPLATE, TEMPLATE): the template of the words' outline."""
+        return self.templates.get(words.outline, self.template)
 
 
 def disc_cover(starts: torch.Tensor, ends: torch.Tensor, radius: float, times: torch.Tensor,
@@ -112,6 +156,23 @@ def disc_cover(starts: torch.Tensor, ends: torch.Tensor, radius: float, times: t
         at = (starts + (ends - starts) * times[t]) * torch.tensor([width, height])  # (K, 2) pixels
         d2 = (xs[None, None, :] - at[:, 0, None, None]) ** 2 + (ys[None, :, None] - at[:, 1, None, None]) ** 2
         cover[t] = (d2 <= radius**2).float().mean(0)  # (H, W)
+    return cover
+
+
+def box_cover(starts: torch.Tensor, ends: torch.Tensor, template: torch.Tensor, extent: tuple[float, float],
+              times: torch.Tensor, size: tuple[int, int, int]) -> torch.Tensor:
+    """(T, H, W) mean, over the paths, of a (TEMPLATE, TEMPLATE) outline template stretched to a box `extent`
+    (width, height in pixels) centred on each path (as disc_cover walks them)."""
+    frames, height, width = size
+    ys, xs = torch.arange(height) + 0.5, torch.arange(width) + 0.5
+    tmpl = template[None, None].expand(len(starts), 1, -1, -1)  # (K, 1, S, S)
+    cover = torch.zeros(frames, height, width)
+    for t in torch.nonzero(~times.isnan()).flatten().tolist():
+        at = (starts + (ends - starts) * times[t]) * torch.tensor([width, height])  # (K, 2) pixels
+        gx = 2 * (xs[None, None, :] - at[:, 0, None, None]) / extent[0]  # (K, 1, W): -1..1 across the box
+        gy = 2 * (ys[None, :, None] - at[:, 1, None, None]) / extent[1]  # (K, H, 1)
+        grid = torch.stack(torch.broadcast_tensors(gx, gy), dim=-1)  # (K, H, W, 2)
+        cover[t] = F.grid_sample(tmpl, grid, align_corners=False, padding_mode="zeros")[:, 0].mean(0)  # (H, W)
     return cover
 
 
@@ -159,7 +220,8 @@ def in_place(point: torch.Tensor, edges: tuple[float, ...], n: int, gen: torch.G
 
 def paths_through(place_of: torch.Tensor, edges: tuple[float, ...], n: int, gen: torch.Generator
                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """n paths (starts, ends), each end uniform over the frame, whose midpoints lie in the place of `place_of`."""
+    """Up to n paths (starts, ends), each end uniform over the frame, whose midpoints lie in the place of `place_of`
+    (paths held still in it when no draw's midpoint falls in so small a place)."""
     cell = places(place_of, edges)  # (2,)
     starts, ends = [], []
     for _ in range(64):  # a corner place of 25 keeps about 1 draw in 160: 512 in 2 rounds
@@ -169,23 +231,30 @@ def paths_through(place_of: torch.Tensor, edges: tuple[float, ...], n: int, gen:
         ends.append(b[keep])
         if sum(len(x) for x in starts) >= n:
             break
+    if not sum(len(x) for x in starts):  # a place too small for any draw's midpoint: the object held in it
+        still = in_place(place_of, edges, n, gen)
+        return still, still
     return torch.cat(starts)[:n], torch.cat(ends)[:n]
 
 
 Guess = tuple[torch.Tensor, torch.Tensor]
 """A mean over draws, (C, T, H, W), and each pixel's share of the draws that change it, (T, H, W)."""
+Cover = Callable[[torch.Tensor], torch.Tensor]
+"""A guess's share of draws covering each pixel, (T, H, W), for the times (T,) of its frames on the path."""
 
 
 def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, named: NamedPath,
                      times: torch.Tensor, edges: tuple[float, ...], gen: torch.Generator,
                      trained: list[torch.Tensor] | None = None, draws: int = PATH_DRAWS,
-                     worded: tuple[torch.Tensor, float] | None = None
+                     worded: tuple[torch.Tensor, float] | None = None,
+                     boxed: tuple[torch.Tensor, torch.Tensor, tuple[float, float]] | None = None
                      ) -> tuple[dict[str, torch.Tensor], dict[str, Guess], dict[str, Guess]]:
     """The module docstring's addition guesses on the whole frame: those that know the object's path in these
     frames exactly; those drawn over the paths its instruction (`named`) cannot tell apart, placed along them
     at `times` (T,) (path_times); and the same draws averaged over the `trained` times of every window
     training reads (added to these frames: what a model that cannot tell its window learns to paint).
-    `worded` (colour (C,), radius; WordPrior.of) adds the named path painted in what the words tell."""
+    `worded` (colour (C,), radius; WordPrior.of) adds the named path painted in what the words tell; `boxed`
+    (colour, outline template, box (width, height) in [0, 1] of the frame) the same in the named box and outline."""
     obj = added_object(source, target, mask)
     size = tuple(obj.pixels.shape)
 
@@ -198,13 +267,18 @@ def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Ten
              "disc, exact path": painted(disc_cover(obj.centres[0][None], obj.centres[-1][None], obj.radius, seen, size))}
     place = paths_through(named.mean, edges, draws, gen)
     path = in_place(named.start, edges, draws, gen), in_place(named.end, edges, draws, gen)
-    guesses = [("named place", place, obj.colour, obj.radius), ("named path", path, obj.colour, obj.radius)]
+    guesses: list[tuple[str, Cover, torch.Tensor]] = [
+        ("named place", lambda u: disc_cover(*place, obj.radius, u, size), obj.colour),
+        ("named path", lambda u: disc_cover(*path, obj.radius, u, size), obj.colour)]
     if worded is not None:
-        guesses.append(("named path, its words", path, *worded))
+        guesses.append(("named path, its words", lambda u: disc_cover(*path, worded[1], u, size), worded[0]))
+    if boxed is not None:
+        extent = (boxed[2][0] * size[2], boxed[2][1] * size[1])  # pixels of this frame
+        guesses.append(("named box, its words", lambda u: box_cover(*path, boxed[1], extent, u, size), boxed[0]))
     drawn, averaged = {}, {}
-    for name, (starts, ends), colour, radius in guesses:
-        cover = disc_cover(starts, ends, radius, times, size)
+    for name, cover_at, colour in guesses:
+        cover = cover_at(times)
         drawn[name] = painted(cover, colour), cover
-        mean = torch.stack([disc_cover(starts, ends, radius, u, size) for u in trained]).mean(0) if trained else cover
+        mean = torch.stack([cover_at(u) for u in trained]).mean(0) if trained else cover
         averaged[name] = painted(mean, colour), mean
     return exact, drawn, averaged

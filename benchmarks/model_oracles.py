@@ -23,12 +23,17 @@ colour over the source):
 - `flat, true shape`: the object's own pixels in every frame, in its mean colour (path and shape known);
 - `disc, exact path`: the disc from the object's first seen centre to its last;
 - `named place`: paths whose midpoint lies in the place of the clip's mean centre, start and end otherwise
-  uniform over the frame (an instruction naming one place, as they did before naming paths, on nine: `--grid 3`);
+  uniform over the frame (an instruction naming one place, as they did before naming paths, on nine: `--grid 3`; on the
+  whole-percent places of 1.5 few draws hit so small a place, and the guess is their mean);
 - `named path`: start and end uniform in the places the object is first and last seen (what instructions name);
 - `named path, its words`: the same paths in the colour and size the instruction's words tell: the mean colour of
   the objects its colour word names and the mean area of those its size word names, over the addition pairs of
   train splits (`--prior-from`, repeatable, default the set's own). What a model that reads the instruction can
   know; the guesses above know each object's own colour and area.
+- `named box, its words`: the same paths, painting the box and outline the instruction names (pairs stage 1.5:
+  "oval object, 12% wide and 20% tall"): the mean template of the train objects of that outline word (each
+  frame's pixels in its box), stretched to the named box, in the colour word's colour (the size word's disc for
+  an instruction that names no box).
 Places and paths are measured as the instruction measures them, on the whole clip (curation/editors/instructions.py;
 PLACE_EDGES, `--grid N` for N x N); a sample's frames lie on the path where they lie in the clip.
 
@@ -242,10 +247,17 @@ def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: 
     windows = [frame_window(clip.available, cfg.frames, stride, s)
                for s in range(frame_starts(clip.available, cfg.frames, stride))]
     gen = torch.Generator().manual_seed(int(row["pair_id"], 16) % 2**63)
-    worded = prior.of(instruction_words(row["instruction"])) if prior is not None else None
+    worded = boxed = None
+    if prior is not None:
+        words = instruction_words(row["instruction"])
+        worded = prior.of(words)
+        height, width = clip.source.shape[-2:]
+        box = words.box or (2 * worded[1] / width, 2 * worded[1] / height)  # no box named: the size word's disc
+        boxed = worded[0], prior.outline(words), box
     exact, drawn, trained = addition_guesses(clip.source, clip.target, clip.mask, named,
                                              path_times(clip.idx, named.first, named.last), edges, gen,
-                                             [path_times(w, named.first, named.last) for w in windows], worded=worded)
+                                             [path_times(w, named.first, named.last) for w in windows],
+                                             worded=worded, boxed=boxed)
     return crop_views(clip.source, clip.target, clip.edited, {**addition_oracles(clip.source, clip.target, clip.mask),
                                                            **exact}, drawn, cfg, cut, trained)
 

@@ -193,7 +193,7 @@ class EditPairs(Dataset):
         return {
             "source": source, "target": target, "mask": mask[0] if row["mask_uri"] else None,
             "box": torch.from_numpy(box),  # (3, 2): the sample's place in its clip (model.clip_coords)
-            "layout": torch.from_numpy(instruction_layout(instruction)),  # (5,): the place it names (model.layout)
+            "layout": torch.from_numpy(instruction_layout(instruction)),  # (7,): the place it names (model.layout)
             "tokens": self.tokenizer([instruction])[0],
             "edit_type": row["edit_type"], "pair_id": row["pair_id"], "instruction": instruction,
             "region": edit_region(row.get("edit_params"), bool(row["mask_uri"])),

@@ -23,14 +23,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from isa_model.config import ModelConfig
-from isa_model.layout import LAYOUT_BANDS, LAYOUT_SIZE, layout_features
+from isa_model.layout import LAYOUT_FEATURES, LAYOUT_SIZE, layout_features
 from isa_model.text import TextEncoder, WordAttention, pooled_text, text_words
 from kernels import TileConfig, isa_attention
 
 COORD_BANDS = 6
 """Frequencies per axis of a token's place in its clip (model.clip_coords): pi * 2**k for k < 6. The lowest has
 period 2, so a place in [0, 1] is never ambiguous; the highest 1/16, under the width of the places an instruction
-names (a 14 x 14 grid)."""
+named up to pairs stage 1.4 (a 14 x 14 grid)."""
 
 
 # ---------------------------------------------------------------- pure pieces (testable alone)
@@ -264,7 +264,7 @@ class LIVEditor(nn.Module):
         nn.init.normal_(self.part, std=0.02)
         self.coords = nn.Linear(6 * COORD_BANDS, cfg.dim) if cfg.clip_coords else None  # place in the clip
         layout_out = nn.Linear(cfg.dim, cfg.dim)
-        self.layout = nn.Sequential(nn.Linear(2 + 4 * LAYOUT_BANDS, cfg.dim), nn.SiLU(), layout_out
+        self.layout = nn.Sequential(nn.Linear(LAYOUT_FEATURES, cfg.dim), nn.SiLU(), layout_out
                                     ) if cfg.layout else None  # offset from the place the instruction names
         self.t_embed = nn.Sequential(nn.Linear(256, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
         self.text = TextEncoder(cfg, cfg.dim)
@@ -293,7 +293,7 @@ class LIVEditor(nn.Module):
               ) -> torch.Tensor | float:
         """(B, N, dim): each token's place in its whole clip (clip_coords) and its offset from the place its
         instruction names (layout), embedded; 0 with neither. box (B, 3, 2) from `data.sample_box`, None for
-        samples that are their whole clip; layout (B, 5) from `layout.instruction_layout`, None: none named."""
+        samples that are their whole clip; layout (B, 7) from `layout.instruction_layout`, None: none named."""
         if self.coords is None and self.layout is None:
             return 0.0
         dev = self.rope_cos.device
@@ -303,7 +303,7 @@ class LIVEditor(nn.Module):
         out = self.coords(coord_features(coords)) if self.coords is not None else 0.0
         if self.layout is not None:
             named = torch.zeros(video_shape[0], LAYOUT_SIZE, device=dev) if layout is None else layout.to(dev).float()
-            out = out + self.layout(layout_features(coords, named)) * named[:, None, 4:]  # (B, N, dim): 0 unnamed
+            out = out + self.layout(layout_features(coords, named)) * named[:, None, 4:5]  # (B, N, dim): 0 unnamed
         return out
 
     def condition(self, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
@@ -319,7 +319,7 @@ class LIVEditor(nn.Module):
                 box: torch.Tensor | None = None, layout: torch.Tensor | None = None) -> torch.Tensor:
         """Velocity for the target. x_t, source: (B, C, T, H, W); t: (B,) in [0, 1]; text: (B, dim) or (B, 1 + L, dim)
         from `encode_text`; box (B, 3, 2): where the sample lies in its clip (read with clip_coords or layout);
-        layout (B, 5): the place its instruction names (read with layout only). Returns (B, C, T, H, W), or
+        layout (B, 7): the place its instruction names (read with layout only). Returns (B, C, T, H, W), or
         (B, C + 1, T, H, W) with the blend mask's logits last (`objective.split_output` takes them apart)."""
         cos, sin = self.rope(x_t.shape)
         place = self.place(box, x_t.shape, layout)  # (B, Nt, dim) or 0: target and source tokens share their places

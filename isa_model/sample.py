@@ -56,7 +56,7 @@ def euler_sample(model: LIVEditor, source: torch.Tensor, tokens: torch.Tensor, n
     In context-cache mode (and use_cache) the source K/V are computed once here and reused at every step. With
     a blend mask, the pixels whose last mask is under `mask_threshold` are the source's. `box` (B, 3, 2): where
     each sample lies in its clip (`data.sample_box`; None: the whole clip), for a model with clip_coords or
-    layout; `layout` (B, 5): the place each instruction names (`layout.instruction_layout`; None: none), for a
+    layout; `layout` (B, 7): the place each instruction names (`layout.instruction_layout`; None: none), for a
     model with layout. The empty instruction of the guidance branch names no place."""
     mcfg = model.cfg
     steps = objective.sampling_steps(mcfg.objective, steps)
@@ -111,7 +111,7 @@ def edit_video(ckpt_path: str | Path, video: str | Path, instruction: str, out: 
     box = torch.from_numpy(sample_box(info.frames, idx, (clip.shape[-2], clip.shape[-1]), cfg.model.height,
                                       cfg.model.width, 0.5, 0.5))[None]  # (1, 3, 2)
     tokens = model.text.tokenize([instruction])
-    layout = torch.from_numpy(instruction_layout(instruction))[None]  # (1, 5)
+    layout = torch.from_numpy(instruction_layout(instruction))[None]  # (1, 7)
     noise = torch.randn(source.shape, generator=torch.Generator().manual_seed(seed)).to(device)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda"):
         pred = euler_sample(model, source, tokens, noise, steps, cfg.train.guidance if guidance is None else guidance,

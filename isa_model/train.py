@@ -218,7 +218,7 @@ class Trainer:
         t = objective.timesteps(cfg.model.objective, b, self.gen).to(dev)
         drop = torch.rand(b, generator=self.gen) < cfg.train.text_dropout
         tokens = torch.where(drop[:, None], self.empty_tokens, batch["tokens"]).to(dev)  # (B, L)
-        layout = torch.where(drop[:, None], 0.0, batch["layout"]).to(dev)  # (B, 5): dropped with its words
+        layout = torch.where(drop[:, None], 0.0, batch["layout"]).to(dev)  # (B, 7): dropped with its words
         x1 = objective.path_start(cfg.model.objective, source, noise)  # (B, C, T, H, W)
         x_t, v = objective.path_point(x0, x1, t)
         changed = objective.change_mask(source, x0)  # (B, 1, T, H, W)

@@ -171,15 +171,15 @@ def test_objects_without_a_class_are_described_by_appearance_and_place():
     small = np.zeros((4, 90, 160), bool)
     small[:, 10:20, 5:25] = True  # 200 px of 14,400 (1.4 %): tiny, centred at (9.4%, 16.7%)
     frames[small] = (220, 30, 30)
-    assert describe_object(frames, small) == "tiny red object at (11%, 18%)"
+    assert describe_object(frames, small) == "tiny red rectangular object, 12% wide and 11% tall, at (9%, 17%)"
     large = np.zeros_like(small)
     large[:, 25:75, 60:120] = True  # 21 % of the frame: huge
     frames[large] = (20, 40, 200)
-    assert describe_object(frames, large) == "huge blue object at (54%, 54%)"
+    assert describe_object(frames, large) == "huge blue rectangular object, 38% wide and 56% tall, at (56%, 56%)"
     right = np.zeros_like(small)
     right[:, 45:55, 130:150] = True
     frames[right] = (245, 245, 245)
-    assert describe_object(frames, right) == "tiny white object at (89%, 54%)"
+    assert describe_object(frames, right) == "tiny white rectangular object, 12% wide and 11% tall, at (87%, 56%)"
     assert colour_name(np.array([[120, 70, 20]] * 4, np.uint8)) == "brown"
     shades = {(90, 20, 20): "dark red", (240, 150, 150): "light red", (80, 80, 80): "dark grey",
               (170, 170, 170): "light grey", (128, 128, 128): "grey", (30, 30, 30): "black"}
@@ -190,10 +190,10 @@ def test_objects_without_a_class_are_described_by_appearance_and_place():
     assert describe_object(frames, sized).startswith("large ")
     assert [size_name(a) for a in (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.2)] == [
         "tiny", "very small", "small", "medium-sized", "large", "very large", "huge"]
-    assert object_name("moving-object", frames, small) == "tiny red object at (11%, 18%)"
+    assert object_name("moving-object", frames, small) == describe_object(frames, small)
     assert object_name("traffic_light", frames, small) == "traffic light"  # a real class keeps its name
     assert make_instruction("removal", {"object": object_name("moving-object", frames, large)}, 0).text.count(
-        "huge blue object at (54%, 54%)") == 1
+        "huge blue rectangular object, 38% wide and 56% tall, at (56%, 56%)") == 1
 
 
 def test_an_object_that_crosses_the_frame_is_named_by_its_path():
@@ -204,11 +204,30 @@ def test_an_object_that_crosses_the_frame_is_named_by_its_path():
     for t, (y, x) in enumerate([(5, 5), (30, 45), (45, 85), (70, 130)]):  # top left, down to bottom right
         path[t, y : y + 10, x : x + 20] = True
     frames[path] = (30, 200, 40)
-    assert describe_object(frames, path) == "tiny green object moving from (11%, 11%) to (89%, 82%)"
-    assert describe_object(frames[::-1], path[::-1]) == "tiny green object moving from (89%, 82%) to (11%, 11%)"
+    assert describe_object(frames, path).endswith("object, 12% wide and 11% tall, moving from (9%, 11%) to (87%, 83%)")
+    assert describe_object(frames[::-1], path[::-1]).endswith("moving from (87%, 83%) to (9%, 11%)")
     path[0] = path[3] = False  # hidden at both ends: its first and last seen places are what it is named by
-    assert describe_object(frames, path) == "tiny green object moving from (32%, 39%) to (61%, 54%)"
+    assert describe_object(frames, path).endswith("moving from (34%, 39%) to (59%, 56%)")
     jitter = np.zeros_like(path)
-    for t, x in enumerate([10, 14, 8, 12]):  # moves, but stays in one place of 196: named by that place
+    for t, x in enumerate([10, 14, 8, 12]):  # moves two pixels in all, from its first frame to its last
         jitter[t, 40:50, x : x + 20] = True
-    assert describe_object(frames, jitter) == "tiny dark grey object at (11%, 46%)"
+    assert describe_object(frames, jitter).endswith("moving from (12%, 50%) to (14%, 50%)")
+    still = np.zeros_like(path)
+    still[:, 40:50, 10:30] = True
+    assert describe_object(frames, still).endswith("at (12%, 50%)")
+
+
+def test_an_objects_outline_and_box_are_measured_where_the_frame_does_not_cut_it():
+    from curation.corpus.render import _shape_mask
+    from curation.editors.instructions import describe_object, object_box
+
+    frames = np.full((3, 100, 200, 3), 90, np.uint8)
+    for shape, outline in (("rectangle", "rectangular"), ("ellipse", "oval"), ("disc", "oval"), ("horse", "irregular")):
+        mask = np.zeros((3, 100, 200), bool)
+        mask[:, 20:60, 50:110] = _shape_mask(shape, 60, 40)
+        mask[0] = False
+        mask[0, 20:60, :30] = _shape_mask(shape, 60, 40)[:, 30:]  # half out of the frame on the left: not measured
+        box = object_box(mask)
+        assert box is not None and box.outline == outline and (box.width, box.height) == (0.3, 0.4)
+        assert f"{outline} object, 30% wide and 40% tall" in describe_object(frames, mask)
+    assert object_box(np.zeros((2, 10, 10), bool)) is None

@@ -25,8 +25,8 @@ def root(tmp_path_factory):
 
 
 def test_every_path_curation_names_is_walked_backwards():
-    assert len(PLACES) == 196
-    for start, end in itertools.product(PLACES, repeat=2):
+    assert len(PLACES) == 43 * 43  # whole percent: every point of the 43 x 43 grid has its own place
+    for start, end in [*zip(PLACES, PLACES[::-1]), *itertools.product(PLACES[::97], repeat=2)]:
         text = f"Put a small red object moving from {start} to {end} into the scene."
         assert reverse_instruction(text) == f"Put a small red object moving from {end} to {start} into the scene."
 

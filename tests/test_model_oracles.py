@@ -129,26 +129,38 @@ def test_an_instructions_words_are_read_as_describe_object_wrote_them():
     mask[:, 10:50, 20:80] = True  # 17 % of the frame: huge
     frames[mask] = (200, 30, 30)
     text = f"Put a {describe_object(frames, mask)} into the scene."
-    assert addition.instruction_words(text) == ("huge", "red")
+    assert addition.instruction_words(text) == addition.ObjectWords("huge", "red", "rectangular", (0.38, 0.44))
     assert addition.instruction_words("Insert a very small light grey object at (4%, 46%) into the video.") == (
-        "very small", "light grey")
-    assert addition.instruction_words("Bring a small dark brown object moving from (39%, 46%) to (61%, 46%) into the shot.") == (
-        "small", "dark brown")
-    assert addition.instruction_words("Add a horse running to the left.") == ("?", "?")  # named by its class
+        addition.ObjectWords("very small", "light grey"))  # pairs before stage 1.5: no outline, no box
+    assert addition.instruction_words("Bring a small dark brown oval object, 7% wide and 12% tall, moving from (39%, 46%) "
+                                      "to (61%, 46%) into the shot.") == addition.ObjectWords("small", "dark brown", "oval",
+                                                                                              (0.07, 0.12))
+    assert addition.instruction_words("Add a horse running to the left.") == addition.ObjectWords("?", "?")  # its class
+
+
+def _object(colour: list[float], radius: float, box: tuple[int, int] = (4, 4)) -> addition.AddedObject:
+    pixels = torch.zeros(2, 8, 8, dtype=torch.bool)
+    pixels[:, : box[1], : box[0]] = True
+    return addition.AddedObject(pixels, torch.tensor(colour), radius, torch.arange(2), torch.zeros(2, 2))
 
 
 def test_the_word_prior_is_each_words_mean_and_paints_the_named_paths_draws():
-    def obj(colour: list[float], radius: float) -> object:
-        return addition.AddedObject(torch.zeros(2, 4, 4, dtype=torch.bool), torch.tensor(colour), radius,
-                                   torch.arange(2), torch.zeros(2, 2))
-
-    prior = addition.WordPrior.fit([(("large", "red"), obj([1.0, 0.0, 0.0], 6.0)),
-                                   (("large", "red"), obj([0.6, 0.2, 0.0], 8.0)),
-                                   (("", "blue"), obj([0.0, 0.0, 1.0], 2.0))])
-    colour, radius = prior.of(("large", "red"))
+    words = addition.ObjectWords
+    disc = torch.zeros(8, 8, dtype=torch.bool)
+    disc[1:3, 1:3] = disc[0, 1:3] = disc[3, 1:3] = disc[1:3, 0] = disc[1:3, 3] = True  # a 4 x 4 box's disc
+    oval = addition.AddedObject(torch.stack([disc, disc]), torch.tensor([0.0, 0.0, 1.0]), 2.0, torch.arange(2),
+                                torch.zeros(2, 2))
+    prior = addition.WordPrior.fit([(words("large", "red", "rectangular"), _object([1.0, 0.0, 0.0], 6.0)),
+                                    (words("large", "red", "rectangular"), _object([0.6, 0.2, 0.0], 8.0, (3, 5))),
+                                    (words("", "blue", "oval"), oval)])
+    colour, radius = prior.of(words("large", "red"))
     assert torch.allclose(colour, torch.tensor([0.8, 0.1, 0.0])) and radius == pytest.approx(50**0.5)
-    colour, radius = prior.of(("small", "green"))  # words the split never used: the mean over every object
+    colour, radius = prior.of(words("small", "green"))  # words the split never used: the mean over every object
     assert torch.allclose(colour, torch.tensor([1.6 / 3, 0.2 / 3, 1 / 3])) and radius == pytest.approx((104 / 3) ** 0.5)
+    assert torch.equal(prior.outline(words("large", "red", "rectangular")), torch.ones(24, 24))  # boxes fill their box
+    corner = prior.outline(words("large", "red", "oval"))
+    assert corner[0, 0] == 0 and corner[12, 12] == 1  # a disc leaves its box's corners
+    assert torch.allclose(prior.outline(words("?", "?")), (2 * torch.ones(24, 24) + corner) / 3)
     frames, size = 8, 32
     source, target, mask = torch.full((3, frames, size, size), -0.5), None, torch.zeros(frames, size, size)
     target = source.clone()
@@ -159,14 +171,26 @@ def test_the_word_prior_is_each_words_mean_and_paints_the_named_paths_draws():
                               torch.tensor([0.375, 0.375]))
     times = torch.linspace(0, 1, frames)
 
-    def guesses(worded: tuple[torch.Tensor, float]) -> dict:
+    def guesses(worded: tuple[torch.Tensor, float]) -> dict:  # a box template: a box 4 pixels wide and tall
         return addition.addition_guesses(source, target, mask, named, times, (0.2, 0.4, 0.6, 0.8),
-                                        torch.Generator().manual_seed(0), worded=worded)[1]
+                                        torch.Generator().manual_seed(0), worded=worded,
+                                        boxed=(worded[0], torch.ones(24, 24), (4 / size, 4 / size)))[1]
 
     same = guesses((own.colour, own.radius))  # words that tell the object's own colour and size
     assert torch.equal(same["named path, its words"][0], same["named path"][0])
-    other = guesses((torch.tensor([0.0, 0.0, 1.0]), own.radius))["named path, its words"]
-    assert torch.allclose(other[0], source + other[1] * (torch.tensor([0.0, 0.0, 1.0])[:, None, None, None] - source))
+    other = guesses((torch.tensor([0.0, 0.0, 1.0]), own.radius))
+    for name in ("named path, its words", "named box, its words"):  # painted in the words' colour, by its cover
+        clip, cover = other[name]
+        assert torch.allclose(clip, source + cover * (torch.tensor([0.0, 0.0, 1.0])[:, None, None, None] - source))
+    assert other["named box, its words"][1].sum() == pytest.approx(frames * 16, rel=1e-4)  # the 4 x 4 box, moved
+
+
+def test_a_box_cover_is_its_template_stretched_to_the_box_on_the_path():
+    still = torch.tensor([[0.375, 0.375]])  # (1, 2): one path held at pixel (12, 12) of a 32 x 32 frame
+    cover = addition.box_cover(still, still, torch.ones(24, 24), (4.0, 6.0), torch.tensor([0.0, torch.nan]), (2, 32, 32))
+    expected = torch.zeros(2, 32, 32)
+    expected[0, 9:15, 10:14] = 1  # 4 wide, 6 tall, centred on (12, 12); no cover where the object is not shown
+    assert torch.equal(cover, expected)
 
 
 def test_text_draws_are_every_text_font_size_and_colour_of_the_kind():

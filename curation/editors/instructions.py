@@ -151,12 +151,12 @@ def size_name(area: float) -> str:
     return next(word for bound, word in SIZE_NAMES if area < bound)
 
 
-PLACE_GRID = 14
-"""Columns (and rows) of the grid an instruction places an unnamed object on: 196 places. The LS guess of an added
-object along its named path, in the colour and size its words tell, kept 38.2-41.3 dB outside the cut on the val
-of seeds 37-40 with 7 x 7 places (pairs stage 1.2-1.3) and 40.2-43.1 with 14 x 14, its gain +1.56-2.28 dB against
-+2.28-3.16 (benchmarks/model_oracles.py addition --grid 14; docs/MODEL.md, "Places on a 14 x 14 grid")."""
-PLACE_EDGES = tuple(k / PLACE_GRID for k in range(1, PLACE_GRID))
+PLACE_EDGES = tuple((k + 0.5) / 100 for k in range(100))
+"""Edges of the places an instruction names: a coordinate in whole percent of the frame, rounded (a point on an
+edge rounds down). The least-squares guess of an added object along its named path kept 38.2-41.3 dB outside the
+cut on the val of seeds 37-40 with 7 x 7 places (pairs stage 1.2-1.3), 40.2-43.1 with 14 x 14 (1.4) and 37.9-39.5
+on the unseen seeds 47 and 48 (benchmarks/model_oracles.py addition; docs/MODEL.md, "Places on a 14 x 14 grid").
+A cell of 14 is 7 % of the frame, as wide as a small object: where it went was the largest guess left."""
 
 
 def place_index(v: float, edges: tuple[float, ...] = PLACE_EDGES) -> int:
@@ -165,13 +165,47 @@ def place_index(v: float, edges: tuple[float, ...] = PLACE_EDGES) -> int:
 
 
 def place_name(x: float, y: float) -> str:
-    """The place of a point (x, y) in [0, 1] of the frame: its cell's centre in whole percent of the frame's width
-    and height from the top left, "(25%, 61%)". Words of seven columns ("mid-left") ran out at 7 x 7; numbers
-    name a finer grid as plainly, and the mirrored cell is (100 - x, y) (no cell centre is a half percent). A point
-    on an edge is in the cell before it, so a mirrored point exactly on one (an object centred in the frame) is
-    named one cell off its mirror."""
-    cx, cy = ((place_index(v) + 0.5) / PLACE_GRID for v in (x, y))
-    return f"({round(100 * cx)}%, {round(100 * cy)}%)"
+    """The place of a point (x, y) in [0, 1] of the frame in whole percent of the frame's width and height from the
+    top left, "(25%, 61%)". The mirrored point is named (100 - x, y) but for a point exactly on an edge."""
+    return f"({place_index(x)}%, {place_index(y)}%)"
+
+
+OUTLINES = ((0.9, "rectangular"), (0.65, "oval"), (0.0, "irregular"))
+"""Lower bound of each outline word: the share of its bounding box an object fills (a box 1, an ellipse 0.79, the
+corpus's horse about 0.5). With its size in percent, the outline says which pixels of the box an added object
+covers, which its size word alone could not (docs/MODEL.md, "An added object's outline and box")."""
+
+
+@dataclass(frozen=True)
+class ObjectBox:
+    """An object's extent as an instruction names it: its box's width and height in [0, 1] of the frame's, and
+    the share of the box it fills, medians over the frames whose box keeps off the frame's edge (over every frame
+    that shows it when none does: an object cut by the edge is wider than it looks)."""
+
+    width: float
+    height: float
+    fill: float
+
+    @property
+    def outline(self) -> str:
+        return next(word for bound, word in OUTLINES if self.fill >= bound)
+
+
+def object_box(mask: np.ndarray) -> ObjectBox | None:
+    """The ObjectBox of a (T, H, W) bool mask; None when no frame shows the object."""
+    h, w = mask.shape[1:]
+    boxes = []  # (width, height, fill, inside) per frame that shows it
+    for m in mask:
+        cols, rows = np.flatnonzero(m.any(axis=0)), np.flatnonzero(m.any(axis=1))
+        if len(cols):
+            bw, bh = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+            inside = cols[0] > 0 and rows[0] > 0 and cols[-1] < w - 1 and rows[-1] < h - 1
+            boxes.append((bw / w, bh / h, float(m.sum()) / (bw * bh), inside))
+    if not boxes:
+        return None
+    kept = [b for b in boxes if b[3]] or boxes
+    width, height, fill = (float(v) for v in np.median(np.array([b[:3] for b in kept]), axis=0))
+    return ObjectBox(width, height, fill)
 
 
 @dataclass(frozen=True)
@@ -201,18 +235,20 @@ def object_path(mask: np.ndarray) -> ObjectPath | None:
 
 
 def describe_object(frames: np.ndarray, mask: np.ndarray) -> str:
-    """An object without a class name as the eye sees it: size, colour and place, from its (T, H, W) mask
-    over (T, H, W, 3) frames, e.g. "small dark red object at (4%, 46%)". An object whose centre goes from
-    one place to another, between the first and last frames that show it, is named by its path ("... moving from
-    (39%, 46%) to (82%, 25%)"): without it an addition's instruction cannot say where the object goes."""
-    path = object_path(mask)
-    if path is None:
+    """An object without a class name as the eye sees it: size, colour, outline, box and place, from its (T, H, W)
+    mask over (T, H, W, 3) frames, e.g. "small dark red oval object, 12% wide and 20% tall, at (4%, 46%)". An
+    object whose centre goes from one place to another, between the first and last frames that show it, is named
+    by its path ("... moving from (39%, 46%) to (82%, 25%)"): without it an addition's instruction cannot say
+    where the object goes, nor without its box and outline which pixels it covers there."""
+    path, box = object_path(mask), object_box(mask)
+    if path is None or box is None:
         return "object"
     area = float(mask[mask.any(axis=(1, 2))].mean())
     start, end = place_name(*path.start), place_name(*path.end)
     where = f"moving from {start} to {end}" if start != end else f"at {place_name(*path.mean)}"
     pixels = frames[mask][:: max(1, int(mask.sum()) // 20000)]  # (N, 3), at most ~20k samples
-    return f"{size_name(area)} {colour_name(pixels)} object {where}"
+    extent = f"{max(1, round(100 * box.width))}% wide and {max(1, round(100 * box.height))}% tall"
+    return f"{size_name(area)} {colour_name(pixels)} {box.outline} object, {extent}, {where}"
 
 
 def template_key(edit_type: str, slots: Mapping[str, str]) -> str:

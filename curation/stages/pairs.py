@@ -206,9 +206,10 @@ def is_random_init(weights_id: str | None) -> bool:
 
 class PairsStage(Stage):
     name = "pairs"
-    version = "1.4"  # 1.1: text edits, objects named by appearance, object gates, per-gate counts in scores; 1.2: places on
+    version = "1.5"  # 1.1: text edits, objects named by appearance, object gates, per-gate counts in scores; 1.2: places on
     # a 7 x 7 grid, every unnamed object sized, hues and greys shaded; 1.3: added text's size, colour and font named;
-    # 1.4: places on a 14 x 14 grid, named by their centres in percent
+    # 1.4: places on a 14 x 14 grid, named by their centres in percent; 1.5: places in whole percent, an unnamed
+    # object's outline and box named
     resources = Resources(num_cpus=1.0)
     writes = ("edit_pairs", "scores", "errors")
     Config = PairsConfig
