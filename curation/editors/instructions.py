@@ -156,7 +156,8 @@ PLACE_EDGES = tuple((k + 0.5) / 100 for k in range(100))
 edge rounds down). The least-squares guess of an added object along its named path kept 38.2-41.3 dB outside the
 cut on the val of seeds 37-40 with 7 x 7 places (pairs stage 1.2-1.3), 40.2-43.1 with 14 x 14 (1.4) and 37.9-39.5
 on the unseen seeds 47 and 48 (benchmarks/model_oracles.py addition; docs/MODEL.md, "Places on a 14 x 14 grid").
-A cell of 14 is 7 % of the frame, as wide as a small object: where it went was the largest guess left."""
+Finer places alone did not lift it; with the object's box and outline named (1.5) it kept 43.2-46.3 on all six
+(docs/MODEL.md, "An added object's outline and box")."""
 
 
 def place_index(v: float, edges: tuple[float, ...] = PLACE_EDGES) -> int:
