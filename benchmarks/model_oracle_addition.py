@@ -247,14 +247,15 @@ def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Ten
                      times: torch.Tensor, edges: tuple[float, ...], gen: torch.Generator,
                      trained: list[torch.Tensor] | None = None, draws: int = PATH_DRAWS,
                      worded: tuple[torch.Tensor, float] | None = None,
-                     boxed: tuple[torch.Tensor, torch.Tensor, tuple[float, float]] | None = None
+                     boxed: tuple[torch.Tensor, tuple[float, float]] | None = None
                      ) -> tuple[dict[str, torch.Tensor], dict[str, Guess], dict[str, Guess]]:
     """The module docstring's addition guesses on the whole frame: those that know the object's path in these
     frames exactly; those drawn over the paths its instruction (`named`) cannot tell apart, placed along them
     at `times` (T,) (path_times); and the same draws averaged over the `trained` times of every window
     training reads (added to these frames: what a model that cannot tell its window learns to paint).
     `worded` (colour (C,), radius; WordPrior.of) adds the named path painted in what the words tell; `boxed`
-    (colour, outline template, box (width, height) in [0, 1] of the frame) the same in the named box and outline."""
+    (outline template, box (width, height) in [0, 1] of the frame), with `worded`, the same in the named box and
+    outline."""
     obj = added_object(source, target, mask)
     size = tuple(obj.pixels.shape)
 
@@ -272,9 +273,9 @@ def addition_guesses(source: torch.Tensor, target: torch.Tensor, mask: torch.Ten
         ("named path", lambda u: disc_cover(*path, obj.radius, u, size), obj.colour)]
     if worded is not None:
         guesses.append(("named path, its words", lambda u: disc_cover(*path, worded[1], u, size), worded[0]))
-    if boxed is not None:
-        extent = (boxed[2][0] * size[2], boxed[2][1] * size[1])  # pixels of this frame
-        guesses.append(("named box, its words", lambda u: box_cover(*path, boxed[1], extent, u, size), boxed[0]))
+    if worded is not None and boxed is not None:
+        extent = (boxed[1][0] * size[2], boxed[1][1] * size[1])  # pixels of this frame
+        guesses.append(("named box, its words", lambda u: box_cover(*path, boxed[0], extent, u, size), worded[0]))
     drawn, averaged = {}, {}
     for name, cover_at, colour in guesses:
         cover = cover_at(times)

@@ -32,8 +32,8 @@ colour over the source):
   know; the guesses above know each object's own colour and area.
 - `named box, its words`: the same paths, painting the box and outline the instruction names (pairs stage 1.5:
   "oval object, 12% wide and 20% tall"): the mean template of the train objects of that outline word (each
-  frame's pixels in its box), stretched to the named box, in the colour word's colour (the size word's disc for
-  an instruction that names no box).
+  frame's pixels in its box), stretched to the named box, in the colour word's colour (the box of the size word's
+  disc for an instruction that names no box).
 Places and paths are measured as the instruction measures them, on the whole clip (curation/editors/instructions.py;
 PLACE_EDGES, `--grid N` for N x N); a sample's frames lie on the path where they lie in the clip.
 
@@ -252,8 +252,8 @@ def addition_clips(root: Root, row: dict, cfg: ModelConfig, stride: int, edges: 
         words = instruction_words(row["instruction"])
         worded = prior.of(words)
         height, width = clip.source.shape[-2:]
-        box = words.box or (2 * worded[1] / width, 2 * worded[1] / height)  # no box named: the size word's disc
-        boxed = worded[0], prior.outline(words), box
+        box = words.box or (2 * worded[1] / width, 2 * worded[1] / height)  # no box named: the size word's disc's
+        boxed = prior.outline(words), box
     exact, drawn, trained = addition_guesses(clip.source, clip.target, clip.mask, named,
                                              path_times(clip.idx, named.first, named.last), edges, gen,
                                              [path_times(w, named.first, named.last) for w in windows],

@@ -174,7 +174,7 @@ def test_the_word_prior_is_each_words_mean_and_paints_the_named_paths_draws():
     def guesses(worded: tuple[torch.Tensor, float]) -> dict:  # a box template: a box 4 pixels wide and tall
         return addition.addition_guesses(source, target, mask, named, times, (0.2, 0.4, 0.6, 0.8),
                                         torch.Generator().manual_seed(0), worded=worded,
-                                        boxed=(worded[0], torch.ones(24, 24), (4 / size, 4 / size)))[1]
+                                        boxed=(torch.ones(24, 24), (4 / size, 4 / size)))[1]
 
     same = guesses((own.colour, own.radius))  # words that tell the object's own colour and size
     assert torch.equal(same["named path, its words"][0], same["named path"][0])

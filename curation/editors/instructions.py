@@ -195,17 +195,16 @@ class ObjectBox:
 def object_box(mask: np.ndarray) -> ObjectBox | None:
     """The ObjectBox of a (T, H, W) bool mask; None when no frame shows the object."""
     h, w = mask.shape[1:]
-    boxes = []  # (width, height, fill, inside) per frame that shows it
-    for m in mask:
+    every, inside = [], []  # (width, height, fill) of each frame that shows it; of those off the frame's edge
+    for m in mask[mask.any(axis=(1, 2))]:
         cols, rows = np.flatnonzero(m.any(axis=0)), np.flatnonzero(m.any(axis=1))
-        if len(cols):
-            bw, bh = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
-            inside = cols[0] > 0 and rows[0] > 0 and cols[-1] < w - 1 and rows[-1] < h - 1
-            boxes.append((bw / w, bh / h, float(m.sum()) / (bw * bh), inside))
-    if not boxes:
+        bw, bh = cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+        every.append((bw / w, bh / h, float(m.sum()) / (bw * bh)))
+        if cols[0] > 0 and rows[0] > 0 and cols[-1] < w - 1 and rows[-1] < h - 1:
+            inside.append(every[-1])
+    if not every:
         return None
-    kept = [b for b in boxes if b[3]] or boxes
-    width, height, fill = (float(v) for v in np.median(np.array([b[:3] for b in kept]), axis=0))
+    width, height, fill = np.median(np.array(inside or every), axis=0).tolist()
     return ObjectBox(width, height, fill)
 
 
